@@ -1,0 +1,1 @@
+"""Event contracts: envelope models, validation, units, the inter-stage record."""
