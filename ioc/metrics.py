@@ -1,0 +1,85 @@
+"""Every Prometheus metric ioc exports, in one place, one comment each.
+
+Names follow ``ioc_<area>_<what>_<unit>``. Processes expose them on ``/metrics``
+(workers through their faust web server, the API through FastAPI). Hot paths update
+them once per batch, never per event.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+# Ingest (stage 1 and the HTTP gateway)
+EVENTS_RECEIVED = Counter(
+    "ioc_ingest_events_received_total", "Events read from a raw topic or posted over HTTP.",
+    ["feed"])
+EVENTS_VALID = Counter(
+    "ioc_ingest_events_valid_total", "Events that passed validation.", ["feed"])
+EVENTS_REJECTED = Counter(
+    "ioc_ingest_events_rejected_total",
+    "Events sent to the dead-letter topic, by reason code.", ["feed", "reason"])
+GEO_LOOKUPS = Counter(
+    "ioc_geo_lookups_total",
+    "Commune assignments by outcome (code, legacy_code, cache, contains, nearest, unassigned).",
+    ["outcome"])
+
+# Stage 2 and sinks
+EVENTS_STORED = Counter(
+    "ioc_sink_rows_inserted_total", "Raw rows the sink inserted (replays insert none).",
+    ["feed"])
+EVENTS_DUPLICATE = Counter(
+    "ioc_sink_rows_duplicate_total", "Rows skipped because the event was already stored.",
+    ["feed"])
+EVENTS_LATE = Counter(
+    "ioc_stream_events_late_total",
+    "Events older than the allowed lateness: stored raw, left out of rollups.", ["feed"])
+SINK_BATCH_ROWS = Histogram(
+    "ioc_sink_batch_rows", "Rows per sink transaction.",
+    buckets=(10, 100, 500, 1000, 5000, 10000, 25000, 50000, 100000))
+SINK_FLUSH_SECONDS = Histogram(
+    "ioc_sink_flush_seconds", "Duration of one sink transaction (COPY + rollup upsert).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+SINK_RETRIES = Counter(
+    "ioc_sink_retries_total", "Sink transactions retried after a transient database error.")
+SINK_FAILURES = Counter(
+    "ioc_sink_failures_total", "Sink attempts that failed (each retry that fails counts).")
+SINK_BUFFER_ROWS = Gauge(
+    "ioc_sink_buffer_rows", "Rows taken from Kafka and not yet durable in the database.")
+ROLLUP_UPSERTS = Counter(
+    "ioc_rollup_windows_upserted_total", "One-minute window totals written.")
+LATENCY_STORED = Histogram(
+    "ioc_latency_occurred_to_stored_seconds",
+    "From an event's occurred_at to its row being committed.", ["feed"],
+    buckets=_LATENCY_BUCKETS)
+LATENCY_PROCESSED = Histogram(
+    "ioc_latency_occurred_to_processed_seconds",
+    "From an event's occurred_at to stage 1 having validated and enriched it.", ["feed"],
+    buckets=_LATENCY_BUCKETS)
+LATENCY_ALERT = Histogram(
+    "ioc_latency_occurred_to_alert_seconds",
+    "From the newest event behind a transition to the transition being stored.",
+    buckets=_LATENCY_BUCKETS)
+CONSUMER_LAG = Gauge(
+    "ioc_kafka_consumer_lag_messages", "Messages behind the partition's high watermark.",
+    ["topic", "partition"])
+WATERMARK = Gauge(
+    "ioc_stream_watermark_seconds", "Event-time watermark of this worker (epoch seconds).")
+
+# Alerts
+ALERT_TRANSITIONS = Counter(
+    "ioc_alerts_transitions_total", "Alert state transitions.", ["to_state", "severity"])
+ALERTS_ACTIVE = Gauge(
+    "ioc_alerts_active", "Alerts currently pending, firing or acknowledged.",
+    ["state", "severity"])
+OUTBOX_DELIVERED = Counter(
+    "ioc_alerts_outbox_delivered_total", "Notifications delivered.", ["receiver"])
+OUTBOX_FAILED = Counter(
+    "ioc_alerts_outbox_failures_total", "Notification attempts that failed.", ["receiver"])
+OUTBOX_PENDING = Gauge(
+    "ioc_alerts_outbox_pending", "Notifications waiting for delivery.", ["receiver"])
+
+# HTTP API
+HTTP_REQUESTS = Counter(
+    "ioc_api_requests_total", "HTTP requests by route and status.", ["route", "status"])

@@ -1,0 +1,165 @@
+"""The faust app: stage 1 and stage 2 agents, maintenance timer, health and metrics pages.
+
+One worker process runs both stages; run more processes (same app id) to scale: Kafka
+spreads the raw partitions (stage 1) and the commune partitions (stage 2) across them.
+Per-message work in faust is the cost to design around, so both agents take batches of
+events (``take_events``, acked only after the batch is done) and the hot path works on
+lists: one validator call per message, one geo lookup per batch, one database
+transaction per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import prometheus_client
+import psycopg
+
+from ioc.events.record import Feed, Record, encode_records
+from ioc.settings import Settings
+from streams.sinks.timescale import TimescaleSink
+from streams.stage1 import CommuneIndexLike, InMessage, Stage1, ValidatorLike
+from streams.stage2 import Stage2, WindowHook
+
+log = logging.getLogger(__name__)
+
+ENRICHED_CHUNK = 1000
+"""Records per enriched message at most (keeps messages far below max.message.bytes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What the agents need, built by the caller (real or, in unit tests, small)."""
+
+    validator: ValidatorLike
+    index: CommuneIndexLike
+    conninfo: str
+    on_windows: WindowHook | None = None
+
+
+def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
+              web_port: int | None = None, topic_names: dict[str, str] | None = None
+              ) -> faust.App:
+    """A configured faust app; ``topic_names`` overrides names (tests use unique ones)."""
+    stream = settings.stream
+    names = {
+        "sensor": settings.kafka.topics.sensor.name,
+        "traffic": settings.kafka.topics.traffic.name,
+        "service": settings.kafka.topics.service.name,
+        "enriched": settings.kafka.topics.enriched.name,
+        "deadletter": settings.kafka.topics.deadletter.name,
+    }
+    names.update(topic_names or {})
+    app = faust.App(
+        app_id or stream.app_id,
+        broker=f"kafka://{settings.kafka.bootstrap_servers}",
+        broker_client_id=settings.kafka.client_id,
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=True,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        web_port=web_port or stream.worker_web_port,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        producer_acks=-1,
+        producer_max_request_size=settings.kafka.max_message_bytes,
+        consumer_max_fetch_size=4 * 1024 * 1024,
+        stream_buffer_maxsize=max(4096, stream.batch_max * 2),
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+        logging_config=None,
+    )
+    feed_of_topic: dict[str, Feed] = {
+        names["sensor"]: "sensor", names["traffic"]: "traffic", names["service"]: "service"}
+    raw_topic = app.topic(names["sensor"], names["traffic"], names["service"],
+                          key_serializer="raw", value_serializer="raw")
+    enriched_topic = app.topic(names["enriched"], key_serializer="raw",
+                               value_serializer="raw")
+    deadletter_topic = app.topic(names["deadletter"], key_serializer="raw",
+                                 value_serializer="raw")
+    stage1 = Stage1(parts.validator, parts.index, feed_of_topic)
+    sink = TimescaleSink(parts.conninfo)
+    stage2 = Stage2(sink, allowed_lateness_s=stream.allowed_lateness_s,
+                    on_windows=parts.on_windows)
+
+    @app.agent(raw_topic, name="stage1-validate-enrich")
+    async def validate_enrich(events: faust.StreamT[Any]) -> None:
+        async for batch in events.take_events(stream.batch_max, within=stream.batch_within_s):
+            messages = [InMessage(e.message.topic, e.message.partition, e.message.offset,
+                                  e.message.key, e.message.value) for e in batch]
+            out = stage1.process(messages)
+            pending: list[Any] = []
+            for code, records in out.enriched.items():
+                for chunk in _chunks(records, ENRICHED_CHUNK):
+                    pending.append(await enriched_topic.send(
+                        key=code.encode(), value=encode_records(chunk)))
+            for dead in out.deadletters:
+                pending.append(await deadletter_topic.send(
+                    key=dead.key, value=dead.value, headers=dead.headers()))
+            if pending:  # durable downstream before take_events acks the batch
+                await asyncio.gather(*pending)
+
+    @app.agent(enriched_topic, name="stage2-aggregate-evaluate")
+    async def aggregate(events: faust.StreamT[Any]) -> None:
+        async for batch in events.take_events(stream.batch_max, within=stream.batch_within_s):
+            await stage2.process([e.message.value for e in batch])
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(prometheus_client.generate_latest(),
+                         content_type=prometheus_client.CONTENT_TYPE_LATEST)
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        checks = {"kafka": await _kafka_ready(app), "database": await _db_ready(parts.conninfo)}
+        ok = all(checks.values())
+        return web.json({"ready": ok, "checks": checks}, status=200 if ok else 503)
+
+    @app.timer(interval=300.0, on_leader=False)
+    async def maintenance() -> None:
+        from ioc.db.maintenance import run_maintenance
+
+        try:
+            for line in await asyncio.to_thread(run_maintenance, parts.conninfo):
+                log.info("maintenance: %s", line)
+        except psycopg.Error as exc:
+            log.warning("maintenance failed: %s", exc)
+
+    @app.on_after_configured.connect
+    def _noop(app_: Any, **kwargs: Any) -> None:
+        return None
+
+    app.ioc_stage2 = stage2  # type: ignore[attr-defined]
+    app.ioc_sink = sink  # type: ignore[attr-defined]
+    return app
+
+
+def _chunks(records: Sequence[Record], size: int) -> list[Sequence[Record]]:
+    return [records[i:i + size] for i in range(0, len(records), size)]
+
+
+async def _kafka_ready(app: faust.App) -> bool:
+    try:
+        return bool(app.consumer.assignment()) or app.consumer is not None
+    except Exception:
+        return False
+
+
+async def _db_ready(conninfo: str) -> bool:
+    try:
+        async with await psycopg.AsyncConnection.connect(conninfo, connect_timeout=2) as conn:
+            await conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False

@@ -1,0 +1,1 @@
+"""Sinks: where stage 2 makes events durable."""

@@ -1,0 +1,131 @@
+"""SQL the TimescaleDB sink runs: staging tables, and one insert-and-roll-up per feed.
+
+Each feed's statement inserts the staged rows with ``ON CONFLICT DO NOTHING`` and adds
+to ``rollup_1m`` only the rows that insert returned, all in one statement inside the
+batch's transaction. A replayed event is a conflict, returns nothing and adds nothing:
+the totals stay exact however often a topic is replayed (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ioc.events.record import Feed
+
+COMMON: Final = ("time", "event_id", "source_id", "department", "commune_code",
+                 "province_code")
+TAIL: Final = ("lat", "lon", "geo", "late", "received_at")
+
+COLUMNS: Final[dict[Feed, tuple[str, ...]]] = {
+    "sensor": (*COMMON, "metric", "value", "unit", *TAIL),
+    "traffic": (*COMMON, "segment_id", "vehicle_count", "avg_speed_kmh", "occupancy",
+                "incident", *TAIL),
+    "service": (*COMMON, "dossier_id", "procedure_code", "agency", "channel", "status",
+                "due_at", "resolved_at", "fee_bearing", "paid_online", "digitised", *TAIL),
+}
+TABLES: Final[dict[Feed, str]] = {
+    "sensor": "sensor_readings",
+    "traffic": "traffic_observations",
+    "service": "service_events",
+}
+
+# (metric, value) pairs each feed contributes to the rollups, as SQL over a row `n`.
+# Service shares are 0/1 values so a window's avg is the share and its count the base.
+_METRICS: Final[dict[Feed, str]] = {
+    "sensor": "(VALUES (n.metric, n.value))",
+    "traffic": """(VALUES ('traffic.vehicle_count', n.vehicle_count::float8),
+                         ('traffic.avg_speed_kmh', n.avg_speed_kmh),
+                         ('traffic.occupancy', n.occupancy),
+                         ('traffic.incident', CASE WHEN n.incident IS NULL THEN 0.0 ELSE 1.0 END))""",
+    "service": """(VALUES ('service.' || n.status, 1.0::float8),
+        (CASE WHEN n.status = 'received' THEN 'service.received.online' END,
+         CASE WHEN n.channel = 'online' THEN 1.0 ELSE 0.0 END),
+        (CASE WHEN n.status = 'received' AND n.digitised IS NOT NULL
+              THEN 'service.received.digitised' END,
+         CASE WHEN n.digitised THEN 1.0 ELSE 0.0 END),
+        (CASE WHEN n.status = 'resolved' AND n.due_at IS NOT NULL AND n.resolved_at IS NOT NULL
+              THEN 'service.resolved.on_time' END,
+         CASE WHEN n.resolved_at <= n.due_at THEN 1.0 ELSE 0.0 END),
+        (CASE WHEN n.status = 'resolved' THEN 'service.resolved.online' END,
+         CASE WHEN n.channel = 'online' THEN 1.0 ELSE 0.0 END),
+        (CASE WHEN n.status = 'paid' AND n.fee_bearing THEN 'service.paid.online' END,
+         CASE WHEN n.paid_online THEN 1.0 ELSE 0.0 END))""",
+}
+
+WINDOW_COLUMNS: Final = ("commune_code", "province_code", "metric", "bucket", "count", "sum",
+                         "min", "max", "last", "last_at")
+
+
+def staging_table(feed: Feed) -> str:
+    return f"ioc_stage_{feed}"
+
+
+def create_staging(feed: Feed) -> str:
+    """A per-connection temp table shaped like the feed's hypertable, emptied on commit."""
+    return (f"CREATE TEMP TABLE IF NOT EXISTS {staging_table(feed)} "
+            f"(LIKE {TABLES[feed]} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+
+
+def copy_into_staging(feed: Feed) -> str:
+    cols = ", ".join(COLUMNS[feed])
+    return f"COPY {staging_table(feed)} ({cols}) FROM STDIN"
+
+
+def insert_and_roll_up(feed: Feed) -> str:
+    """Insert staged rows; fold the new, on-time ones into ``rollup_1m``.
+
+    Returns one row per window touched (``WINDOW_COLUMNS`` after two counters), or a
+    single row of counters with NULL window columns when no window changed.
+    """
+    cols = ", ".join(COLUMNS[feed])
+    window_cols = ", ".join(f"up.{c}" for c in WINDOW_COLUMNS)
+    return f"""
+WITH new AS (
+    INSERT INTO {TABLES[feed]} ({cols})
+    SELECT {cols} FROM {staging_table(feed)}
+    ON CONFLICT DO NOTHING
+    RETURNING *
+), points AS (
+    SELECT n.time, n.commune_code, n.province_code, m.metric, m.value
+    FROM new n CROSS JOIN LATERAL {_METRICS[feed]} AS m (metric, value)
+    WHERE NOT n.late AND m.metric IS NOT NULL AND m.value IS NOT NULL
+), agg AS (
+    SELECT time_bucket('1 minute', time) AS bucket, commune_code, metric,
+           min(province_code) AS province_code, count(*) AS count, sum(value) AS sum,
+           min(value) AS min, max(value) AS max, last(value, time) AS last,
+           max(time) AS last_at
+    FROM points GROUP BY 1, 2, 3
+), up AS (
+    INSERT INTO rollup_1m AS r (bucket, commune_code, metric, province_code, count, sum,
+                                min, max, last, last_at)
+    SELECT bucket, commune_code, metric, province_code, count, sum, min, max, last, last_at
+    FROM agg
+    ON CONFLICT (commune_code, metric, bucket) DO UPDATE SET
+        count = r.count + EXCLUDED.count,
+        sum = r.sum + EXCLUDED.sum,
+        min = LEAST(r.min, EXCLUDED.min),
+        max = GREATEST(r.max, EXCLUDED.max),
+        last = CASE WHEN EXCLUDED.last_at >= r.last_at THEN EXCLUDED.last ELSE r.last END,
+        last_at = GREATEST(r.last_at, EXCLUDED.last_at),
+        updated_at = clock_timestamp()
+    RETURNING r.*
+), counts AS (
+    SELECT count(*) AS inserted, count(*) FILTER (WHERE late) AS late FROM new
+)
+SELECT counts.inserted, counts.late, {window_cols}
+FROM counts LEFT JOIN up ON true
+"""
+
+
+def touch_sources(feed: Feed) -> str:
+    """Register sources and move their ``last_seen`` forward (absence rules read it)."""
+    return f"""
+INSERT INTO sources AS s (source_id, department, feed, commune_code, lat, lon,
+                          first_seen, last_seen)
+SELECT source_id, min(department), '{feed}', min(commune_code), avg(lat), avg(lon),
+       min(time), max(time)
+FROM {staging_table(feed)} GROUP BY source_id
+ON CONFLICT (source_id) DO UPDATE SET
+    last_seen = GREATEST(s.last_seen, EXCLUDED.last_seen),
+    commune_code = COALESCE(EXCLUDED.commune_code, s.commune_code)
+"""
