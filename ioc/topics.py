@@ -53,7 +53,7 @@ def ensure_topics(kafka: KafkaSettings, topics: list[TopicSettings] | None = Non
                 ])
             except TopicAlreadyExistsError:
                 pass  # another process created it between list and create
-        described = {d["topic"]: len(d["partitions"])
+        described = {d["name"]: len(d["partitions"])
                      for d in admin.describe_topics([t.name for t in wanted])}
         return [TopicState(t.name, t in missing, described.get(t.name, 0), t.partitions)
                 for t in wanted]

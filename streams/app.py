@@ -28,6 +28,7 @@ from streams.stage2 import Stage2, WindowHook
 
 log = logging.getLogger(__name__)
 
+_PROM_TYPE = "text/plain; version=0.0.4"  # aiohttp refuses a charset in content_type
 ENRICHED_CHUNK = 1000
 """Records per enriched message at most (keeps messages far below max.message.bytes)."""
 
@@ -113,8 +114,7 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(prometheus_client.generate_latest(),
-                         content_type=prometheus_client.CONTENT_TYPE_LATEST)
+        return web.bytes(prometheus_client.generate_latest(), content_type=_PROM_TYPE)
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

@@ -1,0 +1,5 @@
+"""`python -m ioc.cli`."""
+
+from ioc.cli import main
+
+main()

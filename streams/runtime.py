@@ -1,0 +1,41 @@
+"""Building the real parts of a worker and running it."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from ioc.events.validate import Validator
+from ioc.settings import Settings, get_settings
+from streams.app import Parts, build_app
+
+log = logging.getLogger(__name__)
+
+
+def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
+    """Validator, commune index and database for a worker."""
+    from geo.index import index_for
+
+    conninfo = settings.database.conninfo()
+    if geo_source == "auto":
+        try:
+            index = index_for(settings, source="database")
+            log.info("geo: boundaries from the database (%d communes)", len(index))
+        except Exception as exc:  # no units loaded yet: the bundled reference still works
+            log.warning("geo: database boundaries unavailable (%s); using the reference", exc)
+            index = index_for(settings, source="reference")
+    else:
+        index = index_for(settings, source=geo_source)
+    validator = Validator(max_message_bytes=settings.kafka.max_message_bytes,
+                          max_future_skew_s=settings.stream.max_future_skew_s)
+    return Parts(validator=validator, index=index, conninfo=conninfo)
+
+
+def run_worker(*, index: int = 0, geo_source: str = "auto") -> None:
+    """Run one worker process until SIGTERM/SIGINT."""
+    settings = get_settings()
+    parts = make_parts(settings, geo_source=geo_source)
+    app = build_app(settings, parts, web_port=settings.stream.worker_web_port + index)
+    faust.Worker(app, loglevel="info", logging_config=None,
+                 override_logging=False).execute_from_commandline()

@@ -1,0 +1,149 @@
+"""Stage 2 correctness on the real broker, workers and database.
+
+A known event set must give exactly the expected one-minute rollups, and keep giving
+them under replay, two workers, late events and a worker killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ioc.settings import Settings
+from tests.integration.pipeline.harness import Pipeline, batches, envelope, pipeline
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+ROLLUPS = ("SELECT commune_code, metric, bucket, count, sum, min, max, last "
+           "FROM rollup_1m ORDER BY 1, 2, 3")
+
+
+def communes(n: int) -> list[tuple[str, float, float]]:
+    """(code, lat, lon) of ``n`` Hanoi communes from the bundled reference."""
+    from geo.reference import read_reference
+
+    frame = read_reference().communes
+    hanoi = frame[frame["province_code"] == "01"].sort_values("code").head(n)
+    return [(str(r.code), float(r.lat), float(r.lon)) for r in hanoi.itertuples()]
+
+
+def sensor_events(n: int, seed: int = 7, start: datetime = T0, span_s: int = 600
+                  ) -> list[dict[str, Any]]:
+    """``n`` PM2.5 readings, unique timestamps, half located by code, half by point."""
+    rng = random.Random(seed)
+    places = communes(4)
+    offsets = rng.sample(range(span_s * 1000), n)  # distinct milliseconds: no ties for last
+    out = []
+    for i, off in enumerate(offsets):
+        code, lat, lon = places[i % len(places)]
+        at = start + timedelta(milliseconds=off)
+        body = {"metric": "pm25", "value": round(rng.uniform(5, 180), 2), "unit": "µg/m³"}
+        kwargs: dict[str, Any] = ({"commune_code": code} if i % 2 else {"location": (lat, lon)})
+        out.append(envelope("sensor", f"e{i}", f"aq-{i % 16}", at, body, **kwargs))
+    return out
+
+
+def expected_rollups(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    places = {(lat, lon): code for code, lat, lon in communes(4)}
+    windows: dict[tuple[str, str, datetime], list[tuple[datetime, float]]] = defaultdict(list)
+    for e in events:
+        code = e.get("commune_code") or places[(e["location"]["lat"], e["location"]["lon"])]
+        at = datetime.fromisoformat(e["occurred_at"])
+        minute = at.replace(second=0, microsecond=0)
+        windows[(code, e["body"]["metric"], minute)].append((at, float(e["body"]["value"])))
+    rows = []
+    for (code, metric, minute), points in sorted(windows.items()):
+        values = [v for _, v in points]
+        last = max(points)[1]
+        rows.append((code, metric, minute, len(values), round(sum(values), 6), min(values),
+                     max(values), last))
+    return rows
+
+
+def rollups(pipe: Pipeline) -> list[tuple[Any, ...]]:
+    return [(*r[:4], round(r[4], 6), *r[5:]) for r in pipe.query(ROLLUPS)]
+
+
+@pytest.fixture
+def pipe(stack: Settings, tmp_path: Path) -> Any:
+    with pipeline(stack, tmp_path) as p:
+        yield p
+
+
+def test_known_events_give_exact_rollups_and_replay_changes_nothing(pipe: Pipeline) -> None:
+    events = sensor_events(2000)
+    pipe.produce("sensor", batches(events, 50))
+    pipe.start_worker()
+    pipe.wait_for("SELECT count(*) FROM sensor_readings", len(events))
+    expected = expected_rollups(events)
+    pipe.wait_for("SELECT sum(count) FROM rollup_1m", len(events))
+    assert rollups(pipe) == expected
+    pipe.stop_workers()
+    # Replay the whole topic with a new consumer group: nothing may change.
+    pipe.start_worker(app_id=pipe.app_id + "-replay")
+    pipe.wait_for("SELECT count(*) FROM sensor_readings", len(events))
+    time.sleep(8)  # let the replaying worker chew through every message
+    assert rollups(pipe) == expected
+    assert pipe.query("SELECT count(*) FROM sensor_readings")[0][0] == len(events)
+
+
+def test_two_workers_in_one_group_give_identical_rollups(pipe: Pipeline) -> None:
+    events = sensor_events(3000, seed=11)
+    pipe.start_worker()
+    pipe.start_worker()
+    time.sleep(6)  # both join the group
+    pipe.produce("sensor", batches(events, 20))
+    pipe.wait_for("SELECT sum(count) FROM rollup_1m", len(events), timeout=120)
+    assert rollups(pipe) == expected_rollups(events)
+
+
+def test_late_events_land_in_their_window_or_are_counted_late(pipe: Pipeline) -> None:
+    code, _, _ = communes(1)[0]
+    body = lambda v: {"metric": "pm25", "value": v, "unit": "ug/m3"}  # noqa: E731
+    first = [envelope("sensor", "a1", "s1", T0 + timedelta(seconds=5), body(10.0),
+                      commune_code=code),
+             envelope("sensor", "a2", "s1", T0 + timedelta(minutes=10), body(20.0),
+                      commune_code=code)]
+    pipe.start_worker()
+    pipe.produce("sensor", batches(first, 10))
+    pipe.wait_for("SELECT count(*) FROM sensor_readings", 2)
+    # Watermark is now T0+10min; allowed lateness 5 min.
+    late = [envelope("sensor", "b1", "s1", T0 + timedelta(minutes=6, seconds=30), body(30.0),
+                     commune_code=code),  # within lateness: corrects its window
+            envelope("sensor", "b2", "s1", T0 + timedelta(minutes=1), body(40.0),
+                     commune_code=code)]  # too late: stored raw, not rolled up
+    pipe.produce("sensor", batches(late, 10))
+    pipe.wait_for("SELECT count(*) FROM sensor_readings", 4)
+    rows = pipe.query("SELECT bucket, count, sum FROM rollup_1m ORDER BY bucket")
+    assert rows == [(T0, 1, 10.0), (T0 + timedelta(minutes=6), 1, 30.0),
+                    (T0 + timedelta(minutes=10), 1, 20.0)]
+    assert pipe.query("SELECT event_id FROM sensor_readings WHERE late") == [("b2",)]
+
+
+def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
+        pipe: Pipeline) -> None:
+    events = sensor_events(20000, seed=3, span_s=1800)
+    worker = pipe.start_worker()
+    time.sleep(5)
+    pipe.produce("sensor", batches(events, 20))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # kill once part of the stream is stored
+        if pipe.query("SELECT count(*) FROM sensor_readings")[0][0] > 2000:
+            break
+        time.sleep(0.1)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    stored_at_kill = pipe.query("SELECT count(*) FROM sensor_readings")[0][0]
+    assert 0 < stored_at_kill < len(events), "kill must land mid-stream"
+    pipe.start_worker()
+    pipe.wait_for("SELECT count(*) FROM sensor_readings", len(events), timeout=180)
+    pipe.wait_for("SELECT sum(count) FROM rollup_1m", len(events), timeout=60)
+    assert rollups(pipe) == expected_rollups(events)
