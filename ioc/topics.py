@@ -6,6 +6,7 @@ the configuration is reported, never changed silently, since it would move keys)
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -44,15 +45,13 @@ def ensure_topics(kafka: KafkaSettings, topics: list[TopicSettings] | None = Non
         existing = set(admin.list_topics())
         missing = [t for t in wanted if t.name not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile elsewhere
                 admin.create_topics([
                     NewTopic(name=t.name, num_partitions=t.partitions,
                              replication_factor=t.replication,
                              topic_configs=topic_config(t, kafka.max_message_bytes))
                     for t in missing
                 ])
-            except TopicAlreadyExistsError:
-                pass  # another process created it between list and create
         described = {d["name"]: len(d["partitions"])
                      for d in admin.describe_topics([t.name for t in wanted])}
         return [TopicState(t.name, t in missing, described.get(t.name, 0), t.partitions)

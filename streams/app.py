@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +90,7 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
                     on_windows=parts.on_windows)
 
     @app.agent(raw_topic, name="stage1-validate-enrich")
-    async def validate_enrich(events: faust.StreamT[Any]) -> None:
+    async def validate_enrich(events: Any) -> None:  # faust.Stream: take_events is untyped
         async for batch in events.take_events(stream.batch_max, within=stream.batch_within_s):
             messages = [InMessage(e.message.topic, e.message.partition, e.message.offset,
                                   e.message.key, e.message.value) for e in batch]
@@ -108,7 +107,7 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
                 await asyncio.gather(*pending)
 
     @app.agent(enriched_topic, name="stage2-aggregate-evaluate")
-    async def aggregate(events: faust.StreamT[Any]) -> None:
+    async def aggregate(events: Any) -> None:
         async for batch in events.take_events(stream.batch_max, within=stream.batch_within_s):
             await stage2.process([e.message.value for e in batch])
 
@@ -126,7 +125,7 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
         ok = all(checks.values())
         return web.json({"ready": ok, "checks": checks}, status=200 if ok else 503)
 
-    @app.timer(interval=300.0, on_leader=False)
+    @app.timer(interval=300.0, on_leader=False)  # type: ignore[untyped-decorator]
     async def maintenance() -> None:
         from ioc.db.maintenance import run_maintenance
 
@@ -136,16 +135,12 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
         except psycopg.Error as exc:
             log.warning("maintenance failed: %s", exc)
 
-    @app.on_after_configured.connect
-    def _noop(app_: Any, **kwargs: Any) -> None:
-        return None
-
     app.ioc_stage2 = stage2  # type: ignore[attr-defined]
     app.ioc_sink = sink  # type: ignore[attr-defined]
     return app
 
 
-def _chunks(records: Sequence[Record], size: int) -> list[Sequence[Record]]:
+def _chunks(records: list[Record], size: int) -> list[list[Record]]:
     return [records[i:i + size] for i in range(0, len(records), size)]
 
 

@@ -58,7 +58,7 @@ def run_maintenance(conninfo: str, *, refresh_window: timedelta = timedelta(hour
                 latest = conn.execute("SELECT max(bucket) FROM rollup_1m").fetchone()
                 now = latest[0] if latest and latest[0] else datetime.now().astimezone()
             with conn.transaction():
-                n = refresh_hourly(conn, now - refresh_window)  # type: ignore[operator]
+                n = refresh_hourly(conn, now - refresh_window)
             with conn.transaction():
                 dropped = apply_retention(conn)
         finally:

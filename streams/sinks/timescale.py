@@ -14,6 +14,7 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -129,28 +130,25 @@ class TimescaleSink:
     async def _reset(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 await conn.close()
-            except psycopg.Error:
-                pass
 
     async def _write_once(self, by_feed: dict[Feed, list[tuple[Any, ...]]]) -> WriteResult:
         conn = await self._connection()
         result = WriteResult()
-        async with conn.transaction():
-            async with conn.cursor() as cur:
-                for feed, rows in by_feed.items():
-                    async with cur.copy(statements.copy_into_staging(feed).encode()) as copy:
-                        for row in rows:
-                            await copy.write_row(row)
-                    await cur.execute(statements.touch_sources(feed).encode())
-                    await cur.execute(statements.insert_and_roll_up(feed).encode())
-                    out = await cur.fetchall()
-                    inserted = int(out[0][0]) if out else 0
-                    result.inserted[feed] = inserted
-                    result.duplicates[feed] = len(rows) - inserted
-                    result.late[feed] = int(out[0][1]) if out else 0
-                    result.windows.extend(
-                        WindowTotal(*row[2:]) for row in out if row[2] is not None)
+        async with conn.transaction(), conn.cursor() as cur:
+            for feed, rows in by_feed.items():
+                async with cur.copy(statements.copy_into_staging(feed).encode()) as copy:
+                    for row in rows:
+                        await copy.write_row(row)
+                await cur.execute(statements.touch_sources(feed).encode())
+                await cur.execute(statements.insert_and_roll_up(feed).encode())
+                out = await cur.fetchall()
+                inserted = int(out[0][0]) if out else 0
+                result.inserted[feed] = inserted
+                result.duplicates[feed] = len(rows) - inserted
+                result.late[feed] = int(out[0][1]) if out else 0
+                result.windows.extend(
+                    WindowTotal(*row[2:]) for row in out if row[2] is not None)
         result.committed_at = time.time()
         return result

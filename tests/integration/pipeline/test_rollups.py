@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from ioc.sandbox import Pipeline, batches, envelope, pipeline
 from ioc.settings import Settings
-from tests.integration.pipeline.harness import Pipeline, batches, envelope, pipeline
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -1,8 +1,9 @@
-"""Running real workers against unique topics and a fresh database.
+"""An isolated pipeline: unique topics, a fresh database, real worker processes.
 
-Each test gets its own topics, consumer group (faust app id) and database, so tests do
-not see each other's events, and workers are real ``ioc worker`` processes: SIGKILL
-means what it says.
+Integration tests and benchmarks each get their own topics, consumer group (faust app
+id) and database, so they never see each other's events, and workers are real
+``ioc worker`` processes (SIGKILL means what it says). Workers are stopped by the pid
+this module started, never by name.
 """
 
 from __future__ import annotations
@@ -64,12 +65,15 @@ class Pipeline:
             env[f"IOC__KAFKA__TOPICS__{key.upper()}__NAME"] = name
         return env
 
-    def start_worker(self, app_id: str | None = None) -> subprocess.Popen[bytes]:
+    def start_worker(self, app_id: str | None = None, extra_env: dict[str, str] | None = None
+                     ) -> subprocess.Popen[bytes]:
         log = self.tmp / f"worker-{len(self.logs)}.log"
         self.logs.append(log)
+        env = self.env(free_port(), app_id)
+        env.update(extra_env or {})
         proc = subprocess.Popen(
             [sys.executable, "-m", "ioc.cli", "worker", "--geo-source", "reference"],
-            env=self.env(free_port(), app_id), cwd=ROOT,
+            env=env, cwd=ROOT,
             stdout=log.open("wb"), stderr=subprocess.STDOUT,
         )
         self.workers.append(proc)
@@ -153,7 +157,8 @@ def pipeline(settings: Settings, tmp: Path, partitions: int = 3) -> Iterator[Pip
 # ------------------------------------------------------------------ event builders
 def envelope(feed: str, event_id: str, source_id: str, occurred_at: datetime,
              body: dict[str, Any], *, commune_code: str | None = None,
-             location: tuple[float, float] | None = None, department: str = "dept") -> dict[str, Any]:
+             location: tuple[float, float] | None = None, department: str = "dept"
+             ) -> dict[str, Any]:
     env: dict[str, Any] = {
         "schema_version": 1, "event_id": event_id, "source_id": source_id,
         "department": department, "feed": feed, "occurred_at": occurred_at.isoformat(),
