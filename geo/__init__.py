@@ -1,1 +1,1 @@
-"""geo package."""
+"""Administrative boundaries and the per-commune geo join (see docs/geo.md)."""

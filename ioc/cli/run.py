@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 
@@ -18,6 +20,23 @@ def worker(
     run_worker(index=index, geo_source=geo_source)
 
 
-def api() -> None:
-    """Run the HTTP API (ingest gateway and operator API)."""
-    raise NotImplementedError
+def api(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Listen address; default api.host.")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port; default api.port.")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+) -> None:
+    """Run the HTTP API (ingest gateway, operator API, map layer, /metrics)."""
+    if ctx.invoked_subcommand is not None:  # `ioc api keys ...` when used as a group
+        return
+    import uvicorn
+
+    from ioc.api.app import create_app
+    from ioc.api.logs import configure_logging
+    from ioc.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(log_level)
+    uvicorn.run(create_app(settings), host=host or settings.api.host,
+                port=port or settings.api.port, log_config=None, access_log=False,
+                server_header=False, log_level=log_level.lower())

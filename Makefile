@@ -1,0 +1,48 @@
+# ioc: everyday commands. `make test` and `make demo` work from a fresh clone on a
+# fresh Debian 12 machine (root, or passwordless sudo, for the Debian packages).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup stack-up stack-down stack-status test lint bench demo
+
+# The virtual environment with the project and its dev tools; redone when
+# pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+stack-up: setup
+	$(BIN)/ioc stack up
+
+stack-down: setup
+	$(BIN)/ioc stack down
+
+stack-status: setup
+	$(BIN)/ioc stack status
+
+# All tests against the real local stack. The stack keeps running afterwards (the next
+# run reuses it) unless CI=true: then it is stopped whatever the outcome, and pytest's
+# exit code is kept.
+test: setup
+	@set +e; \
+	$(BIN)/ioc stack up; rc=$$?; \
+	if [ $$rc -eq 0 ]; then $(BIN)/pytest; rc=$$?; fi; \
+	if [ "$${CI:-}" = "true" ]; then $(BIN)/ioc stack down; fi; \
+	exit $$rc
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: stack-up
+	@echo "bench: not implemented yet (see the design brief's targets)"
+
+demo: stack-up
+	$(BIN)/ioc demo

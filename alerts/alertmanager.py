@@ -1,0 +1,100 @@
+"""Alertmanager v2: payloads for ``POST /api/v2/alerts`` and a small async client.
+
+Alertmanager identifies an alert by its whole label set: ``alertname`` (the rule id),
+``severity``, ``commune_code``/``province_code`` (or ``source_id``, ``feed``,
+``department``), the rule's own labels, and after an escalation ``escalated="true"``
+and ``receiver``. An escalation changes the label set, so the payload also closes the
+alert under its old labels (``endsAt`` = the escalation time). Alertmanager resolves
+alerts that are not re-sent within its ``resolve_timeout``: :func:`resend_active` posts
+every active alert again and the outbox loop calls it every 60 s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from alerts.errors import ReceiverError
+from alerts.model import Transition
+
+API_PATH = "/api/v2/alerts"
+
+
+def _url(generator_url: str, fingerprint: str) -> str:
+    return f"{generator_url.rstrip('/')}/{fingerprint}" if generator_url else ""
+
+
+def _am_alert(labels: Mapping[str, str], annotations: Mapping[str, str], starts_at: datetime,
+              ends_at: datetime | None, generator_url: str) -> dict[str, Any]:
+    alert: dict[str, Any] = {
+        "labels": {k: str(v) for k, v in labels.items()},
+        "annotations": {k: str(v) for k, v in annotations.items()},
+        "startsAt": starts_at.isoformat(),
+        "generatorURL": generator_url,
+    }
+    if ends_at is not None:
+        alert["endsAt"] = ends_at.isoformat()
+    return alert
+
+
+def alerts_for(t: Transition, generator_url: str) -> list[dict[str, Any]]:
+    """The Alertmanager alerts one transition posts (``resolved`` carries ``endsAt``)."""
+    url = _url(generator_url, t.fingerprint)
+    starts = t.since or t.at
+    annotations = {**t.annotations, "fingerprint": t.fingerprint}
+    ends = t.at if t.to_state == "resolved" else None
+    out = [_am_alert(t.labels, annotations, starts, ends, url)]
+    if t.replaces is not None and dict(t.replaces) != dict(t.labels):
+        out.insert(0, _am_alert(t.replaces, annotations, starts, t.at, url))
+    return out
+
+
+def active_alert(fingerprint: str, labels: Mapping[str, str], annotations: Mapping[str, str],
+                 since: datetime, generator_url: str) -> dict[str, Any]:
+    """The periodic re-send of an alert that is still firing or acknowledged."""
+    return _am_alert(labels, {**annotations, "fingerprint": fingerprint}, since, None,
+                     _url(generator_url, fingerprint))
+
+
+class AlertmanagerClient:
+    """Posts alert lists; raises :class:`ReceiverError` on any failure."""
+
+    def __init__(self, base_url: str, *, timeout_s: float = 5.0,
+                 client: httpx.AsyncClient | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = client or httpx.AsyncClient(timeout=timeout_s)
+        self._own = client is None
+
+    async def post(self, alerts: Sequence[Mapping[str, Any]]) -> None:
+        if not alerts:
+            return
+        try:
+            response = await self._client.post(self.base_url + API_PATH, json=list(alerts))
+        except httpx.HTTPError as exc:
+            raise ReceiverError("alertmanager", f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 300:
+            raise ReceiverError("alertmanager", f"HTTP {response.status_code}: "
+                                f"{response.text[:200]}", response.status_code)
+
+    async def list(self, *, active: bool = True, filters: Sequence[str] = ()
+                   ) -> list[dict[str, Any]]:
+        """``GET /api/v2/alerts`` (tests and ``ioc alerts`` diagnostics)."""
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            ("active", str(active).lower())]
+        params += [("filter", f) for f in filters]
+        try:
+            response = await self._client.get(self.base_url + API_PATH, params=params)
+        except httpx.HTTPError as exc:
+            raise ReceiverError("alertmanager", f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            raise ReceiverError("alertmanager", f"HTTP {response.status_code}",
+                                response.status_code)
+        data: list[dict[str, Any]] = response.json()
+        return data
+
+    async def aclose(self) -> None:
+        if self._own:
+            await self._client.aclose()

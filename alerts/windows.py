@@ -1,0 +1,132 @@
+"""The evaluator's copy of the one-minute windows, and aggregates over them.
+
+Stage 2 sends window totals (never increments): putting the same minute again replaces
+it, so a late event that corrects an old minute simply changes what the next evaluation
+sees. Minutes older than the longest rule window are dropped by :meth:`prune`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from alerts.model import WindowPoint
+
+MINUTE = timedelta(minutes=1)
+SeriesKey = tuple[str, str | None, str]
+"""(commune_code, source_id or None, metric)."""
+
+
+@dataclass(slots=True)
+class MinuteTotals:
+    count: int
+    sum: float
+    min: float
+    max: float
+    last: float
+
+
+def floor_minute(at: datetime) -> datetime:
+    return at.replace(second=0, microsecond=0)
+
+
+class WindowStore:
+    """Minute totals per (commune, source or None, metric)."""
+
+    def __init__(self) -> None:
+        self._series: dict[SeriesKey, dict[datetime, MinuteTotals]] = {}
+        self._by_metric: dict[str, set[tuple[str, str | None]]] = defaultdict(set)
+        self.province_of: dict[str, str] = {}
+        self.source_commune: dict[str, str] = {}
+
+    def put(self, point: WindowPoint) -> SeriesKey:
+        key: SeriesKey = (point.commune_code, point.source_id, point.metric)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = {}
+            self._by_metric[point.metric].add((point.commune_code, point.source_id))
+        series[floor_minute(point.minute)] = MinuteTotals(
+            point.count, point.sum, point.min, point.max, point.last)
+        self.province_of[point.commune_code] = point.province_code
+        if point.source_id is not None:
+            self.source_commune[point.source_id] = point.commune_code
+        return key
+
+    def keys(self, metric: str) -> Iterable[tuple[str, str | None]]:
+        """(commune, source) pairs holding ``metric``."""
+        return self._by_metric.get(metric, ())
+
+    def minutes(self, commune: str, source: str | None, metric: str, now: datetime,
+                window: timedelta) -> list[tuple[datetime, MinuteTotals]]:
+        """Minutes in the window ending with the minute holding ``now``, oldest first."""
+        series = self._series.get((commune, source, metric))
+        if not series:
+            return []
+        last = floor_minute(now)
+        first = last - window + MINUTE
+        return sorted((m, t) for m, t in series.items() if first <= m <= last)
+
+    def prune(self, before: datetime) -> None:
+        """Forget minutes starting before ``before``."""
+        empty: list[SeriesKey] = []
+        for key, series in self._series.items():
+            old = [m for m in series if m < before]
+            for m in old:
+                del series[m]
+            if not series:
+                empty.append(key)
+        for key in empty:
+            del self._series[key]
+            self._by_metric[key[2]].discard((key[0], key[1]))
+
+
+def merge(rows: Iterable[list[tuple[datetime, MinuteTotals]]]) -> list[tuple[datetime,
+                                                                          MinuteTotals]]:
+    """Add several series minute by minute (a province from its communes)."""
+    acc: dict[datetime, MinuteTotals] = {}
+    for series in rows:
+        for minute, t in series:
+            have = acc.get(minute)
+            if have is None:
+                acc[minute] = MinuteTotals(t.count, t.sum, t.min, t.max, t.last)
+            else:
+                have.count += t.count
+                have.sum += t.sum
+                have.min = min(have.min, t.min)
+                have.max = max(have.max, t.max)
+                have.last += t.last  # province "last" = sum of its communes' last values
+    return sorted(acc.items())
+
+
+def aggregate(kind: str, minutes: list[tuple[datetime, MinuteTotals]],
+              min_count: int = 1) -> float | None:
+    """``avg``/``min``/``max``/``sum``/``count``/``last``/``rate`` over the minutes.
+
+    ``None`` when there are fewer than ``min_count`` events (``rate``: fewer than two
+    minutes with data). ``rate`` is the change of the per-minute ``last`` value per hour.
+    """
+    if not minutes:
+        return None
+    count = sum(t.count for _, t in minutes)
+    if count < min_count and kind != "count":
+        return None
+    if kind == "count":
+        return float(count)
+    if kind == "sum":
+        return sum(t.sum for _, t in minutes)
+    if kind == "avg":
+        return sum(t.sum for _, t in minutes) / count if count else None
+    if kind == "min":
+        return min(t.min for _, t in minutes)
+    if kind == "max":
+        return max(t.max for _, t in minutes)
+    if kind == "last":
+        return minutes[-1][1].last
+    # rate
+    if len(minutes) < 2:
+        return None
+    (m0, t0), (m1, t1) = minutes[0], minutes[-1]
+    hours = (m1 - m0).total_seconds() / 3600
+    return (t1.last - t0.last) / hours

@@ -1,0 +1,189 @@
+"""End-to-end pipeline benchmark and the raw ceiling measured beside it, in one run.
+
+- ceiling: a bare aiokafka consumer reads the preloaded messages, decodes them with
+  orjson and COPYs rows into the same hypertable: what the machine can do with no
+  framework, no validation and no geo join.
+- drain: the same messages, preloaded, through one real ``ioc worker`` process: the
+  sustained rate is events stored per second from first to last stored row; the
+  worker's CPU time and peak RSS come from /proc.
+- rates: a producer at rising fixed rates with occurred_at = now; for each step the
+  p50/p99 of stored_at - occurred_at from the database, and whether the pipeline kept up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+from kafka import KafkaProducer
+
+from benchmarks.workload import Workload
+from ioc.sandbox import Pipeline, pipeline
+from ioc.settings import Settings
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class ProcStats:
+    cpu_s: float
+    peak_rss_mb: float
+
+
+def proc_stats(pid: int) -> ProcStats:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    peak = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) / 1024
+    return ProcStats(cpu, peak)
+
+
+def preload(pipe: Pipeline, workload: Workload, n_events: int) -> int:
+    producer = KafkaProducer(bootstrap_servers=pipe.settings.kafka.bootstrap_servers,
+                             acks="all", linger_ms=20, batch_size=1_000_000,
+                             max_request_size=2_000_000, compression_type=None)
+    total = 0
+    for feed, key, value, n in workload.messages(n_events):
+        producer.send(pipe.topics[feed], key=key, value=value)
+        total += n
+    producer.flush()
+    producer.close()
+    return total
+
+
+async def _ceiling(pipe: Pipeline, n_events: int) -> float:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        pipe.topics["sensor"], pipe.topics["traffic"], pipe.topics["service"],
+        bootstrap_servers=pipe.settings.kafka.bootstrap_servers,
+        group_id=f"ceiling-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
+        enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024)
+    await consumer.start()
+    seen = 0
+    started = time.perf_counter()
+    try:
+        async with await psycopg.AsyncConnection.connect(pipe.conninfo) as conn:
+            while seen < n_events:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
+                rows = []
+                for messages in batches.values():
+                    for m in messages:
+                        for e in orjson.loads(m.value):
+                            loc = e.get("location") or {}
+                            rows.append((e["occurred_at"], e["event_id"], e["source_id"],
+                                         e["department"], e.get("commune_code") or "x", "01",
+                                         "pm25", 1.0, "ug/m3", loc.get("lat"), loc.get("lon"),
+                                         "raw", False, e["occurred_at"]))
+                if not rows:
+                    continue
+                async with conn.cursor() as cur, cur.copy(
+                        b"COPY sensor_readings (time, event_id, source_id, department, "
+                        b"commune_code, province_code, metric, value, unit, lat, lon, geo, "
+                        b"late, received_at) FROM STDIN") as copy:
+                    for row in rows:
+                        await copy.write_row(row)
+                await conn.commit()
+                await consumer.commit()
+                seen += len(rows)
+    finally:
+        await consumer.stop()
+    return seen / (time.perf_counter() - started)
+
+
+def ceiling(settings: Settings, tmp: Path, n_events: int) -> dict[str, Any]:
+    with pipeline(settings, tmp) as pipe:
+        preload(pipe, Workload(seed=5, tag="c"), n_events)
+        rate = asyncio.run(_ceiling(pipe, n_events))
+    return {"events": n_events, "events_per_s": round(rate)}
+
+
+def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1) -> dict[str, Any]:
+    with pipeline(settings, tmp, partitions=6) as pipe:
+        preload(pipe, Workload(seed=6, tag="d"), n_events)
+        procs = [pipe.start_worker() for _ in range(workers)]
+        count_sql = ("SELECT (SELECT count(*) FROM sensor_readings) + "
+                     "(SELECT count(*) FROM traffic_observations) + "
+                     "(SELECT count(*) FROM service_events)")
+        first_at = None
+        peak = ProcStats(0, 0)
+        deadline = time.monotonic() + 600
+        stored = 0
+        while time.monotonic() < deadline:
+            stored = pipe.query(count_sql)[0][0]
+            now = time.perf_counter()
+            if stored and first_at is None:
+                first_at, first_n = now, stored
+            stats = [proc_stats(p.pid) for p in procs if p.poll() is None]
+            if stats:
+                peak = ProcStats(sum(s.cpu_s for s in stats), max(s.peak_rss_mb for s in stats))
+            if stored >= n_events:
+                break
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - (first_at or time.perf_counter())
+        rate = (stored - first_n) / elapsed if first_at and elapsed > 0 else 0.0
+        rollup_rows = pipe.query("SELECT count(*) FROM rollup_1m")[0][0]
+    return {"events": n_events, "stored": stored, "workers": workers,
+            "events_per_s": round(rate), "worker_cpu_s": round(peak.cpu_s, 1),
+            "worker_cpu_share": round(peak.cpu_s / elapsed, 2) if elapsed else None,
+            "worker_peak_rss_mb": round(peak.peak_rss_mb), "rollup_rows": rollup_rows}
+
+
+def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 15.0
+          ) -> list[dict[str, Any]]:
+    out = []
+    with pipeline(settings, tmp, partitions=6) as pipe:
+        worker = pipe.start_worker()
+        time.sleep(8)
+        producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers,
+                                 acks="all", linger_ms=5, max_request_size=2_000_000)
+        workload = Workload(seed=7, tag="r")
+        for rate in steps:
+            step_start = datetime.now(UTC)
+            sent = 0
+            t0 = time.perf_counter()
+            while (elapsed := time.perf_counter() - t0) < seconds:
+                due = int(rate * elapsed) - sent
+                for feed, key, value, n in workload.messages(max(0, min(due, 5000))):
+                    producer.send(pipe.topics[feed], key=key, value=value)
+                    sent += n
+                producer.flush()
+                time.sleep(0.05)
+            step_end = datetime.now(UTC)
+            time.sleep(3.0)  # grace for the tail
+            row = pipe.query(
+                "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY lat_s), "
+                "percentile_cont(0.99) WITHIN GROUP (ORDER BY lat_s) FROM ("
+                " SELECT extract(epoch FROM stored_at - time) AS lat_s FROM sensor_readings"
+                " WHERE time >= %(a)s AND time < %(b)s UNION ALL"
+                " SELECT extract(epoch FROM stored_at - time) FROM traffic_observations"
+                " WHERE time >= %(a)s AND time < %(b)s UNION ALL"
+                " SELECT extract(epoch FROM stored_at - time) FROM service_events"
+                " WHERE time >= %(a)s AND time < %(b)s) x",
+                {"a": step_start, "b": step_end})[0]
+            stored, p50, p99 = row
+            kept_up = stored >= 0.98 * sent and (p99 or 99) < 5.0
+            out.append({"target_rate": rate, "sent": sent, "stored_in_3s_grace": stored,
+                        "p50_stored_s": round(p50 or 0, 3), "p99_stored_s": round(p99 or 0, 3),
+                        "kept_up": kept_up, "worker_peak_rss_mb":
+                        round(proc_stats(worker.pid).peak_rss_mb)})
+            print(f"  rate {rate:>6}/s: sent {sent}, stored {stored}, p50 {p50 or 0:.3f}s, "
+                  f"p99 {p99 or 0:.3f}s, {'kept up' if kept_up else 'FELL BEHIND'}",
+                  flush=True)
+            if not kept_up:
+                break
+        producer.close()
+        with contextlib.suppress(Exception):
+            pipe.stop_workers()
+    return out

@@ -1,0 +1,1 @@
+"""Bundled reference data (see README.md); a package so wheels include it."""

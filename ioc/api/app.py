@@ -1,0 +1,66 @@
+"""The FastAPI app factory: routers, error handling, access log, lifespan.
+
+``create_app(settings)`` builds an app whose lifespan starts and closes its
+:class:`ioc.api.deps.Resources` (database pool, Kafka producer). Tests drive it
+in-process (``httpx.ASGITransport`` inside ``app.router.lifespan_context(app)``) or
+with uvicorn; ``ioc api`` serves it with uvicorn.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from ioc.api import alerts, geojson, health, ingest
+from ioc.api.deps import Resources
+from ioc.api.errors import ApiError
+from ioc.api.logs import AccessLog
+from ioc.settings import Settings, get_settings
+
+log = logging.getLogger("ioc.api")
+
+DESCRIPTION = """\
+HTTP API of the provincial Intelligent Operations Center.
+
+* **Ingest gateway** — `POST /v1/events` for departments without a Kafka client
+  (department API keys).
+* **Operator API** — alerts, acknowledgements, silences, a live stream
+  (viewer, operator and admin keys).
+* **Map** — `GET /v1/geo/communes`, a GeoJSON layer of communes with their state.
+
+Authenticate with `Authorization: Bearer <key>`; keys are issued with
+`ioc api keys create`. See docs/api.md.
+"""
+
+
+def create_app(settings: Settings | None = None, *,
+               resources: Resources | None = None) -> FastAPI:
+    """A ready-to-serve app; ``resources`` lets tests inject their own."""
+    cfg = settings or get_settings()
+    res = resources or Resources(cfg)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await res.start()
+        try:
+            yield
+        finally:
+            await res.close()
+
+    app = FastAPI(title="ioc API", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.resources = res
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
+
+    app.include_router(health.router)
+    app.include_router(ingest.router)
+    app.include_router(alerts.router)
+    app.include_router(geojson.router)
+    app.add_middleware(AccessLog)
+    return app

@@ -1,0 +1,359 @@
+"""The HTTP ingest gateway: ``POST /v1/events`` for departments without a Kafka client.
+
+One request carries a JSON array of events (``application/json``) or one event per line
+(``application/x-ndjson``). The path of a request:
+
+1. the body is read up to ``api.max_body_bytes`` and refused with 413 past it, while
+   reading (a ``Content-Length`` above the limit is refused before reading anything);
+2. the body is split into events (``index`` = position in the array, or among the
+   non-blank NDJSON lines); each is validated on its own by the shared
+   :class:`ioc.events.validate.Validator`, with the stream's reason codes;
+3. each valid event is authorised: its ``department`` must be the key's
+   (``forbidden_department``), its feed one of the department's feeds
+   (``forbidden_feed``), its source one of the department's sources or a new one,
+   registered to the department on first use (``forbidden_source``);
+4. the allowed events are produced, as sent, to their feed's topic keyed by
+   ``source_id`` by an idempotent producer with ``acks=all``, and every send is awaited.
+
+The answer lists every event: 200 when all were accepted, 207 when some were not, 403
+when every event was refused by authorisation, 503 when Kafka took none of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import msgspec
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from ioc.api.auth import ApiKey
+from ioc.api.deps import DepartmentKey, Resources, ResourcesDep
+from ioc.api.errors import (
+    BadRequestError,
+    PayloadTooLargeError,
+    UnavailableError,
+    UnsupportedMediaError,
+)
+from ioc.events.reasons import Reason
+from ioc.events.record import Record
+from ioc.events.validate import split_array
+from ioc.metrics import EVENTS_RECEIVED, EVENTS_REJECTED, EVENTS_VALID
+
+log = logging.getLogger("ioc.api.ingest")
+
+FORBIDDEN_DEPARTMENT: Final = "forbidden_department"
+FORBIDDEN_FEED: Final = "forbidden_feed"
+FORBIDDEN_SOURCE: Final = "forbidden_source"
+PUBLISH_FAILED: Final = "publish_failed"
+GATEWAY_REASONS: Final[dict[str, str]] = {
+    FORBIDDEN_DEPARTMENT: "The event's department is not the API key's department.",
+    FORBIDDEN_FEED: "The key's department does not publish this feed.",
+    FORBIDDEN_SOURCE: "The source belongs to another department.",
+    PUBLISH_FAILED: "Kafka did not acknowledge the event; send it again.",
+}
+"""Reasons only the gateway gives (the others are :class:`ioc.events.reasons.Reason`)."""
+_FORBIDDEN: Final = frozenset({FORBIDDEN_DEPARTMENT, FORBIDDEN_FEED, FORBIDDEN_SOURCE})
+
+JSON_TYPES: Final = frozenset({"application/json", ""})
+NDJSON_TYPES: Final = frozenset({"application/x-ndjson", "application/ndjson",
+                                 "application/jsonl", "application/x-jsonlines"})
+_LOG_REJECTED_MAX: Final = 20
+
+_RAW_LIST: Final = msgspec.json.Decoder(list[msgspec.Raw])
+_ANY: Final = msgspec.json.Decoder()
+
+
+# --------------------------------------------------------------------------- body
+async def read_body(chunks: AsyncIterator[bytes], *, limit: int,
+                    content_length: str | None = None) -> bytes:
+    """The whole body, refusing (413) as soon as more than ``limit`` bytes arrive."""
+    if content_length is not None:
+        try:
+            declared = int(content_length)
+        except ValueError:
+            raise BadRequestError("Content-Length is not a number") from None
+        if declared > limit:
+            raise PayloadTooLargeError(f"the body is {declared} bytes; the limit is {limit}")
+    buf = bytearray()
+    async for chunk in chunks:
+        buf += chunk
+        if len(buf) > limit:
+            raise PayloadTooLargeError(f"the body is larger than the limit of {limit} bytes")
+    return bytes(buf)
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def split_events(body: bytes, content_type: str | None) -> list[bytes]:
+    """The events of a body, each as its own bytes.
+
+    ``application/json``: an array of events (a single object is one event); an array
+    that does not parse as a whole is split by a scanner so each element gets its own
+    verdict. ``application/x-ndjson``: one event per line, blank lines skipped.
+    """
+    kind = media_type(content_type)
+    if kind in NDJSON_TYPES:
+        items = [line.strip() for line in body.split(b"\n")]
+        items = [line for line in items if line]
+    elif kind in JSON_TYPES:
+        text = body.strip()
+        if text[:1] == b"[":
+            try:
+                items = [bytes(raw) for raw in _RAW_LIST.decode(text)]
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                items = split_array(text) or []
+        elif text[:1] == b"{":
+            items = [text]
+        else:
+            raise BadRequestError("the body must be a JSON array of events (or NDJSON with "
+                             "Content-Type: application/x-ndjson)", code=Reason.NOT_JSON)
+    else:
+        raise UnsupportedMediaError(f"Content-Type {kind or '(none)'} is not accepted; use "
+                               "application/json or application/x-ndjson")
+    if not items:
+        raise BadRequestError("the body holds no events", code=Reason.EMPTY_BATCH)
+    return items
+
+
+# --------------------------------------------------------------------------- models
+class EventResult(BaseModel):
+    """The verdict on one event of the request."""
+
+    index: int = Field(description="Position of the event in the array / NDJSON lines.")
+    event_id: str | None = Field(description="The event's event_id when it could be read.")
+    status: Literal["accepted", "rejected"]
+    reason: str | None = Field(None, description="Rejection reason code (docs/api.md).")
+    message: str | None = None
+
+
+class IngestResponse(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[EventResult]
+
+
+@dataclass(slots=True)
+class _Verdict:
+    raw: bytes
+    event_id: str | None = None
+    feed: str | None = None
+    record: Record | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+# --------------------------------------------------------------------------- processing
+def validate(res: Resources, items: Sequence[bytes]) -> list[_Verdict]:
+    """Size and contract checks of every event (no database, no Kafka)."""
+    verdicts = [_Verdict(raw) for raw in items]
+    limit = res.settings.kafka.max_message_bytes
+    positions = [i for i, raw in enumerate(items) if len(raw) <= limit]
+    for i, raw in enumerate(items):
+        if len(raw) > limit:
+            verdicts[i].reason = Reason.MESSAGE_TOO_LARGE
+            verdicts[i].message = f"the event is {len(raw)} bytes; the limit is {limit}"
+    records, rejections = res.validator.validate_items([items[i] for i in positions])
+    refused: set[int] = set()
+    for rej in rejections:
+        if rej.index is None:  # cannot happen for items; keep the verdict honest anyway
+            continue
+        v = verdicts[positions[rej.index]]
+        v.reason, v.message, v.event_id = str(rej.reason), rej.message, rej.event_id
+        refused.add(rej.index)
+    ok = [p for j, p in enumerate(positions) if j not in refused]
+    for pos, rec in zip(ok, records, strict=True):
+        v = verdicts[pos]
+        v.record, v.event_id, v.feed = rec, rec.event_id, rec.feed
+    for v in verdicts:
+        if v.reason is not None and v.feed is None:
+            v.feed = _peek_feed(v.raw)
+    return verdicts
+
+
+def _peek_feed(raw: bytes) -> str | None:
+    """The feed named by a rejected event, for metric labels (None when unreadable)."""
+    try:
+        obj = _ANY.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    feed = obj.get("feed") if isinstance(obj, dict) else None
+    return feed if feed in ("sensor", "traffic", "service") else None
+
+
+_REGISTER = """
+INSERT INTO sources (source_id, department, feed, commune_code, lat, lon)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],
+                     %s::float8[], %s::float8[])
+ON CONFLICT (source_id) DO NOTHING
+"""
+
+
+async def authorise(res: Resources, key: ApiKey, verdicts: list[_Verdict]) -> None:
+    """Department, feed and source checks; registers new sources to the key's department."""
+    candidates: list[_Verdict] = []
+    for v in verdicts:
+        rec = v.record
+        if rec is None:
+            continue
+        if rec.department != key.department:
+            _refuse(v, FORBIDDEN_DEPARTMENT,
+                    f"department {rec.department!r} is not this key's ({key.department})")
+        elif rec.feed not in key.feeds:
+            _refuse(v, FORBIDDEN_FEED, f"department {key.department} does not publish the "
+                    f"{rec.feed} feed (it publishes: {', '.join(sorted(key.feeds)) or 'none'})")
+        else:
+            candidates.append(v)
+    if not candidates:
+        return
+    new: dict[str, Record] = {}
+    for v in candidates:
+        if v.record is not None:
+            new.setdefault(v.record.source_id, v.record)
+    recs = list(new.values())
+    dept = key.department or ""
+    async with res.pool.connection() as conn, conn.transaction():
+        await conn.execute(_REGISTER, (
+            [r.source_id for r in recs], [dept] * len(recs), [r.feed for r in recs],
+            [None if r.geo == "unassigned" else r.commune_code for r in recs],
+            [r.lat for r in recs], [r.lon for r in recs]))
+        cur = await conn.execute(
+            "SELECT source_id, department FROM sources WHERE source_id = ANY(%s)",
+            (list(new),))
+        owners = {str(r[0]): str(r[1]) for r in await cur.fetchall()}
+    for v in candidates:
+        if v.record is not None and owners.get(v.record.source_id) != dept:
+            _refuse(v, FORBIDDEN_SOURCE, f"source {v.record.source_id!r} belongs to another "
+                    "department")
+
+
+def _refuse(v: _Verdict, reason: str, message: str) -> None:
+    v.record = None
+    v.reason = reason
+    v.message = message
+
+
+async def publish(res: Resources, verdicts: list[_Verdict]) -> None:
+    """Produce every still-accepted event and wait for Kafka's acknowledgement."""
+    todo = [v for v in verdicts if v.record is not None]
+    if not todo:
+        return
+    producer = res.require_producer()
+    topics = {feed: t.name for feed, t in res.settings.kafka.topics.raw().items()}
+    sends: list[tuple[_Verdict, asyncio.Future[Any]]] = []
+    for v in todo:
+        rec = v.record
+        if rec is None:
+            continue
+        try:
+            fut = await producer.send(topics[rec.feed], value=v.raw,
+                                      key=rec.source_id.encode())
+        except Exception as exc:
+            _refuse(v, PUBLISH_FAILED, f"Kafka refused the event: {type(exc).__name__}")
+            continue
+        sends.append((v, fut))
+    outcomes = await asyncio.gather(*(f for _, f in sends), return_exceptions=True)
+    for (v, _), outcome in zip(sends, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            _refuse(v, PUBLISH_FAILED, f"Kafka did not acknowledge: {type(outcome).__name__}")
+
+
+def _count(verdicts: list[_Verdict]) -> None:
+    received: Counter[str] = Counter()
+    valid: Counter[str] = Counter()
+    rejected: Counter[tuple[str, str]] = Counter()
+    for v in verdicts:
+        feed = v.feed or "unknown"
+        received[feed] += 1
+        if v.reason is None:
+            valid[feed] += 1
+        else:
+            rejected[(feed, v.reason)] += 1
+    for feed, n in received.items():
+        EVENTS_RECEIVED.labels(feed).inc(n)
+    for feed, n in valid.items():
+        EVENTS_VALID.labels(feed).inc(n)
+    for (feed, reason), n in rejected.items():
+        EVENTS_REJECTED.labels(feed, reason).inc(n)
+
+
+# --------------------------------------------------------------------------- route
+router = APIRouter(tags=["ingest"])
+
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A JSON array of event envelopes, or NDJSON (one event per line). "
+                       "The envelope is documented in docs/events.md.",
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    },
+}
+
+
+@router.post(
+    "/v1/events",
+    summary="Publish events (JSON array or NDJSON)",
+    response_model=IngestResponse,
+    responses={
+        207: {"model": IngestResponse, "description": "Some events were rejected."},
+        400: {"description": "The body holds no events or is not a JSON array."},
+        401: {"description": "No API key, or an unknown or revoked one."},
+        403: {"description": "Not a department key, or every event was refused."},
+        413: {"description": "The body is larger than api.max_body_bytes."},
+        415: {"description": "Neither application/json nor application/x-ndjson."},
+        429: {"description": "Rate limit of the key exceeded; see Retry-After."},
+        503: {"description": "Kafka did not take the events; send them again."},
+    },
+    openapi_extra=_BODY_DOC,
+)
+async def post_events(request: Request, key: DepartmentKey, res: ResourcesDep) -> JSONResponse:
+    """Validate, authorise and publish events to their feed's Kafka topic."""
+    body = await read_body(request.stream(), limit=res.settings.api.max_body_bytes,
+                           content_length=request.headers.get("content-length"))
+    items = split_events(body, request.headers.get("content-type"))
+    verdicts = validate(res, items)
+    await authorise(res, key, verdicts)
+    await publish(res, verdicts)
+    _count(verdicts)
+    results = [EventResult(index=i, event_id=v.event_id,
+                           status="accepted" if v.reason is None else "rejected",
+                           reason=v.reason, message=v.message)
+               for i, v in enumerate(verdicts)]
+    accepted = sum(1 for r in results if r.status == "accepted")
+    payload = IngestResponse(accepted=accepted, rejected=len(results) - accepted,
+                             results=results).model_dump(mode="json")
+    _log_rejections(key, verdicts)
+    if accepted == len(results):
+        return JSONResponse(payload, status_code=200)
+    if accepted == 0 and all(v.reason in _FORBIDDEN for v in verdicts):
+        payload.update(error="forbidden", message="no event of this request may be "
+                       "published with this key")
+        return JSONResponse(payload, status_code=403)
+    if accepted == 0 and any(v.reason == PUBLISH_FAILED for v in verdicts):
+        raise UnavailableError("Kafka did not acknowledge the events; send them again",
+                          code="kafka_unavailable", detail=payload["results"])
+    return JSONResponse(payload, status_code=207)
+
+
+def _log_rejections(key: ApiKey, verdicts: list[_Verdict]) -> None:
+    shown = 0
+    for i, v in enumerate(verdicts):
+        if v.reason is None:
+            continue
+        if shown == _LOG_REJECTED_MAX:
+            log.info("more events rejected", extra={"key": key.name})
+            return
+        shown += 1
+        log.info("event rejected", extra={"key": key.name, "index": i, "event_id": v.event_id,
+                                          "feed": v.feed, "reason": v.reason})

@@ -1,0 +1,85 @@
+"""Shared session fixtures: the settings and the real local services.
+
+``stack`` makes sure Kafka, PostgreSQL (TimescaleDB + PostGIS), Prometheus and
+Alertmanager answer, starting them with ``ioc.stack`` when they do not. It never stops
+them: the next run reuses them (``make test`` stops them only when CI=true).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from ioc.settings import Settings, get_settings
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> Settings:
+    """The local services, answering (started here if needed, never stopped here)."""
+    from ioc.stack import manager
+
+    if not all(row.answers for row in manager.status(settings)):
+        manager.up(settings, echo=print)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(stack: Settings) -> str:
+    return stack.kafka.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def pg_conninfo(stack: Settings) -> str:
+    """libpq conninfo of the maintenance database ``postgres`` as the configured
+    (superuser) role: tests create and drop their own databases from it."""
+    return stack.database.conninfo(dbname="postgres")
+
+
+@pytest.fixture
+def new_topic(kafka_bootstrap: str, settings: Settings) -> Iterator[Callable[..., str]]:
+    """Factory: ``new_topic(partitions=1, prefix="test")`` creates a uniquely named
+    topic and returns its name; every topic it created is deleted afterwards."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="ioc-tests",
+                             **settings.kafka.client_options())
+    created: list[str] = []
+
+    def make(partitions: int = 1, prefix: str = "test", **configs: Any) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        admin.create_topics(
+            [NewTopic(name, partitions, 1, topic_configs={k.replace("_", "."): str(v)
+                                                          for k, v in configs.items()})],
+            timeout_ms=30_000, wait_for_metadata=True,
+        )
+        created.append(name)
+        return name
+
+    try:
+        yield make
+    finally:
+        if created:
+            admin.delete_topics(created, timeout_ms=30_000, raise_errors=False)
+        admin.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the facts tests recorded with ``record_property("stack.<name>", value)``."""
+    facts: dict[str, object] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for key, value in getattr(report, "user_properties", ()):
+                if str(key).startswith("stack."):
+                    facts[str(key)] = value
+    if facts:
+        terminalreporter.write_sep("-", "local stack")
+        for key, value in sorted(facts.items()):
+            terminalreporter.write_line(f"{key}: {value}")

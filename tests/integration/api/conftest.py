@@ -1,0 +1,40 @@
+"""Fixtures of the API integration tests: a migrated database per module with departments."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ioc.api.auth import ensure_department
+from ioc.db.migrate import apply_migrations
+from ioc.settings import Settings
+from tests.integration.api.apihelpers import ApiDb
+
+
+@pytest.fixture(scope="module")
+def api_db(stack: Settings, pg_conninfo: str) -> Iterator[ApiDb]:
+    """A uniquely named, migrated database with departments ``env`` (sensor),
+    ``transport`` (traffic) and ``pscc`` (service); dropped afterwards."""
+    name = f"ioc_api_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    conninfo = stack.database.conninfo(dbname=name)
+    try:
+        apply_migrations(conninfo)
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            ensure_department(conn, "env", ["sensor"], "Sở Tài nguyên và Môi trường")
+            ensure_department(conn, "transport", ["traffic"], "Sở Giao thông")
+            ensure_department(conn, "pscc", ["service"], "Trung tâm Phục vụ hành chính công")
+        settings = stack.model_copy(update={
+            "database": stack.database.model_copy(update={"dbname": name, "pool_max": 4})})
+        yield ApiDb(name, conninfo, settings)
+    finally:
+        with psycopg.connect(pg_conninfo, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                         .format(sql.Identifier(name)))
+
+
