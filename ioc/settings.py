@@ -126,6 +126,7 @@ class ApiSettings(_Section):
     port: int = 18080
     max_body_bytes: int = 5 * 1024 * 1024
     rate_limit_per_minute: int = 6000
+    key_pepper: SecretStr | None = None  # IOC__API__KEY_PEPPER; mixed into key hashes
 
 
 class StreamSettings(_Section):

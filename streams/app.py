@@ -16,14 +16,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+import orjson
 import prometheus_client
 import psycopg
 
+from alerts.outbox import OutboxDelivery
 from ioc.events.record import Feed, Record, encode_records
 from ioc.settings import Settings
+from streams.alerting import AlertStage
 from streams.sinks.timescale import TimescaleSink
 from streams.stage1 import CommuneIndexLike, InMessage, Stage1, ValidatorLike
-from streams.stage2 import Stage2, WindowHook
+from streams.stage2 import Stage2
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,8 @@ class Parts:
     validator: ValidatorLike
     index: CommuneIndexLike
     conninfo: str
-    on_windows: WindowHook | None = None
+    alerts: AlertStage | None = None
+    outbox: OutboxDelivery | None = None
 
 
 def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
@@ -53,6 +57,7 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
         "service": settings.kafka.topics.service.name,
         "enriched": settings.kafka.topics.enriched.name,
         "deadletter": settings.kafka.topics.deadletter.name,
+        "alerts": settings.kafka.topics.alerts.name,
     }
     names.update(topic_names or {})
     app = faust.App(
@@ -84,10 +89,36 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
                                value_serializer="raw")
     deadletter_topic = app.topic(names["deadletter"], key_serializer="raw",
                                  value_serializer="raw")
+    alerts_topic = app.topic(names["alerts"], key_serializer="raw", value_serializer="raw")
     stage1 = Stage1(parts.validator, parts.index, feed_of_topic)
+    if parts.alerts is not None:
+        async def publish(transitions: list[Any]) -> None:
+            pending = [await alerts_topic.send(key=t.fingerprint.encode(),
+                                               value=orjson.dumps(t.to_json()))
+                       for t in transitions]
+            await asyncio.gather(*pending)
+
+        parts.alerts.publish = publish
+        alert_stage = parts.alerts
+
+        @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+        async def _revoked(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+            alert_stage.forget()  # reload state from the database when communes return
+
+    if parts.outbox is not None:
+        outbox = parts.outbox
+
+        @app.task  # type: ignore[untyped-decorator]
+        async def deliver_notifications() -> None:
+            stop = asyncio.Event()
+            try:
+                await outbox.run(stop)
+            finally:
+                stop.set()
+
     sink = TimescaleSink(parts.conninfo)
     stage2 = Stage2(sink, allowed_lateness_s=stream.allowed_lateness_s,
-                    on_windows=parts.on_windows)
+                    on_windows=parts.alerts)
 
     @app.agent(raw_topic, name="stage1-validate-enrich")
     async def validate_enrich(events: Any) -> None:  # faust.Stream: take_events is untyped

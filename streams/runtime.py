@@ -6,8 +6,13 @@ import logging
 
 import faust
 
+from alerts.alertmanager import AlertmanagerClient
+from alerts.outbox import OutboxDelivery
+from alerts.ruleload import load_rules_dir
+from alerts.webhook import WebhookClient
 from ioc.events.validate import Validator
 from ioc.settings import Settings, get_settings
+from streams.alerting import AlertStage, commune_names, generator_url
 from streams.app import Parts, build_app
 
 log = logging.getLogger(__name__)
@@ -29,7 +34,18 @@ def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
         index = index_for(settings, source=geo_source)
     validator = Validator(max_message_bytes=settings.kafka.max_message_bytes,
                           max_future_skew_s=settings.stream.max_future_skew_s)
-    return Parts(validator=validator, index=index, conninfo=conninfo)
+    rules = load_rules_dir(settings.resolve(settings.alerts.rules_dir))
+    alert_stage = AlertStage(settings, conninfo, rules, commune_names(conninfo))
+    webhook = None
+    if settings.alerts.webhook_url:
+        secret = settings.alerts.webhook_secret
+        webhook = WebhookClient(settings.alerts.webhook_url,
+                                secret.get_secret_value().encode() if secret else b"")
+    outbox = OutboxDelivery(conninfo, alertmanager=AlertmanagerClient(settings.alertmanager.url),
+                            webhook=webhook, retry_max_s=settings.alerts.outbox_retry_max_s,
+                            generator_url=generator_url(settings))
+    return Parts(validator=validator, index=index, conninfo=conninfo, alerts=alert_stage,
+                 outbox=outbox)
 
 
 def run_worker(*, index: int = 0, geo_source: str = "auto") -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from ioc.cli import alerts, db, demo, geo, rules, run, simulate, stack, topics
+from ioc.cli import alerts, apikeys, db, demo, geo, rules, run, simulate, stack, topics
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(stack.app, name="stack", help="Install, start and stop the local services.")
@@ -17,7 +17,10 @@ app.add_typer(geo.app, name="geo", help="Administrative boundaries.")
 app.add_typer(rules.app, name="rules", help="Alert rule files: check and unit-test.")
 app.add_typer(alerts.app, name="alerts", help="Operator actions on alerts.")
 app.command("worker")(run.worker)
-app.command("api")(run.api)
+api_app = typer.Typer(invoke_without_command=True, help="HTTP API server and its keys.")
+api_app.callback(invoke_without_command=True)(run.api)
+api_app.add_typer(apikeys.app, name="keys", help="Create, list and revoke API keys.")
+app.add_typer(api_app, name="api")
 app.command("simulate")(simulate.simulate)
 app.command("replay")(simulate.replay)
 app.command("demo")(demo.demo)
