@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import faust
 
@@ -10,12 +11,32 @@ from alerts.alertmanager import AlertmanagerClient
 from alerts.outbox import OutboxDelivery
 from alerts.ruleload import load_rules_dir
 from alerts.webhook import WebhookClient
+from geo.index import CommuneIndex
+from ioc.errors import GeoError
 from ioc.events.validate import Validator
 from ioc.settings import Settings, get_settings
 from streams.alerting import AlertStage, commune_names, generator_url
 from streams.app import Parts, build_app
 
 log = logging.getLogger(__name__)
+
+
+def resolvable_codes(index: CommuneIndex) -> Callable[[str], bool]:
+    """Predicate for the validator: a current code, or a pre-2025 code that maps to exactly
+    one current commune. Checking here (not after validation) keeps the dead letter's
+    value the event's original bytes."""
+    known: dict[str, bool] = {}
+
+    def check(code: str) -> bool:
+        if code not in known:
+            try:
+                index.check_code(code)
+                known[code] = True
+            except GeoError:
+                known[code] = False
+        return known[code]
+
+    return check
 
 
 def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
@@ -33,7 +54,8 @@ def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
     else:
         index = index_for(settings, source=geo_source)
     validator = Validator(max_message_bytes=settings.kafka.max_message_bytes,
-                          max_future_skew_s=settings.stream.max_future_skew_s)
+                          max_future_skew_s=settings.stream.max_future_skew_s,
+                          known_commune=resolvable_codes(index))
     rules = load_rules_dir(settings.resolve(settings.alerts.rules_dir))
     alert_stage = AlertStage(settings, conninfo, rules, commune_names(conninfo))
     webhook = None
