@@ -231,7 +231,9 @@ class Evaluator:
         denominator: int = sum(t.count for _, t in series(rule.denominator))
         if denominator < rule.min_denominator:
             return None
-        numerator: int = sum(t.count for _, t in series(rule.numerator))
+        # Numerators are 0/1 metrics (docs/architecture.md): their window sum counts the
+        # events that meet the condition; the denominator's count is the base.
+        numerator: float = sum(t.sum for _, t in series(rule.numerator))
         return 100.0 * numerator / denominator
 
     def _absence(self, rule: AbsenceRule, now: datetime) -> Iterator[_Reading]:
