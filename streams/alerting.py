@@ -77,6 +77,7 @@ class AlertStage:
         self._generator_url = generator_url(settings)
         self.publish = publish
         self._metrics = rules.metrics()
+        self._history = rules.longest_window() + timedelta(minutes=2)
         self.evaluator = Evaluator(
             rules.partition_rules(), communes,
             renotify_every=timedelta(seconds=settings.alerts.renotify_interval_s),
@@ -101,8 +102,7 @@ class AlertStage:
         communes.discard(UNASSIGNED)
         new = communes - self._known
         if new:
-            self.evaluator.restore(await load_states(conn, communes=sorted(new),
-                                                     active_only=True))
+            await self._recover(conn, sorted(new), watermark)
             self._known |= new
         self.evaluator.observe(
             WindowPoint(w.commune_code, w.province_code, w.metric, w.bucket, w.count, w.sum,
@@ -130,6 +130,21 @@ class AlertStage:
             metrics.LATENCY_ALERT.observe(max(0.0, time.time() - newest))
         if self.publish is not None and result.stored:
             await self.publish(list(result.stored))
+
+    async def _recover(self, conn: psycopg.AsyncConnection[Any], communes: list[str],
+                       watermark: float) -> None:
+        """First sight of communes: their stored alert states and recent window totals.
+
+        Without the windows a restarted worker would see "no data" for a firing alert
+        and resolve it; the rollup table holds exactly what the evaluator saw before.
+        """
+        self.evaluator.restore(await load_states(conn, communes=communes, active_only=True))
+        since = datetime.fromtimestamp(watermark, UTC) - self._history
+        cur = await conn.execute(
+            "SELECT commune_code, province_code, metric, bucket, count, sum, min, max, last"
+            " FROM rollup_1m WHERE commune_code = ANY(%s) AND metric = ANY(%s)"
+            " AND bucket >= %s", (communes, sorted(self._metrics), since))
+        self.evaluator.observe(WindowPoint(*row) for row in await cur.fetchall())
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -1,0 +1,119 @@
+"""Alerts end to end: events -> worker -> alert state in TimescaleDB -> Alertmanager.
+
+Real broker, real worker processes, real database, real Alertmanager. A worker killed
+with SIGKILL and restarted must neither lose the alert nor announce it twice.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ioc.sandbox import Pipeline, batches, envelope, pipeline
+from ioc.settings import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+COMMUNE = "00004"  # Phường Ba Đình, Hà Nội
+RULE = """
+groups:
+  - name: e2e
+    rules:
+      - id: e2e_pm25_high_{tag}
+        feed: sensor
+        metric: pm25
+        scope: commune
+        aggregate: avg
+        window: 1m
+        op: ">"
+        threshold: 100
+        clear: 50
+        for: 0m
+        severity: warning
+        labels: {{ test_run: "{tag}" }}
+        annotations:
+          summary:
+            vi: "PM2.5 tại {{commune}} là {{value:.0f}}"
+            en: "PM2.5 in {{commune_en}} is {{value:.0f}}"
+"""
+
+
+def readings(start: datetime, values: list[float], tag: str) -> list[dict[str, Any]]:
+    return [envelope("sensor", f"{tag}-{start.timestamp()}-{i}", "aq-e2e",
+                     start + timedelta(seconds=i), {"metric": "pm25", "value": v,
+                                                    "unit": "ug/m3"},
+                     commune_code=COMMUNE)
+            for i, v in enumerate(values)]
+
+
+def am_alerts(settings: Settings, tag: str, active: bool = True) -> list[dict[str, Any]]:
+    r = httpx.get(f"{settings.alertmanager.url}/api/v2/alerts",
+                  params={"filter": f'test_run="{tag}"', "active": str(active).lower(),
+                          "silenced": "true", "inhibited": "true"}, timeout=5)
+    r.raise_for_status()
+    return list(r.json())
+
+
+def wait(check: Any, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.5)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def pipe(stack: Settings, tmp_path: Path) -> Any:
+    with pipeline(stack, tmp_path, partitions=1) as p:
+        yield p
+
+
+def test_alert_fires_is_delivered_survives_sigkill_and_resolves(
+        pipe: Pipeline, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "e2e.yaml").write_text(RULE.format(tag=tag))
+    env = {"IOC__ALERTS__RULES_DIR": str(rules)}
+    where = f"FROM alert_transitions WHERE rule_id = 'e2e_pm25_high_{tag}' AND kind = 'state'"
+    transitions = f"SELECT to_state {where} ORDER BY seq"
+    count = f"SELECT count(*) {where}"
+    t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=4)
+
+    worker = pipe.start_worker(extra_env=env)
+    pipe.produce("sensor", batches(readings(t0, [150.0, 170.0, 160.0], tag), 10))
+    pipe.wait_for(count, 1)
+    assert [r[0] for r in pipe.query(transitions)] == ["firing"]
+    firing = wait(lambda: am_alerts(pipe.settings, tag))
+    assert firing[0]["labels"]["commune_code"] == COMMUNE
+    assert firing[0]["labels"]["severity"] == "warning"
+    annotations = firing[0]["annotations"]
+    assert any("Ba Đình" in v for v in annotations.values()), annotations  # commune name
+
+    # Killed and restarted: the next high minute must not announce the alert again.
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    pipe.start_worker(extra_env=env)
+    pipe.produce("sensor", batches(readings(t0 + timedelta(minutes=1), [180.0, 190.0], tag),
+                                   10))
+    pipe.wait_for("SELECT count(*) FROM sensor_readings", 5)
+    time.sleep(3)
+    assert [r[0] for r in pipe.query(transitions)] == ["firing"]
+    deliveries = pipe.query("SELECT count(*) FROM alert_outbox WHERE receiver = 'alertmanager'"
+                            " AND delivered_at IS NOT NULL")[0][0]
+    assert deliveries == 1
+
+    # Back under the clear threshold: resolved, and Alertmanager is told (endsAt).
+    pipe.produce("sensor", batches(readings(t0 + timedelta(minutes=2), [20.0, 25.0], tag), 10))
+    pipe.wait_for(count, 2)
+    assert [r[0] for r in pipe.query(transitions)] == ["firing", "resolved"]
+    wait(lambda: not am_alerts(pipe.settings, tag), timeout=60)
