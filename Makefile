@@ -41,8 +41,10 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Every benchmark in one go (about 10 minutes): figures printed, reports/bench.json and
+# the tables in BENCHMARKS.md rewritten. BENCH_ARGS=--quick for a short run.
 bench: stack-up
-	@echo "bench: not implemented yet (see the design brief's targets)"
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 demo: stack-up
 	$(BIN)/ioc demo

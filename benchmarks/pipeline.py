@@ -26,7 +26,7 @@ import orjson
 import psycopg
 from kafka import KafkaProducer
 
-from benchmarks.workload import Workload
+from benchmarks.workload import Workload, stamp
 from ioc.sandbox import Pipeline, pipeline
 from ioc.settings import Settings
 
@@ -117,26 +117,29 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1) -> dic
                      "(SELECT count(*) FROM traffic_observations) + "
                      "(SELECT count(*) FROM service_events)")
         first_at = None
+        first_n = 0
+        cpu_at_first = 0.0
         peak = ProcStats(0, 0)
         deadline = time.monotonic() + 600
         stored = 0
         while time.monotonic() < deadline:
             stored = pipe.query(count_sql)[0][0]
             now = time.perf_counter()
-            if stored and first_at is None:
-                first_at, first_n = now, stored
             stats = [proc_stats(p.pid) for p in procs if p.poll() is None]
             if stats:
                 peak = ProcStats(sum(s.cpu_s for s in stats), max(s.peak_rss_mb for s in stats))
+            if stored and first_at is None:
+                first_at, first_n, cpu_at_first = now, stored, peak.cpu_s
             if stored >= n_events:
                 break
             time.sleep(0.2)
         elapsed = time.perf_counter() - (first_at or time.perf_counter())
         rate = (stored - first_n) / elapsed if first_at and elapsed > 0 else 0.0
+        busy = peak.cpu_s - cpu_at_first
         rollup_rows = pipe.query("SELECT count(*) FROM rollup_1m")[0][0]
     return {"events": n_events, "stored": stored, "workers": workers,
-            "events_per_s": round(rate), "worker_cpu_s": round(peak.cpu_s, 1),
-            "worker_cpu_share": round(peak.cpu_s / elapsed, 2) if elapsed else None,
+            "events_per_s": round(rate), "worker_cpu_s": round(busy, 1),
+            "worker_cpu_share": round(busy / elapsed, 2) if elapsed else None,
             "worker_peak_rss_mb": round(peak.peak_rss_mb), "rollup_rows": rollup_rows}
 
 
@@ -200,7 +203,8 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 15.0
         time.sleep(8)
         producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers,
                                  acks="all", linger_ms=5, max_request_size=2_000_000)
-        workload = Workload(seed=7, tag="r")
+        pool = Workload(seed=7).template_pool(500)
+        run = 0
         probe = 0
         for rate in steps:
             step_start = datetime.now(UTC)
@@ -209,9 +213,13 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 15.0
             next_probe = 0.0
             while (elapsed := time.perf_counter() - t0) < seconds:
                 due = int(rate * elapsed) - sent
-                for feed, key, value, n in workload.messages(max(0, min(due, 5000))):
-                    producer.send(pipe.topics[feed], key=key, value=value)
+                stamp_at = datetime.now(UTC)
+                while due > 0:
+                    feed, key, value, n = pool[run % len(pool)]
+                    run += 1
+                    producer.send(pipe.topics[feed], key=key, value=stamp(value, run, stamp_at))
                     sent += n
+                    due -= n
                 if elapsed >= next_probe:  # one alert-raising reading in a fresh commune
                     code = communes[probe % len(communes)][0]
                     probe += 1

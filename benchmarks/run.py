@@ -113,11 +113,12 @@ def render(r: dict[str, Any], path: Path) -> None:
     g, v, s = r["geo_join"], r["validator"], r["sink"]
     lines += [
         f"| geo join, 3,321 communes, batched (one core) | "
-        f"{round(g.get('batched_uncached', 0)):,} points/s; cached "
-        f"{round(g.get('batched_cached', 0)):,}/s; one at a time "
-        f"{round(g.get('one_at_a_time', 0)):,}/s | ≥ 500,000 |",
+        f"{round(g.get('batched_uncached_pps', 0)):,} points/s; cached "
+        f"{round(g.get('batched_cached_pps', 0)):,}/s; one at a time "
+        f"{round(g.get('one_at_a_time_pps', 0)):,}/s | ≥ 500,000 |",
         "| validator (one core) | " + ", ".join(
-            f"{k} {round(v[k]):,}/s" for k in ("sensor", "traffic", "service") if k in v)
+            f"{k} {round(v[k + '_events_per_s']):,}/s" for k in ("sensor", "traffic", "service")
+            if k + "_events_per_s" in v)
         + " | — |",
         f"| TimescaleSink alone (COPY + idempotent insert + rollup, 10k-row batches) | "
         f"{s['rows_per_s']:,} rows/s | — |",

@@ -21,6 +21,17 @@ def places(province: str = "01") -> list[tuple[str, float, float]]:
     return [(str(r.code), float(r.lat), float(r.lon)) for r in rows.itertuples()]
 
 
+TIME_MARK = datetime(2001, 1, 1, tzinfo=UTC)
+_TIME_MARK_BYTES = TIME_MARK.isoformat().encode()  # 2001-01-01T00:00:00+00:00
+ID_MARK = b"@@@@@@@@"
+
+
+def stamp(value: bytes, run: int, now: datetime) -> bytes:
+    """A pool message with unique ids (``run`` distinct per send) and occurred_at = now."""
+    at = now.replace(microsecond=0).isoformat().encode()
+    return value.replace(ID_MARK, b"%08d" % run).replace(_TIME_MARK_BYTES, at)
+
+
 class Workload:
     """Sensor, traffic and service events in the proportions of a real province."""
 
@@ -50,6 +61,18 @@ class Workload:
                 events.append(self._event(feed, src, code, lat, lon, at))
             made += n
             yield feed, f"src-{src}".encode(), orjson.dumps(events), n
+
+    def template_pool(self, n_messages: int) -> list[tuple[str, bytes, bytes, int]]:
+        """Messages whose event ids and occurred_at are placeholders (see :func:`stamp`):
+        stamping is two byte replacements, so a producer can send tens of thousands of
+        events per second with ``occurred_at`` = now without building JSON."""
+        saved = self._tag, self._seq
+        self._tag = ID_MARK.decode()
+        pool = []
+        for feed, key, value, n in self.messages(n_messages * self.batch, start=TIME_MARK):
+            pool.append((feed, key, value, n))
+        self._tag, self._seq = saved
+        return pool
 
     def _event(self, feed: str, src: int, code: str, lat: float, lon: float,
                at: datetime) -> dict[str, object]:

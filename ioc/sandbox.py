@@ -134,6 +134,7 @@ def pipeline(settings: Settings, tmp: Path, partitions: int = 3) -> Iterator[Pip
     """A fresh database (migrated) and fresh topics; torn down afterwards."""
     from ioc.db.migrate import apply_migrations
 
+    tmp.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:10]
     dbname = f"ioc_test_{tag}"
     admin = settings.database.conninfo(dbname="postgres")

@@ -19,6 +19,8 @@ from typing import Any
 from ioc.demo.queries import KPIS, AlertRow
 
 FEEDS = ("sensor", "traffic", "service")
+ALERT_ROWS = 6
+"""Alert rows in the panel (the worst first), so it fits a 40-line terminal."""
 _SAMPLE = re.compile(r'^(ioc_ingest_events_(?:received|rejected)_total)\{([^}]*)\}\s+(\S+)$')
 _FEED_LABEL = re.compile(r'feed="([^"]*)"')
 
@@ -142,12 +144,12 @@ def render(s: Snapshot, *, title: str) -> Any:
     for col in ("severity", "commune", "rule", "state"):
         alerts.add_column(col)
     styles = {"critical": "bold red", "warning": "yellow", "info": "blue"}
-    for a in s.alerts[:10]:
+    for a in s.alerts[:ALERT_ROWS]:
         where = f"{a.commune_name or ''} {a.commune_code}" if a.commune_code else "province"
         alerts.add_row(Text(a.severity, style=styles.get(a.severity, "")), where, a.rule_id,
                        a.state)
-    if len(s.alerts) > 10:
-        alerts.add_row("…", f"{len(s.alerts) - 10} more", "", "")
+    if len(s.alerts) > ALERT_ROWS:
+        alerts.add_row("…", f"{len(s.alerts) - ALERT_ROWS} more", "", "")
 
     kpis = Table(title="headline KPIs (province, service_kpi_daily)", expand=True)
     for k in KPIS:

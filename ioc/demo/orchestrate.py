@@ -2,9 +2,11 @@
 
 Each child runs in its own session (so a Ctrl-C in the terminal reaches only the demo,
 which then stops its children in order) with stdout and stderr appended to
-``<logs>/demo-<name>.log``. Its pid and kernel start time go to
-``<run>/demo-<name>.json``; a pid counts as ours only while its start time still
-matches, so a recycled pid is never signalled. Nothing is looked up or killed by name.
+``<logs>/<prefix><name>.log``. Its pid and kernel start time go to
+``<run>/<prefix><name>.json`` (prefix ``demo-``, or ``demo@<database>-`` for a demo on
+another database, so two demos never touch each other's children); a pid counts as ours
+only while its start time still matches, so a recycled pid is never signalled. Nothing
+is looked up or killed by name.
 
 Contract of :class:`Children`:
 
@@ -97,7 +99,8 @@ class Children:
     """The processes one demo run started."""
 
     def __init__(self, *, log_dir: Path, run_dir: Path, cwd: Path,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, prefix: str = PREFIX) -> None:
+        self.prefix = prefix
         self.log_dir = log_dir
         self.run_dir = run_dir
         self.cwd = cwd
@@ -106,7 +109,7 @@ class Children:
         self._reported: set[str] = set()
 
     def log_path(self, name: str) -> Path:
-        return self.log_dir / f"{PREFIX}{name}.log"
+        return self.log_dir / f"{self.prefix}{name}.log"
 
     def start(self, name: str, argv: list[str], *, env: Mapping[str, str] | None = None
               ) -> Child:
@@ -127,7 +130,7 @@ class Children:
                                         env=child_env, start_new_session=True)
             except OSError as exc:
                 raise DemoError(name, f"cannot start {argv[0]}: {exc}", log) from exc
-        meta = self.run_dir / f"{PREFIX}{name}.json"
+        meta = self.run_dir / f"{self.prefix}{name}.json"
         child = Child(name, argv, log, meta, proc, start_ticks(proc.pid))
         meta.write_text(json.dumps({"pid": proc.pid, "start_ticks": child.ticks,
                                     "argv": argv}))
@@ -191,7 +194,7 @@ class Children:
     def stop_leftovers(self, *, timeout: float = 20.0) -> list[int]:
         """Stop processes an earlier demo recorded here and left running (by pid)."""
         stopped = []
-        for meta in sorted(self.run_dir.glob(f"{PREFIX}*.json")):
+        for meta in sorted(self.run_dir.glob(f"{self.prefix}*.json")):
             try:
                 record = json.loads(meta.read_text())
                 pid, ticks = int(record["pid"]), record["start_ticks"]

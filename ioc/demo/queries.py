@@ -65,12 +65,14 @@ def raw_counts(conn: Conn, w: Window) -> dict[str, int]:
 
 
 def sim_clock(conn: Conn, w: Window) -> datetime | None:
-    """The newest event time stored in the simulated span (how far the run got)."""
+    """The newest event time this run stored in the simulated span (how far it got)."""
     row = conn.execute(
         "SELECT greatest((SELECT max(time) FROM sensor_readings"
-        "                  WHERE time >= %(start)s AND time < %(hi)s),"
+        "                  WHERE time >= %(start)s AND time < %(hi)s"
+        "                    AND received_at >= %(since)s),"
         "                (SELECT max(time) FROM traffic_observations"
-        "                  WHERE time >= %(start)s AND time < %(hi)s))",
+        "                  WHERE time >= %(start)s AND time < %(hi)s"
+        "                    AND received_at >= %(since)s))",
         w.params()).fetchone()
     return row[0] if row else None
 

@@ -164,9 +164,10 @@ def map_png(data: ReportData) -> bytes:
     ax.legend(handles=handles, loc="lower left", title="worst active alert", fontsize=8)
     ax.set_title(f"{data.province_name}: communes by worst active alert severity")
     if data.approximate:
-        fig.text(0.5, 0.005, "Approximate polygons (Voronoi cells of commune centroids), "
-                 "not official boundaries", ha="center", va="bottom", fontsize=8,
-                 color="#a33")
+        ax.annotate("Approximate polygons (Voronoi cells of commune centroids), "
+                    "not official boundaries", xy=(0.5, 1.0), xycoords="axes fraction",
+                    xytext=(0, -12), textcoords="offset points", ha="center", va="top",
+                    fontsize=8, color="#a33")
     return _png(fig)
 
 

@@ -10,9 +10,11 @@ stack services it started itself are stopped too, unless ``keep_running``.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +34,8 @@ from ioc.demo.report import ReportFiles, build_report, collect
 from ioc.settings import ROOT, Settings
 
 Echo = Callable[[str], None]
+RATE_WINDOW_S = 5.0
+"""Rates in the live view are averaged over this many seconds (sinks commit in bursts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,18 @@ def format_span(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def simulator_sent(log: Path) -> int | None:
+    """Valid events the simulator sent, from the JSON counts it prints when done."""
+    for line in reversed(log_tail(log, 5).splitlines()):
+        if line.startswith("{") and '"sensor"' in line:
+            try:
+                counts = json.loads(line)
+                return int(sum(int(counts.get(f, 0)) for f in FEEDS) - int(counts["bad"]))
+            except (ValueError, KeyError, TypeError):
+                return None
+    return None
+
+
 @contextmanager
 def _signals_raise() -> Iterator[None]:
     """Turn SIGTERM and SIGINT into :class:`DemoInterruptedError` while the demo runs."""
@@ -96,7 +112,9 @@ class Demo:
         self.opts = opts
         self.echo = echo
         root = settings.stack.root
-        self.children = Children(log_dir=root / "logs", run_dir=root / "run", cwd=ROOT)
+        db = settings.database.dbname
+        self.children = Children(log_dir=root / "logs", run_dir=root / "run", cwd=ROOT,
+                                 prefix="demo-" if db == "ioc" else f"demo@{db}-")
         self.outcome = Outcome()
         self.started_services: list[str] = []
         self.t0 = time.monotonic()
@@ -246,7 +264,7 @@ class Demo:
             raise err
 
     def snapshot(self, conn: psycopg.Connection[Any], phase: str, before: Snapshot | None,
-                 *, kpis: bool) -> Snapshot:
+                 *, kpis: bool, rate_base: Snapshot | None = None) -> Snapshot:
         w = self.window
         clock = queries.sim_clock(conn, w)
         progress = 0.0
@@ -260,7 +278,7 @@ class Demo:
                         rejected=metrics["rejected"], alerts=queries.active_alerts(conn, w),
                         kpis=queries.province_kpis(conn, w) if kpis or before is None
                         else before.kpis)
-        return snap.with_rates(before)
+        return snap.with_rates(rate_base or before)
 
     def simulate_and_watch(self) -> None:
         o = self.opts
@@ -278,8 +296,11 @@ class Demo:
             snap: Snapshot | None = None
             phase = "simulate"
             quiet_since: float | None = None
+            expected: int | None = None
             drain_deadline = float("inf")
+            quiet_s = max(o.drain_quiet_s, 3 * self.settings.stream.sink_flush_interval_s)
             tick = 0
+            history: deque[Snapshot] = deque()  # the last RATE_WINDOW_S of snapshots
             while True:
                 for ended in self.children.poll():
                     self._child_ended(ended)
@@ -288,19 +309,36 @@ class Demo:
                     self.outcome.sim_wall_s = time.monotonic() - sim_t0
                     drain_deadline = time.monotonic() + o.drain_timeout_s
                 prev = snap
-                snap = self.snapshot(conn, phase, prev, kpis=tick % 3 == 0)
+                while history and time.monotonic() - history[0].at > RATE_WINDOW_S:
+                    history.popleft()
+                snap = self.snapshot(conn, phase, prev, kpis=tick % 3 == 0,
+                                     rate_base=history[0] if history else None)
+                history.append(snap)
                 tick += 1
                 if phase == "drain":
-                    if prev is not None and snap.stored == prev.stored:
+                    stored = sum(snap.stored.values())
+                    if expected is None:
+                        expected = simulator_sent(sim.log)
+                    # Drained: every valid event the simulator sent is stored, or (some
+                    # were dropped, e.g. as late) nothing changed for a few sink flush
+                    # intervals after rows started to arrive.
+                    if expected is not None and stored >= expected:
+                        view.show(snap, force=True)
+                        break
+                    if (prev is not None and stored > 0 and snap.stored == prev.stored
+                            and snap.received == prev.received):
                         quiet_since = quiet_since or prev.at
-                        if snap.at - quiet_since >= o.drain_quiet_s:
+                        if snap.at - quiet_since >= quiet_s:
                             view.show(snap, force=True)
                             break
                     else:
                         quiet_since = None
                     if time.monotonic() > drain_deadline:
-                        raise DemoError("drain", "raw row counts still changing after "
-                                        f"{o.drain_timeout_s:.0f} s")
+                        raise DemoError(
+                            "drain", f"pipeline not drained {o.drain_timeout_s:.0f} s after "
+                            f"the simulator finished: {stored:,} rows stored of about "
+                            f"{expected if expected is not None else '?'} valid events sent",
+                            self.children.get("worker-0").log)
                 view.show(snap)
                 time.sleep(1.0)
             snap = self.snapshot(conn, "done", snap, kpis=True)

@@ -23,6 +23,16 @@ COLUMNS: Final[dict[Feed, tuple[str, ...]]] = {
     "service": (*COMMON, "dossier_id", "procedure_code", "agency", "channel", "status",
                 "due_at", "resolved_at", "fee_bearing", "paid_online", "digitised", *TAIL),
 }
+_COMMON_TYPES: Final = ("timestamptz", "text", "text", "text", "text", "text")
+_TAIL_TYPES: Final = ("float8", "float8", "text", "bool", "timestamptz")
+TYPES: Final[dict[Feed, tuple[str, ...]]] = {
+    "sensor": (*_COMMON_TYPES, "text", "float8", "text", *_TAIL_TYPES),
+    "traffic": (*_COMMON_TYPES, "text", "int4", "float8", "float8", "text", *_TAIL_TYPES),
+    "service": (*_COMMON_TYPES, "text", "text", "text", "text", "text", "timestamptz",
+                "timestamptz", "bool", "bool", "bool", *_TAIL_TYPES),
+}
+"""Postgres types of ``COLUMNS``, for binary COPY (4-5x cheaper than text here)."""
+
 TABLES: Final[dict[Feed, str]] = {
     "sensor": "sensor_readings",
     "traffic": "traffic_observations",
@@ -69,7 +79,7 @@ def create_staging(feed: Feed) -> str:
 
 def copy_into_staging(feed: Feed) -> str:
     cols = ", ".join(COLUMNS[feed])
-    return f"COPY {staging_table(feed)} ({cols}) FROM STDIN"
+    return f"COPY {staging_table(feed)} ({cols}) FROM STDIN (FORMAT BINARY)"
 
 
 def insert_and_roll_up(feed: Feed) -> str:

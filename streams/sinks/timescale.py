@@ -139,6 +139,7 @@ class TimescaleSink:
         async with conn.transaction(), conn.cursor() as cur:
             for feed, rows in by_feed.items():
                 async with cur.copy(statements.copy_into_staging(feed).encode()) as copy:
+                    copy.set_types(list(statements.TYPES[feed]))
                     for row in rows:
                         await copy.write_row(row)
                 await cur.execute(statements.touch_sources(feed).encode())
