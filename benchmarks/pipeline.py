@@ -18,7 +18,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +207,7 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 15.0
         run = 0
         probe = 0
         for rate in steps:
-            step_start = datetime.now(UTC)
+            step_start = datetime.now(UTC) - timedelta(milliseconds=1)
             sent = 0
             t0 = time.perf_counter()
             next_probe = 0.0

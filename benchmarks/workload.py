@@ -28,7 +28,7 @@ ID_MARK = b"@@@@@@@@"
 
 def stamp(value: bytes, run: int, now: datetime) -> bytes:
     """A pool message with unique ids (``run`` distinct per send) and occurred_at = now."""
-    at = now.replace(microsecond=0).isoformat().encode()
+    at = now.isoformat().encode()
     return value.replace(ID_MARK, b"%08d" % run).replace(_TIME_MARK_BYTES, at)
 
 

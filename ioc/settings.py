@@ -133,7 +133,7 @@ class StreamSettings(_Section):
     app_id: str = "ioc"
     worker_web_port: int = 18100
     batch_max: int = 5000
-    batch_within_s: float = 0.5
+    batch_within_s: float = 0.25
     allowed_lateness_s: int = 300
     max_future_skew_s: int = 300
     sink_flush_rows: int = 20_000
