@@ -24,6 +24,7 @@ from alerts.outbox import OutboxDelivery
 from ioc.events.record import Feed, Record, encode_records
 from ioc.settings import Settings
 from streams.alerting import AlertStage
+from streams.global_alerts import GlobalAlerts
 from streams.sinks.timescale import TimescaleSink
 from streams.stage1 import CommuneIndexLike, InMessage, Stage1, ValidatorLike
 from streams.stage2 import Stage2
@@ -43,6 +44,7 @@ class Parts:
     index: CommuneIndexLike
     conninfo: str
     alerts: AlertStage | None = None
+    global_alerts: GlobalAlerts | None = None
     outbox: OutboxDelivery | None = None
 
 
@@ -100,10 +102,19 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
 
         parts.alerts.publish = publish
         alert_stage = parts.alerts
+        if parts.global_alerts is not None:
+            parts.global_alerts.publish = publish
 
         @app.on_partitions_revoked.connect  # type: ignore[arg-type]
         async def _revoked(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
             alert_stage.forget()  # reload state from the database when communes return
+
+    if parts.global_alerts is not None and parts.global_alerts.has_rules:
+        global_alerts = parts.global_alerts
+
+        @app.timer(interval=30.0, on_leader=False)  # type: ignore[untyped-decorator]
+        async def evaluate_global_rules() -> None:
+            await global_alerts.tick()
 
     if parts.outbox is not None:
         outbox = parts.outbox

@@ -17,6 +17,7 @@ from ioc.events.validate import Validator
 from ioc.settings import Settings, get_settings
 from streams.alerting import AlertStage, commune_names, generator_url
 from streams.app import Parts, build_app
+from streams.global_alerts import GlobalAlerts
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,9 @@ def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
                           max_future_skew_s=settings.stream.max_future_skew_s,
                           known_commune=resolvable_codes(index))
     rules = load_rules_dir(settings.resolve(settings.alerts.rules_dir))
-    alert_stage = AlertStage(settings, conninfo, rules, commune_names(conninfo))
+    names = commune_names(conninfo)
+    alert_stage = AlertStage(settings, conninfo, rules, names)
+    global_alerts = GlobalAlerts(settings, conninfo, rules, names)
     webhook = None
     if settings.alerts.webhook_url:
         secret = settings.alerts.webhook_secret
@@ -67,7 +70,7 @@ def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
                             webhook=webhook, retry_max_s=settings.alerts.outbox_retry_max_s,
                             generator_url=generator_url(settings))
     return Parts(validator=validator, index=index, conninfo=conninfo, alerts=alert_stage,
-                 outbox=outbox)
+                 global_alerts=global_alerts, outbox=outbox)
 
 
 def run_worker(*, index: int = 0, geo_source: str = "auto") -> None:

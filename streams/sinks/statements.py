@@ -138,5 +138,6 @@ SELECT source_id, min(department), '{feed}', min(commune_code), avg(lat), avg(lo
 FROM {staging_table(feed)} GROUP BY source_id
 ON CONFLICT (source_id) DO UPDATE SET
     last_seen = GREATEST(s.last_seen, EXCLUDED.last_seen),
+    last_received_at = now(),
     commune_code = COALESCE(EXCLUDED.commune_code, s.commune_code)
 """
