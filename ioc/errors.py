@@ -6,7 +6,8 @@
      ├── ContractError        an event breaks the envelope contract (carries a reason code)
      ├── GeoError             boundaries cannot be loaded or a code is unknown
      ├── StorageError         the database refused or is unavailable
-     │    └── BackpressureError  a sink is full: stop consuming, retry after ``retry_after``
+     │    ├── BackpressureError  a sink is full: stop consuming, retry after ``retry_after``
+     │    └── RowsRejectedError       the database refused the rows themselves (not transient)
      ├── RuleError            an alert rule file is invalid (carries file and line)
      └── DeliveryError        a receiver refused or could not be reached
 
@@ -58,6 +59,11 @@ class BackpressureError(StorageError):
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class RowsRejectedError(StorageError):
+    """The database refused a batch's rows (a data or constraint error): retrying the
+    same rows cannot succeed, so the caller isolates and dead-letters the bad ones."""
 
 
 class RuleError(IocError):

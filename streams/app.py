@@ -21,12 +21,13 @@ import prometheus_client
 import psycopg
 
 from alerts.outbox import OutboxDelivery
-from ioc.events.record import Feed, Record, encode_records
+from ioc import metrics
+from ioc.events.record import RECORDS_ENCODER, Feed, Record, encode_records
 from ioc.settings import Settings
 from streams.alerting import AlertStage
 from streams.global_alerts import GlobalAlerts
 from streams.sinks.timescale import TimescaleSink
-from streams.stage1 import CommuneIndexLike, InMessage, Stage1, ValidatorLike
+from streams.stage1 import CommuneIndexLike, DeadLetter, InMessage, Stage1, ValidatorLike
 from streams.stage2 import Stage2
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,20 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
     sink = TimescaleSink(parts.conninfo)
     stage2 = Stage2(sink, allowed_lateness_s=stream.allowed_lateness_s,
                     on_windows=parts.alerts)
+
+    async def dead_letter_rows(rejected: list[tuple[Record, str]]) -> None:
+        pending = []
+        for rec, reason in rejected:
+            dead = DeadLetter(key=rec.source_id.encode(), value=RECORDS_ENCODER.encode(rec),
+                              reason="storage_rejected", message=reason, feed=rec.feed,
+                              source_topic=names["enriched"], source_partition=-1,
+                              source_offset=-1, batch_index=None)
+            metrics.EVENTS_REJECTED.labels(rec.feed, "storage_rejected").inc()
+            pending.append(await deadletter_topic.send(key=dead.key, value=dead.value,
+                                                       headers=dead.headers()))
+        await asyncio.gather(*pending)
+
+    stage2.on_rejected = dead_letter_rows
 
     @app.agent(raw_topic, name="stage1-validate-enrich")
     async def validate_enrich(events: Any) -> None:  # faust.Stream: take_events is untyped

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import msgspec
 
 from ioc import metrics
+from ioc.errors import RowsRejectedError
 from ioc.events.record import Record, decode_records
 from streams.sinks.timescale import TimescaleSink, WindowTotal, WriteResult
 
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 
 WindowHook = Callable[[list[WindowTotal], list[Record], float], Awaitable[None]]
 """Called after each committed batch with (windows, records, watermark epoch seconds)."""
+
+RejectHook = Callable[[list[tuple[Record, str]]], Awaitable[None]]
+"""Receives records the database refused, with the reason (sent to the dead letter)."""
 
 _SAMPLE = 500  # latency observations per feed per batch: enough for the histogram
 
@@ -42,8 +46,10 @@ class Stage2:
     """Decode, mark late events against the watermark, write, then hand windows on."""
 
     def __init__(self, sink: TimescaleSink, *, allowed_lateness_s: float,
-                 on_windows: WindowHook | None = None) -> None:
+                 on_windows: WindowHook | None = None,
+                 on_rejected: RejectHook | None = None) -> None:
         self._sink = sink
+        self.on_rejected = on_rejected
         self._lateness = allowed_lateness_s
         self._on_windows = on_windows
         self.watermark = 0.0
@@ -63,11 +69,34 @@ class Stage2:
         late = [t < cutoff for t in times]
         self.watermark = max(self.watermark, max(times))
         metrics.WATERMARK.set(self.watermark)
-        result = await self._sink.write(records, late)
+        rejected: list[tuple[Record, str]] = []
+        result = await self._write(records, late, rejected)
+        if rejected:
+            log.error("stage 2: %d records refused by the database, dead-lettered: %s",
+                      len(rejected), rejected[0][1])
+            if self.on_rejected is not None:
+                await self.on_rejected(rejected)
         self._observe(records, result)
         if self._on_windows is not None:
             await self._on_windows(result.windows, records, self.watermark)
         return Stage2Result(len(records), result, self.watermark)
+
+    async def _write(self, records: list[Record], late: list[bool],
+                     rejected: list[tuple[Record, str]]) -> WriteResult:
+        """Write; if the database refuses the rows, halve until the bad ones are alone.
+
+        A refused row would otherwise be retried forever and stall its partition; the
+        halving costs log2(batch) extra transactions per bad row, and only then.
+        """
+        try:
+            return await self._sink.write(records, late)
+        except RowsRejectedError as exc:
+            if len(records) == 1:
+                rejected.append((records[0], str(exc)))
+                return WriteResult()
+            mid = len(records) // 2
+            first = await self._write(records[:mid], late[:mid], rejected)
+            return first.merge(await self._write(records[mid:], late[mid:], rejected))
 
     def _observe(self, records: list[Record], result: WriteResult) -> None:
         for feed, n in result.inserted.items():

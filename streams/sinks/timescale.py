@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 
 from ioc import metrics
-from ioc.errors import StorageError
+from ioc.errors import RowsRejectedError, StorageError
 from ioc.events.record import FEEDS, Feed, Record
 from streams.sinks import statements
 
@@ -58,6 +58,16 @@ class WriteResult:
     duplicates: dict[str, int] = field(default_factory=dict)
     late: dict[str, int] = field(default_factory=dict)
     committed_at: float = 0.0
+
+    def merge(self, other: WriteResult) -> WriteResult:
+        """Results of two writes of one batch (when bad rows were isolated)."""
+        self.windows.extend(other.windows)
+        for mine, theirs in ((self.inserted, other.inserted),
+                             (self.duplicates, other.duplicates), (self.late, other.late)):
+            for feed, n in theirs.items():
+                mine[feed] = mine.get(feed, 0) + n
+        self.committed_at = max(self.committed_at, other.committed_at)
+        return self
 
 
 def _row(feed: Feed, r: Record, late: bool) -> tuple[Any, ...]:
@@ -111,6 +121,8 @@ class TimescaleSink:
                 try:
                     result = await self._write_once(by_feed)
                     break
+                except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                    raise RowsRejectedError(str(exc).splitlines()[0]) from exc
                 except _TRANSIENT as exc:
                     metrics.SINK_FAILURES.inc()
                     waited = time.monotonic() - started
