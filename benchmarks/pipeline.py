@@ -186,7 +186,7 @@ FROM (SELECT extract(epoch FROM t.recorded_at - p.time) AS lat_s
 """
 
 
-def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 15.0
+def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 20.0
           ) -> list[dict[str, Any]]:
     """Rising fixed rates; per step p50/p99 occurred_at->stored and ->alert (probes)."""
     from benchmarks.workload import places
@@ -196,7 +196,7 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 15.0
     for f in (settings.resolve(settings.alerts.rules_dir)).glob("*.yaml"):
         (rules / f.name).write_text(f.read_text())
     (rules / "zz_bench.yaml").write_text(PROBE_RULE)
-    communes = places()
+    communes = places(None)  # every probe in a commune that has no alert yet
     out = []
     with pipeline(settings, tmp, partitions=6) as pipe:
         worker = pipe.start_worker(extra_env={"IOC__ALERTS__RULES_DIR": str(rules)})
@@ -223,7 +223,7 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 15.0
                 if elapsed >= next_probe:  # one alert-raising reading in a fresh commune
                     code = communes[probe % len(communes)][0]
                     probe += 1
-                    next_probe += 0.5
+                    next_probe += 0.2
                     event = {"schema_version": 1, "event_id": f"probe-{probe}",
                              "source_id": f"probe-{code}", "department": "bench",
                              "feed": "sensor", "occurred_at": datetime.now(UTC).isoformat(),

@@ -13,11 +13,14 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 
-def places(province: str = "01") -> list[tuple[str, float, float]]:
+def places(province: str | None = "01") -> list[tuple[str, float, float]]:
+    """(code, lat, lon) of a province's communes (``None``: all 3,321)."""
     from geo.reference import read_reference
 
     frame = read_reference().communes
-    rows = frame[frame["province_code"] == province].sort_values("code")
+    if province is not None:
+        frame = frame[frame["province_code"] == province]
+    rows = frame.sort_values("code")
     return [(str(r.code), float(r.lat), float(r.lon)) for r in rows.itertuples()]
 
 

@@ -131,6 +131,7 @@ class ApiSettings(_Section):
 
 class StreamSettings(_Section):
     app_id: str = "ioc"
+    worker_web_host: str = "127.0.0.1"
     worker_web_port: int = 18100
     batch_max: int = 5000
     batch_within_s: float = 0.25
