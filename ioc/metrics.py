@@ -80,6 +80,11 @@ OUTBOX_FAILED = Counter(
 OUTBOX_PENDING = Gauge(
     "ioc_alerts_outbox_pending", "Notifications waiting for delivery.", ["receiver"])
 
+# Simulators
+SIM_EVENTS_SENT = Counter(
+    "ioc_simulator_events_sent_total", "Events a simulator published, valid or malformed.",
+    ["feed", "kind"])
+
 # HTTP API
 HTTP_REQUESTS = Counter(
     "ioc_api_requests_total", "HTTP requests by route and status.", ["route", "status"])

@@ -178,9 +178,30 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        checks = {"kafka": await _kafka_ready(app), "database": await _db_ready(parts.conninfo)}
+        checks = {"kafka": await _kafka_ready(settings.kafka.bootstrap_servers),
+                  "database": await _db_ready(parts.conninfo)}
         ok = all(checks.values())
         return web.json({"ready": ok, "checks": checks}, status=200 if ok else 503)
+
+    @app.timer(interval=5.0, on_leader=False)  # type: ignore[untyped-decorator]
+    async def consumer_lag() -> None:
+        """Messages behind each assigned partition's high watermark (committed offset)."""
+        try:
+            consumer = app.consumer
+            assigned = list(consumer.assignment())
+            if not assigned:
+                return
+            highwaters = await consumer.highwaters(*assigned)
+            committed = getattr(consumer, "_committed_offset", {})
+            for tp in assigned:
+                done = committed.get(tp)
+                high = highwaters.get(tp)
+                if high is None:
+                    continue
+                lag = max(0, int(high) - int(done or 0))
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+        except Exception as exc:  # a metric must never take the worker down
+            log.debug("consumer lag not available: %s", exc)
 
     @app.timer(interval=300.0, on_leader=False)  # type: ignore[untyped-decorator]
     async def maintenance() -> None:
@@ -201,11 +222,17 @@ def _chunks(records: list[Record], size: int) -> list[list[Record]]:
     return [records[i:i + size] for i in range(0, len(records), size)]
 
 
-async def _kafka_ready(app: faust.App) -> bool:
-    try:
-        return bool(app.consumer.assignment()) or app.consumer is not None
-    except Exception:
-        return False
+async def _kafka_ready(bootstrap: str) -> bool:
+    """A broker of the bootstrap list accepts a connection within two seconds."""
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 2.0)
+            writer.close()
+            return True
+        except (OSError, TimeoutError, ValueError):
+            continue
+    return False
 
 
 async def _db_ready(conninfo: str) -> bool:

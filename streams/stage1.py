@@ -126,6 +126,11 @@ class Stage1:
                 out.deadletters.append(self._dead(msg, rej.index, rej.raw, rej.reason,
                                                   rej.message, feed))
                 rejected[(feed, rej.reason)] += 1
+                log.info("rejected: %s", rej.message, extra={
+                    "event_id": getattr(rej, "event_id", None),
+                    "source_id": getattr(rej, "source_id", None), "reason": str(rej.reason),
+                    "feed": feed, "topic": msg.topic, "partition": msg.partition,
+                    "offset": msg.offset})
         kept = self._enrich(records, out, rejected)
         for rec in kept:
             out.enriched.setdefault(rec.commune_code, []).append(rec)

@@ -33,6 +33,8 @@ def simulate(
         envvar="IOC_API_KEY", help="Department API key for --target http.")] = None,
     max_speed: Annotated[bool, typer.Option(help="Do not pace; send as fast as possible.")
                          ] = False,
+    metrics_port: Annotated[int, typer.Option(
+        help="Serve Prometheus /metrics on 127.0.0.1:PORT while running (0: off).")] = 0,
 ) -> None:
     """Publish simulated department feeds (air, water, traffic, dossiers)."""
     from ioc.settings import get_settings
@@ -44,6 +46,10 @@ def simulate(
     if not 0.0 <= bad_share <= 1.0 or rate <= 0 or speedup <= 0:
         raise typer.BadParameter("need 0 <= --bad-share <= 1, --rate > 0, --speedup > 0")
     settings = get_settings()
+    if metrics_port:
+        import prometheus_client
+
+        prometheus_client.start_http_server(metrics_port, addr="127.0.0.1")
     if start is not None:
         t0 = datetime.fromisoformat(start)
         if t0.tzinfo is None:

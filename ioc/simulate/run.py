@@ -12,6 +12,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from ioc.metrics import SIM_EVENTS_SENT
 from ioc.simulate.generator import events
 from ioc.simulate.targets import Target, encode
 
@@ -44,6 +45,7 @@ def run(target: Target, *, province: str, start: datetime, span_s: float, rate: 
         target.send(ev.feed, ev.key, encode(ev.payload))
         counts[ev.feed] += 1
         counts["bad"] += not ev.truth.valid
+        SIM_EVENTS_SENT.labels(ev.feed, "valid" if ev.truth.valid else "malformed").inc()
         if n % 1000 == 0:
             target.poll()
     counts["target"] = target.close()

@@ -70,3 +70,29 @@ def test_service_kpi_inputs_are_exact_and_a_refused_row_is_isolated(pipe: Pipeli
     assert (on_time[0], on_time[1]) == (30.0, 39)
     online = pipe.query("SELECT sum(sum) FROM rollup_1m WHERE metric = 'service.resolved.online'")
     assert online[0][0] == sum(1 for i in range(40) if i % 4 and i != 17)
+
+
+def test_sink_reconnects_and_retries_after_losing_its_connection(pipe: Pipeline) -> None:
+    import psycopg
+
+    from ioc import metrics
+
+    batch1 = [service(i) for i in range(10)]
+    batch2 = [service(i) for i in range(10, 20)]
+
+    async def run() -> None:
+        sink = TimescaleSink(pipe.conninfo, retry_max_s=1.0, give_up_after_s=30)
+        await sink.write(batch1, [False] * len(batch1))
+        with psycopg.connect(pipe.conninfo, autocommit=True) as admin:  # the DB "restarts"
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()
+            assert killed and killed[0] >= 1
+        before = metrics.SINK_RETRIES._value.get()
+        result = await sink.write(batch2, [False] * len(batch2))
+        assert result.inserted == {"service": 10}
+        assert metrics.SINK_RETRIES._value.get() > before
+        await sink.close()
+
+    asyncio.run(run())
+    assert pipe.query("SELECT count(*) FROM service_events")[0][0] == 20
