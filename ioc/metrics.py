@@ -86,5 +86,9 @@ SIM_EVENTS_SENT = Counter(
     ["feed", "kind"])
 
 # HTTP API
+API_INGEST_EVENTS = Counter(
+    "ioc_api_ingest_events_total",
+    "Events posted to the HTTP gateway by outcome (accepted, or the rejection reason).",
+    ["feed", "outcome"])
 HTTP_REQUESTS = Counter(
     "ioc_api_requests_total", "HTTP requests by route and status.", ["route", "status"])

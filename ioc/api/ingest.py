@@ -44,7 +44,7 @@ from ioc.api.errors import (
 from ioc.events.reasons import Reason
 from ioc.events.record import Record
 from ioc.events.validate import split_array
-from ioc.metrics import EVENTS_RECEIVED, EVENTS_REJECTED, EVENTS_VALID
+from ioc.metrics import API_INGEST_EVENTS
 
 log = logging.getLogger("ioc.api.ingest")
 
@@ -267,22 +267,13 @@ async def publish(res: Resources, verdicts: list[_Verdict]) -> None:
 
 
 def _count(verdicts: list[_Verdict]) -> None:
-    received: Counter[str] = Counter()
-    valid: Counter[str] = Counter()
-    rejected: Counter[tuple[str, str]] = Counter()
+    # Accepted events are counted again by stage 1 (ioc_ingest_*): the gateway has its own
+    # counter so pipeline dashboards do not count HTTP events twice.
+    outcomes: Counter[tuple[str, str]] = Counter()
     for v in verdicts:
-        feed = v.feed or "unknown"
-        received[feed] += 1
-        if v.reason is None:
-            valid[feed] += 1
-        else:
-            rejected[(feed, v.reason)] += 1
-    for feed, n in received.items():
-        EVENTS_RECEIVED.labels(feed).inc(n)
-    for feed, n in valid.items():
-        EVENTS_VALID.labels(feed).inc(n)
-    for (feed, reason), n in rejected.items():
-        EVENTS_REJECTED.labels(feed, reason).inc(n)
+        outcomes[(v.feed or "unknown", v.reason or "accepted")] += 1
+    for (feed, outcome), n in outcomes.items():
+        API_INGEST_EVENTS.labels(feed, outcome).inc(n)
 
 
 # --------------------------------------------------------------------------- route
