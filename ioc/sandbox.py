@@ -49,6 +49,8 @@ class Pipeline:
     partitions: int
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
+    web_ports: list[int] = field(default_factory=list)
+    """The web (/metrics, /healthz, /readyz) port of each worker started, in order."""
     tmp: Path = Path("/tmp")
 
     @property
@@ -69,7 +71,9 @@ class Pipeline:
                      ) -> subprocess.Popen[bytes]:
         log = self.tmp / f"worker-{len(self.logs)}.log"
         self.logs.append(log)
-        env = self.env(free_port(), app_id)
+        port = free_port()
+        self.web_ports.append(port)
+        env = self.env(port, app_id)
         env.update(extra_env or {})
         proc = subprocess.Popen(
             [sys.executable, "-m", "ioc.cli", "worker", "--geo-source", "reference"],

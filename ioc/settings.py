@@ -137,8 +137,6 @@ class StreamSettings(_Section):
     batch_within_s: float = 0.25
     allowed_lateness_s: int = 300
     max_future_skew_s: int = 300
-    sink_flush_rows: int = 20_000
-    sink_flush_interval_s: float = 1.0
     sink_buffer_max_rows: int = 200_000
 
 

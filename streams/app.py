@@ -130,7 +130,7 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
 
     sink = TimescaleSink(parts.conninfo)
     stage2 = Stage2(sink, allowed_lateness_s=stream.allowed_lateness_s,
-                    on_windows=parts.alerts)
+                    on_windows=parts.alerts, max_rows=stream.sink_buffer_max_rows)
 
     async def dead_letter_rows(rejected: list[tuple[Record, str]]) -> None:
         pending = []

@@ -47,8 +47,10 @@ class Stage2:
 
     def __init__(self, sink: TimescaleSink, *, allowed_lateness_s: float,
                  on_windows: WindowHook | None = None,
-                 on_rejected: RejectHook | None = None) -> None:
+                 on_rejected: RejectHook | None = None,
+                 max_rows: int = 200_000) -> None:
         self._sink = sink
+        self._max_rows = max_rows
         self.on_rejected = on_rejected
         self._lateness = allowed_lateness_s
         self._on_windows = on_windows
@@ -70,7 +72,10 @@ class Stage2:
         self.watermark = max(self.watermark, max(times))
         metrics.WATERMARK.set(self.watermark)
         rejected: list[tuple[Record, str]] = []
-        result = await self._write(records, late, rejected)
+        result = WriteResult()
+        for i in range(0, len(records), self._max_rows):  # bounded transactions
+            j = i + self._max_rows
+            result.merge(await self._write(records[i:j], late[i:j], rejected))
         if rejected:
             log.error("stage 2: %d records refused by the database, dead-lettered: %s",
                       len(rejected), rejected[0][1])

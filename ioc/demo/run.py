@@ -298,7 +298,7 @@ class Demo:
             quiet_since: float | None = None
             expected: int | None = None
             drain_deadline = float("inf")
-            quiet_s = max(o.drain_quiet_s, 3 * self.settings.stream.sink_flush_interval_s)
+            quiet_s = max(o.drain_quiet_s, 3 * self.settings.stream.batch_within_s)
             tick = 0
             history: deque[Snapshot] = deque()  # the last RATE_WINDOW_S of snapshots
             while True:
