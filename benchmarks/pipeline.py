@@ -49,6 +49,21 @@ def proc_stats(pid: int) -> ProcStats:
     return ProcStats(cpu, peak)
 
 
+def postgres_cpu_s() -> float:
+    """CPU seconds used so far by every PostgreSQL process on this machine."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" not in text:
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
 def preload(pipe: Pipeline, workload: Workload, n_events: int) -> int:
     producer = KafkaProducer(bootstrap_servers=pipe.settings.kafka.bootstrap_servers,
                              acks="all", linger_ms=20, batch_size=1_000_000,
@@ -111,14 +126,20 @@ def ceiling(settings: Settings, tmp: Path, n_events: int) -> dict[str, Any]:
 
 def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1) -> dict[str, Any]:
     with pipeline(settings, tmp, partitions=6) as pipe:
-        preload(pipe, Workload(seed=6, tag="d"), n_events)
-        procs = [pipe.start_worker() for _ in range(workers)]
+        if workers == 1:  # a pure drain of a preloaded backlog
+            preload(pipe, Workload(seed=6, tag="d"), n_events)
+            procs = [pipe.start_worker()]
+        else:  # let the group settle first, so no rebalance lands inside the measurement
+            procs = [pipe.start_worker() for _ in range(workers)]
+            time.sleep(12)
+            preload(pipe, Workload(seed=6, tag="d"), n_events)
         count_sql = ("SELECT (SELECT count(*) FROM sensor_readings) + "
                      "(SELECT count(*) FROM traffic_observations) + "
                      "(SELECT count(*) FROM service_events)")
         first_at = None
         first_n = 0
         cpu_at_first = 0.0
+        pg_at_first = 0.0
         peak = ProcStats(0, 0)
         deadline = time.monotonic() + 600
         stored = 0
@@ -130,16 +151,19 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1) -> dic
                 peak = ProcStats(sum(s.cpu_s for s in stats), max(s.peak_rss_mb for s in stats))
             if stored and first_at is None:
                 first_at, first_n, cpu_at_first = now, stored, peak.cpu_s
+                pg_at_first = postgres_cpu_s()
             if stored >= n_events:
                 break
             time.sleep(0.2)
         elapsed = time.perf_counter() - (first_at or time.perf_counter())
         rate = (stored - first_n) / elapsed if first_at and elapsed > 0 else 0.0
         busy = peak.cpu_s - cpu_at_first
+        pg_busy = postgres_cpu_s() - pg_at_first if first_at else 0.0
         rollup_rows = pipe.query("SELECT count(*) FROM rollup_1m")[0][0]
     return {"events": n_events, "stored": stored, "workers": workers,
             "events_per_s": round(rate), "worker_cpu_s": round(busy, 1),
             "worker_cpu_share": round(busy / elapsed, 2) if elapsed else None,
+            "postgres_cpu_share": round(pg_busy / elapsed, 2) if elapsed else None,
             "worker_peak_rss_mb": round(peak.peak_rss_mb), "rollup_rows": rollup_rows}
 
 
@@ -224,12 +248,13 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 20.0
                     code = communes[probe % len(communes)][0]
                     probe += 1
                     next_probe += 0.2
+                    source = f"probe-{code}"
                     event = {"schema_version": 1, "event_id": f"probe-{probe}",
-                             "source_id": f"probe-{code}", "department": "bench",
+                             "source_id": source, "department": "bench",
                              "feed": "sensor", "occurred_at": datetime.now(UTC).isoformat(),
                              "commune_code": code,
                              "body": {"metric": "pm10", "value": 999.0, "unit": "ug/m3"}}
-                    producer.send(pipe.topics["sensor"], key=event["source_id"].encode(),
+                    producer.send(pipe.topics["sensor"], key=source.encode(),
                                   value=orjson.dumps([event]))
                 producer.flush()
                 time.sleep(0.02)
