@@ -49,7 +49,7 @@ def main() -> int:
     from benchmarks import pipeline as p
 
     settings = get_settings()
-    n = 60_000 if args.quick else 200_000
+    n = 60_000 if args.quick else 600_000
     steps = [1000, 5000, 10000] if args.quick else [1000, 5000, 10000, 20000, 30000, 40000]
     results: dict[str, Any] = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
                                "machine": machine(), "targets": TARGETS}
