@@ -25,6 +25,7 @@ from typing import Any
 
 import psycopg
 from kafka import KafkaProducer
+from psycopg import sql
 
 from ioc.settings import ROOT, Settings, TopicSettings
 from ioc.topics import delete_topics, ensure_topics
@@ -134,29 +135,41 @@ def tail(path: Path, lines: int = 40) -> str:
 
 
 @contextlib.contextmanager
-def pipeline(settings: Settings, tmp: Path, partitions: int = 3) -> Iterator[Pipeline]:
-    """A fresh database (migrated) and fresh topics; torn down afterwards."""
+def fresh_database(settings: Settings, prefix: str = "ioc_test") -> Iterator[tuple[str, str]]:
+    """A uniquely named database with every migration applied: ``(name, conninfo)``;
+    dropped (connections forced off) afterwards."""
     from ioc.db.migrate import apply_migrations
 
-    tmp.mkdir(parents=True, exist_ok=True)
-    tag = uuid.uuid4().hex[:10]
-    dbname = f"ioc_test_{tag}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = settings.database.conninfo(dbname="postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {dbname}".encode())
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        conninfo = settings.database.conninfo(dbname=name)
+        apply_migrations(conninfo)
+        yield name, conninfo
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                         .format(sql.Identifier(name)))
+
+
+@contextlib.contextmanager
+def pipeline(settings: Settings, tmp: Path, partitions: int = 3) -> Iterator[Pipeline]:
+    """A fresh database (migrated) and fresh topics; torn down afterwards."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:10]
     topics = {key: f"t{tag}.{key}" for key in FEED_KEYS}
     specs = [TopicSettings(name=name, partitions=partitions, retention_hours=24)
              for name in topics.values()]
-    ensure_topics(settings.kafka, specs)
-    pipe = Pipeline(settings, dbname, f"ioc-test-{tag}", topics, partitions, tmp=tmp)
-    try:
-        apply_migrations(pipe.conninfo)
-        yield pipe
-    finally:
-        pipe.stop_workers()
-        delete_topics(settings.kafka, list(topics.values()))
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)".encode())
+    with fresh_database(settings) as (dbname, _):
+        ensure_topics(settings.kafka, specs)
+        pipe = Pipeline(settings, dbname, f"ioc-test-{tag}", topics, partitions, tmp=tmp)
+        try:
+            yield pipe
+        finally:
+            pipe.stop_workers()
+            delete_topics(settings.kafka, list(topics.values()))
 
 
 # ------------------------------------------------------------------ event builders

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -12,13 +11,12 @@ import numpy as np
 import psycopg
 import pytest
 import shapely
-from psycopg import sql
 from typer.testing import CliRunner
 
 from geo.index import index_from_database, index_from_reference
 from geo.reference import read_reference
 from ioc.cli.geo import app
-from ioc.db.migrate import apply_migrations
+from ioc.sandbox import fresh_database
 from ioc.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -27,17 +25,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def geo_db(pg_conninfo: str, stack: Settings) -> Iterator[tuple[str, str]]:
     """A migrated, uniquely named database: ``(name, conninfo)``; dropped afterwards."""
-    name = f"ioc_geo_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    conninfo = stack.database.conninfo(dbname=name)
-    try:
-        apply_migrations(conninfo)
-        yield name, conninfo
-    finally:
-        with psycopg.connect(pg_conninfo, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                         .format(sql.Identifier(name)))
+    with fresh_database(stack, "ioc_geo") as db:
+        yield db
 
 
 def _load(*args: str) -> str:

@@ -4,7 +4,6 @@ retention dropping chunks older than the configured age."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +12,7 @@ import pytest
 
 from ioc.db.edition import timescale_edition
 from ioc.db.maintenance import run_maintenance
-from ioc.db.migrate import apply_migrations
+from ioc.sandbox import fresh_database
 from ioc.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -29,17 +28,9 @@ HOURLY = ("SELECT bucket, commune_code, metric, count, sum, min, max, last FROM 
 
 
 @pytest.fixture
-def conninfo(stack: Settings, pg_conninfo: str) -> Iterator[str]:
-    name = f"ioc_maint_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_conninfo, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}".encode())
-    info = stack.database.conninfo(dbname=name)
-    try:
-        apply_migrations(info)
+def conninfo(stack: Settings) -> Iterator[str]:
+    with fresh_database(stack, "ioc_maint") as (_, info):
         yield info
-    finally:
-        with psycopg.connect(pg_conninfo, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE {name} WITH (FORCE)".encode())
 
 
 def test_hourly_rollups_match_the_minutes_and_retention_drops_old_chunks(

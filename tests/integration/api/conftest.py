@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from ioc.api.auth import ensure_department
-from ioc.db.migrate import apply_migrations
+from ioc.sandbox import fresh_database
 from ioc.settings import Settings
 from tests.integration.api.apihelpers import ApiDb
 
@@ -19,12 +17,7 @@ from tests.integration.api.apihelpers import ApiDb
 def api_db(stack: Settings, pg_conninfo: str) -> Iterator[ApiDb]:
     """A uniquely named, migrated database with departments ``env`` (sensor),
     ``transport`` (traffic) and ``pscc`` (service); dropped afterwards."""
-    name = f"ioc_api_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    conninfo = stack.database.conninfo(dbname=name)
-    try:
-        apply_migrations(conninfo)
+    with fresh_database(stack, "ioc_api") as (name, conninfo):
         with psycopg.connect(conninfo, autocommit=True) as conn:
             ensure_department(conn, "env", ["sensor"], "Sở Tài nguyên và Môi trường")
             ensure_department(conn, "transport", ["traffic"], "Sở Giao thông")
@@ -32,9 +25,5 @@ def api_db(stack: Settings, pg_conninfo: str) -> Iterator[ApiDb]:
         settings = stack.model_copy(update={
             "database": stack.database.model_copy(update={"dbname": name, "pool_max": 4})})
         yield ApiDb(name, conninfo, settings)
-    finally:
-        with psycopg.connect(pg_conninfo, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                         .format(sql.Identifier(name)))
 
 

@@ -14,7 +14,6 @@ import importlib.util
 import json
 import math
 import random
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -23,9 +22,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from ioc.db.migrate import apply_migrations
+from ioc.sandbox import fresh_database
 from ioc.settings import ROOT, Settings
 from tests.integration.observability.grafana_expand import Expander
 
@@ -133,12 +131,7 @@ def seeded(pg_conninfo: str, stack: Settings) -> Iterator[Seeded]:
     from geo.reference import SOURCE, read_reference
     from geo.store import write_units
 
-    name = f"ioc_obs_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    conninfo = stack.database.conninfo(dbname=name)
-    try:
-        apply_migrations(conninfo)
+    with fresh_database(stack, "ioc_obs") as (_, conninfo):
         with psycopg.connect(conninfo) as conn:
             write_units(conn, read_reference().units, source=SOURCE,
                         valid_from=date(2025, 7, 1))
@@ -149,10 +142,6 @@ def seeded(pg_conninfo: str, stack: Settings) -> Iterator[Seeded]:
             conn.commit()
         metrics = sorted({row[2] for row in _rollup_rows(communes[:1], random.Random(1))})
         yield Seeded(conninfo, communes, metrics)
-    finally:
-        with psycopg.connect(pg_conninfo, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                         .format(sql.Identifier(name)))
 
 
 def _builder() -> Any:
