@@ -72,7 +72,7 @@ class RejectionLike(Protocol):
 
 class ValidatorLike(Protocol):
     def validate(self, value: bytes, *, now: float | None = None,
-                 expected_feed: str | None = None
+                 expected_feed: str | None = None, redelivered: bool = False
                  ) -> tuple[list[Record], Sequence[RejectionLike]]: ...
 
 
@@ -100,6 +100,9 @@ class Stage1:
         self._validator = validator
         self._index = index
         self._feed_of_topic = feed_of_topic
+        self._next_offset: dict[tuple[str, int], int] = {}
+        """Per partition, the offset after the last message this process validated: a
+        message below it is a re-delivery (rebalance, retry), not a duplicate."""
 
     def process(self, messages: Sequence[InMessage], now: float | None = None) -> Stage1Output:
         now = time.time() if now is None else now
@@ -109,9 +112,13 @@ class Stage1:
         rejected: Counter[tuple[str, str]] = Counter()
         for msg in messages:
             feed = self._feed_of_topic.get(msg.topic, "unknown")
+            tp = (msg.topic, msg.partition)
+            redelivered = msg.offset < self._next_offset.get(tp, -1)
+            self._next_offset[tp] = max(msg.offset + 1, self._next_offset.get(tp, -1))
             try:
                 valid, rejections = self._validator.validate(
-                    msg.value, now=now, expected_feed=feed if feed != "unknown" else None)
+                    msg.value, now=now, expected_feed=feed if feed != "unknown" else None,
+                    redelivered=redelivered)
             except Exception as exc:  # a validator bug must not stall the partition
                 log.exception("validator failed on %s/%d@%d", msg.topic, msg.partition,
                               msg.offset)

@@ -123,14 +123,29 @@ class Validator:
             self._known = known_commune.__contains__
         self._capacity = max(0, dedupe_capacity)
         self._seen: dict[int, None] = {}
+        self._redelivered = False
         self._ring: list[int] = []
         self._ring_pos = 0
 
     # ------------------------------------------------------------------ public API
     def validate(
-        self, value: bytes, *, now: float | None = None, expected_feed: str | None = None
+        self, value: bytes, *, now: float | None = None, expected_feed: str | None = None,
+        redelivered: bool = False,
     ) -> tuple[list[Record], list[Rejection]]:
-        """Decode and check one message value (an object or an array of objects)."""
+        """Decode and check one message value (an object or an array of objects).
+
+        ``redelivered``: Kafka hands this same message (same partition and offset) out
+        again after a rebalance or a retry; its events were recorded as seen the first
+        time and must not now be rejected as duplicates of themselves.
+        """
+        self._redelivered = redelivered
+        try:
+            return self._validate(value, now, expected_feed)
+        finally:
+            self._redelivered = False
+
+    def _validate(self, value: bytes, now: float | None, expected_feed: str | None
+                  ) -> tuple[list[Record], list[Rejection]]:
         if now is None:
             now = time.time()
         if len(value) > self.max_message_bytes:
@@ -287,6 +302,8 @@ class Validator:
 
     def _fresh(self, source_id: str, event_id: str) -> bool:
         """Record (source_id, event_id) as seen; False if it was seen already."""
+        if self._redelivered:
+            return True
         key = hash((source_id, event_id))
         seen = self._seen
         if key in seen:
