@@ -135,6 +135,7 @@ class StreamSettings(_Section):
     worker_web_port: int = 18100
     batch_max: int = 5000
     batch_within_s: float = 0.25
+    commit_interval_s: float = 1.0
     allowed_lateness_s: int = 300
     max_future_skew_s: int = 300
     sink_buffer_max_rows: int = 200_000

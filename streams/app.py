@@ -80,7 +80,7 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
         producer_max_request_size=settings.kafka.max_message_bytes,
         consumer_max_fetch_size=4 * 1024 * 1024,
         stream_buffer_maxsize=max(4096, stream.batch_max * 2),
-        broker_commit_interval=1.0,
+        broker_commit_interval=stream.commit_interval_s,
         stream_wait_empty=False,
         logging_config=None,
     )

@@ -131,6 +131,23 @@ def test_late_events_land_in_their_window_or_are_counted_late(pipe: Pipeline) ->
     assert pipe.query("SELECT event_id FROM sensor_readings WHERE late") == [("b2",)]
 
 
+def test_a_worker_joining_mid_stream_loses_and_doubles_nothing(pipe: Pipeline) -> None:
+    """The rebalance re-delivers unacknowledged messages to their new (or old) owner:
+    none may be rejected as a duplicate of itself, none counted twice."""
+    events = sensor_events(6000, seed=13)
+    messages = list(batches(events, 20))
+    # Commit rarely, so the rebalance re-delivers processed-but-uncommitted messages.
+    slow_commits = {"IOC__STREAM__COMMIT_INTERVAL_S": "30"}
+    pipe.start_worker(extra_env=slow_commits)
+    pipe.produce("sensor", messages[: len(messages) // 2])
+    pipe.wait_for("SELECT count(*) > 0 FROM sensor_readings", True)
+    pipe.start_worker(extra_env=slow_commits)  # joins after the first one made progress
+    pipe.produce("sensor", messages[len(messages) // 2:])
+    pipe.wait_for("SELECT sum(count) FROM rollup_1m", len(events), timeout=120)
+    assert rollups(pipe) == expected_rollups(events)
+    assert pipe.query("SELECT count(*) FROM sensor_readings")[0][0] == len(events)
+
+
 def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
         pipe: Pipeline) -> None:
     events = sensor_events(20000, seed=3)
