@@ -19,9 +19,24 @@ from typing import Any, Literal
 from alerts import alertmanager, webhook
 from alerts.model import Transition
 from alerts.silences import Silence, silenced_by
+from ioc.settings import Settings
 
 Receiver = Literal["alertmanager", "webhook"]
 RECEIVERS: tuple[Receiver, ...] = ("alertmanager", "webhook")
+
+
+def receivers_for(settings: Settings) -> list[Receiver]:
+    """Who is notified of a transition: Alertmanager always, the signed webhook when a
+    URL is configured. Workers, the API and the CLI all use this one answer."""
+    out: list[Receiver] = ["alertmanager"]
+    if settings.alerts.webhook_url:
+        out.append("webhook")
+    return out
+
+
+def generator_url(settings: Settings) -> str:
+    """Where a notification links back to (the API's alerts; the fingerprint is added)."""
+    return f"http://{settings.api.host}:{settings.api.port}/v1/alerts"
 
 
 @dataclass(frozen=True, slots=True)

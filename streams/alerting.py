@@ -24,7 +24,7 @@ import psycopg
 
 from alerts.evaluator import Evaluator
 from alerts.model import CommuneInfo, Transition, WindowPoint
-from alerts.notify import Receiver
+from alerts.notify import generator_url, receivers_for
 from alerts.rules import RuleSet
 from alerts.store import load_states, persist
 from ioc import metrics
@@ -35,15 +35,6 @@ from streams.sinks.timescale import WindowTotal
 log = logging.getLogger(__name__)
 
 Publish = Callable[[list[Transition]], Awaitable[None]]
-
-
-def receivers_for(settings: Settings) -> list[Receiver]:
-    """Alertmanager always; the signed webhook when a URL is configured."""
-    return ["alertmanager", "webhook"] if settings.alerts.webhook_url else ["alertmanager"]
-
-
-def generator_url(settings: Settings) -> str:
-    return f"http://{settings.api.host}:{settings.api.port}/v1/alerts"
 
 
 def commune_names(conninfo: str) -> dict[str, CommuneInfo]:

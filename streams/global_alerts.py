@@ -20,11 +20,12 @@ import psycopg
 
 from alerts.evaluator import Evaluator
 from alerts.model import CommuneInfo, WindowPoint
+from alerts.notify import generator_url, receivers_for
 from alerts.rules import RuleSet
 from alerts.store import load_states, persist
 from ioc import metrics
 from ioc.settings import Settings
-from streams.alerting import Publish, generator_url, receivers_for
+from streams.alerting import Publish
 
 log = logging.getLogger(__name__)
 

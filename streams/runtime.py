@@ -8,6 +8,7 @@ from collections.abc import Callable
 import faust
 
 from alerts.alertmanager import AlertmanagerClient
+from alerts.notify import generator_url
 from alerts.outbox import OutboxDelivery
 from alerts.ruleload import load_rules_dir
 from alerts.webhook import WebhookClient
@@ -15,7 +16,7 @@ from geo.index import CommuneIndex
 from ioc.errors import GeoError
 from ioc.events.validate import Validator
 from ioc.settings import Settings, get_settings
-from streams.alerting import AlertStage, commune_names, generator_url
+from streams.alerting import AlertStage, commune_names
 from streams.app import Parts, build_app
 from streams.global_alerts import GlobalAlerts
 

@@ -31,11 +31,10 @@ from alerts import store
 from alerts.durations import parse_duration
 from alerts.errors import AlertNotFoundError, InvalidTransitionError
 from alerts.model import AlertState, Transition
-from alerts.notify import Receiver
+from alerts.notify import generator_url, receivers_for
 from alerts.silences import Matcher, Silence
 from ioc.api.deps import AdminKey, OperatorKey, Resources, ResourcesDep, ViewerKey
 from ioc.api.errors import BadRequestError, ConflictError, NotFoundError
-from ioc.settings import Settings
 
 log = logging.getLogger("ioc.api.alerts")
 
@@ -159,18 +158,6 @@ class AuditOut(BaseModel):
 
 
 # --------------------------------------------------------------------------- helpers
-def receivers_for(settings: Settings) -> list[Receiver]:
-    """The receivers an operator action notifies (as the worker's outbox does)."""
-    out: list[Receiver] = ["alertmanager"]
-    if settings.alerts.webhook_url:
-        out.append("webhook")
-    return out
-
-
-def generator_url(settings: Settings) -> str:
-    return f"http://{settings.api.host}:{settings.api.port}/v1/alerts"
-
-
 def _values(raw: list[str] | None) -> list[str] | None:
     """Repeated and comma-separated query values, flattened (None when absent)."""
     if not raw:

@@ -38,13 +38,11 @@ def _run(action: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
 
 
 def _receivers() -> tuple[list[Receiver], str]:
+    from alerts.notify import generator_url, receivers_for
     from ioc.settings import get_settings
 
     settings = get_settings()
-    receivers: list[Receiver] = ["alertmanager"]
-    if settings.alerts.webhook_url:
-        receivers.append("webhook")
-    return receivers, f"http://{settings.api.host}:{settings.api.port}/v1/alerts"
+    return receivers_for(settings), generator_url(settings)
 
 
 def _fail(exc: Exception) -> typer.Exit:
