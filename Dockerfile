@@ -14,7 +14,7 @@ COPY streams streams
 COPY geo geo
 COPY alerts alerts
 COPY config config
-# Editable, so settings find /app/config/ioc.yaml (ioc.settings.ROOT is the checkout).
+# Editable, so settings find /app/config/ioc.yaml (ioc.core.settings.ROOT is the checkout).
 RUN pip install --no-deps -e . && useradd --system --uid 10001 ioc
 USER ioc
 

@@ -10,10 +10,10 @@ STAMP := $(VENV)/.installed
 
 # The virtual environment with the project and its dev tools; redone when
 # pyproject.toml changes.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tools/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e tools
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,20 +1,20 @@
-"""Errors of the alerts package, rooted in :mod:`ioc.errors`.
+"""Errors of the alerts package, rooted in :mod:`ioc.core.errors`.
 
-    ioc.errors.IocError
+    ioc.core.errors.IocError
      └── AlertsError                 root of everything this package raises
           ├── RuleFilesError         one or more rule files are invalid (also a RuleError;
           │                          ``errors`` holds every RuleError with file and line)
           ├── AlertNotFoundError          no alert (or silence) with that id
           ├── InvalidTransitionError      an operator action does not apply in the current state
           └── ReceiverError          a receiver refused or could not be reached
-                                     (also an ioc.errors.DeliveryError)
+                                     (also an ioc.core.errors.DeliveryError)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ioc.errors import DeliveryError, IocError, RuleError
+from ioc.core.errors import DeliveryError, IocError, RuleError
 
 
 class AlertsError(IocError):

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from alerts import alertmanager, webhook
 from alerts.model import Transition
 from alerts.silences import Silence, silenced_by
-from ioc.settings import Settings
+from ioc.core.settings import Settings
 
 Receiver = Literal["alertmanager", "webhook"]
 RECEIVERS: tuple[Receiver, ...] = ("alertmanager", "webhook")

@@ -32,8 +32,8 @@ from alerts.rules import (
 )
 from alerts.templates import check_template
 from alerts.yamlnodes import Reader
-from ioc.errors import RuleError
-from ioc.events.record import FEEDS
+from ioc.core.errors import RuleError
+from ioc.core.events.record import FEEDS
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")

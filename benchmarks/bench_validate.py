@@ -11,10 +11,10 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+from iocdev.simulate.communes import all_commune_codes
+from iocdev.simulate.generator import events
 
-from ioc.events.validate import Validator
-from ioc.simulate.communes import all_commune_codes
-from ioc.simulate.generator import events
+from ioc.core.events.validate import Validator
 
 START = datetime.fromisoformat("2025-12-01T00:00:00+07:00")
 

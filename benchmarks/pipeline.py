@@ -24,11 +24,11 @@ from typing import Any
 
 import orjson
 import psycopg
+from iocdev.sandbox import Pipeline, pipeline
 from kafka import KafkaProducer
 
 from benchmarks.workload import Workload, stamp
-from ioc.sandbox import Pipeline, pipeline
-from ioc.settings import Settings
+from ioc.core.settings import Settings
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -286,7 +286,7 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 20.0
 def sink_rate(settings: Settings, tmp: Path, n_events: int = 100_000) -> dict[str, Any]:
     """The TimescaleSink alone: records already decoded and enriched."""
     from benchmarks.workload import places
-    from ioc.events.record import Record
+    from ioc.core.events.record import Record
     from streams.sinks.timescale import TimescaleSink
 
     communes = places()

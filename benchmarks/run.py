@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ioc.settings import ROOT, get_settings
+from ioc.core.settings import ROOT, get_settings
 
 TARGETS = {"end_to_end_events_per_s": 25_000, "p99_alert_s_at_5000": 1.0}
 

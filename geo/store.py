@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 import shapely
 
-from ioc.errors import GeoError
+from ioc.core.errors import GeoError
 
 if TYPE_CHECKING:
     import psycopg

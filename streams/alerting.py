@@ -27,9 +27,9 @@ from alerts.model import CommuneInfo, Transition, WindowPoint
 from alerts.notify import generator_url, receivers_for
 from alerts.rules import RuleSet
 from alerts.store import load_states, persist
-from ioc import metrics
-from ioc.events.record import UNASSIGNED, Record
-from ioc.settings import Settings
+from ioc.core import metrics
+from ioc.core.events.record import UNASSIGNED, Record
+from ioc.core.settings import Settings
 from streams.sinks.timescale import WindowTotal
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ import prometheus_client
 import psycopg
 
 from alerts.outbox import OutboxDelivery
-from ioc import metrics
-from ioc.events.record import RECORDS_ENCODER, Feed, Record, encode_records
-from ioc.settings import Settings
+from ioc.core import metrics
+from ioc.core.events.record import RECORDS_ENCODER, Feed, Record, encode_records
+from ioc.core.settings import Settings
 from streams.alerting import AlertStage
 from streams.global_alerts import GlobalAlerts
 from streams.sinks.timescale import TimescaleSink
@@ -205,7 +205,7 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
 
     @app.timer(interval=300.0, on_leader=False)  # type: ignore[untyped-decorator]
     async def maintenance() -> None:
-        from ioc.db.maintenance import run_maintenance
+        from ioc.core.db.maintenance import run_maintenance
 
         try:
             for line in await asyncio.to_thread(run_maintenance, parts.conninfo):

@@ -23,8 +23,8 @@ from alerts.model import CommuneInfo, WindowPoint
 from alerts.notify import generator_url, receivers_for
 from alerts.rules import RuleSet
 from alerts.store import load_states, persist
-from ioc import metrics
-from ioc.settings import Settings
+from ioc.core import metrics
+from ioc.core.settings import Settings
 from streams.alerting import Publish
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from alerts.outbox import OutboxDelivery
 from alerts.ruleload import load_rules_dir
 from alerts.webhook import WebhookClient
 from geo.index import CommuneIndex
-from ioc.errors import GeoError
-from ioc.events.validate import Validator
-from ioc.settings import Settings, get_settings
+from ioc.core.errors import GeoError
+from ioc.core.events.validate import Validator
+from ioc.core.settings import Settings, get_settings
 from streams.alerting import AlertStage, commune_names
 from streams.app import Parts, build_app
 from streams.global_alerts import GlobalAlerts

@@ -17,9 +17,9 @@ from typing import Protocol
 
 import numpy as np
 
-from ioc import metrics
-from ioc.errors import GeoError
-from ioc.events.record import UNASSIGNED, Feed, Record
+from ioc.core import metrics
+from ioc.core.errors import GeoError
+from ioc.core.events.record import UNASSIGNED, Feed, Record
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class Stage1:
 
 
 def _reencode(rec: Record) -> bytes:
-    from ioc.events.record import RECORDS_ENCODER
+    from ioc.core.events.record import RECORDS_ENCODER
 
     return RECORDS_ENCODER.encode(rec)
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import msgspec
 
-from ioc import metrics
-from ioc.errors import RowsRejectedError
-from ioc.events.record import Record, decode_records
+from ioc.core import metrics
+from ioc.core.errors import RowsRejectedError
+from ioc.core.events.record import Record, decode_records
 from streams.sinks.timescale import TimescaleSink, WindowTotal, WriteResult
 
 log = logging.getLogger(__name__)

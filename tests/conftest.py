@@ -1,7 +1,7 @@
 """Shared session fixtures: the settings and the real local services.
 
 ``stack`` makes sure Kafka, PostgreSQL (TimescaleDB + PostGIS), Prometheus and
-Alertmanager answer, starting them with ``ioc.stack`` when they do not. It never stops
+Alertmanager answer, starting them with ``iocdev.stack`` when they do not. It never stops
 them: the next run reuses them (``make test`` stops them only when CI=true).
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ioc.settings import Settings, get_settings
+from ioc.core.settings import Settings, get_settings
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +24,7 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def stack(settings: Settings) -> Settings:
     """The local services, answering (started here if needed, never stopped here)."""
-    from ioc.stack import manager
+    from iocdev.stack import manager
 
     if not all(row.answers for row in manager.status(settings)):
         manager.up(settings, echo=print)

@@ -19,7 +19,7 @@ from ioc.api import alerts, geojson, health, ingest
 from ioc.api.deps import Resources
 from ioc.api.errors import ApiError
 from ioc.api.logs import AccessLog
-from ioc.settings import Settings, get_settings
+from ioc.core.settings import Settings, get_settings
 
 log = logging.getLogger("ioc.api")
 

@@ -24,8 +24,8 @@ from psycopg_pool import AsyncConnectionPool
 from ioc.api.auth import ApiKey, KeyStore, OperatorRole, settings_pepper
 from ioc.api.errors import ForbiddenError, RateLimitedError, UnauthorizedError, UnavailableError
 from ioc.api.ratelimit import RateLimiter
-from ioc.events.validate import Validator
-from ioc.settings import Settings
+from ioc.core.events.validate import Validator
+from ioc.core.settings import Settings
 
 log = logging.getLogger("ioc.api")
 

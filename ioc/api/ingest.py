@@ -7,7 +7,7 @@ One request carries a JSON array of events (``application/json``) or one event p
    reading (a ``Content-Length`` above the limit is refused before reading anything);
 2. the body is split into events (``index`` = position in the array, or among the
    non-blank NDJSON lines); each is validated on its own by the shared
-   :class:`ioc.events.validate.Validator`, with the stream's reason codes;
+   :class:`ioc.core.events.validate.Validator`, with the stream's reason codes;
 3. each valid event is authorised: its ``department`` must be the key's
    (``forbidden_department``), its feed one of the department's feeds
    (``forbidden_feed``), its source one of the department's sources or a new one,
@@ -41,10 +41,10 @@ from ioc.api.errors import (
     UnavailableError,
     UnsupportedMediaError,
 )
-from ioc.events.reasons import Reason
-from ioc.events.record import Record
-from ioc.events.validate import split_array
-from ioc.metrics import API_INGEST_EVENTS
+from ioc.core.events.reasons import Reason
+from ioc.core.events.record import Record
+from ioc.core.events.validate import split_array
+from ioc.core.metrics import API_INGEST_EVENTS
 
 log = logging.getLogger("ioc.api.ingest")
 
@@ -58,7 +58,7 @@ GATEWAY_REASONS: Final[dict[str, str]] = {
     FORBIDDEN_SOURCE: "The source belongs to another department.",
     PUBLISH_FAILED: "Kafka did not acknowledge the event; send it again.",
 }
-"""Reasons only the gateway gives (the others are :class:`ioc.events.reasons.Reason`)."""
+"""Reasons only the gateway gives (the others are :class:`ioc.core.events.reasons.Reason`)."""
 _FORBIDDEN: Final = frozenset({FORBIDDEN_DEPARTMENT, FORBIDDEN_FEED, FORBIDDEN_SOURCE})
 
 JSON_TYPES: Final = frozenset({"application/json", ""})

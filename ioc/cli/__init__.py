@@ -1,16 +1,23 @@
 """The ``ioc`` command: one typer app, one sub-module per area.
 
 Each sub-module keeps heavy imports inside its commands so ``ioc --help`` stays fast.
+Developer tooling (``ioc stack``, ``ioc simulate``, ``ioc replay``, ``ioc demo``) is not
+part of the deployed package: when ``ioc-dev`` (``tools/``) is installed it adds those
+commands through the ``ioc.cli`` entry-point group, so this module never imports it.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
 import typer
 
-from ioc.cli import alerts, apikeys, db, demo, geo, rules, run, simulate, stack, topics
+from ioc.cli import alerts, apikeys, db, geo, rules, run, topics
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-app.add_typer(stack.app, name="stack", help="Install, start and stop the local services.")
+HELP = ("IOC event-processing backend: workers, HTTP API, database, topics, boundaries, "
+        "alert rules and operator actions.")
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=HELP)
 app.add_typer(db.app, name="db", help="Database migrations and maintenance.")
 app.add_typer(topics.app, name="topics", help="Kafka topics.")
 app.add_typer(geo.app, name="geo", help="Administrative boundaries.")
@@ -21,9 +28,16 @@ api_app = typer.Typer(invoke_without_command=True, help="HTTP API server and its
 api_app.callback(invoke_without_command=True)(run.api)
 api_app.add_typer(apikeys.app, name="keys", help="Create, list and revoke API keys.")
 app.add_typer(api_app, name="api")
-app.command("simulate")(simulate.simulate)
-app.command("replay")(simulate.replay)
-app.command("demo")(demo.demo)
+
+
+def _add_plugins(root: typer.Typer) -> None:
+    """Let installed distributions add sub-commands: each entry point names a callable
+    that takes the root app and registers its commands on it."""
+    for ep in entry_points(group="ioc.cli"):
+        ep.load()(root)
+
+
+_add_plugins(app)
 
 
 def main() -> None:

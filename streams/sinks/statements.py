@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ioc.events.record import Feed
+from ioc.core.events.record import Feed
 
 COMMON: Final = ("time", "event_id", "source_id", "department", "commune_code",
                  "province_code")

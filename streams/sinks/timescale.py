@@ -24,9 +24,9 @@ from typing import Any
 
 import psycopg
 
-from ioc import metrics
-from ioc.errors import RowsRejectedError, StorageError
-from ioc.events.record import FEEDS, Feed, Record
+from ioc.core import metrics
+from ioc.core.errors import RowsRejectedError, StorageError
+from ioc.core.events.record import FEEDS, Feed, Record
 from streams.sinks import statements
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ioc.settings import ROOT, Settings
-from ioc.topics import delete_topics
+from ioc.core.settings import ROOT, Settings
+from ioc.core.topics import delete_topics
 
 FEEDS = ("sensor", "traffic", "service", "enriched", "deadletter", "alerts")
 

@@ -11,13 +11,13 @@ import numpy as np
 import psycopg
 import pytest
 import shapely
+from iocdev.sandbox import fresh_database
 from typer.testing import CliRunner
 
 from geo.index import index_from_database, index_from_reference
 from geo.reference import read_reference
 from ioc.cli.geo import app
-from ioc.sandbox import fresh_database
-from ioc.settings import Settings
+from ioc.core.settings import Settings
 
 pytestmark = pytest.mark.integration
 

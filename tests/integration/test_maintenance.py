@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from iocdev.sandbox import fresh_database
 
-from ioc.db.edition import timescale_edition
-from ioc.db.maintenance import run_maintenance
-from ioc.sandbox import fresh_database
-from ioc.settings import Settings
+from ioc.core.db.edition import timescale_edition
+from ioc.core.db.maintenance import run_maintenance
+from ioc.core.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ioc.settings import Settings
+from ioc.core.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -228,7 +228,7 @@ def test_prometheus_answers_a_query(stack: Settings) -> None:
 
 
 def test_second_up_reuses_running_services(stack: Settings) -> None:
-    from ioc.stack import manager
+    from iocdev.stack import manager
 
     before = {row.name: row.pid for row in manager.status(stack)}
     start = time.monotonic()

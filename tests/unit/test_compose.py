@@ -21,7 +21,7 @@ import jsonschema
 import pytest
 import yaml
 
-from ioc.settings import ROOT, Settings
+from ioc.core.settings import ROOT, Settings
 
 COMPOSE = ROOT / "docker-compose.yml"
 SPEC_WHEEL = "docker_compose-1.29.2-py2.py3-none-any.whl"
@@ -183,8 +183,8 @@ def test_alertmanager_webhook_points_at_the_api(settings: Settings) -> None:
 
 
 def test_kafka_template_follows_the_settings(settings: Settings) -> None:
-    from ioc.stack.kafka import Kafka
-    from ioc.stack.layout import Layout
+    from iocdev.stack.kafka import Kafka
+    from iocdev.stack.layout import Layout
 
     props = dict(
         line.split("=", 1)

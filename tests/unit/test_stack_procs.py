@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from ioc.stack import procs
+from iocdev.stack import procs
 
 
 def test_start_recognise_stop(tmp_path: Path) -> None:

@@ -25,8 +25,8 @@ from alerts.ruleload import load_rules
 from alerts.rules import RuleSet
 from alerts.silences import Matcher
 from alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookClient, verify
-from ioc.db.migrate import apply_migrations
-from ioc.settings import Settings
+from ioc.core.db.migrate import apply_migrations
+from ioc.core.settings import Settings
 
 pytestmark = pytest.mark.integration
 

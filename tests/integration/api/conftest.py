@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from iocdev.sandbox import fresh_database
 
 from ioc.api.auth import ensure_department
-from ioc.sandbox import fresh_database
-from ioc.settings import Settings
+from ioc.core.settings import Settings
 from tests.integration.api.apihelpers import ApiDb
 
 

@@ -16,7 +16,7 @@ from kafka import KafkaConsumer
 from typer.testing import CliRunner
 
 from ioc.cli.apikeys import app as keys_app
-from ioc.settings import Settings, TopicSettings
+from ioc.core.settings import Settings, TopicSettings
 from tests.integration.api.apihelpers import ApiDb, api_client, bearer, new_key, with_api
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]

@@ -10,7 +10,6 @@ communes of Hà Nội written straight into rollup_1m, the raw hypertables and a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import random
@@ -22,9 +21,9 @@ from typing import Any
 
 import psycopg
 import pytest
+from iocdev.sandbox import fresh_database
 
-from ioc.sandbox import fresh_database
-from ioc.settings import ROOT, Settings
+from ioc.core.settings import ROOT, Settings
 from tests.integration.observability.grafana_expand import Expander
 
 pytestmark = pytest.mark.integration
@@ -145,12 +144,9 @@ def seeded(pg_conninfo: str, stack: Settings) -> Iterator[Seeded]:
 
 
 def _builder() -> Any:
-    spec = importlib.util.spec_from_file_location("build_dashboards",
-                                                  GRAFANA / "build_dashboards.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from iocdev import dashboards
+
+    return dashboards
 
 
 def _sql_targets() -> list[Any]:

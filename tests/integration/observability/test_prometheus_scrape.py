@@ -2,7 +2,7 @@
 through its query API.
 
 The endpoint is prometheus_client's HTTP server in this process, serving the metrics
-of ioc/metrics.py; the Prometheus is a second, private one (Debian's /usr/bin/prometheus)
+of ioc/core/metrics.py; the Prometheus is a second, private one (Debian's /usr/bin/prometheus)
 on free loopback ports with its own temporary storage, stopped by its pid at the end.
 """
 
@@ -20,7 +20,7 @@ import pytest
 import yaml
 from prometheus_client import start_http_server
 
-from ioc.metrics import EVENTS_RECEIVED
+from ioc.core.metrics import EVENTS_RECEIVED
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import yaml
 
-from ioc.settings import ROOT, Settings
+from ioc.core.settings import ROOT, Settings
 from tests.integration.observability.grafana_expand import Expander
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+from iocdev.sandbox import Pipeline, batches, envelope, pipeline
 
-from ioc.sandbox import Pipeline, batches, envelope, pipeline
-from ioc.settings import Settings
+from ioc.core.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

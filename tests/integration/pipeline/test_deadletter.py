@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from iocdev.sandbox import Pipeline, envelope, pipeline
 from kafka import KafkaConsumer
 
-from ioc.sandbox import Pipeline, envelope, pipeline
-from ioc.settings import ROOT, Settings
+from ioc.core.settings import ROOT, Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from iocdev.sandbox import Pipeline, pipeline
 
 from alerts.model import CommuneInfo
 from alerts.ruleload import load_rules
-from ioc.sandbox import Pipeline, pipeline
-from ioc.settings import Settings
+from ioc.core.settings import Settings
 from streams.global_alerts import GlobalAlerts
 
 pytestmark = pytest.mark.integration

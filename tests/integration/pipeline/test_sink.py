@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from iocdev.sandbox import Pipeline, pipeline
 
-from ioc.events.record import Record
-from ioc.sandbox import Pipeline, pipeline
-from ioc.settings import Settings
+from ioc.core.events.record import Record
+from ioc.core.settings import Settings
 from streams.sinks.timescale import TimescaleSink
 from streams.stage2 import Stage2
 
@@ -52,7 +52,7 @@ def test_service_kpi_inputs_are_exact_and_a_refused_row_is_isolated(pipe: Pipeli
             refused.extend(rows)
 
         stage2 = Stage2(sink, allowed_lateness_s=300, on_rejected=on_rejected)
-        from ioc.events.record import encode_records
+        from ioc.core.events.record import encode_records
 
         await stage2.process([encode_records(records)])
         again = await stage2.process([encode_records(records)])  # replay: nothing new
@@ -75,7 +75,7 @@ def test_service_kpi_inputs_are_exact_and_a_refused_row_is_isolated(pipe: Pipeli
 def test_sink_reconnects_and_retries_after_losing_its_connection(pipe: Pipeline) -> None:
     import psycopg
 
-    from ioc import metrics
+    from ioc.core import metrics
 
     batch1 = [service(i) for i in range(10)]
     batch2 = [service(i) for i in range(10, 20)]

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from iocdev.sandbox import Pipeline, envelope, free_port, pipeline
 
-from ioc.sandbox import Pipeline, envelope, free_port, pipeline
-from ioc.settings import Settings
+from ioc.core.settings import Settings
 from tests.integration.observability.test_prometheus_scrape import PROMETHEUS, _query
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -5,11 +5,10 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 
+from iocdev.demo.live import Snapshot, parse_metrics, plain_line, render
+from iocdev.demo.queries import AlertRow
+from iocdev.demo.run import format_span
 from rich.console import Console
-
-from ioc.demo.live import Snapshot, parse_metrics, plain_line, render
-from ioc.demo.queries import AlertRow
-from ioc.demo.run import format_span
 
 METRICS = """# HELP ioc_ingest_events_received_total Events read.
 # TYPE ioc_ingest_events_received_total counter

@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from ioc.demo.errors import DemoError
-from ioc.demo.orchestrate import Children, start_ticks
+from iocdev.demo.errors import DemoError
+from iocdev.demo.orchestrate import Children, start_ticks
 
 
 def _children(tmp_path: Path) -> Children:

@@ -7,16 +7,15 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from shapely.geometry import box
-
-from ioc.demo.queries import AlertRow, CommuneKpi, TrafficHour
-from ioc.demo.report import (
+from iocdev.demo.queries import AlertRow, CommuneKpi, TrafficHour
+from iocdev.demo.report import (
     APPROXIMATE_NOTE,
     CommuneShape,
     Named,
     ReportData,
     build_report,
 )
+from shapely.geometry import box
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 T0 = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)

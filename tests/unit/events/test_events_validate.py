@@ -8,11 +8,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from ioc.errors import ContractError
-from ioc.events import units
-from ioc.events.models import METRIC_NAMES
-from ioc.events.record import Record
-from ioc.events.validate import Validator, split_array
+from ioc.core.errors import ContractError
+from ioc.core.events import units
+from ioc.core.events.models import METRIC_NAMES
+from ioc.core.events.record import Record
+from ioc.core.events.validate import Validator, split_array
 
 NOW = 1_762_160_000.0
 

@@ -1,4 +1,4 @@
-"""The sample names ioc exports (from ioc/metrics.py), for checking rules and panels."""
+"""The sample names ioc exports (from ioc/core/metrics.py), for checking rules and panels."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ _NAME = re.compile(r"\bioc_[a-z0-9_]+")
 
 
 def exported_names() -> set[str]:
-    """Every sample name of every metric registered by ``ioc.metrics``."""
+    """Every sample name of every metric registered by ``ioc.core.metrics``."""
     from prometheus_client import REGISTRY
 
-    import ioc.metrics  # noqa: F401  (importing registers the metrics)
+    import ioc.core.metrics  # noqa: F401  (importing registers the metrics)
 
     names: set[str] = set()
     for family in REGISTRY.collect():

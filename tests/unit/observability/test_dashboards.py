@@ -5,12 +5,11 @@ grafana-foundation-sdk packages ship TypeScript and Python types only), so the m
 shape is checked with the JSON Schema below, written from the Grafana 11.6 dashboard
 types (schemaVersion 41), plus the rules a schema cannot say: unique ids, no overlapping
 panels, datasources that provisioning creates, variables that exist, time columns for
-time series, latitude/longitude for geomaps, metric names from ioc/metrics.py.
+time series, latitude/longitude for geomaps, metric names from ioc/core/metrics.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -21,7 +20,7 @@ import jsonschema
 import pytest
 import yaml
 
-from ioc.settings import ROOT
+from ioc.core.settings import ROOT
 from tests.unit.observability.ioc_metric_names import exported_names, ioc_names_in
 
 GRAFANA = ROOT / "config" / "grafana"
@@ -107,12 +106,9 @@ DASHBOARD_SCHEMA: dict[str, Any] = {
 
 
 def _builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_dashboards",
-                                                  GRAFANA / "build_dashboards.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from iocdev import dashboards
+
+    return dashboards
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -135,7 +131,7 @@ def _provisioned_datasources() -> dict[str, str]:
 
 def test_the_six_dashboards_exist_and_are_up_to_date() -> None:
     assert {p.stem for p in DASHBOARDS} == EXPECTED
-    assert _builder().main(["--check"]) == 0, "run python config/grafana/build_dashboards.py"
+    assert _builder().main(["--check"]) == 0, "run python tools/iocdev/dashboards.py"
 
 
 def test_grafana_version_matches_compose() -> None:
@@ -246,7 +242,7 @@ def test_promql_uses_only_metrics_ioc_exports(path: Path) -> None:
         for t in p["targets"]:
             if "expr" in t:
                 unknown = ioc_names_in(t["expr"]) - exported
-                assert not unknown, f"{p['title']}: {unknown} not in ioc/metrics.py"
+                assert not unknown, f"{p['title']}: {unknown} not in ioc/core/metrics.py"
 
 
 def test_pipeline_dashboard_covers_the_issue() -> None:

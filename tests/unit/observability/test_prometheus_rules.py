@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ioc.settings import ROOT
+from ioc.core.settings import ROOT
 from tests.unit.observability.ioc_metric_names import exported_names, ioc_names_in
 
 PROMETHEUS = ROOT / "config" / "prometheus"
@@ -93,8 +93,8 @@ def test_every_alert_has_severity_annotations_and_a_unit_test() -> None:
 
 
 def test_rules_use_only_metrics_ioc_exports() -> None:
-    """Every ioc_* name in a rule is defined in ioc/metrics.py."""
+    """Every ioc_* name in a rule is defined in ioc/core/metrics.py."""
     exported = exported_names()
     for rule in _alerts():
         unknown = ioc_names_in(str(rule["expr"])) - exported
-        assert not unknown, f"{rule['alert']}: {unknown} not in ioc/metrics.py"
+        assert not unknown, f"{rule['alert']}: {unknown} not in ioc/core/metrics.py"

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from iocdev.simulate.communes import all_commune_codes, load_communes
+from iocdev.simulate.generator import events, generate
+from iocdev.simulate.physics import local_hour
 from typer.testing import CliRunner
 
 from ioc.cli import app
-from ioc.events.validate import Validator
-from ioc.simulate.communes import all_commune_codes, load_communes
-from ioc.simulate.generator import events, generate
-from ioc.simulate.physics import local_hour
+from ioc.core.events.validate import Validator
 
 WINTER = datetime.fromisoformat("2025-12-01T00:00:00+07:00")
 SUMMER = datetime.fromisoformat("2025-07-01T00:00:00+07:00")

@@ -1,0 +1,618 @@
+"""Stage-1 validation: Kafka message value bytes -> ``Record``\\s and ``Rejection``\\s.
+
+Contract of :meth:`Validator.validate`:
+
+* One call takes one message value: a JSON object (one event) or a JSON array of
+  objects (a batch). Every element is validated on its own; a bad element never takes
+  its neighbours down, not even one that is not JSON (the array is split by a small
+  scanner when it does not parse as a whole).
+* It never raises for any input bytes; every problem becomes a :class:`Rejection` with a
+  stable reason code from :class:`ioc.core.events.reasons.Reason`.
+* Accepted events become :class:`ioc.core.events.record.Record` with canonical units,
+  ``occurred_at`` in UTC, ``received_at=now``, and ``commune_code`` as sent (geo
+  ``"code"``) or ``"unassigned"`` for the geo join to fill.
+* Speed: valid messages go through one typed msgspec decode and a few checks per event.
+  Only when that decode fails does a slower diagnostic pass walk the generic JSON to
+  name the first failing field and its precise reason.
+* Duplicates: the validator remembers the last ``dedupe_capacity`` accepted
+  (source_id, event_id) pairs (first in, first out, hashed to 64 bits). The state is per
+  process; since messages are keyed by source_id a source's events reach one worker.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Container, Iterable
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import msgspec
+import msgspec.inspect as mi
+
+from ioc.core.events import units
+from ioc.core.events.models import (
+    ENVELOPE_V1_BY_FEED,
+    EVENT_TIME_MIN,
+    FEED_OF,
+    SUPPORTED_SCHEMA_VERSIONS,
+    EnvelopeV1,
+    SensorBodyV1,
+    SensorEnvelopeV1,
+    ServiceBodyV1,
+    TrafficBodyV1,
+    TrafficEnvelopeV1,
+)
+from ioc.core.events.reasons import Reason
+from ioc.core.events.record import FEEDS, UNASSIGNED, Record
+
+RAW_KEEP_OVERSIZE: Final = 65_536
+"""Bytes of an oversize message kept in its rejection (the rest would not fit a topic)."""
+
+
+class Rejection(msgspec.Struct):
+    """Why one event (``index`` in its batch) or one whole message (``index=None``) failed.
+
+    ``raw`` is the element's own bytes for a batch element, else the message value
+    (the first :data:`RAW_KEEP_OVERSIZE` bytes for ``message_too_large``).
+    ``source_id``/``event_id`` are filled when they could be read.
+    """
+
+    reason: str
+    message: str
+    raw: bytes
+    index: int | None
+    source_id: str | None = None
+    event_id: str | None = None
+
+
+KnownCommune = Callable[[str], bool] | Container[str]
+
+_MESSAGE_DECODER = msgspec.json.Decoder(EnvelopeV1 | list[EnvelopeV1])
+_ONE_DECODER = msgspec.json.Decoder(EnvelopeV1)
+_RAW_LIST_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
+_ANY_DECODER = msgspec.json.Decoder()
+_IDS_DECODER = msgspec.json.Decoder()
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError,
+                  RecursionError)
+
+_Problem = tuple[str, str]
+_EVENT_TIME_MIN_DT: Final = datetime.fromtimestamp(EVENT_TIME_MIN, UTC)
+
+
+class _UnitCache(dict[tuple[str, str], "tuple[str, units.Converter | None, float, float]"]):
+    """(metric, unit as sent) -> (canonical unit, converter or None, lo, hi); bounded."""
+
+    def lookup(self, metric: str, unit: str
+               ) -> tuple[str, units.Converter | None, float, float] | None:
+        hit = units.lookup(metric, unit)
+        if hit is None:
+            return None
+        conv, lo, hi = hit
+        canonical = units.CANONICAL_UNIT[metric]
+        same = units.normalise_unit(unit) == canonical
+        entry = (canonical, None if same else conv, lo, hi)
+        if len(self) < 10_000:  # spellings come from outside: keep the cache bounded
+            self[(metric, unit)] = entry
+        return entry
+
+
+_UNIT_CACHE = _UnitCache()
+
+
+class Validator:
+    """Validates message values; one instance per worker (it holds the dedupe state)."""
+
+    def __init__(
+        self,
+        *,
+        max_message_bytes: int,
+        max_future_skew_s: float,
+        known_commune: KnownCommune | None = None,
+        dedupe_capacity: int = 1_000_000,
+    ) -> None:
+        """``known_commune``: a predicate or a set of current commune codes; ``None``
+        checks only the code's format. ``dedupe_capacity=0`` disables duplicate checks
+        (e.g. in the HTTP gateway, whose events stage 1 checks again)."""
+        self.max_message_bytes = max_message_bytes
+        self.max_future_skew_s = float(max_future_skew_s)
+        if known_commune is None or callable(known_commune):
+            self._known: Callable[[str], bool] | None = known_commune
+        else:
+            self._known = known_commune.__contains__
+        self._capacity = max(0, dedupe_capacity)
+        self._seen: dict[int, None] = {}
+        self._redelivered = False
+        self._ring: list[int] = []
+        self._ring_pos = 0
+
+    # ------------------------------------------------------------------ public API
+    def validate(
+        self, value: bytes, *, now: float | None = None, expected_feed: str | None = None,
+        redelivered: bool = False,
+    ) -> tuple[list[Record], list[Rejection]]:
+        """Decode and check one message value (an object or an array of objects).
+
+        ``redelivered``: Kafka hands this same message (same partition and offset) out
+        again after a rebalance or a retry; its events were recorded as seen the first
+        time and must not now be rejected as duplicates of themselves.
+        """
+        self._redelivered = redelivered
+        try:
+            return self._validate(value, now, expected_feed)
+        finally:
+            self._redelivered = False
+
+    def _validate(self, value: bytes, now: float | None, expected_feed: str | None
+                  ) -> tuple[list[Record], list[Rejection]]:
+        if now is None:
+            now = time.time()
+        if len(value) > self.max_message_bytes:
+            return [], [Rejection(
+                Reason.MESSAGE_TOO_LARGE,
+                f"message is {len(value)} bytes; the limit is {self.max_message_bytes}",
+                bytes(value[:RAW_KEEP_OVERSIZE]), None)]
+        try:
+            decoded = _MESSAGE_DECODER.decode(value)
+        except _DECODE_ERRORS:
+            return self._slow(value, now, expected_feed)
+        records: list[Record] = []
+        rejections: list[Rejection] = []
+        if type(decoded) is list:
+            if not decoded:
+                rejections.append(Rejection(Reason.EMPTY_BATCH, "the batch array is empty",
+                                            value, None))
+                return records, rejections
+            raws: list[msgspec.Raw] | None = None
+            limits = self._limits(now)
+            accept = self._accept
+            for i, env in enumerate(decoded):
+                out = accept(env, now, expected_feed, limits)
+                if type(out) is Record:
+                    records.append(out)
+                else:
+                    if raws is None:
+                        raws = _RAW_LIST_DECODER.decode(value)
+                    reason, message = out  # type: ignore[misc]
+                    rejections.append(Rejection(reason, message, bytes(raws[i]), i,
+                                                env.source_id, env.event_id))
+            return records, rejections
+        out = self._accept(decoded, now, expected_feed)
+        if type(out) is Record:
+            records.append(out)
+        else:
+            reason, message = out  # type: ignore[misc]
+            rejections.append(Rejection(reason, message, value, None,
+                                        decoded.source_id, decoded.event_id))
+        return records, rejections
+
+    def validate_items(
+        self, items: Iterable[bytes], *, now: float | None = None,
+        expected_feed: str | None = None,
+    ) -> tuple[list[Record], list[Rejection]]:
+        """Validate separate single-event values (e.g. NDJSON lines); ``index`` is the
+        position in ``items``. Size limits are the caller's (the HTTP body limit)."""
+        if now is None:
+            now = time.time()
+        records: list[Record] = []
+        rejections: list[Rejection] = []
+        for i, raw in enumerate(items):
+            self._one(bytes(raw), i, now, expected_feed, records, rejections)
+        return records, rejections
+
+    def forget(self) -> None:
+        """Drop the duplicate-detection memory (e.g. after a partition reassignment)."""
+        self._seen.clear()
+        self._ring.clear()
+        self._ring_pos = 0
+
+    # ------------------------------------------------------------------ fast path
+    def _accept(self, env: EnvelopeV1, now: float, expected_feed: str | None,
+                limits: tuple[datetime, datetime] | None = None) -> Record | _Problem:
+        """Semantic checks on a typed envelope; a Record, or (reason, message).
+
+        ``limits`` is (latest, earliest) accepted ``occurred_at`` in UTC, computed once
+        per message by the caller (comparing UTC datetimes is far cheaper than
+        ``timestamp()`` on this path).
+        """
+        cls = type(env)
+        if expected_feed is not None and FEED_OF[cls] != expected_feed:
+            return (Reason.FEED_TOPIC_MISMATCH,
+                    f"a {FEED_OF[cls]} event on the {expected_feed} topic")
+        if limits is None:
+            limits = self._limits(now)
+        occurred = env.occurred_at.astimezone(UTC)
+        if occurred > limits[0]:
+            ahead = occurred.timestamp() - now
+            return (Reason.TIMESTAMP_IN_FUTURE,
+                    f"occurred_at is {ahead:.0f} s ahead; at most "
+                    f"{self.max_future_skew_s:.0f} s allowed")
+        if occurred < limits[1]:
+            return Reason.TIMESTAMP_TOO_OLD, "occurred_at is before 2000-01-01"
+        loc = env.location
+        code = env.commune_code
+        if code is not None:
+            if self._known is not None and not self._known(code):
+                return Reason.UNKNOWN_COMMUNE_CODE, f"commune_code {code!r} is not known"
+            geo = "code"
+        elif loc is None:
+            return Reason.MISSING_LOCATION, "give location {lat, lon} or commune_code"
+        else:
+            code = UNASSIGNED
+            geo = "unassigned"
+        lat = lon = None
+        if loc is not None:
+            lat = loc.lat
+            lon = loc.lon
+        if cls is SensorEnvelopeV1:
+            sb: SensorBodyV1 = env.body  # type: ignore[assignment]
+            metric = sb.metric
+            hit = _UNIT_CACHE.get((metric, sb.unit)) or _UNIT_CACHE.lookup(metric, sb.unit)
+            if hit is None:
+                problem = units.unit_problem(metric, sb.unit)
+                return (problem, f"unit {sb.unit!r} is not accepted for {metric}; use one "
+                        f"of {units.accepted_units(metric)}")
+            canonical, conv, lo, hi = hit
+            value = sb.value if conv is None else conv(sb.value)
+            if not lo <= value <= hi:
+                return (Reason.OUT_OF_RANGE,
+                        f"{metric} {value:g} {canonical} is outside [{lo:g}, {hi:g}]")
+            if self._capacity and not self._fresh(env.source_id, env.event_id):
+                return _duplicate(env)
+            return Record(
+                event_id=env.event_id, source_id=env.source_id, department=env.department,
+                feed="sensor", occurred_at=occurred, received_at=now,
+                lat=lat, lon=lon, commune_code=code, geo=geo,  # type: ignore[arg-type]
+                metric=metric, value=value, unit=canonical)
+        if cls is TrafficEnvelopeV1:
+            tb: TrafficBodyV1 = env.body  # type: ignore[assignment]
+            if self._capacity and not self._fresh(env.source_id, env.event_id):
+                return _duplicate(env)
+            return Record(
+                event_id=env.event_id, source_id=env.source_id, department=env.department,
+                feed="traffic", occurred_at=occurred, received_at=now,
+                lat=lat, lon=lon, commune_code=code, geo=geo,  # type: ignore[arg-type]
+                segment_id=tb.segment_id, vehicle_count=tb.vehicle_count,
+                avg_speed_kmh=tb.avg_speed_kmh, occupancy=tb.occupancy, incident=tb.incident)
+        vb: ServiceBodyV1 = env.body  # type: ignore[assignment]
+        status = vb.status
+        resolved_at = vb.resolved_at
+        if status == "resolved" and resolved_at is None:
+            return Reason.MISSING_FIELD, "resolved_at is required when status is resolved"
+        if resolved_at is not None and status in ("received", "in_progress"):
+            return Reason.INCONSISTENT_EVENT, f"resolved_at given but status is {status}"
+        if status == "paid" and vb.paid_online is None:
+            return Reason.MISSING_FIELD, "paid_online is required when status is paid"
+        if vb.paid_online and not vb.fee_bearing:
+            return Reason.INCONSISTENT_EVENT, "paid_online is true but fee_bearing is false"
+        if self._capacity and not self._fresh(env.source_id, env.event_id):
+            return _duplicate(env)
+        return Record(
+            event_id=env.event_id, source_id=env.source_id, department=env.department,
+            feed="service", occurred_at=occurred, received_at=now,
+            lat=lat, lon=lon, commune_code=code, geo=geo,  # type: ignore[arg-type]
+            dossier_id=vb.dossier_id, procedure_code=vb.procedure_code, agency=vb.agency,
+            channel=vb.channel, status=status, due_at=vb.due_at.astimezone(UTC),
+            resolved_at=resolved_at.astimezone(UTC) if resolved_at is not None else None,
+            fee_bearing=vb.fee_bearing, paid_online=vb.paid_online, digitised=vb.digitised)
+
+    def _limits(self, now: float) -> tuple[datetime, datetime]:
+        return (datetime.fromtimestamp(now + self.max_future_skew_s, UTC), _EVENT_TIME_MIN_DT)
+
+    def _fresh(self, source_id: str, event_id: str) -> bool:
+        """Record (source_id, event_id) as seen; False if it was seen already."""
+        if self._redelivered:
+            return True
+        key = hash((source_id, event_id))
+        seen = self._seen
+        if key in seen:
+            return False
+        seen[key] = None
+        ring = self._ring
+        if len(ring) < self._capacity:
+            ring.append(key)
+        else:
+            pos = self._ring_pos
+            del seen[ring[pos]]
+            ring[pos] = key
+            self._ring_pos = (pos + 1) % self._capacity
+        return True
+
+    # ------------------------------------------------------------------ slow path
+    def _slow(self, value: bytes, now: float, expected_feed: str | None
+              ) -> tuple[list[Record], list[Rejection]]:
+        records: list[Record] = []
+        rejections: list[Rejection] = []
+        if value.lstrip()[:1] != b"[":
+            self._one(value, None, now, expected_feed, records, rejections)
+            return records, rejections
+        items: list[bytes] | None
+        try:
+            items = [bytes(r) for r in _RAW_LIST_DECODER.decode(value)]
+        except _DECODE_ERRORS:
+            items = split_array(value)
+        if items is None:
+            reason, message = _unparseable(value)
+            rejections.append(Rejection(reason, message, value, None))
+            return records, rejections
+        if not items:
+            rejections.append(Rejection(Reason.EMPTY_BATCH, "the batch array is empty",
+                                        value, None))
+            return records, rejections
+        for i, raw in enumerate(items):
+            self._one(raw, i, now, expected_feed, records, rejections)
+        return records, rejections
+
+    def _one(self, raw: bytes, index: int | None, now: float, expected_feed: str | None,
+             records: list[Record], rejections: list[Rejection]) -> None:
+        try:
+            env = _ONE_DECODER.decode(raw)
+        except _DECODE_ERRORS as exc:
+            reason, message = diagnose(raw, expected_feed, fallback=str(exc))
+            sid, eid = _ids(raw)
+            rejections.append(Rejection(reason, message, raw, index, sid, eid))
+            return
+        out = self._accept(env, now, expected_feed)
+        if type(out) is Record:
+            records.append(out)
+        else:
+            reason, message = out  # type: ignore[misc]
+            rejections.append(Rejection(reason, message, raw, index, env.source_id,
+                                        env.event_id))
+
+
+def _duplicate(env: EnvelopeV1) -> _Problem:
+    return (Reason.DUPLICATE_EVENT_ID,
+            f"event_id {env.event_id!r} was already received from {env.source_id!r}")
+
+
+def _ids(raw: bytes) -> tuple[str | None, str | None]:
+    """source_id and event_id of a rejected element when they can be read."""
+    try:
+        obj = _IDS_DECODER.decode(raw)
+    except _DECODE_ERRORS:
+        return None, None
+    if not isinstance(obj, dict):
+        return None, None
+    sid, eid = obj.get("source_id"), obj.get("event_id")
+    return (sid if isinstance(sid, str) else None, eid if isinstance(eid, str) else None)
+
+
+# ---------------------------------------------------------------------- batch splitting
+_WS = frozenset(b" \t\r\n")
+
+
+def split_array(value: bytes) -> list[bytes] | None:
+    """Split a JSON array that does not parse as a whole into its elements' bytes.
+
+    A scanner aware of strings and nesting depth; each element is left for the
+    element-level diagnosis. Returns ``None`` if ``value`` is not an array at all.
+    Unbalanced brackets inside an element can merge it with the elements after it.
+    An unterminated array yields the elements seen so far plus the unterminated tail.
+    """
+    n = len(value)
+    i = 0
+    while i < n and value[i] in _WS:
+        i += 1
+    if i >= n or value[i] != 0x5B:  # '['
+        return None
+    i += 1
+    items: list[bytes] = []
+    depth = 0
+    in_str = False
+    esc = False
+    start = i
+    while i < n:
+        c = value[i]
+        if in_str:
+            if esc:
+                esc = False
+            elif c == 0x5C:  # backslash
+                esc = True
+            elif c == 0x22:
+                in_str = False
+        elif c == 0x22:
+            in_str = True
+        elif c in (0x5B, 0x7B):
+            depth += 1
+        elif c in (0x5D, 0x7D):
+            if depth == 0:
+                piece = value[start:i].strip()
+                if piece or items:
+                    items.append(piece)
+                return items
+            depth -= 1
+        elif c == 0x2C and depth == 0:
+            items.append(value[start:i].strip())
+            start = i + 1
+        i += 1
+    items.append(value[start:].strip())
+    return items
+
+
+# ---------------------------------------------------------------------- diagnosis
+def _unparseable(raw: bytes) -> _Problem:
+    """Reason for bytes that strict JSON parsing refused."""
+    found: list[str] = []
+
+    def constant(name: str) -> float:
+        found.append(name)
+        return math.nan
+
+    def parse_float(text: str) -> float:
+        v = float(text)
+        if not math.isfinite(v):
+            found.append(text)
+        return v
+
+    def parse_int(text: str) -> int:
+        return int(text)
+
+    try:
+        json.loads(raw, parse_constant=constant, parse_float=parse_float, parse_int=parse_int)
+    except (ValueError, RecursionError) as exc:
+        return Reason.NOT_JSON, f"not valid JSON: {exc}"
+    if found:
+        return (Reason.NON_FINITE_NUMBER,
+                f"{found[0]} is not a finite JSON number (NaN/Infinity are not JSON)")
+    return Reason.NOT_JSON, "not valid JSON (refused by the strict parser)"
+
+
+def diagnose(raw: bytes, expected_feed: str | None = None, *, fallback: str = ""
+             ) -> _Problem:
+    """The precise reason a single-event value failed the typed decode.
+
+    Walks the generic JSON along the v1 model (field order of the Structs, ``body``
+    last) and reports the first failing field. ``fallback`` is the typed decoder's
+    message, used when no finer reason is found.
+    """
+    try:
+        obj = _ANY_DECODER.decode(raw)
+    except _DECODE_ERRORS:
+        return _unparseable(raw)
+    if not isinstance(obj, dict):
+        return Reason.NOT_AN_OBJECT, f"an event must be a JSON object, got {_jtype(obj)}"
+    version = obj.get("schema_version")
+    if version is None:
+        return Reason.MISSING_FIELD, "schema_version is required (use 1)"
+    if type(version) is not int:
+        return Reason.WRONG_TYPE, f"schema_version must be an integer, got {_jtype(version)}"
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        return (Reason.UNSUPPORTED_SCHEMA_VERSION,
+                f"schema_version {version} is not supported; use 1")
+    feed = obj.get("feed")
+    if feed is None:
+        return Reason.MISSING_FIELD, "feed is required"
+    if not isinstance(feed, str):
+        return Reason.WRONG_TYPE, f"feed must be a string, got {_jtype(feed)}"
+    if feed not in FEEDS:
+        return Reason.UNKNOWN_FEED, f"feed {feed!r} is not one of {', '.join(FEEDS)}"
+    if expected_feed is not None and feed != expected_feed:
+        return Reason.FEED_TOPIC_MISMATCH, f"a {feed} event on the {expected_feed} topic"
+    info = mi.type_info(ENVELOPE_V1_BY_FEED[feed])
+    if isinstance(info, mi.StructType):
+        problem = _walk_struct(obj, info, "", skip=frozenset({"feed"}))
+        if problem is not None:
+            return problem
+    return Reason.SCHEMA_VIOLATION, fallback or "the event does not match schema v1"
+
+
+_NUMBER_REASON: Final[dict[str, str]] = {
+    "location.lat": Reason.LOCATION_OUTSIDE_VIETNAM,
+    "location.lon": Reason.LOCATION_OUTSIDE_VIETNAM,
+}
+_LITERAL_REASON: Final[dict[str, str]] = {
+    "schema_version": Reason.UNSUPPORTED_SCHEMA_VERSION,
+    "body.metric": Reason.UNKNOWN_METRIC,
+}
+_STR_REASON: Final[dict[str, str]] = {"commune_code": Reason.UNKNOWN_COMMUNE_CODE}
+
+
+def _walk_struct(obj: dict[str, Any], info: mi.StructType, prefix: str,
+                 skip: frozenset[str] = frozenset()) -> _Problem | None:
+    names = {f.encode_name for f in info.fields} | skip
+    for key in obj:
+        if key not in names:
+            return Reason.UNKNOWN_FIELD, f"unknown field {prefix}{key!r}"
+    fields = sorted(info.fields, key=lambda f: f.encode_name == "body")
+    for f in fields:
+        path = prefix + f.encode_name
+        v = obj.get(f.encode_name)
+        if v is None:
+            if f.required:
+                return Reason.MISSING_FIELD, f"{path} is required"
+            continue
+        problem = _check(v, f.type, path)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _check(v: Any, t: mi.Type, path: str) -> _Problem | None:
+    if isinstance(t, mi.Metadata):
+        t = t.type
+    if isinstance(t, mi.UnionType):
+        inner = [x for x in t.types if not isinstance(x, mi.NoneType)]
+        if len(inner) == 1:
+            return _check(v, inner[0], path)
+        return None
+    if isinstance(t, mi.StructType):
+        if not isinstance(v, dict):
+            return Reason.WRONG_TYPE, f"{path} must be an object, got {_jtype(v)}"
+        return _walk_struct(v, t, path + ".")
+    if isinstance(t, mi.LiteralType):
+        if v not in t.values or type(v) is bool:
+            reason = _LITERAL_REASON.get(path, Reason.INVALID_VALUE)
+            allowed = ", ".join(str(x) for x in sorted(t.values, key=str))
+            return reason, f"{path} {v!r} is not one of: {allowed}"
+        return None
+    if isinstance(t, mi.BoolType):
+        if type(v) is not bool:
+            return Reason.WRONG_TYPE, f"{path} must be true or false, got {_jtype(v)}"
+        return None
+    if isinstance(t, mi.IntType | mi.FloatType):
+        ok = (type(v) is int) if isinstance(t, mi.IntType) else type(v) in (int, float)
+        if not ok:
+            kind = "an integer" if isinstance(t, mi.IntType) else "a number"
+            return Reason.WRONG_TYPE, f"{path} must be {kind}, got {_jtype(v)}"
+        lo, hi = t.ge, t.le
+        if lo is not None and v < lo:
+            if isinstance(t, mi.IntType) and lo == 0:
+                return Reason.NEGATIVE_COUNT, f"{path} is {v}; a count cannot be negative"
+            return _NUMBER_REASON.get(path, Reason.OUT_OF_RANGE), f"{path} {v} is below {lo}"
+        if hi is not None and v > hi:
+            return _NUMBER_REASON.get(path, Reason.OUT_OF_RANGE), f"{path} {v} is above {hi}"
+        return None
+    if isinstance(t, mi.StrType):
+        if not isinstance(v, str):
+            return Reason.WRONG_TYPE, f"{path} must be a string, got {_jtype(v)}"
+        try:
+            msgspec.convert(v, _str_type(t))
+        except msgspec.ValidationError:
+            reason = _STR_REASON.get(path, Reason.INVALID_VALUE)
+            return reason, f"{path} {v[:80]!r} breaks the format ({_describe_str(t)})"
+        return None
+    if isinstance(t, mi.DateTimeType):
+        if not isinstance(v, str):
+            return Reason.WRONG_TYPE, f"{path} must be an RFC 3339 string, got {_jtype(v)}"
+        try:
+            parsed = msgspec.convert(v, datetime)
+        except msgspec.ValidationError:
+            return (Reason.INVALID_TIMESTAMP,
+                    f"{path} {v[:40]!r} is not RFC 3339 (e.g. 2025-11-03T08:00:00+07:00)")
+        if parsed.tzinfo is None:
+            return (Reason.TIMESTAMP_WITHOUT_OFFSET,
+                    f"{path} {v[:40]!r} has no UTC offset (add Z or +07:00)")
+        return None
+    return None
+
+
+def _str_type(t: mi.StrType) -> Any:
+    from typing import Annotated
+
+    return Annotated[str, msgspec.Meta(min_length=t.min_length, max_length=t.max_length,
+                                       pattern=t.pattern)]
+
+
+def _describe_str(t: mi.StrType) -> str:
+    parts = []
+    if t.min_length is not None or t.max_length is not None:
+        parts.append(f"length {t.min_length or 0}..{t.max_length or '∞'}")
+    if t.pattern is not None:
+        parts.append(f"pattern {t.pattern}")
+    return ", ".join(parts)
+
+
+def _jtype(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int | float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"

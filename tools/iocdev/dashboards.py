@@ -1,0 +1,747 @@
+#!/usr/bin/env python3
+"""Generate the provisioned Grafana dashboards (config/grafana/dashboards/*.json).
+
+    python tools/iocdev/dashboards.py          # write the JSON files
+    python tools/iocdev/dashboards.py --check  # exit 1 when a file is stale
+
+The JSON is committed (Grafana reads it from the mounted folder); this script is the
+source, so panels share datasources, variables, units and layout rules. Target:
+Grafana 11.6 (docker-compose.yml pins grafana/grafana:11.6.0), dashboard
+schemaVersion 41. Datasource uids match provisioning/datasources/ioc.yml.
+
+SQL panels read the per-commune tables and views (rollup_1m, service_kpi_daily,
+current_communes, alerts, kpi_targets) through Grafana's macros ($__timeFilter,
+$__timeGroupAlias, $__timeFrom/$__timeTo, $__interval); PromQL panels use the metric
+names of ioc/core/metrics.py. tests/unit/observability/test_dashboards.py checks the model,
+tests/integration/observability/test_panel_queries.py runs every query for real.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "config" / "grafana" / "dashboards"
+GRAFANA_VERSION = "11.6.0"
+SCHEMA_VERSION = 41
+
+TSDB = {"type": "grafana-postgresql-datasource", "uid": "ioc-timescaledb"}
+PROM = {"type": "prometheus", "uid": "ioc-prometheus"}
+
+ACTIVE = "('pending', 'firing', 'acknowledged')"
+SEVERITY_RANK = ("CASE a.severity WHEN 'critical' THEN 3 WHEN 'warning' THEN 2 "
+                 "WHEN 'info' THEN 1 ELSE 0 END")
+APPROX_NOTE = ("Commune positions are the official centroids from vietnamadminunits; "
+               "polygons loaded from the bundled reference are approximate (Voronoi cells, "
+               "column `approximate`), not official boundaries.")
+
+# Vietnam AQI (VN_AQI, Decision 1459/QĐ-TCMT of 2019) concentration breakpoints, µg/m3.
+AQI_COLORS = ["green", "yellow", "orange", "red", "purple", "dark-red"]
+PM25_BANDS = [None, 25, 50, 80, 150, 250]
+PM10_BANDS = [None, 50, 150, 250, 350, 420]
+
+Json = dict[str, Any]
+
+
+# ---------------------------------------------------------------- building blocks
+def steps(values: list[float | None], colors: list[str]) -> Json:
+    return {"mode": "absolute",
+            "steps": [{"color": c, "value": v} for v, c in zip(values, colors, strict=True)]}
+
+
+def sql(raw: str, fmt: str = "time_series", ref: str = "A") -> Json:
+    return {"refId": ref, "datasource": TSDB, "editorMode": "code", "format": fmt,
+            "rawQuery": True, "rawSql": " ".join(raw.split())}
+
+
+def prom(expr: str, legend: str = "__auto", ref: str = "A", instant: bool = False) -> Json:
+    return {"refId": ref, "datasource": PROM, "editorMode": "code",
+            "expr": " ".join(expr.split()), "legendFormat": legend,
+            "range": not instant, "instant": instant}
+
+
+def panel(kind: str, title: str, targets: list[Json], *, w: int = 12, h: int = 8,
+          description: str = "", unit: str | None = None, thresholds: Json | None = None,
+          options: Json | None = None, custom: Json | None = None,
+          overrides: list[Json] | None = None, minmax: tuple[float, float] | None = None,
+          ) -> Json:
+    defaults: Json = {}
+    if unit:
+        defaults["unit"] = unit
+    if thresholds:
+        defaults["thresholds"] = thresholds
+        defaults["color"] = {"mode": "thresholds"}
+    if custom:
+        defaults["custom"] = custom
+    if minmax:
+        defaults["min"], defaults["max"] = minmax
+    ds = targets[0]["datasource"]
+    return {"type": kind, "title": title, "description": description, "datasource": ds,
+            "targets": targets, "gridPos": {"x": 0, "y": 0, "w": w, "h": h},
+            "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
+            "options": options or {}}
+
+
+def timeseries(title: str, targets: list[Json], **kw: Any) -> Json:
+    kw.setdefault("options", {"legend": {"displayMode": "list", "placement": "bottom"},
+                              "tooltip": {"mode": "multi", "sort": "desc"}})
+    return panel("timeseries", title, targets, **kw)
+
+
+def bars(title: str, targets: list[Json], **kw: Any) -> Json:
+    kw.setdefault("custom", {"drawStyle": "bars", "fillOpacity": 60, "stacking":
+                             {"mode": "normal", "group": "A"}})
+    return timeseries(title, targets, **kw)
+
+
+def stat(title: str, targets: list[Json], **kw: Any) -> Json:
+    kw.setdefault("options", {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "",
+                                                "values": False},
+                              "colorMode": "background", "graphMode": "none",
+                              "textMode": "value_and_name"})
+    kw.setdefault("w", 4)
+    kw.setdefault("h", 5)
+    return panel("stat", title, targets, **kw)
+
+
+def table(title: str, targets: list[Json], **kw: Any) -> Json:
+    kw.setdefault("options", {"showHeader": True, "cellHeight": "sm",
+                              "footer": {"show": False, "reducer": ["sum"], "fields": ""}})
+    return panel("table", title, targets, **kw)
+
+
+def geomap(title: str, targets: list[Json], *, size_field: str, color_field: str,
+           thresholds: Json, **kw: Any) -> Json:
+    """Markers at latitude/longitude columns of a table-format query."""
+    kw.setdefault("options", {
+        "view": {"id": "coords", "lat": 16.0, "lon": 106.0, "zoom": 5.5, "allLayers": True},
+        "controls": {"showZoom": True, "mouseWheelZoom": True, "showAttribution": True},
+        "basemap": {"type": "default", "name": "Basemap", "config": {}},
+        "tooltip": {"mode": "details"},
+        "layers": [{
+            "type": "markers", "name": "Communes", "tooltip": True,
+            "location": {"mode": "coords", "latitude": "latitude", "longitude": "longitude"},
+            "config": {
+                "showLegend": True,
+                "style": {
+                    "size": {"field": size_field, "fixed": 5, "min": 3, "max": 18},
+                    "color": {"field": color_field, "fixed": "green"},
+                    "opacity": 0.7,
+                    "symbol": {"mode": "fixed", "fixed": "img/icons/marker/circle.svg"},
+                },
+            },
+        }],
+    })
+    kw.setdefault("thresholds", thresholds)
+    return panel("geomap", title, targets, **kw)
+
+
+def row(title: str) -> Json:
+    return {"type": "row", "title": title, "collapsed": False, "panels": [],
+            "gridPos": {"x": 0, "y": 0, "w": 24, "h": 1}}
+
+
+def layout(panels: list[Json]) -> list[Json]:
+    """Place panels left to right, wrapping at 24 columns; number them from 1."""
+    x = y = line_h = 0
+    for pid, p in enumerate(panels, start=1):
+        p["id"] = pid
+        g = p["gridPos"]
+        if p["type"] == "row" or x + g["w"] > 24:
+            x, y, line_h = 0, y + line_h, 0
+        g["x"], g["y"] = x, y
+        x += g["w"]
+        line_h = max(line_h, g["h"])
+        if p["type"] == "row":
+            x, y, line_h = 0, y + g["h"], 0
+    return panels
+
+
+# ---------------------------------------------------------------- template variables
+def var_province(multi: bool = False) -> Json:
+    return {
+        "type": "query", "name": "province", "label": "Province", "datasource": TSDB,
+        "query": "SELECT province_code AS __value, province_name AS __text "
+                 "FROM current_provinces ORDER BY province_name",
+        "definition": "current_provinces", "refresh": 1, "sort": 0,
+        "multi": multi, "includeAll": multi, "current": {}, "options": [],
+    }
+
+
+def var_commune(multi: bool) -> Json:
+    return {
+        "type": "query", "name": "commune", "label": "Commune", "datasource": TSDB,
+        "query": "SELECT commune_code AS __value, commune_name AS __text "
+                 "FROM current_communes WHERE province_code = '$province' "
+                 "ORDER BY commune_name",
+        "definition": "current_communes of $province", "refresh": 1, "sort": 0,
+        "multi": multi, "includeAll": multi, "current": {}, "options": [],
+    }
+
+
+def var_metric() -> Json:
+    return {
+        "type": "query", "name": "metric", "label": "Metric", "datasource": TSDB,
+        "query": "SELECT DISTINCT metric FROM rollup_1m WHERE commune_code = '$commune' "
+                 "AND bucket > now() - interval '7 days' ORDER BY 1",
+        "definition": "metrics of $commune (last 7 days)", "refresh": 2, "sort": 1,
+        "multi": True, "includeAll": True, "current": {}, "options": [],
+    }
+
+
+def dashboard(uid: str, title: str, description: str, panels: list[Json], *,
+              variables: list[Json], tags: list[str], time_from: str = "now-6h",
+              refresh: str = "1m") -> Json:
+    return {
+        "uid": uid, "title": title, "description": description,
+        "tags": ["ioc", *tags], "timezone": "browser", "editable": False,
+        "graphTooltip": 1, "schemaVersion": SCHEMA_VERSION, "version": 1,
+        "time": {"from": time_from, "to": "now"}, "refresh": refresh,
+        "fiscalYearStartMonth": 0, "liveNow": False, "weekStart": "",
+        "timepicker": {}, "links": [
+            {"type": "dashboards", "tags": ["ioc"], "asDropdown": True, "title": "IOC",
+             "includeVars": True, "keepTime": True, "icon": "external link",
+             "targetBlank": False, "tooltip": "", "url": ""}],
+        "annotations": {"list": [{
+            "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+            "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
+            "name": "Annotations & Alerts", "type": "dashboard"}]},
+        "templating": {"list": variables},
+        "panels": layout(panels),
+    }
+
+
+# ---------------------------------------------------------------- SQL fragments
+def avg_series(metric: str) -> str:
+    """Window average per commune and interval (sum/count of the one-minute rollups)."""
+    return f"""
+        SELECT $__timeGroupAlias(r.bucket, $__interval), c.commune_name AS metric,
+               sum(r.sum) / nullif(sum(r.count), 0) AS value
+        FROM rollup_1m r JOIN current_communes c USING (commune_code)
+        WHERE $__timeFilter(r.bucket) AND r.metric = '{metric}'
+          AND r.province_code = '$province' AND r.commune_code IN ($commune)
+        GROUP BY 1, 2 ORDER BY 1"""
+
+
+def total_series(metric: str, column: str = "sum") -> str:
+    """Window total per commune and interval (sum of sums, or of counts)."""
+    return f"""
+        SELECT $__timeGroupAlias(r.bucket, $__interval), c.commune_name AS metric,
+               sum(r.{column}) AS value
+        FROM rollup_1m r JOIN current_communes c USING (commune_code)
+        WHERE $__timeFilter(r.bucket) AND r.metric = '{metric}'
+          AND r.province_code = '$province' AND r.commune_code IN ($commune)
+        GROUP BY 1, 2 ORDER BY 1"""
+
+
+def share(metric: str, where: str = "") -> str:
+    return (f"sum(r.sum) FILTER (WHERE r.metric = '{metric}'{where}) / nullif(sum(r.count) "
+            f"FILTER (WHERE r.metric = '{metric}'{where}), 0)")
+
+
+KPIS = [  # (kpi_targets.kpi = service_kpi_daily column, rollup metric, title)
+    ("online_share", "service.received.online", "Dossiers submitted online"),
+    ("resolved_online_share", "service.resolved.online", "Dossiers resolved online"),
+    ("on_time_share", "service.resolved.on_time", "Dossiers resolved on time"),
+    ("paid_online_share", "service.paid.online", "Fee-bearing dossiers paid online"),
+    ("digitised_share", "service.received.digitised", "Dossier records digitised"),
+]
+SHARE_STEPS = steps([None, 0.6, 0.8], ["red", "orange", "green"])
+
+
+# ---------------------------------------------------------------- dashboards
+def overview() -> Json:
+    prov = "IN ($province)"
+    kpi_stats = [
+        stat(title, [sql(f"""
+            SELECT {share(metric)} AS "{title}" FROM rollup_1m r
+            WHERE $__timeFilter(r.bucket) AND r.metric = '{metric}'
+              AND r.province_code {prov}""", "table")],
+             unit="percentunit", thresholds=SHARE_STEPS, minmax=(0, 1),
+             description=f"{title}: share over the selected time range, all communes of "
+                         f"the selected provinces (from rollup_1m). Target: kpi_targets.{kpi}.")
+        for kpi, metric, title in KPIS
+    ]
+    return dashboard("ioc-overview", "IOC overview",
+                     "Active alerts, the commune map and the headline service KPIs.", [
+        row("Alerts"),
+        stat("Active alerts by severity", [sql(f"""
+            SELECT s.severity AS "Severity", count(a.fingerprint) AS "Active alerts"
+            FROM (VALUES ('critical', 3), ('warning', 2), ('info', 1)) AS s(severity, rank)
+            LEFT JOIN alerts a ON a.severity = s.severity AND a.state IN {ACTIVE}
+                              AND a.province_code {prov}
+            GROUP BY s.severity, s.rank ORDER BY s.rank DESC""", "table")],
+             w=8, h=8, thresholds=steps([None, 1], ["green", "red"]),
+             options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "/Active alerts/",
+                                        "values": True},
+                      "colorMode": "background", "graphMode": "none",
+                      "textMode": "value_and_name", "orientation": "vertical"},
+             description="Alerts pending, firing or acknowledged (table alerts), "
+                         "by severity."),
+        stat("Alerts by state", [sql(f"""
+            SELECT a.state AS "State", count(*) AS "Alerts" FROM alerts a
+            WHERE a.state IN {ACTIVE} AND a.province_code {prov}
+            GROUP BY a.state ORDER BY a.state""", "table")],
+             w=6, h=8, thresholds=steps([None], ["blue"]),
+             options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "/Alerts/",
+                                        "values": True},
+                      "colorMode": "value", "graphMode": "none",
+                      "textMode": "value_and_name", "orientation": "vertical"}),
+        bars("Alerts started", [sql(f"""
+            SELECT $__timeGroupAlias(a.started_at, '15m'), a.severity AS metric,
+                   count(*) AS value
+            FROM alerts a
+            WHERE $__timeFilter(a.started_at) AND a.province_code {prov}
+            GROUP BY 1, 2 ORDER BY 1""")], w=10, h=8,
+             description="Alert episodes by start time and severity (alerts.started_at)."),
+        geomap("Communes with active alerts", [sql(f"""
+            SELECT c.commune_code, c.commune_name, c.province_name,
+                   c.latitude, c.longitude, c.approximate,
+                   count(a.fingerprint) AS active_alerts,
+                   coalesce(max({SEVERITY_RANK}), 0) AS max_severity
+            FROM current_communes c
+            LEFT JOIN alerts a ON a.commune_code = c.commune_code AND a.state IN {ACTIVE}
+            WHERE c.province_code {prov}
+            GROUP BY c.commune_code, c.commune_name, c.province_name, c.latitude,
+                     c.longitude, c.approximate""", "table")],
+               size_field="active_alerts", color_field="max_severity",
+               thresholds=steps([None, 1, 2, 3], ["green", "blue", "orange", "red"]),
+               w=14, h=16,
+               description="One marker per commune at its centroid; size = active alerts, "
+                           "colour = highest severity (0 none, 1 info, 2 warning, "
+                           "3 critical). " + APPROX_NOTE),
+        table("Active alerts", [sql(f"""
+            SELECT a.started_at AS "Started", a.severity AS "Severity", a.state AS "State",
+                   a.rule_id AS "Rule", c.commune_name AS "Commune",
+                   a.commune_code AS "Code", c.province_name AS "Province",
+                   a.last_value AS "Value", a.acknowledged_by AS "Acknowledged by"
+            FROM alerts a LEFT JOIN current_communes c USING (commune_code)
+            WHERE a.state IN {ACTIVE} AND a.province_code {prov}
+            ORDER BY {SEVERITY_RANK} DESC, a.started_at DESC LIMIT 200""", "table")],
+              w=10, h=16, overrides=[{
+                  "matcher": {"id": "byName", "options": "Severity"},
+                  "properties": [{"id": "custom.cellOptions",
+                                  "value": {"type": "color-background"}},
+                                 {"id": "mappings", "value": [{"type": "value", "options": {
+                                     "critical": {"color": "red", "index": 0},
+                                     "warning": {"color": "orange", "index": 1},
+                                     "info": {"color": "blue", "index": 2}}}]}]}],
+              description="The newest 200 active alerts, most severe first."),
+        row("Headline KPIs (selected time range)"),
+        *kpi_stats,
+        stat("Dossiers received", [sql(f"""
+            SELECT sum(r.count) AS "Dossiers received" FROM rollup_1m r
+            WHERE $__timeFilter(r.bucket) AND r.metric = 'service.received'
+              AND r.province_code {prov}""", "table")],
+             thresholds=steps([None], ["blue"])),
+        stat("PM2.5 (province mean)", [sql(f"""
+            SELECT sum(r.sum) / nullif(sum(r.count), 0) AS "PM2.5" FROM rollup_1m r
+            WHERE r.bucket > $__timeTo()::timestamptz - interval '1 hour'
+              AND r.bucket <= $__timeTo()::timestamptz
+              AND r.metric = 'pm25' AND r.province_code {prov}""", "table")],
+             unit="conµgm3", thresholds=steps(PM25_BANDS, AQI_COLORS),
+             description="Mean PM2.5 over the last hour of the range, all sensors. "
+                         "Colours: VN_AQI bands."),
+        stat("Traffic incidents", [sql(f"""
+            SELECT coalesce(sum(r.sum), 0) AS "Incidents" FROM rollup_1m r
+            WHERE $__timeFilter(r.bucket) AND r.metric = 'traffic.incident'
+              AND r.province_code {prov}""", "table")],
+             thresholds=steps([None, 1], ["green", "orange"])),
+    ], variables=[var_province(multi=True)], tags=["overview"], time_from="now-24h")
+
+
+def commune() -> Json:
+    c = "r.commune_code = '$commune'"
+    return dashboard("ioc-commune", "Commune drill-down",
+                     "Every metric of one commune: rollups, alerts and service KPIs.", [
+        table("Commune", [sql("""
+            SELECT commune_code AS "Code", commune_name AS "Commune",
+                   commune_type AS "Type", province_name AS "Province",
+                   round(area_km2::numeric, 2) AS "Area (km²)", latitude, longitude,
+                   approximate AS "Approximate polygon", source AS "Boundary source"
+            FROM current_communes WHERE commune_code = '$commune'""", "table")],
+              w=24, h=4, description=APPROX_NOTE),
+        timeseries("Metrics (window average)", [sql(f"""
+            SELECT $__timeGroupAlias(r.bucket, $__interval), r.metric AS metric,
+                   sum(r.sum) / nullif(sum(r.count), 0) AS value
+            FROM rollup_1m r
+            WHERE $__timeFilter(r.bucket) AND {c} AND r.metric IN ($metric)
+            GROUP BY 1, 2 ORDER BY 1""")], w=24, h=10,
+                   description="Average per interval: sum / count of the one-minute "
+                               "rollups (rollup_1m) of the commune, metrics as selected."),
+        timeseries("Metric maxima", [sql(f"""
+            SELECT $__timeGroupAlias(r.bucket, $__interval), r.metric AS metric,
+                   max(r.max) AS value
+            FROM rollup_1m r
+            WHERE $__timeFilter(r.bucket) AND {c} AND r.metric IN ($metric)
+            GROUP BY 1, 2 ORDER BY 1""")], w=12, h=8),
+        bars("Events per interval", [sql(f"""
+            SELECT $__timeGroupAlias(r.bucket, $__interval), r.metric AS metric,
+                   sum(r.count) AS value
+            FROM rollup_1m r
+            WHERE $__timeFilter(r.bucket) AND {c} AND r.metric IN ($metric)
+            GROUP BY 1, 2 ORDER BY 1""")], w=12, h=8),
+        table("Latest values", [sql(f"""
+            SELECT DISTINCT ON (r.metric) r.metric AS "Metric", r.last AS "Last value",
+                   r.last_at AS "At", r.min AS "Minute min", r.max AS "Minute max"
+            FROM rollup_1m r
+            WHERE $__timeFilter(r.bucket) AND {c}
+            ORDER BY r.metric, r.bucket DESC""", "table")], w=12, h=9),
+        table("Alerts", [sql("""
+            SELECT a.started_at AS "Started", a.severity AS "Severity", a.state AS "State",
+                   a.rule_id AS "Rule", a.last_value AS "Value",
+                   a.resolved_at AS "Resolved"
+            FROM alerts a
+            WHERE a.commune_code = '$commune'
+              AND (a.state IN ('pending', 'firing', 'acknowledged')
+                   OR $__timeFilter(a.resolved_at))
+            ORDER BY a.started_at DESC NULLS LAST LIMIT 100""", "table")], w=12, h=9),
+        timeseries("Service KPIs per day", [sql("""
+            SELECT (k.day::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') AS time,
+                   k.online_share, k.resolved_online_share, k.on_time_share,
+                   k.paid_online_share, k.digitised_share
+            FROM service_kpi_daily k
+            WHERE k.commune_code = '$commune'
+              AND k.day BETWEEN ($__timeFrom()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+                            AND ($__timeTo()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+            ORDER BY 1""")], w=24, h=8, unit="percentunit", minmax=(0, 1),
+                   description="Daily shares from the service_kpi_daily view (days in "
+                               "Vietnam time)."),
+    ], variables=[var_province(), var_commune(multi=False), var_metric()],
+        tags=["commune"], time_from="now-24h")
+
+
+def environment() -> Json:
+    aqi = ("Colour bands: VN_AQI breakpoints (Decision 1459/QĐ-TCMT): good, moderate, "
+           "poor, bad, very bad, hazardous.")
+    return dashboard("ioc-environment", "Environment",
+                     "Air quality and flood indicators per commune.", [
+        timeseries("PM2.5", [sql(avg_series("pm25"))], unit="conµgm3",
+                   thresholds=steps(PM25_BANDS, AQI_COLORS),
+                   custom={"thresholdsStyle": {"mode": "area"}, "fillOpacity": 0},
+                   description="Mean PM2.5 (µg/m³) per interval and commune. " + aqi),
+        timeseries("PM10", [sql(avg_series("pm10"))], unit="conµgm3",
+                   thresholds=steps(PM10_BANDS, AQI_COLORS),
+                   custom={"thresholdsStyle": {"mode": "area"}, "fillOpacity": 0},
+                   description="Mean PM10 (µg/m³) per interval and commune. " + aqi),
+        geomap("PM2.5 by commune (last hour of the range)", [sql("""
+            SELECT c.commune_code, c.commune_name, c.latitude, c.longitude, c.approximate,
+                   sum(r.sum) / nullif(sum(r.count), 0) AS pm25
+            FROM rollup_1m r JOIN current_communes c USING (commune_code)
+            WHERE r.metric = 'pm25' AND r.province_code = '$province'
+              AND r.bucket > $__timeTo()::timestamptz - interval '1 hour'
+              AND r.bucket <= $__timeTo()::timestamptz
+            GROUP BY c.commune_code, c.commune_name, c.latitude, c.longitude,
+                     c.approximate""", "table")],
+               size_field="pm25", color_field="pm25",
+               thresholds=steps(PM25_BANDS, AQI_COLORS), unit="conµgm3", w=12, h=12,
+               description="Communes with a PM2.5 sensor, at their centroid. " + aqi + " "
+                           + APPROX_NOTE),
+        table("Air quality now", [sql("""
+            SELECT c.commune_name AS "Commune", r.commune_code AS "Code",
+                   sum(r.sum) FILTER (WHERE r.metric = 'pm25')
+                     / nullif(sum(r.count) FILTER (WHERE r.metric = 'pm25'), 0) AS "PM2.5",
+                   sum(r.sum) FILTER (WHERE r.metric = 'pm10')
+                     / nullif(sum(r.count) FILTER (WHERE r.metric = 'pm10'), 0) AS "PM10",
+                   max(r.max) FILTER (WHERE r.metric = 'pm25') AS "PM2.5 max (1 min)"
+            FROM rollup_1m r JOIN current_communes c USING (commune_code)
+            WHERE r.metric IN ('pm25', 'pm10') AND r.province_code = '$province'
+              AND r.commune_code IN ($commune)
+              AND r.bucket > $__timeTo()::timestamptz - interval '1 hour'
+              AND r.bucket <= $__timeTo()::timestamptz
+            GROUP BY 1, 2 ORDER BY 3 DESC NULLS LAST""", "table")], w=12, h=12,
+              unit="conµgm3", thresholds=steps(PM25_BANDS, AQI_COLORS),
+              overrides=[{"matcher": {"id": "byName", "options": "PM2.5"},
+                          "properties": [{"id": "custom.cellOptions",
+                                          "value": {"type": "color-background"}}]}],
+              description="Mean over the last hour of the range. " + aqi),
+        timeseries("Water level", [sql(avg_series("water_level"))], unit="lengthm",
+                   description="Mean water level (m) per interval and commune."),
+        bars("Rainfall", [sql(total_series("rainfall"))], unit="lengthmm",
+             description="Rain (mm) summed per interval over the commune's gauges."),
+        timeseries("Temperature", [sql(avg_series("temperature"))], unit="celsius"),
+        timeseries("Humidity", [sql(avg_series("humidity"))], unit="humidity"),
+    ], variables=[var_province(), var_commune(multi=True)], tags=["environment"])
+
+
+def traffic() -> Json:
+    return dashboard("ioc-traffic", "Traffic",
+                     "Vehicle counts, speeds, occupancy and incidents per commune.", [
+        bars("Vehicles per interval", [sql(total_series("traffic.vehicle_count"))],
+             unit="short", description="Vehicles counted by every sensor of the commune."),
+        timeseries("Average speed", [sql(avg_series("traffic.avg_speed_kmh"))],
+                   unit="velocitykmh",
+                   thresholds=steps([None, 15, 30], ["red", "orange", "green"]),
+                   custom={"thresholdsStyle": {"mode": "dashed"}}),
+        timeseries("Occupancy", [sql(avg_series("traffic.occupancy"))],
+                   unit="percentunit", minmax=(0, 1),
+                   thresholds=steps([None, 0.5, 0.8], ["green", "orange", "red"]),
+                   custom={"thresholdsStyle": {"mode": "dashed"}}),
+        bars("Incidents", [sql(total_series("traffic.incident"))], unit="short",
+             description="Observations reporting an incident (traffic.incident is 0/1)."),
+        stat("Incidents in range", [sql("""
+            SELECT coalesce(sum(r.sum), 0) AS "Incidents" FROM rollup_1m r
+            WHERE $__timeFilter(r.bucket) AND r.metric = 'traffic.incident'
+              AND r.province_code = '$province' AND r.commune_code IN ($commune)""",
+                                          "table")],
+             w=6, h=8, thresholds=steps([None, 1], ["green", "orange"])),
+        table("Segments with incidents", [sql("""
+            SELECT t.segment_id AS "Segment", c.commune_name AS "Commune",
+                   count(*) FILTER (WHERE t.incident IS NOT NULL) AS "Incidents",
+                   avg(t.avg_speed_kmh) AS "Mean speed (km/h)",
+                   avg(t.occupancy) AS "Mean occupancy", max(t.time) AS "Last seen"
+            FROM traffic_observations t JOIN current_communes c USING (commune_code)
+            WHERE $__timeFilter(t.time) AND t.province_code = '$province'
+              AND t.commune_code IN ($commune)
+            GROUP BY 1, 2 ORDER BY 3 DESC, 4 LIMIT 50""", "table")], w=18, h=8,
+              description="Raw observations (traffic_observations) per road segment."),
+    ], variables=[var_province(), var_commune(multi=True)], tags=["traffic"])
+
+
+def services() -> Json:
+    gap_override = [{"matcher": {"id": "byRegexp", "options": "/gap/"},
+                     "properties": [{"id": "thresholds",
+                                     "value": steps([None, 0], ["red", "green"])},
+                                    {"id": "custom.cellOptions",
+                                     "value": {"type": "color-background"}}]}]
+    cols = ",\n".join(
+        f'{share(m)} AS "{k}", '
+        f'{share(m)} - (SELECT target FROM kpi_targets WHERE kpi = \'{k}\') AS "{k} gap"'
+        for k, m, _ in KPIS)
+    per_kpi = [
+        timeseries(f"{title} per day vs target", [sql(f"""
+            SELECT (k.day::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') AS time,
+                   c.commune_name AS metric, k.{kpi} AS value
+            FROM service_kpi_daily k JOIN current_communes c USING (commune_code)
+            WHERE k.province_code = '$province' AND k.commune_code IN ($commune)
+              AND k.{kpi} IS NOT NULL
+              AND k.day BETWEEN ($__timeFrom()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+                            AND ($__timeTo()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+            UNION ALL
+            SELECT d AS time, 'target' AS metric, t.target AS value
+            FROM kpi_targets t,
+                 generate_series(date_trunc('day', $__timeFrom()::timestamptz),
+                                 $__timeTo()::timestamptz, interval '1 day') AS d
+            WHERE t.kpi = '{kpi}'
+            ORDER BY 1""")], w=12, h=8, unit="percentunit", minmax=(0, 1),
+                   overrides=[{"matcher": {"id": "byName", "options": "target"},
+                               "properties": [{"id": "custom.lineStyle",
+                                               "value": {"fill": "dash", "dash": [10, 10]}},
+                                              {"id": "color", "value": {
+                                                  "mode": "fixed", "fixedColor": "red"}}]}],
+                   description=f"{title}: daily share per commune (service_kpi_daily."
+                               f"{kpi}) and the target (kpi_targets, dashed).")
+        for kpi, _, title in KPIS
+    ]
+    return dashboard("ioc-services", "Public-service KPIs",
+                     "The provinces' seed indicators per commune against kpi_targets.", [
+        table("KPIs per commune over the range, against targets", [sql(f"""
+            SELECT c.commune_name AS "Commune", r.commune_code AS "Code",
+                   sum(r.count) FILTER (WHERE r.metric = 'service.received') AS "Received",
+                   sum(r.count) FILTER (WHERE r.metric = 'service.resolved') AS "Resolved",
+                   {cols}
+            FROM rollup_1m r JOIN current_communes c USING (commune_code)
+            WHERE $__timeFilter(r.bucket) AND r.metric LIKE 'service.%'
+              AND r.province_code = '$province' AND r.commune_code IN ($commune)
+            GROUP BY 1, 2 ORDER BY 1""", "table")], w=24, h=10,
+              unit="percentunit", overrides=[
+                  {"matcher": {"id": "byRegexp", "options": "/Received|Resolved/"},
+                   "properties": [{"id": "unit", "value": "short"}]}, *gap_override],
+              description="Shares over the selected range (sum/count of the 0/1 rollups); "
+                          "'gap' = share − target, red when below target. Targets: table "
+                          "kpi_targets (online 80%, on time 95%, paid online 80%, "
+                          "digitised 100%)."),
+        table("Targets", [sql("""
+            SELECT kpi AS "KPI", target AS "Target", description AS "Description"
+            FROM kpi_targets ORDER BY kpi""", "table")], w=8, h=8,
+              overrides=[{"matcher": {"id": "byName", "options": "Target"},
+                          "properties": [{"id": "unit", "value": "percentunit"}]}]),
+        bars("Dossiers received per day", [sql("""
+            SELECT (k.day::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') AS time,
+                   c.commune_name AS metric, k.dossiers_received AS value
+            FROM service_kpi_daily k JOIN current_communes c USING (commune_code)
+            WHERE k.province_code = '$province' AND k.commune_code IN ($commune)
+              AND k.day BETWEEN ($__timeFrom()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+                            AND ($__timeTo()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+            ORDER BY 1""")], w=16, h=8),
+        *per_kpi,
+        bars("Dossier events by status", [sql("""
+            SELECT $__timeGroupAlias(r.bucket, $__interval),
+                   substr(r.metric, 9) AS metric, sum(r.count) AS value
+            FROM rollup_1m r
+            WHERE $__timeFilter(r.bucket) AND r.province_code = '$province'
+              AND r.commune_code IN ($commune)
+              AND r.metric IN ('service.received', 'service.in_progress',
+                               'service.resolved', 'service.returned', 'service.paid')
+            GROUP BY 1, 2 ORDER BY 1""")], w=12, h=8),
+    ], variables=[var_province(), var_commune(multi=True)], tags=["services", "kpi"],
+        time_from="now-7d", refresh="5m")
+
+
+def pipeline() -> Json:
+    ri = "$__rate_interval"
+    return dashboard("ioc-pipeline", "Pipeline health",
+                     "The ioc processes themselves (Prometheus; names from ioc/core/metrics.py).", [
+        row("Ingest"),
+        stat("Targets up", [prom('sum by (job) (up{job=~"ioc-.*"})', "{{job}}",
+                                 instant=True)],
+             w=4, h=8, thresholds=steps([None, 1], ["red", "green"])),
+        timeseries("Events received by feed", [
+            prom(f"sum by (feed) (rate(ioc_ingest_events_received_total[{ri}]))",
+                 "{{feed}} received"),
+            prom(f"sum by (feed) (rate(ioc_ingest_events_valid_total[{ri}]))",
+                 "{{feed}} valid", "B")], w=10, unit="suffix: events/s"),
+        timeseries("Rejected by reason", [
+            prom(f"sum by (feed, reason) (rate(ioc_ingest_events_rejected_total[{ri}]))",
+                 "{{feed}} {{reason}}")], w=10, unit="suffix: events/s",
+                   description="Events sent to ioc.deadletter.v1, by reason code."),
+        timeseries("Dead-letter share", [prom(f"""
+            sum by (feed) (rate(ioc_ingest_events_rejected_total[{ri}]))
+            / sum by (feed) (rate(ioc_ingest_events_received_total[{ri}]))""",
+                                              "{{feed}}")],
+                   w=8, unit="percentunit",
+                   thresholds=steps([None, 0.05], ["green", "red"]),
+                   custom={"thresholdsStyle": {"mode": "dashed"}},
+                   description="Alert IocDeadLetterRateHigh fires above 5% for 10 minutes."),
+        timeseries("Geo lookups by outcome", [
+            prom(f"sum by (outcome) (rate(ioc_geo_lookups_total[{ri}]))", "{{outcome}}")],
+                   w=8, unit="suffix: events/s"),
+        timeseries("Consumer lag", [
+            prom("sum by (topic) (ioc_kafka_consumer_lag_messages)", "{{topic}}")],
+                   w=8, unit="short",
+                   description="Messages behind the high watermark, summed over partitions."),
+        row("Latency"),
+        timeseries("Occurred → stored (p50, p99)", [
+            prom(f"histogram_quantile(0.5, sum by (feed, le) "
+                 f"(rate(ioc_latency_occurred_to_stored_seconds_bucket[{ri}])))",
+                 "p50 {{feed}}"),
+            prom(f"histogram_quantile(0.99, sum by (feed, le) "
+                 f"(rate(ioc_latency_occurred_to_stored_seconds_bucket[{ri}])))",
+                 "p99 {{feed}}", "B")], w=8, unit="s"),
+        timeseries("Occurred → processed (p50, p99)", [
+            prom(f"histogram_quantile(0.5, sum by (feed, le) "
+                 f"(rate(ioc_latency_occurred_to_processed_seconds_bucket[{ri}])))",
+                 "p50 {{feed}}"),
+            prom(f"histogram_quantile(0.99, sum by (feed, le) "
+                 f"(rate(ioc_latency_occurred_to_processed_seconds_bucket[{ri}])))",
+                 "p99 {{feed}}", "B")], w=8, unit="s"),
+        timeseries("Occurred → alert (p50, p99)", [
+            prom(f"histogram_quantile(0.5, sum by (le) "
+                 f"(rate(ioc_latency_occurred_to_alert_seconds_bucket[{ri}])))", "p50"),
+            prom(f"histogram_quantile(0.99, sum by (le) "
+                 f"(rate(ioc_latency_occurred_to_alert_seconds_bucket[{ri}])))", "p99",
+                 "B")], w=8, unit="s"),
+        row("Sinks"),
+        timeseries("Rows stored", [
+            prom(f"sum by (feed) (rate(ioc_sink_rows_inserted_total[{ri}]))",
+                 "{{feed}} inserted"),
+            prom(f"sum by (feed) (rate(ioc_sink_rows_duplicate_total[{ri}]))",
+                 "{{feed}} duplicate", "B"),
+            prom(f"sum by (feed) (rate(ioc_stream_events_late_total[{ri}]))",
+                 "{{feed}} late", "C"),
+            prom(f"sum(rate(ioc_rollup_windows_upserted_total[{ri}]))",
+                 "rollup windows", "D")], w=8, unit="suffix: rows/s"),
+        timeseries("Sink flush time (p50, p99)", [
+            prom(f"histogram_quantile(0.5, sum by (le) "
+                 f"(rate(ioc_sink_flush_seconds_bucket[{ri}])))", "p50"),
+            prom(f"histogram_quantile(0.99, sum by (le) "
+                 f"(rate(ioc_sink_flush_seconds_bucket[{ri}])))", "p99", "B"),
+            prom(f"histogram_quantile(0.5, sum by (le) "
+                 f"(rate(ioc_sink_batch_rows_bucket[{ri}])))", "batch rows p50", "C")],
+                   w=8, unit="s", overrides=[{
+                       "matcher": {"id": "byName", "options": "batch rows p50"},
+                       "properties": [{"id": "unit", "value": "short"},
+                                      {"id": "custom.axisPlacement", "value": "right"}]}]),
+        timeseries("Sink retries, failures, buffer", [
+            prom(f"sum(rate(ioc_sink_retries_total[{ri}]))", "retries/s"),
+            prom(f"sum(rate(ioc_sink_failures_total[{ri}]))", "failures/s", "B"),
+            prom("sum by (instance) (ioc_sink_buffer_rows)", "buffer {{instance}}", "C")],
+                   w=8, unit="short",
+                   description="Buffer = rows taken from Kafka, not yet durable "
+                               "(limit stream.sink_buffer_max_rows)."),
+        row("Alerts"),
+        timeseries("Alerts by state", [
+            prom("sum by (state) (ioc_alerts_active)", "{{state}}")], w=8, unit="short"),
+        timeseries("Alerts by severity", [
+            prom("sum by (severity) (ioc_alerts_active)", "{{severity}}")], w=8,
+                   unit="short"),
+        timeseries("Notifications", [
+            prom(f"sum by (receiver) (rate(ioc_alerts_outbox_delivered_total[{ri}]))",
+                 "{{receiver}} delivered"),
+            prom(f"sum by (receiver) (rate(ioc_alerts_outbox_failures_total[{ri}]))",
+                 "{{receiver}} failed", "B"),
+            prom("sum by (receiver) (ioc_alerts_outbox_pending)", "{{receiver}} pending",
+                 "C")], w=8, unit="short"),
+        timeseries("Alert transitions", [
+            prom(f"sum by (to_state, severity) (rate(ioc_alerts_transitions_total[{ri}]))",
+                 "{{to_state}} {{severity}}")], w=12, unit="ops"),
+        timeseries("API requests", [
+            prom(f"sum by (route, status) (rate(ioc_api_requests_total[{ri}]))",
+                 "{{route}} {{status}}")], w=12, unit="reqps"),
+        table("Active alerts in the database", [sql("""
+            SELECT state AS "State", severity AS "Severity", count(*) AS "Alerts"
+            FROM alerts WHERE state IN ('pending', 'firing', 'acknowledged')
+            GROUP BY 1, 2 ORDER BY 1, 2""", "table")], w=8, h=7,
+              description="From the alerts table, to compare with ioc_alerts_active."),
+        table("Freshest data per feed", [sql("""
+            SELECT 'sensor' AS "Feed", max(time) AS "Newest event",
+                   max(stored_at) AS "Newest row" FROM sensor_readings
+            WHERE $__timeFilter(time)
+            UNION ALL
+            SELECT 'traffic', max(time), max(stored_at) FROM traffic_observations
+            WHERE $__timeFilter(time)
+            UNION ALL
+            SELECT 'service', max(time), max(stored_at) FROM service_events
+            WHERE $__timeFilter(time)""", "table")], w=16, h=7),
+    ], variables=[], tags=["pipeline"], time_from="now-1h", refresh="30s")
+
+
+BUILDERS = [overview, commune, environment, traffic, services, pipeline]
+
+
+# ---------------------------------------------------------------- helpers for tests
+def build_all() -> dict[str, Json]:
+    """File name -> dashboard model."""
+    return {f"{d['uid']}.json": d for d in (b() for b in BUILDERS)}
+
+
+def render(model: Json) -> str:
+    return json.dumps(model, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def iter_panels(model: Json) -> Iterator[Json]:
+    """Every panel, rows' nested panels included, rows themselves excluded."""
+    for p in model["panels"]:
+        if p["type"] == "row":
+            yield from p.get("panels", [])
+        else:
+            yield p
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="fail when a file is stale")
+    args = ap.parse_args(argv)
+    stale = []
+    for name, model in build_all().items():
+        path = OUT / name
+        text = render(model)
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+        else:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path.relative_to(ROOT)}")
+    if stale:
+        print("stale (run tools/iocdev/dashboards.py):", *stale, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

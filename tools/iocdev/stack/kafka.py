@@ -1,0 +1,186 @@
+"""Apache Kafka in KRaft mode (one combined broker and controller), jars from Maven.
+
+The jars are resolved by ``mvn dependency:copy-dependencies`` from a generated pom into
+``kafka/libs`` (Maven's repository in ``m2/``); the logging backend (reload4j) is added
+because the core jar does not bring one. Storage is formatted once with a cluster id
+kept in ``kafka/cluster.id``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import shutil
+import string
+import subprocess
+import uuid
+from pathlib import Path
+
+from ioc.core.errors import StackError
+from iocdev.stack.ready import port_open
+from iocdev.stack.service import Service
+
+PROBE_TOPIC = "ioc-stack-probe"
+POM = """<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.ioc</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_{scala}</artifactId><version>{kafka}</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId>
+      <artifactId>kafka-tools</artifactId><version>{kafka}</version></dependency>
+    <dependency><groupId>ch.qos.reload4j</groupId>
+      <artifactId>reload4j</artifactId><version>1.2.25</version></dependency>
+    <dependency><groupId>org.slf4j</groupId>
+      <artifactId>slf4j-reload4j</artifactId><version>1.7.36</version></dependency>
+  </dependencies>
+</project>
+"""
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+class Kafka(Service):
+    name = "kafka"
+    packages = ("openjdk-17-jre-headless", "maven", "kcat")
+    start_timeout = 120.0
+
+    @property
+    def port(self) -> int:
+        return self.settings.kafka.port
+
+    @property
+    def libs(self) -> Path:
+        return self.home / "libs"
+
+    @property
+    def data(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def properties(self) -> Path:
+        return self.home / "server.properties"
+
+    @property
+    def marker(self) -> Path:
+        stack = self.settings.stack
+        return self.libs / f".complete-{stack.scala_version}-{stack.kafka_version}"
+
+    def install(self) -> None:
+        if self.marker.exists():
+            return
+        stack = self.settings.stack
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.libs.exists():
+            shutil.rmtree(self.libs)
+        pom = self.home / "pom.xml"
+        pom.write_text(POM.format(scala=stack.scala_version, kafka=stack.kafka_version))
+        argv = ["mvn", "-q", "-B", "-f", str(pom), f"-Dmaven.repo.local={self.layout.root / 'm2'}",
+                "dependency:copy-dependencies", f"-DoutputDirectory={self.libs}"]
+        with self.log.open("ab") as out:
+            out.write(f"\n=== {' '.join(argv)}\n".encode())
+            out.flush()
+            code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, check=False).returncode
+        if code != 0 or not any(self.libs.glob("kafka_*.jar")):
+            raise StackError(self.name, f"resolving the Kafka jars with mvn failed ({code})",
+                             str(self.log))
+        self.marker.touch()
+
+    def java(self, main: str, *args: str) -> list[str]:
+        return ["java", "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+                f"-Dlog4j.configuration=file:{self.layout.config / 'kafka' / 'log4j.properties'}",
+                "-cp", f"{self.libs}/*", main, *args]
+
+    def render_properties(self) -> str:
+        kafka = self.settings.kafka
+        template = (self.layout.config / "kafka" / "server.properties").read_text()
+        return string.Template(template).substitute(
+            host=self.host,
+            port=kafka.port,
+            controller_port=kafka.controller_port,
+            data_dir=self.data,
+            max_message_bytes=kafka.max_message_bytes,
+        )
+
+    def prepare(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.properties.write_text(self.render_properties())
+        if (self.data / "meta.properties").exists():
+            return
+        id_file = self.home / "cluster.id"
+        if not id_file.exists():
+            id_file.write_text(new_cluster_id() + "\n")
+        argv = self.java("kafka.tools.StorageTool", "format", "-t",
+                         id_file.read_text().strip(), "-c", str(self.properties))
+        with self.log.open("ab") as out:
+            out.write(f"\n=== {' '.join(argv)}\n".encode())
+            out.flush()
+            code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, check=False).returncode
+        if code != 0:
+            raise StackError(self.name, f"formatting the storage failed ({code})",
+                             str(self.log))
+
+    def argv(self) -> list[str]:
+        return self.java("kafka.Kafka", str(self.properties))
+
+    def probe(self) -> bool:
+        return port_open(self.host, self.port) and roundtrip(
+            self.settings.kafka.bootstrap_servers, self.settings.kafka.client_options())
+
+    def wait_ready(self, pid: int | None) -> float:
+        from iocdev.stack.ready import wait_until
+
+        waited = wait_until(self.name, lambda: port_open(self.host, self.port), log=self.log,
+                            timeout=self.start_timeout, pid=pid, what="port did not open")
+        return waited + wait_until(self.name, self.probe, log=self.log,
+                                   timeout=self.start_timeout, pid=pid,
+                                   what="no produce+consume round trip")
+
+
+def roundtrip(bootstrap: str, options: dict[str, object], timeout_s: float = 15.0) -> bool:
+    """Produce one unique message to the probe topic and consume it back."""
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    timeout_ms = int(timeout_s * 1000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ioc-stack",
+                             request_timeout_ms=timeout_ms, **options)
+    try:
+        if PROBE_TOPIC not in admin.list_topics():
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([NewTopic(PROBE_TOPIC, 1, 1)], timeout_ms=timeout_ms)
+    finally:
+        admin.close()
+    payload = uuid.uuid4().bytes
+    producer = KafkaProducer(bootstrap_servers=bootstrap, client_id="ioc-stack",
+                             request_timeout_ms=timeout_ms, **options)
+    try:
+        meta = producer.send(PROBE_TOPIC, value=payload, partition=0).get(timeout=timeout_s)
+    finally:
+        producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="ioc-stack",
+                             enable_auto_commit=False, group_id=None,
+                             consumer_timeout_ms=timeout_ms, **options)
+    try:
+        tp = TopicPartition(PROBE_TOPIC, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, meta.offset)
+        for message in consumer:
+            if message.value == payload:
+                return True
+    finally:
+        consumer.close()
+    return False

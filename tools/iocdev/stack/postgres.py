@@ -1,0 +1,179 @@
+"""PostgreSQL 15 from Debian with TimescaleDB (built here) and PostGIS.
+
+The cluster has its own data directory, port and unix-socket folder under the stack
+folder and listens on loopback only. PostgreSQL refuses to run as root, so under root
+the cluster belongs to and runs as the ``postgres`` OS user. Authentication is
+``trust`` for local sockets and 127.0.0.1: this is a development stack on loopback,
+never a deployment. The bootstrap superuser is ``postgres``; ``up`` creates the
+configured role (LOGIN SUPERUSER: tests create databases and extensions) and database
+with the ``timescaledb`` and ``postgis`` extensions.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+from ioc.core.errors import StackError
+from iocdev.stack import timescale
+from iocdev.stack.ready import port_open, wait_until
+from iocdev.stack.service import Service
+
+PG_MAJOR = 15
+PG_BIN = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
+PG_CONFIG = str(PG_BIN / "pg_config")
+BOOTSTRAP_USER = "postgres"
+HBA = """# Managed by `ioc stack up`: local development only, loopback, trust.
+local   all   all                 trust
+host    all   all   127.0.0.1/32  trust
+"""
+SERVER_SETTINGS: dict[str, str] = {
+    "shared_preload_libraries": "timescaledb",
+    "timescaledb.telemetry_level": "off",
+    "timescaledb.max_background_workers": "8",
+    "max_worker_processes": "16",
+    "max_connections": "200",
+    "shared_buffers": "256MB",
+    "logging_collector": "off",
+    "log_min_messages": "warning",
+}
+
+
+class Postgres(Service):
+    name = "postgres"
+    packages = (f"postgresql-{PG_MAJOR}", f"postgresql-{PG_MAJOR}-postgis-3",
+                *timescale.BUILD_PACKAGES)
+    stop_signal = signal.SIGINT  # "fast" shutdown: do not wait for clients to leave
+    start_timeout = 60.0
+
+    @property
+    def port(self) -> int:
+        return self.settings.database.port
+
+    @property
+    def data(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.layout.run / "postgres"
+
+    @property
+    def user(self) -> str | None:
+        return BOOTSTRAP_USER if os.geteuid() == 0 else None
+
+    def install(self) -> None:
+        timescale.build_and_install(self.layout.build / "timescaledb",
+                                    pg_config_bin=PG_CONFIG,
+                                    log=self.layout.log("timescaledb"))
+
+    def _chown(self, path: Path) -> None:
+        if self.user is not None:
+            entry = pwd.getpwnam(self.user)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def _run_as_owner(self, argv: list[str]) -> None:
+        with self.log.open("ab") as out:
+            out.write(f"\n=== {' '.join(argv)}\n".encode())
+            out.flush()
+            code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, cwd=self.home, user=self.user,
+                                  group=self.user, check=False).returncode
+        if code != 0:
+            raise StackError(self.name, f"`{' '.join(argv)}` failed with code {code}",
+                             str(self.log))
+
+    def prepare(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        self._chown(self.home)
+        self._chown(self.socket_dir)
+        if self.user is not None:
+            probe = subprocess.run(["test", "-w", str(self.home)], user=self.user,
+                                   check=False)
+            if probe.returncode != 0:
+                raise StackError(self.name, f"the {self.user} OS user cannot write to "
+                                 f"{self.home}: every parent folder must be searchable "
+                                 "by it (chmod o+x)", str(self.log))
+        if not (self.data / "PG_VERSION").exists():
+            if self.data.exists():
+                shutil.rmtree(self.data)  # a half-done initdb
+            self._run_as_owner([str(PG_BIN / "initdb"), "-D", str(self.data),
+                                "-U", BOOTSTRAP_USER, "--auth=trust", "-E", "UTF8",
+                                "--locale=C.UTF-8"])
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(HBA)
+        self._chown(hba)
+
+    def argv(self) -> list[str]:
+        argv = [str(PG_BIN / "postgres"), "-D", str(self.data),
+                "-c", f"port={self.port}", "-c", f"listen_addresses={self.host}",
+                "-c", f"unix_socket_directories={self.socket_dir}"]
+        for key, value in SERVER_SETTINGS.items():
+            argv += ["-c", f"{key}={value}"]
+        return argv
+
+    def conninfo(self, *, user: str, dbname: str) -> str:
+        return (f"host={self.host} port={self.port} user={user} dbname={dbname} "
+                "connect_timeout=3 application_name=ioc-stack")
+
+    def probe(self) -> bool:
+        if not port_open(self.host, self.port):
+            return False
+        import psycopg
+
+        db = self.settings.database
+        try:
+            with psycopg.connect(db.conninfo() + " connect_timeout=3") as conn:
+                one = conn.execute("SELECT 1").fetchone()
+                license_row = conn.execute("SHOW timescaledb.license").fetchone()
+        except psycopg.Error:
+            return False
+        return one == (1,) and license_row is not None
+
+    def bootstrap(self) -> None:
+        """Create the configured role, database and extensions when missing."""
+        import psycopg
+        from psycopg import sql
+
+        db = self.settings.database
+        admin = self.conninfo(user=BOOTSTRAP_USER, dbname="postgres")
+        with psycopg.connect(admin, autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
+                            (db.user,)).fetchone() is None:
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER")
+                             .format(sql.Identifier(db.user)))
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                            (db.dbname,)).fetchone() is None:
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(db.dbname), sql.Identifier(db.user)))
+        with psycopg.connect(self.conninfo(user=BOOTSTRAP_USER, dbname=db.dbname),
+                             autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+
+    def wait_ready(self, pid: int | None) -> float:
+        import psycopg
+
+        def accepting() -> bool:
+            if not port_open(self.host, self.port):
+                return False
+            try:
+                with psycopg.connect(self.conninfo(user=BOOTSTRAP_USER, dbname="postgres")):
+                    return True
+            except psycopg.OperationalError:
+                return False
+
+        waited = wait_until(self.name, accepting, log=self.log, timeout=self.start_timeout,
+                            pid=pid, what="did not accept connections")
+        try:
+            self.bootstrap()
+        except psycopg.Error as exc:
+            raise StackError(self.name, f"creating role/database/extensions failed: {exc}",
+                             str(self.log)) from exc
+        return waited + wait_until(self.name, self.probe, log=self.log, timeout=30, pid=pid,
+                                   what="SQL query or SHOW timescaledb.license failed")

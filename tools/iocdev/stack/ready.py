@@ -1,0 +1,77 @@
+"""Readiness polling: wait until a service really answers, or fail naming it."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from ioc.core.errors import StackError
+from iocdev.stack import procs
+
+LOG_TAIL_LINES = 40
+
+
+def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log file ('' when it does not exist)."""
+    try:
+        with log.open("rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 64 * 1024))
+            text = fh.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """True when GET ``url`` answers 200."""
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_until(
+    service: str,
+    check: Callable[[], bool],
+    *,
+    log: Path,
+    timeout: float,
+    pid: int | None = None,
+    what: str = "did not answer",
+) -> float:
+    """Poll ``check`` until it returns True; return the seconds waited.
+
+    Fails early when ``pid`` (the process just started) has exited. On failure raises
+    :class:`StackError` naming the service, the reason and the log file.
+    """
+    start = time.monotonic()
+    delay = 0.1
+    last_error = ""
+    while True:
+        try:
+            if check():
+                return time.monotonic() - start
+        except Exception as exc:  # any failure of a probe means "not yet"
+            last_error = f" (last error: {type(exc).__name__}: {exc})"
+        if pid is not None and not procs.is_alive(pid):
+            code = procs.exit_code(pid)
+            raise StackError(service, f"process {pid} exited (code {code}) before it "
+                             f"answered{last_error}", str(log))
+        if time.monotonic() - start > timeout:
+            raise StackError(service, f"{what} within {timeout:.0f} s{last_error}", str(log))
+        time.sleep(delay)
+        delay = min(delay * 1.5, 1.0)
