@@ -67,7 +67,8 @@ def postgres_cpu_s() -> float:
 def preload(pipe: Pipeline, workload: Workload, n_events: int) -> int:
     producer = KafkaProducer(bootstrap_servers=pipe.settings.kafka.bootstrap_servers,
                              acks="all", linger_ms=20, batch_size=1_000_000,
-                             max_request_size=2_000_000, compression_type=None)
+                             max_request_size=2_000_000, compression_type=None,
+                             **pipe.settings.kafka.client_options())
     total = 0
     for feed, key, value, n in workload.messages(n_events):
         producer.send(pipe.topics[feed], key=key, value=value)
@@ -84,7 +85,8 @@ async def _ceiling(pipe: Pipeline, n_events: int) -> float:
         pipe.topics["sensor"], pipe.topics["traffic"], pipe.topics["service"],
         bootstrap_servers=pipe.settings.kafka.bootstrap_servers,
         group_id=f"ceiling-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
-        enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024)
+        enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024,
+        **pipe.settings.kafka.client_options())
     await consumer.start()
     seen = 0
     started = time.perf_counter()
@@ -226,7 +228,8 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 20.0
         worker = pipe.start_worker(extra_env={"IOC__ALERTS__RULES_DIR": str(rules)})
         time.sleep(8)
         producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers,
-                                 acks="all", linger_ms=5, max_request_size=2_000_000)
+                                 acks="all", linger_ms=5, max_request_size=2_000_000,
+                                 **settings.kafka.client_options())
         pool = Workload(seed=7).template_pool(500)
         run = 0
         probe = 0

@@ -83,6 +83,7 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
         broker_commit_interval=stream.commit_interval_s,
         stream_wait_empty=False,
         logging_config=None,
+        **settings.kafka.faust_options(),  # SASL/TLS: faust ignores kafka-python names
     )
     feed_of_topic: dict[str, Feed] = {
         names["sensor"]: "sensor", names["traffic"]: "traffic", names["service"]: "service"}

@@ -38,9 +38,9 @@ def kafka_bootstrap(stack: Settings) -> str:
 
 @pytest.fixture(scope="session")
 def pg_conninfo(stack: Settings) -> str:
-    """libpq conninfo of the maintenance database ``postgres`` as the configured
-    (superuser) role: tests create and drop their own databases from it."""
-    return stack.database.conninfo(dbname="postgres")
+    """libpq conninfo of the maintenance database ``postgres`` as the owner role
+    (CREATEDB, not superuser): tests create and drop their own databases from it."""
+    return stack.database.owner_conninfo(dbname="postgres")
 
 
 @pytest.fixture

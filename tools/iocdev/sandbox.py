@@ -98,7 +98,8 @@ class Pipeline:
 
     def produce(self, feed: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
         producer = KafkaProducer(bootstrap_servers=self.settings.kafka.bootstrap_servers,
-                                 acks="all", linger_ms=5, max_request_size=2_000_000)
+                                 acks="all", linger_ms=5, max_request_size=2_000_000,
+                                 **self.settings.kafka.client_options())
         n = 0
         for key, value in messages:
             producer.send(self.topics[feed], key=key, value=value)
@@ -141,12 +142,12 @@ def fresh_database(settings: Settings, prefix: str = "ioc_test") -> Iterator[tup
     from ioc.core.db.migrate import apply_migrations
 
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = settings.database.conninfo(dbname="postgres")
+    admin = settings.database.owner_conninfo(dbname="postgres")  # migrations: the owner
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        conninfo = settings.database.conninfo(dbname=name)
-        apply_migrations(conninfo)
+        conninfo = settings.database.conninfo(dbname=name)  # the application role
+        apply_migrations(settings.database.owner_conninfo(dbname=name))
         yield name, conninfo
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:

@@ -41,7 +41,7 @@ def db(stack: Settings, pg_conninfo: str) -> Iterator[str]:
     with psycopg.connect(pg_conninfo, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     conninfo = stack.database.conninfo(dbname=name)
-    apply_migrations(conninfo)
+    apply_migrations(stack.database.owner_conninfo(dbname=name))
     yield conninfo
     with psycopg.connect(pg_conninfo, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

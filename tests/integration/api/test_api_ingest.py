@@ -16,7 +16,7 @@ from kafka import KafkaConsumer
 from typer.testing import CliRunner
 
 from ioc.cli.apikeys import app as keys_app
-from ioc.core.settings import Settings, TopicSettings
+from ioc.core.settings import Settings, TopicSettings, get_settings
 from tests.integration.api.apihelpers import ApiDb, api_client, bearer, new_key, with_api
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -56,7 +56,7 @@ def read_topic(bootstrap: str, topic: str, expect: int, timeout_s: float = 20.0
     """Every message of ``topic`` (waits for ``expect``, then 2 s more for extras)."""
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                              enable_auto_commit=False, group_id=None,
-                             consumer_timeout_ms=1000)
+                             consumer_timeout_ms=1000, **get_settings().kafka.client_options())
     out: list[tuple[bytes, bytes]] = []
     deadline = datetime.now(UTC) + timedelta(seconds=timeout_s)
     extra_until: datetime | None = None
