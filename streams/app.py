@@ -26,6 +26,7 @@ from ioc.core.events.record import RECORDS_ENCODER, Feed, Record, encode_records
 from ioc.core.settings import Settings
 from streams.alerting import AlertStage
 from streams.global_alerts import GlobalAlerts
+from streams.ownership import Ownership
 from streams.sinks.timescale import TimescaleSink
 from streams.stage1 import CommuneIndexLike, DeadLetter, InMessage, Stage1, ValidatorLike
 from streams.stage2 import Stage2
@@ -47,6 +48,9 @@ class Parts:
     alerts: AlertStage | None = None
     global_alerts: GlobalAlerts | None = None
     outbox: OutboxDelivery | None = None
+    ownership: Ownership | None = None
+    """Registry checks for department topics (streams/ownership.py)."""
+    department_topics: tuple[str, ...] = ()
 
 
 def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
@@ -88,13 +92,15 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
     feed_of_topic: dict[str, Feed] = {
         names["sensor"]: "sensor", names["traffic"]: "traffic", names["service"]: "service"}
     raw_topic = app.topic(names["sensor"], names["traffic"], names["service"],
-                          key_serializer="raw", value_serializer="raw")
+                          *parts.department_topics, key_serializer="raw", value_serializer="raw")
     enriched_topic = app.topic(names["enriched"], key_serializer="raw",
                                value_serializer="raw")
     deadletter_topic = app.topic(names["deadletter"], key_serializer="raw",
                                  value_serializer="raw")
     alerts_topic = app.topic(names["alerts"], key_serializer="raw", value_serializer="raw")
-    stage1 = Stage1(parts.validator, parts.index, feed_of_topic)
+    ownership = parts.ownership
+    stage1 = Stage1(parts.validator, parts.index,
+                    feed_of_topic if ownership is None else ownership.feeds(feed_of_topic))
     if parts.alerts is not None:
         async def publish(transitions: list[Any]) -> None:
             pending = [await alerts_topic.send(key=t.fingerprint.encode(),
@@ -152,7 +158,8 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
         async for batch in events.take_events(stream.batch_max, within=stream.batch_within_s):
             messages = [InMessage(e.message.topic, e.message.partition, e.message.offset,
                                   e.message.key, e.message.value) for e in batch]
-            out = stage1.process(messages)
+            out = (stage1.process(messages) if ownership is None
+                   else await ownership.process(stage1, messages))
             pending: list[Any] = []
             for code, records in out.enriched.items():
                 for chunk in _chunks(records, ENRICHED_CHUNK):

@@ -19,6 +19,7 @@ from ioc.core.settings import Settings, get_settings
 from streams.alerting import AlertStage, commune_names
 from streams.app import Parts, build_app
 from streams.global_alerts import GlobalAlerts
+from streams.ownership import DepartmentTopics, Ownership
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,24 @@ def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
     outbox = OutboxDelivery(conninfo, alertmanager=AlertmanagerClient(settings.alertmanager.url),
                             webhook=webhook, retry_max_s=settings.alerts.outbox_retry_max_s,
                             generator_url=generator_url(settings))
+    topics = DepartmentTopics(settings.kafka.department_topic_pattern)
     return Parts(validator=validator, index=index, conninfo=conninfo, alerts=alert_stage,
-                 global_alerts=global_alerts, outbox=outbox)
+                 global_alerts=global_alerts, outbox=outbox,
+                 ownership=Ownership(conninfo, topics),
+                 department_topics=department_topics(settings, topics))
+
+
+def department_topics(settings: Settings, topics: DepartmentTopics) -> tuple[str, ...]:
+    """The department topics that exist now (a new department: restart the workers)."""
+    from ioc.core.topics import admin_client
+
+    admin = admin_client(settings.kafka)
+    try:
+        found = tuple(sorted(t for t in admin.list_topics() if topics.parse(t)))
+    finally:
+        admin.close()
+    log.info("department topics: %s", ", ".join(found) or "none")
+    return found
 
 
 def run_worker(*, index: int = 0, geo_source: str = "auto") -> None:

@@ -10,8 +10,9 @@ One request carries a JSON array of events (``application/json``) or one event p
    :class:`ioc.core.events.validate.Validator`, with the stream's reason codes;
 3. each valid event is authorised: its ``department`` must be the key's
    (``forbidden_department``), its feed one of the department's feeds
-   (``forbidden_feed``), its source one of the department's sources or a new one,
-   registered to the department on first use (``forbidden_source``);
+   (``forbidden_feed``), its source one of the department's sources
+   (``forbidden_source``) or a new one, registered on first use only within the
+   department's quota (``unregistered_source``; ioc.core.registry);
 4. the allowed events are produced, as sent, to their feed's topic keyed by
    ``source_id`` by an idempotent producer with ``acks=all``, and every send is awaited.
 
@@ -41,6 +42,7 @@ from ioc.api.errors import (
     UnavailableError,
     UnsupportedMediaError,
 )
+from ioc.core import registry
 from ioc.core.events.reasons import Reason
 from ioc.core.events.record import Record
 from ioc.core.events.validate import split_array
@@ -51,15 +53,18 @@ log = logging.getLogger("ioc.api.ingest")
 FORBIDDEN_DEPARTMENT: Final = "forbidden_department"
 FORBIDDEN_FEED: Final = "forbidden_feed"
 FORBIDDEN_SOURCE: Final = "forbidden_source"
+UNREGISTERED_SOURCE: Final = "unregistered_source"
 PUBLISH_FAILED: Final = "publish_failed"
 GATEWAY_REASONS: Final[dict[str, str]] = {
     FORBIDDEN_DEPARTMENT: "The event's department is not the API key's department.",
     FORBIDDEN_FEED: "The key's department does not publish this feed.",
     FORBIDDEN_SOURCE: "The source belongs to another department.",
+    UNREGISTERED_SOURCE: "The source is not registered and the quota is used up.",
     PUBLISH_FAILED: "Kafka did not acknowledge the event; send it again.",
 }
 """Reasons only the gateway gives (the others are :class:`ioc.core.events.reasons.Reason`)."""
-_FORBIDDEN: Final = frozenset({FORBIDDEN_DEPARTMENT, FORBIDDEN_FEED, FORBIDDEN_SOURCE})
+_FORBIDDEN: Final = frozenset({FORBIDDEN_DEPARTMENT, FORBIDDEN_FEED, FORBIDDEN_SOURCE,
+                               UNREGISTERED_SOURCE})
 
 JSON_TYPES: Final = frozenset({"application/json", ""})
 NDJSON_TYPES: Final = frozenset({"application/x-ndjson", "application/ndjson",
@@ -189,16 +194,9 @@ def _peek_feed(raw: bytes) -> str | None:
     return feed if feed in ("sensor", "traffic", "service") else None
 
 
-_REGISTER = """
-INSERT INTO sources (source_id, department, feed, commune_code, lat, lon)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],
-                     %s::float8[], %s::float8[])
-ON CONFLICT (source_id) DO NOTHING
-"""
-
-
 async def authorise(res: Resources, key: ApiKey, verdicts: list[_Verdict]) -> None:
-    """Department, feed and source checks; registers new sources to the key's department."""
+    """Department, feed and source checks against the source registry (ioc.core.registry,
+    shared with stage 1): a new source is registered only within the department's quota."""
     candidates: list[_Verdict] = []
     for v in verdicts:
         rec = v.record
@@ -214,25 +212,21 @@ async def authorise(res: Resources, key: ApiKey, verdicts: list[_Verdict]) -> No
             candidates.append(v)
     if not candidates:
         return
-    new: dict[str, Record] = {}
+    claims: dict[str, str] = {}
+    locations: dict[str, registry.Location] = {}
     for v in candidates:
         if v.record is not None:
-            new.setdefault(v.record.source_id, v.record)
-    recs = list(new.values())
-    dept = key.department or ""
-    async with res.pool.connection() as conn, conn.transaction():
-        await conn.execute(_REGISTER, (
-            [r.source_id for r in recs], [dept] * len(recs), [r.feed for r in recs],
-            [None if r.geo == "unassigned" else r.commune_code for r in recs],
-            [r.lat for r in recs], [r.lon for r in recs]))
-        cur = await conn.execute(
-            "SELECT source_id, department FROM sources WHERE source_id = ANY(%s)",
-            (list(new),))
-        owners = {str(r[0]): str(r[1]) for r in await cur.fetchall()}
+            r = v.record
+            claims.setdefault(r.source_id, r.feed)
+            locations.setdefault(r.source_id, registry.Location(
+                None if r.geo == "unassigned" else r.commune_code, r.lat, r.lon))
+    async with res.pool.connection() as conn:
+        refused = await registry.authorise(conn, key.department or "", claims,
+                                           actor=f"api:{key.name}", locations=locations)
     for v in candidates:
-        if v.record is not None and owners.get(v.record.source_id) != dept:
-            _refuse(v, FORBIDDEN_SOURCE, f"source {v.record.source_id!r} belongs to another "
-                    "department")
+        if v.record is not None and v.record.source_id in refused:
+            refusal = refused[v.record.source_id]
+            _refuse(v, str(refusal.reason), refusal.message)
 
 
 def _refuse(v: _Verdict, reason: str, message: str) -> None:

@@ -16,6 +16,7 @@ Secrets are generated here and returned once; the broker keeps only salted hashe
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from collections.abc import Iterable, Sequence
@@ -177,10 +178,8 @@ def ensure_department_topics(admin: KafkaAdminClient, kafka: KafkaSettings,
                         topic_configs=topic_config(t, kafka.max_message_bytes))
                for name, t in wanted.items() if name not in existing]
     if missing:
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):
             admin.create_topics(missing)
-        except TopicAlreadyExistsError:
-            pass
     return list(wanted)
 
 

@@ -41,6 +41,10 @@ class Reason(StrEnum):
     INCONSISTENT_EVENT = "inconsistent_event"
     DUPLICATE_EVENT_ID = "duplicate_event_id"
     SCHEMA_VIOLATION = "schema_violation"
+    FORBIDDEN_DEPARTMENT = "forbidden_department"
+    FORBIDDEN_FEED = "forbidden_feed"
+    FORBIDDEN_SOURCE = "forbidden_source"
+    UNREGISTERED_SOURCE = "unregistered_source"
 
 
 DESCRIPTIONS: dict[Reason, str] = {
@@ -71,4 +75,10 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.INCONSISTENT_EVENT: "Fields contradict each other (e.g. resolved_at without resolved).",
     Reason.DUPLICATE_EVENT_ID: "This source already sent an event with this event_id.",
     Reason.SCHEMA_VIOLATION: "The event breaks the schema in a way no finer reason covers.",
+    Reason.FORBIDDEN_DEPARTMENT: "The event's department is not the publisher's (API key "
+                                 "or department topic).",
+    Reason.FORBIDDEN_FEED: "The publishing department does not publish this feed.",
+    Reason.FORBIDDEN_SOURCE: "The source is registered to another department or feed.",
+    Reason.UNREGISTERED_SOURCE: "The source is not registered and the department's "
+                                "automatic registration quota is used up.",
 }
