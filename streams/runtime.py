@@ -13,7 +13,7 @@ from alerts.outbox import OutboxDelivery
 from alerts.ruleload import load_rules_dir
 from alerts.webhook import WebhookClient
 from geo.index import CommuneIndex
-from ioc.core.errors import GeoError
+from ioc.core.errors import ConfigError, GeoError
 from ioc.core.events.validate import Validator
 from ioc.core.settings import Settings, get_settings
 from streams.alerting import AlertStage, commune_names
@@ -65,9 +65,16 @@ def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
     global_alerts = GlobalAlerts(settings, conninfo, rules, names)
     webhook = None
     if settings.alerts.webhook_url:
-        secret = settings.alerts.webhook_secret
-        webhook = WebhookClient(settings.alerts.webhook_url,
-                                secret.get_secret_value().encode() if secret else b"")
+        cfg = settings.alerts
+        if cfg.webhook_secret is None or not cfg.webhook_secret.get_secret_value():
+            raise ConfigError("alerts.webhook_url is set but alerts.webhook_secret is not "
+                              "(IOC__ALERTS__WEBHOOK_SECRET): refusing unsigned webhooks")
+        previous = None
+        if cfg.webhook_previous_secret is not None and cfg.webhook_previous_key_id:
+            previous = (cfg.webhook_previous_key_id,
+                        cfg.webhook_previous_secret.get_secret_value().encode())
+        webhook = WebhookClient(cfg.webhook_url, cfg.webhook_secret.get_secret_value().encode(),
+                                key_id=cfg.webhook_key_id, previous=previous)
     outbox = OutboxDelivery(conninfo, alertmanager=AlertmanagerClient(settings.alertmanager.url),
                             webhook=webhook, retry_max_s=settings.alerts.outbox_retry_max_s,
                             generator_url=generator_url(settings))

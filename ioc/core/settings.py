@@ -270,6 +270,9 @@ class AlertSettings(_Section):
     """IOC__ALERTS__WEBHOOK_SECRET; required when ``webhook_url`` is set."""
     webhook_key_id: str = "k1"
     """Names the secret in each signature so receivers can hold two during a rotation."""
+    webhook_previous_secret: SecretStr | None = None
+    """During a rotation: the old secret, still signed with (second signature)."""
+    webhook_previous_key_id: str | None = None
 
 
 def config_file() -> Path:

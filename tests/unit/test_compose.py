@@ -196,6 +196,11 @@ def test_kafka_template_follows_the_settings(settings: Settings) -> None:
     assert props["transaction.state.log.replication.factor"] == "1"
     assert props["group.initial.rebalance.delay.ms"] == "0"
     assert int(props["message.max.bytes"]) == settings.kafka.max_message_bytes
-    assert props["listeners"] == (f"PLAINTEXT://{settings.stack.host}:{settings.kafka.port},"
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["listener.security.protocol.map"].startswith("CLIENT:SASL_PLAINTEXT,")
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["super.users"].split(";")[0] == f"User:{settings.kafka.principals.admin}"
+    assert props["listeners"] == (f"CLIENT://{settings.stack.host}:{settings.kafka.port},"
                                   f"CONTROLLER://{settings.stack.host}:"
                                   f"{settings.kafka.controller_port}")
