@@ -1,8 +1,17 @@
-"""Prometheus and Alertmanager from Debian, with their configs from ``config/``."""
+"""Prometheus and Alertmanager from Debian, with their configs from ``config/``.
+
+The files in ``config/`` name the default ports; ``prepare`` writes a copy into the
+service's folder with every address taken from the settings, so a second stack on
+other ports (IOC__PROMETHEUS__PORT, ...) never scrapes or alerts the first one.
+"""
 
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from ioc.core.errors import StackError
 from iocdev.stack.ready import http_ok
@@ -35,11 +44,34 @@ class Prometheus(_HttpService):
         return self.settings.prometheus.port
 
     @property
+    def source_file(self) -> Path:
+        return self.layout.config / "prometheus" / "prometheus.yml"
+
+    @property
     def config_file(self) -> str:
-        return str(self.layout.config / "prometheus" / "prometheus.yml")
+        return str(self.home / "prometheus.yml")
+
+    def render(self) -> dict[str, Any]:
+        """``config/prometheus/prometheus.yml`` with the addresses of the settings."""
+        s = self.settings
+        host = self.host
+        config: dict[str, Any] = yaml.safe_load(self.source_file.read_text())
+        config["rule_files"] = [str(self.source_file.parent / r)
+                                for r in config.get("rule_files", [])]
+        targets = {"prometheus": [f"{host}:{s.prometheus.port}"],
+                   "alertmanager": [f"{host}:{s.alertmanager.port}"],
+                   "ioc-api": [f"{host}:{s.api.port}"],
+                   "ioc-worker": [f"{host}:{s.stream.worker_web_port + i}" for i in range(4)]}
+        for job in config["scrape_configs"]:
+            if job["job_name"] in targets:
+                job["static_configs"] = [{"targets": targets[job["job_name"]]}]
+        config["alerting"]["alertmanagers"] = [
+            {"static_configs": [{"targets": [f"{host}:{s.alertmanager.port}"]}]}]
+        return config
 
     def prepare(self) -> None:
         (self.home / "data").mkdir(parents=True, exist_ok=True)
+        Path(self.config_file).write_text(yaml.safe_dump(self.render(), sort_keys=False))
         self.check_tool = ("promtool", "check", "config", self.config_file)
         self.check_config()
 
@@ -60,10 +92,21 @@ class Alertmanager(_HttpService):
 
     @property
     def config_file(self) -> str:
-        return str(self.layout.config / "alertmanager" / "alertmanager.yml")
+        return str(self.home / "alertmanager.yml")
+
+    def render(self) -> dict[str, Any]:
+        """``config/alertmanager/alertmanager.yml`` posting to the configured API port."""
+        source = self.layout.config / "alertmanager" / "alertmanager.yml"
+        config: dict[str, Any] = yaml.safe_load(source.read_text())
+        url = f"http://{self.settings.api.host}:{self.settings.api.port}/v1/alertmanager/webhook"
+        for receiver in config.get("receivers", []):
+            for hook in receiver.get("webhook_configs", []):
+                hook["url"] = url
+        return config
 
     def prepare(self) -> None:
         (self.home / "data").mkdir(parents=True, exist_ok=True)
+        Path(self.config_file).write_text(yaml.safe_dump(self.render(), sort_keys=False))
         self.check_tool = ("amtool", "check-config", self.config_file)
         self.check_config()
 
