@@ -190,13 +190,15 @@ def _dead_letters(pipe: Pipeline, expected: int) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def ownership_run(stack: Settings, tmp_path_factory: pytest.TempPathFactory
                   ) -> Iterator[OwnershipRun]:
-    """A real worker reading a department's own topic: one registered source, one
-    spoofed department, one unregistered source (quota 0), one over-quota source."""
+    """A real worker, as a least-privileged worker principal, reading a department's own
+    topic: a registered source, a spoofed department, an unregistered source (quota 0)
+    and another department's source."""
     tag = uuid.uuid4().hex[:8]
     kafka = stack.kafka.model_copy(
         update={"department_topic_pattern": f"t{tag}.dept.{{department}}.{{feed}}.v1"})
     code = f"d{tag}"
     made = principals.create_department(kafka, code, ["sensor"])
+    cleanup = [made.principal]
     at = datetime.now(UTC) - timedelta(minutes=1)
 
     def ev(event_id: str, source: str, dept: str = code) -> dict[str, Any]:
@@ -222,8 +224,16 @@ def ownership_run(stack: Settings, tmp_path_factory: pytest.TempPathFactory
                            value=json.dumps([e]).encode()).get(timeout=15)
             finally:
                 p.close()
+            # The worker runs as a principal with exactly the worker's grants (over
+            # this test's topics and group): least privilege is enough for it.
+            worker = f"w-{tag}"
+            password = principals.create_principal(kafka, worker, principals.worker_grants(
+                kafka, group=pipe.app_id, topics=pipe.topics,
+                department_topics_prefix=f"t{tag}.dept."))
+            cleanup.append(worker)
             pipe.start_worker(extra_env={
-                "IOC__KAFKA__DEPARTMENT_TOPIC_PATTERN": kafka.department_topic_pattern})
+                "IOC__KAFKA__DEPARTMENT_TOPIC_PATTERN": kafka.department_topic_pattern,
+                "IOC__KAFKA__SASL_USERNAME": worker, "IOC__KAFKA__SASL_PASSWORD": password})
             pipe.wait_for("SELECT count(*) FROM sensor_readings", 1, timeout=120)
             dead = _dead_letters(pipe, 3)
             stored = {str(r[0]) for r in pipe.query("SELECT event_id FROM sensor_readings")}
@@ -232,7 +242,8 @@ def ownership_run(stack: Settings, tmp_path_factory: pytest.TempPathFactory
             assert owner == []  # quota 0: the refusal registered nothing
             yield OwnershipRun(stored, dead)
     finally:
-        principals.revoke(kafka, made.principal)
+        for user in cleanup:
+            principals.revoke(kafka, user)
         delete_topics(kafka, made.topics)
 
 
