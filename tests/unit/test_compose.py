@@ -131,8 +131,10 @@ def test_ioc_services_are_built_from_the_dockerfile(compose: dict[str, Any]) -> 
     services = compose["services"]
     commands = {name: services[name]["command"] for name in ("worker", "api", "simulator")}
     assert commands == {"worker": ["worker"], "api": ["api"], "simulator": ["simulate"]}
-    for name in commands:
-        assert services[name]["build"] == "."
+    for name in ("worker", "api"):
+        assert services[name]["build"] == "."  # the default stage: ioc alone
+    assert services["simulator"]["build"] == {"context": ".", "target": "dev"}
+    assert "FROM base AS dev" in (ROOT / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["ioc"]' in (ROOT / "Dockerfile").read_text()
 
 
