@@ -42,9 +42,27 @@ def resolvable_codes(index: CommuneIndex) -> Callable[[str], bool]:
     return check
 
 
+def webhook_client(settings: Settings) -> WebhookClient | None:
+    """The signed-webhook client, or None without a URL; refuses a URL without a secret."""
+    cfg = settings.alerts
+    if not cfg.webhook_url:
+        return None
+    if cfg.webhook_secret is None or not cfg.webhook_secret.get_secret_value():
+        raise ConfigError("alerts.webhook_url is set but alerts.webhook_secret is not "
+                          "(IOC__ALERTS__WEBHOOK_SECRET): refusing unsigned webhooks")
+    previous = None
+    if cfg.webhook_previous_secret is not None and cfg.webhook_previous_key_id:
+        previous = (cfg.webhook_previous_key_id,
+                    cfg.webhook_previous_secret.get_secret_value().encode())
+    return WebhookClient(cfg.webhook_url, cfg.webhook_secret.get_secret_value().encode(),
+                         key_id=cfg.webhook_key_id, previous=previous)
+
+
 def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
-    """Validator, commune index and database for a worker."""
+    """Validator, commune index and database for a worker (refuses a bad webhook first)."""
     from geo.index import index_for
+
+    webhook = webhook_client(settings)  # a misconfigured webhook stops the worker first
 
     conninfo = settings.database.conninfo()
     if geo_source == "auto":
@@ -63,18 +81,6 @@ def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
     names = commune_names(conninfo)
     alert_stage = AlertStage(settings, conninfo, rules, names)
     global_alerts = GlobalAlerts(settings, conninfo, rules, names)
-    webhook = None
-    if settings.alerts.webhook_url:
-        cfg = settings.alerts
-        if cfg.webhook_secret is None or not cfg.webhook_secret.get_secret_value():
-            raise ConfigError("alerts.webhook_url is set but alerts.webhook_secret is not "
-                              "(IOC__ALERTS__WEBHOOK_SECRET): refusing unsigned webhooks")
-        previous = None
-        if cfg.webhook_previous_secret is not None and cfg.webhook_previous_key_id:
-            previous = (cfg.webhook_previous_key_id,
-                        cfg.webhook_previous_secret.get_secret_value().encode())
-        webhook = WebhookClient(cfg.webhook_url, cfg.webhook_secret.get_secret_value().encode(),
-                                key_id=cfg.webhook_key_id, previous=previous)
     outbox = OutboxDelivery(conninfo, alertmanager=AlertmanagerClient(settings.alertmanager.url),
                             webhook=webhook, retry_max_s=settings.alerts.outbox_retry_max_s,
                             generator_url=generator_url(settings))

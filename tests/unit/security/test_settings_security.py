@@ -67,3 +67,16 @@ def test_department_topics_are_named_by_the_pattern() -> None:
     for other in ("ioc.sensor.v1", "ioc.dept.env.alerts.v1", "ioc.dept..sensor.v1",
                   "ioc.dept.Env.sensor.v1", "xioc.dept.env.sensor.v1"):
         assert topics.parse(other) is None, other
+
+
+def test_worker_refuses_a_webhook_without_secret() -> None:
+    from streams.runtime import webhook_client
+
+    base = get_settings()
+    alerts = base.alerts.model_copy(update={"webhook_url": "http://127.0.0.1:9/hook"})
+    with pytest.raises(ConfigError, match="refusing unsigned webhooks"):
+        webhook_client(base.model_copy(update={"alerts": alerts}))
+    signed = alerts.model_copy(update={"webhook_secret": SecretStr("s"),
+                                       "webhook_key_id": "k7"})
+    client = webhook_client(base.model_copy(update={"alerts": signed}))
+    assert client is not None and client.url == "http://127.0.0.1:9/hook"
