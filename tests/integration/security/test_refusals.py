@@ -109,6 +109,33 @@ def test_department_writes_its_own_topic_idempotently(
     assert meta.topic == env.topics[0]
 
 
+def _can_write(kafka: KafkaSettings, topic: str) -> bool:
+    try:
+        p = producer(kafka)
+    except KafkaError:
+        return False
+    try:
+        p.send(topic, key=b"s1", value=b"[]").get(timeout=15)
+        return True
+    except KafkaError:
+        return False
+    finally:
+        p.close()
+
+
+def test_rotate_then_revoke_a_department(stack: Settings,
+                                         department: Callable[..., Department]) -> None:
+    env = department()
+    old = as_principal(stack.kafka, env.principal, env.password)
+    new = as_principal(stack.kafka, env.principal, principals.rotate(stack.kafka,
+                                                                     env.principal))
+    assert not _can_write(old, env.topics[0])
+    assert _can_write(new, env.topics[0])
+    had, acls = principals.revoke(stack.kafka, env.principal)
+    assert had and acls == 3  # write, describe on its one topic; idempotent write
+    assert not _can_write(new, env.topics[0])
+
+
 def test_department_writing_another_departments_topic_is_refused(
         stack: Settings, department: Callable[..., Department]) -> None:
     env, transport = department(), department()
