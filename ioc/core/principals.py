@@ -34,8 +34,9 @@ from kafka.admin import (
     ResourcePattern,
     ResourcePatternFilter,
     ResourceType,
+    UserScramCredentialDeletion,
+    UserScramCredentialUpsertion,
 )
-from kafka.admin._users import UserScramCredentialDeletion, UserScramCredentialUpsertion
 from kafka.errors import TopicAlreadyExistsError
 
 from ioc.core.errors import ConfigError
@@ -155,6 +156,26 @@ def grant(admin: KafkaAdminClient, principal: str, grants: Sequence[Grant]) -> N
         raise ConfigError(f"creating ACLs for {principal} failed: {failed}")
 
 
+def converge(admin: KafkaAdminClient, principal: str, grants: Sequence[Grant]) -> None:
+    """Make the principal's ACLs exactly ``grants``: add the missing first, then delete
+    the others, so a running client never sees a moment without its ACLs."""
+    wanted = {g.acl(principal) for g in grants}
+    flt = ACLFilter(principal=f"User:{principal}", host="*", operation=ACLOperation.ANY,
+                    permission_type=ACLPermissionType.ANY,
+                    resource_pattern=ResourcePatternFilter(
+                        ResourceType.ANY, None, ACLResourcePatternType.ANY))
+    current, _err = admin.describe_acls(flt)
+    have = set(current)
+    missing = [a for a in wanted if a not in have]
+    if missing:
+        result: Any = admin.create_acls(missing)
+        if isinstance(result, dict) and result.get("failed"):
+            raise ConfigError(f"creating ACLs for {principal} failed: {result['failed']}")
+    extra = [a for a in have if a not in wanted]
+    if extra:
+        admin.delete_acls(list(extra))
+
+
 def revoke_acls(admin: KafkaAdminClient, principal: str) -> int:
     """Delete every ACL naming the principal; how many were deleted."""
     deleted = 0
@@ -201,8 +222,7 @@ def create_department(kafka: KafkaSettings, department: str, feeds: Sequence[str
     try:
         topics = ensure_department_topics(admin, kafka, department, feeds)
         set_password(admin, principal, password)
-        revoke_acls(admin, principal)  # feeds may have shrunk: start from nothing
-        grant(admin, principal, department_grants(kafka, department, feeds))
+        converge(admin, principal, department_grants(kafka, department, feeds))
     finally:
         admin.close()
     return Provisioned(principal, password, topics)
@@ -215,8 +235,7 @@ def create_principal(kafka: KafkaSettings, principal: str, grants: Sequence[Gran
     admin = admin_client(kafka)
     try:
         set_password(admin, principal, secret)
-        revoke_acls(admin, principal)
-        grant(admin, principal, grants)
+        converge(admin, principal, grants)
     finally:
         admin.close()
     return secret
@@ -228,8 +247,8 @@ def rotate(kafka: KafkaSettings, principal: str) -> str:
     password = new_secret()
     admin = admin_client(kafka)
     try:
-        if principal not in admin.describe_user_scram_credentials([principal]) or \
-                admin.describe_user_scram_credentials([principal])[principal]["error"]:
+        found = admin.describe_user_scram_credentials([principal]).get(principal)
+        if not found or found["error"] or not found["credential_infos"]:
             raise ConfigError(f"no SCRAM user {principal}")
         set_password(admin, principal, password)
     finally:
