@@ -14,6 +14,7 @@ import orjson
 
 from alerts.model import Transition
 from ioc.core import metrics
+from ioc.core.events.reasons import Reason
 from ioc.core.events.record import RECORDS_ENCODER, Record, encode_records
 from streams.stage1 import DeadLetter
 from streams.stage2 import Refused
@@ -49,10 +50,10 @@ class KafkaOutputs:
         for r in refused:
             rec = r.record
             dead = DeadLetter(key=rec.source_id.encode(), value=RECORDS_ENCODER.encode(rec),
-                              reason="storage_rejected", message=r.reason, feed=rec.feed,
+                              reason=Reason.STORAGE_REJECTED, message=r.reason, feed=rec.feed,
                               source_topic=r.origin.topic, source_partition=r.origin.partition,
                               source_offset=r.origin.offset, batch_index=None)
-            metrics.EVENTS_REJECTED.labels(rec.feed, "storage_rejected").inc()
+            metrics.EVENTS_REJECTED.labels(rec.feed, Reason.STORAGE_REJECTED).inc()
             pending.append(await self._deadletter.send(key=dead.key, value=dead.value,
                                                        headers=dead.headers()))
         await asyncio.gather(*pending)

@@ -19,6 +19,7 @@ import numpy as np
 
 from ioc.core import metrics
 from ioc.core.errors import GeoError
+from ioc.core.events.reasons import Reason
 from ioc.core.events.record import UNASSIGNED, Feed, Record
 from streams.stage import TopicPartition
 
@@ -123,10 +124,11 @@ class Stage1:
             except Exception as exc:  # a validator bug must not stall the partition
                 log.exception("validator failed on %s/%d@%d", msg.topic, msg.partition,
                               msg.offset)
-                out.deadletters.append(self._dead(msg, None, msg.value, "internal_error",
+                out.deadletters.append(self._dead(msg, None, msg.value,
+                                                  Reason.INTERNAL_ERROR,
                                                   f"validator raised {type(exc).__name__}",
                                                   feed))
-                rejected[(feed, "internal_error")] += 1
+                rejected[(feed, Reason.INTERNAL_ERROR)] += 1
                 continue
             received[feed] += len(valid) + len(rejections)
             records.extend(valid)
@@ -169,7 +171,7 @@ class Stage1:
                 try:
                     code, outcome = self._index.check_code(rec.commune_code)
                 except GeoError as exc:
-                    reason = getattr(exc, "reason", "unknown_commune_code")
+                    reason = str(getattr(exc, "reason", Reason.UNKNOWN_COMMUNE_CODE))
                     out.deadletters.append(DeadLetter(
                         key=rec.source_id.encode(), value=_reencode(rec), reason=reason,
                         message=str(exc), feed=rec.feed, source_topic="", source_partition=-1,
