@@ -221,6 +221,8 @@ def group_counts(out: Stage1Output) -> dict[str, int]:
     return dict(counts)
 
 
+_LATENCY_SAMPLE = 20  # observations per commune per batch
+
 SendEnriched = Callable[[dict[str, list[Record]], list[DeadLetter]], Awaitable[None]]
 """Sends enriched records (by commune) and dead letters; returns once Kafka has them."""
 
@@ -243,6 +245,11 @@ class ValidateEnrich:
     async def process(self, batch: Sequence[InMessage]) -> Stage1Output:
         out = self._stage1.process(batch)
         await self._send(out.enriched, out.deadletters)
+        delivered = time.time()
+        for records in out.enriched.values():  # a sample per commune is plenty
+            for rec in records[:_LATENCY_SAMPLE]:
+                metrics.LATENCY_PROCESSED.labels(rec.feed).observe(
+                    max(0.0, delivered - rec.occurred_at.timestamp()))
         return out
 
     def on_assign(self, partitions: Set[TopicPartition]) -> None:

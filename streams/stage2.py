@@ -19,6 +19,7 @@ only then are refused rows dead-lettered, metrics counted and transitions publis
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence, Set
@@ -83,6 +84,8 @@ class Stage2:
         self._on_rejected = on_rejected
         self._lateness = allowed_lateness_s
         self._alerts = alerts
+        self._opened = False
+        self._closing = False
         self.watermark = 0.0
         """Largest occurred_at committed (epoch seconds): event time, never wall time."""
 
@@ -92,8 +95,11 @@ class Stage2:
             return Stage2Result(0, WriteResult(), self.watermark)
         watermark, late = self._lateness_of(records)
         evaluated: Evaluated | None = None
-        if self._pool.closed:
+        if self._closing:  # the worker stops: leave the batch unacknowledged
+            raise asyncio.CancelledError
+        if not self._opened:
             await self._pool.open()
+            self._opened = True
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 result = await self._sink.write(conn, records, late, max_rows=self._max_rows)
@@ -128,6 +134,7 @@ class Stage2:
             self._alerts.forget()  # reload state from the database when communes return
 
     async def close(self) -> None:
+        self._closing = True
         await self._pool.close()
 
     @staticmethod
