@@ -135,7 +135,10 @@ def run(scenario: str, settings: Settings, tmp: Path) -> dict[str, Any]:
                 workers[0].send_signal(signal.SIGKILL)
                 workers[0].wait()
             if scenario != "kill":
-                pipe.start_worker(extra_env=extra)  # same index 0 -> same instance id
+                # same index 0 -> same instance id; same web URL, which faust's assignor
+                # keeps in the member metadata the broker hands back to a static member
+                pipe.start_worker(extra_env={
+                    **extra, "IOC__STREAM__WORKER_WEB_PORT": str(pipe.web_ports[0])})
             time.sleep(AFTER_FAULT_S + 10)
         finally:
             probes.stop()

@@ -95,15 +95,17 @@ class PartitionAlerts:
         return self._step.evaluator
 
     async def evaluate(self, conn: psycopg.AsyncConnection[Any], windows: list[WindowPoint],
-                       stored: Sequence[Record], watermark: float) -> Evaluated:
-        """Evaluate after the batch's write, in its transaction; persist transitions."""
+                       stored: Sequence[Record], watermark: float,
+                       wall_now: datetime | None = None) -> Evaluated:
+        """Evaluate after the batch's write, in its transaction; persist transitions.
+        With no windows and no records (the idle tick) it evaluates what it knows."""
         communes = {w.commune_code for w in windows} | {r.commune_code for r in stored}
         communes.discard(UNASSIGNED)
         new = communes - self._known
         if new:
             await self._recover(conn, sorted(new), watermark)
             self._known |= new
-        wall = datetime.now(UTC)
+        wall = wall_now or datetime.now(UTC)
         latest: dict[str, Record] = {}
         for rec in stored:
             latest[rec.source_id] = rec

@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence, Set
 from dataclasses import dataclass
+from datetime import datetime
 
 import msgspec
 from psycopg_pool import AsyncConnectionPool
@@ -86,6 +87,8 @@ class Stage2:
         self._alerts = alerts
         self._opened = False
         self._closing = False
+        self._alerts_lock = asyncio.Lock()
+        """One evaluation at a time: a batch's or the idle tick's."""
         self.watermark = 0.0
         """Largest occurred_at committed (epoch seconds): event time, never wall time."""
 
@@ -100,18 +103,20 @@ class Stage2:
         if not self._opened:
             await self._pool.open()
             self._opened = True
-        try:
-            async with self._pool.connection() as conn, conn.transaction():
-                result = await self._sink.write(conn, records, late, max_rows=self._max_rows)
-                refused = {i for i, _ in result.rejected}
+        async with self._alerts_lock:
+            try:
+                async with self._pool.connection() as conn, conn.transaction():
+                    result = await self._sink.write(conn, records, late,
+                                                    max_rows=self._max_rows)
+                    refused = {i for i, _ in result.rejected}
+                    if self._alerts is not None:
+                        stored = [r for i, r in enumerate(records) if i not in refused]
+                        evaluated = await self._alerts.evaluate(conn, result.windows, stored,
+                                                                watermark)
+            except BaseException:
                 if self._alerts is not None:
-                    stored = [r for i, r in enumerate(records) if i not in refused]
-                    evaluated = await self._alerts.evaluate(conn, result.windows, stored,
-                                                            watermark)
-        except BaseException:
-            if self._alerts is not None:
-                self._alerts.discard()  # its state advanced inside the failed transaction
-            raise
+                    self._alerts.discard()  # it advanced inside the failed transaction
+                raise
         # committed: only now does anything in memory move
         self.watermark = max(self.watermark, watermark)
         metrics.WATERMARK.set(self.watermark)
@@ -125,6 +130,28 @@ class Stage2:
         if self._alerts is not None and evaluated is not None:
             await self._alerts.committed(evaluated)
         return Stage2Result(len(records), result, self.watermark)
+
+    async def tick(self, wall_now: datetime | None = None) -> int:
+        """Evaluate partition rules without new data (a source gone silent in a quiet
+        partition, wall-clock timers); returns transitions stored. Never raises: a failed
+        tick commits nothing, discards the evaluator, and the next tick tries again."""
+        if self._alerts is None or not self._opened or self._closing:
+            return 0
+        async with self._alerts_lock:
+            try:
+                async with self._pool.connection() as conn, conn.transaction():
+                    evaluated = await self._alerts.evaluate(conn, [], [], self.watermark,
+                                                            wall_now)
+            except Exception as exc:
+                self._alerts.discard()
+                log.warning("stage 2: idle evaluation failed (%s); next tick retries",
+                            type(exc).__name__)
+                return 0
+        try:
+            await self._alerts.committed(evaluated)
+        except Exception as exc:
+            log.warning("stage 2: publishing idle transitions failed (%s)", type(exc).__name__)
+        return len(evaluated.stored)
 
     def on_assign(self, partitions: Set[TopicPartition]) -> None:
         """Nothing to prepare: a commune's alert state is loaded when it is first seen."""

@@ -1,4 +1,5 @@
-"""The worker's periodic work: global rules, outbox delivery, consumer lag, maintenance.
+"""The worker's periodic work: idle and global rules, outbox delivery, consumer lag,
+maintenance.
 
 None of these may take the worker down: each catches and logs (bounded by the
 rate-limited handler) and tries again on its next round.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import faust
 import psycopg
@@ -19,11 +21,21 @@ from streams.global_alerts import GlobalAlerts
 log = logging.getLogger(__name__)
 
 GLOBAL_RULES_EVERY_S = 30.0
+IDLE_TICK_EVERY_S = 10.0
 
 
 def register_timers(app: faust.App, *, conninfo: str, global_alerts: GlobalAlerts | None,
-                    outbox: OutboxDelivery | None, stop: asyncio.Event) -> None:
-    """Add the timers and the delivery task to ``app``; ``stop`` ends the delivery loop."""
+                    outbox: OutboxDelivery | None, stop: asyncio.Event,
+                    idle_tick: Callable[[], Awaitable[int]] | None = None) -> None:
+    """Add the timers and the delivery task to ``app``; ``stop`` ends the delivery loop;
+    ``idle_tick`` evaluates partition rules when no batch arrives."""
+    if idle_tick is not None:
+        tick = idle_tick
+
+        @app.timer(interval=IDLE_TICK_EVERY_S, on_leader=False)  # type: ignore[untyped-decorator]
+        async def evaluate_partition_rules_idle() -> None:
+            await tick()
+
     if global_alerts is not None and global_alerts.has_rules:
         rules = global_alerts
 
