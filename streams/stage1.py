@@ -20,7 +20,8 @@ import numpy as np
 from ioc.core import metrics
 from ioc.core.errors import GeoError
 from ioc.core.events.reasons import Reason
-from ioc.core.events.record import UNASSIGNED, Feed, Record
+from ioc.core.events.record import UNASSIGNED, Feed, Origin, Record
+from streams.originals import element_of
 from streams.stage import TopicPartition
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ class DeadLetter:
     source_partition: int
     source_offset: int
     batch_index: int | None
+    value_kind: str = "original"
+    """``original``: the bytes as received; ``enriched-record``: the record as stage 1
+    wrote it (only when the original could not be read back from the raw topic)."""
 
     def headers(self) -> list[tuple[str, bytes]]:
         """Kafka headers carrying the reason and origin (the value stays the raw bytes)."""
@@ -62,6 +66,7 @@ class DeadLetter:
             ("ioc-source-offset", str(self.source_offset).encode()),
             ("ioc-batch-index", b"" if self.batch_index is None else
              str(self.batch_index).encode()),
+            ("ioc-value-kind", self.value_kind.encode()),
         ]
 
 
@@ -131,6 +136,9 @@ class Stage1:
                 rejected[(feed, Reason.INTERNAL_ERROR)] += 1
                 continue
             received[feed] += len(valid) + len(rejections)
+            origin = Origin(msg.topic, msg.partition, msg.offset)
+            for rec in valid:
+                rec.origin = origin
             records.extend(valid)
             for rej in rejections:
                 out.deadletters.append(self._dead(msg, rej.index, rej.raw, rej.reason,
@@ -141,7 +149,8 @@ class Stage1:
                     "source_id": getattr(rej, "source_id", None), "reason": str(rej.reason),
                     "feed": feed, "topic": msg.topic, "partition": msg.partition,
                     "offset": msg.offset})
-        kept = self._enrich(records, out, rejected)
+        by_origin = {(m.topic, m.partition, m.offset): m for m in messages}
+        kept = self._enrich(records, out, rejected, by_origin)
         for rec in kept:
             out.enriched.setdefault(rec.commune_code, []).append(rec)
         out.valid = len(kept)
@@ -161,7 +170,8 @@ class Stage1:
                           source_offset=msg.offset, batch_index=index)
 
     def _enrich(self, records: list[Record], out: Stage1Output,
-                rejected: Counter[tuple[str, str]]) -> list[Record]:
+                rejected: Counter[tuple[str, str]],
+                by_origin: dict[tuple[str, int, int], InMessage]) -> list[Record]:
         """Fill commune/province codes; events with a bad commune code are dead-lettered."""
         outcomes: Counter[str] = Counter()
         kept: list[Record] = []
@@ -172,10 +182,7 @@ class Stage1:
                     code, outcome = self._index.check_code(rec.commune_code)
                 except GeoError as exc:
                     reason = str(getattr(exc, "reason", Reason.UNKNOWN_COMMUNE_CODE))
-                    out.deadletters.append(DeadLetter(
-                        key=rec.source_id.encode(), value=_reencode(rec), reason=reason,
-                        message=str(exc), feed=rec.feed, source_topic="", source_partition=-1,
-                        source_offset=-1, batch_index=None))
+                    out.deadletters.append(_dead_record(rec, reason, str(exc), by_origin))
                     rejected[(rec.feed, reason)] += 1
                     continue
                 rec.commune_code = code
@@ -207,10 +214,22 @@ class Stage1:
         return kept
 
 
-def _reencode(rec: Record) -> bytes:
+def _dead_record(rec: Record, reason: str, message: str,
+                 by_origin: dict[tuple[str, int, int], InMessage]) -> DeadLetter:
+    """A dead letter for a validated record: its element's original bytes and origin."""
+    o = rec.origin
+    msg = by_origin.get((o.topic, o.partition, o.offset)) if o is not None else None
+    if o is not None and msg is not None:
+        value, index = element_of(msg.value, rec.source_id, rec.event_id)
+        return DeadLetter(key=msg.key, value=value, reason=reason, message=message,
+                          feed=rec.feed, source_topic=o.topic, source_partition=o.partition,
+                          source_offset=o.offset, batch_index=index)
     from ioc.core.events.record import RECORDS_ENCODER
 
-    return RECORDS_ENCODER.encode(rec)
+    return DeadLetter(key=rec.source_id.encode(), value=RECORDS_ENCODER.encode(rec),
+                      reason=reason, message=message, feed=rec.feed, source_topic="",
+                      source_partition=-1, source_offset=-1, batch_index=None,
+                      value_kind="enriched-record")
 
 
 def group_counts(out: Stage1Output) -> dict[str, int]:
