@@ -154,9 +154,10 @@ def main() -> None:
                         action="append")
     args = parser.parse_args()
     settings = get_settings()
-    with tempfile.TemporaryDirectory(prefix="ioc-failover-") as tmp:
-        for scenario in args.scenario or ["kill", "restart", "static", "term"]:
-            print(json.dumps(run(scenario, settings, Path(tmp))), flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="ioc-failover-"))  # kept: the workers' logs
+    print(f"worker logs under {tmp}", flush=True)
+    for scenario in args.scenario or ["kill", "restart", "static", "term"]:
+        print(json.dumps(run(scenario, settings, tmp)), flush=True)
 
 
 if __name__ == "__main__":

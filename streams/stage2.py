@@ -98,8 +98,8 @@ class Stage2:
             return Stage2Result(0, WriteResult(), self.watermark)
         watermark, late = self._lateness_of(records)
         evaluated: Evaluated | None = None
-        if self._closing:  # the worker stops: leave the batch unacknowledged
-            raise asyncio.CancelledError
+        if self._closing:  # the worker stops: wait to be cancelled, unacknowledged (raising
+            await asyncio.Future()  # here would make faust restart the agent mid-shutdown)
         if not self._opened:
             await self._pool.open()
             self._opened = True
@@ -161,8 +161,11 @@ class Stage2:
             self._alerts.forget()  # reload state from the database when communes return
 
     async def close(self) -> None:
+        """Let the transaction in flight finish, then close the pool; a batch after this
+        waits for the worker to cancel it (it is never acknowledged)."""
         self._closing = True
-        await self._pool.close()
+        async with self._alerts_lock:
+            await self._pool.close()
 
     @staticmethod
     def _decode(batch: Sequence[Enriched]) -> tuple[list[Record], list[int]]:
