@@ -125,8 +125,8 @@ def test_after_an_end_to_end_run_every_declared_worker_metric_has_samples(
 
 def test_prometheus_fires_delivery_failing_when_alertmanager_is_down(
         pipe: Pipeline, tmp_path: Path) -> None:
-    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    web = start_worker(pipe, tmp_path, IOC__ALERTMANAGER__URL=dead)
+    web = start_worker(pipe, tmp_path,  # nothing listens on that port
+                       IOC__ALERTMANAGER__PORT=str(free_port()))
     rules = yaml.safe_load((ROOT / "config/prometheus/rules/pipeline.yml").read_text())
     for group in rules["groups"]:
         group["rules"] = [dict(r, **{"for": "0s"}) for r in group["rules"]
