@@ -12,6 +12,11 @@ of a probe sent in the 20 s after the fault: how long the slowest partition stal
 - ``restart``: one worker SIGKILLed and started again at once (dynamic membership).
 - ``static``: the same with static membership (``stream.group_instance_prefix``).
 - ``term``: one worker stopped with SIGTERM (a planned restart) and started again.
+- ``db-outage``: the worker's database refuses connections for ``DB_OUTAGE_S`` (``ALTER
+  DATABASE ... ALLOW_CONNECTIONS false`` and its sessions terminated: what a PostgreSQL
+  restart does to a worker, without touching the shared server). Figures: recovery =
+  longest wait of a probe after the database returned; the worker's log lines during
+  the outage.
 Each scenario runs in its own fresh database and topics (iocdev.sandbox.pipeline).
 """
 
@@ -39,6 +44,7 @@ from ioc.core.settings import Settings, get_settings
 PROBE_EVERY_S = 0.25
 SOURCES = 12
 AFTER_FAULT_S = 20.0
+DB_OUTAGE_S = 30.0
 
 
 class Probes:
@@ -49,6 +55,7 @@ class Probes:
         self.sent: dict[str, float] = {}
         self.stored: dict[str, float] = {}
         self._stop = threading.Event()
+        self.pause_polling = False
         self._tag = uuid.uuid4().hex[:6]
         self._communes = [code for code, *_ in places()][:SOURCES]
         self._producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers,
@@ -84,14 +91,25 @@ class Probes:
             self._stop.wait(PROBE_EVERY_S)
 
     def _poll(self) -> None:
-        with psycopg.connect(self.pipe.conninfo, autocommit=True) as conn:
-            while not self._stop.is_set():
-                rows = conn.execute("SELECT event_id FROM sensor_readings"
-                                    " WHERE source_id LIKE 'fo-%'").fetchall()
-                now = time.time()
-                for (event_id,) in rows:
-                    self.stored.setdefault(str(event_id), now)
-                self._stop.wait(0.1)
+        conn: psycopg.Connection[Any] | None = None
+        while not self._stop.is_set():
+            try:
+                if self.pause_polling:
+                    if conn is not None:
+                        conn.close()
+                        conn = None
+                else:
+                    conn = conn or psycopg.connect(self.pipe.conninfo, autocommit=True)
+                    rows = conn.execute("SELECT event_id FROM sensor_readings"
+                                        " WHERE source_id LIKE 'fo-%'").fetchall()
+                    now = time.time()
+                    for (event_id,) in rows:
+                        self.stored.setdefault(str(event_id), now)
+            except psycopg.Error:
+                conn = None
+            self._stop.wait(0.1)
+        if conn is not None:
+            conn.close()
 
     def flowing(self, timeout: float = 120.0) -> None:
         """Wait until every source's probes are stored within 2 s (the group settled)."""
@@ -115,8 +133,40 @@ class Probes:
         return longest, statistics.median(before) if before else float("nan"), lost
 
 
+def db_outage(pipe: Pipeline, settings: Settings, probes: Probes) -> dict[str, Any]:
+    admin = settings.database.conninfo(dbname="postgres")
+    log = pipe.logs[0]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        lines_before = len(log.read_bytes().splitlines())
+        conn.execute(f'ALTER DATABASE "{pipe.dbname}" ALLOW_CONNECTIONS false')
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                     " WHERE datname = %s", (pipe.dbname,))
+        probes.pause_polling = True
+        time.sleep(DB_OUTAGE_S)
+        lines = len(log.read_bytes().splitlines()) - lines_before
+        conn.execute(f'ALTER DATABASE "{pipe.dbname}" ALLOW_CONNECTIONS true')
+        back = time.time()
+        probes.pause_polling = False
+    time.sleep(AFTER_FAULT_S)
+    sent_during = [e for e, s in probes.sent.items() if back - DB_OUTAGE_S <= s <= back]
+    waits = [probes.stored[e] - back for e in sent_during if e in probes.stored]
+    return {"scenario": "db-outage", "outage_s": DB_OUTAGE_S,
+            "recovery_after_db_back_s": round(max(waits), 2) if waits else float("nan"),
+            "probes_not_stored": sum(1 for e in sent_during if e not in probes.stored),
+            "worker_log_lines_during_outage": lines}
+
+
 def run(scenario: str, settings: Settings, tmp: Path) -> dict[str, Any]:
     with pipeline(settings, tmp / scenario, partitions=6) as pipe:
+        if scenario == "db-outage":
+            pipe.start_worker()
+            probes = Probes(pipe, settings)
+            probes.start()
+            try:
+                probes.flowing()
+                return db_outage(pipe, settings, probes)
+            finally:
+                probes.stop()
         extra = ({"IOC__STREAM__GROUP_INSTANCE_PREFIX": f"bench-{uuid.uuid4().hex[:6]}"}
                  if scenario == "static" else {})
         workers = [pipe.start_worker(extra_env=extra)]
@@ -150,13 +200,14 @@ def run(scenario: str, settings: Settings, tmp: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", choices=["kill", "restart", "static", "term"],
+    parser.add_argument("--scenario",
+                        choices=["kill", "restart", "static", "term", "db-outage"],
                         action="append")
     args = parser.parse_args()
     settings = get_settings()
     tmp = Path(tempfile.mkdtemp(prefix="ioc-failover-"))  # kept: the workers' logs
     print(f"worker logs under {tmp}", flush=True)
-    for scenario in args.scenario or ["kill", "restart", "static", "term"]:
+    for scenario in args.scenario or ["kill", "restart", "static", "term", "db-outage"]:
         print(json.dumps(run(scenario, settings, tmp)), flush=True)
 
 
