@@ -32,13 +32,10 @@ from streams.sinks import statements
 log = logging.getLogger(__name__)
 
 
-WindowTotal = WindowPoint
-"""A one-minute window's totals after the write: the type alert rules evaluate."""
-
-
 @dataclass(slots=True)
 class WriteResult:
-    windows: list[WindowTotal] = field(default_factory=list)
+    windows: list[WindowPoint] = field(default_factory=list)
+    """One-minute totals after the write (what alert rules evaluate)."""
     inserted: dict[str, int] = field(default_factory=dict)
     duplicates: dict[str, int] = field(default_factory=dict)
     late: dict[str, int] = field(default_factory=dict)
