@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -230,14 +230,6 @@ def _dead_record(rec: Record, reason: str, message: str,
                       reason=reason, message=message, feed=rec.feed, source_topic="",
                       source_partition=-1, source_offset=-1, batch_index=None,
                       value_kind="enriched-record")
-
-
-def group_counts(out: Stage1Output) -> dict[str, int]:
-    """Events per commune in an output (for logs and tests)."""
-    counts: dict[str, int] = defaultdict(int)
-    for code, recs in out.enriched.items():
-        counts[code] += len(recs)
-    return dict(counts)
 
 
 _LATENCY_SAMPLE = 20  # observations per commune per batch
