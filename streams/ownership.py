@@ -8,9 +8,9 @@ and the source must be registered to ``d`` for that feed (:mod:`ioc.core.registr
 registry the HTTP gateway uses too). The shared topics ``ioc.<feed>.v1`` are written
 only by the gateway, which made the same checks before producing.
 
-Refused events are dead-lettered like any invalid event (value: the event as stage 1
-read it, re-encoded). A database outage is waited out with backoff (the batch is not
-acknowledged meanwhile), never turned into refusals.
+Refused events are dead-lettered like any invalid event: their original bytes, with
+the topic, partition and offset they came from. A database outage is waited out with
+backoff (the batch is not acknowledged meanwhile), never turned into refusals.
 """
 
 from __future__ import annotations
@@ -26,9 +26,18 @@ import psycopg
 
 from ioc.core import metrics
 from ioc.core.events.reasons import Reason
-from ioc.core.events.record import FEEDS, RECORDS_ENCODER, Feed, Record
+from ioc.core.events.record import FEEDS, Feed, Record
 from ioc.core.registry import Location, Refusal, authorise
-from streams.stage1 import DeadLetter, InMessage, Stage1, Stage1Output
+from streams.stage1 import (
+    DeadLetter,
+    InMessage,
+    SendEnriched,
+    Stage1,
+    Stage1Output,
+    ValidateEnrich,
+    _dead_record,
+    observe_latency,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +76,8 @@ class TopicFeeds(dict[str, Feed]):
 
 
 class Ownership:
-    """Wraps :meth:`Stage1.process`: department-topic events also pass the registry."""
+    """The registry checks for the records of department topics, between validation and
+    sending (records know their topic: ``Record.origin``)."""
 
     def __init__(self, conninfo: str, topics: DepartmentTopics, *, actor: str = "stage1",
                  retry_max_s: float = 30.0) -> None:
@@ -80,68 +90,60 @@ class Ownership:
     def feeds(self, fixed: dict[str, Feed]) -> TopicFeeds:
         return TopicFeeds(fixed, self.topics)
 
-    async def process(self, stage1: Stage1, messages: Sequence[InMessage]) -> Stage1Output:
-        """Stage 1 per department topic (a group of its own), then the registry checks."""
-        groups: dict[str | None, list[InMessage]] = defaultdict(list)
-        for msg in messages:
-            groups[msg.topic if self.topics.parse(msg.topic) else None].append(msg)
-        if list(groups) == [None]:
-            return stage1.process(messages)
-        merged = Stage1Output()
-        for topic, group in groups.items():
-            out = stage1.process(group)
-            if topic is not None:
-                await self._enforce(topic, out)
-            for code, recs in out.enriched.items():
-                merged.enriched.setdefault(code, []).extend(recs)
-            merged.deadletters.extend(out.deadletters)
-            merged.valid += out.valid
-        return merged
-
-    async def _enforce(self, topic: str, out: Stage1Output) -> None:
-        parsed = self.topics.parse(topic)
-        if parsed is None or not out.enriched:
+    async def enforce(self, out: Stage1Output, batch: Sequence[InMessage]) -> None:
+        """Move every refused record of ``out`` to its dead letters (original bytes)."""
+        groups: dict[tuple[str, Feed], list[Record]] = defaultdict(list)
+        for recs in out.enriched.values():
+            for rec in recs:
+                parsed = self.topics.parse(rec.origin.topic) if rec.origin else None
+                if parsed is not None:
+                    groups[parsed].append(rec)
+        if not groups:
             return
-        department, feed = parsed
-        refusals: dict[int, Refusal] = {}
-        claims: dict[str, str] = {}
-        locations: dict[str, Location] = {}
-        records = [r for recs in out.enriched.values() for r in recs]
-        for rec in records:
-            if rec.department != department:
-                refusals[id(rec)] = Refusal(Reason.FORBIDDEN_DEPARTMENT, (
-                    f"department {rec.department!r} written to {department}'s topic {topic}"))
-            else:
-                claims.setdefault(rec.source_id, feed)
-                locations.setdefault(rec.source_id, Location(
-                    None if rec.geo == "unassigned" else rec.commune_code, rec.lat, rec.lon))
-        by_source = await self._authorise(department, claims, locations)
-        for rec in records:
-            refusal = refusals.get(id(rec)) or by_source.get(rec.source_id)
-            if refusal is not None:
-                refusals[id(rec)] = refusal
+        refusals: dict[int, tuple[Refusal, str]] = {}
+        for (department, feed), records in groups.items():
+            claims: dict[str, str] = {}
+            locations: dict[str, Location] = {}
+            topic = records[0].origin.topic if records[0].origin else ""
+            for rec in records:
+                if rec.department != department:
+                    refusals[id(rec)] = (Refusal(Reason.FORBIDDEN_DEPARTMENT, (
+                        f"department {rec.department!r} written to {department}'s topic "
+                        f"{topic}")), topic)
+                else:
+                    claims.setdefault(rec.source_id, feed)
+                    locations.setdefault(rec.source_id, Location(
+                        None if rec.geo == "unassigned" else rec.commune_code,
+                        rec.lat, rec.lon))
+            by_source = await self._authorise(department, claims, locations)
+            for rec in records:
+                refusal = by_source.get(rec.source_id)
+                if id(rec) not in refusals and refusal is not None:
+                    refusals[id(rec)] = (refusal, topic)
         if not refusals:
             return
+        by_origin = {(m.topic, m.partition, m.offset): m for m in batch}
         for code in list(out.enriched):
-            kept = [r for r in out.enriched[code] if id(r) not in refusals]
+            kept = []
             for rec in out.enriched[code]:
                 if id(rec) in refusals:
-                    out.deadletters.append(self._dead(rec, refusals[id(rec)], topic))
+                    refusal, topic = refusals[id(rec)]
+                    out.deadletters.append(self._dead(rec, refusal, topic, by_origin))
+                else:
+                    kept.append(rec)
             if kept:
                 out.enriched[code] = kept
             else:
                 del out.enriched[code]
         out.valid -= len(refusals)
 
-    def _dead(self, rec: Record, refusal: Refusal, topic: str) -> DeadLetter:
+    def _dead(self, rec: Record, refusal: Refusal, topic: str,
+              by_origin: dict[tuple[str, int, int], InMessage]) -> DeadLetter:
         metrics.EVENTS_REJECTED.labels(rec.feed, str(refusal.reason)).inc()
         log.info("rejected: %s", refusal.message, extra={
             "event_id": rec.event_id, "source_id": rec.source_id,
             "reason": str(refusal.reason), "feed": rec.feed, "topic": topic})
-        return DeadLetter(key=rec.source_id.encode(), value=RECORDS_ENCODER.encode(rec),
-                          reason=str(refusal.reason), message=refusal.message, feed=rec.feed,
-                          source_topic=topic, source_partition=-1, source_offset=-1,
-                          batch_index=None)
+        return _dead_record(rec, str(refusal.reason), refusal.message, by_origin)
 
     async def _authorise(self, department: str, claims: dict[str, str],
                          locations: dict[str, Location]) -> dict[str, Refusal]:
@@ -163,3 +165,21 @@ class Ownership:
     async def close(self) -> None:
         if self._conn is not None:
             await self._conn.close()
+
+
+class OwnedValidateEnrich(ValidateEnrich):
+    """:class:`ValidateEnrich` with the ownership checks between validation and sending."""
+
+    def __init__(self, stage1: Stage1, send: SendEnriched, ownership: Ownership) -> None:
+        super().__init__(stage1, send)
+        self._ownership = ownership
+
+    async def process(self, batch: Sequence[InMessage]) -> Stage1Output:
+        out = self._stage1.process(batch)
+        await self._ownership.enforce(out, batch)
+        await self._send(out.enriched, out.deadletters)
+        observe_latency(out)
+        return out
+
+    async def close(self) -> None:
+        await self._ownership.close()

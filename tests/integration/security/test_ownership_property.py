@@ -74,7 +74,8 @@ events_st = st.lists(st.tuples(st.sampled_from(DEPTS), st.sampled_from(DEPTS),
 
 
 def run(conninfo: str, messages: list[InMessage], cuts: list[int]) -> dict[str, str]:
-    """Verdict per event id when ``messages`` are processed in batches split at ``cuts``."""
+    """Verdict per event id when ``messages`` are processed in batches split at ``cuts``
+    (as :class:`streams.ownership.OwnedValidateEnrich` does: validate, then enforce)."""
     topics = DepartmentTopics(PATTERN)
     stage1 = Stage1(Validator(max_message_bytes=1 << 20, max_future_skew_s=300,
                               known_commune=lambda code: True), CodeIndex(),
@@ -88,7 +89,8 @@ def run(conninfo: str, messages: list[InMessage], cuts: list[int]) -> dict[str, 
             for a, b in itertools.pairwise(bounds):
                 if a >= b:
                     continue
-                out = await own.process(stage1, messages[a:b])
+                out = stage1.process(messages[a:b])
+                await own.enforce(out, messages[a:b])
                 for recs in out.enriched.values():
                     verdicts.update({r.event_id: "accepted" for r in recs})
                 for dead in out.deadletters:
