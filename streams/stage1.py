@@ -32,7 +32,8 @@ class InMessage:
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None
+    """``None`` for a tombstone (the validator gives it its reason)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +72,9 @@ class RejectionLike(Protocol):
 
 
 class ValidatorLike(Protocol):
-    def validate(self, value: bytes, *, now: float | None = None,
-                 expected_feed: str | None = None, redelivered: bool = False
+    def validate(self, value: bytes | None, *, now: float | None = None,
+                 expected_feed: str | None = None, redelivered: bool = False,
+                 key: bytes | None = None, check_key: bool = False
                  ) -> tuple[list[Record], Sequence[RejectionLike]]: ...
 
 
@@ -118,21 +120,21 @@ class Stage1:
             try:
                 valid, rejections = self._validator.validate(
                     msg.value, now=now, expected_feed=feed if feed != "unknown" else None,
-                    redelivered=redelivered)
+                    redelivered=redelivered, key=msg.key, check_key=True)
             except Exception as exc:  # a validator bug must not stall the partition
                 log.exception("validator failed on %s/%d@%d", msg.topic, msg.partition,
                               msg.offset)
-                out.deadletters.append(self._dead(msg, None, msg.value, "internal_error",
+                out.deadletters.append(self._dead(msg, None, msg.value or b"", "internal_error",
                                                   f"validator raised {type(exc).__name__}",
                                                   feed))
                 rejected[(feed, "internal_error")] += 1
                 continue
-            received[feed] += len(valid) + len(rejections)
+            received[feed] += len(valid) + sum(getattr(r, "count", 1) for r in rejections)
             records.extend(valid)
             for rej in rejections:
                 out.deadletters.append(self._dead(msg, rej.index, rej.raw, rej.reason,
                                                   rej.message, feed))
-                rejected[(feed, rej.reason)] += 1
+                rejected[(feed, rej.reason)] += getattr(rej, "count", 1)
                 log.info("rejected: %s", rej.message, extra={
                     "event_id": getattr(rej, "event_id", None),
                     "source_id": getattr(rej, "source_id", None), "reason": str(rej.reason),

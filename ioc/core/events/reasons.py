@@ -41,6 +41,15 @@ class Reason(StrEnum):
     INCONSISTENT_EVENT = "inconsistent_event"
     DUPLICATE_EVENT_ID = "duplicate_event_id"
     SCHEMA_VIOLATION = "schema_violation"
+    # hostile input (issue 15)
+    TOMBSTONE = "tombstone"
+    MISSING_KEY = "missing_key"
+    TOO_MANY_EVENTS = "too_many_events"
+    REJECTED_RUN = "rejected_run"
+    TOO_DEEPLY_NESTED = "too_deeply_nested"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    FORBIDDEN_CHARACTER = "forbidden_character"
+    INTERNAL_ERROR = "internal_error"
 
 
 DESCRIPTIONS: dict[Reason, str] = {
@@ -71,4 +80,16 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.INCONSISTENT_EVENT: "Fields contradict each other (e.g. resolved_at without resolved).",
     Reason.DUPLICATE_EVENT_ID: "This source already sent an event with this event_id.",
     Reason.SCHEMA_VIOLATION: "The event breaks the schema in a way no finer reason covers.",
+    Reason.TOMBSTONE: "The Kafka message has no value (a tombstone); nothing to validate.",
+    Reason.MISSING_KEY: "The Kafka message has no key; the key must be the source_id.",
+    Reason.TOO_MANY_EVENTS: "A batch holds more events than the per-message cap.",
+    Reason.REJECTED_RUN: "A long run of consecutive rejected elements, dead-lettered as one "
+                         "(the message gives the count and the reasons).",
+    Reason.TOO_DEEPLY_NESTED: "JSON nested deeper than any event can be.",
+    Reason.TIMESTAMP_OUT_OF_RANGE: "A timestamp cannot be converted to UTC (e.g. year 9999 "
+                                   "with a negative offset).",
+    Reason.FORBIDDEN_CHARACTER: "An identifier holds a control, bidirectional or zero-width "
+                                "character (or NUL).",
+    Reason.INTERNAL_ERROR: "The validator failed on this element (a bug): reported, never "
+                           "silently dropped.",
 }
