@@ -23,7 +23,7 @@ async def healthz() -> dict[str, str]:
             responses={503: {"description": "Kafka or the database does not answer."}})
 async def readyz(res: ResourcesDep) -> JSONResponse:
     kafka, database = await asyncio.gather(res.check_kafka(), res.check_database())
-    checks = {"kafka": kafka or "ok", "database": database or "ok"}
+    checks = {"kafka": "failed" if kafka else "ok", "database": "failed" if database else "ok"}
     failed = [name for name, problem in (("kafka", kafka), ("database", database)) if problem]
     body = {"status": "ready" if not failed else "not ready", "failed": failed,
             "checks": checks}

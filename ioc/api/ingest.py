@@ -6,8 +6,11 @@ One request carries a JSON array of events (``application/json``) or one event p
 1. the body is read up to ``api.max_body_bytes`` and refused with 413 past it, while
    reading (a ``Content-Length`` above the limit is refused before reading anything);
 2. the body is split into events (``index`` = position in the array, or among the
-   non-blank NDJSON lines); each is validated on its own by the shared
-   :class:`ioc.core.events.validate.Validator`, with the stream's reason codes;
+   non-blank NDJSON lines), at most ``api.max_events_per_request`` of them (413
+   ``too_many_events``), charged to the key's event budget (429); each is validated on
+   its own by the shared :class:`ioc.core.events.validate.Validator`, with the stream's
+   reason codes, in a worker thread (splitting and validating never run on the event
+   loop, so a large body cannot stall other requests);
 3. each valid event is authorised: its ``department`` must be the key's
    (``forbidden_department``), its feed one of the department's feeds
    (``forbidden_feed``), its source one of the department's sources or a new one,
@@ -38,6 +41,7 @@ from ioc.api.deps import DepartmentKey, Resources, ResourcesDep
 from ioc.api.errors import (
     BadRequestError,
     PayloadTooLargeError,
+    RateLimitedError,
     UnavailableError,
     UnsupportedMediaError,
 )
@@ -93,12 +97,15 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def split_events(body: bytes, content_type: str | None) -> list[bytes]:
+def split_events(body: bytes, content_type: str | None,
+                 max_items: int | None = None) -> list[bytes]:
     """The events of a body, each as its own bytes.
 
     ``application/json``: an array of events (a single object is one event); an array
     that does not parse as a whole is split by a scanner so each element gets its own
     verdict. ``application/x-ndjson``: one event per line, blank lines skipped.
+    Never raises for any bytes except the documented 400/413/415 errors; with
+    ``max_items``, more events than that is 413 ``too_many_events``.
     """
     kind = media_type(content_type)
     if kind in NDJSON_TYPES:
@@ -109,8 +116,8 @@ def split_events(body: bytes, content_type: str | None) -> list[bytes]:
         if text[:1] == b"[":
             try:
                 items = [bytes(raw) for raw in _RAW_LIST.decode(text)]
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                items = split_array(text) or []
+            except Exception:  # not JSON, too deep, ...: the scanner cuts it
+                items = split_array(text, max_items=max_items) or []
         elif text[:1] == b"{":
             items = [text]
         else:
@@ -121,6 +128,9 @@ def split_events(body: bytes, content_type: str | None) -> list[bytes]:
                                "application/json or application/x-ndjson")
     if not items:
         raise BadRequestError("the body holds no events", code=Reason.EMPTY_BATCH)
+    if max_items is not None and len(items) > max_items:
+        raise PayloadTooLargeError(f"more than {max_items} events in one request",
+                                   code=Reason.TOO_MANY_EVENTS)
     return items
 
 
@@ -166,9 +176,11 @@ def validate(res: Resources, items: Sequence[bytes]) -> list[_Verdict]:
     for rej in rejections:
         if rej.index is None:  # cannot happen for items; keep the verdict honest anyway
             continue
-        v = verdicts[positions[rej.index]]
-        v.reason, v.message, v.event_id = str(rej.reason), rej.message, rej.event_id
-        refused.add(rej.index)
+        for j in range(rej.index, rej.index + rej.count):  # a collapsed run covers many
+            v = verdicts[positions[j]]
+            v.reason, v.message = str(rej.reason), rej.message
+            v.event_id = rej.event_id if rej.count == 1 else None
+            refused.add(j)
     ok = [p for j, p in enumerate(positions) if j not in refused]
     for pos, rec in zip(ok, records, strict=True):
         v = verdicts[pos]
@@ -183,7 +195,7 @@ def _peek_feed(raw: bytes) -> str | None:
     """The feed named by a rejected event, for metric labels (None when unreadable)."""
     try:
         obj = _ANY.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except Exception:  # not JSON, too deeply nested, ...
         return None
     feed = obj.get("feed") if isinstance(obj, dict) else None
     return feed if feed in ("sensor", "traffic", "service") else None
@@ -301,9 +313,11 @@ _BODY_DOC: dict[str, Any] = {
         400: {"description": "The body holds no events or is not a JSON array."},
         401: {"description": "No API key, or an unknown or revoked one."},
         403: {"description": "Not a department key, or every event was refused."},
-        413: {"description": "The body is larger than api.max_body_bytes."},
+        413: {"description": "The body is larger than api.max_body_bytes, or holds more "
+                            "than api.max_events_per_request events."},
         415: {"description": "Neither application/json nor application/x-ndjson."},
-        429: {"description": "Rate limit of the key exceeded; see Retry-After."},
+        429: {"description": "Request or event rate of the key (or the process) exceeded; "
+                            "see Retry-After."},
         503: {"description": "Kafka did not take the events; send them again."},
     },
     openapi_extra=_BODY_DOC,
@@ -312,8 +326,9 @@ async def post_events(request: Request, key: DepartmentKey, res: ResourcesDep) -
     """Validate, authorise and publish events to their feed's Kafka topic."""
     body = await read_body(request.stream(), limit=res.settings.api.max_body_bytes,
                            content_length=request.headers.get("content-length"))
-    items = split_events(body, request.headers.get("content-type"))
-    verdicts = validate(res, items)
+    verdicts = await asyncio.get_running_loop().run_in_executor(
+        res.validation, _split_and_validate, res, key, body,
+        request.headers.get("content-type"))
     await authorise(res, key, verdicts)
     await publish(res, verdicts)
     _count(verdicts)
@@ -335,6 +350,17 @@ async def post_events(request: Request, key: DepartmentKey, res: ResourcesDep) -
         raise UnavailableError("Kafka did not acknowledge the events; send them again",
                           code="kafka_unavailable", detail=payload["results"])
     return JSONResponse(payload, status_code=207)
+
+
+def _split_and_validate(res: Resources, key: ApiKey, body: bytes,
+                        content_type: str | None) -> list[_Verdict]:
+    """Split, charge the key's event budget, validate (runs in a worker thread)."""
+    items = split_events(body, content_type, max_items=res.settings.api.max_events_per_request)
+    wait = res.event_limiter.check(str(key.id), cost=float(len(items)))
+    if wait > 0:
+        raise RateLimitedError(f"more than {res.event_limiter.per_minute} events a minute "
+                               "with this key", retry_after=wait, code="event_rate_limited")
+    return validate(res, items)
 
 
 def _log_rejections(key: ApiKey, verdicts: list[_Verdict]) -> None:
