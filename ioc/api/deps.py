@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
@@ -22,6 +21,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
 
+from ioc.api import validation
 from ioc.api.auth import ApiKey, KeyStore, OperatorRole, settings_pepper
 from ioc.api.errors import ForbiddenError, RateLimitedError, UnauthorizedError, UnavailableError
 from ioc.api.ratelimit import RateLimiter
@@ -59,10 +59,14 @@ class Resources:
         self.global_limiter = RateLimiter(settings.api.global_requests_per_second * 60,
                                           burst=settings.api.global_requests_per_second)
         """All requests of this process together, checked before the key is looked up."""
-        self.validation = ThreadPoolExecutor(
-            max_workers=max(1, settings.api.validation_threads),
-            thread_name_prefix="ioc-api-validate")
-        """Ingest validation runs here, never on the event loop."""
+        self.validation = validation.new_pool(
+            settings.api.validation_threads,
+            max_message_bytes=settings.kafka.max_message_bytes,
+            max_future_skew_s=settings.stream.max_future_skew_s,
+            max_events=settings.api.max_events_per_request)
+        """Ingest validation runs in these processes, never on the event loop."""
+        self.validation_inflight: dict[str, int] = {}
+        """Requests being validated, per key id."""
         self.streams: dict[int, int] = {}
         """Open live streams per key id."""
         # dedupe_capacity=0: stage 1 checks duplicates again (per source, in one worker);
@@ -79,6 +83,7 @@ class Resources:
     async def start(self) -> None:
         if self._own_pool:
             await self.pool.open(wait=False)
+        await validation.warm_up(self.validation, self.settings.api.validation_threads)
         if not await self._start_producer():
             self._kafka_task = asyncio.create_task(self._retry_producer(),
                                                    name="ioc-api-kafka-connect")
