@@ -32,9 +32,9 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final, Literal
 
-import msgspec
+import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from ioc.api import validation
@@ -46,6 +46,7 @@ from ioc.api.errors import (
     RateLimitedError,
     UnavailableError,
 )
+from ioc.core.events.reasons import Reason
 from ioc.core.events.record import Record
 from ioc.core.metrics import API_INGEST_EVENTS
 
@@ -64,18 +65,14 @@ GATEWAY_REASONS: Final[dict[str, str]] = {
 """Reasons only the gateway gives (the others are :class:`ioc.core.events.reasons.Reason`)."""
 _FORBIDDEN: Final = frozenset({FORBIDDEN_DEPARTMENT, FORBIDDEN_FEED, FORBIDDEN_SOURCE})
 
-JSON_TYPES: Final = frozenset({"application/json", ""})
-NDJSON_TYPES: Final = frozenset({"application/x-ndjson", "application/ndjson",
-                                 "application/jsonl", "application/x-jsonlines"})
+JSON_TYPES: Final = validation.JSON_TYPES
+NDJSON_TYPES: Final = validation.NDJSON_TYPES
 _LOG_REJECTED_MAX: Final = 20
 REJECTED_WEIGHT: Final = 10
 """A rejected event costs this many events of the key's budget: diagnosing junk costs the
 validator about ten times what a valid event does."""
 _INFLIGHT_PER_KEY: Final = 2
 """Requests of one key validated at the same time (the others get 429)."""
-
-_RAW_LIST: Final = msgspec.json.Decoder(list[msgspec.Raw])
-_ANY: Final = msgspec.json.Decoder()
 
 
 # --------------------------------------------------------------------------- body
@@ -253,7 +250,8 @@ _BODY_DOC: dict[str, Any] = {
     },
     openapi_extra=_BODY_DOC,
 )
-async def post_events(request: Request, key: DepartmentKey, res: ResourcesDep) -> JSONResponse:
+async def post_events(request: Request, key: DepartmentKey, res: ResourcesDep
+                      ) -> Response:
     """Validate, authorise and publish events to their feed's Kafka topic."""
     body = await read_body(request.stream(), limit=res.settings.api.max_body_bytes,
                            content_length=request.headers.get("content-length"))
@@ -272,15 +270,15 @@ async def post_events(request: Request, key: DepartmentKey, res: ResourcesDep) -
                                "results": results}
     _log_rejections(key, verdicts)
     if accepted == len(verdicts):
-        return JSONResponse(payload, status_code=200)
+        return _json(payload, 200)
     if accepted == 0 and all(v.reason in _FORBIDDEN for v in verdicts):
         payload.update(error="forbidden", message="no event of this request may be "
                        "published with this key")
-        return JSONResponse(payload, status_code=403)
+        return _json(payload, 403)
     if accepted == 0 and any(v.reason == PUBLISH_FAILED for v in verdicts):
         raise UnavailableError("Kafka did not acknowledge the events; send them again",
                           code="kafka_unavailable", detail=payload["results"])
-    return JSONResponse(payload, status_code=207)
+    return _json(payload, 207)
 
 
 async def _split_and_validate(res: Resources, key: ApiKey, body: bytes,
@@ -307,12 +305,19 @@ async def _split_and_validate(res: Resources, key: ApiKey, body: bytes,
         else:
             res.validation_inflight.pop(kid, None)
     if err is not None:
+        if err[2] == Reason.TOO_MANY_EVENTS:  # as costly as a full request of junk
+            res.event_limiter.debit(kid, float(REJECTED_WEIGHT
+                                               * res.settings.api.max_events_per_request))
         validation.raise_error(err)
     assert verdicts is not None
     rejected = sum(1 for v in verdicts if v.reason is not None)
     res.event_limiter.debit(kid, float(len(verdicts) - rejected - 1
                                        + REJECTED_WEIGHT * rejected))
     return verdicts
+
+
+def _json(payload: dict[str, Any], status: int) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
 def _log_rejections(key: ApiKey, verdicts: list[_Verdict]) -> None:

@@ -73,10 +73,7 @@ def split_events(body: bytes, content_type: str | None,
     elif kind in JSON_TYPES:
         text = body.strip()
         if text[:1] == b"[":
-            try:
-                items = [bytes(raw) for raw in _RAW_LIST.decode(text)]
-            except Exception:  # not JSON, too deep, ...: the scanner cuts it
-                items = split_array(text, max_items=max_items) or []
+            items = _split_json_array(text, max_items)
         elif text[:1] == b"{":
             items = [text]
         else:
@@ -92,6 +89,19 @@ def split_events(body: bytes, content_type: str | None,
         raise errors.PayloadTooLargeError(f"more than {max_items} events in one request",
                                           code=Reason.TOO_MANY_EVENTS)
     return items
+
+
+def _split_json_array(text: bytes, max_items: int | None) -> list[bytes]:
+    """The elements of a JSON array body. When it has fewer commas than ``max_items`` it
+    cannot hold too many elements and the C decoder splits it; otherwise the scanner
+    does, stopping after ``max_items + 1`` elements (decoding 2 million elements of
+    ``[1,1,...]`` only to refuse them would cost far more than refusing them)."""
+    if max_items is None or text.count(b",") < max_items:
+        try:
+            return [bytes(raw) for raw in _RAW_LIST.decode(text)]
+        except Exception:  # not JSON, too deep, ...: the scanner cuts it
+            pass
+    return split_array(text, max_items=max_items) or []
 
 
 def validate_items(validator: Validator, limit: int, items: Sequence[bytes]) -> list[Verdict]:

@@ -74,28 +74,41 @@ async def test_operator_bodies_are_limited_while_reading(api_db: ApiDb) -> None:
 
 async def test_events_per_request_and_per_minute_are_capped(api_db: ApiDb) -> None:
     dept = new_key(api_db, "department", "env")
-    settings = with_api(api_db.settings, max_events_per_request=50, events_per_minute=120)
     ndjson = {"Content-Type": "application/x-ndjson", **bearer(dept)}
-    async with api_client(settings) as client:
+    junk = b"{}\n" * 50
+
+    def limited(per_minute: int) -> Any:
+        return api_client(with_api(api_db.settings, max_events_per_request=50,
+                                   events_per_minute=per_minute))
+
+    async with limited(0) as client:  # 0: no event budget
         r = await client.post("/v1/events", content=b"{}\n" * 51, headers=ndjson)
         assert (r.status_code, r.json()["error"]) == (413, "too_many_events")
         r = await client.post("/v1/events", content=b"[" + b",".join([b"1"] * 51) + b"]",
                               headers=ndjson | {"Content-Type": "application/json"})
         assert (r.status_code, r.json()["error"]) == (413, "too_many_events")
-        r = await client.post("/v1/events", content=b"{}\n" * 50, headers=ndjson)
+        r = await client.post("/v1/events", content=junk, headers=ndjson)
         assert r.status_code == 207
         # a run of junk is one result with its count (not 50 results, nor 50 dead letters)
         assert [(x["index"], x["count"], x["reason"]) for x in r.json()["results"]] == [
             (0, 50, "missing_field")]
-        # 120 events a minute: the cost of a request is known after validation, so the
-        # request that overdraws the budget passes and the next one is refused
-        r = await client.post("/v1/events", content=b"{}\n" * 50, headers=ndjson)
-        assert r.status_code == 207
-        r = await client.post("/v1/events", content=b"{}\n" * 50, headers=ndjson)
-        assert r.status_code == 207
-        r = await client.post("/v1/events", content=b"{}\n" * 50, headers=ndjson)
+    async with limited(1200) as client:
+        # 1,200 events a minute; a rejected event costs 10: the cost of a request is known
+        # after validation, so the request that overdraws the budget passes and the next
+        # one is refused
+        for _ in range(3):  # 1200 -> 700 -> 200 -> -300 (each costs 500)
+            r = await client.post("/v1/events", content=junk, headers=ndjson)
+            assert r.status_code == 207
+        r = await client.post("/v1/events", content=junk, headers=ndjson)
         assert (r.status_code, r.json()["error"]) == (429, "event_rate_limited")
         assert int(r.headers["Retry-After"]) >= 1
+    async with limited(600) as client:  # a refused flood is charged like a full request
+        r = await client.post("/v1/events", content=b"{}\n" * 51, headers=ndjson)
+        assert r.status_code == 413  # charged 500: 600 -> 99
+        r = await client.post("/v1/events", content=junk, headers=ndjson)
+        assert r.status_code == 207  # 99 -> -401 (uncharged, a second one would pass)
+        r = await client.post("/v1/events", content=junk, headers=ndjson)
+        assert (r.status_code, r.json()["error"]) == (429, "event_rate_limited")
 
 
 async def test_global_limiter_before_the_key(api_db: ApiDb) -> None:
