@@ -111,6 +111,34 @@ async def test_events_per_request_and_per_minute_are_capped(api_db: ApiDb) -> No
         assert (r.status_code, r.json()["error"]) == (429, "event_rate_limited")
 
 
+async def test_validation_does_not_block_the_event_loop(api_db: ApiDb) -> None:
+    """A body that takes long to validate is answered after a request sent later: the
+    validation ran in a worker process while the event loop served /healthz."""
+    dept = new_key(api_db, "department", "env")
+    bad = orjson.dumps({"schema_version": 1, "feed": "sensor", "event_id": "x",
+                        "source_id": "s", "department": "env",
+                        "occurred_at": "2025-11-03T08:00:00+07:00",
+                        "body": {"metric": "pm25", "value": "high", "unit": "ug/m3"}})
+    body = (bad + b"\n") * 5000  # each line takes the slow diagnostic path
+    order: list[str] = []
+    async with (api_server(api_db.settings) as url,
+                httpx.AsyncClient(base_url=url, timeout=60) as client):
+        async def ingest() -> None:
+            r = await client.post("/v1/events", content=body, headers={
+                "Content-Type": "application/x-ndjson", **bearer(dept)})
+            assert r.status_code == 207
+            order.append("ingest")
+
+        async def health() -> None:
+            await asyncio.sleep(0.05)  # the ingest request is being validated by now
+            r = await client.get("/healthz")
+            assert r.status_code == 200
+            order.append("healthz")
+
+        await asyncio.gather(ingest(), health())
+    assert order == ["healthz", "ingest"]
+
+
 async def test_global_limiter_before_the_key(api_db: ApiDb) -> None:
     settings = with_api(api_db.settings, global_requests_per_second=2)
     async with api_client(settings) as client:

@@ -154,6 +154,10 @@ def test_corpus_through_the_broker_balances_the_ledger(pipe: Pipeline) -> None:
     ledger.stored = int(pipe.query(stored_sql)[0][0])
     log = pipe.logs[0].read_text(errors="replace")
     ledger.restarts = [sign for sign in RESTART_SIGNS if sign in log]
+    # amplification: one log line per dead letter at most (a 20 KB [1,1,...] message was
+    # 10,000 dead letters and 10,000 log lines)
+    rejected_lines = sum(1 for line in log.splitlines() if "rejected:" in line)
+    assert rejected_lines <= expected_total, rejected_lines
     if worker.poll() is not None:
         ledger.restarts.append(f"worker exited {worker.returncode}")
 
