@@ -35,6 +35,7 @@ from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
+from starlette.background import BackgroundTask
 
 from alerts import store
 from alerts.durations import parse_duration
@@ -275,10 +276,10 @@ async def stream_alerts(
         raise RateLimitedError("too many open streams; retry later", retry_after=POLL_S * 5,
                                code="too_many_streams")
     token = creds.credentials if creds is not None else ""
-    res.streams[key.id] = res.streams.get(key.id, 0) + 1
+    slot = _StreamSlot(res, key.id)
     return StreamingResponse(
-        _counted(res, key.id, _transitions(request, res, token, since, filters)),
-        media_type="text/event-stream",
+        _counted(slot, _transitions(request, res, token, since, filters)),
+        media_type="text/event-stream", background=BackgroundTask(slot.release),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
@@ -314,18 +315,33 @@ def event_id(k: StreamKey) -> bytes:
     return f"{k[0].isoformat()}|{k[1]}|{k[2]}".encode()
 
 
-async def _counted(res: Resources, key_id: int, stream: AsyncIterator[bytes]
-                   ) -> AsyncIterator[bytes]:
-    """``stream``, with this key's open-stream count released however it ends."""
+class _StreamSlot:
+    """One open stream of a key, taken now and given back once (by the stream's end or
+    the response's background task, whichever comes first: a client that disconnects
+    before the first byte never starts the generator)."""
+
+    def __init__(self, res: Resources, key_id: int) -> None:
+        self.res, self.key_id, self.held = res, key_id, True
+        res.streams[key_id] = res.streams.get(key_id, 0) + 1
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self.held = False
+        left = self.res.streams.get(self.key_id, 1) - 1
+        if left > 0:
+            self.res.streams[self.key_id] = left
+        else:
+            self.res.streams.pop(self.key_id, None)
+
+
+async def _counted(slot: _StreamSlot, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``stream``, with its slot released however it ends."""
     try:
         async for chunk in stream:
             yield chunk
     finally:
-        left = res.streams.get(key_id, 1) - 1
-        if left > 0:
-            res.streams[key_id] = left
-        else:
-            res.streams.pop(key_id, None)
+        slot.release()
 
 
 async def _transitions(request: Request, res: Resources, token: str,

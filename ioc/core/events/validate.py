@@ -259,7 +259,7 @@ class Validator:
         many = f"{n}" if n is not None else f"more than {self.max_events}"
         return Rejection(Reason.TOO_MANY_EVENTS,
                          f"the batch holds {many} elements; at most {self.max_events} a "
-                         "message", bytes(value[:RAW_KEEP_OVERSIZE]), None,
+                         "message", bytes(value), None,
                          count=n if n is not None else self.max_events + 1)
 
     def forget(self) -> None:
