@@ -203,16 +203,18 @@ async def sample_rss(pid: int, stop: float, peak: list[float]) -> None:
 
 
 async def load(url: str, keys: list[tuple[str, str]], dept_abuser: str, viewer: str,
-               pid: int, seconds: float) -> dict[str, Any]:
+               pid: int, seconds: float, abuse: bool = True) -> dict[str, Any]:
     stop = time.monotonic() + seconds
     good, bad = Stats(), Stats()
     peak = [rss_mb(pid)]
     start_rss = peak[0]
     honest_tasks = [asyncio.create_task(honest(i, url, *keys[i], stop, good))
                     for i in range(HONEST)]
-    abusive = [asyncio.create_task(c) for c in (
-        abuse_bodies(url, dept_abuser, stop, bad), abuse_lines(url, dept_abuser, stop, bad),
-        abuse_streams(url, viewer, stop, bad), sample_rss(pid, stop, peak))]
+    coros: list[Any] = [sample_rss(pid, stop, peak)]
+    if abuse:
+        coros += [abuse_bodies(url, dept_abuser, stop, bad),
+                  abuse_lines(url, dept_abuser, stop, bad), abuse_streams(url, viewer, stop, bad)]
+    abusive = [asyncio.create_task(c) for c in coros]
     await asyncio.gather(*honest_tasks)  # each finishes its request in flight at the stop
     elapsed = seconds
     await asyncio.sleep(1.0)
@@ -223,7 +225,7 @@ async def load(url: str, keys: list[tuple[str, str]], dept_abuser: str, viewer: 
     five = sum(n for s, n in (good.status + bad.status).items()
                if s.removeprefix("stream-").startswith("5"))
     return {
-        "seconds": round(elapsed, 1), "honest_clients": HONEST,
+        "seconds": round(elapsed, 1), "honest_clients": HONEST, "abusive_client": abuse,
         "honest_requests": len(lat), "honest_requests_per_s": round(len(lat) / elapsed, 1),
         "honest_events_per_s": round(good.events / elapsed),
         "honest_p50_s": round(percentile(lat, 0.50), 3),
@@ -240,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--port", type=int, default=30300)
+    parser.add_argument("--no-abuse", action="store_true",
+                        help="honest clients only (the baseline)")
     args = parser.parse_args(argv)
     settings: Settings = get_settings()
     tag = uuid.uuid4().hex[:8]
@@ -277,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(0.2)
                 else:
                     raise SystemExit(f"the API did not become ready; see {log}")
-                figures = asyncio.run(load(url, keys, abuser, viewer, proc.pid, args.seconds))
+                figures = asyncio.run(load(url, keys, abuser, viewer, proc.pid, args.seconds,
+                                           abuse=not args.no_abuse))
             finally:
                 proc.terminate()
                 try:

@@ -253,9 +253,26 @@ _BODY_DOC: dict[str, Any] = {
 async def post_events(request: Request, key: DepartmentKey, res: ResourcesDep
                       ) -> Response:
     """Validate, authorise and publish events to their feed's Kafka topic."""
-    body = await read_body(request.stream(), limit=res.settings.api.max_body_bytes,
-                           content_length=request.headers.get("content-length"))
-    verdicts = await _split_and_validate(res, key, body, request.headers.get("content-type"))
+    kid = str(key.id)
+    wait = res.event_limiter.check(kid, cost=1.0)  # before reading: a spent key costs nothing
+    if wait > 0:
+        raise RateLimitedError(f"more than {res.event_limiter.per_minute} events a minute "
+                               "with this key", retry_after=wait, code="event_rate_limited")
+    if res.validation_inflight.get(kid, 0) >= _INFLIGHT_PER_KEY:
+        raise RateLimitedError("another request of this key is being validated",
+                               retry_after=1.0, code="too_many_concurrent")
+    res.validation_inflight[kid] = res.validation_inflight.get(kid, 0) + 1
+    try:
+        body = await read_body(request.stream(), limit=res.settings.api.max_body_bytes,
+                               content_length=request.headers.get("content-length"))
+        verdicts = await _split_and_validate(res, kid, body,
+                                             request.headers.get("content-type"))
+    finally:
+        left = res.validation_inflight.get(kid, 1) - 1
+        if left > 0:
+            res.validation_inflight[kid] = left
+        else:
+            res.validation_inflight.pop(kid, None)
     await authorise(res, key, verdicts)
     await publish(res, verdicts)
     _count(verdicts)
@@ -281,29 +298,13 @@ async def post_events(request: Request, key: DepartmentKey, res: ResourcesDep
     return _json(payload, 207)
 
 
-async def _split_and_validate(res: Resources, key: ApiKey, body: bytes,
+async def _split_and_validate(res: Resources, kid: str, body: bytes,
                               content_type: str | None) -> list[_Verdict]:
-    """Split and validate in a validation worker process; charge the key's event budget
-    (refused at once when it is already spent, charged in full afterwards)."""
-    kid = str(key.id)
-    wait = res.event_limiter.check(kid, cost=1.0)
-    if wait > 0:
-        raise RateLimitedError(f"more than {res.event_limiter.per_minute} events a minute "
-                               "with this key", retry_after=wait, code="event_rate_limited")
-    if res.validation_inflight.get(kid, 0) >= _INFLIGHT_PER_KEY:
-        raise RateLimitedError("another request of this key is being validated",
-                               retry_after=1.0, code="too_many_concurrent")
-    res.validation_inflight[kid] = res.validation_inflight.get(kid, 0) + 1
-    try:
-        verdicts, err = await asyncio.get_running_loop().run_in_executor(
-            res.validation, validation.run, body, content_type,
-            res.settings.api.max_events_per_request)
-    finally:
-        left = res.validation_inflight.get(kid, 1) - 1
-        if left > 0:
-            res.validation_inflight[kid] = left
-        else:
-            res.validation_inflight.pop(kid, None)
+    """Split and validate in a validation worker process, then charge the key's event
+    budget in full (the route took one event before reading the body)."""
+    verdicts, err = await asyncio.get_running_loop().run_in_executor(
+        res.validation, validation.run, body, content_type,
+        res.settings.api.max_events_per_request)
     if err is not None:
         if err[2] == Reason.TOO_MANY_EVENTS:  # as costly as a full request of junk
             res.event_limiter.debit(kid, float(REJECTED_WEIGHT

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CORPUS = ROOT / "tests" / "data" / "malformed" / "corpus.jsonl"
 VALID_PER_CASE = 5
-RESTART_SIGNS = ("Restarting", "crashed", "Traceback", "internal_error")
+RESTART_SIGNS = ("Restarting dead", "crash", "Giving up", "Traceback", "internal_error")
 
 
 def cases() -> list[dict[str, Any]]:
