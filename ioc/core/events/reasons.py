@@ -48,6 +48,14 @@ class Reason(StrEnum):
     FORBIDDEN_FEED = "forbidden_feed"
     FORBIDDEN_SOURCE = "forbidden_source"
     UNREGISTERED_SOURCE = "unregistered_source"
+    # hostile input (issue 15)
+    TOMBSTONE = "tombstone"
+    MISSING_KEY = "missing_key"
+    TOO_MANY_EVENTS = "too_many_events"
+    REJECTED_RUN = "rejected_run"
+    TOO_DEEPLY_NESTED = "too_deeply_nested"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    FORBIDDEN_CHARACTER = "forbidden_character"
 
 
 DESCRIPTIONS: dict[Reason, str] = {
@@ -80,8 +88,8 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.SCHEMA_VIOLATION: "The event breaks the schema in a way no finer reason covers.",
     Reason.AMBIGUOUS_LEGACY_CODE: ("A pre-2025 commune_code that was split between several"
                                    " current communes: send the current code or a location."),
-    Reason.INTERNAL_ERROR: ("The IOC failed to process the message (a bug on our side, not"
-                            " yours): the whole message is kept; the operators are told."),
+    Reason.INTERNAL_ERROR: ("The IOC failed on this event or message (a bug on our side, not"
+                            " yours): it is kept in the dead letter; the operators are told."),
     Reason.STORAGE_REJECTED: ("The database refused the event after it passed validation (the"
                               " value is the enriched record; the headers name the message)."),
     Reason.FORBIDDEN_DEPARTMENT: "The event's department is not the publisher's (API key "
@@ -90,6 +98,16 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.FORBIDDEN_SOURCE: "The source is registered to another department or feed.",
     Reason.UNREGISTERED_SOURCE: "The source is not registered and the department's "
                                 "automatic registration quota is used up.",
+    Reason.TOMBSTONE: "The Kafka message has no value (a tombstone); nothing to validate.",
+    Reason.MISSING_KEY: "The Kafka message has no key; the key must be the source_id.",
+    Reason.TOO_MANY_EVENTS: "A batch holds more events than the per-message cap.",
+    Reason.REJECTED_RUN: "A long run of consecutive rejected elements, dead-lettered as one "
+                         "(the message gives the count and the reasons).",
+    Reason.TOO_DEEPLY_NESTED: "JSON nested deeper than any event can be.",
+    Reason.TIMESTAMP_OUT_OF_RANGE: "A timestamp cannot be converted to UTC (e.g. year 9999 "
+                                   "with a negative offset).",
+    Reason.FORBIDDEN_CHARACTER: "An identifier holds a control, bidirectional or zero-width "
+                                "character (or NUL).",
 }
 
 NOT_FROM_THE_VALIDATOR: frozenset[Reason] = frozenset({
