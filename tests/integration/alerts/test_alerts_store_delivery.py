@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import textwrap
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +14,7 @@ import httpx
 import psycopg
 import pytest
 from aiohttp import web
+from iocdev.supervise import free_port
 
 from alerts import store
 from alerts.alertmanager import AlertmanagerClient
@@ -87,12 +87,6 @@ def feed(ev: Evaluator, values: list[float], start: int = 0) -> list[Any]:
         ev.observe([WindowPoint("00004", "01", "pm25", at, 1, v, v, v, v)])
         out.extend(ev.evaluate(at))
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def outbox_rows(conn: psycopg.AsyncConnection[Any], fp: str) -> list[tuple[Any, ...]]:

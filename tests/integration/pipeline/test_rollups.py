@@ -11,15 +11,12 @@ import signal
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from iocdev.sandbox import Pipeline, batches, envelope, pipeline
+from iocdev.sandbox import Pipeline, batches, envelope
 
-from ioc.core.settings import Settings
-
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.partitions(3)]
 
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 ROLLUPS = ("SELECT commune_code, metric, bucket, count, sum, min, max, last "
@@ -73,12 +70,6 @@ def expected_rollups(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 def rollups(pipe: Pipeline) -> list[tuple[Any, ...]]:
     return [(*r[:4], round(r[4], 6), *r[5:]) for r in pipe.query(ROLLUPS)]
-
-
-@pytest.fixture
-def pipe(stack: Settings, tmp_path: Path) -> Any:
-    with pipeline(stack, tmp_path) as p:
-        yield p
 
 
 def test_known_events_give_exact_rollups_and_replay_changes_nothing(pipe: Pipeline) -> None:

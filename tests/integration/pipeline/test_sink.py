@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from iocdev.sandbox import Pipeline, pipeline
+from iocdev.sandbox import Pipeline
 
 from ioc.core.events.record import Record
-from ioc.core.settings import Settings
 from streams.sinks.timescale import TimescaleSink
 from streams.stage2 import Stage2
 
@@ -32,12 +30,6 @@ def service(i: int, **over: Any) -> Record:
         resolved_at=T0 + timedelta(seconds=i), fee_bearing=False, digitised=True)
     fields.update(over)
     return Record(**fields)
-
-
-@pytest.fixture
-def pipe(stack: Settings, tmp_path: Path) -> Any:
-    with pipeline(stack, tmp_path, partitions=1) as p:
-        yield p
 
 
 def test_service_kpi_inputs_are_exact_and_a_refused_row_is_isolated(pipe: Pipeline) -> None:
