@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -25,7 +26,7 @@ FEEDS = ("sensor", "traffic", "service", "enriched", "deadletter", "alerts")
 @pytest.mark.integration
 @pytest.mark.slow
 def test_short_demo_stores_rows_rollups_and_writes_the_report(
-        stack: Settings, tmp_path: Path, record_property: pytest.RecordProperty) -> None:
+        stack: Settings, tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
     tag = uuid.uuid4().hex[:8]
     dbname = f"ioc_demo_{tag}"
     env = dict(os.environ)

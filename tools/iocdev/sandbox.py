@@ -25,7 +25,7 @@ import psycopg
 from kafka import KafkaProducer
 from psycopg import sql
 
-from ioc.core.settings import ROOT, Settings, TopicSettings
+from ioc.core.settings import Settings, TopicSettings
 from ioc.core.topics import delete_topics, ensure_topics
 from iocdev import supervise
 from iocdev.supervise import Process, free_port, log_tail
@@ -74,7 +74,7 @@ class Pipeline:
         env.update(extra_env or {})
         proc = supervise.spawn(
             f"worker-{n}", [sys.executable, "-m", "ioc.cli", "worker", "--geo-source",
-                            "reference"], log=log, cwd=ROOT, env=env, append=False)
+                            "reference"], log=log, cwd=self.tmp, env=env, append=False)
         self.workers.append(proc)
         return proc
 

@@ -101,7 +101,10 @@ def test_two_workers_in_one_group_give_identical_rollups(pipe: Pipeline) -> None
 
 def test_late_events_land_in_their_window_or_are_counted_late(pipe: Pipeline) -> None:
     code, _, _ = communes(1)[0]
-    body = lambda v: {"metric": "pm25", "value": v, "unit": "ug/m3"}  # noqa: E731
+
+    def body(v: float) -> dict[str, Any]:
+        return {"metric": "pm25", "value": v, "unit": "ug/m3"}
+
     first = [envelope("sensor", "a1", "s1", T0 + timedelta(seconds=5), body(10.0),
                       commune_code=code),
              envelope("sensor", "a2", "s1", T0 + timedelta(minutes=10), body(20.0),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from iocdev.demo.errors import DemoError
-from iocdev.demo.orchestrate import Children
+from iocdev.demo.orchestrate import Children, Exited
 from iocdev.supervise import stat
 
 
@@ -64,7 +64,7 @@ def test_child_that_dies_early_is_reported_once_with_its_log(tmp_path: Path) -> 
     kids.start("crash", [sys.executable, "-c",
                          "import sys; print('boom: no broker'); sys.exit(3)"])
     deadline = time.monotonic() + 10
-    ended = []
+    ended: list[Exited] = []
     while not ended and time.monotonic() < deadline:
         ended = kids.poll()
         time.sleep(0.05)
