@@ -53,7 +53,11 @@ class Pipeline:
         return self.settings.database.conninfo(dbname=self.dbname)
 
     def env(self, web_port: int, app_id: str | None = None) -> dict[str, str]:
+        """A worker's environment: ours, plus the services of ``self.settings`` (which may
+        name another stack than the environment does, as the chaos suite's) and this
+        pipeline's database, consumer group and topics."""
         env = dict(os.environ)
+        env.update(service_env(self.settings))
         env["IOC__DATABASE__DBNAME"] = self.dbname
         env["IOC__STREAM__APP_ID"] = app_id or self.app_id
         env["IOC__STREAM__WORKER_WEB_PORT"] = str(web_port)
@@ -118,6 +122,21 @@ class Pipeline:
             time.sleep(0.3)
         logs = "\n".join(log_tail(p) for p in self.logs)
         raise AssertionError(f"{sql!r} = {value!r}, expected {expected!r}\n{logs}")
+
+
+def service_env(settings: Settings) -> dict[str, str]:
+    """``IOC__*`` variables that point a child process at the services of ``settings``."""
+    return {
+        "IOC__STACK__HOME": str(settings.stack.root),
+        "IOC__KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "IOC__KAFKA__CONTROLLER_PORT": str(settings.kafka.controller_port),
+        "IOC__DATABASE__HOST": settings.database.host,
+        "IOC__DATABASE__PORT": str(settings.database.port),
+        "IOC__PROMETHEUS__PORT": str(settings.prometheus.port),
+        "IOC__ALERTMANAGER__HOST": settings.alertmanager.host,
+        "IOC__ALERTMANAGER__PORT": str(settings.alertmanager.port),
+        "IOC__API__PORT": str(settings.api.port),
+    }
 
 
 @contextlib.contextmanager
