@@ -57,6 +57,7 @@ class Ledger:
     recover_s: float | None = None
     stall_s: float = 0.0
     alert_delay_max_s: float | None = None
+    worker_log_lines: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -87,6 +88,7 @@ class Ledger:
             f"  duplicated {self.alerts_duplicated}  missed {self.alerts_missed}",
             f"   recovery {s(self.recover_s)} after the fault ended;"
             f" longest stall {s(self.stall_s)}; slowest probe alert {s(self.alert_delay_max_s)}",
+            f"   worker log lines {self.worker_log_lines}",
         ]
         lines.extend(f"   note: {n}" for n in self.notes)
         return "\n".join(lines)
@@ -126,6 +128,10 @@ def _event_ids(value: bytes) -> list[str]:
         return []
     docs = doc if isinstance(doc, list) else [doc]
     return [str(d["event_id"]) for d in docs if isinstance(d, dict) and "event_id" in d]
+
+
+def _commune_of(event_id: str, commune: str, published: Published) -> bool:
+    return published.commune_of.get(event_id) == commune
 
 
 def alertmanager_communes(settings: Settings, tag: str) -> set[str]:
@@ -222,6 +228,14 @@ def collect(scenario: str, *, settings: Settings, conninfo: str, deadletter_topi
         n - 1 for n in per_transition.values())
     led.alerts_missed = len([c for c in probes
                              if c not in fired or c not in hooked or c not in in_am])
+    for c in sorted(probes):
+        if c in fired and c in hooked and c in in_am:
+            continue
+        ids = [r for r in rows if r[0] in valid and _commune_of(r[0], c, published)]
+        stored = f"stored {max(r[2] for r in ids) - probes[c].built_at:.1f} s after publish" \
+            if ids else "not stored"
+        led.notes.append(f"missed probe {c}: {stored}; fired {c in fired}, webhook "
+                         f"{c in hooked}, alertmanager {c in in_am}")
     if hooked:
         led.alert_delay_max_s = max(hooked[c] - probes[c].built_at for c in hooked)
     unverified = [e for e in read_log(receiver_log) if not e.get("verified")]

@@ -69,6 +69,8 @@ class Published:
     probes: list[Probe] = field(default_factory=list)
     failed: int = 0
     """Events whose send failed for good (not published; they may still be stored)."""
+    commune_of: dict[str, str] = field(default_factory=dict)
+    """event id -> commune, for the probe events only."""
     sum_by_window: dict[tuple[str, int], tuple[int, float]] = field(default_factory=dict)
     """(commune, minute epoch) -> (count, sum) over the acknowledged valid events."""
 
@@ -154,6 +156,7 @@ class Load:
                     p.sum_by_window[window] = (n + 1, s + e["body"]["value"])
                 if probe is not None:
                     p.probes.append(Probe(probe, built_at))
+                    p.commune_of.update((e["event_id"], probe) for e in events)
 
         def failed(_: Any) -> None:
             with self._lock:

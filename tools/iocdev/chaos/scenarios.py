@@ -251,6 +251,14 @@ def _drained(run: Run, tag: str) -> bool:
     return probes <= alertmanager_communes(run.settings, tag)
 
 
+def _lines(path: Path) -> int:
+    try:
+        with path.open("rb") as fh:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+    except OSError:
+        return 0
+
+
 def _drain(run: Run, tag: str, limit_s: float, echo: Echo, idle_s: float = 90.0) -> None:
     """Wait until drained, ``limit_s`` passed, or nothing moved for ``idle_s`` (a loss:
     waiting longer only hides it)."""
@@ -311,6 +319,7 @@ def run_scenario(scenario: Scenario, settings: Settings, tmp: Path, *, echo: Ech
                              deadletter_topic=pipe.topics["deadletter"], tag=tag,
                              published=load.published, receiver_log=receiver.log,
                              fault_end=fault_end)
+            ledger.worker_log_lines = sum(_lines(log) for log in pipe.logs)
             dead = [w for w in pipe.workers if w.poll() not in (None, -9)]
             if dead:
                 ledger.notes.extend(f"worker ended unexpectedly: {w.describe()}"
