@@ -249,9 +249,10 @@ def prom_query(base: str, expr: str) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def private_prometheus(targets: list[str], tmp: Path,
-                       job: str = "ioc-worker") -> Iterator[PrivatePrometheus]:
-    """Start a private Prometheus scraping ``targets`` (host:port); stopped afterwards."""
+def private_prometheus(targets: list[str], tmp: Path, job: str = "ioc-worker",
+                       rule_files: list[Path] | None = None) -> Iterator[PrivatePrometheus]:
+    """Start a private Prometheus scraping ``targets`` (host:port) every second and
+    evaluating ``rule_files``; stopped afterwards."""
     import yaml
 
     tmp.mkdir(parents=True, exist_ok=True)
@@ -259,6 +260,7 @@ def private_prometheus(targets: list[str], tmp: Path,
     config = tmp / "prometheus.yml"
     config.write_text(yaml.safe_dump({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(f) for f in rule_files or []],
         "scrape_configs": [{"job_name": job, "scrape_interval": "1s",
                             "static_configs": [{"targets": targets}]}]}))
     proc = supervise.spawn(

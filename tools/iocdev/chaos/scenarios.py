@@ -114,7 +114,7 @@ class Run:
 
     def session_timeout_s(self) -> float:
         """The consumer-group session timeout the workers run with."""
-        return float(getattr(self.settings.stream, "session_timeout_s", 60.0))
+        return self.settings.stream.session_timeout_s
 
 
 Fault = Callable[[Run], float]
