@@ -4,7 +4,8 @@ Fixtures here are shared by every test module (never copied into one). ``stack``
 sure Kafka, PostgreSQL (TimescaleDB + PostGIS), Prometheus and Alertmanager answer,
 starting them with ``iocdev.stack`` when they do not. It never stops them: the next run
 reuses them (``make test`` stops them only when CI=true). ``pipe`` is an isolated
-pipeline (``iocdev.sandbox``); ``new_topic`` a topic factory.
+pipeline (``iocdev.sandbox``), ``migrated_db`` a fresh migrated database, ``new_topic``
+a topic factory.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from iocdev.sandbox import Pipeline, pipeline
+from iocdev.sandbox import Pipeline, fresh_database, pipeline
 
 from ioc.core.settings import Settings, get_settings
 
@@ -73,6 +74,14 @@ def new_topic(kafka_bootstrap: str, settings: Settings) -> Iterator[Callable[...
         if created:
             admin.delete_topics(created, timeout_ms=30_000, raise_errors=False)
         admin.close()
+
+
+@pytest.fixture
+def migrated_db(stack: Settings) -> Iterator[tuple[str, str]]:
+    """A uniquely named database with every migration applied, ``(name, conninfo)`` as
+    the configured role; dropped (sessions forced off) afterwards."""
+    with fresh_database(stack) as db:
+        yield db
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import httpx
 import psycopg
 import pytest
 from aiohttp import web
+from iocdev.sandbox import fresh_database
 from iocdev.supervise import free_port
 
 from alerts import store
@@ -25,7 +26,6 @@ from alerts.ruleload import load_rules
 from alerts.rules import RuleSet
 from alerts.silences import Matcher
 from alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookClient, verify
-from ioc.core.db.migrate import apply_migrations
 from ioc.core.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -36,15 +36,9 @@ SECRET = b"test-secret"
 
 
 @pytest.fixture(scope="module")
-def db(stack: Settings, pg_conninfo: str) -> Iterator[str]:
-    name = f"ioc_alerts_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    conninfo = stack.database.conninfo(dbname=name)
-    apply_migrations(conninfo)
-    yield conninfo
-    with psycopg.connect(pg_conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def db(stack: Settings) -> Iterator[str]:
+    with fresh_database(stack, "ioc_alerts") as (_, conninfo):
+        yield conninfo
 
 
 @pytest.fixture
