@@ -124,7 +124,7 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
         async for batch in events.take_events(stream.batch_max, within=stream.batch_within_s):
             messages = [InMessage(e.message.topic, e.message.partition, e.message.offset,
                                   e.message.key, e.message.value) for e in batch]
-            await run_batch(stage1, messages, events=len(messages), health=health,
+            await run_batch(stage1, messages, messages=len(messages), health=health,
                             retry_max_s=stream.retry_max_s)
 
     @app.agent(enriched, name="stage2-aggregate-evaluate")
@@ -132,7 +132,7 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
         async for batch in events.take_events(stream.batch_max, within=stream.batch_within_s):
             messages = [Enriched(e.message.topic, e.message.partition, e.message.offset,
                                  e.message.value) for e in batch]
-            await run_batch(stage2, messages, events=len(messages), health=health,
+            await run_batch(stage2, messages, messages=len(messages), health=health,
                             retry_max_s=stream.retry_max_s)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]

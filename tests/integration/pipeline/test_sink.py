@@ -6,16 +6,13 @@ replaced."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
-from iocdev.sandbox import fresh_database
 
 from ioc.core.events.record import Record, encode_records
-from ioc.core.settings import Settings
 from streams.degraded import Health
 from streams.retry import run_batch
 from streams.stage2 import Enriched, Refused, Stage2, make_pool
@@ -38,9 +35,8 @@ def service(i: int, **over: Any) -> Record:
 
 
 @pytest.fixture
-def db(stack: Settings) -> Iterator[str]:
-    with fresh_database(stack) as (_, conninfo):
-        yield conninfo
+def db(migrated_db: tuple[str, str]) -> str:
+    return migrated_db[1]
 
 
 def query(conninfo: str, sql: str) -> list[tuple[Any, ...]]:
@@ -89,7 +85,7 @@ def test_stage2_replaces_connections_a_restart_killed(db: str) -> None:
     async def run() -> int:
         stage2 = Stage2(make_pool(db), allowed_lateness_s=300)
         health = Health()
-        await run_batch(stage2, [Enriched("e", 0, 0, encode_records(batch1))], events=10,
+        await run_batch(stage2, [Enriched("e", 0, 0, encode_records(batch1))], messages=1,
                         health=health)
         with psycopg.connect(db, autocommit=True) as admin:
             killed = admin.execute(
@@ -98,7 +94,7 @@ def test_stage2_replaces_connections_a_restart_killed(db: str) -> None:
                 " AND usename = current_user").fetchone()  # the sink's: no superuser here
             assert killed and killed[0] >= 1
         failures = await run_batch(stage2, [Enriched("e", 0, 1, encode_records(batch2))],
-                                   events=10, health=health)
+                                   messages=1, health=health)
         await stage2.close()
         return failures
 

@@ -1,8 +1,9 @@
 """Prometheus and Alertmanager from Debian, with their configs from ``config/``.
 
-The files in ``config/`` name the default ports; ``prepare`` writes a copy into the
-service's folder with every address taken from the settings, so a second stack on
-other ports (IOC__PROMETHEUS__PORT, ...) never scrapes or alerts the first one.
+The configs in ``config/`` name the default ports; ``prepare`` writes the copy a
+service runs with into its stack folder, every target and URL taken from the settings,
+so a second stack on other ports (a chaos run, ``IOC__*__PORT``) never scrapes,
+alerts or notifies the first one.
 """
 
 from __future__ import annotations
@@ -43,30 +44,32 @@ class Prometheus(_HttpService):
     def port(self) -> int:
         return self.settings.prometheus.port
 
-    @property
-    def source_file(self) -> Path:
-        return self.layout.config / "prometheus" / "prometheus.yml"
+    workers: int = 4
+    """Worker web ports scraped: ``stream.worker_web_port`` and the next ones."""
 
     @property
     def config_file(self) -> str:
         return str(self.home / "prometheus.yml")
 
     def render(self) -> dict[str, Any]:
-        """``config/prometheus/prometheus.yml`` with the addresses of the settings."""
+        """config/prometheus/prometheus.yml with the targets of these settings."""
+        source = self.layout.config / "prometheus"
+        config: dict[str, Any] = yaml.safe_load((source / "prometheus.yml").read_text())
         s = self.settings
-        host = self.host
-        config: dict[str, Any] = yaml.safe_load(self.source_file.read_text())
-        config["rule_files"] = [str(self.source_file.parent / r)
-                                for r in config.get("rule_files", [])]
-        targets = {"prometheus": [f"{host}:{s.prometheus.port}"],
-                   "alertmanager": [f"{host}:{s.alertmanager.port}"],
-                   "ioc-api": [f"{host}:{s.api.port}"],
-                   "ioc-worker": [f"{host}:{s.stream.worker_web_port + i}" for i in range(4)]}
+        host = s.stack.host
+        targets = {
+            "prometheus": [f"{host}:{s.prometheus.port}"],
+            "alertmanager": [f"{host}:{s.alertmanager.port}"],
+            "ioc-api": [f"{s.api.host}:{s.api.port}"],
+            "ioc-worker": [f"{s.stream.worker_web_host}:{s.stream.worker_web_port + i}"
+                           for i in range(self.workers)],
+        }
+        config["rule_files"] = [str(source / Path(f)) for f in config.get("rule_files", [])]
+        config["alerting"]["alertmanagers"] = [
+            {"static_configs": [{"targets": list(targets["alertmanager"])}]}]
         for job in config["scrape_configs"]:
             if job["job_name"] in targets:
-                job["static_configs"] = [{"targets": targets[job["job_name"]]}]
-        config["alerting"]["alertmanagers"] = [
-            {"static_configs": [{"targets": [f"{host}:{s.alertmanager.port}"]}]}]
+                job["static_configs"] = [{"targets": list(targets[job["job_name"]])}]
         return config
 
     def prepare(self) -> None:
@@ -95,13 +98,14 @@ class Alertmanager(_HttpService):
         return str(self.home / "alertmanager.yml")
 
     def render(self) -> dict[str, Any]:
-        """``config/alertmanager/alertmanager.yml`` posting to the configured API port."""
+        """config/alertmanager/alertmanager.yml with the API's webhook on these settings."""
         source = self.layout.config / "alertmanager" / "alertmanager.yml"
         config: dict[str, Any] = yaml.safe_load(source.read_text())
-        url = f"http://{self.settings.api.host}:{self.settings.api.port}/v1/alertmanager/webhook"
+        api = self.settings.api
         for receiver in config.get("receivers", []):
             for hook in receiver.get("webhook_configs", []):
-                hook["url"] = url
+                path = hook["url"].split("/", 3)[3] if hook["url"].count("/") >= 3 else ""
+                hook["url"] = f"http://{api.host}:{api.port}/{path}"
         return config
 
     def prepare(self) -> None:
