@@ -41,6 +41,9 @@ class Reason(StrEnum):
     INCONSISTENT_EVENT = "inconsistent_event"
     DUPLICATE_EVENT_ID = "duplicate_event_id"
     SCHEMA_VIOLATION = "schema_violation"
+    AMBIGUOUS_LEGACY_CODE = "ambiguous_legacy_code"
+    INTERNAL_ERROR = "internal_error"
+    STORAGE_REJECTED = "storage_rejected"
     # hostile input (issue 15)
     TOMBSTONE = "tombstone"
     MISSING_KEY = "missing_key"
@@ -49,7 +52,6 @@ class Reason(StrEnum):
     TOO_DEEPLY_NESTED = "too_deeply_nested"
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
     FORBIDDEN_CHARACTER = "forbidden_character"
-    INTERNAL_ERROR = "internal_error"
 
 
 DESCRIPTIONS: dict[Reason, str] = {
@@ -80,6 +82,13 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.INCONSISTENT_EVENT: "Fields contradict each other (e.g. resolved_at without resolved).",
     Reason.DUPLICATE_EVENT_ID: "This source already sent an event with this event_id.",
     Reason.SCHEMA_VIOLATION: "The event breaks the schema in a way no finer reason covers.",
+    Reason.AMBIGUOUS_LEGACY_CODE: ("A pre-2025 commune_code that was split between several"
+                                   " current communes: send the current code or a location."),
+    Reason.INTERNAL_ERROR: ("The IOC failed to process the message (a bug on our side, not"
+                            " yours): the whole message is kept (the validator's own failure"
+                            " costs only that element); the operators are told."),
+    Reason.STORAGE_REJECTED: ("The database refused the event after it passed validation (the"
+                              " value is the enriched record; the headers name the message)."),
     Reason.TOMBSTONE: "The Kafka message has no value (a tombstone); nothing to validate.",
     Reason.MISSING_KEY: "The Kafka message has no key; the key must be the source_id.",
     Reason.TOO_MANY_EVENTS: "A batch holds more events than the per-message cap.",
@@ -90,6 +99,9 @@ DESCRIPTIONS: dict[Reason, str] = {
                                    "with a negative offset).",
     Reason.FORBIDDEN_CHARACTER: "An identifier holds a control, bidirectional or zero-width "
                                 "character (or NUL).",
-    Reason.INTERNAL_ERROR: "The validator failed on this element (a bug): reported, never "
-                           "silently dropped.",
 }
+
+NOT_FROM_THE_VALIDATOR: frozenset[Reason] = frozenset({
+    Reason.AMBIGUOUS_LEGACY_CODE, Reason.INTERNAL_ERROR, Reason.STORAGE_REJECTED})
+"""Reasons given after validation: by the commune lookup (stage 1), when the validator
+itself fails (stage 1) and when the database refuses a row (stage 2)."""
