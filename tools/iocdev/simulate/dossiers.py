@@ -35,6 +35,21 @@ PROCEDURES: tuple[tuple[str, str, bool, float], ...] = (
     ("2.001035", "Cấp phiếu lý lịch tư pháp", True, 10.0),
 )
 PROVINCE_DEPARTMENTS = ("stp", "sxd", "snnmt", "syt", "sgddt", "scthuong", "stc", "snv")
+DEPARTMENT_NAMES = {
+    "stp": "Sở Tư pháp", "sxd": "Sở Xây dựng", "snnmt": "Sở Nông nghiệp và Môi trường",
+    "syt": "Sở Y tế", "sgddt": "Sở Giáo dục và Đào tạo", "scthuong": "Sở Công Thương",
+    "stc": "Sở Tài chính", "snv": "Sở Nội vụ",
+}
+
+
+def agency_name(department: str) -> str:
+    """The Vietnamese name of a provincial department (without the province)."""
+    return DEPARTMENT_NAMES[department]
+
+
+def commune_agency(commune_code: str) -> str:
+    """The agency code of a commune's one-stop shop (as in the registry)."""
+    return f"ubnd-{commune_code}"
 
 
 @dataclass(slots=True)
@@ -57,7 +72,7 @@ def make_agencies(seed: int, province: str, communes: list[Commune]) -> list[Age
         r = rng(seed, "agency", c.code)
         lagging = r.random() < 0.07
         out.append(Agency(
-            source_id=f"dvc-{c.code}", agency=f"ubnd-{c.code}", commune=c,
+            source_id=f"dvc-{c.code}", agency=commune_agency(c.code), commune=c,
             online=min(1.0, max(0.97, r.gauss(0.9939, 0.004))),
             on_time=r.uniform(0.70, 0.79) if lagging else min(0.995, r.gauss(0.955, 0.02)),
             paid_online=min(0.99, max(0.6, r.gauss(0.85, 0.06))),
