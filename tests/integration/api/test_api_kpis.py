@@ -5,14 +5,16 @@ everything, a month boundary in Vietnam time (2026-11-01 00:00 +07:00 =
 
 Hand-computed dossiers (VN = Vietnam time):
 
-| dossier | agency (tier) | events |
-|---|---|---|
-| A | ubnd-00004 (commune) | received online digitised Oct 31 23:30 VN (sent LATE); resolved online on time Nov 1 00:30 VN |
-| B | ubnd-00004 (commune) | received offline Nov 1 00:10 VN; a second 'received' (new event_id) online, digitised 00:20 VN; resolved offline LATE Nov 5 |
-| C | stp-01 (province) | received online digitised Nov 2; paid online Nov 3; due Nov 4, never resolved -> overdue |
-| D | stp-01 (province) | received offline Nov 2; paid offline Nov 3; resolved offline on time Nov 3 |
-| E | x-unknown (unassigned) | received online Nov 10; returned Nov 11 (closed, not overdue) |
-| F | stp-01 (province) | received online Oct 15, due Oct 20, never resolved -> overdue |
+- A, ubnd-00004 (commune): received online digitised Oct 31 23:30 VN (sent LATE);
+  resolved online on time Nov 1 00:30 VN.
+- B, ubnd-00004 (commune): received offline Nov 1 00:10 VN; a second 'received' (new
+  event_id) online, digitised at 00:20 VN; resolved offline LATE Nov 5.
+- C, stp-01 (province): received online digitised Nov 2; paid online Nov 3; due Nov 4,
+  never resolved: overdue.
+- D, stp-01 (province): received offline Nov 2; paid offline Nov 3; resolved offline on
+  time Nov 3.
+- E, x-unknown (unassigned): received online Nov 10; returned Nov 11 (closed, not overdue).
+- F, stp-01 (province): received online Oct 15, due Oct 20, never resolved: overdue.
 
 October: received 2 (A, F), online 2, digitised 1 (A).
 November, all tiers: received 4 (B, C, D, E), online 2 (C, E: B's first receipt was
