@@ -583,6 +583,121 @@ def services() -> Json:
         time_from="now-7d", refresh="5m")
 
 
+# KPIs exact per dossier (docs/kpis.md): kpi_facts rows, one per dossier and moment.
+FACT_KPIS = [  # (kpi id, kind, numerator condition, extra denominator condition, title)
+    ("online_share", "received", "online", "", "Submitted online"),
+    ("resolved_online_share", "resolved", "online", "", "Resolved online"),
+    ("on_time_share", "resolved", "on_time", " AND on_time IS NOT NULL", "Resolved on time"),
+    ("paid_online_share", "paid", "online", "", "Fee-bearing paid online"),
+    ("digitised_share", "received", "digitised", "", "Records digitised"),
+]
+VN_FROM = "($__timeFrom()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date"
+
+
+def fact_share(kind: str, cond: str, extra: str = "") -> str:
+    return (f"count(*) FILTER (WHERE kind = '{kind}' AND {cond})::float8 / nullif(count(*) "
+            f"FILTER (WHERE kind = '{kind}'{extra}), 0)")
+
+
+def tier_share(kind: str, cond: str, extra: str, tier: str) -> str:
+    only = f" AND tier = '{tier}'"
+    return fact_share(kind, cond + only, extra + only)
+
+
+def kpi_national() -> Json:
+    shares = ",\n".join(f"{fact_share(kind, cond, extra)} AS {k}"
+                        for k, kind, cond, extra, _ in FACT_KPIS)
+    per_province = f"""
+        WITH f AS (
+            SELECT province_code, tier, {shares}
+            FROM kpi_facts WHERE $__timeFilter(time)
+            GROUP BY GROUPING SETS ((province_code, tier), (province_code)))"""
+    gap = [{"matcher": {"id": "byRegexp", "options": "/gap|vs target/"},
+            "properties": [{"id": "thresholds", "value": steps([None, 0], ["red", "green"])},
+                           {"id": "custom.cellOptions", "value": {"type": "color-background"}}]}]
+    ranked = [
+        table(f"{title}: 34 provinces ranked, by tier", [sql(f"""
+            {per_province}
+            SELECT rank() OVER (ORDER BY a.{k} DESC NULLS LAST) AS "Rank",
+                   p.province_name AS "Province", a.{k} AS "All tiers",
+                   pt.{k} AS "Province tier", ct.{k} AS "Commune tier",
+                   ct.{k} - pt.{k} AS "Tier gap (commune - province)",
+                   kpi_target('{k}', p.province_code, NULL, {VN_FROM}) AS "Target",
+                   a.{k} - kpi_target('{k}', p.province_code, NULL, {VN_FROM}) AS "vs target"
+            FROM current_provinces p
+            LEFT JOIN f a ON a.province_code = p.province_code AND a.tier IS NULL
+            LEFT JOIN f pt ON pt.province_code = p.province_code AND pt.tier = 'province'
+            LEFT JOIN f ct ON ct.province_code = p.province_code AND ct.tier = 'commune'
+            ORDER BY 1, 2""", "table")], w=12, h=12, unit="percentunit",
+              overrides=[{"matcher": {"id": "byName", "options": "Rank"},
+                          "properties": [{"id": "unit", "value": "short"}]}, *gap],
+              description=f"{title} over the selected range (default: this month so far), "
+                          "per province: all tiers, provincial agencies, commune one-stop "
+                          "shops, the gap between them and the province's target "
+                          "(kpi_target_values). Definitions: docs/kpis.md.")
+        for k, _kind, _cond, _extra, title in FACT_KPIS
+    ]
+    nation_rows = "\nUNION ALL\n".join(f"""
+            SELECT {i} AS ord, '{title}' AS "KPI",
+                   {fact_share(kind, cond, extra)} AS "Nation",
+                   {tier_share(kind, cond, extra, "province")} AS "Province tier",
+                   {tier_share(kind, cond, extra, "commune")} AS "Commune tier",
+                   kpi_target('{k}', NULL, NULL, {VN_FROM}) AS "Target"
+            FROM kpi_facts WHERE $__timeFilter(time)"""
+                                       for i, (k, kind, cond, extra, title)
+                                       in enumerate(FACT_KPIS))
+    monthly = [
+        timeseries(f"{title} per month by tier (nation) vs target", [sql(f"""
+            SELECT (date_trunc('month', time AT TIME ZONE 'Asia/Ho_Chi_Minh')
+                    AT TIME ZONE 'Asia/Ho_Chi_Minh') AS time, tier AS metric,
+                   {fact_share(kind, cond, extra)} AS value
+            FROM kpi_facts
+            WHERE time >= date_trunc('month', $__timeFrom()::timestamptz
+                                       AT TIME ZONE 'Asia/Ho_Chi_Minh') - interval '11 months'
+              AND time < $__timeTo()::timestamptz
+            GROUP BY 1, 2
+            UNION ALL
+            SELECT (date_trunc('month', $__timeTo()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')
+                    AT TIME ZONE 'Asia/Ho_Chi_Minh'), 'target',
+                   kpi_target('{k}', NULL, NULL, {VN_FROM})
+            ORDER BY 1""")], w=12, h=8, unit="percentunit", minmax=(0, 1),
+                   custom={"drawStyle": "line", "showPoints": "always", "pointSize": 6},
+                   description=f"{title}, nationally per calendar month (Vietnam time) and "
+                               "tier over the last 12 months, with the national target.")
+        for k, kind, cond, extra, title in FACT_KPIS[:1] + FACT_KPIS[2:3]
+    ]
+    return dashboard("ioc-kpi-national", "Public-service KPIs: national view",
+                     "All 34 provinces side by side on the same KPIs, by tier, against "
+                     "targets (exact per dossier, docs/kpis.md).", [
+        table("Nation: KPIs against target, by tier", [sql(f"""
+            SELECT "KPI", "Nation", "Province tier", "Commune tier", "Target",
+                   "Nation" - "Target" AS "vs target",
+                   "Commune tier" - "Province tier" AS "Tier gap"
+            FROM ({nation_rows}) n ORDER BY ord""", "table")], w=24, h=7,
+              unit="percentunit", overrides=gap,
+              description="Over the selected range (default: this month so far)."),
+        *ranked,
+        *monthly,
+        table("Overdue dossiers open now, per agency", [sql("""
+            SELECT agency AS "Agency", min(agency_name) AS "Name", min(tier) AS "Tier",
+                   min(province_code) AS "Province", count(*) AS "Overdue",
+                   round((extract(epoch FROM max(overdue_by)) / 86400.0)::numeric, 1)
+                       AS "Oldest (days)"
+            FROM overdue_dossiers
+            GROUP BY agency ORDER BY 5 DESC, 1 LIMIT 50""", "table")], w=12, h=10,
+              description="Dossiers with no resolved or returned event whose due_at has "
+                          "passed, now (not the selected range)."),
+        table("Overdue dossiers open now, per province and tier", [sql("""
+            SELECT p.province_name AS "Province",
+                   count(o.dossier_id) FILTER (WHERE o.tier = 'province') AS "Province tier",
+                   count(o.dossier_id) FILTER (WHERE o.tier = 'commune') AS "Commune tier",
+                   count(o.dossier_id) AS "All"
+            FROM current_provinces p
+            LEFT JOIN overdue_dossiers o ON o.province_code = p.province_code
+            GROUP BY 1 ORDER BY 4 DESC, 1""", "table")], w=12, h=10),
+    ], variables=[], tags=["services", "kpi"], time_from="now/M", refresh="5m")
+
+
 def pipeline() -> Json:
     ri = "$__rate_interval"
     return dashboard("ioc-pipeline", "Pipeline health",
@@ -701,7 +816,7 @@ def pipeline() -> Json:
     ], variables=[], tags=["pipeline"], time_from="now-1h", refresh="30s")
 
 
-BUILDERS = [overview, commune, environment, traffic, services, pipeline]
+BUILDERS = [overview, commune, environment, traffic, services, kpi_national, pipeline]
 
 
 # ---------------------------------------------------------------- helpers for tests
