@@ -26,6 +26,7 @@ from ioc.core.events.record import RECORDS_ENCODER, Feed, Record, encode_records
 from ioc.core.settings import Settings
 from streams.alerting import AlertStage
 from streams.global_alerts import GlobalAlerts
+from streams.kpi_alerts import KpiTargetAlerts
 from streams.sinks.timescale import TimescaleSink
 from streams.stage1 import CommuneIndexLike, DeadLetter, InMessage, Stage1, ValidatorLike
 from streams.stage2 import Stage2
@@ -47,6 +48,7 @@ class Parts:
     alerts: AlertStage | None = None
     global_alerts: GlobalAlerts | None = None
     outbox: OutboxDelivery | None = None
+    kpi_alerts: KpiTargetAlerts | None = None
 
 
 def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
@@ -105,6 +107,8 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
         alert_stage = parts.alerts
         if parts.global_alerts is not None:
             parts.global_alerts.publish = publish
+        if parts.kpi_alerts is not None:
+            parts.kpi_alerts.publish = publish
 
         @app.on_partitions_revoked.connect  # type: ignore[arg-type]
         async def _revoked(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
@@ -116,6 +120,13 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
         @app.timer(interval=30.0, on_leader=False)  # type: ignore[untyped-decorator]
         async def evaluate_global_rules() -> None:
             await global_alerts.tick()
+
+    if parts.kpi_alerts is not None and parts.kpi_alerts.has_rules:
+        kpi_alerts = parts.kpi_alerts
+
+        @app.timer(interval=60.0, on_leader=False)  # type: ignore[untyped-decorator]
+        async def evaluate_kpi_targets() -> None:
+            await kpi_alerts.tick()
 
     if parts.outbox is not None:
         outbox = parts.outbox

@@ -19,6 +19,7 @@ from ioc.core.settings import Settings, get_settings
 from streams.alerting import AlertStage, commune_names
 from streams.app import Parts, build_app
 from streams.global_alerts import GlobalAlerts
+from streams.kpi_alerts import KpiTargetAlerts
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
     names = commune_names(conninfo)
     alert_stage = AlertStage(settings, conninfo, rules, names)
     global_alerts = GlobalAlerts(settings, conninfo, rules, names)
+    kpi_alerts = KpiTargetAlerts(settings, conninfo, rules, names)
     webhook = None
     if settings.alerts.webhook_url:
         secret = settings.alerts.webhook_secret
@@ -71,7 +73,7 @@ def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
                             webhook=webhook, retry_max_s=settings.alerts.outbox_retry_max_s,
                             generator_url=generator_url(settings))
     return Parts(validator=validator, index=index, conninfo=conninfo, alerts=alert_stage,
-                 global_alerts=global_alerts, outbox=outbox)
+                 global_alerts=global_alerts, outbox=outbox, kpi_alerts=kpi_alerts)
 
 
 def run_worker(*, index: int = 0, geo_source: str = "auto") -> None:
