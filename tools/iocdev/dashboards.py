@@ -540,6 +540,7 @@ def services() -> Json:
     ]
     return dashboard("ioc-services", "Public-service KPIs",
                      "The provinces' seed indicators per commune against kpi_targets.", [
+        *month_tables(gap_override),
         table("KPIs per commune over the range, against targets", [sql(f"""
             SELECT c.commune_name AS "Commune", r.commune_code AS "Code",
                    sum(r.count) FILTER (WHERE r.metric = 'service.received') AS "Received",
@@ -602,6 +603,48 @@ def fact_share(kind: str, cond: str, extra: str = "") -> str:
 def tier_share(kind: str, cond: str, extra: str, tier: str) -> str:
     only = f" AND tier = '{tier}'"
     return fact_share(kind, cond + only, extra + only)
+
+
+MONTH_NOW = "date_trunc('month', now() AT TIME ZONE 'Asia/Ho_Chi_Minh')"
+
+
+def month_vs_last(where: str, province: str) -> str:
+    """This calendar month so far vs last month (Vietnam time), per KPI and tier, with
+    the target of ``province`` (an SQL expression) and tier; exact per dossier."""
+    cur = f"({MONTH_NOW} AT TIME ZONE 'Asia/Ho_Chi_Minh')"
+    last = f"(({MONTH_NOW} - interval '1 month') AT TIME ZONE 'Asia/Ho_Chi_Minh')"
+    parts = []
+    for i, (k, kind, cond, extra, title) in enumerate(FACT_KPIS):
+        this_m, last_m = f" AND time >= {cur}", f" AND time < {cur}"
+        this_v = fact_share(kind, cond + this_m, extra + this_m)
+        last_v = fact_share(kind, cond + last_m, extra + last_m)
+        target = f"kpi_target('{k}', {province}, tier, ({MONTH_NOW})::date)"
+        parts.append(f"""
+            SELECT {i} AS ord, '{title}' AS "KPI", coalesce(tier, 'all') AS "Tier",
+                   {this_v} AS "This month", {last_v} AS "Last month",
+                   {this_v} - {last_v} AS "Change",
+                   {target} AS "Target", {this_v} - {target} AS "vs target"
+            FROM kpi_facts WHERE time >= {last} AND {where}
+            GROUP BY ROLLUP (tier)""")
+    return ("SELECT \"KPI\", \"Tier\", \"This month\", \"Last month\", \"Change\", "
+            "\"Target\", \"vs target\" FROM (" + " UNION ALL ".join(parts)
+            + ") m ORDER BY ord, CASE \"Tier\" WHEN 'all' THEN 0 WHEN 'province' THEN 1 "
+              "WHEN 'commune' THEN 2 ELSE 3 END")
+
+
+def month_tables(gap: list[Json]) -> list[Json]:
+    return [
+        table("Province: this month vs last month by tier, against target", [sql(
+            month_vs_last("province_code = '$province'", "'$province'"), "table")],
+              w=12, h=12, unit="percentunit", overrides=gap,
+              description="Calendar months in Vietnam time, exact per dossier (kpi_facts, "
+                          "docs/kpis.md); target from kpi_target_values for the province "
+                          "and tier. Tier 'all' is every agency together."),
+        table("Selected communes: this month vs last month by tier", [sql(
+            month_vs_last("commune_code IN ($commune)", "'$province'"), "table")],
+              w=12, h=12, unit="percentunit", overrides=gap,
+              description="The dossiers of the selected communes (the applicant's commune)."),
+    ]
 
 
 def kpi_national() -> Json:
