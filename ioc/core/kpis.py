@@ -1,11 +1,12 @@
 """Public-service KPIs: the catalogue, Vietnam-time periods, and the one query that
 counts them (docs/kpis.md has the definitions).
 
-Counts come from the ``kpi_facts`` view over ``dossiers`` (one row per dossier, folded
-from the raw service events by a trigger), never from the one-minute rollups: a late,
-re-sent or replayed event changes a dossier row the same way whenever it arrives, so
-every figure here is exact. The HTTP API (:mod:`ioc.api.kpis`) and the KPI target
-alerts read through :func:`fetch_counts`.
+Counts come from the ``kpi_daily`` view over ``kpi_counts_daily`` (each dossier's
+contribution per Vietnam-time day, moved by the trigger that folds raw service events
+into ``dossiers``), never from the one-minute rollups: a late, re-sent or replayed event
+changes a dossier the same way whenever it arrives, so every figure here is exact.
+The HTTP API (:mod:`ioc.api.kpis`) and the KPI target alerts read through
+:func:`fetch_counts`.
 """
 
 from __future__ import annotations
@@ -108,17 +109,7 @@ class CountRow:
         return {k.id: self.kpi(k) for k in KPIS}
 
 
-_COUNT_SQL: Final = ",\n".join([
-    "count(*) FILTER (WHERE kind = 'received') AS received",
-    "count(*) FILTER (WHERE kind = 'received' AND online) AS received_online",
-    "count(*) FILTER (WHERE kind = 'received' AND digitised) AS received_digitised",
-    "count(*) FILTER (WHERE kind = 'resolved') AS resolved",
-    "count(*) FILTER (WHERE kind = 'resolved' AND online) AS resolved_online",
-    "count(*) FILTER (WHERE kind = 'resolved' AND on_time IS NOT NULL) AS resolved_with_due",
-    "count(*) FILTER (WHERE kind = 'resolved' AND on_time) AS resolved_on_time",
-    "count(*) FILTER (WHERE kind = 'paid') AS paid_fee_bearing",
-    "count(*) FILTER (WHERE kind = 'paid' AND online) AS paid_online",
-])
+_COUNT_SQL: Final = ",\n".join(f"sum({c})::bigint AS {c}" for c in COUNTS)
 _TARGET_SQL: Final = ",\n".join(
     f"kpi_target('{k.id}', coalesce(g.province_code, %(province)s::text), "
     f"nullif(g.tier, 'all'), g.period) AS target_{k.id}" for k in KPIS)
@@ -133,11 +124,11 @@ def counts_query(by_province: bool) -> str:
                 if by_province else "NULL::text")
     return f"""
 WITH f AS (
-    SELECT date_trunc(%(grain)s, time AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS period,
-           province_code, tier, kind, online, digitised, on_time
-    FROM kpi_facts
-    WHERE time >= (%(t0)s::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
-      AND time < (%(t1)s::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
+    SELECT date_trunc(%(grain)s, day::timestamp)::date AS period, province_code, tier,
+           {", ".join(COUNTS)}
+    FROM kpi_daily
+    WHERE day >= %(t0)s::date AND day < %(t1)s::date
+      AND received + resolved + paid_fee_bearing > 0  -- rows a dossier moved away from
       AND (%(province)s::text IS NULL OR province_code = %(province)s::text)
       AND (%(commune)s::text IS NULL OR commune_code = %(commune)s::text)
 ), g AS (

@@ -584,47 +584,43 @@ def services() -> Json:
         time_from="now-7d", refresh="5m")
 
 
-# KPIs exact per dossier (docs/kpis.md): kpi_facts rows, one per dossier and moment.
-FACT_KPIS = [  # (kpi id, kind, numerator condition, extra denominator condition, title)
-    ("online_share", "received", "online", "", "Submitted online"),
-    ("resolved_online_share", "resolved", "online", "", "Resolved online"),
-    ("on_time_share", "resolved", "on_time", " AND on_time IS NOT NULL", "Resolved on time"),
-    ("paid_online_share", "paid", "online", "", "Fee-bearing paid online"),
-    ("digitised_share", "received", "digitised", "", "Records digitised"),
+# KPIs exact per dossier (docs/kpis.md), from kpi_daily (counts per Vietnam-time day).
+DAILY_KPIS = [  # (kpi id, numerator column, denominator column, title)
+    ("online_share", "received_online", "received", "Submitted online"),
+    ("resolved_online_share", "resolved_online", "resolved", "Resolved online"),
+    ("on_time_share", "resolved_on_time", "resolved_with_due", "Resolved on time"),
+    ("paid_online_share", "paid_online", "paid_fee_bearing", "Fee-bearing paid online"),
+    ("digitised_share", "received_digitised", "received", "Records digitised"),
 ]
 VN_FROM = "($__timeFrom()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date"
+VN_TO = "($__timeTo()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date"
+VN_RANGE = f"day BETWEEN {VN_FROM} AND {VN_TO}"
+MONTH_NOW = "date_trunc('month', now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date"
 
 
-def fact_share(kind: str, cond: str, extra: str = "") -> str:
-    return (f"count(*) FILTER (WHERE kind = '{kind}' AND {cond})::float8 / nullif(count(*) "
-            f"FILTER (WHERE kind = '{kind}'{extra}), 0)")
-
-
-def tier_share(kind: str, cond: str, extra: str, tier: str) -> str:
-    only = f" AND tier = '{tier}'"
-    return fact_share(kind, cond + only, extra + only)
-
-
-MONTH_NOW = "date_trunc('month', now() AT TIME ZONE 'Asia/Ho_Chi_Minh')"
+def day_share(num: str, den: str, where: str = "") -> str:
+    if where:
+        return (f"sum({num}) FILTER (WHERE {where})::float8 / "
+                f"nullif(sum({den}) FILTER (WHERE {where}), 0)")
+    return f"sum({num})::float8 / nullif(sum({den}), 0)"
 
 
 def month_vs_last(where: str, province: str) -> str:
     """This calendar month so far vs last month (Vietnam time), per KPI and tier, with
     the target of ``province`` (an SQL expression) and tier; exact per dossier."""
-    cur = f"({MONTH_NOW} AT TIME ZONE 'Asia/Ho_Chi_Minh')"
-    last = f"(({MONTH_NOW} - interval '1 month') AT TIME ZONE 'Asia/Ho_Chi_Minh')"
+    this_m = f"day >= {MONTH_NOW}"
+    last_m = f"day < {MONTH_NOW}"
     parts = []
-    for i, (k, kind, cond, extra, title) in enumerate(FACT_KPIS):
-        this_m, last_m = f" AND time >= {cur}", f" AND time < {cur}"
-        this_v = fact_share(kind, cond + this_m, extra + this_m)
-        last_v = fact_share(kind, cond + last_m, extra + last_m)
-        target = f"kpi_target('{k}', {province}, tier, ({MONTH_NOW})::date)"
+    for i, (k, num, den, title) in enumerate(DAILY_KPIS):
+        this_v, last_v = day_share(num, den, this_m), day_share(num, den, last_m)
+        target = f"kpi_target('{k}', {province}, tier, {MONTH_NOW})"
         parts.append(f"""
             SELECT {i} AS ord, '{title}' AS "KPI", coalesce(tier, 'all') AS "Tier",
                    {this_v} AS "This month", {last_v} AS "Last month",
                    {this_v} - {last_v} AS "Change",
                    {target} AS "Target", {this_v} - {target} AS "vs target"
-            FROM kpi_facts WHERE time >= {last} AND {where}
+            FROM kpi_daily
+            WHERE day >= ({MONTH_NOW} - interval '1 month')::date AND {where}
             GROUP BY ROLLUP (tier)""")
     return ("SELECT \"KPI\", \"Tier\", \"This month\", \"Last month\", \"Change\", "
             "\"Target\", \"vs target\" FROM (" + " UNION ALL ".join(parts)
@@ -637,7 +633,7 @@ def month_tables(gap: list[Json]) -> list[Json]:
         table("Province: this month vs last month by tier, against target", [sql(
             month_vs_last("province_code = '$province'", "'$province'"), "table")],
               w=12, h=12, unit="percentunit", overrides=gap,
-              description="Calendar months in Vietnam time, exact per dossier (kpi_facts, "
+              description="Calendar months in Vietnam time, exact per dossier (kpi_daily, "
                           "docs/kpis.md); target from kpi_target_values for the province "
                           "and tier. Tier 'all' is every agency together."),
         table("Selected communes: this month vs last month by tier", [sql(
@@ -648,12 +644,11 @@ def month_tables(gap: list[Json]) -> list[Json]:
 
 
 def kpi_national() -> Json:
-    shares = ",\n".join(f"{fact_share(kind, cond, extra)} AS {k}"
-                        for k, kind, cond, extra, _ in FACT_KPIS)
+    shares = ",\n".join(f"{day_share(num, den)} AS {k}" for k, num, den, _ in DAILY_KPIS)
     per_province = f"""
         WITH f AS (
             SELECT province_code, tier, {shares}
-            FROM kpi_facts WHERE $__timeFilter(time)
+            FROM kpi_daily WHERE {VN_RANGE}
             GROUP BY GROUPING SETS ((province_code, tier), (province_code)))"""
     gap = [{"matcher": {"id": "byRegexp", "options": "/gap|vs target/"},
             "properties": [{"id": "thresholds", "value": steps([None, 0], ["red", "green"])},
@@ -674,40 +669,35 @@ def kpi_national() -> Json:
             ORDER BY 1, 2""", "table")], w=12, h=12, unit="percentunit",
               overrides=[{"matcher": {"id": "byName", "options": "Rank"},
                           "properties": [{"id": "unit", "value": "short"}]}, *gap],
-              description=f"{title} over the selected range (default: this month so far), "
-                          "per province: all tiers, provincial agencies, commune one-stop "
-                          "shops, the gap between them and the province's target "
-                          "(kpi_target_values). Definitions: docs/kpis.md.")
-        for k, _kind, _cond, _extra, title in FACT_KPIS
+              description=f"{title} over the days of the selected range (default: this "
+                          "month so far, Vietnam time), per province: all tiers, provincial "
+                          "agencies, commune one-stop shops, the gap between them and the "
+                          "province's target (kpi_target_values). Definitions: docs/kpis.md.")
+        for k, _num, _den, title in DAILY_KPIS
     ]
     nation_rows = "\nUNION ALL\n".join(f"""
-            SELECT {i} AS ord, '{title}' AS "KPI",
-                   {fact_share(kind, cond, extra)} AS "Nation",
-                   {tier_share(kind, cond, extra, "province")} AS "Province tier",
-                   {tier_share(kind, cond, extra, "commune")} AS "Commune tier",
+            SELECT {i} AS ord, '{title}' AS "KPI", {day_share(num, den)} AS "Nation",
+                   {day_share(num, den, "tier = 'province'")} AS "Province tier",
+                   {day_share(num, den, "tier = 'commune'")} AS "Commune tier",
                    kpi_target('{k}', NULL, NULL, {VN_FROM}) AS "Target"
-            FROM kpi_facts WHERE $__timeFilter(time)"""
-                                       for i, (k, kind, cond, extra, title)
-                                       in enumerate(FACT_KPIS))
+            FROM kpi_daily WHERE {VN_RANGE}"""
+                                       for i, (k, num, den, title) in enumerate(DAILY_KPIS))
     monthly = [
         timeseries(f"{title} per month by tier (nation) vs target", [sql(f"""
-            SELECT (date_trunc('month', time AT TIME ZONE 'Asia/Ho_Chi_Minh')
-                    AT TIME ZONE 'Asia/Ho_Chi_Minh') AS time, tier AS metric,
-                   {fact_share(kind, cond, extra)} AS value
-            FROM kpi_facts
-            WHERE time >= date_trunc('month', $__timeFrom()::timestamptz
-                                       AT TIME ZONE 'Asia/Ho_Chi_Minh') - interval '11 months'
-              AND time < $__timeTo()::timestamptz
+            SELECT (date_trunc('month', day::timestamp) AT TIME ZONE 'Asia/Ho_Chi_Minh')
+                       AS time, tier AS metric, {day_share(num, den)} AS value
+            FROM kpi_daily
+            WHERE day >= (date_trunc('month', {VN_TO}::timestamp) - interval '11 months')::date
+              AND day <= {VN_TO}
             GROUP BY 1, 2
             UNION ALL
-            SELECT (date_trunc('month', $__timeTo()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')
-                    AT TIME ZONE 'Asia/Ho_Chi_Minh'), 'target',
-                   kpi_target('{k}', NULL, NULL, {VN_FROM})
+            SELECT (date_trunc('month', {VN_TO}::timestamp) AT TIME ZONE 'Asia/Ho_Chi_Minh'),
+                   'target', kpi_target('{k}', NULL, NULL, {VN_TO})
             ORDER BY 1""")], w=12, h=8, unit="percentunit", minmax=(0, 1),
                    custom={"drawStyle": "line", "showPoints": "always", "pointSize": 6},
                    description=f"{title}, nationally per calendar month (Vietnam time) and "
                                "tier over the last 12 months, with the national target.")
-        for k, kind, cond, extra, title in FACT_KPIS[:1] + FACT_KPIS[2:3]
+        for k, num, den, title in DAILY_KPIS[:1] + DAILY_KPIS[2:3]
     ]
     return dashboard("ioc-kpi-national", "Public-service KPIs: national view",
                      "All 34 provinces side by side on the same KPIs, by tier, against "
@@ -718,7 +708,7 @@ def kpi_national() -> Json:
                    "Commune tier" - "Province tier" AS "Tier gap"
             FROM ({nation_rows}) n ORDER BY ord""", "table")], w=24, h=7,
               unit="percentunit", overrides=gap,
-              description="Over the selected range (default: this month so far)."),
+              description="Over the days of the selected range (default: this month so far)."),
         *ranked,
         *monthly,
         table("Overdue dossiers open now, per agency", [sql("""

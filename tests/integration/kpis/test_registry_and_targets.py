@@ -48,9 +48,10 @@ def _dossier(conninfo: str, agency: str, dossier: str, at: datetime) -> None:
 
 
 def _tiers(conninfo: str) -> dict[str, tuple[Any, ...]]:
+    """Tier, province, commune per day counted (the dossiers here: one per day)."""
     with psycopg.connect(conninfo) as conn:
-        return {r[0]: r[1:] for r in conn.execute(
-            "SELECT dossier_id, tier, kpi_province, kpi_commune FROM dossier_tiers")}
+        return {str(r[0]): r[1:] for r in conn.execute(
+            "SELECT day, tier, province_code, commune_code FROM kpi_daily WHERE received > 0")}
 
 
 def test_registry_history_and_retroactive_tiers(db: tuple[str, str], tmp_path: Path) -> None:
@@ -58,7 +59,7 @@ def test_registry_history_and_retroactive_tiers(db: tuple[str, str], tmp_path: P
     cli = CliRunner()
     nov = datetime(2026, 11, 10, 3, tzinfo=UTC)
     _dossier(conninfo, "new-01", "N1", nov)
-    assert _tiers(conninfo)["N1"] == ("unassigned", "unassigned", "unassigned")
+    assert _tiers(conninfo)["2026-11-10"] == ("unassigned", "unassigned", "unassigned")
     first, second = tmp_path / "first.csv", tmp_path / "second.csv"
     first.write_text(FIRST, encoding="utf-8")
     second.write_text(SECOND, encoding="utf-8")
@@ -68,14 +69,15 @@ def test_registry_history_and_retroactive_tiers(db: tuple[str, str], tmp_path: P
     assert "3 new, 0 changed, 0 unchanged, 0 closed" in r.output
     # the agency is known now: its past dossier gets its tier and province (no commune
     # matched, and the agency has no seat: the commune stays unassigned)
-    assert _tiers(conninfo)["N1"] == ("province", "01", "unassigned")
+    assert _tiers(conninfo)["2026-11-10"] == ("province", "01", "unassigned")
     r = cli.invoke(app, ["agencies", "load", str(second), "--valid-from", "2026-12-01",
                          "--database", name])
     assert r.exit_code == 0, r.output
     assert "0 new, 1 changed, 1 unchanged, 1 closed" in r.output
     _dossier(conninfo, "new-01", "N2", datetime(2026, 12, 5, 3, tzinfo=UTC))
     tiers = _tiers(conninfo)
-    assert tiers["N1"][0] == "province" and tiers["N2"][0] == "unassigned"
+    # by the version valid on the day counted: new-01 was closed on 2026-12-01
+    assert tiers["2026-11-10"][0] == "province" and tiers["2026-12-05"][0] == "unassigned"
     with psycopg.connect(conninfo) as conn:
         versions = conn.execute("SELECT name, valid_from::text, valid_to::text FROM agencies"
                                 " WHERE code = 'stp-01' ORDER BY valid_from").fetchall()

@@ -1,64 +1,68 @@
--- KPI views over the dossiers (docs/kpis.md has the exact definitions).
+-- KPI views (docs/kpis.md has the exact definitions).
 --
--- dossier_tiers: each dossier with the registry version of its agency valid on the
--- Vietnam-time day of its first event; an agency the registry does not know (then) has
--- tier 'unassigned'. The applicant's commune/province come from the events; when those
--- are 'unassigned' (no commune matched) the agency's seat/province stand in.
-CREATE VIEW dossier_tiers AS
-SELECT d.*,
-       coalesce(a.tier, 'unassigned') AS tier,
-       a.name AS agency_name,
-       a.province_code AS agency_province,
-       CASE WHEN d.commune_code = 'unassigned' AND a.seat_commune IS NOT NULL
-            THEN a.seat_commune ELSE d.commune_code END AS kpi_commune,
-       CASE WHEN d.province_code = 'unassigned' AND a.province_code IS NOT NULL
-            THEN a.province_code ELSE d.province_code END AS kpi_province
-FROM dossiers d
-LEFT JOIN LATERAL (
-    SELECT g.tier, g.name, g.province_code, g.seat_commune
-    FROM agencies g
-    WHERE g.code = d.agency
-      AND g.valid_from <= (d.first_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
-      AND (g.valid_to IS NULL OR g.valid_to > (d.first_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date)
-    ORDER BY g.valid_from DESC LIMIT 1
-) a ON true;
+-- Tier: the registry version of the agency valid on the Vietnam-time day counted; an
+-- agency the registry does not know (then) has tier 'unassigned'. Tier is joined here,
+-- at query time, never stored: loading the registry later reassigns the past. The
+-- applicant's commune/province come from the dossier's earliest event; when those are
+-- 'unassigned' (no commune matched), the agency's seat commune/province stand in.
+-- Registry versions of one agency never overlap (the loader closes the old one), so the
+-- join finds at most one.
 
--- kpi_facts: one row per dossier and counted moment. kind 'received' (time =
--- the earliest received event), 'resolved' (the earliest resolved event), 'paid' (the
--- earliest paid event of a fee-bearing dossier). The flags are the numerators:
---   received: online (submitted online), digitised (records digitised)
---   resolved: online (resolved online), on_time (resolved_at <= due_at; NULL if no due_at)
---   paid:     online (paid online)
--- A UNION ALL so that a filter on time reaches each branch's index.
-CREATE VIEW kpi_facts AS
-SELECT received_at AS time, 'received'::text AS kind, agency, dossier_id, tier,
-       kpi_commune AS commune_code, kpi_province AS province_code,
-       received_channel = 'online' AS online, digitised, NULL::boolean AS on_time
-FROM dossier_tiers WHERE received_at IS NOT NULL
-UNION ALL
-SELECT resolved_at, 'resolved', agency, dossier_id, tier, kpi_commune, kpi_province,
-       resolved_channel = 'online', NULL, resolved_on_time
-FROM dossier_tiers WHERE resolved_at IS NOT NULL
-UNION ALL
-SELECT paid_at, 'paid', agency, dossier_id, tier, kpi_commune, kpi_province,
-       coalesce(paid_online, false), NULL, NULL
-FROM dossier_tiers WHERE paid_at IS NOT NULL AND paid_fee_bearing;
-
--- kpi_daily: numerators and denominators per Vietnam-time day, commune and tier. Weeks
+-- kpi_daily: numerators and denominators per day, commune, province and tier. Weeks
 -- (ISO, from Monday) and months are sums of days: date_trunc('week'|'month', day).
 CREATE VIEW kpi_daily AS
-SELECT (time AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS day, province_code, commune_code, tier,
-       count(*) FILTER (WHERE kind = 'received') AS received,
-       count(*) FILTER (WHERE kind = 'received' AND online) AS received_online,
-       count(*) FILTER (WHERE kind = 'received' AND digitised) AS received_digitised,
-       count(*) FILTER (WHERE kind = 'resolved') AS resolved,
-       count(*) FILTER (WHERE kind = 'resolved' AND online) AS resolved_online,
-       count(*) FILTER (WHERE kind = 'resolved' AND on_time IS NOT NULL) AS resolved_with_due,
-       count(*) FILTER (WHERE kind = 'resolved' AND on_time) AS resolved_on_time,
-       count(*) FILTER (WHERE kind = 'paid') AS paid_fee_bearing,
-       count(*) FILTER (WHERE kind = 'paid' AND online) AS paid_online
-FROM kpi_facts
-GROUP BY 1, 2, 3, 4;
+SELECT k.day,
+       CASE WHEN k.province_code = 'unassigned' AND g.province_code IS NOT NULL
+            THEN g.province_code ELSE k.province_code END AS province_code,
+       CASE WHEN k.commune_code = 'unassigned' AND g.seat_commune IS NOT NULL
+            THEN g.seat_commune ELSE k.commune_code END AS commune_code,
+       coalesce(g.tier, 'unassigned') AS tier,
+       k.agency,
+       k.received, k.received_online, k.received_digitised, k.resolved, k.resolved_online,
+       k.resolved_with_due, k.resolved_on_time, k.paid_fee_bearing, k.paid_online
+FROM kpi_counts_daily k
+LEFT JOIN agencies g
+  ON g.code = k.agency AND g.valid_from <= k.day AND (g.valid_to IS NULL OR g.valid_to > k.day);
+
+-- dossier_tiers: each dossier with its agency's registry version valid today (what a
+-- director chases now) and the same commune/province fallback.
+CREATE VIEW dossier_tiers AS
+SELECT d.*,
+       coalesce(g.tier, 'unassigned') AS tier,
+       g.name AS agency_name,
+       CASE WHEN d.commune_code = 'unassigned' AND g.seat_commune IS NOT NULL
+            THEN g.seat_commune ELSE d.commune_code END AS kpi_commune,
+       CASE WHEN d.province_code = 'unassigned' AND g.province_code IS NOT NULL
+            THEN g.province_code ELSE d.province_code END AS kpi_province
+FROM dossiers d
+LEFT JOIN agencies g
+  ON g.code = d.agency
+ AND g.valid_from <= (now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+ AND (g.valid_to IS NULL OR g.valid_to > (now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date);
+
+-- kpi_facts: one row per dossier and counted moment, for drill-down (which dossiers make
+-- a figure). kind 'received' (time = the earliest received event), 'resolved' (the
+-- earliest resolved event), 'paid' (the earliest paid event of a fee-bearing dossier);
+-- the flags are the numerators. Summed over a day it equals kpi_daily.
+CREATE VIEW kpi_facts AS
+SELECT f.time, f.kind, d.agency, d.dossier_id, coalesce(g.tier, 'unassigned') AS tier,
+       CASE WHEN d.commune_code = 'unassigned' AND g.seat_commune IS NOT NULL
+            THEN g.seat_commune ELSE d.commune_code END AS commune_code,
+       CASE WHEN d.province_code = 'unassigned' AND g.province_code IS NOT NULL
+            THEN g.province_code ELSE d.province_code END AS province_code,
+       f.online, f.digitised, f.on_time
+FROM dossiers d
+CROSS JOIN LATERAL (VALUES
+    ('received', d.received_at, d.received_channel = 'online', d.digitised, NULL::boolean),
+    ('resolved', d.resolved_at, d.resolved_channel = 'online', NULL, d.resolved_on_time),
+    ('paid', CASE WHEN d.paid_fee_bearing THEN d.paid_at END, coalesce(d.paid_online, false),
+     NULL, NULL)
+) AS f (kind, time, online, digitised, on_time)
+LEFT JOIN agencies g
+  ON g.code = d.agency
+ AND g.valid_from <= (f.time AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+ AND (g.valid_to IS NULL OR g.valid_to > (f.time AT TIME ZONE 'Asia/Ho_Chi_Minh')::date)
+WHERE f.time IS NOT NULL;
 
 -- Dossiers open right now past their deadline: no resolved and no returned event, and
 -- due_at (of the latest event) before now().
