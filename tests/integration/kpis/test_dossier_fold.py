@@ -98,3 +98,55 @@ def test_same_events_same_dossiers_in_any_order_batching_and_replay(
         cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(stream) - 1)), max_size=4)))
         batches = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
         assert _load(conn, [b for b in batches if b]) == reference
+
+
+def test_two_writers_on_the_same_dossiers_give_the_sequential_answer(conninfo: str) -> None:
+    """Two connections fold events of the same dossiers at once (as two workers after a
+    rebalance could): row locks order them, a deadlock is retried like the sink does,
+    and the result equals loading everything from one connection."""
+    import random
+    import threading
+
+    r = random.Random(5)
+    events: list[Event] = []
+    for i in range(400):
+        status = STATUSES[i % 5]
+        at = T0 + timedelta(minutes=r.randint(0, 600))
+        events.append((at, f"c{i}", f"s{i % 3}", "00004", f"D{i % 40}", "ubnd-00004",
+                       r.choice(("online", "offline")), status, at + timedelta(hours=5),
+                       at if status == "resolved" else None, True,
+                       r.random() < 0.5 if status == "paid" else None, r.random() < 0.5))
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        reference = _load(conn, [sorted(events)])
+        conn.execute("TRUNCATE service_events, dossiers, kpi_counts_daily")
+    halves = [events[0::2], events[1::2]]
+    errors: list[BaseException] = []
+
+    def writer(mine: list[Event], seed: int) -> None:
+        rr = random.Random(seed)
+        mine = mine[:]
+        rr.shuffle(mine)
+        try:
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                for start in range(0, len(mine), 25):
+                    batch = mine[start:start + 25]
+                    for _attempt in range(20):
+                        try:
+                            with conn.transaction(), conn.cursor() as cur:
+                                cur.executemany(INSERT, [(e[0], e[1], *e[2:]) for e in batch])
+                            break
+                        except psycopg.errors.DeadlockDetected:
+                            continue
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(h, n)) for n, h in enumerate(halves)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        daily = conn.execute(DAILY).fetchall()
+        assert daily == conn.execute(RECOMPUTED).fetchall()
+        assert (conn.execute(COMPARED).fetchall(), daily) == reference
