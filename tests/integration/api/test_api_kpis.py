@@ -200,6 +200,12 @@ async def test_days_weeks_and_a_commune_follow_vietnam_time(loaded: ApiDb) -> No
         commune = (await client.get("/v1/kpis", headers=bearer(key), params={
             "scope": "commune", "commune": "00008", "from": "2026-11-01",
             "to": "2026-11-30"})).json()
+        refused = [(await client.get("/v1/kpis", headers=bearer(key), params=p)).status_code
+                   for p in ({"from": "2026-11-02", "to": "2026-11-01"},
+                             {"from": "2025-01-01", "to": "2026-11-01"},
+                             {"scope": "province"}, {"scope": "commune"},
+                             {"grain": "year"}, {"province": "1"})]
+    assert refused == [400, 400, 400, 400, 422, 422]
     assert _nd(_kpis(days, "2026-10-31", "all")["online_share"]) == (1, 1)  # A only
     assert _nd(_kpis(days, "2026-11-01", "all")["online_share"]) == (0, 1)  # B offline
     assert _nd(_kpis(days, "2026-11-01", "all")["on_time_share"]) == (1, 1)  # A resolved
