@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ Json = dict[str, Any]
 
 
 # ---------------------------------------------------------------- building blocks
-def steps(values: list[float | None], colors: list[str]) -> Json:
+def steps(values: Sequence[float | None], colors: list[str]) -> Json:
     return {"mode": "absolute",
             "steps": [{"color": c, "value": v} for v, c in zip(values, colors, strict=True)]}
 
