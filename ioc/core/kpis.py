@@ -131,6 +131,11 @@ WITH f AS (
       AND received + resolved + paid_fee_bearing > 0  -- rows a dossier moved away from
       AND (%(province)s::text IS NULL OR province_code = %(province)s::text)
       AND (%(commune)s::text IS NULL OR commune_code = %(commune)s::text)
+      -- the same, on the stored columns (indexed); 'unassigned' may map to the agency's
+      AND (%(province)s::text IS NULL
+           OR applicant_province IN (%(province)s::text, 'unassigned'))
+      AND (%(commune)s::text IS NULL
+           OR applicant_commune IN (%(commune)s::text, 'unassigned'))
 ), g AS (
     SELECT period, {province} AS province_code,
            CASE WHEN grouping(tier) = 1 THEN 'all' ELSE tier END AS tier,

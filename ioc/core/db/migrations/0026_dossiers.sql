@@ -65,6 +65,7 @@ CREATE TABLE kpi_counts_daily (
     PRIMARY KEY (day, agency, province_code, commune_code)
 );
 CREATE INDEX kpi_counts_daily_province ON kpi_counts_daily (province_code, day);
+CREATE INDEX kpi_counts_daily_commune ON kpi_counts_daily (commune_code, day);
 
 -- The KPI facts of one dossier row (none for NULL): one row per counted moment.
 CREATE FUNCTION dossier_facts(r dossiers)

@@ -18,6 +18,8 @@ SELECT k.day,
             THEN g.seat_commune ELSE k.commune_code END AS commune_code,
        coalesce(g.tier, 'unassigned') AS tier,
        k.agency,
+       k.province_code AS applicant_province,  -- as stored: filters that use the indexes
+       k.commune_code AS applicant_commune,
        k.received, k.received_online, k.received_digitised, k.resolved, k.resolved_online,
        k.resolved_with_due, k.resolved_on_time, k.paid_fee_bearing, k.paid_online
 FROM kpi_counts_daily k
