@@ -28,6 +28,7 @@ from ioc.core.settings import Settings
 log = logging.getLogger(__name__)
 
 _LOCK_KEY = 0x10C_0017
+KPI_TARGETS_EVERY_S = 60.0
 Publish = Callable[[list[Transition]], Awaitable[None]]
 
 
