@@ -504,72 +504,76 @@ def traffic() -> Json:
 
 
 def services() -> Json:
-    gap_override = [{"matcher": {"id": "byRegexp", "options": "/gap/"},
+    """One province's KPIs, exact per dossier (kpi_daily, docs/kpis.md), against targets."""
+    gap_override = [{"matcher": {"id": "byRegexp", "options": "/gap|vs target/"},
                      "properties": [{"id": "thresholds",
                                      "value": steps([None, 0], ["red", "green"])},
                                     {"id": "custom.cellOptions",
                                      "value": {"type": "color-background"}}]}]
     cols = ",\n".join(
-        f'{share(m)} AS "{k}", '
-        f'{share(m)} - (SELECT target FROM kpi_targets WHERE kpi = \'{k}\') AS "{k} gap"'
-        for k, m, _ in KPIS)
+        f'{day_share(num, den)} AS "{k}", {day_share(num, den)} - '
+        f'kpi_target(\'{k}\', \'$province\', NULL, {VN_FROM}) AS "{k} gap"'
+        for k, num, den, _ in DAILY_KPIS)
+    in_scope = ("k.province_code = '$province' AND k.commune_code IN ($commune) "
+                f"AND k.{VN_RANGE}")
     per_kpi = [
         timeseries(f"{title} per day vs target", [sql(f"""
             SELECT (k.day::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') AS time,
-                   c.commune_name AS metric, k.{kpi} AS value
-            FROM service_kpi_daily k JOIN current_communes c USING (commune_code)
-            WHERE k.province_code = '$province' AND k.commune_code IN ($commune)
-              AND k.{kpi} IS NOT NULL
-              AND k.day BETWEEN ($__timeFrom()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
-                            AND ($__timeTo()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+                   c.commune_name AS metric, {day_share(num, den)} AS value
+            FROM kpi_daily k JOIN current_communes c USING (commune_code)
+            WHERE {in_scope}
+            GROUP BY 1, 2 HAVING sum({den}) > 0
             UNION ALL
-            SELECT d AS time, 'target' AS metric, t.target AS value
-            FROM kpi_targets t,
-                 generate_series(date_trunc('day', $__timeFrom()::timestamptz),
-                                 $__timeTo()::timestamptz, interval '1 day') AS d
-            WHERE t.kpi = '{kpi}'
+            SELECT (d::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh'), 'target',
+                   kpi_target('{k}', '$province', NULL, d::date)
+            FROM generate_series({VN_FROM}::timestamp, {VN_TO}::timestamp,
+                                 interval '1 day') AS d
             ORDER BY 1""")], w=12, h=8, unit="percentunit", minmax=(0, 1),
                    overrides=[{"matcher": {"id": "byName", "options": "target"},
                                "properties": [{"id": "custom.lineStyle",
                                                "value": {"fill": "dash", "dash": [10, 10]}},
                                               {"id": "color", "value": {
                                                   "mode": "fixed", "fixedColor": "red"}}]}],
-                   description=f"{title}: daily share per commune (service_kpi_daily."
-                               f"{kpi}) and the target (kpi_targets, dashed).")
-        for kpi, _, title in KPIS
+                   description=f"{title}: daily share per commune, exact per dossier "
+                               "(kpi_daily), and the province's target of the day "
+                               "(kpi_target_values, dashed).")
+        for k, num, den, title in DAILY_KPIS
     ]
     return dashboard("ioc-services", "Public-service KPIs",
-                     "The provinces' seed indicators per commune against kpi_targets.", [
+                     "One province's KPIs by tier and commune, exact per dossier, against "
+                     "targets (docs/kpis.md).", [
         *month_tables(gap_override),
         table("KPIs per commune over the range, against targets", [sql(f"""
-            SELECT c.commune_name AS "Commune", r.commune_code AS "Code",
-                   sum(r.count) FILTER (WHERE r.metric = 'service.received') AS "Received",
-                   sum(r.count) FILTER (WHERE r.metric = 'service.resolved') AS "Resolved",
+            SELECT c.commune_name AS "Commune", k.commune_code AS "Code",
+                   sum(k.received) AS "Received", sum(k.resolved) AS "Resolved",
                    {cols}
-            FROM rollup_1m r JOIN current_communes c USING (commune_code)
-            WHERE $__timeFilter(r.bucket) AND r.metric LIKE 'service.%'
-              AND r.province_code = '$province' AND r.commune_code IN ($commune)
+            FROM kpi_daily k JOIN current_communes c USING (commune_code)
+            WHERE {in_scope}
             GROUP BY 1, 2 ORDER BY 1""", "table")], w=24, h=10,
               unit="percentunit", overrides=[
                   {"matcher": {"id": "byRegexp", "options": "/Received|Resolved/"},
                    "properties": [{"id": "unit", "value": "short"}]}, *gap_override],
-              description="Shares over the selected range (sum/count of the 0/1 rollups); "
-                          "'gap' = share − target, red when below target. Targets: table "
-                          "kpi_targets (online 80%, on time 95%, paid online 80%, "
-                          "digitised 100%)."),
-        table("Targets", [sql("""
-            SELECT kpi AS "KPI", target AS "Target", description AS "Description"
-            FROM kpi_targets ORDER BY kpi""", "table")], w=8, h=8,
+              description="Shares over the days of the selected range (Vietnam time), all "
+                          "tiers; 'gap' = share − the province's target, red when below. "
+                          "Definitions: docs/kpis.md."),
+        table("Targets in effect for the province", [sql("""
+            SELECT t.kpi AS "KPI", t.province_code AS "Province", t.tier AS "Tier",
+                   t.target AS "Target", t.valid_from AS "From", t.valid_to AS "Until",
+                   k.description AS "Description"
+            FROM kpi_target_values t JOIN kpi_targets k USING (kpi)
+            WHERE t.province_code IN ('$province', '*')
+              AND (t.valid_to IS NULL OR t.valid_to > now())
+            ORDER BY 1, 2 DESC, 3, 5""", "table")], w=8, h=8,
               overrides=[{"matcher": {"id": "byName", "options": "Target"},
-                          "properties": [{"id": "unit", "value": "percentunit"}]}]),
-        bars("Dossiers received per day", [sql("""
+                          "properties": [{"id": "unit", "value": "percentunit"}]}],
+              description="'*' = any province or tier; the most specific row wins "
+                          "(province and tier, then province, then tier)."),
+        bars("Dossiers received per day", [sql(f"""
             SELECT (k.day::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') AS time,
-                   c.commune_name AS metric, k.dossiers_received AS value
-            FROM service_kpi_daily k JOIN current_communes c USING (commune_code)
-            WHERE k.province_code = '$province' AND k.commune_code IN ($commune)
-              AND k.day BETWEEN ($__timeFrom()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
-                            AND ($__timeTo()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
-            ORDER BY 1""")], w=16, h=8),
+                   c.commune_name AS metric, sum(k.received) AS value
+            FROM kpi_daily k JOIN current_communes c USING (commune_code)
+            WHERE {in_scope}
+            GROUP BY 1, 2 ORDER BY 1""")], w=16, h=8),
         *per_kpi,
         bars("Dossier events by status", [sql("""
             SELECT $__timeGroupAlias(r.bucket, $__interval),
@@ -579,7 +583,8 @@ def services() -> Json:
               AND r.commune_code IN ($commune)
               AND r.metric IN ('service.received', 'service.in_progress',
                                'service.resolved', 'service.returned', 'service.paid')
-            GROUP BY 1, 2 ORDER BY 1""")], w=12, h=8),
+            GROUP BY 1, 2 ORDER BY 1""")], w=12, h=8,
+             description="Status changes (events, from rollup_1m), not dossiers."),
     ], variables=[var_province(), var_commune(multi=True)], tags=["services", "kpi"],
         time_from="now-7d", refresh="5m")
 
