@@ -11,9 +11,10 @@ hour whose minutes changed is marked in ``rollup_1h_pending`` for maintenance.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Final
 
-from ioc.core.events.record import Feed
+from ioc.core.events.record import Feed, Record
 
 COMMON: Final = ("time", "event_id", "source_id", "department", "commune_code",
                  "province_code")
@@ -82,10 +83,21 @@ def keys_table(feed: Feed) -> str:
 def create_staging(feed: Feed) -> str:
     """A per-connection temp table shaped like the feed's hypertable, emptied on commit.
 
-    ``ord`` numbers the rows in the order they were copied, so among copies of one event
-    in a batch the first one wins, as it would have across batches."""
+    It holds at most one row per identity (:func:`first_of_each` before the COPY), so the
+    join back from the claimed keys finds exactly the row that claimed each one."""
     return (f"CREATE TEMP TABLE IF NOT EXISTS {staging_table(feed)} "
-            f"(LIKE {TABLES[feed]} INCLUDING DEFAULTS, ord bigserial) ON COMMIT DELETE ROWS")
+            f"(LIKE {TABLES[feed]} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+
+
+def first_of_each(records: Iterable[Record]) -> Iterator[Record]:
+    """The first record of each identity ``(source_id, event_id)`` in arrival order: later
+    copies in the same batch are duplicates, as they would be in a later batch."""
+    seen: set[tuple[str, str]] = set()
+    for r in records:
+        key = (r.source_id, r.event_id)
+        if key not in seen:
+            seen.add(key)
+            yield r
 
 
 def copy_into_staging(feed: Feed) -> str:
@@ -102,19 +114,15 @@ def insert_and_roll_up(feed: Feed) -> str:
     cols = ", ".join(COLUMNS[feed])
     window_cols = ", ".join(f"up.{c}" for c in WINDOW_COLUMNS)
     return f"""
-WITH pick AS (
-    SELECT DISTINCT ON (source_id, event_id) {cols}
-    FROM {staging_table(feed)} ORDER BY source_id, event_id, ord
-), claimed AS (
+WITH claimed AS (
     INSERT INTO {keys_table(feed)} AS k (source_id, event_id, time)
-    SELECT source_id, event_id, time FROM pick
+    SELECT source_id, event_id, time FROM {staging_table(feed)}
     ON CONFLICT DO NOTHING
     RETURNING k.source_id, k.event_id
 ), new AS (
     INSERT INTO {TABLES[feed]} ({cols})
-    SELECT {", ".join(f"p.{c}" for c in COLUMNS[feed])}
-    FROM pick p JOIN claimed c USING (source_id, event_id)
-    ON CONFLICT DO NOTHING
+    SELECT {", ".join(f"s.{c}" for c in COLUMNS[feed])}
+    FROM {staging_table(feed)} s JOIN claimed c USING (source_id, event_id)
     RETURNING *
 ), points AS (
     SELECT n.time, n.commune_code, n.province_code, m.metric, m.value

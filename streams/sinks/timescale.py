@@ -111,8 +111,9 @@ class TimescaleSink:
     async def write(self, records: Sequence[Record], late: Sequence[bool]) -> WriteResult:
         """Make ``records`` durable (``late[i]``: keep record i out of the rollups)."""
         by_feed: dict[Feed, list[tuple[Any, ...]]] = {}
-        for rec, is_late in zip(records, late, strict=True):
-            by_feed.setdefault(rec.feed, []).append(_row(rec.feed, rec, is_late))
+        flags = {id(r): f for r, f in zip(records, late, strict=True)}
+        for rec in statements.first_of_each(records):  # one row per identity per batch
+            by_feed.setdefault(rec.feed, []).append(_row(rec.feed, rec, flags[id(rec)]))
         metrics.SINK_BUFFER_ROWS.set(len(records))
         started = time.monotonic()
         delay = 0.1
@@ -135,6 +136,10 @@ class TimescaleSink:
                     delay = min(delay * 2, self._retry_max_s)
         finally:
             metrics.SINK_BUFFER_ROWS.set(0)
+        sent: dict[str, int] = {}  # copies of one identity inside the batch count too
+        for rec in records:
+            sent[rec.feed] = sent.get(rec.feed, 0) + 1
+        result.duplicates = {f: n - result.inserted.get(f, 0) for f, n in sent.items()}
         metrics.SINK_BATCH_ROWS.observe(len(records))
         metrics.SINK_FLUSH_SECONDS.observe(time.monotonic() - started)
         return result

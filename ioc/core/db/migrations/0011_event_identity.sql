@@ -22,3 +22,11 @@ FROM traffic_observations ORDER BY source_id, event_id, stored_at;
 INSERT INTO service_events_keys
 SELECT DISTINCT ON (source_id, event_id) source_id, event_id, time
 FROM service_events ORDER BY source_id, event_id, stored_at;
+
+-- The key tables now hold identity; the raw tables' unique indexes (which contain time and
+-- so could not) would only cost a second index insert per row. A source's events are
+-- found through its key table (which leads with source_id and holds each event's time),
+-- then by time in the hypertable.
+DROP INDEX sensor_readings_event;
+DROP INDEX traffic_observations_event;
+DROP INDEX service_events_event;
