@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,6 +20,7 @@ import numpy as np
 from ioc.core import metrics
 from ioc.core.errors import GeoError
 from ioc.core.events.record import UNASSIGNED, Feed, Record
+from streams.stage import TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -216,3 +217,38 @@ def group_counts(out: Stage1Output) -> dict[str, int]:
     for code, recs in out.enriched.items():
         counts[code] += len(recs)
     return dict(counts)
+
+
+SendEnriched = Callable[[dict[str, list[Record]], list[DeadLetter]], Awaitable[None]]
+"""Sends enriched records (by commune) and dead letters; returns once Kafka has them."""
+
+
+class ValidateEnrich:
+    """Stage 1 under the :class:`~streams.stage.Stage` contract: validate, enrich, send.
+
+    ``process`` returns once every enriched and dead-letter message is delivered, so the
+    raw batch is acknowledged only then. A retried batch sends again (at-least-once; the
+    messages' offsets are below the per-partition mark, so stage 1 does not call its own
+    re-delivery a duplicate, and stage 2 stores each event once).
+    """
+
+    name = "stage1"
+
+    def __init__(self, stage1: Stage1, send: SendEnriched) -> None:
+        self._stage1 = stage1
+        self._send = send
+
+    async def process(self, batch: Sequence[InMessage]) -> Stage1Output:
+        out = self._stage1.process(batch)
+        await self._send(out.enriched, out.deadletters)
+        return out
+
+    def on_assign(self, partitions: Set[TopicPartition]) -> None:
+        """Nothing to prepare (stage 1 is stateless but for its re-delivery marks)."""
+
+    def on_revoke(self, partitions: Set[TopicPartition]) -> None:
+        """Re-delivery marks are kept: a partition that comes back re-reads from its
+        committed offset, and those messages are re-deliveries, not duplicates."""
+
+    async def close(self) -> None:
+        """Nothing to release (the faust producer belongs to the app)."""

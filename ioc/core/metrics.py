@@ -41,10 +41,6 @@ SINK_BATCH_ROWS = Histogram(
 SINK_FLUSH_SECONDS = Histogram(
     "ioc_sink_flush_seconds", "Duration of one sink transaction (COPY + rollup upsert).",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
-SINK_RETRIES = Counter(
-    "ioc_sink_retries_total", "Sink transactions retried after a transient database error.")
-SINK_FAILURES = Counter(
-    "ioc_sink_failures_total", "Sink attempts that failed (each retry that fails counts).")
 SINK_BUFFER_ROWS = Gauge(
     "ioc_sink_buffer_rows", "Rows taken from Kafka and not yet durable in the database.")
 ROLLUP_UPSERTS = Counter(
@@ -61,6 +57,17 @@ LATENCY_ALERT = Histogram(
     "ioc_latency_occurred_to_alert_seconds",
     "From the newest event behind a transition to the transition being stored.",
     buckets=_LATENCY_BUCKETS)
+BATCH_RETRIES = Counter(
+    "ioc_stream_batch_retries_total",
+    "Failed attempts at a batch, retried whole (cause: database, kafka or unexpected).",
+    ["stage", "cause"])
+BATCH_FAILING = Gauge(
+    "ioc_stream_batch_failing_seconds",
+    "How long the stage's current batch has been failing (0 when it is not).", ["stage"])
+DEPENDENCY_UP = Gauge(
+    "ioc_stream_dependency_up",
+    "1 while the worker's last attempt on the dependency (database, kafka) worked.",
+    ["dependency"])
 CONSUMER_LAG = Gauge(
     "ioc_kafka_consumer_lag_messages", "Messages behind the partition's high watermark.",
     ["topic", "partition"])
