@@ -189,19 +189,27 @@ class Evaluator:
         self._sight(Sighting(source_id, feed, department, commune_code, province,
                              newest or seen_at, seen_at))
 
-    def restore_sources(self, sightings: Iterable[Sighting]) -> None:
+    def restore_sources(self, sightings: Iterable[Sighting], wall_now: datetime) -> None:
         """Stored progress of sources (first sight of their communes after a start).
 
-        Their scopes are taken as evaluated up to where that progress puts them, so a
-        restart neither re-evaluates old minutes nor skips new ones."""
+        Their scopes are taken as evaluated up to where that progress puts their clocks
+        (what the evaluator had reached when that progress was committed), so a restart
+        does not evaluate those minutes a second time."""
+        touched: set[tuple[str, str]] = set()
         for s in sightings:
             self._sight(s)
-            at = floor_minute(s.newest - self.out_of_orderness)
-            key = (s.commune_code, s.feed)
-            if key not in self.floors or self.floors[key] < at:
-                self.floors[key] = at
+            touched.add((s.commune_code, s.feed))
+        for commune, feed in touched:
+            clock = self.progress.clock(commune, feed, wall_now)
+            if clock is None:
+                continue
+            at = floor_minute(clock - self.out_of_orderness)
+            if (commune, feed) not in self.floors or self.floors[(commune, feed)] < at:
+                self.floors[(commune, feed)] = at
 
     def _sight(self, s: Sighting) -> None:
+        if not s.province_code:
+            s = replace(s, province_code=self._province(s.commune_code) or "unassigned")
         state = self.progress.updated(s)
         old = self.progress.sources.get(s.source_id)
         if self._plan is not None:

@@ -146,5 +146,6 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
     register_pages(app, health=health, conninfo=parts.conninfo,
                    bootstrap=settings.kafka.bootstrap_servers)
     register_timers(app, conninfo=parts.conninfo, global_alerts=global_alerts,
-                    outbox=parts.outbox, stop=stop)
+                    outbox=parts.outbox, stop=stop,
+                    idle_tick=stage2.tick if partition_alerts is not None else None)
     return app

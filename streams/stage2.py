@@ -4,8 +4,9 @@ Runs on ``ioc.enriched.v1``, keyed and so partitioned by commune: one commune's 
 and alerts live in exactly one worker at a time. ``process`` (the :class:`~streams.stage.Stage`
 contract) treats a batch as one unit: raw rows, rollups, source sightings, alert
 transitions, alert rows and outbox rows commit in ONE transaction, or none do and the
-runner retries the batch. Only after the commit does anything in memory move (the
-watermark; the evaluator is rebuilt from the database if the transaction failed), and
+runner retries the batch. Only after the commit does anything in memory move (sources'
+progress; the evaluator's plan is committed, or it is rebuilt from the database if the
+transaction failed), and
 only then are refused rows dead-lettered, metrics counted and transitions published.
 
 - An undecodable message is logged and skipped (stage 1 wrote it, so this is a bug, and
@@ -19,6 +20,7 @@ only then are refused rows dead-lettered, metrics counted and transitions publis
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence, Set
@@ -28,6 +30,7 @@ import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from ioc.core import metrics
+from ioc.core.events.progress import SourceProgress
 from ioc.core.events.record import Record, decode_records
 from streams.alerting import Evaluated, PartitionAlerts
 from streams.sinks.timescale import TimescaleSink, WriteResult
@@ -83,14 +86,26 @@ class Stage2:
         self._on_rejected = on_rejected
         self._lateness = allowed_lateness_s
         self._alerts = alerts
+        self.progress = SourceProgress(allowed_lateness_s)
+        """Per-source event-time progress: the ``late`` marker (ioc.core.events.progress)."""
         self.watermark = 0.0
-        """Largest occurred_at committed (epoch seconds): event time, never wall time."""
+        """Largest occurred_at committed (epoch seconds), for the gauge only."""
+        self._evaluating = asyncio.Lock()  # a batch and an idle tick never interleave
 
     async def process(self, batch: Sequence[Enriched]) -> Stage2Result:
         records, origins = self._decode(batch)
         if not records:
             return Stage2Result(0, WriteResult(), self.watermark)
-        watermark, late = self._lateness_of(records)
+        sources = [r.source_id for r in records]
+        times = [r.occurred_at.timestamp() for r in records]
+        late = self.progress.mark(sources, times)
+        watermark = max(self.watermark, max(times))
+        async with self._evaluating:
+            return await self._commit(batch, records, origins, late, watermark, sources, times)
+
+    async def _commit(self, batch: Sequence[Enriched], records: list[Record],
+                      origins: list[int], late: list[bool], watermark: float,
+                      sources: list[str], times: list[float]) -> Stage2Result:
         evaluated: Evaluated | None = None
         if self._pool.closed:
             await self._pool.open()
@@ -107,6 +122,7 @@ class Stage2:
                 self._alerts.discard()  # its state advanced inside the failed transaction
             raise
         # committed: only now does anything in memory move
+        self.progress.advance(sources, times)
         self.watermark = max(self.watermark, watermark)
         metrics.WATERMARK.set(self.watermark)
         if result.rejected:
@@ -119,6 +135,25 @@ class Stage2:
         if self._alerts is not None and evaluated is not None:
             await self._alerts.committed(evaluated)
         return Stage2Result(len(records), result, self.watermark)
+
+    async def tick(self) -> None:
+        """Evaluate with no new data (a timer): quiet scopes advance on wall-clock time
+        after their idle grace, so pending alerts fire or clear and "no data" resolves.
+        Never raises; a failed tick is a transaction that did not commit."""
+        if self._alerts is None:
+            return
+        async with self._evaluating:
+            try:
+                if self._pool.closed:
+                    await self._pool.open()
+                async with self._pool.connection() as conn, conn.transaction():
+                    evaluated = await self._alerts.evaluate(conn, [], [], self.watermark)
+            except Exception as exc:  # a timer must not die
+                self._alerts.discard()
+                log.warning("stage 2: idle evaluation failed (%s); retried next tick",
+                            type(exc).__name__)
+                return
+            await self._alerts.committed(evaluated)
 
     def on_assign(self, partitions: Set[TopicPartition]) -> None:
         """Nothing to prepare: a commune's alert state is loaded when it is first seen."""
@@ -144,13 +179,6 @@ class Stage2:
             records.extend(decoded)
             origins.extend([n] * len(decoded))
         return records, origins
-
-    def _lateness_of(self, records: list[Record]) -> tuple[float, list[bool]]:
-        """The watermark after this batch and each record's late flag (pure: the
-        watermark moves only after the commit, so a retry marks the same records late)."""
-        cutoff = self.watermark - self._lateness
-        times = [r.occurred_at.timestamp() for r in records]
-        return max(self.watermark, max(times)), [t < cutoff for t in times]
 
     def _observe(self, records: list[Record], result: WriteResult, committed: float) -> None:
         for feed, n in result.inserted.items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import faust
 import psycopg
@@ -19,11 +20,23 @@ from streams.global_alerts import GlobalAlerts
 log = logging.getLogger(__name__)
 
 GLOBAL_RULES_EVERY_S = 30.0
+IDLE_TICK_EVERY_S = 10.0
 
 
 def register_timers(app: faust.App, *, conninfo: str, global_alerts: GlobalAlerts | None,
-                    outbox: OutboxDelivery | None, stop: asyncio.Event) -> None:
-    """Add the timers and the delivery task to ``app``; ``stop`` ends the delivery loop."""
+                    outbox: OutboxDelivery | None, stop: asyncio.Event,
+                    idle_tick: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Add the timers and the delivery task to ``app``; ``stop`` ends the delivery loop.
+
+    ``idle_tick`` (stage 2's): partition rules evaluated with no new data, so quiet
+    scopes advance on wall-clock time after their idle grace (docs/alerts.md)."""
+    if idle_tick is not None:
+        tick = idle_tick
+
+        @app.timer(interval=IDLE_TICK_EVERY_S, on_leader=False)  # type: ignore[untyped-decorator]
+        async def advance_idle_scopes() -> None:
+            await tick()
+
     if global_alerts is not None and global_alerts.has_rules:
         rules = global_alerts
 
