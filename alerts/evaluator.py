@@ -195,12 +195,14 @@ class Evaluator:
         Their scopes are taken as evaluated up to where that progress puts their clocks
         (what the evaluator had reached when that progress was committed), so a restart
         does not evaluate those minutes a second time."""
-        touched: set[tuple[str, str]] = set()
+        touched: dict[tuple[str, str], datetime] = {}
         for s in sightings:
             self._sight(s)
-            touched.add((s.commune_code, s.feed))
-        for commune, feed in touched:
-            clock = self.progress.clock(commune, feed, wall_now)
+            key = (s.commune_code, s.feed)
+            touched[key] = max(touched.get(key, s.received_at), s.received_at)
+        for (commune, feed), last_arrival in touched.items():
+            # the clock as the evaluator computed it when the last of their data arrived
+            clock = self.progress.clock(commune, feed, min(wall_now, last_arrival))
             if clock is None:
                 continue
             at = floor_minute(clock - self.out_of_orderness)
@@ -286,10 +288,14 @@ class Evaluator:
                 if first is None:
                     continue
                 cursor = first  # boundaries before the first data minute's end see nothing
-            for c in sc.communes:  # evaluated before a restart: not again
-                floor = self.floors.get((c, feed))
-                if floor is not None and floor > cursor:
-                    cursor = floor
+                for c in sc.communes:  # evaluated before a restart: not again
+                    floor = self.floors.get((c, feed))
+                    if floor is not None and floor > cursor:
+                        cursor = floor
+            # A restored alert's cursor is its last transition: the minutes since are
+            # evaluated again from the stored windows, which rebuilds what was not stored
+            # (keep_firing_for's clear_since, reminders) and, being deterministic, repeats
+            # no transition.
             if horizon <= cursor:
                 continue
             b = cursor + MINUTE

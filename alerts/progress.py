@@ -8,9 +8,11 @@ a source that has sent nothing for its idle grace is left out, and when every so
 a scope is idle the scope's clock advances on wall-clock time from where its data stopped
 (Flink's watermark idleness), so a pending alert fires or clears and "no data" resolves.
 
-The idle grace adapts to the source: ``clamp(1.5 x longest gap between its arrivals,
-idle_grace, idle_grace_max)``, so a source that uploads every hour is not judged idle
-between uploads (its backlog would otherwise arrive after its minutes were evaluated).
+The idle grace adapts to the source: ``clamp(1.5 x its longest gap, idle_grace,
+idle_grace_max)``, where the gap is the longest wall-clock time between two of its
+arrivals or the longest event-time span one arrival covered. A source that uploads an
+hour at a time is therefore not judged idle between uploads (its next upload would
+otherwise arrive after its minutes were evaluated without it).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ class Sighting:
     """Newest ``occurred_at`` among them (event time)."""
     received_at: datetime
     """When they arrived (wall clock)."""
+    oldest: datetime | None = None
+    """Oldest ``occurred_at`` among them: a source that delivers an hour at once is
+    expected to be silent for about that long (its idle grace grows to match)."""
 
 
 class _RecordLike(Protocol):
@@ -55,12 +60,17 @@ class _RecordLike(Protocol):
 def sightings(records: Iterable[_RecordLike], received_at: datetime) -> list[Sighting]:
     """One sighting per source of ``records`` (pass only records that were stored)."""
     newest: dict[str, _RecordLike] = {}
+    oldest: dict[str, datetime] = {}
     for r in records:
         have = newest.get(r.source_id)
         if have is None or r.occurred_at > have.occurred_at:
             newest[r.source_id] = r
+        first = oldest.get(r.source_id)
+        if first is None or r.occurred_at < first:
+            oldest[r.source_id] = r.occurred_at
     return [Sighting(r.source_id, r.feed, r.department, r.commune_code, r.province_code,
-                     r.occurred_at, received_at) for r in newest.values()]
+                     r.occurred_at, received_at, oldest[r.source_id])
+            for r in newest.values()]
 
 
 @dataclass(slots=True)
@@ -98,10 +108,11 @@ class Progress:
     def updated(self, s: Sighting) -> SourceState:
         """The state of ``s.source_id`` after this sighting (not stored: see ``put``)."""
         have = self.sources.get(s.source_id)
+        span = s.newest - s.oldest if s.oldest is not None else timedelta(0)
         if have is None:
             return SourceState(s.feed, s.department, s.commune_code, s.province_code,
-                               s.newest, s.received_at)
-        gap = max(have.gap, s.received_at - have.received_at)
+                               s.newest, s.received_at, span)
+        gap = max(have.gap, s.received_at - have.received_at, span)
         return SourceState(s.feed, s.department, s.commune_code or have.commune_code,
                            s.province_code or have.province_code, max(have.newest, s.newest),
                            max(have.received_at, s.received_at), gap)
