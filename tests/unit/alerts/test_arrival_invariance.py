@@ -252,7 +252,7 @@ def shuffled(events: list[Ev], tmp: Path, seed: int) -> Worker:
     w = Worker(tmp)
     for e in jittered:
         w.deliver([e], max(e.occurred_at, w.wall or e.occurred_at) + timedelta(seconds=5))
-    w.finish((w.wall or T0))
+    w.finish(w.wall or T0)
     return w
 
 
