@@ -87,7 +87,7 @@ class Evaluator:
         *,
         renotify_every: timedelta | None = timedelta(seconds=900),
         escalate_after: timedelta | None = timedelta(seconds=1800),
-        out_of_orderness: timedelta = timedelta(seconds=60),
+        out_of_orderness: timedelta = timedelta(seconds=10),
         idle_grace: timedelta = timedelta(seconds=600),
         idle_grace_max: timedelta = timedelta(seconds=7200),
         backfill_after: timedelta | None = None,

@@ -136,13 +136,17 @@ class PartitionAlerts:
         """
         ev = self.evaluator
         ev.restore(await load_states(conn, communes=communes, active_only=True))
+        # sources this very transaction touched (last_received_at = now()) show this
+        # batch's progress, not what was evaluated before it: no floor from them
         cur = await conn.execute(
-            "SELECT source_id, feed, department, commune_code, last_seen, last_received_at"
-            " FROM sources WHERE commune_code = ANY(%s)", (communes,))
+            "SELECT source_id, feed, department, commune_code, last_seen, last_received_at,"
+            " last_received_at = now() FROM sources WHERE commune_code = ANY(%s)",
+            (communes,))
+        rows = await cur.fetchall()
         seen = [Sighting(source_id, feed, department, commune, "", newest, received)
-                for source_id, feed, department, commune, newest, received
-                in await cur.fetchall()]
-        ev.restore_sources(seen, datetime.now(UTC))
+                for source_id, feed, department, commune, newest, received, _ in rows]
+        before = [s for s, row in zip(seen, rows, strict=True) if not row[-1]]
+        ev.restore_sources(before, datetime.now(UTC))
         # each commune's windows back from its own sources' progress, not the worker's
         oldest = min((s.newest for s in seen), default=datetime.fromtimestamp(watermark, UTC))
         since = oldest - self._history

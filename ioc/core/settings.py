@@ -156,7 +156,7 @@ class AlertSettings(_Section):
     rules_dir: Path = Path("config/rules")
     renotify_interval_s: int = 900
     escalate_after_s: int = 1800
-    out_of_orderness_s: int = 60
+    out_of_orderness_s: int = 10
     """A minute is evaluated once its scope's progress is this far past its end."""
     idle_grace_s: int = 600
     """A source silent this long (wall clock) no longer holds its scopes back."""
