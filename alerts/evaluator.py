@@ -41,6 +41,8 @@ from alerts.templates import render
 from alerts.windows import MINUTE, MinuteTotals, WindowStore, aggregate, floor_minute, merge
 
 _MISSING: Any = object()
+ABSENCE_EVERY = timedelta(seconds=10)
+"""Absence rules scan every source at most this often (wall clock)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,8 @@ class Evaluator:
         self._retention = rules.longest_window() + out_of_orderness + 2 * MINUTE
         self._pruned_at: datetime | None = None
         self._plan: Plan | None = None
+        self._misc: dict[str, datetime] = {}
+        self._clocks: dict[tuple[str, str], datetime | None] = {}
 
     @property
     def sources(self) -> dict[str, SourceState]:
@@ -256,9 +260,22 @@ class Evaluator:
         for point in windows:
             self._put(point)
         out: list[Transition] = []
+        # Absence rules scan every source at most every ABSENCE_EVERY of wall time (the
+        # idle tick guarantees one); in between only the sources heard from now, which
+        # is what can resolve a "silent" alert.
+        last = self._misc.get("absence_at")
+        full = (complete_until is not None or last is None
+                or wall_now - last >= ABSENCE_EVERY or wall_now < last)
+        if full:
+            self._set(self._misc, "absence_at", wall_now)
+        heard = None if full else {s.source_id for s in sightings}
+        self._clocks = {}
         for rule in self.rules:
             if isinstance(rule, AbsenceRule):
-                out.extend(self._advance(rule, self._absence(rule, wall_now), wall_now))
+                only = heard if heard is None else self._silent_heard(rule, heard)
+                if only is None or only:
+                    out.extend(self._advance(rule, self._absence(rule, wall_now, only),
+                                             wall_now, partial=only is not None))
             else:
                 out.extend(self._series_rule(rule, wall_now, plan, complete_until))
         plan.transitions = mark_backfilled(out, wall_now - self.backfill_after)
@@ -325,7 +342,7 @@ class Evaluator:
                     provinces[self.windows.province_of.get(commune, "unassigned")].append(commune)
             for province, communes in provinces.items():
                 scope = {"province_code": province}
-                clocks = [c for c in (self.progress.clock(x, feed, wall_now) for x in communes)
+                clocks = [c for c in (self._clock(x, feed, wall_now) for x in communes)
                           if c is not None]
                 out[fingerprint(rule.id, scope)] = _Scope(scope, sorted(communes), None,
                                                           min(clocks) if clocks else None)
@@ -337,7 +354,7 @@ class Evaluator:
                 scope = {"commune_code": commune, "province_code": province}
                 if source is not None:
                     scope["source_id"] = source
-                clock = (self.progress.clock(commune, feed, wall_now) if source is None
+                clock = (self._clock(commune, feed, wall_now) if source is None
                          else self.progress.source_clock(source, wall_now))
                 out[fingerprint(rule.id, scope)] = _Scope(scope, [commune], source, clock)
         for fp in self._by_rule.get(rule.id, ()):  # active alerts whose data is gone
@@ -359,6 +376,23 @@ class Evaluator:
                 clock = min(known) if known else None
             out[fp] = _Scope(scope, [a_commune] if a_commune else [], a_source, clock)
         return out
+
+    def _silent_heard(self, rule: AbsenceRule, heard: set[str]) -> set[str]:
+        """Of the sources heard from now, those that can resolve an active alert."""
+        active = [self.alerts[fp] for fp in self._by_rule.get(rule.id, ())
+                  if fp in self.alerts and self.alerts[fp].active]
+        if not active:
+            return set()
+        if rule.by != "source":
+            return heard
+        return {a.labels.get("source_id", "") for a in active} & heard
+
+    def _clock(self, commune: str, feed: str, wall_now: datetime) -> datetime | None:
+        """A scope's clock, computed once per evaluation (rules share it)."""
+        key = (commune, feed)
+        if key not in self._clocks:
+            self._clocks[key] = self.progress.clock(commune, feed, wall_now)
+        return self._clocks[key]
 
     def _first_minute(self, sc: _Scope, metric: str) -> datetime | None:
         firsts = [self.windows.first(c, sc.source, metric) for c in sc.communes]
@@ -396,9 +430,10 @@ class Evaluator:
         a.annotations = self._annotations(rule, reading)
         return step(a, cond, at, timing, base)
 
-    def _advance(self, rule: Rule, readings: Iterable[_Reading], at: datetime
-                 ) -> list[Transition]:
-        """Absence rules: one evaluation at wall time ``at``."""
+    def _advance(self, rule: Rule, readings: Iterable[_Reading], at: datetime, *,
+                 partial: bool = False) -> list[Transition]:
+        """Absence rules: one evaluation at wall time ``at`` (``partial``: only the
+        readings given, every other alert left as it is)."""
         out: list[Transition] = []
         seen: set[str] = set()
         timing = self._timing(rule)
@@ -406,6 +441,8 @@ class Evaluator:
             fp = fingerprint(rule.id, reading.scope)
             seen.add(fp)
             out.extend(self._step(rule, fp, reading, at, timing))
+        if partial:
+            return out
         for fp in list(self._by_rule.get(rule.id, ())):
             a = self.alerts.get(fp)
             if a is None or fp in seen or not a.active:
@@ -475,9 +512,13 @@ class Evaluator:
         numerator: float = sum(t.sum for _, t in series(rule.numerator))
         return 100.0 * numerator / denominator
 
-    def _absence(self, rule: AbsenceRule, now: datetime) -> Iterator[_Reading]:
+    def _absence(self, rule: AbsenceRule, now: datetime, only: set[str] | None = None
+                 ) -> Iterator[_Reading]:
         latest: dict[tuple[tuple[str, str], ...], datetime] = {}
-        for source_id, s in self.sources.items():
+        candidates: Iterable[tuple[str, SourceState]] = (
+            self.sources.items() if only is None
+            else ((i, self.sources[i]) for i in only if i in self.sources))
+        for source_id, s in candidates:
             if rule.feed and s.feed != rule.feed:
                 continue
             if rule.department and s.department != rule.department:

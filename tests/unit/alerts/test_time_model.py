@@ -151,7 +151,7 @@ def test_memory_is_bounded(tmp_path: Path) -> None:
     ev.commit(ev.evaluate(wall_now=wall + 2 * M))
     assert len(ev.sources) == 50
     # windows older than any evaluation can read again (clock - window - out-of-orderness
-    # - 2 min) are dropped
+    # - 2 min = 04:52:50) are dropped
     ev.commit(ev.evaluate([pt(n, 10.0) for n in range(300)],
                           [seen("x", T0 + 300 * M, wall + 3 * M)], wall_now=wall + 3 * M))
-    assert ev.windows.first("00004", None, "pm25") == T0 + 292 * M
+    assert ev.windows.first("00004", None, "pm25") == T0 + 293 * M
