@@ -228,10 +228,14 @@ class Evaluator:
         for a in states:
             self.alerts[a.fingerprint] = a
             self._by_rule[a.rule_id].add(a.fingerprint)
-            if a.updated_at is not None:
-                have = self.cursors.get(a.fingerprint)
-                if have is None or have < a.updated_at:
-                    self.cursors[a.fingerprint] = a.updated_at
+            if a.fingerprint in self.cursors:
+                continue  # a reload after a conflict: evaluation goes on where it was
+            # first sight (restart): resume at its last evaluator-made change, in event
+            # time (operator actions carry wall-clock times and are left out)
+            marks = [t for t in (a.started_at, a.firing_at, a.clear_since,
+                                 a.last_notified_at) if t is not None]
+            if marks:
+                self.cursors[a.fingerprint] = floor_minute(max(marks))
 
     def forget_communes(self, communes: Iterable[str]) -> None:
         """Drop the alerts of communes this evaluator no longer owns (after a rebalance)."""
