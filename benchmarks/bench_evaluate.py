@@ -36,7 +36,8 @@ def run(rate: int = 5000, seconds: int = 600, batch_s: float = 0.25, sources: in
     codes = [c for c, _, _ in places()][:communes]
     rng = random.Random(seed)
     src = [(f"s{i}", codes[i % len(codes)], _METRICS[i % len(_METRICS)]) for i in range(sources)]
-    ev = Evaluator(rules, {}, out_of_orderness=timedelta(seconds=settings.alerts.out_of_orderness_s))
+    ooo = timedelta(seconds=settings.alerts.out_of_orderness_s)
+    ev = Evaluator(rules, {}, out_of_orderness=ooo)
     totals: dict[tuple[str, str, datetime], list[float]] = {}
     start = datetime(2026, 11, 23, tzinfo=UTC)
     per_batch = max(1, int(rate * batch_s))

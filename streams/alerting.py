@@ -100,19 +100,26 @@ class PartitionAlerts:
         return self._step.evaluator
 
     async def evaluate(self, conn: psycopg.AsyncConnection[Any], windows: list[WindowPoint],
-                       stored: Sequence[Record], watermark: float) -> Evaluated:
-        """Evaluate after the batch's write, in its transaction; persist transitions."""
+                       stored: Sequence[Record], watermark: float,
+                       wall_now: datetime | None = None) -> Evaluated:
+        """Evaluate after the batch's write, in its transaction; persist transitions.
+        With no windows and no records (the idle tick) it evaluates what it knows."""
         communes = {w.commune_code for w in windows} | {r.commune_code for r in stored}
         communes.discard(UNASSIGNED)
         new = communes - self._known
         if new:
             await self._recover(conn, sorted(new), watermark)
             self._known |= new
-        wall = datetime.now(UTC)
+        wall = wall_now or datetime.now(UTC)
         points = [w for w in windows if w.metric in self._metrics]
         saved = await self._step.run(conn, points, sightings(stored, wall), wall)
         newest = max((r.occurred_at.timestamp() for r in stored), default=None)
         return Evaluated(saved, newest)
+
+    def settle(self) -> None:
+        """The transaction committed: the evaluator's plan is final (before anything else
+        evaluates)."""
+        self._step.settle()
 
     async def committed(self, evaluated: Evaluated) -> None:
         await self._step.committed(evaluated.stored, evaluated.newest_event)

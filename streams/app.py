@@ -27,6 +27,7 @@ from ioc.core.settings import Settings
 from streams.alerting import PartitionAlerts
 from streams.degraded import Health
 from streams.global_alerts import GlobalAlerts
+from streams.originals import Originals
 from streams.outputs import KafkaOutputs
 from streams.pages import register_pages
 from streams.retry import run_batch
@@ -90,7 +91,10 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
     enriched, deadletter, alerts = (
         app.topic(names[n], key_serializer="raw", value_serializer="raw")
         for n in ("enriched", "deadletter", "alerts"))
-    outputs = KafkaOutputs(enriched=enriched, deadletter=deadletter, alerts=alerts)
+    originals = Originals(settings.kafka.bootstrap_servers, settings.kafka.client_options(),
+                          max_fetch_bytes=max(4 * 1024 * 1024, settings.kafka.max_message_bytes))
+    outputs = KafkaOutputs(enriched=enriched, deadletter=deadletter, alerts=alerts,
+                           originals=originals)
     feeds: dict[str, Feed] = {names["sensor"]: "sensor", names["traffic"]: "traffic",
                               names["service"]: "service"}
     rules, communes = parts.rules, parts.communes or {}

@@ -68,17 +68,22 @@ class EvaluationStep:
                                                      fingerprints=sorted(result.conflicts)))
         return list(result.stored)
 
+    def settle(self) -> None:
+        """The transaction committed: make the evaluator's plan final. Call it before
+        anything else may evaluate (the next evaluation would undo an open plan)."""
+        plan, self._plan = self._plan, None
+        if plan is not None:
+            self.evaluator.commit(plan)
+
     def discard(self) -> None:
         """The transaction failed: drop the evaluator's state (the database has the truth)."""
         self._plan = None
         self.evaluator = self._make()
 
     async def committed(self, stored: list[Transition], newest_event: float | None) -> None:
-        """After the commit: the evaluator's plan becomes final; count, observe latency,
-        publish (awaits the delivery)."""
-        plan, self._plan = self._plan, None
-        if plan is not None:
-            self.evaluator.commit(plan)
+        """After the commit: the evaluator's plan becomes final (if :meth:`settle` has not
+        made it so already); count, observe latency, publish (awaits the delivery)."""
+        self.settle()
         now = time.time()
         for t in stored:
             metrics.ALERT_TRANSITIONS.labels(t.to_state, t.severity).inc()

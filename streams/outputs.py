@@ -14,7 +14,9 @@ import orjson
 
 from alerts.model import Transition
 from ioc.core import metrics
-from ioc.core.events.record import RECORDS_ENCODER, Record, encode_records
+from ioc.core.events.reasons import Reason
+from ioc.core.events.record import RECORDS_ENCODER, Origin, Record, encode_records
+from streams.originals import Originals, Raw, element_of
 from streams.stage1 import DeadLetter
 from streams.stage2 import Refused
 
@@ -25,10 +27,12 @@ ENRICHED_CHUNK = 1000
 class KafkaOutputs:
     """Enriched records, dead letters and alert transitions, delivered."""
 
-    def __init__(self, *, enriched: Any, deadletter: Any, alerts: Any) -> None:
+    def __init__(self, *, enriched: Any, deadletter: Any, alerts: Any,
+                 originals: Originals | None = None) -> None:
         self._enriched = enriched
         self._deadletter = deadletter
         self._alerts = alerts
+        self._originals = originals
 
     async def enriched_and_dead(self, enriched: dict[str, list[Record]],
                                 deadletters: list[DeadLetter]) -> None:
@@ -44,15 +48,14 @@ class KafkaOutputs:
             await asyncio.gather(*pending)
 
     async def storage_refused(self, refused: list[Refused]) -> None:
-        """Records the database refused, as dead letters naming the enriched message."""
+        """Records the database refused, dead-lettered with their original bytes and raw
+        provenance (``streams.originals``), else as the enriched record."""
+        origins = [r.record.origin for r in refused if r.record.origin is not None]
+        raws = await self._originals.fetch(origins) if self._originals and origins else {}
         pending: list[Any] = []
         for r in refused:
-            rec = r.record
-            dead = DeadLetter(key=rec.source_id.encode(), value=RECORDS_ENCODER.encode(rec),
-                              reason="storage_rejected", message=r.reason, feed=rec.feed,
-                              source_topic=r.origin.topic, source_partition=r.origin.partition,
-                              source_offset=r.origin.offset, batch_index=None)
-            metrics.EVENTS_REJECTED.labels(rec.feed, "storage_rejected").inc()
+            dead = _refused_letter(r, raws)
+            metrics.EVENTS_REJECTED.labels(r.record.feed, Reason.STORAGE_REJECTED).inc()
             pending.append(await self._deadletter.send(key=dead.key, value=dead.value,
                                                        headers=dead.headers()))
         await asyncio.gather(*pending)
@@ -62,3 +65,20 @@ class KafkaOutputs:
                                            value=orjson.dumps(t.to_json()))
                    for t in transitions]
         await asyncio.gather(*pending)
+
+
+def _refused_letter(r: Refused, raws: dict[Origin, Raw]) -> DeadLetter:
+    rec = r.record
+    raw = raws.get(rec.origin) if rec.origin is not None else None
+    if rec.origin is not None and raw is not None:
+        key, value = raw
+        element, index = element_of(value, rec.source_id, rec.event_id)
+        return DeadLetter(key=key, value=element, reason=Reason.STORAGE_REJECTED,
+                          message=r.reason, feed=rec.feed, source_topic=rec.origin.topic,
+                          source_partition=rec.origin.partition,
+                          source_offset=rec.origin.offset, batch_index=index)
+    return DeadLetter(key=rec.source_id.encode(), value=RECORDS_ENCODER.encode(rec),
+                      reason=Reason.STORAGE_REJECTED, message=r.reason, feed=rec.feed,
+                      source_topic=r.origin.topic, source_partition=r.origin.partition,
+                      source_offset=r.origin.offset, batch_index=None,
+                      value_kind="enriched-record")

@@ -4,9 +4,8 @@ Runs on ``ioc.enriched.v1``, keyed and so partitioned by commune: one commune's 
 and alerts live in exactly one worker at a time. ``process`` (the :class:`~streams.stage.Stage`
 contract) treats a batch as one unit: raw rows, rollups, source sightings, alert
 transitions, alert rows and outbox rows commit in ONE transaction, or none do and the
-runner retries the batch. Only after the commit does anything in memory move (sources'
-progress; the evaluator's plan is committed, or it is rebuilt from the database if the
-transaction failed), and
+runner retries the batch. Only after the commit does anything in memory move (the
+watermark; the evaluator is rebuilt from the database if the transaction failed), and
 only then are refused rows dead-lettered, metrics counted and transitions published.
 
 - An undecodable message is logged and skipped (stage 1 wrote it, so this is a bug, and
@@ -25,6 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence, Set
 from dataclasses import dataclass
+from datetime import datetime
 
 import msgspec
 from psycopg_pool import AsyncConnectionPool
@@ -86,11 +86,14 @@ class Stage2:
         self._on_rejected = on_rejected
         self._lateness = allowed_lateness_s
         self._alerts = alerts
+        self._opened = False
+        self._closing = False
+        self._alerts_lock = asyncio.Lock()
+        """One evaluation at a time: a batch's or the idle tick's."""
         self.progress = SourceProgress(allowed_lateness_s)
         """Per-source event-time progress: the ``late`` marker (ioc.core.events.progress)."""
         self.watermark = 0.0
-        """Largest occurred_at committed (epoch seconds), for the gauge only."""
-        self._evaluating = asyncio.Lock()  # a batch and an idle tick never interleave
+        """Largest occurred_at committed (epoch seconds): event time, never wall time."""
 
     async def process(self, batch: Sequence[Enriched]) -> Stage2Result:
         records, origins = self._decode(batch)
@@ -98,29 +101,30 @@ class Stage2:
             return Stage2Result(0, WriteResult(), self.watermark)
         sources = [r.source_id for r in records]
         times = [r.occurred_at.timestamp() for r in records]
-        late = self.progress.mark(sources, times)
+        late = self.progress.mark(sources, times)  # pure: a retry marks the same records
         watermark = max(self.watermark, max(times))
-        async with self._evaluating:
-            return await self._commit(batch, records, origins, late, watermark, sources, times)
-
-    async def _commit(self, batch: Sequence[Enriched], records: list[Record],
-                      origins: list[int], late: list[bool], watermark: float,
-                      sources: list[str], times: list[float]) -> Stage2Result:
         evaluated: Evaluated | None = None
-        if self._pool.closed:
+        if self._closing:  # the worker stops: wait to be cancelled, unacknowledged (raising
+            await asyncio.Future()  # here would make faust restart the agent mid-shutdown)
+        if not self._opened:
             await self._pool.open()
-        try:
-            async with self._pool.connection() as conn, conn.transaction():
-                result = await self._sink.write(conn, records, late, max_rows=self._max_rows)
-                refused = {i for i, _ in result.rejected}
+            self._opened = True
+        async with self._alerts_lock:
+            try:
+                async with self._pool.connection() as conn, conn.transaction():
+                    result = await self._sink.write(conn, records, late,
+                                                    max_rows=self._max_rows)
+                    refused = {i for i, _ in result.rejected}
+                    if self._alerts is not None:
+                        stored = [r for i, r in enumerate(records) if i not in refused]
+                        evaluated = await self._alerts.evaluate(conn, result.windows, stored,
+                                                                watermark)
+            except BaseException:
                 if self._alerts is not None:
-                    stored = [r for i, r in enumerate(records) if i not in refused]
-                    evaluated = await self._alerts.evaluate(conn, result.windows, stored,
-                                                            watermark)
-        except BaseException:
+                    self._alerts.discard()  # it advanced inside the failed transaction
+                raise
             if self._alerts is not None:
-                self._alerts.discard()  # its state advanced inside the failed transaction
-            raise
+                self._alerts.settle()  # committed: the evaluator's plan is final
         # committed: only now does anything in memory move
         self.progress.advance(sources, times)
         self.watermark = max(self.watermark, watermark)
@@ -136,24 +140,28 @@ class Stage2:
             await self._alerts.committed(evaluated)
         return Stage2Result(len(records), result, self.watermark)
 
-    async def tick(self) -> None:
-        """Evaluate with no new data (a timer): quiet scopes advance on wall-clock time
-        after their idle grace, so pending alerts fire or clear and "no data" resolves.
-        Never raises; a failed tick is a transaction that did not commit."""
-        if self._alerts is None:
-            return
-        async with self._evaluating:
+    async def tick(self, wall_now: datetime | None = None) -> int:
+        """Evaluate partition rules without new data (a source gone silent in a quiet
+        partition, wall-clock timers); returns transitions stored. Never raises: a failed
+        tick commits nothing, discards the evaluator, and the next tick tries again."""
+        if self._alerts is None or not self._opened or self._closing:
+            return 0
+        async with self._alerts_lock:
             try:
-                if self._pool.closed:
-                    await self._pool.open()
                 async with self._pool.connection() as conn, conn.transaction():
-                    evaluated = await self._alerts.evaluate(conn, [], [], self.watermark)
-            except Exception as exc:  # a timer must not die
+                    evaluated = await self._alerts.evaluate(conn, [], [], self.watermark,
+                                                            wall_now)
+            except Exception as exc:
                 self._alerts.discard()
-                log.warning("stage 2: idle evaluation failed (%s); retried next tick",
+                log.warning("stage 2: idle evaluation failed (%s); next tick retries",
                             type(exc).__name__)
-                return
+                return 0
+            self._alerts.settle()
+        try:
             await self._alerts.committed(evaluated)
+        except Exception as exc:
+            log.warning("stage 2: publishing idle transitions failed (%s)", type(exc).__name__)
+        return len(evaluated.stored)
 
     def on_assign(self, partitions: Set[TopicPartition]) -> None:
         """Nothing to prepare: a commune's alert state is loaded when it is first seen."""
@@ -163,7 +171,11 @@ class Stage2:
             self._alerts.forget()  # reload state from the database when communes return
 
     async def close(self) -> None:
-        await self._pool.close()
+        """Let the transaction in flight finish, then close the pool; a batch after this
+        waits for the worker to cancel it (it is never acknowledged)."""
+        self._closing = True
+        async with self._alerts_lock:
+            await self._pool.close()
 
     @staticmethod
     def _decode(batch: Sequence[Enriched]) -> tuple[list[Record], list[int]]:

@@ -1,4 +1,5 @@
-"""The worker's periodic work: global rules, outbox delivery, consumer lag, maintenance.
+"""The worker's periodic work: idle and global rules, outbox delivery, consumer lag,
+maintenance.
 
 None of these may take the worker down: each catches and logs (bounded by the
 rate-limited handler) and tries again on its next round.
@@ -25,16 +26,14 @@ IDLE_TICK_EVERY_S = 10.0
 
 def register_timers(app: faust.App, *, conninfo: str, global_alerts: GlobalAlerts | None,
                     outbox: OutboxDelivery | None, stop: asyncio.Event,
-                    idle_tick: Callable[[], Awaitable[None]] | None = None) -> None:
-    """Add the timers and the delivery task to ``app``; ``stop`` ends the delivery loop.
-
-    ``idle_tick`` (stage 2's): partition rules evaluated with no new data, so quiet
-    scopes advance on wall-clock time after their idle grace (docs/alerts.md)."""
+                    idle_tick: Callable[[], Awaitable[int]] | None = None) -> None:
+    """Add the timers and the delivery task to ``app``; ``stop`` ends the delivery loop;
+    ``idle_tick`` evaluates partition rules when no batch arrives."""
     if idle_tick is not None:
         tick = idle_tick
 
         @app.timer(interval=IDLE_TICK_EVERY_S, on_leader=False)  # type: ignore[untyped-decorator]
-        async def advance_idle_scopes() -> None:
+        async def evaluate_partition_rules_idle() -> None:
             await tick()
 
     if global_alerts is not None and global_alerts.has_rules:

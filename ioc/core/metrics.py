@@ -52,7 +52,8 @@ LATENCY_STORED = Histogram(
     buckets=_LATENCY_BUCKETS)
 LATENCY_PROCESSED = Histogram(
     "ioc_latency_occurred_to_processed_seconds",
-    "From an event's occurred_at to stage 1 having validated and enriched it.", ["feed"],
+    "From an event's occurred_at to stage 1 having delivered it enriched (sampled).",
+    ["feed"],
     buckets=_LATENCY_BUCKETS)
 LATENCY_ALERT = Histogram(
     "ioc_latency_occurred_to_alert_seconds",
@@ -109,3 +110,19 @@ API_INGEST_EVENTS = Counter(
     ["feed", "outcome"])
 HTTP_REQUESTS = Counter(
     "ioc_api_requests_total", "HTTP requests by route and status.", ["route", "status"])
+
+# Which metrics may have no sample after a normal end-to-end run, and why (checked by
+# tests/integration/pipeline/test_metrics_registry.py; every other metric must have one).
+ON_EVENT_ONLY: dict[str, str] = {
+    "ioc_stream_events_late_total": "only when an event older than the allowed lateness arrives",
+    "ioc_stream_batch_retries_total": "only when a batch fails (outage or bug)",
+    "ioc_stream_batch_failing_seconds": "set on a stage's first failure, then kept",
+    "ioc_alerts_outbox_failures_total": "only when a receiver refuses or is unreachable",
+    "ioc_alerts_outbox_delivered_total": "only when there is a notification to deliver",
+    "ioc_alerts_transitions_total": "only when an alert changes state",
+    "ioc_latency_occurred_to_alert_seconds": "only when an alert changes state",
+}
+API_ONLY: frozenset[str] = frozenset({"ioc_api_ingest_events_total", "ioc_api_requests_total"})
+"""Exported by the HTTP API process, not by workers."""
+SIMULATOR_ONLY: frozenset[str] = frozenset({"ioc_simulator_events_sent_total"})
+"""Exported by ``ioc simulate`` (iocdev), not by workers."""

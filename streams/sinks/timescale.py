@@ -32,13 +32,10 @@ from streams.sinks import statements
 log = logging.getLogger(__name__)
 
 
-WindowTotal = WindowPoint
-"""A one-minute window's totals after the write: the type alert rules evaluate."""
-
-
 @dataclass(slots=True)
 class WriteResult:
-    windows: list[WindowTotal] = field(default_factory=list)
+    windows: list[WindowPoint] = field(default_factory=list)
+    """One-minute totals after the write (what alert rules evaluate)."""
     inserted: dict[str, int] = field(default_factory=dict)
     duplicates: dict[str, int] = field(default_factory=dict)
     late: dict[str, int] = field(default_factory=dict)
@@ -88,10 +85,11 @@ class TimescaleSink:
         metrics.SINK_BUFFER_ROWS.set(len(records))
         started = time.monotonic()
         result = WriteResult()
+        staged: set[Feed] = set()  # staging tables holding rows of an earlier write
         try:
             for i in range(0, len(records), max_rows):
                 result.merge(await self._isolate(conn, records, late, i,
-                                                 min(i + max_rows, len(records))))
+                                                 min(i + max_rows, len(records)), staged))
         finally:
             metrics.SINK_BUFFER_ROWS.set(0)
         metrics.SINK_BATCH_ROWS.observe(len(records))
@@ -99,20 +97,24 @@ class TimescaleSink:
         return result
 
     async def _isolate(self, conn: psycopg.AsyncConnection[Any], records: Sequence[Record],
-                       late: Sequence[bool], lo: int, hi: int) -> WriteResult:
+                       late: Sequence[bool], lo: int, hi: int, staged: set[Feed]
+                       ) -> WriteResult:
         """Write records[lo:hi] under a savepoint; halve around rows the database refuses."""
         try:
             async with conn.transaction():
-                return await self._write_once(conn, records[lo:hi], late[lo:hi])
+                result = await self._write_once(conn, records[lo:hi], late[lo:hi], staged)
+            staged.update(f for f in FEEDS if f in result.inserted)  # emptied at commit
+            return result
         except (psycopg.DataError, psycopg.IntegrityError) as exc:
             if hi - lo == 1:
                 return WriteResult(rejected=[(lo, str(exc).splitlines()[0])])
             mid = (lo + hi) // 2
-            first = await self._isolate(conn, records, late, lo, mid)
-            return first.merge(await self._isolate(conn, records, late, mid, hi))
+            first = await self._isolate(conn, records, late, lo, mid, staged)
+            return first.merge(await self._isolate(conn, records, late, mid, hi, staged))
 
     async def _write_once(self, conn: psycopg.AsyncConnection[Any],
-                          records: Sequence[Record], late: Sequence[bool]) -> WriteResult:
+                          records: Sequence[Record], late: Sequence[bool],
+                          staged: set[Feed]) -> WriteResult:
         by_feed: dict[Feed, list[tuple[Any, ...]]] = {}
         sent: dict[Feed, int] = {}  # copies of one identity in the batch are duplicates
         flags = {id(r): f for r, f in zip(records, late, strict=True)}
@@ -123,6 +125,8 @@ class TimescaleSink:
         result = WriteResult()
         async with conn.cursor() as cur:
             for feed, rows in by_feed.items():
+                if feed in staged:  # a second write in this transaction (TRUNCATE: ~60 ms)
+                    await cur.execute(f"DELETE FROM {statements.staging_table(feed)}".encode())
                 async with cur.copy(statements.copy_into_staging(feed).encode()) as copy:
                     copy.set_types(list(statements.TYPES[feed]))
                     for row in rows:
@@ -130,8 +134,6 @@ class TimescaleSink:
                 await cur.execute(statements.touch_sources(feed).encode())
                 await cur.execute(statements.insert_and_roll_up(feed).encode())
                 out = await cur.fetchall()
-                # the staging table empties on commit; several writes share a transaction
-                await cur.execute(f"TRUNCATE {statements.staging_table(feed)}".encode())
                 inserted = int(out[0][0]) if out else 0
                 result.inserted[feed] = inserted
                 result.duplicates[feed] = sent[feed] - inserted

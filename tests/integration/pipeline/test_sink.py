@@ -57,7 +57,8 @@ def test_service_kpi_inputs_are_exact_and_a_refused_row_is_isolated(db: str) -> 
         async def on_rejected(rows: list[Refused]) -> None:
             refused.extend(rows)
 
-        stage2 = Stage2(make_pool(db), allowed_lateness_s=300, on_rejected=on_rejected)
+        stage2 = Stage2(make_pool(db), allowed_lateness_s=300, on_rejected=on_rejected,
+                        max_rows=7)  # several writes in one transaction, one refused row
         msg = Enriched("enriched", 3, 41, encode_records(records))
         first = await stage2.process([msg])
         assert sum(first.write.inserted.values()) == 39

@@ -145,3 +145,39 @@ def test_the_same_batches_without_faults_give_the_same_ledger(
     assert ledger(conninfo) == {"rows": 90, "rolled_up": 90,
                                 "transitions": [(1, "inactive", "firing")],
                                 "state": "firing", "outbox": 1}
+
+
+SILENT = """
+groups:
+  - name: silent
+    rules:
+      - id: faults_source_silent
+        kind: absence
+        by: source
+        feed: sensor
+        silent_for: 10m
+        severity: warning
+        annotations:
+          summary: { vi: "{source_id} im lặng", en: "{source_id} silent" }
+"""
+
+
+def test_the_idle_tick_notices_a_source_gone_silent_without_new_batches(
+        db: tuple[str, str], settings: Settings, tmp_path: Path) -> None:
+    conninfo, _ = db
+    (tmp_path / "silent.yaml").write_text(SILENT)
+    rules = load_rules([tmp_path / "silent.yaml"])
+    t0 = datetime.now(UTC)
+
+    async def run() -> tuple[int, int, int]:
+        stage2 = Stage2(make_pool(conninfo), allowed_lateness_s=3600,
+                        alerts=PartitionAlerts(settings, rules, COMMUNES))
+        await stage2.process([Enriched("e", 0, 0, encode_records([reading(1, t0, 5.0)]))])
+        quiet = await stage2.tick(t0 + timedelta(minutes=5))
+        silent = await stage2.tick(t0 + timedelta(minutes=11))
+        again = await stage2.tick(t0 + timedelta(minutes=12))
+        await stage2.close()
+        return quiet, silent, again
+
+    assert asyncio.run(run()) == (0, 1, 0)
+    assert ledger(conninfo)["state"] == "firing"
