@@ -22,8 +22,7 @@ from iocdev.sandbox import fresh_database
 from ioc.core.db.maintenance import run_maintenance
 from ioc.core.events.record import Record, encode_records
 from ioc.core.settings import Settings
-from streams.sinks.timescale import TimescaleSink
-from streams.stage2 import Stage2
+from streams.stage2 import Enriched, Stage2, make_pool
 
 pytestmark = pytest.mark.integration
 
@@ -132,11 +131,10 @@ def scenario(seed: int) -> tuple[list[list[Record]], list[Record]]:
 
 def run_stage2(conninfo: str, messages: list[list[Record]]) -> None:
     async def go() -> None:
-        sink = TimescaleSink(conninfo)
-        stage2 = Stage2(sink, allowed_lateness_s=300)
-        for m in messages:
-            await stage2.process([encode_records(m)])
-        await sink.close()
+        stage2 = Stage2(make_pool(conninfo), allowed_lateness_s=300)
+        for n, m in enumerate(messages):
+            await stage2.process([Enriched("enriched", 0, n, encode_records(m))])
+        await stage2.close()
 
     asyncio.run(go())
 
