@@ -73,8 +73,6 @@ class Plan:
     wall_now: datetime | None = None
     evaluated_minutes: int = 0
     """Minute boundaries evaluated (rule x scope), for the evaluation-cost metrics."""
-    late_minutes: int = 0
-    """Windows that arrived for minutes their scope had already evaluated."""
     _undo: list[tuple[Any, Any, Any]] = field(default_factory=list)
     _open: bool = True
 
@@ -170,8 +168,8 @@ class Evaluator:
         for point in points:
             self._put(point)
 
-    def _put(self, point: WindowPoint) -> bool:
-        """Apply one window total; True when its minute was already evaluated (late)."""
+    def _put(self, point: WindowPoint) -> None:
+        """Apply one window total (undoably); a repeated minute replaces the old one."""
         key = (point.commune_code, point.source_id, point.metric)
         series = self.windows.series(key)
         if series is None:
@@ -183,7 +181,6 @@ class Evaluator:
                                                point.last))
         if self.windows.province_of.get(point.commune_code) != point.province_code:
             self._set(self.windows.province_of, point.commune_code, point.province_code)
-        return False
 
     def observe_source(self, source_id: str, feed: str, department: str, commune_code: str,
                        seen_at: datetime, province_code: str | None = None,
