@@ -41,7 +41,7 @@ class Health:
         self._summary_every_s = summary_every_s
         self._down: dict[str, _Outage] = {}
         self.waiting: dict[str, int] = {}
-        """Per stage, events taken from Kafka and not yet durable (0 when idle)."""
+        """Per stage, messages taken from Kafka and not yet durable (0 when idle)."""
         for dep in DEPENDENCIES:
             metrics.DEPENDENCY_UP.labels(dep).set(1)
 
@@ -53,7 +53,7 @@ class Health:
         if outage is None:
             self._down[dependency] = _Outage(time.time(), now, now, 1, cause)
             metrics.DEPENDENCY_UP.labels(dependency).set(0)
-            log.warning("%s unavailable (%s); retrying, events wait in Kafka", dependency,
+            log.warning("%s unavailable (%s); retrying, messages wait in Kafka", dependency,
                         cause, extra={"dependency": dependency, "waiting": self.pending()})
             return
         outage.failures += 1
@@ -61,7 +61,7 @@ class Health:
         if now - outage.last_summary >= self._summary_every_s:
             outage.last_summary = now
             log.warning("%s still unavailable for %.0f s (%d failed attempts, last %s);"
-                        " %d events waiting", dependency, now - outage.since,
+                        " %d messages waiting", dependency, now - outage.since,
                         outage.failures, cause, self.pending(),
                         extra={"dependency": dependency, "waiting": self.pending(),
                                "down_s": round(now - outage.since, 1)})

@@ -39,7 +39,7 @@ def register_pages(app: faust.App, *, health: Health, conninfo: str, bootstrap: 
         body = {"ready": ok, "checks": checks,
                 "down_since": {dep: datetime.fromtimestamp(t, UTC).isoformat()
                                for dep, t in down.items()},
-                "events_waiting": health.pending()}
+                "messages_waiting": health.pending()}
         return web.json(body, status=200 if ok else 503)
 
 

@@ -57,7 +57,7 @@ def backoff_s(attempt: int, cap_s: float, base_s: float = 0.1) -> float:
     return delay * random.uniform(0.9, 1.1)
 
 
-async def run_batch(stage: Stage[B], batch: B, *, events: int, health: Health,
+async def run_batch(stage: Stage[B], batch: B, *, messages: int, health: Health,
                     retry_max_s: float = 2.0) -> int:
     """Process ``batch`` until it is durable; returns the number of failed attempts.
 
@@ -68,7 +68,7 @@ async def run_batch(stage: Stage[B], batch: B, *, events: int, health: Health,
     first_failure = 0.0
     logged_at = 0.0
     causes: set[str] = set()
-    health.waiting[stage.name] = events
+    health.waiting[stage.name] = messages
     try:
         while True:
             try:
@@ -87,8 +87,8 @@ async def run_batch(stage: Stage[B], batch: B, *, events: int, health: Health,
                 if cause == "unexpected":
                     if now - logged_at >= _UNEXPECTED_LOG_EVERY_S:
                         logged_at = now
-                        log.error("%s: batch of %d events failed (attempt %d), retrying",
-                                  stage.name, events, failures, exc_info=exc,
+                        log.error("%s: batch of %d messages failed (attempt %d), retrying",
+                                  stage.name, messages, failures, exc_info=exc,
                                   extra={"stage": stage.name})
                 else:
                     health.failed(cause, exc)

@@ -124,7 +124,7 @@ def test_after_an_end_to_end_run_every_declared_worker_metric_has_samples(
             "ioc_alerts_outbox_delivered_total"} <= have
     ready = httpx.get(f"http://{web}/readyz", timeout=5).json()
     assert ready == {"ready": True, "checks": {"kafka": "up", "database": "up"},
-                     "down_since": {}, "events_waiting": 0}
+                     "down_since": {}, "messages_waiting": 0}
 
 
 def test_prometheus_fires_delivery_failing_when_alertmanager_is_down(

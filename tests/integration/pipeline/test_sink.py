@@ -89,7 +89,7 @@ def test_stage2_replaces_connections_a_restart_killed(db: str) -> None:
     async def run() -> int:
         stage2 = Stage2(make_pool(db), allowed_lateness_s=300)
         health = Health()
-        await run_batch(stage2, [Enriched("e", 0, 0, encode_records(batch1))], events=10,
+        await run_batch(stage2, [Enriched("e", 0, 0, encode_records(batch1))], messages=1,
                         health=health)
         with psycopg.connect(db, autocommit=True) as admin:
             killed = admin.execute(
@@ -97,7 +97,7 @@ def test_stage2_replaces_connections_a_restart_killed(db: str) -> None:
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()
             assert killed and killed[0] >= 1
         failures = await run_batch(stage2, [Enriched("e", 0, 1, encode_records(batch2))],
-                                   events=10, health=health)
+                                   messages=1, health=health)
         await stage2.close()
         return failures
 

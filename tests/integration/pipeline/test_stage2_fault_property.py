@@ -93,7 +93,7 @@ def run(db: tuple[str, str, RuleSet], settings_: Settings, cuts: list[int],
         failures = 0
         for n, batch in enumerate(batches):
             failures += await run_batch(stage2, [Enriched("e", 0, n, encode_records(batch))],
-                                        events=len(batch), health=Health(), retry_max_s=0.01)
+                                        messages=1, health=Health(), retry_max_s=0.01)
         await stage2.close()
         return failures
 

@@ -96,7 +96,7 @@ def run_two_batches(conninfo: str, settings: Settings, tmp: Path) -> list[int]:
         out = []
         for n, records in enumerate((first, second)):
             out.append(await run_batch(stage2, [Enriched("e", 0, n, encode_records(records))],
-                                       events=len(records), health=health, retry_max_s=0.2))
+                                       messages=1, health=health, retry_max_s=0.2))
         await stage2.close()
         return out
 

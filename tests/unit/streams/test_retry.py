@@ -56,7 +56,7 @@ def test_every_failure_is_retried_with_the_same_batch_and_nothing_escapes() -> N
     health = Health()
     before = {c: metrics.BATCH_RETRIES.labels("flaky", c)._value.get()
               for c in ("database", "kafka", "unexpected")}
-    failures = asyncio.run(run_batch(stage, [1, 2, 3], events=3, health=health,
+    failures = asyncio.run(run_batch(stage, [1, 2, 3], messages=3, health=health,
                                      retry_max_s=0.01))
     assert failures == 3
     assert stage.seen == [[1, 2, 3]] * 4
@@ -73,7 +73,7 @@ def test_cancellation_propagates_unacknowledged() -> None:
             raise asyncio.CancelledError
 
     with pytest.raises(asyncio.CancelledError):
-        asyncio.run(run_batch(Cancelled(), [1], events=1, health=Health()))
+        asyncio.run(run_batch(Cancelled(), [1], messages=1, health=Health()))
 
 
 def test_backoff_is_capped() -> None:
