@@ -59,6 +59,8 @@ bench: stack-up
 demo: stack-up
 	$(BIN)/ioc demo
 
+.PHONY: fuzz bench-api
+
 # Fuzz the validator and the batch splitter (hypothesis) for FUZZ_SECONDS (not in CI):
 # every element accepted or dead-lettered exactly once, nothing raises.
 FUZZ_SECONDS ?= 300

@@ -227,9 +227,23 @@ Multi = Annotated[list[str] | None, Query()]
 
 
 def _body_doc(model: type[BaseModel], *, required: bool) -> dict[str, Any]:
-    """OpenAPI request body of a route that reads its body itself (after auth)."""
+    """OpenAPI request body of a route that reads its body itself (after auth); the
+    model's ``$defs`` are inlined (their ``#/$defs/...`` refs mean nothing in OpenAPI)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
     return {"requestBody": {"required": required, "content": {
-        "application/json": {"schema": model.model_json_schema()}}}}
+        "application/json": {"schema": inline(schema)}}}}
 
 
 # --------------------------------------------------------------------------- alerts

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
@@ -59,11 +60,7 @@ class Resources:
         self.global_limiter = RateLimiter(settings.api.global_requests_per_second * 60,
                                           burst=settings.api.global_requests_per_second)
         """All requests of this process together, checked before the key is looked up."""
-        self.validation = validation.new_pool(
-            settings.api.validation_threads,
-            max_message_bytes=settings.kafka.max_message_bytes,
-            max_future_skew_s=settings.stream.max_future_skew_s,
-            max_events=settings.api.max_events_per_request)
+        self.validation = self._new_validation_pool()
         """Ingest validation runs in these processes, never on the event loop."""
         self.validation_inflight: dict[str, int] = {}
         """Requests being validated, per key id."""
@@ -78,6 +75,19 @@ class Resources:
         self._kafka_task: asyncio.Task[None] | None = None
         self.extras: dict[str, Any] = {}
         """Per-router state (caches), keyed by router."""
+
+    def _new_validation_pool(self) -> ProcessPoolExecutor:
+        api = self.settings.api
+        return validation.new_pool(api.validation_threads,
+                                   max_message_bytes=self.settings.kafka.max_message_bytes,
+                                   max_future_skew_s=self.settings.stream.max_future_skew_s,
+                                   max_events=api.max_events_per_request)
+
+    def restart_validation(self) -> None:
+        """Replace a broken validation pool (a worker process died)."""
+        old = self.validation
+        self.validation = self._new_validation_pool()
+        old.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:

@@ -31,6 +31,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Final, Literal
 
 import orjson
@@ -295,9 +296,15 @@ async def _split_and_validate(res: Resources, kid: str, body: bytes,
                               content_type: str | None) -> list[_Verdict]:
     """Split and validate in a validation worker process, then charge the key's event
     budget in full (the route took one event before reading the body)."""
-    verdicts, err = await asyncio.get_running_loop().run_in_executor(
-        res.validation, validation.run, body, content_type,
-        res.settings.api.max_events_per_request)
+    try:
+        verdicts, err = await asyncio.get_running_loop().run_in_executor(
+            res.validation, validation.run, body, content_type,
+            res.settings.api.max_events_per_request)
+    except BrokenProcessPool:  # a worker died (killed, out of memory): start new ones
+        log.error("validation workers died; starting new ones")
+        res.restart_validation()
+        raise UnavailableError("event validation is restarting; send the events again",
+                               code="validation_unavailable") from None
     if err is not None:
         if err[2] == Reason.TOO_MANY_EVENTS:  # as costly as a full request of junk
             res.event_limiter.debit(kid, float(REJECTED_WEIGHT

@@ -88,8 +88,9 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.SCHEMA_VIOLATION: "The event breaks the schema in a way no finer reason covers.",
     Reason.AMBIGUOUS_LEGACY_CODE: ("A pre-2025 commune_code that was split between several"
                                    " current communes: send the current code or a location."),
-    Reason.INTERNAL_ERROR: ("The IOC failed on this event or message (a bug on our side, not"
-                            " yours): it is kept in the dead letter; the operators are told."),
+    Reason.INTERNAL_ERROR: ("The IOC failed to process the message (a bug on our side, not"
+                            " yours): the whole message is kept (the validator's own failure"
+                            " costs only that element); the operators are told."),
     Reason.STORAGE_REJECTED: ("The database refused the event after it passed validation (the"
                               " value is the enriched record; the headers name the message)."),
     Reason.FORBIDDEN_DEPARTMENT: "The event's department is not the publisher's (API key "

@@ -5,6 +5,8 @@ many same-time transitions, revocation and bad ids, safe silences, no internal t
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -19,6 +21,7 @@ from pydantic import SecretStr
 
 from alerts import store
 from alerts.model import Transition
+from ioc.api.app import create_app
 from ioc.api.auth import key_prefix, revoke_key
 from tests.integration.api.apihelpers import (
     ApiDb,
@@ -281,3 +284,22 @@ async def test_readyz_and_errors_carry_no_internal_text(api_db: ApiDb) -> None:
         text = r.text.lower()
         for leak in ("connection", "refused", "127.0.0.1", "port", "error", "secret"):
             assert leak not in text, r.text
+
+
+async def test_a_dead_validation_worker_is_replaced(api_db: ApiDb) -> None:
+    dept = new_key(api_db, "department", "env")
+    headers = {"Content-Type": "application/json", **bearer(dept)}
+    app = create_app(api_db.settings)
+    async with (app.router.lifespan_context(app),
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                  base_url="http://ioc.test", timeout=30) as client):
+        res = app.state.resources
+        pids = list(res.validation._processes)  # the workers this test's app started
+        assert pids
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.5)
+        r = await client.post("/v1/events", content=b"[1]", headers=headers)
+        assert (r.status_code, r.json()["error"]) == (503, "validation_unavailable")
+        r = await client.post("/v1/events", content=b"[1]", headers=headers)
+        assert r.status_code == 207  # new workers

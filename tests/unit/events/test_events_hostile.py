@@ -161,3 +161,30 @@ def test_never_raises_on_any_bytes(value: bytes) -> None:
 
 def test_module_documents_its_caps() -> None:
     assert validate_mod.MAX_EVENTS_PER_MESSAGE == 5_000
+
+
+WELL_FORMED_JUNK = st.sampled_from([b"1", b"null", b"{}", b'"x"', b"[]", b'{"a": 1}',
+                                    b'{"schema_version": 2}', b"true", b"[[[1]]]"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.integers(0, 9).map(lambda i: ("ok", i)),
+                          WELL_FORMED_JUNK.map(lambda j: ("junk", j))), max_size=14))
+def test_same_verdicts_alone_or_batched(parts: list[tuple[str, Any]]) -> None:
+    """Every element gets the same verdict in a batch as on its own (as one element)."""
+    items = [event(x) if kind == "ok" else x for kind, x in parts]
+    if not items:
+        return
+    alone = [make().validate_items([item], now=NOW) for item in items]
+    records, rejections = make().validate(b"[" + b",".join(items) + b"]", now=NOW)
+    assert [r.event_id for r in records] == [rs[0].event_id for rs, _ in alone if rs]
+    by_index: dict[int, str] = {}
+    for r in rejections:
+        assert r.index is not None
+        for i in range(r.index, r.index + r.count):
+            by_index[i] = str(r.reason) if r.count == 1 else "run"
+    for i, (ok, bad) in enumerate(alone):
+        if ok:
+            assert i not in by_index
+        elif by_index[i] != "run":
+            assert by_index[i] == str(bad[0].reason)
