@@ -127,6 +127,7 @@ class ApiSettings(_Section):
     max_body_bytes: int = 5 * 1024 * 1024
     rate_limit_per_minute: int = 6000
     key_pepper: SecretStr | None = None  # IOC__API__KEY_PEPPER; mixed into key hashes
+    console_tile_url: str | None = None  # optional map tiles for /console ({z}/{x}/{y})
 
 
 class StreamSettings(_Section):

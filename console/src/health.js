@@ -1,0 +1,57 @@
+// Province headline KPIs against targets, and feed health per department: sources last
+// seen, event rates, rejections by reason with a sample of recent dead letters.
+import { api } from "./api.js";
+import { h } from "./dom.js";
+import { t, fmtTime, fmtNum, fmtPct } from "./i18n.js";
+import { state } from "./state.js";
+
+export function kpiStrip(data) {
+  if (!data) return null;
+  return h("section", { class: "kpi-strip", "aria-labelledby": "kpi-title" },
+    h("h2", { id: "kpi-title", class: "sr-only", text: t("kpi_headline") }),
+    h("div", { class: "kpi-card" }, h("div", { class: "kpi-name", text: t("dossiers") }), h("div", { class: "kpi-value", text: fmtNum(data.dossiers_received, 0) })),
+    data.kpis.map((k) => h("div", { class: `kpi-card ${k.met === null ? "" : k.met ? "ok" : "bad"}`, dataset: { kpi: k.kpi } },
+      h("div", { class: "kpi-name", text: t(k.kpi) }),
+      h("div", { class: "kpi-value", text: fmtPct(k.value) }),
+      h("div", { class: "kpi-target", text: `${t("target")} ${fmtPct(k.target)} · ${k.met === null ? t("no_data") : k.met ? `✓ ${t("met")}` : `✗ ${t("not_met")}`}` }))));
+}
+
+export async function loadKpis(province) {
+  try { return await api(`/v1/console/kpis${province ? `?province=${encodeURIComponent(province)}` : ""}`); } catch { return null; }
+}
+
+function department(d) {
+  return h("section", { class: "panel dept", dataset: { department: d.code }, "aria-labelledby": `dept-${d.code}` },
+    h("h3", { id: `dept-${d.code}`, text: `${d.name} (${d.code}) · ${d.feeds.join(", ")}` }),
+    h("div", { class: "dept-stats" },
+      h("span", { text: `${t("sources")}: ${d.sources_total}` }),
+      h("span", { class: d.sources_silent ? "bad" : "ok", text: `${t("silent")}: ${d.sources_silent}` }),
+      h("span", { text: `${t("rates")}: ${Object.entries(d.rates).map(([f, r]) => `${f} ${fmtNum(r, 2)}`).join(" · ") || "0"}` })),
+    h("details", {}, h("summary", { text: `${t("sources")} (${d.sources.length})` }),
+      h("table", { class: "table" }, h("thead", {}, h("tr", {}, ["source_id", "feed", t("commune"), t("last_received")].map((x) => h("th", { scope: "col", text: x })))),
+        h("tbody", {}, d.sources.map((s) => h("tr", { class: s.silent ? "bad" : "" }, h("td", { text: s.source_id }), h("td", { text: s.feed }),
+          h("td", { text: s.commune_code || "" }), h("td", { text: `${fmtTime(s.last_received_at)}${s.silent ? ` · ${t("silent")}` : ""}` })))))),
+    h("h4", { text: t("rejections") }),
+    Object.keys(d.rejections).length ? h("ul", { class: "compact rejections" }, Object.entries(d.rejections).map(([r, n]) =>
+      h("li", { dataset: { reason: r } }, h("code", { text: r }), ` ${n}`))) : h("p", { class: "muted", text: "0" }),
+    d.dead_letters.length ? h("details", { open: true }, h("summary", { text: t("dead_letters") }),
+      h("table", { class: "table deadletters" }, h("thead", {}, h("tr", {}, [t("at"), "source_id", t("event"), t("reason"), t("message"), t("raw")].map((x) => h("th", { scope: "col", text: x })))),
+        h("tbody", {}, d.dead_letters.map((x) => h("tr", {}, h("td", { text: fmtTime(x.at) }), h("td", { text: x.source_id || "" }),
+          h("td", { text: x.event_id || "" }), h("td", {}, h("code", { text: x.reason })), h("td", { text: x.message }),
+          h("td", {}, h("details", {}, h("summary", { text: t("raw") }), h("pre", { class: "raw", text: x.value })))))))) : null);
+}
+
+export async function renderHealth(root, province) {
+  root.replaceChildren(h("p", { text: "…" }));
+  const isDept = state.me?.role === "department";
+  const [kpis, feeds] = await Promise.all([isDept ? null : loadKpis(province), api("/v1/console/feeds").catch((e) => ({ error: e.message }))]);
+  const tail = feeds.dead_letter_tail;
+  root.replaceChildren(h("div", { class: "health" },
+    kpis ? [h("h2", { text: `${t("kpi_headline")}${province ? ` · ${province}` : ""}` }), kpiStrip(kpis)] : null,
+    h("h2", { text: t("feeds") }),
+    feeds.error ? h("p", { class: "error", text: feeds.error }) : [
+      feeds.scope !== "all" ? h("p", { class: "note", text: t("dept_scope", { d: feeds.scope }) }) : null,
+      tail ? h("p", { class: "muted", text: t("tail_note", { n: tail.messages, since: fmtTime(tail.since) }) + (tail.error ? ` (${tail.error})` : "") }) : null,
+      h("button", { class: "btn ghost", type: "button", onclick: () => renderHealth(root, province) }, t("refresh")),
+      h("div", { class: "depts" }, feeds.departments.map(department))]));
+}
