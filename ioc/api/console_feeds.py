@@ -103,10 +103,10 @@ async def read_tail(res: Resources, per_partition: int = TAIL_PER_PARTITION
     out: list[DeadLetterRow] = []
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer.client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
+        partitions: set[int] = set(range(kafka.topics.deadletter.partitions))
+        if res.producer is not None:  # the topic as it is, not as configured
+            cluster = await res.producer.client.fetch_all_metadata()
+            partitions = cluster.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not tps:
             return []
