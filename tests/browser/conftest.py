@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import psycopg
@@ -87,6 +87,34 @@ def _key(conninfo: str, settings: Settings, role: str, name: str,
     return key
 
 
+class ApiProcess:
+    """``ioc api`` as a real process on a fixed free port (restartable on the same port)."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.env = {**env, "IOC__API__PORT": str(self.port)}
+        self.log = log
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ioc.cli", "api", "--port", str(self.port),
+             "--log-level", "warning"], env=self.env, cwd=ROOT,
+            stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+        _wait_http(self.url, self.proc, self.log)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -125,25 +153,14 @@ def console(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         }
         extra = {"IOC__ALERTS__RULES_DIR": str(rules)}
         pipe.start_worker(extra_env=extra)
-        port = free_port()
         env = pipe.env(free_port())
         env.update(extra)
-        env["IOC__API__PORT"] = str(port)
-        log = tmp / "api.log"
-        proc = subprocess.Popen([sys.executable, "-m", "ioc.cli", "api", "--port", str(port),
-                                 "--log-level", "warning"], env=env, cwd=ROOT,
-                                stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
+        api = ApiProcess(env, tmp / "api.log")
         try:
-            _wait_http(url, proc, log)
-            yield Console(pipe, url, keys, f"console_pm25_{tag}", log, env)
+            api.start()
+            yield Console(pipe, api.url, keys, f"console_pm25_{tag}", api.log, env)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            api.stop()
 
 
 @pytest.fixture(scope="session")
@@ -169,7 +186,17 @@ def context(browser: Browser, *, width: int = 1920, height: int = 1080,
                                timezone_id="Asia/Ho_Chi_Minh", bypass_csp=bypass_csp)
 
 
-def sign_in(page: Page, console: Console, role: str, query: str = "") -> None:
+class Site(Protocol):
+    """Where the console runs and the keys to sign in with."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def keys(self) -> dict[str, str]: ...
+
+
+def sign_in(page: Page, console: Site, role: str, query: str = "") -> None:
     """Open the console and sign in with the key of ``role`` (typed, as a user would)."""
     page.goto(f"{console.url}/console/{query}")
     page.fill("#key", console.keys[role])
