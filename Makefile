@@ -58,5 +58,6 @@ lint: setup
 bench: stack-up
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
+# DEMO_ARGS=--keep-running leaves the API and the console (URL and key printed) up.
 demo: stack-up
-	$(BIN)/ioc demo
+	$(BIN)/ioc demo $(DEMO_ARGS)
