@@ -20,9 +20,10 @@ export function chart(series) {
   const X = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
   const Y = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
   const line = pts.map((p, i) => `${i ? "L" : "M"}${X(p.t).toFixed(1)},${Y(p.v).toFixed(1)}`).join("");
-  const hline = (y, cls, label) => (y === null || y === undefined ? null : [
+  const hline = (y, cls, label, below) => (y === null || y === undefined ? null : [
     svg("line", { x1: L, x2: W - R, y1: Y(y), y2: Y(y), class: cls }),
-    svg("text", { x: W - R - 4, y: Y(y) - 4, "text-anchor": "end", class: "chart-label" }, `${label} ${fmtNum(y, 2)}`)]);
+    svg("text", { x: below ? L + 6 : W - R - 4, y: Y(y) + (below ? 13 : -4), "text-anchor": below ? "start" : "end",
+      class: "chart-label" }, `${label} ${fmtNum(y, 2)}`)]);
   const winStart = x1 - series.window_s * 1000;
   const ticks = [y0 + pad, (y0 + y1) / 2, y1 - pad];
   return svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img",
@@ -32,7 +33,7 @@ export function chart(series) {
   ticks.map((v) => svg("text", { x: L - 4, y: Y(v) + 4, "text-anchor": "end", class: "chart-label" }, fmtNum(v, 1))),
   svg("text", { x: L, y: H - 8, class: "chart-label" }, fmtTime(new Date(x0).toISOString())),
   svg("text", { x: W - R, y: H - 8, "text-anchor": "end", class: "chart-label" }, fmtTime(new Date(x1).toISOString())),
-  hline(series.threshold, "chart-threshold", t("threshold")), hline(series.clear, "chart-clear", t("clear_level")),
+  hline(series.threshold, "chart-threshold", t("threshold")), hline(series.clear, "chart-clear", t("clear_level"), true),
   svg("path", { d: line, class: "chart-line" }));
 }
 

@@ -3,8 +3,8 @@
 import { api, ApiError, clearKey, getKey, setKey, stream } from "./api.js";
 import { h } from "./dom.js";
 import { setLang, t } from "./i18n.js";
-import { state, readUrl, writeUrl, applyTransition, isBackfilled } from "./state.js";
-import { renderBoard, setRerender } from "./board.js";
+import { state, readUrl, writeUrl, applyTransition, isBackfilled, matchesFilters } from "./state.js";
+import { groupAlerts, renderBoard, setRerender } from "./board.js";
 import { loadSilences, setActionRefresh } from "./actions.js";
 import { renderMap, recolour, dropMap, loadCommunes, pickProvince } from "./map.js";
 import { renderHealth, kpiStrip, loadKpis } from "./health.js";
@@ -93,10 +93,21 @@ function render() {
     mainEl.append(board);
     renderBoard(board, v, () => { writeUrl(v); render(); });
   } else if (v.view === "map") {
-    renderMap(mainEl, v, state.me.tile_url || null).catch((e) => mainEl.append(h("p", { class: "error", text: e.message })));
+    renderMap(mainEl, v, state.me.tile_url || null, () => overview()).catch((e) => mainEl.append(h("p", { class: "error", text: e.message })));
   } else {
     renderHealth(mainEl, v.province.length === 1 ? v.province[0] : pickProvince(v));
   }
+}
+
+/** Beside the map: today's KPIs and the worst alert groups (alerts, map and KPIs on one screen). */
+function overview() {
+  const groups = groupAlerts([...state.alerts.values()].filter((a) => matchesFilters(a, v) && !isBackfilled(a)), v.group);
+  return h("div", { class: "overview" }, kpiStrip(kpis),
+    h("h3", { text: `${t("view_board")}: ${groups.length} ${t("groups")}` }),
+    h("ul", { class: "compact top-groups" }, groups.slice(0, 8).map((g) => h("li", {},
+      h("a", { href: "#", onclick: (e) => { e.preventDefault(); state.expanded.add(g.id); go("board"); } },
+        h("span", { class: `sev sev-${["", "info", "warning", "critical"][g.worst]}`, text: t(["", "info", "warning", "critical"][g.worst]) }),
+        ` ${g.values.join(" · ")} (${g.members.length})`)))));
 }
 
 /** Live updates re-render only what changed view needs, at most once a frame. */

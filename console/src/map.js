@@ -83,7 +83,7 @@ function alertingItems(worst) {
     `${communeName(code)} — ${t(levelName(lvl) === "none" ? "none" : levelName(lvl))}`)));
 }
 
-export async function renderMap(root, v, tileUrl) {
+export async function renderMap(root, v, tileUrl, side = null) {
   const province = pickProvince(v);
   const worst = worstByCommune();
   const approx = () => geo && geo.features.some((f) => f.properties.approximate);
@@ -93,7 +93,7 @@ export async function renderMap(root, v, tileUrl) {
     ["critical", "warning", "info", "pending", "none"].map((k) => h("li", {}, h("span", { class: `swatch lvl-${k}`, "aria-hidden": "true" }), t(k))));
   root.replaceChildren(h("div", { class: "map-view" },
     h("div", { class: "map-main" }, h("h2", { text: t("map_title") }), mapEl, note),
-    h("aside", { class: "map-side", "aria-labelledby": "alerting-title" }, legend,
+    h("aside", { class: "map-side", "aria-labelledby": "alerting-title" }, side ? side() : null, legend,
       h("h3", { id: "alerting-title", text: t("communes_alerting") }),
       h("ul", { class: "compact", id: "alerting-communes" }, alertingItems(worst)))));
   if (map) { map.remove(); map = null; layer = null; }

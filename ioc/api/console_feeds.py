@@ -186,9 +186,15 @@ async def feeds(key: AnyKey, res: ResourcesDep) -> dict[str, Any]:
         await cur.execute("SELECT clock_timestamp() AS now")
         now_row = await cur.fetchone()
         now: datetime = now_row["now"] if now_row else datetime.now(UTC)
-        await cur.execute("SELECT code, name, feeds FROM departments"
-                          " WHERE %(d)s::text IS NULL OR code = %(d)s::text ORDER BY code",
-                          {"d": only})
+        # Registered departments, and departments seen only as owners of sources (their
+        # events came over Kafka without an API key).
+        await cur.execute(
+            "SELECT code, name, feeds FROM departments"
+            " WHERE %(d)s::text IS NULL OR code = %(d)s::text"
+            " UNION ALL SELECT department, department, array_agg(DISTINCT feed) FROM sources"
+            " WHERE (%(d)s::text IS NULL OR department = %(d)s::text)"
+            " AND department NOT IN (SELECT code FROM departments) GROUP BY department"
+            " ORDER BY 1", {"d": only})
         deps = {r["code"]: {"code": r["code"], "name": r["name"], "feeds": r["feeds"],
                             "sources": [], "sources_total": 0, "sources_silent": 0,
                             "rates": {}, "rejections": {}, "dead_letters": []}

@@ -241,7 +241,7 @@ def test_department_key_sees_only_its_own_feeds_and_rejections(
     assert page.locator('[data-department="transport"]').count() == 0
     expect(page.locator('[data-reason="unknown_unit"]')).to_be_visible()
     expect(page.locator("table.deadletters")).to_contain_text(bad["event_id"])
-    save(page, out_dir, "feeds-department")
+    copy_to_docs([save(page, out_dir, "feeds-department")])
     ctx.close()
 
 
@@ -263,7 +263,7 @@ def test_english_toggle_wall_mode_and_keyboard(console: Console, browser: Browse
     expect(page.locator(".group-toggle").first).to_have_attribute("aria-expanded", "true")
     page.keyboard.press("2")
     expect(page.locator("#map")).to_be_visible()
-    save(page, out_dir, "wall-4k")
+    copy_to_docs([save(page, out_dir, "wall-4k")])
     ctx.close()
 
 
