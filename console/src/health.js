@@ -13,10 +13,46 @@ export function kpiStrip(data) {
     data.kpis.map((k) => h("div", { class: `kpi-card ${k.met === null ? "" : k.met ? "ok" : "bad"}`, dataset: { kpi: k.kpi } },
       h("div", { class: "kpi-name", text: t(k.kpi) }),
       h("div", { class: "kpi-value", text: fmtPct(k.value) }),
-      h("div", { class: "kpi-target", text: `${t("target")} ${fmtPct(k.target)} · ${k.met === null ? t("no_data") : k.met ? `✓ ${t("met")}` : `✗ ${t("not_met")}`}` }))));
+      h("div", { class: "kpi-target", text: `${t("target")} ${fmtPct(k.target)} · ${k.met === null ? t("no_data") : k.met ? `✓ ${t("met")}` : `✗ ${t("not_met")}`}` }),
+      k.tiers?.length ? h("div", { class: "kpi-tiers" }, k.tiers.map((x) => h("span", { dataset: { tier: x.tier } },
+        `${t(`tier_${x.tier}`)} ${fmtPct(x.value)}`))) : null)));
+}
+
+const KPI_ORDER = ["online_share", "on_time_share", "resolved_online_share", "paid_online_share", "digitised_share"];
+let tieredMissing = false;
+
+function vnToday() {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Ho_Chi_Minh" }).format(new Date());
+}
+
+/** Today's KPIs by tier from the KPI API (`GET /v1/kpis`, when the server has it), in the
+ * shape of `/v1/console/kpis` plus `tiers` per KPI; null when the API is absent. */
+async function loadTiered(province) {
+  if (tieredMissing || !province) return null;
+  const day = vnToday();
+  try {
+    const r = await api(`/v1/kpis?scope=province&province=${encodeURIComponent(province)}&grain=day&from=${day}&to=${day}`);
+    const periods = r.periods.filter((p) => p.period === day);
+    const all = periods.find((p) => p.tier === "all");
+    if (!all) return { province, day, dossiers_received: 0, kpis: KPI_ORDER.map((k) => ({ kpi: k, value: null, target: null, met: null })) };
+    return {
+      province, day, dossiers_received: all.kpis.online_share?.denominator ?? null,
+      kpis: KPI_ORDER.map((k) => {
+        const v = all.kpis[k] || {};
+        return { kpi: k, value: v.value, target: v.target, previous: v.previous,
+          met: v.value === null || v.value === undefined || v.target === null || v.target === undefined ? null : v.value >= v.target,
+          tiers: periods.filter((p) => p.tier !== "all" && p.kpis[k]).map((p) => ({ tier: p.tier, value: p.kpis[k].value, target: p.kpis[k].target })) };
+      }),
+    };
+  } catch (e) {
+    if (e.status === 404) tieredMissing = true;
+    return null;
+  }
 }
 
 export async function loadKpis(province) {
+  const tiered = await loadTiered(province);
+  if (tiered) return tiered;
   try { return await api(`/v1/console/kpis${province ? `?province=${encodeURIComponent(province)}` : ""}`); } catch { return null; }
 }
 
