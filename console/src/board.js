@@ -186,9 +186,10 @@ export function renderBoard(root, v, onChange) {
   const canAct = !!state.me?.can_act;
   const visible = [];
   const history = [];
+  const anyState = { ...v, state: v.state.length ? v.state : STATES };
   for (const a of state.alerts.values()) {
-    if (!matchesFilters(a, v)) continue;
-    (isBackfilled(a) ? history : visible).push(a);
+    if (isBackfilled(a)) { if (matchesFilters(a, anyState)) history.push(a); }
+    else if (matchesFilters(a, v)) visible.push(a);
   }
   const groups = groupAlerts(visible, v.group);
   const freshTotal = [...state.fresh.keys()].filter((fp) => state.alerts.get(fp)?.state === "firing").length;

@@ -77,7 +77,8 @@ export async function openDetail(fingerprint) {
         h("thead", {}, h("tr", {}, [t("at"), t("from_to"), t("severity"), t("value"), t("actor"), t("note")].map((x) => h("th", { scope: "col", text: x })))),
         h("tbody", {}, detail.history.map((tr) => h("tr", {},
           h("td", { text: fmtTime(tr.at) }),
-          h("td", { text: tr.kind === "state" ? `${t(tr.from_state)} → ${t(tr.to_state)}` : tr.kind }),
+          h("td", {}, tr.kind === "state" ? `${t(tr.from_state)} → ${t(tr.to_state)}` : tr.kind,
+            tr.backfilled ? h("span", { class: "tag history", text: ` ${t("backfilled")}` }) : null),
           h("td", { text: t(tr.severity) }), h("td", { text: fmtNum(tr.value, 2) }),
           h("td", { text: tr.actor }), h("td", { text: tr.note || "" }))))));
     body.removeAttribute("aria-busy");

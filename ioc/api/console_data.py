@@ -73,16 +73,28 @@ async def me(key: AnyKey, res: ResourcesDep) -> Me:
 
 
 # --------------------------------------------------------------------------- board
+# ``backfilled``: whether the alert's latest transition was already in the past when it
+# was evaluated (the event-time work's ``alert_transitions.backfilled``; read through
+# to_jsonb so the query also runs on a database without that column).
+_BOARD: Final = """
+SELECT a.*, coalesce(b.backfilled, false) AS backfilled
+FROM alerts a
+LEFT JOIN LATERAL (
+    SELECT (to_jsonb(t) ->> 'backfilled')::boolean AS backfilled FROM alert_transitions t
+    WHERE t.fingerprint = a.fingerprint AND t.seq = a.seq LIMIT 1) b ON true
+WHERE a.state = ANY(%s)
+   OR (a.state = 'resolved' AND a.resolved_at > %s::timestamptz - %s::interval)
+ORDER BY a.updated_at DESC LIMIT %s
+"""
+
+
 @router.get("/board", summary="Active alerts in one answer, with the clock to stream from")
 async def board(_key: ViewerKey, res: ResourcesDep) -> dict[str, Any]:
     async with res.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute("SELECT clock_timestamp() AS now")
         clock = await cur.fetchone()
-        await cur.execute(
-            "SELECT * FROM alerts WHERE state = ANY(%s)"
-            " OR (state = 'resolved' AND resolved_at > %s::timestamptz - %s::interval)"
-            " ORDER BY updated_at DESC LIMIT %s",
-            (list(ACTIVE), clock["now"] if clock else None, RESOLVED_RECENT, BOARD_MAX + 1))
+        await cur.execute(_BOARD, (list(ACTIVE), clock["now"] if clock else None,
+                                   RESOLVED_RECENT, BOARD_MAX + 1))
         rows = await cur.fetchall()
     as_of: datetime | None = clock["now"] if clock else None
     return {"as_of": as_of.isoformat() if as_of else None,

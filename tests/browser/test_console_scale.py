@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,26 @@ def test_stream_resumes_with_last_event_id_after_the_api_restarts(
     expect(row).to_have_attribute("data-state", "acknowledged", timeout=15_000)
     expect(row).to_contain_text("truc-ban-dem")
     assert page.evaluate("window.__notReloaded === true")
+    ctx.close()
+
+
+def test_backfilled_alerts_are_history_not_new_emergencies(
+        quiet: Quiet, browser: Browser) -> None:
+    ctx = context(browser)
+    page = ctx.new_page()
+    sign_in(page, quiet, "operator")
+    expect(page.locator(".conn")).to_have_attribute("data-stream", "live", timeout=15_000)
+    old, new = uuid.uuid4().hex[:20], uuid.uuid4().hex[:20]
+    back = firing(old, "water_level_alarm_2", "00007", "critical")
+    back = replace(back, labels={**back.labels, "backfilled": "true"})
+    persist(quiet.conninfo, [back])
+    history = page.locator(".history-section")
+    expect(history.locator(f'[data-fp="{old}"]')).to_be_visible(timeout=10_000)
+    expect(history).to_contain_text("Dữ liệu bổ sung")
+    assert page.locator(".banner.critical").count() == 0
+    assert page.locator(f'section.group [data-fp="{old}"]').count() == 0
+    persist(quiet.conninfo, [firing(new, "water_level_alarm_2", "00007", "critical")])
+    expect(page.locator(".banner.critical")).to_contain_text("1 cảnh báo nghiêm trọng mới")
     ctx.close()
 
 
