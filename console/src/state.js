@@ -15,7 +15,7 @@ export const state = {
   stream: "connecting",
   expanded: new Set(),
   audit: [],              // this tab's actions with their audit entries, newest first
-  sound: sessionStorage.getItem("ioc.console.sound") === "1",
+  sound: typeof sessionStorage !== "undefined" && sessionStorage.getItem("ioc.console.sound") === "1",
 };
 
 const DEFAULTS = { view: "board", group: "rule_id,province_code", lang: "vi" };
