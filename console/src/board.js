@@ -181,7 +181,7 @@ function filterBar(v, onChange) {
     h("button", { class: "btn ghost", type: "button", onclick: () => { for (const k of ["severity", "state", "province", "commune", "rule"]) v[k] = []; onChange(); } }, t("clear_filters")));
 }
 
-export function renderBoard(root, v, onChange) {
+export function renderBoard(root, v, onChange, live = false) {
   const t0 = performance.now();
   const canAct = !!state.me?.can_act;
   const visible = [];
@@ -193,8 +193,7 @@ export function renderBoard(root, v, onChange) {
   }
   const groups = groupAlerts(visible, v.group);
   const freshTotal = [...state.fresh.keys()].filter((fp) => state.alerts.get(fp)?.state === "firing").length;
-  const main = h("div", { class: "board" },
-    filterBar(v, onChange),
+  const body = h("div", { class: "board-body" },
     freshTotal ? h("div", { class: "banner critical", role: "alert" }, t("new_critical", { n: freshTotal }),
       h("button", { class: "btn", type: "button", onclick: () => { state.fresh.clear(); rerender(); } }, t("dismiss"))) : null,
     h("div", { class: "board-head" },
@@ -208,7 +207,10 @@ export function renderBoard(root, v, onChange) {
       h("h3", { text: `${t("history_section")} (${history.length})` }),
       h("ul", { class: "members" }, history.slice(0, 200).map((a) => alertRow(a, canAct)))) : null,
     silencesPanel(canAct));
-  root.replaceChildren(main);
+  // A live update redraws the body only: an open filter control keeps its state.
+  const filters = live ? root.querySelector("#filters") : null;
+  if (filters) root.querySelector(".board-body").replaceWith(body);
+  else root.replaceChildren(h("div", { class: "board" }, filterBar(v, onChange), body));
   const ms = performance.now() - t0;
   window.__iocConsole = Object.assign(window.__iocConsole || {}, {
     lastRenderMs: ms, groups: groups.length, visible: visible.length, renders: (window.__iocConsole?.renders || 0) + 1,

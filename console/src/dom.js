@@ -39,7 +39,13 @@ export function modal(title, body, { wide = false, onClose } = {}) {
     h("header", { class: "modal-head" }, h("h2", { id: "dlg-title", text: title }), closeBtn),
     h("div", { class: "modal-body" }, body));
   closeBtn.addEventListener("click", () => dlg.close());
-  dlg.addEventListener("close", () => { dlg.remove(); if (onClose) onClose(); });
+  const opener = document.activeElement;
+  dlg.addEventListener("close", () => {
+    dlg.remove();
+    if (onClose) onClose();
+    if (opener && opener.isConnected) opener.focus();
+    document.dispatchEvent(new Event("ioc-dialog-closed"));
+  });
   document.body.append(dlg);
   dlg.showModal();
   return dlg;

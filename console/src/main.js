@@ -111,24 +111,31 @@ function overview() {
 }
 
 /** Live updates re-render only what changed view needs, at most once a frame. */
+const MIN_RENDER_GAP_MS = 250;
+let lastLive = 0;
+
 function queueRender() {
   if (renderQueued) return;
   renderQueued = true;
-  requestAnimationFrame(() => {
+  const wait = Math.max(0, lastLive + MIN_RENDER_GAP_MS - performance.now());
+  setTimeout(() => requestAnimationFrame(() => {
     renderQueued = false;
+    lastLive = performance.now();
     if (!state.me) return;
     if (v.view === "board") {
       const board = document.getElementById("board-slot");
       const focused = document.activeElement?.closest?.("[data-group]")?.dataset.group;
       if (board && !document.querySelector("dialog[open]")) {
-        renderBoard(board, v, () => { writeUrl(v); render(); });
+        renderBoard(board, v, () => { writeUrl(v); render(); }, true);
         if (focused) document.querySelector(`[data-group="${CSS.escape(focused)}"] .group-toggle`)?.focus();
       }
       const conn = document.querySelector(".conn");
       if (conn) { conn.dataset.stream = state.stream; }
     } else if (v.view === "map") recolour();
-  });
+  }), wait);
 }
+
+document.addEventListener("ioc-dialog-closed", () => queueRender());
 
 async function refreshAll() {
   await Promise.all([loadSilences(), loadBoard()]);

@@ -48,6 +48,10 @@ def board_alert(page: Page, console: Console) -> Any:
 def fired(console: Console, browser: Browser) -> dict[str, Any]:
     """One critical alert raised by published events, watched live by an operator's
     board that was open before the events were published."""
+    # Warm the worker first (group joined, partitions assigned): a reading far below the
+    # threshold in another commune, stored before the board opens.
+    publish_pm25(console, 5.0, n=1, commune="00070", source="aq-console-warmup")
+    console.pipe.wait_for("SELECT count(*) FROM sensor_readings", 1)
     ctx = context(browser)
     page = ctx.new_page()
     sign_in(page, console, "operator")
@@ -67,12 +71,14 @@ def fired(console: Console, browser: Browser) -> dict[str, Any]:
     ctx.close()
     print(f"\nconsole: published -> on the board {seen - sent:.2f} s; "
           f"stored -> on the board {shown_after_store:.2f} s")
-    return {"fingerprint": fingerprint, "store_to_board_s": shown_after_store}
+    return {"fingerprint": fingerprint, "store_to_board_s": shown_after_store,
+            "publish_to_board_s": seen - sent}
 
 
 def test_alert_from_published_events_appears_live_within_2s(fired: dict[str, Any]) -> None:
     # The board was open before the events were published: it learnt of the alert from
-    # the live stream, not from a reload.
+    # the live stream, not from a reload. The console's share (stored -> on the board) is
+    # asserted; published -> on the board (the worker's batching included) is printed.
     assert fired["store_to_board_s"] < 2.0, fired
 
 
