@@ -4,13 +4,35 @@ import { api } from "./api.js";
 import { h } from "./dom.js";
 import { t, fmtTime, fmtNum, fmtPct } from "./i18n.js";
 import { state } from "./state.js";
+import { communeKpis, openCommune } from "./map.js";
+import { modal } from "./dom.js";
+
+/** KPI drill-down: the province's communes on one KPI, worst first, against the target. */
+function openKpi(k) {
+  const rows = communeKpis().filter((c) => c.kpi[k.kpi] !== null && c.kpi[k.kpi] !== undefined)
+    .sort((a, b) => a.kpi[k.kpi] - b.kpi[k.kpi]);
+  const body = h("div", {},
+    h("p", { class: "muted", text: `${t("target")} ${fmtPct(k.target)} · ${rows.length} ${t("communes").toLowerCase()}` }),
+    rows.length ? h("table", { class: "table kpi-drill" },
+      h("thead", {}, h("tr", {}, [t("commune"), t("value"), t("dossiers_short"), t("day"), ""].map((x) => h("th", { scope: "col", text: x })))),
+      h("tbody", {}, rows.map((c) => {
+        const v = c.kpi[k.kpi]; const met = k.target === null || k.target === undefined ? null : v >= k.target;
+        return h("tr", { dataset: { commune: c.code } },
+          h("td", {}, h("button", { class: "btn ghost", type: "button", onclick: () => openCommune(c.code) }, c.name)),
+          h("td", { class: met === null ? "" : met ? "ok" : "bad", text: fmtPct(v) }),
+          h("td", { text: fmtNum(c.kpi.dossiers_received, 0) }), h("td", { text: c.kpi.day || "" }),
+          h("td", { class: met === null ? "muted" : met ? "ok" : "bad", text: met === null ? "" : met ? `✓ ${t("met")}` : `✗ ${t("not_met")}` }));
+      }))) : h("p", { class: "muted", text: t("no_data") }));
+  modal(`${t(k.kpi)} — ${t("communes")}`, body, { wide: true });
+}
 
 export function kpiStrip(data) {
   if (!data) return null;
   return h("section", { class: "kpi-strip", "aria-labelledby": "kpi-title" },
     h("h2", { id: "kpi-title", class: "sr-only", text: t("kpi_headline") }),
     h("div", { class: "kpi-card" }, h("div", { class: "kpi-name", text: t("dossiers") }), h("div", { class: "kpi-value", text: fmtNum(data.dossiers_received, 0) })),
-    data.kpis.map((k) => h("div", { class: `kpi-card ${k.met === null ? "" : k.met ? "ok" : "bad"}`, dataset: { kpi: k.kpi } },
+    data.kpis.map((k) => h("button", { type: "button", class: `kpi-card ${k.met === null ? "" : k.met ? "ok" : "bad"}`, dataset: { kpi: k.kpi },
+      title: t("kpi_drill"), onclick: () => openKpi(k) },
       h("div", { class: "kpi-name", text: t(k.kpi) }),
       h("div", { class: "kpi-value", text: fmtPct(k.value) }),
       h("div", { class: "kpi-target", text: `${t("target")} ${fmtPct(k.target)} · ${k.met === null ? t("no_data") : k.met ? `✓ ${t("met")}` : `✗ ${t("not_met")}`}` }),

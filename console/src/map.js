@@ -148,5 +148,10 @@ export function kpiTable(kpis) {
       h("td", { class: k.met === null ? "muted" : k.met ? "ok" : "bad", text: k.met === null ? t("no_data") : k.met ? `✓ ${t("met")}` : `✗ ${t("not_met")}` })))));
 }
 
+/** Per commune of the loaded province: its latest day's KPIs (the map layer's properties). */
+export function communeKpis() {
+  return geo ? geo.features.map((f) => ({ code: f.properties.code, name: f.properties.name, kpi: f.properties.kpi || {} })) : [];
+}
+
 export function mapActive() { return !!map; }
 export function dropMap() { if (map) { map.remove(); map = null; layer = null; } }

@@ -97,6 +97,10 @@ def test_board_groups_and_highlights_new_critical(console: Console, browser: Bro
     expect(group.locator(f'[data-fp="{fired["fingerprint"]}"]')).to_be_visible()
     shot = save(page, out_dir, "board")
     copy_to_docs([shot])
+    page.click('.kpi-card[data-kpi="on_time_share"]')  # KPI drill-down by commune
+    expect(page.locator("dialog[open]")).to_contain_text("Tỷ lệ giải quyết đúng hạn")
+    page.keyboard.press("Escape")
+    expect(page.locator("dialog[open]")).to_have_count(0)
     ctx.close()
 
 
