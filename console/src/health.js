@@ -33,10 +33,10 @@ export function kpiStrip(data) {
     h("div", { class: "kpi-card" }, h("div", { class: "kpi-name", text: t("dossiers") }), h("div", { class: "kpi-value", text: fmtNum(data.dossiers_received, 0) })),
     data.kpis.map((k) => h("button", { type: "button", class: `kpi-card ${k.met === null ? "" : k.met ? "ok" : "bad"}`, dataset: { kpi: k.kpi },
       title: t("kpi_drill"), onclick: () => openKpi(k) },
-      h("div", { class: "kpi-name", text: t(k.kpi) }),
-      h("div", { class: "kpi-value", text: fmtPct(k.value) }),
-      h("div", { class: "kpi-target", text: `${t("target")} ${fmtPct(k.target)} · ${k.met === null ? t("no_data") : k.met ? `✓ ${t("met")}` : `✗ ${t("not_met")}`}` }),
-      k.tiers?.length ? h("div", { class: "kpi-tiers" }, k.tiers.map((x) => h("span", { dataset: { tier: x.tier } },
+      h("span", { class: "kpi-name", text: t(k.kpi) }),
+      h("span", { class: "kpi-value", text: fmtPct(k.value) }),
+      h("span", { class: "kpi-target", text: `${t("target")} ${fmtPct(k.target)} · ${k.met === null ? t("no_data") : k.met ? `✓ ${t("met")}` : `✗ ${t("not_met")}`}` }),
+      k.tiers?.length ? h("span", { class: "kpi-tiers" }, k.tiers.map((x) => h("span", { dataset: { tier: x.tier } },
         `${t(`tier_${x.tier}`)} ${fmtPct(x.value)}`))) : null)));
 }
 
