@@ -163,8 +163,11 @@ def console(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             api.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for one test module. Not session-wide: Playwright's sync API keeps its
+    event loop running in this thread while it is started, and the async tests that run
+    after these modules need the thread's loop free."""
     assert os.path.exists(CHROMIUM), "make setup installs Debian's chromium"
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
