@@ -125,7 +125,7 @@ function groupEl(g, canAct) {
   const head = h("div", { class: "group-head" }, toggle,
     h("div", { class: "group-info" },
       stateMix(g.states),
-      h("span", { class: "communes", title: communes.map(communeName).join(", ") },
+      communes.length === 0 ? null : h("span", { class: "communes", title: communes.map(communeName).join(", ") },
         `${t("communes")}: ${communes.slice(0, 6).map(communeName).join(", ")}${communes.length > 6 ? ` +${communes.length - 6}` : ""}`),
       Object.keys(g.shared).length ? h("span", { class: "shared" }, `${t("shared_labels")}: `,
         Object.entries(g.shared).filter(([k]) => k !== "severity").map(([k, v]) => h("code", { class: "label" }, `${k}=${v}`))) : null),
