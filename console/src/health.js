@@ -56,7 +56,7 @@ async function loadTiered(province) {
     const r = await api(`/v1/kpis?scope=province&province=${encodeURIComponent(province)}&grain=day&from=${day}&to=${day}`);
     const periods = r.periods.filter((p) => p.period === day);
     const all = periods.find((p) => p.tier === "all");
-    if (!all) return { province, day, dossiers_received: 0, kpis: KPI_ORDER.map((k) => ({ kpi: k, value: null, target: null, met: null })) };
+    if (!all) return null;  // no dossier today by tier: the rollups may still know the shares
     return {
       province, day, dossiers_received: all.kpis.online_share?.denominator ?? null,
       kpis: KPI_ORDER.map((k) => {
