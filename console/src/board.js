@@ -194,6 +194,7 @@ export function renderBoard(root, v, onChange, live = false) {
   const groups = groupAlerts(visible, v.group);
   const freshTotal = [...state.fresh.keys()].filter((fp) => state.alerts.get(fp)?.state === "firing").length;
   const body = h("div", { class: "board-body" },
+    state.truncated ? h("div", { class: "banner", role: "status" }, t("truncated")) : null,
     freshTotal ? h("div", { class: "banner critical", role: "alert" }, t("new_critical", { n: freshTotal }),
       h("button", { class: "btn", type: "button", onclick: () => { state.fresh.clear(); rerender(); } }, t("dismiss"))) : null,
     h("div", { class: "board-head" },

@@ -145,6 +145,7 @@ async function refreshAll() {
 async function loadBoard() {
   const b = await api("/v1/console/board");
   state.alerts.clear();
+  state.truncated = !!b.truncated;
   for (const a of b.alerts) state.alerts.set(a.fingerprint, a);
   return b;
 }

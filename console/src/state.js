@@ -14,6 +14,7 @@ export const state = {
   silences: [],
   stream: "connecting",
   expanded: new Set(),
+  truncated: false,       // the board answer was cut at its limit
   audit: [],              // this tab's actions with their audit entries, newest first
   sound: typeof sessionStorage !== "undefined" && sessionStorage.getItem("ioc.console.sound") === "1",
 };

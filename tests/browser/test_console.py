@@ -131,6 +131,8 @@ def test_ack_by_one_operator_shows_in_a_second_browser(console: Console, browser
     expect(dialog.locator("table.history")).to_contain_text("truc-ban-a")
     expect(dialog.locator("svg.chart")).to_be_visible()
     expect(dialog.locator('[data-testid="value-vs"]')).to_contain_text("100")
+    expect(dialog.locator('[data-action="resolve"]')).to_be_visible()  # acting from the detail
+    assert dialog.locator('[data-action="ack"]').count() == 0  # already acknowledged
     a_ctx.close()
     b_ctx.close()
 
@@ -144,6 +146,11 @@ def test_viewer_has_no_controls_and_is_refused(console: Console, browser: Browse
     group.locator(".group-toggle").click()
     expect(group.locator(f'[data-fp="{fired["fingerprint"]}"]')).to_be_visible()
     assert page.locator("[data-action]").count() == 0
+    row = group.locator(f'[data-fp="{fired["fingerprint"]}"]')
+    row.get_by_role("button", name="Chi tiết").click()
+    page.locator("dialog[open] table.history").wait_for()
+    assert page.locator("dialog[open] [data-action]").count() == 0
+    page.keyboard.press("Escape")
     status = page.evaluate(
         """async (fp) => (await fetch(`/v1/alerts/${fp}/resolve`, {method: 'POST',
              headers: {Authorization: `Bearer ${sessionStorage.getItem('ioc.console.key')}`,
