@@ -21,6 +21,7 @@ export async function api(path, { method = "GET", body } = {}) {
   const text = await r.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = { message: text }; }
+  if (r.status === 401) document.dispatchEvent(new Event("ioc-unauthorized"));  // revoked meanwhile
   if (!r.ok) throw new ApiError(r.status, data);
   return data;
 }

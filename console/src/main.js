@@ -74,6 +74,12 @@ function signout() {
   live = null; clearKey(); state.me = null; state.alerts.clear(); dropMap(); signin();
 }
 
+document.addEventListener("ioc-unauthorized", () => {
+  if (!state.me) return;
+  if (live) live.stop();
+  live = null; clearKey(); state.me = null; state.alerts.clear(); dropMap(); signin(t("bad_key"));
+});
+
 function go(view) {
   v.view = view; writeUrl(v); render();
 }
