@@ -274,9 +274,15 @@ def _compared(r: Reader, raw: dict[str, yaml.Node], node: yaml.Node, where: str,
                 f"{where}.clear: {clear} is on the wrong side of threshold {threshold} for "
                 f"op {op!r} (the alert clears when the value is back past the clear threshold)")
     out.update(op=op, threshold=threshold, clear=clear)
-    scopes = ("source", "commune", "province") if kind == "threshold" else ("commune", "province")
     if "scope" in raw:
-        out["scope"] = r.choice(raw["scope"], f"{where}.scope", scopes)
+        scope = r.choice(raw["scope"], f"{where}.scope", ("source", "commune", "province"))
+        if scope == "source":
+            r.error(raw["scope"], f"{where}.scope: 'source' is not supported for {kind} rules:"
+                    " the pipeline keeps one-minute windows per commune, not per source, so"
+                    " such a rule could never fire. Use scope: commune (with the source's"
+                    " commune), or an absence rule with by: source to watch one source")
+        else:
+            out["scope"] = scope
     default_window = "1m" if kind == "threshold" else "1d"
     window = (r.duration(raw["window"], f"{where}.window", positive=True) if "window" in raw
               else timedelta(minutes=1) if default_window == "1m" else timedelta(days=1))

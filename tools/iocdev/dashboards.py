@@ -657,13 +657,15 @@ def pipeline() -> Json:
                        "matcher": {"id": "byName", "options": "batch rows p50"},
                        "properties": [{"id": "unit", "value": "short"},
                                       {"id": "custom.axisPlacement", "value": "right"}]}]),
-        timeseries("Sink retries, failures, buffer", [
-            prom(f"sum(rate(ioc_sink_retries_total[{ri}]))", "retries/s"),
-            prom(f"sum(rate(ioc_sink_failures_total[{ri}]))", "failures/s", "B"),
+        timeseries("Batch retries, buffer", [
+            prom(f"sum by (stage, cause) (rate(ioc_stream_batch_retries_total[{ri}]))",
+                 "{{stage}} {{cause}} retries/s"),
+            prom("min by (dependency) (ioc_stream_dependency_up)", "{{dependency}} up", "B"),
             prom("sum by (instance) (ioc_sink_buffer_rows)", "buffer {{instance}}", "C")],
                    w=8, unit="short",
-                   description="Buffer = rows taken from Kafka, not yet durable "
-                               "(limit stream.sink_buffer_max_rows)."),
+                   description="Failed batch attempts (retried whole, never acknowledged); "
+                               "dependency up = 1 while the workers reach it; buffer = "
+                               "rows taken from Kafka, not yet durable."),
         row("Alerts"),
         timeseries("Alerts by state", [
             prom("sum by (state) (ioc_alerts_active)", "{{state}}")], w=8, unit="short"),
