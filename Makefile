@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser stack-up stack-down stack-status test lint bench demo
+.PHONY: setup browser stack-up stack-down stack-status test lint bench demo fuzz bench-api
 
 # The virtual environment with the project and its dev tools; redone when
 # pyproject.toml changes.
@@ -61,3 +61,15 @@ bench: stack-up
 # DEMO_ARGS=--keep-running leaves the API and the console (URL and key printed) up.
 demo: stack-up
 	$(BIN)/ioc demo $(DEMO_ARGS)
+
+# Fuzz the validator and the batch splitter (hypothesis) for FUZZ_SECONDS (not in CI):
+# every element accepted or dead-lettered exactly once, nothing raises.
+FUZZ_SECONDS ?= 300
+fuzz: setup
+	$(BIN)/python -m tests.fuzz.fuzz_validate --seconds $(FUZZ_SECONDS)
+
+# API load: 20 honest clients at full speed + one abusive client for BENCH_API_SECONDS
+# against a real `ioc api` (port 30300) on the local stack; prints p50/p99 and statuses.
+BENCH_API_SECONDS ?= 60
+bench-api: stack-up
+	$(BIN)/python -m benchmarks.bench_api --seconds $(BENCH_API_SECONDS)

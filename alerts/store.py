@@ -301,7 +301,7 @@ async def _operator(conn: Conn, fingerprint: str, actor: str, note: str | None, 
 
 # -- silences ------------------------------------------------------------------------------
 def _silence(row: Mapping[str, Any]) -> Silence:
-    return Silence(id=row["id"], matchers=tuple(Matcher.from_json(m) for m in row["matchers"]),
+    return Silence(id=row["id"], matchers=tuple(Matcher.stored(m) for m in row["matchers"]),
                    starts_at=row["starts_at"], ends_at=row["ends_at"],
                    created_by=row["created_by"], comment=row["comment"],
                    expired_by=row["expired_by"])

@@ -24,14 +24,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from alerts.ruleload import load_rules_dir
 from alerts.rules import KpiRule, RuleSet, ThresholdRule
 from alerts.silences import Matcher
-from ioc.api.alerts import MatcherIn
+from ioc.api.alerts import MatcherIn, read_model
 from ioc.api.console_auth import AnyKey
 from ioc.api.deps import Resources, ResourcesDep, ViewerKey
 from ioc.api.errors import BadRequestError, NotFoundError
@@ -174,8 +174,11 @@ def _parse(matchers: Sequence[str | MatcherIn]) -> list[Matcher]:
 
 
 @router.post("/silences/preview", summary="Active alerts a silence with these matchers hits")
-async def silence_preview(body: PreviewIn, _key: ViewerKey,
+async def silence_preview(request: Request, _key: ViewerKey,
                           res: ResourcesDep) -> dict[str, Any]:
+    body = await read_model(request, PreviewIn)  # read after authentication, bounded
+    if body is None:
+        raise BadRequestError("send {\"matchers\": [...]}", code="missing_body")
     matchers = _parse(body.matchers)
     async with res.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute("SELECT fingerprint, rule_id, state, severity, labels FROM alerts"

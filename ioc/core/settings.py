@@ -126,6 +126,14 @@ class ApiSettings(_Section):
     port: int = 18080
     max_body_bytes: int = 5 * 1024 * 1024
     rate_limit_per_minute: int = 6000
+    # hostile input (issue 15; docs/api.md "Limits")
+    max_operator_body_bytes: int = 64 * 1024
+    max_events_per_request: int = 5000
+    events_per_minute: int = 600_000
+    global_requests_per_second: int = 2000
+    max_streams_per_key: int = 4
+    max_streams: int = 64
+    validation_threads: int = 2
     key_pepper: SecretStr | None = None  # IOC__API__KEY_PEPPER; mixed into key hashes
     console_tile_url: str | None = None  # optional map tiles for /console ({z}/{x}/{y})
 
