@@ -27,8 +27,10 @@ export async function api(path, { method = "GET", body } = {}) {
 }
 
 /** Server-sent events over fetch. Calls onEvent({id, event, data}) and onStatus(s). */
-export function stream(path, lastId, onEvent, onStatus) {
+export function stream(path, lastId, onEvent, report) {
   let stopped = false;
+  let lastStatus = null;
+  const onStatus = (st) => { lastStatus = st; report(st); };
   let controller = null;
   let last = lastId;
   async function once() {
@@ -37,6 +39,7 @@ export function stream(path, lastId, onEvent, onStatus) {
     if (last) headers["Last-Event-ID"] = last;
     const r = await fetch(path, { headers, signal: controller.signal, cache: "no-store" });
     if (r.status === 401) throw new ApiError(401, null);
+    if (r.status === 429) onStatus("limited");  // too many open streams for this key
     if (!r.ok || !r.body) throw new ApiError(r.status, null);
     onStatus("live");
     const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -76,8 +79,8 @@ export function stream(path, lastId, onEvent, onStatus) {
         if (e instanceof ApiError && e.status === 401) { onStatus("unauthorized"); return; }
       }
       if (stopped) return;
-      onStatus("reconnecting");
-      await new Promise((res) => setTimeout(res, 2000));
+      if (lastStatus !== "limited") onStatus("reconnecting");
+      await new Promise((res) => setTimeout(res, lastStatus === "limited" ? 10000 : 2000));
     }
   })();
   return {

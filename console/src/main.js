@@ -49,7 +49,7 @@ function beep() {
 
 function topbar() {
   const views = state.me.role === "department" ? ["health"] : ["board", "map", "health"];
-  const status = { live: t("live"), reconnecting: t("reconnecting"), connecting: t("connecting"), unauthorized: t("bad_key") }[state.stream] || state.stream;
+  const status = { live: t("live"), reconnecting: t("reconnecting"), connecting: t("connecting"), unauthorized: t("bad_key"), limited: t("limited") }[state.stream] || state.stream;
   return h("header", { class: "topbar" },
     h("h1", { class: "brand", text: t("title") }),
     h("nav", { "aria-label": "views" }, h("ul", { class: "tabs" }, views.map((name, i) => h("li", {},
@@ -160,7 +160,7 @@ function onStatus(s) {
   state.stream = s;
   if (s === "unauthorized") { signout(); return; }
   const conn = document.querySelector(".conn");
-  if (conn) { conn.dataset.stream = s; conn.className = `conn conn-${s}`; conn.textContent = { live: t("live"), reconnecting: t("reconnecting") }[s] || s; }
+  if (conn) { conn.dataset.stream = s; conn.className = `conn conn-${s}`; conn.textContent = { live: t("live"), reconnecting: t("reconnecting"), limited: t("limited") }[s] || s; }
 }
 
 function onEvent(ev) {
