@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser stack-up stack-down stack-status test lint bench demo fuzz bench-api
+.PHONY: setup browser stack-up stack-down stack-status test lint bench demo
 
 # The virtual environment with the project and its dev tools; redone when
 # pyproject.toml changes.
@@ -61,6 +61,8 @@ bench: stack-up
 # DEMO_ARGS=--keep-running leaves the API and the console (URL and key printed) up.
 demo: stack-up
 	$(BIN)/ioc demo $(DEMO_ARGS)
+
+.PHONY: fuzz bench-api
 
 # Fuzz the validator and the batch splitter (hypothesis) for FUZZ_SECONDS (not in CI):
 # every element accepted or dead-lettered exactly once, nothing raises.
