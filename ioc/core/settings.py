@@ -165,6 +165,13 @@ class AlertSettings(_Section):
     rules_dir: Path = Path("config/rules")
     renotify_interval_s: int = 900
     escalate_after_s: int = 1800
+    out_of_orderness_s: int = 10
+    """A minute is evaluated once its scope's progress is this far past its end."""
+    idle_grace_s: int = 600
+    """A source silent this long (wall clock) no longer holds its scopes back."""
+    idle_grace_max_s: int = 7200
+    """Upper bound of a source's adaptive idle grace (1.5 x its longest arrival gap)."""
+    max_sources: int = 200_000
     outbox_retry_max_s: int = 300
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
