@@ -30,12 +30,14 @@ from tests.browser.conftest import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def publish_pm25(console: Console, value: float, n: int = 3, commune: str = COMMUNE,
+def publish_pm25(console: Console, value: float, n: int = 6, commune: str = COMMUNE,
                  source: str = "aq-console-01") -> None:
-    now = datetime.now(UTC) - timedelta(seconds=30)
+    """``n`` readings 30 s apart ending now: rules follow event time, and a minute is
+    evaluated once the commune's clock (its slowest source, minus 10 s) has passed it."""
+    now = datetime.now(UTC)
     events = [envelope("sensor", f"{source}-{uuid.uuid4().hex[:10]}", source,
-                       now + timedelta(seconds=i), {"metric": "pm25", "value": value,
-                                                    "unit": "ug/m3"},
+                       now - timedelta(seconds=30 * (n - 1 - i)),
+                       {"metric": "pm25", "value": value, "unit": "ug/m3"},
                        commune_code=commune, department="env") for i in range(n)]
     console.pipe.produce("sensor", batches(events, 50))
 
