@@ -137,7 +137,7 @@ def test_backfilled_alerts_are_history_not_new_emergencies(
     expect(page.locator(".conn")).to_have_attribute("data-stream", "live", timeout=15_000)
     old, new = uuid.uuid4().hex[:20], uuid.uuid4().hex[:20]
     back = firing(old, "water_level_alarm_2", "00007", "critical")
-    back = replace(back, labels={**back.labels, "backfilled": "true"})
+    back = replace(back, backfilled=True)  # the event-time work's flag, stored as such
     persist(quiet.conninfo, [back])
     history = page.locator(".history-section")
     expect(history.locator(f'[data-fp="{old}"]')).to_be_visible(timeout=10_000)
