@@ -8,8 +8,10 @@ copies for docs/console.md.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -101,18 +103,23 @@ class ApiProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ioc.cli", "api", "--port", str(self.port),
              "--log-level", "warning"], env=self.env, cwd=ROOT,
-            stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+            stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
         _wait_http(self.url, self.proc, self.log)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        """SIGTERM, then SIGKILL what is left of its process group (the API's validation
+        worker processes included: they outlived a terminated API here)."""
+        if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the group this test started
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
