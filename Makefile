@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup stack-up stack-down stack-status test lint chaos bench demo fuzz bench-api
+.PHONY: setup browser stack-up stack-down stack-status test lint chaos bench demo fuzz bench-api
 
 # The virtual environment with the project and its dev tools; redone when
 # pyproject.toml changes.
@@ -16,7 +16,19 @@ $(STAMP): pyproject.toml tools/pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]' -e tools
 	@touch $(STAMP)
 
-setup: $(STAMP)
+# The operator console (console/, npm packages pinned by package-lock.json), bundled into
+# ioc/api/console_static/ (git-ignored, packaged). Node and npm come from Debian when
+# missing; so does chromium, which the browser tests drive.
+APT = $(BIN)/python -c 'import sys; from iocdev.stack.apt import main; main(sys.argv[1:])'
+CONSOLE_OUT := ioc/api/console_static/index.html
+$(CONSOLE_OUT): $(STAMP) console/package.json console/package-lock.json console/build.mjs $(wildcard console/src/*)
+	@command -v npm >/dev/null || $(APT) nodejs npm
+	cd console && npm ci --no-audit --no-fund --loglevel=error && npm run build
+
+browser: $(STAMP)
+	@$(APT) chromium
+
+setup: $(STAMP) $(CONSOLE_OUT) browser
 
 stack-up: setup
 	$(BIN)/ioc stack up
@@ -56,8 +68,9 @@ chaos: setup
 bench: stack-up
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
+# DEMO_ARGS=--keep-running leaves the API and the console (URL and key printed) up.
 demo: stack-up
-	$(BIN)/ioc demo
+	$(BIN)/ioc demo $(DEMO_ARGS)
 
 .PHONY: fuzz bench-api
 

@@ -114,6 +114,8 @@ class TransitionOut(BaseModel):
     actor: str
     note: str | None
     receiver: str | None
+    backfilled: bool = False
+    """Already in the past when evaluated (event-time backfill): history, not a page."""
 
     @classmethod
     def of(cls, t: Transition) -> TransitionOut:
@@ -121,7 +123,8 @@ class TransitionOut(BaseModel):
                    from_state=t.from_state, to_state=t.to_state, at=t.at,
                    severity=t.severity, labels=dict(t.labels),
                    annotations=dict(t.annotations), value=t.value, actor=t.actor,
-                   note=t.note, receiver=t.receiver)
+                   note=t.note, receiver=t.receiver,
+                   backfilled=bool(getattr(t, "backfilled", False)))
 
 
 class AlertPage(BaseModel):

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ioc.api import alerts, geojson, health, ingest, kpis
+from ioc.api import alerts, console, console_data, console_feeds, geojson, health, ingest, kpis
 from ioc.api.deps import Resources
 from ioc.api.errors import ApiError
 from ioc.api.limits import BodyLimit
@@ -72,6 +72,8 @@ def create_app(settings: Settings | None = None, *,
     app.include_router(alerts.router)
     app.include_router(geojson.router)
     app.include_router(kpis.router)
+    for part in (console_data, console_feeds, console):  # the operator console
+        app.include_router(part.router)
     app.add_middleware(BodyLimit, ingest_limit=cfg.api.max_body_bytes,
                        other_limit=cfg.api.max_operator_body_bytes)
     app.add_middleware(AccessLog)

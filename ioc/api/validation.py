@@ -13,6 +13,7 @@ the API error (400/413/415) that splitting ended with.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -145,8 +146,29 @@ def peek_feed(raw: bytes) -> str | None:
 
 
 # ------------------------------------------------------------------ worker processes
-def _init(max_message_bytes: int, max_future_skew_s: float, max_events: int) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel sends SIGTERM to this worker when the API process dies, however
+    it dies (a SIGTERMed or SIGKILLed API must not leave validation workers behind)."""
+    import ctypes
+    import os
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(0)
+
+
+def _init(max_message_bytes: int, max_future_skew_s: float, max_events: int,
+          parent: int = 0) -> None:
     global _VALIDATOR, _EVENT_LIMIT
+    if parent:
+        _die_with_parent(parent)
     _VALIDATOR = Validator(max_message_bytes=max_message_bytes,
                            max_future_skew_s=max_future_skew_s, dedupe_capacity=0,
                            max_events=max_events)
@@ -182,7 +204,8 @@ def new_pool(workers: int, *, max_message_bytes: int, max_future_skew_s: float,
     return ProcessPoolExecutor(max_workers=max(1, workers),
                                mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init,
-                               initargs=(max_message_bytes, max_future_skew_s, max_events))
+                               initargs=(max_message_bytes, max_future_skew_s, max_events,
+                                         os.getpid()))
 
 
 async def warm_up(pool: ProcessPoolExecutor, workers: int) -> None:

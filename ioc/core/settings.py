@@ -249,6 +249,7 @@ class ApiSettings(_Section):
     max_streams: int = 64
     validation_threads: int = 2
     key_pepper: SecretStr | None = None  # IOC__API__KEY_PEPPER; mixed into key hashes
+    console_tile_url: str | None = None  # optional map tiles for /console ({z}/{x}/{y})
 
 
 class StreamSettings(_Section):

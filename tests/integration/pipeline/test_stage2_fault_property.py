@@ -62,9 +62,10 @@ def db(stack: Settings, pg_conninfo: str, tmp_path_factory: pytest.TempPathFacto
             conn.execute("GRANT ALL ON fault_plan, fault_attempts TO PUBLIC")
             conn.execute("""
                 CREATE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql AS $$
+                DECLARE
+                  draw bigint := nextval('fault_attempts');  -- once per firing, not per row
                 BEGIN
-                  IF EXISTS (SELECT 1 FROM fault_plan
-                             WHERE attempt = nextval('fault_attempts')) THEN
+                  IF EXISTS (SELECT 1 FROM fault_plan WHERE attempt = draw) THEN
                     RAISE EXCEPTION 'injected fault' USING ERRCODE = 'admin_shutdown';
                   END IF;
                   RETURN NULL;
