@@ -234,10 +234,15 @@ def collect(scenario: str, *, settings: Settings, conninfo: str, deadletter_topi
         ids = [r for r in rows if r[0] in valid and _commune_of(r[0], c, published)]
         stored = f"stored {max(r[2] for r in ids) - probes[c].built_at:.1f} s after publish" \
             if ids else "not stored"
-        led.notes.append(f"missed probe {c}: {stored}; fired {c in fired}, webhook "
-                         f"{c in hooked}, alertmanager {c in in_am}")
+        states = [t[3] for t in sorted(transitions, key=lambda t: t[2]) if t[1] == c]
+        led.notes.append(f"missed probe {c}: {stored}; transitions {states or 'none'}; "
+                         f"fired {c in fired}, webhook {c in hooked}, alertmanager {c in in_am}")
     if hooked:
         led.alert_delay_max_s = max(hooked[c] - probes[c].built_at for c in hooked)
+    ghosts = {str(e["fingerprint"]) for e in got} - fp_commune.keys()
+    if ghosts:
+        led.notes.append(f"{len(ghosts)} webhook-delivered alert(s) with no stored transition "
+                         f"(sent, then rolled back?): {sorted(ghosts)[:3]}")
     unverified = [e for e in read_log(receiver_log) if not e.get("verified")]
     if unverified:
         led.notes.append(f"{len(unverified)} webhook deliveries failed verification")
