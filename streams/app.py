@@ -27,6 +27,7 @@ from ioc.core.settings import Settings
 from streams.alerting import PartitionAlerts
 from streams.degraded import Health
 from streams.global_alerts import GlobalAlerts
+from streams.kpi_alerts import KPI_TARGETS_EVERY_S, KpiTargetAlerts
 from streams.originals import Originals
 from streams.outputs import KafkaOutputs
 from streams.pages import register_pages
@@ -102,6 +103,9 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
                                         publish=outputs.transitions) if rules else None)
     global_alerts = (GlobalAlerts(settings, parts.conninfo, rules, communes,
                                   publish=outputs.transitions) if rules else None)
+    kpi_targets = (KpiTargetAlerts(settings, parts.conninfo, rules, communes,
+                                   publish=outputs.transitions)
+                   if rules and rules.kpi_targets else None)
     stage1 = ValidateEnrich(Stage1(parts.validator, parts.index, feeds),
                             outputs.enriched_and_dead)
     stage2 = Stage2(make_pool(parts.conninfo), allowed_lateness_s=stream.allowed_lateness_s,
@@ -142,7 +146,7 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def _close(app_: Any, **_: Any) -> None:
         stop.set()
-        for closable in (*stages, global_alerts, parts.outbox):
+        for closable in (*stages, global_alerts, kpi_targets, parts.outbox):
             if closable is not None:
                 with contextlib.suppress(Exception):
                     await closable.close()
@@ -152,4 +156,11 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
     register_timers(app, conninfo=parts.conninfo, global_alerts=global_alerts,
                     outbox=parts.outbox, stop=stop,
                     idle_tick=stage2.tick if partition_alerts is not None else None)
+    if kpi_targets is not None:
+        targets = kpi_targets
+
+        @app.timer(interval=KPI_TARGETS_EVERY_S, on_leader=False)  # type: ignore[untyped-decorator]
+        async def evaluate_kpi_targets() -> None:
+            await targets.tick()
+
     return app
