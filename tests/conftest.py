@@ -1,17 +1,22 @@
-"""Shared session fixtures: the settings and the real local services.
+"""The one place for test support: settings, the real local services, and factories.
 
-``stack`` makes sure Kafka, PostgreSQL (TimescaleDB + PostGIS), Prometheus and
-Alertmanager answer, starting them with ``iocdev.stack`` when they do not. It never stops
-them: the next run reuses them (``make test`` stops them only when CI=true).
+Fixtures here are shared by every test module (never copied into one). ``stack`` makes
+sure Kafka, PostgreSQL (TimescaleDB + PostGIS), Prometheus and Alertmanager answer,
+starting them with ``iocdev.stack`` when they do not. It never stops them: the next run
+reuses them (``make test`` stops them only when CI=true). ``pipe`` is an isolated
+pipeline (``iocdev.sandbox``), ``migrated_db`` a fresh migrated database, ``new_topic``
+a topic factory.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from iocdev.sandbox import Pipeline, fresh_database, pipeline
 
 from ioc.core.settings import Settings, get_settings
 
@@ -69,6 +74,25 @@ def new_topic(kafka_bootstrap: str, settings: Settings) -> Iterator[Callable[...
         if created:
             admin.delete_topics(created, timeout_ms=30_000, raise_errors=False)
         admin.close()
+
+
+@pytest.fixture
+def migrated_db(stack: Settings) -> Iterator[tuple[str, str]]:
+    """A uniquely named database with every migration applied, ``(name, conninfo)`` as
+    the configured role; dropped (sessions forced off) afterwards."""
+    with fresh_database(stack) as db:
+        yield db
+
+
+@pytest.fixture
+def pipe(stack: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Pipeline]:
+    """An isolated pipeline (fresh topics, consumer group and migrated database; workers
+    started with ``pipe.start_worker()``), torn down afterwards. One partition per topic
+    unless the test is marked ``@pytest.mark.partitions(n)``."""
+    marker = request.node.get_closest_marker("partitions")
+    partitions = int(marker.args[0]) if marker is not None else 1
+    with pipeline(stack, tmp_path, partitions=partitions) as p:
+        yield p
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

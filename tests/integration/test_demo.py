@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
+from iocdev.supervise import free_port
 
 from ioc.core.settings import ROOT, Settings
 from ioc.core.topics import delete_topics
@@ -22,24 +23,18 @@ from ioc.core.topics import delete_topics
 FEEDS = ("sensor", "traffic", "service", "enriched", "deadletter", "alerts")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.integration
 @pytest.mark.slow
 def test_short_demo_stores_rows_rollups_and_writes_the_report(
-        stack: Settings, tmp_path: Path, record_property: pytest.RecordProperty) -> None:
+        stack: Settings, tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
     tag = uuid.uuid4().hex[:8]
     dbname = f"ioc_demo_{tag}"
     env = dict(os.environ)
     env.update({
         "IOC__DATABASE__DBNAME": dbname,
         "IOC__STREAM__APP_ID": f"ioc-demo-{tag}",
-        "IOC__STREAM__WORKER_WEB_PORT": str(_free_port()),
-        "IOC__API__PORT": str(_free_port()),
+        "IOC__STREAM__WORKER_WEB_PORT": str(free_port()),
+        "IOC__API__PORT": str(free_port()),
     })
     topics = [f"demo{tag}.{key}" for key in FEEDS]
     for key, name in zip(FEEDS, topics, strict=True):

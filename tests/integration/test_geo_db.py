@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -11,22 +10,18 @@ import numpy as np
 import psycopg
 import pytest
 import shapely
-from iocdev.sandbox import fresh_database
 from typer.testing import CliRunner
 
 from geo.index import index_from_database, index_from_reference
 from geo.reference import read_reference
 from ioc.cli.geo import app
-from ioc.core.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def geo_db(pg_conninfo: str, stack: Settings) -> Iterator[tuple[str, str]]:
-    """A migrated, uniquely named database: ``(name, conninfo)``; dropped afterwards."""
-    with fresh_database(stack, "ioc_geo") as db:
-        yield db
+def geo_db(migrated_db: tuple[str, str]) -> tuple[str, str]:
+    return migrated_db
 
 
 def _load(*args: str) -> str:

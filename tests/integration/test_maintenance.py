@@ -4,16 +4,13 @@ retention dropping chunks older than the configured age."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from iocdev.sandbox import fresh_database
 
 from ioc.core.db.edition import timescale_edition
 from ioc.core.db.maintenance import run_maintenance
-from ioc.core.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -28,9 +25,8 @@ HOURLY = ("SELECT bucket, commune_code, metric, count, sum, min, max, last FROM 
 
 
 @pytest.fixture
-def conninfo(stack: Settings) -> Iterator[str]:
-    with fresh_database(stack, "ioc_maint") as (_, info):
-        yield info
+def conninfo(migrated_db: tuple[str, str]) -> str:
+    return migrated_db[1]
 
 
 def test_hourly_rollups_match_the_minutes_and_retention_drops_old_chunks(

@@ -3,7 +3,6 @@ Alertmanager, Prometheus, and the stack command itself."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import textwrap
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from iocdev import supervise
 from psycopg import sql
 
 from ioc.core.settings import Settings
@@ -90,21 +90,13 @@ def faust_worker(tmp_path: Path, kafka_bootstrap: str,
     script.write_text(FAUST_APP)
     log = tmp_path / "faust.log"
     app_id = f"ioc-test-{uuid.uuid4().hex[:8]}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(script), app_id, kafka_bootstrap, source, sink,
-             "worker", "--without-web", "-l", "info"],
-            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
+    proc = supervise.spawn("faust-echo", [sys.executable, str(script), app_id, kafka_bootstrap,
+                                          source, sink, "worker", "--without-web", "-l", "info"],
+                           log=log, cwd=tmp_path)
     try:
         yield source, sink, log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.stop(timeout=30)
 
 
 def test_faust_round_trip(kafka_bootstrap: str,

@@ -2,8 +2,8 @@
 
 Integration tests and benchmarks each get their own topics, consumer group (faust app
 id) and database, so they never see each other's events, and workers are real
-``ioc worker`` processes (SIGKILL means what it says). Workers are stopped by the pid
-this module started, never by name.
+``ioc worker`` processes (SIGKILL means what it says), started and stopped by
+:mod:`iocdev.supervise` (own process group, pid plus start time, never by name).
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -27,16 +25,12 @@ import psycopg
 from kafka import KafkaProducer
 from psycopg import sql
 
-from ioc.core.settings import ROOT, Settings, TopicSettings
+from ioc.core.settings import Settings, TopicSettings
 from ioc.core.topics import delete_topics, ensure_topics
+from iocdev import supervise
+from iocdev.supervise import Process, free_port, log_tail
 
 FEED_KEYS = ("sensor", "traffic", "service", "enriched", "deadletter", "alerts")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -48,7 +42,7 @@ class Pipeline:
     app_id: str
     topics: dict[str, str]
     partitions: int
-    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    workers: list[Process] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
     web_ports: list[int] = field(default_factory=list)
     """The web (/metrics, /healthz, /readyz) port of each worker started, in order."""
@@ -59,7 +53,11 @@ class Pipeline:
         return self.settings.database.conninfo(dbname=self.dbname)
 
     def env(self, web_port: int, app_id: str | None = None) -> dict[str, str]:
+        """A worker's environment: ours, plus the services of ``self.settings`` (which may
+        name another stack than the environment does, as the chaos suite's) and this
+        pipeline's database, consumer group and topics."""
         env = dict(os.environ)
+        env.update(service_env(self.settings))
         env["IOC__DATABASE__DBNAME"] = self.dbname
         env["IOC__STREAM__APP_ID"] = app_id or self.app_id
         env["IOC__STREAM__WORKER_WEB_PORT"] = str(web_port)
@@ -69,36 +67,35 @@ class Pipeline:
         return env
 
     def start_worker(self, app_id: str | None = None, extra_env: dict[str, str] | None = None
-                     ) -> subprocess.Popen[bytes]:
-        log = self.tmp / f"worker-{len(self.logs)}.log"
+                     ) -> Process:
+        """Start one ``ioc worker`` on a free web port; returns once the process exists."""
+        n = len(self.logs)
+        log = self.tmp / f"worker-{n}.log"
         self.logs.append(log)
         port = free_port()
         self.web_ports.append(port)
         env = self.env(port, app_id)
         env.update(extra_env or {})
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ioc.cli", "worker", "--geo-source", "reference"],
-            env=env, cwd=ROOT,
-            stdout=log.open("wb"), stderr=subprocess.STDOUT,
-        )
+        proc = supervise.spawn(
+            f"worker-{n}", [sys.executable, "-m", "ioc.cli", "worker", "--geo-source",
+                            "reference"], log=log, cwd=self.tmp, env=env, append=False)
         self.workers.append(proc)
         return proc
 
-    def stop_workers(self) -> None:
+    def stop_workers(self, timeout: float = 30.0) -> None:
+        """SIGTERM every worker still ours (resumed first if paused); SIGKILL of its group
+        after ``timeout``."""
         for proc in self.workers:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+            proc.resume()
+            proc.send_signal(signal.SIGTERM)
         for proc in self.workers:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            proc.stop(timeout=timeout)
         self.workers.clear()
 
     def produce(self, feed: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
         producer = KafkaProducer(bootstrap_servers=self.settings.kafka.bootstrap_servers,
-                                 acks="all", linger_ms=5, max_request_size=2_000_000)
+                                 acks="all", linger_ms=5, max_request_size=2_000_000,
+                                 **self.settings.kafka.client_options())
         n = 0
         for key, value in messages:
             producer.send(self.topics[feed], key=key, value=value)
@@ -121,17 +118,25 @@ class Pipeline:
                 return value
             for proc, log in zip(self.workers, self.logs, strict=False):
                 if proc.poll() is not None and proc.returncode not in (0, -9, -15):
-                    raise AssertionError(f"worker exited {proc.returncode}:\n{tail(log)}")
+                    raise AssertionError(f"worker exited {proc.returncode}:\n{log_tail(log)}")
             time.sleep(0.3)
-        logs = "\n".join(tail(p) for p in self.logs)
+        logs = "\n".join(log_tail(p) for p in self.logs)
         raise AssertionError(f"{sql!r} = {value!r}, expected {expected!r}\n{logs}")
 
 
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
+def service_env(settings: Settings) -> dict[str, str]:
+    """``IOC__*`` variables that point a child process at the services of ``settings``."""
+    return {
+        "IOC__STACK__HOME": str(settings.stack.root),
+        "IOC__KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "IOC__KAFKA__CONTROLLER_PORT": str(settings.kafka.controller_port),
+        "IOC__DATABASE__HOST": settings.database.host,
+        "IOC__DATABASE__PORT": str(settings.database.port),
+        "IOC__PROMETHEUS__PORT": str(settings.prometheus.port),
+        "IOC__ALERTMANAGER__HOST": settings.alertmanager.host,
+        "IOC__ALERTMANAGER__PORT": str(settings.alertmanager.port),
+        "IOC__API__PORT": str(settings.api.port),
+    }
 
 
 @contextlib.contextmanager
@@ -199,3 +204,72 @@ def batches(events: list[dict[str, Any]], size: int,
     for k, evs in by_key.items():
         for i in range(0, len(evs), size):
             yield k.encode(), json.dumps(evs[i:i + size]).encode()
+
+
+# ------------------------------------------------------------------ private Prometheus
+PROMETHEUS_BIN = "/usr/bin/prometheus"
+"""Debian's Prometheus, installed by ``ioc stack up``."""
+
+
+@dataclass
+class PrivatePrometheus:
+    """A Prometheus of one test's own, scraping ``targets`` every second."""
+
+    base: str
+    process: Process
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """The instant vector of ``expr`` ([] while it is not answering yet)."""
+        return prom_query(self.base, expr)
+
+    def wait_for(self, expr: str, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Poll ``expr`` until it has samples; fail with Prometheus' log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = self.query(expr)
+            if result:
+                return result
+            time.sleep(0.5)
+        raise AssertionError(f"{expr!r} had no samples within {timeout:.0f} s\n"
+                             f"{self.process.describe()}")
+
+
+def prom_query(base: str, expr: str) -> list[dict[str, Any]]:
+    """``GET /api/v1/query`` on a Prometheus at ``base``; [] when it does not answer."""
+    import httpx
+
+    try:
+        response = httpx.get(f"{base}/api/v1/query", params={"query": expr}, timeout=5)
+    except httpx.TransportError:
+        return []
+    if response.status_code != 200:
+        return []
+    result: list[dict[str, Any]] = response.json()["data"]["result"]
+    return result
+
+
+@contextlib.contextmanager
+def private_prometheus(targets: list[str], tmp: Path, job: str = "ioc-worker",
+                       rule_files: list[Path] | None = None) -> Iterator[PrivatePrometheus]:
+    """Start a private Prometheus scraping ``targets`` (host:port) every second and
+    evaluating ``rule_files``; stopped afterwards."""
+    import yaml
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = tmp / "prometheus.yml"
+    config.write_text(yaml.safe_dump({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(f) for f in rule_files or []],
+        "scrape_configs": [{"job_name": job, "scrape_interval": "1s",
+                            "static_configs": [{"targets": targets}]}]}))
+    proc = supervise.spawn(
+        "prometheus", [PROMETHEUS_BIN, f"--config.file={config}",
+                       f"--web.listen-address=127.0.0.1:{port}",
+                       f"--storage.tsdb.path={tmp / 'prom'}",
+                       "--storage.tsdb.retention.time=1h"],
+        log=tmp / "prometheus.log", cwd=tmp)
+    try:
+        yield PrivatePrometheus(f"http://127.0.0.1:{port}", proc)
+    finally:
+        proc.stop(timeout=20)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import textwrap
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +14,8 @@ import httpx
 import psycopg
 import pytest
 from aiohttp import web
+from iocdev.sandbox import fresh_database
+from iocdev.supervise import free_port
 
 from alerts import store
 from alerts.alertmanager import AlertmanagerClient
@@ -25,7 +26,6 @@ from alerts.ruleload import load_rules
 from alerts.rules import RuleSet
 from alerts.silences import Matcher
 from alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookClient, verify
-from ioc.core.db.migrate import apply_migrations
 from ioc.core.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -36,15 +36,9 @@ SECRET = b"test-secret"
 
 
 @pytest.fixture(scope="module")
-def db(stack: Settings, pg_conninfo: str) -> Iterator[str]:
-    name = f"ioc_alerts_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    conninfo = stack.database.conninfo(dbname=name)
-    apply_migrations(conninfo)
-    yield conninfo
-    with psycopg.connect(pg_conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def db(stack: Settings) -> Iterator[str]:
+    with fresh_database(stack, "ioc_alerts") as (_, conninfo):
+        yield conninfo
 
 
 @pytest.fixture
@@ -90,12 +84,6 @@ def feed(ev: Evaluator, values: list[float], start: int = 0) -> list[Any]:
         ev.commit(plan)
         out.extend(plan.transitions)
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def outbox_rows(conn: psycopg.AsyncConnection[Any], fp: str) -> list[tuple[Any, ...]]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from iocdev.sandbox import Pipeline, batches, envelope, pipeline
+from iocdev.sandbox import Pipeline, batches, envelope
 
 from ioc.core.settings import Settings
 
@@ -69,12 +69,6 @@ def wait(check: Any, timeout: float = 60.0) -> Any:
             return got
         time.sleep(0.5)
     raise AssertionError("condition not met in time")
-
-
-@pytest.fixture
-def pipe(stack: Settings, tmp_path: Path) -> Any:
-    with pipeline(stack, tmp_path, partitions=1) as p:
-        yield p
 
 
 def test_alert_fires_is_delivered_survives_sigkill_and_resolves(

@@ -11,25 +11,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-from iocdev.sandbox import Pipeline, envelope, pipeline
+from iocdev.sandbox import Pipeline, envelope
 
-from ioc.core.settings import Settings
-
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def pipe(stack: Settings, tmp_path: Path) -> Iterator[Pipeline]:
-    with pipeline(stack, tmp_path, partitions=2) as p:
-        yield p
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.partitions(2)]
 
 
 def readings(tag: str, start: datetime, n: int) -> bytes:

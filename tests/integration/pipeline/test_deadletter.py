@@ -10,14 +10,13 @@ import shutil
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from iocdev.sandbox import Pipeline, envelope, pipeline
+from iocdev.sandbox import Pipeline, envelope
 from kafka import KafkaConsumer
 
-from ioc.core.settings import ROOT, Settings
+from ioc.core.settings import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -67,12 +66,6 @@ def dead_letters(pipe: Pipeline, expected: int) -> list[Any]:
             break
     consumer.close()
     return out
-
-
-@pytest.fixture
-def pipe(stack: Settings, tmp_path: Path) -> Any:
-    with pipeline(stack, tmp_path, partitions=1) as p:
-        yield p
 
 
 def test_malformed_corpus_goes_to_dead_letter_and_valid_events_are_stored(

@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
-from iocdev.sandbox import Pipeline, pipeline
+from iocdev.sandbox import Pipeline
 
 from alerts.model import CommuneInfo
 from alerts.ruleload import load_rules
-from ioc.core.settings import Settings
 from streams.global_alerts import GlobalAlerts
 
 pytestmark = pytest.mark.integration
@@ -47,12 +45,6 @@ groups:
 """
 COMMUNES = {"00004": CommuneInfo("Ba Đình", "01", "Hà Nội"),
             "00008": CommuneInfo("Ngọc Hà", "01", "Hà Nội")}
-
-
-@pytest.fixture
-def pipe(stack: Settings, tmp_path: Path) -> Any:
-    with pipeline(stack, tmp_path, partitions=1) as p:
-        yield p
 
 
 def test_province_and_feed_absence_rules_fire_in_exactly_one_worker(

@@ -12,10 +12,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,13 +21,12 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from iocdev.sandbox import Pipeline, envelope, free_port, pipeline
+from iocdev.sandbox import Pipeline, envelope, private_prometheus
+from iocdev.supervise import free_port
 from prometheus_client import metrics as prom_metrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from ioc.core import metrics
-from ioc.core.settings import Settings
-from tests.integration.observability.test_prometheus_scrape import PROMETHEUS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -52,12 +49,6 @@ groups:
         annotations:
           summary: {{ vi: "PM2.5 {{commune}}", en: "PM2.5 {{commune_en}}" }}
 """
-
-
-@pytest.fixture
-def pipe(stack: Settings, tmp_path: Path) -> Iterator[Pipeline]:
-    with pipeline(stack, tmp_path, partitions=1) as p:
-        yield p
 
 
 def start_worker(pipe: Pipeline, tmp: Path, **env: str) -> str:
@@ -136,24 +127,15 @@ def test_prometheus_fires_delivery_failing_when_alertmanager_is_down(
         group["rules"] = [dict(r, **{"for": "0s"}) for r in group["rules"]
                           if r.get("alert") == "IocAlertDeliveryFailing"]
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules))
-    port = free_port()
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(tmp_path / "rules.yml")],
-        "scrape_configs": [{"job_name": "ioc-worker",
-                            "static_configs": [{"targets": [web]}]}]}))
-    prometheus = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}",
-         f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.path={tmp_path / 'prom'}"],
-        stdout=(tmp_path / "prometheus.log").open("wb"), stderr=subprocess.STDOUT)
-    try:
+    with private_prometheus([web], tmp_path / "prometheus",
+                            rule_files=[tmp_path / "rules.yml"]) as prometheus:
         produce_run(pipe)
         pipe.wait_for("SELECT count(*) > 0 FROM alert_outbox WHERE attempts > 1", True)
         deadline = time.monotonic() + 90
         firing: list[dict[str, Any]] = []
         while time.monotonic() < deadline and not firing:
             try:
-                got = httpx.get(f"http://127.0.0.1:{port}/api/v1/alerts", timeout=5).json()
+                got = httpx.get(f"{prometheus.base}/api/v1/alerts", timeout=5).json()
                 firing = [a for a in got["data"]["alerts"]
                           if a["labels"]["alertname"] == "IocAlertDeliveryFailing"
                           and a["state"] == "firing"]
@@ -164,6 +146,3 @@ def test_prometheus_fires_delivery_failing_when_alertmanager_is_down(
         assert firing[0]["labels"]["receiver"] == "alertmanager"
         assert pipe.query("SELECT count(*) FROM alert_outbox WHERE delivered_at IS NULL"
                           )[0][0] >= 1  # waiting, not lost
-    finally:
-        prometheus.terminate()
-        prometheus.wait(timeout=20)

@@ -11,15 +11,12 @@ import signal
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from iocdev.sandbox import Pipeline, batches, envelope, pipeline
+from iocdev.sandbox import Pipeline, batches, envelope
 
-from ioc.core.settings import Settings
-
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.partitions(3)]
 
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 ROLLUPS = ("SELECT commune_code, metric, bucket, count, sum, min, max, last "
@@ -75,12 +72,6 @@ def rollups(pipe: Pipeline) -> list[tuple[Any, ...]]:
     return [(*r[:4], round(r[4], 6), *r[5:]) for r in pipe.query(ROLLUPS)]
 
 
-@pytest.fixture
-def pipe(stack: Settings, tmp_path: Path) -> Any:
-    with pipeline(stack, tmp_path) as p:
-        yield p
-
-
 def test_known_events_give_exact_rollups_and_replay_changes_nothing(pipe: Pipeline) -> None:
     events = sensor_events(2000)
     pipe.produce("sensor", batches(events, 50))
@@ -110,7 +101,10 @@ def test_two_workers_in_one_group_give_identical_rollups(pipe: Pipeline) -> None
 
 def test_late_events_are_marked_late_and_still_counted_in_their_window(pipe: Pipeline) -> None:
     code, _, _ = communes(1)[0]
-    body = lambda v: {"metric": "pm25", "value": v, "unit": "ug/m3"}  # noqa: E731
+
+    def body(v: float) -> dict[str, Any]:
+        return {"metric": "pm25", "value": v, "unit": "ug/m3"}
+
     first = [envelope("sensor", "a1", "s1", T0 + timedelta(seconds=5), body(10.0),
                       commune_code=code),
              envelope("sensor", "a2", "s1", T0 + timedelta(minutes=10), body(20.0),

@@ -6,16 +6,13 @@ replaced."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
-from iocdev.sandbox import fresh_database
 
 from ioc.core.events.record import Record, encode_records
-from ioc.core.settings import Settings
 from streams.degraded import Health
 from streams.retry import run_batch
 from streams.stage2 import Enriched, Refused, Stage2, make_pool
@@ -38,9 +35,8 @@ def service(i: int, **over: Any) -> Record:
 
 
 @pytest.fixture
-def db(stack: Settings) -> Iterator[str]:
-    with fresh_database(stack) as (_, conninfo):
-        yield conninfo
+def db(migrated_db: tuple[str, str]) -> str:
+    return migrated_db[1]
 
 
 def query(conninfo: str, sql: str) -> list[tuple[Any, ...]]:

@@ -113,11 +113,11 @@ def run(db: tuple[str, str, RuleSet], settings_: Settings, cuts: list[int],
 
 def expected_rollups() -> list[tuple[datetime, int, float]]:
     count: Counter[datetime] = Counter()
-    total: Counter[datetime] = Counter()
+    total: dict[datetime, float] = {}
     for r in EVENTS:
         minute = r.occurred_at.replace(second=0)
         count[minute] += 1
-        total[minute] += r.value or 0.0
+        total[minute] = total.get(minute, 0.0) + (r.value or 0.0)
     return [(m, count[m], total[m]) for m in sorted(count)]
 
 

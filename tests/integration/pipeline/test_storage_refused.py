@@ -9,26 +9,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from iocdev.sandbox import Pipeline, envelope, pipeline
+from iocdev.sandbox import Pipeline, envelope
 from kafka import KafkaConsumer
 from psycopg.conninfo import make_conninfo
 
-from ioc.core.settings import Settings
-
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def pipe(stack: Settings, tmp_path: Path) -> Iterator[Pipeline]:
-    with pipeline(stack, tmp_path, partitions=1) as p:
-        yield p
 
 
 def test_a_refused_row_is_dead_lettered_with_its_original_bytes_and_origin(

@@ -10,7 +10,7 @@ import pytest
 
 from alerts import alertmanager, webhook
 from alerts.model import Transition
-from alerts.notify import plan
+from alerts.notify import Receiver, plan
 from alerts.outbox import backoff_s
 from alerts.series import expand
 from alerts.silences import Matcher, Silence, silenced_by
@@ -50,7 +50,7 @@ def test_silence_window() -> None:
 
 
 def test_plan_receivers_and_silences() -> None:
-    both = ("alertmanager", "webhook")
+    both: tuple[Receiver, Receiver] = ("alertmanager", "webhook")
     assert [n.receiver for n in plan(transition(), both, [], generator_url="")] == list(both)
     assert plan(transition("pending", "inactive"), both, [], generator_url="") == []
     s = [silence("alertname=pm25_high")]

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 from iocdev.demo.errors import DemoError
-from iocdev.demo.orchestrate import Children, start_ticks
+from iocdev.demo.orchestrate import Children, Exited
+from iocdev.supervise import stat
+
+
+def start_ticks(pid: int) -> int | None:
+    st = stat(pid)
+    return st.start_ticks if st is not None and st.alive else None
 
 
 def _children(tmp_path: Path) -> Children:
@@ -49,7 +55,7 @@ def test_child_ignoring_sigterm_is_killed_after_timeout(tmp_path: Path) -> None:
     t0 = time.monotonic()
     assert kids.stop_all(timeout=0.5) == ["stubborn"]
     assert time.monotonic() - t0 < 5
-    assert child.proc.returncode == -signal.SIGKILL
+    assert child.returncode == -signal.SIGKILL
 
 
 def test_child_that_dies_early_is_reported_once_with_its_log(tmp_path: Path) -> None:
@@ -58,7 +64,7 @@ def test_child_that_dies_early_is_reported_once_with_its_log(tmp_path: Path) -> 
     kids.start("crash", [sys.executable, "-c",
                          "import sys; print('boom: no broker'); sys.exit(3)"])
     deadline = time.monotonic() + 10
-    ended = []
+    ended: list[Exited] = []
     while not ended and time.monotonic() < deadline:
         ended = kids.poll()
         time.sleep(0.05)

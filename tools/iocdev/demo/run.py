@@ -315,7 +315,7 @@ class Demo:
             while True:
                 for ended in self.children.poll():
                     self._child_ended(ended)
-                if phase == "simulate" and sim.proc.poll() == 0:
+                if phase == "simulate" and sim.poll() == 0:
                     phase = "drain"
                     self.outcome.sim_wall_s = time.monotonic() - sim_t0
                     drain_deadline = time.monotonic() + o.drain_timeout_s

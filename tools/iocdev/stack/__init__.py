@@ -7,14 +7,14 @@ Prometheus and Alertmanager on loopback. Everything lives under the git-ignored
 
     .stack/
       logs/<service>.log     stdout+stderr of each service
-      run/<service>.pid      the pid we started (plus <service>.json: argv, start time)
+      run/<service>.pid      the pid we started (plus <service>.json: pid, start time, boot)
       kafka/                 pom.xml, libs/ (jars), server.properties, data/
       postgres/data/         the cluster (owned by the ``postgres`` OS user under root)
       prometheus/data/  alertmanager/data/
       build/timescaledb/     the TimescaleDB source build
       m2/                    Maven's local repository
 
-Modules: :mod:`procs` (pid-file process control), :mod:`apt` (Debian packages),
+Processes are started and stopped by :mod:`iocdev.supervise`. Modules: :mod:`apt` (Debian packages),
 :mod:`timescale` (source build), one module per service, :mod:`ready` (readiness
 polling) and :mod:`manager` (``up``/``down``/``status``).
 """

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 from ioc.core.errors import StackError
 from ioc.core.settings import Settings
-from iocdev.stack import apt, procs
+from iocdev import supervise
+from iocdev.stack import apt
 from iocdev.stack.kafka import Kafka
 from iocdev.stack.layout import Layout
 from iocdev.stack.postgres import Postgres
 from iocdev.stack.prometheus import Alertmanager, Prometheus
-from iocdev.stack.ready import log_tail, port_open
+from iocdev.stack.ready import port_open
 from iocdev.stack.service import Service
 
 SERVICES: tuple[str, ...] = ("kafka", "postgres", "prometheus", "alertmanager")
@@ -70,7 +71,7 @@ def up(settings: Settings, only: Sequence[str] = (), echo: Echo = _quiet) -> dic
     started: dict[str, int | None] = {}
     for svc in selected:
         t = time.monotonic()
-        running = svc.pidfiles.running()
+        running = svc.pidfile.running()
         if running is not None:
             echo(f"{svc.name}: already running (pid {running.pid})")
             started[svc.name] = None
@@ -82,17 +83,17 @@ def up(settings: Settings, only: Sequence[str] = (), echo: Echo = _quiet) -> dic
         svc.install()
         svc.prepare()
         timings[f"{svc.name}.install"] = time.monotonic() - t
-        record = procs.start(svc.pidfiles, svc.argv(), log=svc.log, cwd=svc.home,
-                             user=svc.user)
-        echo(f"{svc.name}: started pid {record.pid}, log {svc.log}")
-        started[svc.name] = record.pid
+        proc = supervise.spawn(svc.name, svc.argv(), log=svc.log, cwd=svc.home,
+                               user=svc.user, pidfile=svc.pidfile)
+        echo(f"{svc.name}: started pid {proc.pid}, log {svc.log}")
+        started[svc.name] = proc.pid
 
     for svc in selected:
         t = time.monotonic()
         try:
             svc.wait_ready(started[svc.name])
         except StackError as exc:
-            tail = log_tail(svc.log)
+            tail = supervise.log_tail(svc.log)
             if tail:
                 echo(f"--- last lines of {svc.log} ---\n{tail}\n---")
             raise exc
@@ -107,7 +108,7 @@ def down(settings: Settings, only: Sequence[str] = (), echo: Echo = _quiet) -> l
     """Stop exactly the processes the pid files record, in reverse start order."""
     stopped: list[int] = []
     for svc in reversed(services(settings, only)):
-        pid = procs.stop(svc.pidfiles, sig=svc.stop_signal)
+        pid = svc.pidfile.stop(sig=svc.stop_signal)
         if pid is None:
             echo(f"{svc.name}: not running")
         else:
@@ -120,7 +121,7 @@ def status(settings: Settings, only: Sequence[str] = ()) -> list[ServiceStatus]:
     """Each service's recorded pid (if alive and ours), port and whether it answers."""
     result = []
     for svc in services(settings, only):
-        record = svc.pidfiles.running()
+        record = svc.pidfile.running()
         result.append(ServiceStatus(name=svc.name, pid=record.pid if record else None,
                                     port=svc.port, answers=svc.probe(), log=str(svc.log)))
     return result

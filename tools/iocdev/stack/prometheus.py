@@ -1,8 +1,18 @@
-"""Prometheus and Alertmanager from Debian, with their configs from ``config/``."""
+"""Prometheus and Alertmanager from Debian, with their configs from ``config/``.
+
+The configs in ``config/`` name the default ports; ``prepare`` writes the copy a
+service runs with into its stack folder, every target and URL taken from the settings,
+so a second stack on other ports (a chaos run, ``IOC__*__PORT``) never scrapes,
+alerts or notifies the first one.
+"""
 
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from ioc.core.errors import StackError
 from iocdev.stack.ready import http_ok
@@ -34,12 +44,37 @@ class Prometheus(_HttpService):
     def port(self) -> int:
         return self.settings.prometheus.port
 
+    workers: int = 4
+    """Worker web ports scraped: ``stream.worker_web_port`` and the next ones."""
+
     @property
     def config_file(self) -> str:
-        return str(self.layout.config / "prometheus" / "prometheus.yml")
+        return str(self.home / "prometheus.yml")
+
+    def render(self) -> dict[str, Any]:
+        """config/prometheus/prometheus.yml with the targets of these settings."""
+        source = self.layout.config / "prometheus"
+        config: dict[str, Any] = yaml.safe_load((source / "prometheus.yml").read_text())
+        s = self.settings
+        host = s.stack.host
+        targets = {
+            "prometheus": [f"{host}:{s.prometheus.port}"],
+            "alertmanager": [f"{host}:{s.alertmanager.port}"],
+            "ioc-api": [f"{s.api.host}:{s.api.port}"],
+            "ioc-worker": [f"{s.stream.worker_web_host}:{s.stream.worker_web_port + i}"
+                           for i in range(self.workers)],
+        }
+        config["rule_files"] = [str(source / Path(f)) for f in config.get("rule_files", [])]
+        config["alerting"]["alertmanagers"] = [
+            {"static_configs": [{"targets": list(targets["alertmanager"])}]}]
+        for job in config["scrape_configs"]:
+            if job["job_name"] in targets:
+                job["static_configs"] = [{"targets": list(targets[job["job_name"]])}]
+        return config
 
     def prepare(self) -> None:
         (self.home / "data").mkdir(parents=True, exist_ok=True)
+        Path(self.config_file).write_text(yaml.safe_dump(self.render(), sort_keys=False))
         self.check_tool = ("promtool", "check", "config", self.config_file)
         self.check_config()
 
@@ -60,10 +95,22 @@ class Alertmanager(_HttpService):
 
     @property
     def config_file(self) -> str:
-        return str(self.layout.config / "alertmanager" / "alertmanager.yml")
+        return str(self.home / "alertmanager.yml")
+
+    def render(self) -> dict[str, Any]:
+        """config/alertmanager/alertmanager.yml with the API's webhook on these settings."""
+        source = self.layout.config / "alertmanager" / "alertmanager.yml"
+        config: dict[str, Any] = yaml.safe_load(source.read_text())
+        api = self.settings.api
+        for receiver in config.get("receivers", []):
+            for hook in receiver.get("webhook_configs", []):
+                path = hook["url"].split("/", 3)[3] if hook["url"].count("/") >= 3 else ""
+                hook["url"] = f"http://{api.host}:{api.port}/{path}"
+        return config
 
     def prepare(self) -> None:
         (self.home / "data").mkdir(parents=True, exist_ok=True)
+        Path(self.config_file).write_text(yaml.safe_dump(self.render(), sort_keys=False))
         self.check_tool = ("amtool", "check-config", self.config_file)
         self.check_config()
 

@@ -10,21 +10,7 @@ from pathlib import Path
 import httpx
 
 from ioc.core.errors import StackError
-from iocdev.stack import procs
-
-LOG_TAIL_LINES = 40
-
-
-def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
-    """The last ``lines`` lines of a log file ('' when it does not exist)."""
-    try:
-        with log.open("rb") as fh:
-            fh.seek(0, 2)
-            fh.seek(max(0, fh.tell() - 64 * 1024))
-            text = fh.read().decode(errors="replace")
-    except FileNotFoundError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
+from iocdev import supervise
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -67,8 +53,8 @@ def wait_until(
                 return time.monotonic() - start
         except Exception as exc:  # any failure of a probe means "not yet"
             last_error = f" (last error: {type(exc).__name__}: {exc})"
-        if pid is not None and not procs.is_alive(pid):
-            code = procs.exit_code(pid)
+        proc = supervise.child(pid) if pid is not None else None
+        if proc is not None and (code := proc.poll()) is not None:
             raise StackError(service, f"process {pid} exited (code {code}) before it "
                              f"answered{last_error}", str(log))
         if time.monotonic() - start > timeout:

@@ -7,8 +7,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from ioc.core.settings import Settings
-from iocdev.stack import procs
 from iocdev.stack.layout import Layout
+from iocdev.supervise import PidFile
 
 
 class Service(ABC):
@@ -29,7 +29,7 @@ class Service(ABC):
     def __init__(self, settings: Settings, layout: Layout) -> None:
         self.settings = settings
         self.layout = layout
-        self.pidfiles = procs.PidFiles(layout.run, self.name)
+        self.pidfile = PidFile(layout.run, self.name)
 
     @property
     def home(self) -> Path:

@@ -1,0 +1,72 @@
+"""The chaos suite's own stack: a home and ports apart from the shared stack.
+
+Restarting the broker or PostgreSQL of a stack others test against would break their
+runs, so chaos never touches the stack the settings name: it derives settings for a
+second stack (``<home>-chaos``-style folder, ports ``port_base + n``) and brings that
+one up with the same :mod:`iocdev.stack` code. Services are stopped and started through
+the stack manager, hence through :mod:`iocdev.supervise` (recorded pid, start time).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from ioc.core.settings import ROOT, Settings
+from iocdev.stack import manager
+
+DEFAULT_HOME = ROOT / ".stack-chaos"
+DEFAULT_PORT_BASE = 31000
+
+
+def chaos_settings(base: Settings, *, home: Path = DEFAULT_HOME,
+                   port_base: int = DEFAULT_PORT_BASE) -> Settings:
+    """``base`` with the stack home and every service port moved to the chaos stack."""
+    host = base.stack.host
+    return base.model_copy(update={
+        "stack": base.stack.model_copy(update={"home": home}),
+        "kafka": base.kafka.model_copy(update={
+            "bootstrap_servers": f"{host}:{port_base + 92}",
+            "controller_port": port_base + 94}),
+        "database": base.database.model_copy(update={"port": port_base + 432}),
+        "prometheus": base.prometheus.model_copy(update={"port": port_base + 90}),
+        "alertmanager": base.alertmanager.model_copy(update={"port": port_base + 93}),
+        "stream": base.stream.model_copy(update={"worker_web_port": port_base + 100}),
+        "api": base.api.model_copy(update={"port": port_base + 80}),
+    })
+
+
+def _seed_kafka_jars(target: Settings, source: Settings) -> None:
+    """Copy the resolved Kafka jars of ``source``'s stack (read only) so a new chaos
+    home does not fetch them again with Maven."""
+    libs = target.stack.root / "kafka" / "libs"
+    have = source.stack.root / "kafka" / "libs"
+    if libs.exists() or not any(have.glob(".complete-*")):
+        return
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(have, libs, symlinks=True)
+
+
+def up(settings: Settings, *, seed_from: Settings | None = None,
+       echo: Callable[[str], None] = print) -> list[str]:
+    """Bring the chaos stack up (idempotent); the services this call had to start."""
+    if seed_from is not None:
+        _seed_kafka_jars(settings, seed_from)
+    before = {row.name for row in manager.status(settings) if row.pid is not None}
+    manager.up(settings, echo=echo)
+    return [name for name in manager.SERVICES if name not in before]
+
+
+def down(settings: Settings, echo: Callable[[str], None] = print) -> None:
+    manager.down(settings, echo=echo)
+
+
+def stop_service(settings: Settings, name: str) -> None:
+    """Stop one service of the chaos stack (its own stop signal, by recorded pid)."""
+    manager.down(settings, [name])
+
+
+def start_service(settings: Settings, name: str) -> float:
+    """Start one service again and wait until it answers; seconds it took."""
+    return manager.up(settings, [name])["total"]
