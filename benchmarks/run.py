@@ -68,6 +68,12 @@ def main() -> int:
     step("pipeline_1_worker", lambda: p.drain(settings, tmp / "drain1", n, workers=1))
     step("pipeline_2_workers", lambda: p.drain(settings, tmp / "drain2", n, workers=2))
     step("rates", lambda: p.rates(settings, tmp / "rates", steps))
+    if not args.quick:  # the peer: PyFlink set up on demand (benchmarks/flink/install.py)
+        from benchmarks.flink import peer
+
+        for par in (1, 2):
+            step(f"flink_p{par}", lambda par=par: peer.run(settings, tmp / f"flink{par}",
+                                                            n, parallelism=par))
     results["duration_s"] = round(time.monotonic() - started)
     out = ROOT / "reports" / "bench.json"
     out.parent.mkdir(exist_ok=True)
