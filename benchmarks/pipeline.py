@@ -24,6 +24,7 @@ import contextlib
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -131,8 +132,10 @@ def _scrape(port: int) -> dict[str, float]:
 
 
 def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
-          one_event: bool = False, timeout_s: float = 900.0) -> dict[str, Any]:
-    """A preloaded backlog through ``workers`` real worker processes started together."""
+          one_event: bool = False, timeout_s: float = 900.0,
+          on_worker: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """A preloaded backlog through ``workers`` real worker processes started together
+    (``on_worker`` is given each one's pid, e.g. to attach a profiler)."""
     expected = Expected()
     with pipeline(settings, tmp, partitions=6) as pipe:
         workload = Workload(seed=6, tag="d", one_event=one_event, expected=expected)
@@ -141,6 +144,9 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
         spawned = time.monotonic()
         procs = [pipe.start_worker() for _ in range(workers)]
         pids = [p.pid for p in procs]
+        if on_worker is not None:
+            for pid in pids:
+                on_worker(pid)
         meters = {"worker": CpuMeter(lambda: descendants(pids)), "postgres":
                   CpuMeter(postgres_pids), "kafka": CpuMeter(lambda: kafka_pids(settings))}
         first_read = None
