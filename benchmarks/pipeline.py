@@ -117,7 +117,8 @@ def ceiling(settings: Settings, tmp: Path, n_events: int, one_event: bool = Fals
 def _scrape(port: int) -> dict[str, float]:
     """The worker's counters that say how far it got (summed over label values)."""
     wanted = ("ioc_ingest_events_received_total", "ioc_sink_rows_inserted_total",
-              "ioc_sink_rows_duplicate_total")
+              "ioc_sink_rows_duplicate_total", "ioc_sink_flush_seconds_sum",
+              "ioc_sink_flush_seconds_count")
     out = dict.fromkeys(wanted, 0.0)
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
@@ -150,7 +151,7 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
         meters = {"worker": CpuMeter(lambda: descendants(pids)), "postgres":
                   CpuMeter(postgres_pids), "kafka": CpuMeter(lambda: kafka_pids(settings))}
         first_read = None
-        stored = 0.0
+        stored = flush_s = flushes = 0.0
         peak = 0.0
         deadline = spawned + timeout_s
         while time.monotonic() < deadline:
@@ -171,6 +172,8 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
             peak = max([peak] + [peak_rss_mb(pid) for pid in pids])
             stored = sum(c["ioc_sink_rows_inserted_total"] + c["ioc_sink_rows_duplicate_total"]
                          for c in counts)
+            flush_s = sum(c["ioc_sink_flush_seconds_sum"] for c in counts)
+            flushes = sum(c["ioc_sink_flush_seconds_count"] for c in counts)
             if stored >= n_events or all(p.poll() is not None for p in procs):
                 break
             time.sleep(0.5)
@@ -195,6 +198,8 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
             "cpu_s_per_1000_events": {k: round(1000 * v / n_events, 3)
                                       for k, v in cpu.items()},
             "worker_peak_rss_mb": round(peak), "rollup_windows": len(expected.windows),
+            "sink_transactions": int(flushes),
+            "sink_busy_share": round(flush_s / elapsed / workers, 2) if elapsed else None,
             "exact": not problems, "problems": problems[:5]}
 
 
