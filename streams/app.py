@@ -2,15 +2,18 @@
 
 One worker process runs both stages; run more processes (same app id) to scale: Kafka
 spreads the raw partitions (stage 1) and the commune partitions (stage 2) across them.
-Per-message work in faust is the cost to design around, so both agents take batches of
-events (``take_events``, acked only after the batch is done) and the hot path works on
-lists: one validator call per message, one geo lookup per batch, one database
-transaction per batch.
+Per-message work in faust is the cost to design around, so both agents take batches
+bounded by messages and bytes (``streams/batching.py``) and the hot path works on lists:
+one validator call per message, one geo lookup per batch, one database transaction per
+batch. A batch's I/O (Kafka deliveries, the database transaction) overlaps the next
+batch's CPU work; its messages are acknowledged only when that I/O is done, in order
+(``streams/inorder.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +28,9 @@ from ioc.core import metrics
 from ioc.core.events.record import RECORDS_ENCODER, Feed, Record, encode_records
 from ioc.core.settings import Settings
 from streams.alerting import AlertStage
+from streams.batching import BoundedStream
 from streams.global_alerts import GlobalAlerts
+from streams.inorder import InOrder
 from streams.sinks.timescale import TimescaleSink
 from streams.stage1 import CommuneIndexLike, DeadLetter, InMessage, Stage1, ValidatorLike
 from streams.stage2 import Stage2
@@ -35,6 +40,20 @@ log = logging.getLogger(__name__)
 _PROM_TYPE = "text/plain; version=0.0.4"  # aiohttp refuses a charset in content_type
 ENRICHED_CHUNK = 1000
 """Records per enriched message at most (keeps messages far below max.message.bytes)."""
+IN_FLIGHT = 1
+"""Batches per stage whose I/O may still be in flight while the next one is prepared
+(``streams/inorder.py``); their messages are acknowledged only when it is done."""
+STAGE1_BATCH_BYTES = 4 * 1024 * 1024
+"""A stage-1 batch closes at this many bytes of raw messages (about 12,000 events) or at
+``stream.batch_max`` messages, whichever comes first (``streams/batching.py``)."""
+STAGE2_BATCH_BYTES = 8 * 1024 * 1024
+"""The same for stage 2 (about 30,000 encoded records): one transaction per batch, big
+enough that a window's rollup is upserted rarely, small enough to keep memory flat."""
+STREAM_BUFFER_MESSAGES = 256
+"""faust's per-stream buffer, in messages: with 100-event envelopes 256 messages are
+about 9 MB (the former 10,000 held a whole 1M-event backlog in memory)."""
+FETCH_BYTES = 1024 * 1024
+"""Bytes fetched per partition at a time (Kafka still returns one larger message)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +97,12 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
         topic_allow_declare=False,
         producer_acks=-1,
         producer_max_request_size=settings.kafka.max_message_bytes,
-        consumer_max_fetch_size=4 * 1024 * 1024,
-        stream_buffer_maxsize=max(4096, stream.batch_max * 2),
+        consumer_max_fetch_size=FETCH_BYTES,
+        stream_buffer_maxsize=STREAM_BUFFER_MESSAGES,
         broker_commit_interval=stream.commit_interval_s,
         stream_wait_empty=False,
         logging_config=None,
+        Stream=BoundedStream,
     )
     feed_of_topic: dict[str, Feed] = {
         names["sensor"]: "sensor", names["traffic"]: "traffic", names["service"]: "service"}
@@ -146,9 +166,13 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
 
     stage2.on_rejected = dead_letter_rows
 
+    stage1_chain = InOrder("stage1", depth=IN_FLIGHT)
+    stage2_chain = InOrder("stage2", depth=IN_FLIGHT)
+
     @app.agent(raw_topic, name="stage1-validate-enrich")
     async def validate_enrich(events: Any) -> None:  # faust.Stream: take_events is untyped
-        async for batch in events.take_events(stream.batch_max, within=stream.batch_within_s):
+        async for batch in events.take_bounded(stream.batch_max, STAGE1_BATCH_BYTES,
+                                               stream.batch_within_s):
             messages = [InMessage(e.message.topic, e.message.partition, e.message.offset,
                                   e.message.key, e.message.value) for e in batch]
             out = stage1.process(messages)
@@ -160,13 +184,23 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
             for dead in out.deadletters:
                 pending.append(await deadletter_topic.send(
                     key=dead.key, value=dead.value, headers=dead.headers()))
-            if pending:  # durable downstream before take_events acks the batch
-                await asyncio.gather(*pending)
+            # acknowledged once every enriched and dead-letter message is delivered;
+            # meanwhile the next batch is taken and validated
+            await stage1_chain.submit(batch, functools.partial(asyncio.gather, *pending))
 
     @app.agent(enriched_topic, name="stage2-aggregate-evaluate")
     async def aggregate(events: Any) -> None:
-        async for batch in events.take_events(stream.batch_max, within=stream.batch_within_s):
-            await stage2.process([e.message.value for e in batch])
+        async for batch in events.take_bounded(stream.batch_max, STAGE2_BATCH_BYTES,
+                                               stream.batch_within_s):
+            prepared = stage2.prepare([e.message.value for e in batch])
+            # acknowledged once committed (and alerts evaluated); meanwhile the next
+            # batch is taken and decoded
+            await stage2_chain.submit(batch, functools.partial(stage2.commit, prepared))
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def _drain_batches(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        await stage1_chain.drain()  # finish what was taken before partitions move
+        await stage2_chain.drain()
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
@@ -214,6 +248,7 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
             log.warning("maintenance failed: %s", exc)
 
     app.ioc_stage2 = stage2  # type: ignore[attr-defined]
+    app.ioc_chains = (stage1_chain, stage2_chain)  # type: ignore[attr-defined]
     app.ioc_sink = sink  # type: ignore[attr-defined]
     return app
 

@@ -36,6 +36,15 @@ _SAMPLE = 500  # latency observations per feed per batch: enough for the histogr
 
 
 @dataclass(slots=True)
+class Prepared:
+    """A decoded batch with its late flags and the watermark after it."""
+
+    records: list[Record]
+    late: list[bool]
+    watermark: float
+
+
+@dataclass(slots=True)
 class Stage2Result:
     records: int
     write: WriteResult
@@ -58,6 +67,10 @@ class Stage2:
         """Largest occurred_at seen (epoch seconds): event time, never wall time."""
 
     async def process(self, values: Sequence[bytes]) -> Stage2Result:
+        return await self.commit(self.prepare(values))
+
+    def prepare(self, values: Sequence[bytes]) -> Prepared:
+        """Decode and mark late events (CPU only, in order: it moves the watermark)."""
         records: list[Record] = []
         for value in values:
             try:
@@ -65,12 +78,19 @@ class Stage2:
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 log.error("stage 2: undecodable enriched message skipped: %s", exc)
         if not records:
-            return Stage2Result(0, WriteResult(), self.watermark)
+            return Prepared([], [], self.watermark)
         cutoff = self.watermark - self._lateness
         times = [r.occurred_at.timestamp() for r in records]
         late = [t < cutoff for t in times]
         self.watermark = max(self.watermark, max(times))
         metrics.WATERMARK.set(self.watermark)
+        return Prepared(records, late, self.watermark)
+
+    async def commit(self, prepared: Prepared) -> Stage2Result:
+        """Write a prepared batch, then hand its windows on; returns once committed."""
+        records, late = prepared.records, prepared.late
+        if not records:
+            return Stage2Result(0, WriteResult(), prepared.watermark)
         rejected: list[tuple[Record, str]] = []
         result = WriteResult()
         for i in range(0, len(records), self._max_rows):  # bounded transactions
@@ -83,8 +103,8 @@ class Stage2:
                 await self.on_rejected(rejected)
         self._observe(records, result)
         if self._on_windows is not None:
-            await self._on_windows(result.windows, records, self.watermark)
-        return Stage2Result(len(records), result, self.watermark)
+            await self._on_windows(result.windows, records, prepared.watermark)
+        return Stage2Result(len(records), result, prepared.watermark)
 
     async def _write(self, records: list[Record], late: list[bool],
                      rejected: list[tuple[Record, str]]) -> WriteResult:
