@@ -54,6 +54,13 @@ COUNT_SQL = ("SELECT (SELECT count(*) FROM sensor_readings) + "
              "(SELECT count(*) FROM traffic_observations) + "
              "(SELECT count(*) FROM service_events)")
 ROLLUP_SQL = "SELECT commune_code, metric, bucket, count, sum, min, max FROM rollup_1m"
+SIZE_SQL = """
+SELECT (SELECT coalesce(sum(hypertable_size(h)), 0) FROM unnest(ARRAY[
+            'sensor_readings', 'traffic_observations', 'service_events']::regclass[]) h),
+       hypertable_size('rollup_1m')
+"""
+WAL_SQL = "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"
+"""WAL position (cluster-wide: other databases' writes count too)."""
 
 
 def basis(pipe: Pipeline) -> tuple[datetime, datetime]:
@@ -142,6 +149,7 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
         workload = Workload(seed=6, tag="d", one_event=one_event, expected=expected)
         preload(pipe, workload, n_events, start=datetime.now(UTC) - timedelta(seconds=SPAN_S),
                 span_s=SPAN_S)
+        wal_before = float(pipe.query(WAL_SQL)[0][0])
         spawned = time.monotonic()
         procs = [pipe.start_worker() for _ in range(workers)]
         pids = [p.pid for p in procs]
@@ -180,6 +188,8 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
         for meter in meters.values():
             meter.sample()
         rows = pipe.query(COUNT_SQL)[0][0]
+        wal = float(pipe.query(WAL_SQL)[0][0]) - wal_before
+        raw_bytes, rollup_bytes = pipe.query(SIZE_SQL)[0]
         first, last = basis(pipe)
         problems = expected.compare(pipe.query(ROLLUP_SQL), by_commune=one_event)
         if rows != n_events:
@@ -199,6 +209,11 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
                                       for k, v in cpu.items()},
             "worker_peak_rss_mb": round(peak), "rollup_windows": len(expected.windows),
             "sink_transactions": int(flushes),
+            "storage_bytes_per_event": {"raw": round(int(raw_bytes) / max(1, rows)),
+                                        "rollup_1m": round(int(rollup_bytes) / max(1, rows)),
+                                        "rollup_1m_per_window": round(
+                                            int(rollup_bytes) / max(1, len(expected.windows))),
+                                        "wal": round(wal / max(1, rows))},
             "sink_busy_share": round(flush_s / elapsed / workers, 2) if elapsed else None,
             "exact": not problems, "problems": problems[:5]}
 

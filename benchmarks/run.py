@@ -89,6 +89,9 @@ def main() -> int:
                 settings, tmp / name, n_one, parallelism=par, raw=raw))
     results["duration_s"] = round(time.monotonic() - started)
     results["ratios"] = ratios(results)
+    from benchmarks.scaleout import model
+
+    results["scale_out"] = model(results)
     print("== ratios (targets in parentheses)")
     for key, value in results["ratios"].items():
         print(f"   {key}: {value} ({TARGETS.get(key, '-')})", flush=True)
@@ -242,6 +245,9 @@ def render(r: dict[str, Any], path: Path) -> None:
         if f:
             c = {k: round(1000 * v / f["events"], 3) for k, v in f["cpu_s"].items()}
             lines.append(f"| {label} | {c['flink']} (Flink) | {c['postgres']} | {c['kafka']} |")
+    from benchmarks.scaleout import render as scale_out
+
+    lines += scale_out(r)
     lines += [
         "",
         "Rising rates (one worker, 100-event envelopes):",
