@@ -111,6 +111,7 @@ class CpuMeter:
     last: dict[int, float] = field(default_factory=dict)
     started: bool = False
 
+    offset: float = 0.0
     inner: set[int] = field(default_factory=set)
     """Processes whose parent is in the group: once gone, the parent's reaped time has
     their whole CPU, so they are dropped instead of counted twice."""
@@ -126,14 +127,17 @@ class CpuMeter:
                 if inner:
                     self.inner.add(pid)
         for gone in [p for p in self.inner if p not in out]:
+            # its whole CPU now shows in the parent's reaped time: count only what it
+            # used after start()
             self.inner.discard(gone)
             self.last.pop(gone, None)
-            self.base.pop(gone, None)
+            self.offset -= self.base.pop(gone, 0.0)
         return out
 
     def start(self) -> None:
         self.base.clear()
         self.last.clear()
+        self.offset = 0.0
         for pid, value in self._read().items():
             self.base[pid] = self.last[pid] = value
         self.started = True
@@ -147,4 +151,4 @@ class CpuMeter:
 
     @property
     def used(self) -> float:
-        return sum(self.last[p] - self.base.get(p, 0.0) for p in self.last)
+        return self.offset + sum(self.last[p] - self.base.get(p, 0.0) for p in self.last)

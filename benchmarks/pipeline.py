@@ -178,11 +178,13 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
             for meter in meters.values():
                 meter.sample()
             peak = max([peak] + [peak_rss_mb(pid) for pid in pids])
-            stored = sum(c["ioc_sink_rows_inserted_total"] + c["ioc_sink_rows_duplicate_total"]
-                         for c in counts)
+            # inserted rows only: a re-delivery after a rebalance counts as a duplicate
+            stored = sum(c["ioc_sink_rows_inserted_total"] for c in counts)
             flush_s = sum(c["ioc_sink_flush_seconds_sum"] for c in counts)
             flushes = sum(c["ioc_sink_flush_seconds_count"] for c in counts)
-            if stored >= n_events or all(p.poll() is not None for p in procs):
+            if all(p.poll() is not None for p in procs):
+                break
+            if stored >= n_events and pipe.query(COUNT_SQL)[0][0] >= n_events:
                 break
             time.sleep(0.5)
         for meter in meters.values():
