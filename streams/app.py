@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +115,9 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
                                  value_serializer="raw")
     alerts_topic = app.topic(names["alerts"], key_serializer="raw", value_serializer="raw")
     stage1 = Stage1(parts.validator, parts.index, feed_of_topic)
+    stage1_chain = InOrder("stage1", depth=IN_FLIGHT)
+    stage2_chain = InOrder("stage2", depth=IN_FLIGHT)
+    alert_stage_forget: Callable[[], None] | None = None
     if parts.alerts is not None:
         async def publish(transitions: list[Any]) -> None:
             pending = [await alerts_topic.send(key=t.fingerprint.encode(),
@@ -126,9 +130,7 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
         if parts.global_alerts is not None:
             parts.global_alerts.publish = publish
 
-        @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-        async def _revoked(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-            alert_stage.forget()  # reload state from the database when communes return
+        alert_stage_forget = alert_stage.forget
 
     if parts.global_alerts is not None and parts.global_alerts.has_rules:
         global_alerts = parts.global_alerts
@@ -166,8 +168,6 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
 
     stage2.on_rejected = dead_letter_rows
 
-    stage1_chain = InOrder("stage1", depth=IN_FLIGHT)
-    stage2_chain = InOrder("stage2", depth=IN_FLIGHT)
 
     @app.agent(raw_topic, name="stage1-validate-enrich")
     async def validate_enrich(events: Any) -> None:  # faust.Stream: take_events is untyped
@@ -198,9 +198,11 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
             await stage2_chain.submit(batch, functools.partial(stage2.commit, prepared))
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def _drain_batches(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+    async def _revoked(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         await stage1_chain.drain()  # finish what was taken before partitions move
         await stage2_chain.drain()
+        if alert_stage_forget is not None:  # after the drain: its evaluations are done
+            alert_stage_forget()  # reload state from the database when communes return
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
