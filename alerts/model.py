@@ -1,7 +1,8 @@
 """The value types the alerts package passes around.
 
 :class:`WindowPoint` is what stage 2 hands the evaluator (one closed or updated
-one-minute window); :class:`Transition` is what the evaluator and the operator actions
+one-minute window, exactly as the rollup upsert returned it: the sink returns this
+type, there is no second one); :class:`Transition` is what the evaluator and the operator actions
 produce and what the store persists, the outbox delivers and the alerts topic carries.
 """
 
@@ -45,6 +46,8 @@ class WindowPoint:
     max: float
     last: float
     source_id: str | None = None
+    last_at: datetime | None = None
+    """Time of the newest event in the window, when known (stage 2 knows it)."""
 
 
 @dataclass(frozen=True, slots=True)

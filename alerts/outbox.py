@@ -21,7 +21,7 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ from alerts.alertmanager import AlertmanagerClient, active_alert
 from alerts.errors import ReceiverError
 from alerts.silences import silenced_by
 from alerts.webhook import WebhookClient
+from ioc.core import metrics
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,15 @@ class RoundResult:
     delivered: int = 0
     failed: int = 0
     deferred: int = 0
+    by_receiver: dict[str, list[int]] = field(default_factory=dict)
+    """receiver -> [delivered, failed] in this round."""
+
+    def count(self, receiver: str, *, delivered: int = 0, failed: int = 0) -> None:
+        self.delivered += delivered
+        self.failed += failed
+        n = self.by_receiver.setdefault(receiver, [0, 0])
+        n[0] += delivered
+        n[1] += failed
 
 
 class OutboxDelivery:
@@ -87,6 +97,26 @@ class OutboxDelivery:
         """One round: claim due rows, send them, record the outcome; commit."""
         conn = await self._connection()
         at = now or datetime.now(UTC)
+        result = await self._round(conn, at)
+        for receiver, n in result.by_receiver.items():
+            delivered, failed = n
+            if delivered:
+                metrics.OUTBOX_DELIVERED.labels(receiver).inc(delivered)
+            if failed:
+                metrics.OUTBOX_FAILED.labels(receiver).inc(failed)
+        await self._pending(conn)
+        return result
+
+    async def _pending(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """``ioc_alerts_outbox_pending`` per receiver (every process sees the same table;
+        dashboards and rules take ``max`` over instances)."""
+        cur = await conn.execute("SELECT receiver, count(*) FROM alert_outbox"
+                                 " WHERE delivered_at IS NULL GROUP BY receiver")
+        counts = {str(r): int(n) for r, n in await cur.fetchall()}
+        for receiver in ("alertmanager", "webhook", *counts):
+            metrics.OUTBOX_PENDING.labels(receiver).set(counts.get(receiver, 0))
+
+    async def _round(self, conn: psycopg.AsyncConnection[Any], at: datetime) -> RoundResult:
         result = RoundResult()
         async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(_CLAIM, (at, self.batch))
@@ -109,10 +139,10 @@ class OutboxDelivery:
                     await self.webhook.post(row["payload"], str(row["id"]))
                 except ReceiverError as exc:
                     failed_until["webhook"] = await self._failed(cur, row, at, exc)
-                    result.failed += 1
+                    result.count("webhook", failed=1)
                 else:
                     await self._delivered(cur, row["id"], at)
-                    result.delivered += 1
+                    result.count("webhook", delivered=1)
         return result
 
     async def _send_alertmanager(self, cur: psycopg.AsyncCursor[Any], rows: list[Any],
@@ -126,16 +156,16 @@ class OutboxDelivery:
         except ReceiverError as exc:
             until = await self._failed(cur, rows[0], at, exc)
             failed_until["alertmanager"] = until
-            result.failed += 1
+            result.count("alertmanager", failed=1)
             for row in rows[1:]:
                 await cur.execute(
                     "UPDATE alert_outbox SET attempts = attempts + 1, last_error = %s,"
                     " next_attempt_at = %s WHERE id = %s", (str(exc), until, row["id"]))
-                result.failed += 1
+                result.count("alertmanager", failed=1)
             return
         for row in rows:
             await self._delivered(cur, row["id"], at)
-            result.delivered += 1
+            result.count("alertmanager", delivered=1)
 
     async def _delivered(self, cur: psycopg.AsyncCursor[Any], row_id: int, at: datetime) -> None:
         await cur.execute("UPDATE alert_outbox SET delivered_at = %s, attempts = attempts + 1,"
@@ -180,13 +210,17 @@ class OutboxDelivery:
             except ReceiverError as exc:
                 log.warning("alertmanager re-send failed: %s", exc)
             except psycopg.Error as exc:
-                log.warning("outbox database error, reconnecting: %s", exc)
+                log.warning("outbox database error, reconnecting: %s", type(exc).__name__)
+                await self.close()
+            except Exception: # the delivery loop must outlive a bug
+                log.exception("outbox round failed; retrying")
                 await self.close()
             if not busy:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.poll_interval_s)
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()

@@ -25,6 +25,7 @@ from alerts.rules import (
     Escalation,
     Guard,
     KpiRule,
+    KpiTargetRule,
     Override,
     Rule,
     RuleSet,
@@ -48,7 +49,12 @@ _KEYS = {
     "threshold": _COMMON | _COMPARED | {"metric", "aggregate", "min_count", "when"},
     "kpi": _COMMON | _COMPARED | {"numerator", "denominator", "min_denominator"},
     "absence": _COMMON | {"by", "silent_for", "feed", "department", "sources"},
+    "kpi_target": _COMMON | {"kpi", "scope", "tier", "period", "margin", "hysteresis",
+                             "min_denominator"},
 }
+KPI_IDS = ("online_share", "resolved_online_share", "on_time_share", "paid_online_share",
+           "digitised_share")
+"""KPIs a kpi_target rule may name (ioc.core.kpis.KPI_IDS; a unit test keeps them equal)."""
 _METRIC_PREFIX = {"traffic": "traffic.", "service": "service."}
 
 
@@ -81,6 +87,7 @@ def load_rules_dir(directory: Path) -> RuleSet:
 
 def _load(paths: Iterable[Path | str], errors: list[RuleError]) -> RuleSet:
     rules: list[Rule] = []
+    targets: list[KpiTargetRule] = []
     seen: dict[str, str] = {}
     for path in paths:
         name = str(path)
@@ -95,11 +102,14 @@ def _load(paths: Iterable[Path | str], errors: list[RuleError]) -> RuleSet:
                 reader.error(node, f"rule id {rule.id!r} already defined at {seen[rule.id]}")
                 continue
             seen[rule.id] = f"{name}:{rule.line}"
-            rules.append(rule)
-    return RuleSet(tuple(rules))
+            if isinstance(rule, KpiTargetRule):
+                targets.append(rule)
+            else:
+                rules.append(rule)
+    return RuleSet(tuple(rules), tuple(targets))
 
 
-def _parse_file(r: Reader, text: str) -> list[tuple[Rule, yaml.Node]]:
+def _parse_file(r: Reader, text: str) -> list[tuple[Rule | KpiTargetRule, yaml.Node]]:
     root = r.compose(text)
     if root is None:
         if not r.errors or r.errors[-1].file != r.file:
@@ -111,7 +121,7 @@ def _parse_file(r: Reader, text: str) -> list[tuple[Rule, yaml.Node]]:
     if "groups" not in top:
         r.error(root, "file: missing key 'groups'")
         return []
-    out: list[tuple[Rule, yaml.Node]] = []
+    out: list[tuple[Rule | KpiTargetRule, yaml.Node]] = []
     group_names: set[str] = set()
     for gnode in r.sequence(top["groups"], "groups"):
         group = r.mapping(gnode, "group", {"name", "rules"})
@@ -144,7 +154,7 @@ def _required(r: Reader, fields: dict[str, yaml.Node], node: yaml.Node, where: s
     return ok
 
 
-def _parse_rule(r: Reader, node: yaml.Node, group: str) -> Rule | None:
+def _parse_rule(r: Reader, node: yaml.Node, group: str) -> Rule | KpiTargetRule | None:
     raw = r.mapping(node, "rule")
     if raw is None:
         return None
@@ -157,7 +167,8 @@ def _parse_rule(r: Reader, node: yaml.Node, group: str) -> Rule | None:
         rid = None
     kind = "threshold"
     if "kind" in raw:
-        kind = r.choice(raw["kind"], f"{where}.kind", ("threshold", "kpi", "absence")) or "?"
+        kind = r.choice(raw["kind"], f"{where}.kind",
+                        ("threshold", "kpi", "absence", "kpi_target")) or "?"
     if kind == "?":
         return None
     before = len(r.errors)
@@ -189,9 +200,11 @@ def _parse_rule(r: Reader, node: yaml.Node, group: str) -> Rule | None:
     if "escalate" in raw:
         common["escalation"] = _escalation(r, raw["escalate"], where, common.get("severity"))
 
-    rule: Rule | None = None
+    rule: Rule | KpiTargetRule | None = None
     if kind == "absence":
         rule = _absence(r, raw, node, where, common)
+    elif kind == "kpi_target":
+        rule = _kpi_target(r, raw, node, where, common)
     else:
         compared = _compared(r, raw, node, where, kind)
         if compared is not None:
@@ -274,9 +287,15 @@ def _compared(r: Reader, raw: dict[str, yaml.Node], node: yaml.Node, where: str,
                 f"{where}.clear: {clear} is on the wrong side of threshold {threshold} for "
                 f"op {op!r} (the alert clears when the value is back past the clear threshold)")
     out.update(op=op, threshold=threshold, clear=clear)
-    scopes = ("source", "commune", "province") if kind == "threshold" else ("commune", "province")
     if "scope" in raw:
-        out["scope"] = r.choice(raw["scope"], f"{where}.scope", scopes)
+        scope = r.choice(raw["scope"], f"{where}.scope", ("source", "commune", "province"))
+        if scope == "source":
+            r.error(raw["scope"], f"{where}.scope: 'source' is not supported for {kind} rules:"
+                    " the pipeline keeps one-minute windows per commune, not per source, so"
+                    " such a rule could never fire. Use scope: commune (with the source's"
+                    " commune), or an absence rule with by: source to watch one source")
+        else:
+            out["scope"] = scope
     default_window = "1m" if kind == "threshold" else "1d"
     window = (r.duration(raw["window"], f"{where}.window", positive=True) if "window" in raw
               else timedelta(minutes=1) if default_window == "1m" else timedelta(days=1))
@@ -387,6 +406,31 @@ def _kpi(r: Reader, raw: dict[str, yaml.Node], node: yaml.Node, where: str,
         return None
     return KpiRule(numerator=numerator, denominator=denominator,
                    min_denominator=min_den or 1, **common)
+
+
+def _kpi_target(r: Reader, raw: dict[str, yaml.Node], node: yaml.Node, where: str,
+                common: dict[str, Any]) -> KpiTargetRule | None:
+    if not _required(r, raw, node, where, "kpi"):
+        return None
+    kpi = r.choice(raw["kpi"], f"{where}.kpi", KPI_IDS)
+    out: dict[str, Any] = {}
+    for key, values in (("scope", ("nation", "province")),
+                        ("tier", ("all", "province", "commune", "unassigned")),
+                        ("period", ("day", "week", "month"))):
+        if key in raw:
+            out[key] = r.choice(raw[key], f"{where}.{key}", values)
+    for key in ("margin", "hysteresis"):
+        if key in raw:
+            value = r.number(raw[key], f"{where}.{key}")
+            if value is not None and not 0 <= value <= 100:
+                r.error(raw[key], f"{where}.{key}: percentage points, 0-100")
+            out[key] = value
+    if "min_denominator" in raw:
+        out["min_denominator"] = r.integer(raw["min_denominator"], f"{where}.min_denominator",
+                                           1) or 1
+    if kpi is None or common.get("severity") is None or None in out.values():
+        return None
+    return KpiTargetRule(kpi=kpi, **out, **common)
 
 
 def _absence(r: Reader, raw: dict[str, yaml.Node], node: yaml.Node, where: str,

@@ -8,6 +8,11 @@ Three kinds:
 * :class:`KpiRule`: a ratio (in percent) of two windowed counts over a long window, e.g.
   dossiers resolved on time / dossiers resolved over the last day.
 * :class:`AbsenceRule`: a source, feed or department silent for N minutes.
+* :class:`KpiTargetRule`: a public-service KPI of the period so far (Vietnam-time day,
+  week or month), per province or national and per agency tier, below its target from
+  ``kpi_target_values`` (docs/kpis.md). Exact per-dossier counts from the database, so
+  these rules are kept apart (``RuleSet.kpi_targets``) from the windowed rules the
+  evaluators see, and evaluated by :mod:`alerts.kpi_targets`.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ AGGREGATES: tuple[str, ...] = ("avg", "min", "max", "sum", "count", "last", "rat
 Op = Literal[">", ">=", "<", "<="]
 OPS: tuple[str, ...] = (">", ">=", "<", "<=")
 AbsenceBy = Literal["source", "feed", "department"]
+KpiPeriod = Literal["day", "week", "month"]
+TargetScope = Literal["nation", "province"]
+TargetTier = Literal["all", "province", "commune", "unassigned"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +163,21 @@ class AbsenceRule(RuleBase):
     sources: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KpiTargetRule(RuleBase):
+    """KPI ``kpi`` of the current ``period`` so far below target: fires while
+    value < target - ``margin`` (percentage points), clears at target - margin +
+    ``hysteresis``; no reading below ``min_denominator`` dossiers or without a target."""
+
+    kpi: str
+    scope: TargetScope = "province"
+    tier: TargetTier = "all"
+    period: KpiPeriod = "month"
+    margin: float = 0.0
+    hysteresis: float = 1.0
+    min_denominator: int = 1
+
+
 Rule = ThresholdRule | KpiRule | AbsenceRule
 
 
@@ -173,6 +196,8 @@ class RuleSet:
     """Rules by id, in file order."""
 
     rules: tuple[Rule, ...] = ()
+    kpi_targets: tuple[KpiTargetRule, ...] = ()
+    """Evaluated from the database by :mod:`alerts.kpi_targets`; no subset keeps them."""
 
     def __iter__(self) -> Iterator[Rule]:
         return iter(self.rules)
@@ -182,6 +207,10 @@ class RuleSet:
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
+
+    def targets(self) -> RuleSet:
+        """Only the KPI target rules."""
+        return RuleSet((), self.kpi_targets)
 
     def select(
         self, *, scopes: Iterable[Scope] | None = None,

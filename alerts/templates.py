@@ -2,7 +2,8 @@
 
 Fields: ``commune``, ``commune_en``, ``commune_code``, ``province``, ``province_en``,
 ``province_code``, ``source_id``, ``feed``, ``department``, ``metric``, ``value``,
-``threshold``, ``clear``, ``window``, ``severity``, ``rule``. Format specs work
+``threshold``, ``clear``, ``window``, ``severity``, ``rule``, and for KPI target rules
+``kpi``, ``tier``, ``period`` (the period's first day). Format specs work
 (``{value:.1f}``); a field without a value renders as ``?`` (``{value}`` of an absence
 rule is the number of silent minutes).
 """
@@ -16,7 +17,7 @@ from typing import Any
 FIELDS: frozenset[str] = frozenset({
     "commune", "commune_en", "commune_code", "province", "province_en", "province_code",
     "source_id", "feed", "department", "metric", "value", "threshold", "clear", "window",
-    "severity", "rule",
+    "severity", "rule", "kpi", "tier", "period",
 })
 
 _FORMATTER = string.Formatter()

@@ -350,14 +350,17 @@ def sink_rate(settings: Settings, tmp: Path, n_events: int = 100_000) -> dict[st
                       unit="ug/m3") for i in range(n_events)]
 
     async def go(pipe: Pipeline) -> float:
-        sink = TimescaleSink(pipe.conninfo)
-        started = time.perf_counter()
-        for i in range(0, n_events, 10_000):
-            chunk = records[i:i + 10_000]
-            await sink.write(chunk, [False] * len(chunk))
-        rate = n_events / (time.perf_counter() - started)
-        await sink.close()
-        return rate
+        import psycopg
+
+        sink = TimescaleSink()
+        async with await psycopg.AsyncConnection.connect(pipe.conninfo) as conn:
+            await sink.prepare(conn)
+            started = time.perf_counter()
+            for i in range(0, n_events, 10_000):
+                chunk = records[i:i + 10_000]
+                async with conn.transaction():
+                    await sink.write(conn, chunk, [False] * len(chunk))
+            return n_events / (time.perf_counter() - started)
 
     with pipeline(settings, tmp) as pipe:
         rate = asyncio.run(go(pipe))

@@ -1,22 +1,23 @@
-"""Alert evaluation inside stage 2: window totals in, stored transitions out.
+"""Partition rules inside stage 2: window totals in, stored transitions out.
 
-Contract of :class:`AlertStage`:
-- called after each committed sink batch with the windows that batch changed, the
-  batch's records and the worker's event-time watermark;
-- restores the stored state of a commune's alerts the first time the worker sees that
-  commune (after a start or a rebalance), so a restart never re-announces an alert that
-  is already firing;
-- stores transitions, alert rows and outbox rows in one transaction (``alerts.store``,
-  idempotent on fingerprint and sequence), then publishes the stored transitions;
-- evaluates only the rules a commune-partitioned worker can evaluate exactly
+Contract of :class:`PartitionAlerts`:
+- :meth:`evaluate` runs inside stage 2's batch transaction, after the rows were written,
+  with the windows the rollup upsert returned and the records the database accepted
+  (rows refused at storage never reach the evaluator);
+- the first time the worker sees a commune (after a start, a rebalance or a failed
+  transaction) it restores that commune's active alert states, recent rollup windows and
+  sources' last sightings from the database, so a restart neither re-announces a firing
+  alert nor resolves it for want of data;
+- :meth:`discard` after a failed transaction, :meth:`committed` after a successful one;
+- it evaluates only the rules a commune-partitioned worker can evaluate exactly
   (``RuleSet.partition_rules``): source and commune scope, absence by source.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,15 +27,13 @@ from alerts.evaluator import Evaluator
 from alerts.model import CommuneInfo, Transition, WindowPoint
 from alerts.notify import generator_url, receivers_for
 from alerts.rules import RuleSet
-from alerts.store import load_states, persist
-from ioc.core import metrics
+from alerts.step import Sighting
+from alerts.store import load_states
 from ioc.core.events.record import UNASSIGNED, Record
 from ioc.core.settings import Settings
-from streams.sinks.timescale import WindowTotal
+from streams.evaluation import EvaluationStep, Publish
 
 log = logging.getLogger(__name__)
-
-Publish = Callable[[list[Transition]], Awaitable[None]]
 
 
 def commune_names(conninfo: str) -> dict[str, CommuneInfo]:
@@ -58,86 +57,96 @@ def commune_names(conninfo: str) -> dict[str, CommuneInfo]:
             for r in ref.communes.itertuples()}
 
 
-class AlertStage:
-    """Feeds the evaluator and persists what it decides."""
+@dataclass(frozen=True, slots=True)
+class Evaluated:
+    """What one batch's evaluation stored (handed to :meth:`PartitionAlerts.committed`)."""
 
-    def __init__(self, settings: Settings, conninfo: str, rules: RuleSet,
-                 communes: Mapping[str, CommuneInfo], publish: Publish | None = None) -> None:
-        self._conninfo = conninfo
-        self._receivers = receivers_for(settings)
-        self._generator_url = generator_url(settings)
-        self.publish = publish
-        self._metrics = rules.metrics()
-        self._history = rules.longest_window() + timedelta(minutes=2)
-        self.evaluator = Evaluator(
-            rules.partition_rules(), communes,
+    stored: list[Transition]
+    newest_event: float | None
+
+
+def evaluator_factory(settings: Settings, rules: RuleSet,
+                      communes: Mapping[str, CommuneInfo]) -> Any:
+    """A zero-argument maker of fresh evaluators for ``rules``."""
+    def make() -> Evaluator:
+        return Evaluator(
+            rules, communes,
             renotify_every=timedelta(seconds=settings.alerts.renotify_interval_s),
             escalate_after=timedelta(seconds=settings.alerts.escalate_after_s))
+    return make
+
+
+class PartitionAlerts:
+    """Evaluates partition rules for the communes of this worker's partitions."""
+
+    def __init__(self, settings: Settings, rules: RuleSet,
+                 communes: Mapping[str, CommuneInfo], *, publish: Publish | None = None
+                 ) -> None:
+        self._metrics = rules.metrics()
+        self._history = rules.longest_window() + timedelta(minutes=2)
+        self._step = EvaluationStep(
+            evaluator_factory(settings, rules.partition_rules(), communes),
+            receivers=receivers_for(settings), generator_url=generator_url(settings),
+            publish=publish)
         self._known: set[str] = set()
-        self._conn: psycopg.AsyncConnection[Any] | None = None
 
-    async def _connection(self) -> psycopg.AsyncConnection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
-        return self._conn
+    @property
+    def evaluator(self) -> Evaluator:
+        return self._step.evaluator
 
-    def forget(self) -> None:
-        """Drop every commune's state (partitions revoked): reload when seen again."""
-        self.evaluator.forget_communes(list(self._known))
-        self._known.clear()
-
-    async def __call__(self, windows: list[WindowTotal], records: list[Record],
-                       watermark: float) -> None:
-        conn = await self._connection()
-        communes = {w.commune_code for w in windows} | {r.commune_code for r in records}
+    async def evaluate(self, conn: psycopg.AsyncConnection[Any], windows: list[WindowPoint],
+                       stored: Sequence[Record], watermark: float,
+                       wall_now: datetime | None = None) -> Evaluated:
+        """Evaluate after the batch's write, in its transaction; persist transitions.
+        With no windows and no records (the idle tick) it evaluates what it knows."""
+        communes = {w.commune_code for w in windows} | {r.commune_code for r in stored}
         communes.discard(UNASSIGNED)
         new = communes - self._known
         if new:
             await self._recover(conn, sorted(new), watermark)
             self._known |= new
-        self.evaluator.observe(
-            WindowPoint(w.commune_code, w.province_code, w.metric, w.bucket, w.count, w.sum,
-                        w.min, w.max, w.last)
-            for w in windows if w.metric in self._metrics)
-        seen: dict[str, Record] = {}
-        for rec in records:
-            seen[rec.source_id] = rec
-        wall = datetime.now(UTC)
-        for source_id, rec in seen.items():
-            self.evaluator.observe_source(source_id, rec.feed, rec.department,
-                                          rec.commune_code, wall,
-                                          province_code=rec.province_code)
-        transitions = self.evaluator.evaluate(datetime.fromtimestamp(watermark, UTC),
-                                              wall_now=wall)
-        if not transitions:
-            return
-        result = await persist(conn, transitions, receivers=self._receivers,
-                               generator_url=self._generator_url)
-        if result.conflicts:
-            self.evaluator.restore(await load_states(conn, fingerprints=sorted(result.conflicts)))
-        newest = max((r.occurred_at.timestamp() for r in records), default=time.time())
-        for t in result.stored:
-            metrics.ALERT_TRANSITIONS.labels(t.to_state, t.severity).inc()
-            metrics.LATENCY_ALERT.observe(max(0.0, time.time() - newest))
-        if self.publish is not None and result.stored:
-            await self.publish(list(result.stored))
+        wall = wall_now or datetime.now(UTC)
+        latest: dict[str, Record] = {}
+        for rec in stored:
+            latest[rec.source_id] = rec
+        sightings = [Sighting(r.source_id, r.feed, r.department, r.commune_code, wall,
+                              r.province_code) for r in latest.values()]
+        points = [w for w in windows if w.metric in self._metrics]
+        saved = await self._step.run(conn, points, sightings,
+                                     datetime.fromtimestamp(watermark, UTC), wall)
+        newest = max((r.occurred_at.timestamp() for r in stored), default=None)
+        return Evaluated(saved, newest)
+
+    async def committed(self, evaluated: Evaluated) -> None:
+        await self._step.committed(evaluated.stored, evaluated.newest_event)
+
+    def discard(self) -> None:
+        """The batch's transaction failed: rebuild everything from the database."""
+        self._step.discard()
+        self._known.clear()
+
+    def forget(self) -> None:
+        """Partitions revoked: drop every commune's state (reloaded when seen again)."""
+        self.evaluator.forget_communes(list(self._known))
+        self._known.clear()
 
     async def _recover(self, conn: psycopg.AsyncConnection[Any], communes: list[str],
                        watermark: float) -> None:
-        """First sight of communes: their stored alert states and recent window totals.
+        """First sight of communes: stored alert states, recent windows, sources.
 
         Without the windows a restarted worker would see "no data" for a firing alert
         and resolve it; the rollup table holds exactly what the evaluator saw before.
         """
-        self.evaluator.restore(await load_states(conn, communes=communes, active_only=True))
+        ev = self.evaluator
+        ev.restore(await load_states(conn, communes=communes, active_only=True))
         since = datetime.fromtimestamp(watermark, UTC) - self._history
         cur = await conn.execute(
             "SELECT commune_code, province_code, metric, bucket, count, sum, min, max, last"
             " FROM rollup_1m WHERE commune_code = ANY(%s) AND metric = ANY(%s)"
             " AND bucket >= %s", (communes, sorted(self._metrics), since))
-        self.evaluator.observe(WindowPoint(*row) for row in await cur.fetchall())
-
-    async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        ev.observe(WindowPoint(*row) for row in await cur.fetchall())
+        cur = await conn.execute(
+            "SELECT source_id, feed, department, commune_code, last_received_at FROM sources"
+            " WHERE commune_code = ANY(%s) AND last_received_at IS NOT NULL", (communes,))
+        for source_id, feed, department, commune, seen in await cur.fetchall():
+            ev.observe_source(source_id, feed, department, commune, seen)

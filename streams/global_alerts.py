@@ -11,6 +11,7 @@ noticed. State goes through the same store as every other alert.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -18,14 +19,14 @@ from typing import Any
 
 import psycopg
 
-from alerts.evaluator import Evaluator
 from alerts.model import CommuneInfo, WindowPoint
 from alerts.notify import generator_url, receivers_for
 from alerts.rules import RuleSet
-from alerts.store import load_states, persist
-from ioc.core import metrics
+from alerts.step import Sighting
+from alerts.store import load_states
 from ioc.core.settings import Settings
-from streams.alerting import Publish
+from streams.alerting import evaluator_factory
+from streams.evaluation import EvaluationStep, Publish
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +37,17 @@ class GlobalAlerts:
     """Evaluates the global rules when this process holds the lock."""
 
     def __init__(self, settings: Settings, conninfo: str, rules: RuleSet,
-                 communes: Mapping[str, CommuneInfo], publish: Publish | None = None) -> None:
+                 communes: Mapping[str, CommuneInfo], *, publish: Publish | None = None
+                 ) -> None:
         self._conninfo = conninfo
         self._rules = rules.global_rules()
         self._metrics = sorted(self._rules.metrics())
         self._history = self._rules.longest_window() + timedelta(minutes=2)
-        self._receivers = receivers_for(settings)
-        self._generator_url = generator_url(settings)
-        self._communes = communes
-        self.publish = publish
-        self._evaluator: Evaluator | None = None
+        self._step = EvaluationStep(
+            evaluator_factory(settings, self._rules, communes),
+            receivers=receivers_for(settings), generator_url=generator_url(settings),
+            publish=publish)
         self._conn: psycopg.AsyncConnection[Any] | None = None
-        self._settings = settings
 
     @property
     def has_rules(self) -> bool:
@@ -57,67 +57,65 @@ class GlobalAlerts:
         """The lock's connection when this process holds the lock, else None."""
         if self._conn is not None and not self._conn.closed:
             return self._conn
-        conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True,
+                                                     connect_timeout=5)
         row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,))
                      ).fetchone()
         if not row or not row[0]:
             await conn.close()
             return None
         self._conn = conn
-        self._evaluator = Evaluator(
-            self._rules, self._communes,
-            renotify_every=timedelta(seconds=self._settings.alerts.renotify_interval_s),
-            escalate_after=timedelta(seconds=self._settings.alerts.escalate_after_s))
+        self._step.discard()  # a new holder starts from the stored state
         ids = [r.id for r in self._rules.rules]
-        self._evaluator.restore(await load_states(conn, rule_ids=ids, active_only=True))
+        self._step.evaluator.restore(await load_states(conn, rule_ids=ids, active_only=True))
         log.info("global alert rules: this worker evaluates %d rules", len(ids))
         return conn
 
     async def tick(self, wall_now: datetime | None = None) -> int:
-        """One evaluation; returns the number of transitions stored (0 if not the holder)."""
+        """One evaluation; returns the number of transitions stored (0 if not the holder).
+
+        Never raises: a failed tick is one transaction that did not commit, so the
+        evaluator is discarded, the lock released, and the next tick starts afresh.
+        """
         if not self.has_rules:
             return 0
         try:
             conn = await self._holder()
-            if conn is None or self._evaluator is None:
+            if conn is None:
                 return 0
-            return await self._evaluate(conn, self._evaluator, wall_now or datetime.now(UTC))
-        except psycopg.Error as exc:
-            log.warning("global alert evaluation failed: %s", exc)
+            wall = wall_now or datetime.now(UTC)
+            async with conn.transaction():
+                stored = await self._evaluate(conn, wall)
+        except Exception as exc: # a timer must not die; see docstring
+            log.warning("global alert evaluation failed (%s); retried next tick",
+                        type(exc).__name__, exc_info=not isinstance(exc, psycopg.Error))
             await self.close()
             return 0
+        await self._step.committed(stored, None)
+        return len(stored)
 
-    async def _evaluate(self, conn: psycopg.AsyncConnection[Any], evaluator: Evaluator,
-                        wall: datetime) -> int:
+    async def _evaluate(self, conn: psycopg.AsyncConnection[Any], wall: datetime) -> list[Any]:
         row = await (await conn.execute(
             "SELECT max(last_at) FROM rollup_1m WHERE metric = ANY(%s)", (self._metrics,))
                      ).fetchone()
         watermark: datetime = row[0] if row and row[0] else wall
+        points: list[WindowPoint] = []
         if self._metrics:
             cur = await conn.execute(
                 "SELECT commune_code, province_code, metric, bucket, count, sum, min, max, last"
                 " FROM rollup_1m WHERE metric = ANY(%s) AND bucket >= %s",
                 (self._metrics, watermark - self._history))
-            evaluator.observe(WindowPoint(*r) for r in await cur.fetchall())
+            points = [WindowPoint(*r) for r in await cur.fetchall()]
         cur = await conn.execute(
             "SELECT source_id, feed, department, coalesce(commune_code, ''), last_received_at"
             " FROM sources")
-        for source_id, feed, department, commune, seen in await cur.fetchall():
-            evaluator.observe_source(source_id, feed, department, commune, seen)
-        transitions = evaluator.evaluate(watermark, wall_now=wall)
-        if not transitions:
-            return 0
-        result = await persist(conn, transitions, receivers=self._receivers,
-                               generator_url=self._generator_url)
-        if result.conflicts:
-            evaluator.restore(await load_states(conn, fingerprints=sorted(result.conflicts)))
-        for t in result.stored:
-            metrics.ALERT_TRANSITIONS.labels(t.to_state, t.severity).inc()
-        if self.publish is not None and result.stored:
-            await self.publish(list(result.stored))
-        return len(result.stored)
+        sightings = [Sighting(*r) for r in await cur.fetchall()]
+        return await self._step.run(conn, points, sightings, watermark, wall)
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()  # releases the lock
-            self._conn = None
+        """Release the lock (closing its connection) and the evaluator's state."""
+        conn, self._conn = self._conn, None
+        self._step.discard()
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()

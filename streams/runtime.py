@@ -16,9 +16,9 @@ from geo.index import CommuneIndex
 from ioc.core.errors import GeoError
 from ioc.core.events.validate import Validator
 from ioc.core.settings import Settings, get_settings
-from streams.alerting import AlertStage, commune_names
+from streams.alerting import commune_names
 from streams.app import Parts, build_app
-from streams.global_alerts import GlobalAlerts
+from streams.degraded import quiet_libraries
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,6 @@ def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
                           known_commune=resolvable_codes(index))
     rules = load_rules_dir(settings.resolve(settings.alerts.rules_dir))
     names = commune_names(conninfo)
-    alert_stage = AlertStage(settings, conninfo, rules, names)
-    global_alerts = GlobalAlerts(settings, conninfo, rules, names)
     webhook = None
     if settings.alerts.webhook_url:
         secret = settings.alerts.webhook_secret
@@ -70,14 +68,17 @@ def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
     outbox = OutboxDelivery(conninfo, alertmanager=AlertmanagerClient(settings.alertmanager.url),
                             webhook=webhook, retry_max_s=settings.alerts.outbox_retry_max_s,
                             generator_url=generator_url(settings))
-    return Parts(validator=validator, index=index, conninfo=conninfo, alerts=alert_stage,
-                 global_alerts=global_alerts, outbox=outbox)
+    return Parts(validator=validator, index=index, conninfo=conninfo, rules=rules,
+                 communes=names, outbox=outbox)
 
 
 def run_worker(*, index: int = 0, geo_source: str = "auto") -> None:
     """Run one worker process until SIGTERM/SIGINT."""
     settings = get_settings()
     parts = make_parts(settings, geo_source=geo_source)
-    app = build_app(settings, parts, web_port=settings.stream.worker_web_port + index)
+    prefix = settings.stream.group_instance_prefix
+    app = build_app(settings, parts, web_port=settings.stream.worker_web_port + index,
+                    instance_id=f"{prefix}-{index}" if prefix else None)
+    quiet_libraries()
     faust.Worker(app, loglevel="info", logging_config=None,
                  override_logging=False).execute_from_commandline()

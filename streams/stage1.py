@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -19,7 +19,10 @@ import numpy as np
 
 from ioc.core import metrics
 from ioc.core.errors import GeoError
-from ioc.core.events.record import UNASSIGNED, Feed, Record
+from ioc.core.events.reasons import Reason
+from ioc.core.events.record import UNASSIGNED, Feed, Origin, Record
+from streams.originals import element_of
+from streams.stage import TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,9 @@ class DeadLetter:
     source_partition: int
     source_offset: int
     batch_index: int | None
+    value_kind: str = "original"
+    """``original``: the bytes as received; ``enriched-record``: the record as stage 1
+    wrote it (only when the original could not be read back from the raw topic)."""
 
     def headers(self) -> list[tuple[str, bytes]]:
         """Kafka headers carrying the reason and origin (the value stays the raw bytes)."""
@@ -60,6 +66,7 @@ class DeadLetter:
             ("ioc-source-offset", str(self.source_offset).encode()),
             ("ioc-batch-index", b"" if self.batch_index is None else
              str(self.batch_index).encode()),
+            ("ioc-value-kind", self.value_kind.encode()),
         ]
 
 
@@ -122,12 +129,16 @@ class Stage1:
             except Exception as exc:  # a validator bug must not stall the partition
                 log.exception("validator failed on %s/%d@%d", msg.topic, msg.partition,
                               msg.offset)
-                out.deadletters.append(self._dead(msg, None, msg.value, "internal_error",
+                out.deadletters.append(self._dead(msg, None, msg.value,
+                                                  Reason.INTERNAL_ERROR,
                                                   f"validator raised {type(exc).__name__}",
                                                   feed))
-                rejected[(feed, "internal_error")] += 1
+                rejected[(feed, Reason.INTERNAL_ERROR)] += 1
                 continue
             received[feed] += len(valid) + len(rejections)
+            origin = Origin(msg.topic, msg.partition, msg.offset)
+            for rec in valid:
+                rec.origin = origin
             records.extend(valid)
             for rej in rejections:
                 out.deadletters.append(self._dead(msg, rej.index, rej.raw, rej.reason,
@@ -138,7 +149,8 @@ class Stage1:
                     "source_id": getattr(rej, "source_id", None), "reason": str(rej.reason),
                     "feed": feed, "topic": msg.topic, "partition": msg.partition,
                     "offset": msg.offset})
-        kept = self._enrich(records, out, rejected)
+        by_origin = {(m.topic, m.partition, m.offset): m for m in messages}
+        kept = self._enrich(records, out, rejected, by_origin)
         for rec in kept:
             out.enriched.setdefault(rec.commune_code, []).append(rec)
         out.valid = len(kept)
@@ -158,7 +170,8 @@ class Stage1:
                           source_offset=msg.offset, batch_index=index)
 
     def _enrich(self, records: list[Record], out: Stage1Output,
-                rejected: Counter[tuple[str, str]]) -> list[Record]:
+                rejected: Counter[tuple[str, str]],
+                by_origin: dict[tuple[str, int, int], InMessage]) -> list[Record]:
         """Fill commune/province codes; events with a bad commune code are dead-lettered."""
         outcomes: Counter[str] = Counter()
         kept: list[Record] = []
@@ -168,11 +181,8 @@ class Stage1:
                 try:
                     code, outcome = self._index.check_code(rec.commune_code)
                 except GeoError as exc:
-                    reason = getattr(exc, "reason", "unknown_commune_code")
-                    out.deadletters.append(DeadLetter(
-                        key=rec.source_id.encode(), value=_reencode(rec), reason=reason,
-                        message=str(exc), feed=rec.feed, source_topic="", source_partition=-1,
-                        source_offset=-1, batch_index=None))
+                    reason = str(getattr(exc, "reason", Reason.UNKNOWN_COMMUNE_CODE))
+                    out.deadletters.append(_dead_record(rec, reason, str(exc), by_origin))
                     rejected[(rec.feed, reason)] += 1
                     continue
                 rec.commune_code = code
@@ -204,15 +214,61 @@ class Stage1:
         return kept
 
 
-def _reencode(rec: Record) -> bytes:
+def _dead_record(rec: Record, reason: str, message: str,
+                 by_origin: dict[tuple[str, int, int], InMessage]) -> DeadLetter:
+    """A dead letter for a validated record: its element's original bytes and origin."""
+    o = rec.origin
+    msg = by_origin.get((o.topic, o.partition, o.offset)) if o is not None else None
+    if o is not None and msg is not None:
+        value, index = element_of(msg.value, rec.source_id, rec.event_id)
+        return DeadLetter(key=msg.key, value=value, reason=reason, message=message,
+                          feed=rec.feed, source_topic=o.topic, source_partition=o.partition,
+                          source_offset=o.offset, batch_index=index)
     from ioc.core.events.record import RECORDS_ENCODER
 
-    return RECORDS_ENCODER.encode(rec)
+    return DeadLetter(key=rec.source_id.encode(), value=RECORDS_ENCODER.encode(rec),
+                      reason=reason, message=message, feed=rec.feed, source_topic="",
+                      source_partition=-1, source_offset=-1, batch_index=None,
+                      value_kind="enriched-record")
 
 
-def group_counts(out: Stage1Output) -> dict[str, int]:
-    """Events per commune in an output (for logs and tests)."""
-    counts: dict[str, int] = defaultdict(int)
-    for code, recs in out.enriched.items():
-        counts[code] += len(recs)
-    return dict(counts)
+_LATENCY_SAMPLE = 20  # observations per commune per batch
+
+SendEnriched = Callable[[dict[str, list[Record]], list[DeadLetter]], Awaitable[None]]
+"""Sends enriched records (by commune) and dead letters; returns once Kafka has them."""
+
+
+class ValidateEnrich:
+    """Stage 1 under the :class:`~streams.stage.Stage` contract: validate, enrich, send.
+
+    ``process`` returns once every enriched and dead-letter message is delivered, so the
+    raw batch is acknowledged only then. A retried batch sends again (at-least-once; the
+    messages' offsets are below the per-partition mark, so stage 1 does not call its own
+    re-delivery a duplicate, and stage 2 stores each event once).
+    """
+
+    name = "stage1"
+
+    def __init__(self, stage1: Stage1, send: SendEnriched) -> None:
+        self._stage1 = stage1
+        self._send = send
+
+    async def process(self, batch: Sequence[InMessage]) -> Stage1Output:
+        out = self._stage1.process(batch)
+        await self._send(out.enriched, out.deadletters)
+        delivered = time.time()
+        for records in out.enriched.values():  # a sample per commune is plenty
+            for rec in records[:_LATENCY_SAMPLE]:
+                metrics.LATENCY_PROCESSED.labels(rec.feed).observe(
+                    max(0.0, delivered - rec.occurred_at.timestamp()))
+        return out
+
+    def on_assign(self, partitions: Set[TopicPartition]) -> None:
+        """Nothing to prepare (stage 1 is stateless but for its re-delivery marks)."""
+
+    def on_revoke(self, partitions: Set[TopicPartition]) -> None:
+        """Re-delivery marks are kept: a partition that comes back re-reads from its
+        committed offset, and those messages are re-deliveries, not duplicates."""
+
+    async def close(self) -> None:
+        """Nothing to release (the faust producer belongs to the app)."""

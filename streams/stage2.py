@@ -1,47 +1,66 @@
 """Stage 2: make enriched events durable, fold them into windows, evaluate alert rules.
 
 Runs on ``ioc.enriched.v1``, keyed and so partitioned by commune: one commune's windows
-and alerts live in exactly one worker at a time. Contract of ``process``:
-- returns only after the batch's rows and window totals are committed (the caller then
-  acknowledges the messages, so offsets never run ahead of the database);
-- an undecodable message is logged and skipped (stage 1 wrote it, so this is a bug, and
-  a bug must not stall the partition);
-- window totals come back from the database after the write, so what rules see is
+and alerts live in exactly one worker at a time. ``process`` (the :class:`~streams.stage.Stage`
+contract) treats a batch as one unit: raw rows, rollups, source sightings, alert
+transitions, alert rows and outbox rows commit in ONE transaction, or none do and the
+runner retries the batch. Only after the commit does anything in memory move (the
+watermark; the evaluator is rebuilt from the database if the transaction failed), and
+only then are refused rows dead-lettered, metrics counted and transitions published.
+
+- An undecodable message is logged and skipped (stage 1 wrote it, so this is a bug, and
+  a bug must not stall the partition).
+- Rows the database refuses are isolated by the sink and dead-lettered
+  (``storage_rejected``) with the enriched message's partition and offset; they never
+  reach the evaluator.
+- Window totals come back from the database after the write, so what rules see is
   exactly what Grafana sees.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence, Set
 from dataclasses import dataclass
+from datetime import datetime
 
 import msgspec
+from psycopg_pool import AsyncConnectionPool
 
 from ioc.core import metrics
-from ioc.core.errors import RowsRejectedError
 from ioc.core.events.record import Record, decode_records
-from streams.sinks.timescale import TimescaleSink, WindowTotal, WriteResult
+from streams.alerting import Evaluated, PartitionAlerts
+from streams.sinks.timescale import TimescaleSink, WriteResult
+from streams.stage import TopicPartition
 
 log = logging.getLogger(__name__)
 
-WindowHook = Callable[[list[WindowTotal], list[Record], float], Awaitable[None]]
-"""Called after each committed batch with (windows, records, watermark epoch seconds)."""
 
-RejectHook = Callable[[list[tuple[Record, str]]], Awaitable[None]]
-"""Receives records the database refused, with the reason (sent to the dead letter)."""
+@dataclass(frozen=True, slots=True)
+class Enriched:
+    """One message of ``ioc.enriched.v1`` as stage 2 sees it."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A record the database refused, with where it came from."""
+
+    record: Record
+    reason: str
+    origin: Enriched
+
+
+RejectHook = Callable[[list[Refused]], Awaitable[None]]
+"""Sends refused records to the dead-letter topic (awaits the delivery)."""
 
 _SAMPLE = 500  # latency observations per feed per batch: enough for the histogram
-
-
-@dataclass(slots=True)
-class Prepared:
-    """A decoded batch with its late flags and the watermark after it."""
-
-    records: list[Record]
-    late: list[bool]
-    watermark: float
 
 
 @dataclass(slots=True)
@@ -52,78 +71,125 @@ class Stage2Result:
 
 
 class Stage2:
-    """Decode, mark late events against the watermark, write, then hand windows on."""
+    """Decode, mark late events, write + evaluate in one transaction, then hand on."""
 
-    def __init__(self, sink: TimescaleSink, *, allowed_lateness_s: float,
-                 on_windows: WindowHook | None = None,
+    name = "stage2"
+
+    def __init__(self, pool: AsyncConnectionPool, *, allowed_lateness_s: float,
+                 alerts: PartitionAlerts | None = None,
                  on_rejected: RejectHook | None = None,
                  max_rows: int = 200_000) -> None:
-        self._sink = sink
+        self._pool = pool
+        self._sink = TimescaleSink()
         self._max_rows = max_rows
-        self.on_rejected = on_rejected
+        self._on_rejected = on_rejected
         self._lateness = allowed_lateness_s
-        self._on_windows = on_windows
+        self._alerts = alerts
+        self._opened = False
+        self._closing = False
+        self._alerts_lock = asyncio.Lock()
+        """One evaluation at a time: a batch's or the idle tick's."""
         self.watermark = 0.0
-        """Largest occurred_at seen (epoch seconds): event time, never wall time."""
+        """Largest occurred_at committed (epoch seconds): event time, never wall time."""
 
-    async def process(self, values: Sequence[bytes]) -> Stage2Result:
-        return await self.commit(self.prepare(values))
-
-    def prepare(self, values: Sequence[bytes]) -> Prepared:
-        """Decode and mark late events (CPU only, in order: it moves the watermark)."""
-        records: list[Record] = []
-        for value in values:
-            try:
-                records.extend(decode_records(value))
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                log.error("stage 2: undecodable enriched message skipped: %s", exc)
+    async def process(self, batch: Sequence[Enriched]) -> Stage2Result:
+        records, origins = self._decode(batch)
         if not records:
-            return Prepared([], [], self.watermark)
+            return Stage2Result(0, WriteResult(), self.watermark)
+        watermark, late = self._lateness_of(records)
+        evaluated: Evaluated | None = None
+        if self._closing:  # the worker stops: wait to be cancelled, unacknowledged (raising
+            await asyncio.Future()  # here would make faust restart the agent mid-shutdown)
+        if not self._opened:
+            await self._pool.open()
+            self._opened = True
+        async with self._alerts_lock:
+            try:
+                async with self._pool.connection() as conn, conn.transaction():
+                    result = await self._sink.write(conn, records, late,
+                                                    max_rows=self._max_rows)
+                    refused = {i for i, _ in result.rejected}
+                    if self._alerts is not None:
+                        stored = [r for i, r in enumerate(records) if i not in refused]
+                        evaluated = await self._alerts.evaluate(conn, result.windows, stored,
+                                                                watermark)
+            except BaseException:
+                if self._alerts is not None:
+                    self._alerts.discard()  # it advanced inside the failed transaction
+                raise
+        # committed: only now does anything in memory move
+        self.watermark = max(self.watermark, watermark)
+        metrics.WATERMARK.set(self.watermark)
+        if result.rejected:
+            log.error("stage 2: %d records refused by the database, dead-lettered: %s",
+                      len(result.rejected), result.rejected[0][1])
+            if self._on_rejected is not None:
+                await self._on_rejected([Refused(records[i], reason, batch[origins[i]])
+                                         for i, reason in result.rejected])
+        self._observe(records, result, time.time())
+        if self._alerts is not None and evaluated is not None:
+            await self._alerts.committed(evaluated)
+        return Stage2Result(len(records), result, self.watermark)
+
+    async def tick(self, wall_now: datetime | None = None) -> int:
+        """Evaluate partition rules without new data (a source gone silent in a quiet
+        partition, wall-clock timers); returns transitions stored. Never raises: a failed
+        tick commits nothing, discards the evaluator, and the next tick tries again."""
+        if self._alerts is None or not self._opened or self._closing:
+            return 0
+        async with self._alerts_lock:
+            try:
+                async with self._pool.connection() as conn, conn.transaction():
+                    evaluated = await self._alerts.evaluate(conn, [], [], self.watermark,
+                                                            wall_now)
+            except Exception as exc:
+                self._alerts.discard()
+                log.warning("stage 2: idle evaluation failed (%s); next tick retries",
+                            type(exc).__name__)
+                return 0
+        try:
+            await self._alerts.committed(evaluated)
+        except Exception as exc:
+            log.warning("stage 2: publishing idle transitions failed (%s)", type(exc).__name__)
+        return len(evaluated.stored)
+
+    def on_assign(self, partitions: Set[TopicPartition]) -> None:
+        """Nothing to prepare: a commune's alert state is loaded when it is first seen."""
+
+    def on_revoke(self, partitions: Set[TopicPartition]) -> None:
+        if self._alerts is not None:
+            self._alerts.forget()  # reload state from the database when communes return
+
+    async def close(self) -> None:
+        """Let the transaction in flight finish, then close the pool; a batch after this
+        waits for the worker to cancel it (it is never acknowledged)."""
+        self._closing = True
+        async with self._alerts_lock:
+            await self._pool.close()
+
+    @staticmethod
+    def _decode(batch: Sequence[Enriched]) -> tuple[list[Record], list[int]]:
+        records: list[Record] = []
+        origins: list[int] = []
+        for n, msg in enumerate(batch):
+            try:
+                decoded = decode_records(msg.value)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.error("stage 2: undecodable enriched message %s/%d@%d skipped: %s",
+                          msg.topic, msg.partition, msg.offset, exc)
+                continue
+            records.extend(decoded)
+            origins.extend([n] * len(decoded))
+        return records, origins
+
+    def _lateness_of(self, records: list[Record]) -> tuple[float, list[bool]]:
+        """The watermark after this batch and each record's late flag (pure: the
+        watermark moves only after the commit, so a retry marks the same records late)."""
         cutoff = self.watermark - self._lateness
         times = [r.occurred_at.timestamp() for r in records]
-        late = [t < cutoff for t in times]
-        self.watermark = max(self.watermark, max(times))
-        metrics.WATERMARK.set(self.watermark)
-        return Prepared(records, late, self.watermark)
+        return max(self.watermark, max(times)), [t < cutoff for t in times]
 
-    async def commit(self, prepared: Prepared) -> Stage2Result:
-        """Write a prepared batch, then hand its windows on; returns once committed."""
-        records, late = prepared.records, prepared.late
-        if not records:
-            return Stage2Result(0, WriteResult(), prepared.watermark)
-        rejected: list[tuple[Record, str]] = []
-        result = WriteResult()
-        for i in range(0, len(records), self._max_rows):  # bounded transactions
-            j = i + self._max_rows
-            result.merge(await self._write(records[i:j], late[i:j], rejected))
-        if rejected:
-            log.error("stage 2: %d records refused by the database, dead-lettered: %s",
-                      len(rejected), rejected[0][1])
-            if self.on_rejected is not None:
-                await self.on_rejected(rejected)
-        self._observe(records, result)
-        if self._on_windows is not None:
-            await self._on_windows(result.windows, records, prepared.watermark)
-        return Stage2Result(len(records), result, prepared.watermark)
-
-    async def _write(self, records: list[Record], late: list[bool],
-                     rejected: list[tuple[Record, str]]) -> WriteResult:
-        """Write; if the database refuses the rows, halve until the bad ones are alone.
-
-        A refused row would otherwise be retried forever and stall its partition; the
-        halving costs log2(batch) extra transactions per bad row, and only then.
-        """
-        try:
-            return await self._sink.write(records, late)
-        except RowsRejectedError as exc:
-            if len(records) == 1:
-                rejected.append((records[0], str(exc)))
-                return WriteResult()
-            mid = len(records) // 2
-            first = await self._write(records[:mid], late[:mid], rejected)
-            return first.merge(await self._write(records[mid:], late[mid:], rejected))
-
-    def _observe(self, records: list[Record], result: WriteResult) -> None:
+    def _observe(self, records: list[Record], result: WriteResult, committed: float) -> None:
         for feed, n in result.inserted.items():
             metrics.EVENTS_STORED.labels(feed).inc(n)
         for feed, n in result.duplicates.items():
@@ -132,7 +198,6 @@ class Stage2:
             if n:
                 metrics.EVENTS_LATE.labels(feed).inc(n)
         metrics.ROLLUP_UPSERTS.inc(len(result.windows))
-        committed = result.committed_at or time.time()
         seen: dict[str, int] = {}
         for rec in records:
             n = seen.get(rec.feed, 0)
@@ -140,3 +205,16 @@ class Stage2:
                 seen[rec.feed] = n + 1
                 metrics.LATENCY_STORED.labels(rec.feed).observe(
                     max(0.0, committed - rec.occurred_at.timestamp()))
+
+
+def make_pool(conninfo: str, *, timeout_s: float = 5.0,
+              reconnect_timeout_s: float = 4.0) -> AsyncConnectionPool:
+    """Stage 2's connections: checked before every batch, so a connection a PostgreSQL
+    restart killed is replaced instead of failing the batch; a failed reconnect cycle
+    gives up after ``reconnect_timeout_s`` and the next batch starts a new one, which
+    caps the wait after PostgreSQL returns (psycopg_pool's own back-off is uncapped)."""
+    return AsyncConnectionPool(
+        conninfo, min_size=1, max_size=2, open=False, timeout=timeout_s,
+        reconnect_timeout=reconnect_timeout_s, configure=TimescaleSink.prepare,
+        check=AsyncConnectionPool.check_connection, name="stage2",
+        kwargs={"connect_timeout": 5})

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ioc.api import alerts, geojson, health, ingest
+from ioc.api import alerts, geojson, health, ingest, kpis
 from ioc.api.deps import Resources
 from ioc.api.errors import ApiError
 from ioc.api.logs import AccessLog
@@ -62,5 +62,6 @@ def create_app(settings: Settings | None = None, *,
     app.include_router(ingest.router)
     app.include_router(alerts.router)
     app.include_router(geojson.router)
+    app.include_router(kpis.router)
     app.add_middleware(AccessLog)
     return app

@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from ioc.cli import alerts, apikeys, db, geo, rules, run, topics
+from ioc.cli import agencies, alerts, apikeys, db, geo, kpis, rules, run, topics
 
 HELP = ("IOC event-processing backend: workers, HTTP API, database, topics, boundaries, "
         "alert rules and operator actions.")
@@ -21,6 +21,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=HELP)
 app.add_typer(db.app, name="db", help="Database migrations and maintenance.")
 app.add_typer(topics.app, name="topics", help="Kafka topics.")
 app.add_typer(geo.app, name="geo", help="Administrative boundaries.")
+app.add_typer(agencies.app, name="agencies", help="Agency registry (tiers of the KPIs).")
+app.add_typer(kpis.app, name="kpis", help="Public-service KPI targets.")
 app.add_typer(rules.app, name="rules", help="Alert rule files: check and unit-test.")
 app.add_typer(alerts.app, name="alerts", help="Operator actions on alerts.")
 app.command("worker")(run.worker)

@@ -23,7 +23,7 @@ def check(files: Annotated[list[Path], typer.Argument(help="Rule files (YAML).")
         raise typer.Exit(1)
     rules = load_rules(files)
     for path in files:
-        count = sum(1 for r in rules if r.file == str(path))
+        count = sum(1 for r in (*rules, *rules.kpi_targets) if r.file == str(path))
         typer.echo(f"Checking {path}\n  SUCCESS: {count} rules found")
 
 

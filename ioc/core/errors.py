@@ -6,8 +6,6 @@
      ├── ContractError        an event breaks the envelope contract (carries a reason code)
      ├── GeoError             boundaries cannot be loaded or a code is unknown
      ├── StorageError         the database refused or is unavailable
-     │    ├── BackpressureError  a sink is full: stop consuming, retry after ``retry_after``
-     │    └── RowsRejectedError       the database refused the rows themselves (not transient)
      ├── RuleError            an alert rule file is invalid (carries file and line)
      └── DeliveryError        a receiver refused or could not be reached
 
@@ -51,19 +49,6 @@ class GeoError(IocError):
 
 class StorageError(IocError):
     """The database refused a write or is not reachable."""
-
-
-class BackpressureError(StorageError):
-    """A sink cannot take more rows now; the caller pauses and retries later."""
-
-    def __init__(self, message: str, retry_after: float = 1.0) -> None:
-        self.retry_after = retry_after
-        super().__init__(message)
-
-
-class RowsRejectedError(StorageError):
-    """The database refused a batch's rows (a data or constraint error): retrying the
-    same rows cannot succeed, so the caller isolates and dead-letters the bad ones."""
 
 
 class RuleError(IocError):

@@ -41,10 +41,6 @@ SINK_BATCH_ROWS = Histogram(
 SINK_FLUSH_SECONDS = Histogram(
     "ioc_sink_flush_seconds", "Duration of one sink transaction (COPY + rollup upsert).",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
-SINK_RETRIES = Counter(
-    "ioc_sink_retries_total", "Sink transactions retried after a transient database error.")
-SINK_FAILURES = Counter(
-    "ioc_sink_failures_total", "Sink attempts that failed (each retry that fails counts).")
 SINK_BUFFER_ROWS = Gauge(
     "ioc_sink_buffer_rows", "Rows taken from Kafka and not yet durable in the database.")
 ROLLUP_UPSERTS = Counter(
@@ -55,12 +51,24 @@ LATENCY_STORED = Histogram(
     buckets=_LATENCY_BUCKETS)
 LATENCY_PROCESSED = Histogram(
     "ioc_latency_occurred_to_processed_seconds",
-    "From an event's occurred_at to stage 1 having validated and enriched it.", ["feed"],
+    "From an event's occurred_at to stage 1 having delivered it enriched (sampled).",
+    ["feed"],
     buckets=_LATENCY_BUCKETS)
 LATENCY_ALERT = Histogram(
     "ioc_latency_occurred_to_alert_seconds",
     "From the newest event behind a transition to the transition being stored.",
     buckets=_LATENCY_BUCKETS)
+BATCH_RETRIES = Counter(
+    "ioc_stream_batch_retries_total",
+    "Failed attempts at a batch, retried whole (cause: database, kafka or unexpected).",
+    ["stage", "cause"])
+BATCH_FAILING = Gauge(
+    "ioc_stream_batch_failing_seconds",
+    "How long the stage's current batch has been failing (0 when it is not).", ["stage"])
+DEPENDENCY_UP = Gauge(
+    "ioc_stream_dependency_up",
+    "1 while the worker's last attempt on the dependency (database, kafka) worked.",
+    ["dependency"])
 CONSUMER_LAG = Gauge(
     "ioc_kafka_consumer_lag_messages", "Messages behind the partition's high watermark.",
     ["topic", "partition"])
@@ -92,3 +100,19 @@ API_INGEST_EVENTS = Counter(
     ["feed", "outcome"])
 HTTP_REQUESTS = Counter(
     "ioc_api_requests_total", "HTTP requests by route and status.", ["route", "status"])
+
+# Which metrics may have no sample after a normal end-to-end run, and why (checked by
+# tests/integration/pipeline/test_metrics_registry.py; every other metric must have one).
+ON_EVENT_ONLY: dict[str, str] = {
+    "ioc_stream_events_late_total": "only when an event older than the allowed lateness arrives",
+    "ioc_stream_batch_retries_total": "only when a batch fails (outage or bug)",
+    "ioc_stream_batch_failing_seconds": "set on a stage's first failure, then kept",
+    "ioc_alerts_outbox_failures_total": "only when a receiver refuses or is unreachable",
+    "ioc_alerts_outbox_delivered_total": "only when there is a notification to deliver",
+    "ioc_alerts_transitions_total": "only when an alert changes state",
+    "ioc_latency_occurred_to_alert_seconds": "only when an alert changes state",
+}
+API_ONLY: frozenset[str] = frozenset({"ioc_api_ingest_events_total", "ioc_api_requests_total"})
+"""Exported by the HTTP API process, not by workers."""
+SIMULATOR_ONLY: frozenset[str] = frozenset({"ioc_simulator_events_sent_total"})
+"""Exported by ``ioc simulate`` (iocdev), not by workers."""

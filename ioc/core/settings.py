@@ -139,6 +139,12 @@ class StreamSettings(_Section):
     allowed_lateness_s: int = 300
     max_future_skew_s: int = 300
     sink_buffer_max_rows: int = 200_000
+    retry_max_s: float = 2.0
+    session_timeout_s: float = 6.0
+    heartbeat_interval_s: float = 1.0
+    rebalance_timeout_s: float = 20.0
+    group_instance_prefix: str | None = None
+    outage_summary_every_s: float = 30.0
 
 
 class GeoSettings(_Section):

@@ -63,6 +63,7 @@ def test_short_demo_stores_rows_rollups_and_writes_the_report(
         page = html.read_text(encoding="utf-8")
         assert len(re.findall(r"data:image/png;base64,", page)) == 5
         assert "approximate" in page.lower()
+        assert "tier gap (commune − province)" in page  # the registry gave tiers
         assert png.read_bytes().startswith(b"\x89PNG")
 
         with psycopg.connect(stack.database.conninfo(dbname=dbname)) as conn:

@@ -35,9 +35,13 @@ def simulate(
                          ] = False,
     metrics_port: Annotated[int, typer.Option(
         help="Serve Prometheus /metrics on 127.0.0.1:PORT while running (0: off).")] = 0,
+    online_rise: Annotated[str | None, typer.Option(
+        help="Month-on-month rise of the online share for the province's dossiers, "
+             "YYYY-MM:before:after (Vietnam time), e.g. 2026-11:0.008:0.26.")] = None,
 ) -> None:
     """Publish simulated department feeds (air, water, traffic, dossiers)."""
     from ioc.core.settings import get_settings
+    from iocdev.simulate.dossiers import OnlineRise
     from iocdev.simulate.run import parse_span, run
     from iocdev.simulate.targets import FileTarget, HttpTarget, KafkaTarget, Target
 
@@ -45,6 +49,10 @@ def simulate(
         raise typer.BadParameter("use kafka, http or file", param_hint="--target")
     if not 0.0 <= bad_share <= 1.0 or rate <= 0 or speedup <= 0:
         raise typer.BadParameter("need 0 <= --bad-share <= 1, --rate > 0, --speedup > 0")
+    try:
+        rise = OnlineRise.parse(online_rise) if online_rise else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--online-rise") from exc
     settings = get_settings()
     if metrics_port:
         import prometheus_client
@@ -76,7 +84,7 @@ def simulate(
         sink = HttpTarget(url=api_url, api_key=api_key, batch=batch)
     counts = run(sink, province=province, start=t0, span_s=parse_span(duration), rate=rate,
                  speedup=speedup, seed=seed, bad_share=bad_share,
-                 pace=target != "file" and not max_speed)
+                 pace=target != "file" and not max_speed, online_rise=rise)
     typer.echo(json.dumps(counts))
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ Json = dict[str, Any]
 
 
 # ---------------------------------------------------------------- building blocks
-def steps(values: list[float | None], colors: list[str]) -> Json:
+def steps(values: Sequence[float | None], colors: list[str]) -> Json:
     return {"mode": "absolute",
             "steps": [{"color": c, "value": v} for v, c in zip(values, colors, strict=True)]}
 
@@ -504,71 +504,76 @@ def traffic() -> Json:
 
 
 def services() -> Json:
-    gap_override = [{"matcher": {"id": "byRegexp", "options": "/gap/"},
+    """One province's KPIs, exact per dossier (kpi_daily, docs/kpis.md), against targets."""
+    gap_override = [{"matcher": {"id": "byRegexp", "options": "/gap|vs target/"},
                      "properties": [{"id": "thresholds",
                                      "value": steps([None, 0], ["red", "green"])},
                                     {"id": "custom.cellOptions",
                                      "value": {"type": "color-background"}}]}]
     cols = ",\n".join(
-        f'{share(m)} AS "{k}", '
-        f'{share(m)} - (SELECT target FROM kpi_targets WHERE kpi = \'{k}\') AS "{k} gap"'
-        for k, m, _ in KPIS)
+        f'{day_share(num, den)} AS "{k}", {day_share(num, den)} - '
+        f'kpi_target(\'{k}\', \'$province\', NULL, {VN_FROM}) AS "{k} gap"'
+        for k, num, den, _ in DAILY_KPIS)
+    in_scope = ("k.province_code = '$province' AND k.commune_code IN ($commune) "
+                f"AND k.{VN_RANGE}")
     per_kpi = [
         timeseries(f"{title} per day vs target", [sql(f"""
             SELECT (k.day::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') AS time,
-                   c.commune_name AS metric, k.{kpi} AS value
-            FROM service_kpi_daily k JOIN current_communes c USING (commune_code)
-            WHERE k.province_code = '$province' AND k.commune_code IN ($commune)
-              AND k.{kpi} IS NOT NULL
-              AND k.day BETWEEN ($__timeFrom()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
-                            AND ($__timeTo()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+                   c.commune_name AS metric, {day_share(num, den)} AS value
+            FROM kpi_daily k JOIN current_communes c USING (commune_code)
+            WHERE {in_scope}
+            GROUP BY 1, 2 HAVING sum({den}) > 0
             UNION ALL
-            SELECT d AS time, 'target' AS metric, t.target AS value
-            FROM kpi_targets t,
-                 generate_series(date_trunc('day', $__timeFrom()::timestamptz),
-                                 $__timeTo()::timestamptz, interval '1 day') AS d
-            WHERE t.kpi = '{kpi}'
+            SELECT (d::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh'), 'target',
+                   kpi_target('{k}', '$province', NULL, d::date)
+            FROM generate_series({VN_FROM}::timestamp, {VN_TO}::timestamp,
+                                 interval '1 day') AS d
             ORDER BY 1""")], w=12, h=8, unit="percentunit", minmax=(0, 1),
                    overrides=[{"matcher": {"id": "byName", "options": "target"},
                                "properties": [{"id": "custom.lineStyle",
                                                "value": {"fill": "dash", "dash": [10, 10]}},
                                               {"id": "color", "value": {
                                                   "mode": "fixed", "fixedColor": "red"}}]}],
-                   description=f"{title}: daily share per commune (service_kpi_daily."
-                               f"{kpi}) and the target (kpi_targets, dashed).")
-        for kpi, _, title in KPIS
+                   description=f"{title}: daily share per commune, exact per dossier "
+                               "(kpi_daily), and the province's target of the day "
+                               "(kpi_target_values, dashed).")
+        for k, num, den, title in DAILY_KPIS
     ]
     return dashboard("ioc-services", "Public-service KPIs",
-                     "The provinces' seed indicators per commune against kpi_targets.", [
+                     "One province's KPIs by tier and commune, exact per dossier, against "
+                     "targets (docs/kpis.md).", [
+        *month_tables(gap_override),
         table("KPIs per commune over the range, against targets", [sql(f"""
-            SELECT c.commune_name AS "Commune", r.commune_code AS "Code",
-                   sum(r.count) FILTER (WHERE r.metric = 'service.received') AS "Received",
-                   sum(r.count) FILTER (WHERE r.metric = 'service.resolved') AS "Resolved",
+            SELECT c.commune_name AS "Commune", k.commune_code AS "Code",
+                   sum(k.received) AS "Received", sum(k.resolved) AS "Resolved",
                    {cols}
-            FROM rollup_1m r JOIN current_communes c USING (commune_code)
-            WHERE $__timeFilter(r.bucket) AND r.metric LIKE 'service.%'
-              AND r.province_code = '$province' AND r.commune_code IN ($commune)
+            FROM kpi_daily k JOIN current_communes c USING (commune_code)
+            WHERE {in_scope}
             GROUP BY 1, 2 ORDER BY 1""", "table")], w=24, h=10,
               unit="percentunit", overrides=[
                   {"matcher": {"id": "byRegexp", "options": "/Received|Resolved/"},
                    "properties": [{"id": "unit", "value": "short"}]}, *gap_override],
-              description="Shares over the selected range (sum/count of the 0/1 rollups); "
-                          "'gap' = share − target, red when below target. Targets: table "
-                          "kpi_targets (online 80%, on time 95%, paid online 80%, "
-                          "digitised 100%)."),
-        table("Targets", [sql("""
-            SELECT kpi AS "KPI", target AS "Target", description AS "Description"
-            FROM kpi_targets ORDER BY kpi""", "table")], w=8, h=8,
+              description="Shares over the days of the selected range (Vietnam time), all "
+                          "tiers; 'gap' = share − the province's target, red when below. "
+                          "Definitions: docs/kpis.md."),
+        table("Targets in effect for the province", [sql("""
+            SELECT t.kpi AS "KPI", t.province_code AS "Province", t.tier AS "Tier",
+                   t.target AS "Target", t.valid_from AS "From", t.valid_to AS "Until",
+                   k.description AS "Description"
+            FROM kpi_target_values t JOIN kpi_targets k USING (kpi)
+            WHERE t.province_code IN ('$province', '*')
+              AND (t.valid_to IS NULL OR t.valid_to > now())
+            ORDER BY 1, 2 DESC, 3, 5""", "table")], w=8, h=8,
               overrides=[{"matcher": {"id": "byName", "options": "Target"},
-                          "properties": [{"id": "unit", "value": "percentunit"}]}]),
-        bars("Dossiers received per day", [sql("""
+                          "properties": [{"id": "unit", "value": "percentunit"}]}],
+              description="'*' = any province or tier; the most specific row wins "
+                          "(province and tier, then province, then tier)."),
+        bars("Dossiers received per day", [sql(f"""
             SELECT (k.day::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') AS time,
-                   c.commune_name AS metric, k.dossiers_received AS value
-            FROM service_kpi_daily k JOIN current_communes c USING (commune_code)
-            WHERE k.province_code = '$province' AND k.commune_code IN ($commune)
-              AND k.day BETWEEN ($__timeFrom()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
-                            AND ($__timeTo()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
-            ORDER BY 1""")], w=16, h=8),
+                   c.commune_name AS metric, sum(k.received) AS value
+            FROM kpi_daily k JOIN current_communes c USING (commune_code)
+            WHERE {in_scope}
+            GROUP BY 1, 2 ORDER BY 1""")], w=16, h=8),
         *per_kpi,
         bars("Dossier events by status", [sql("""
             SELECT $__timeGroupAlias(r.bucket, $__interval),
@@ -578,9 +583,157 @@ def services() -> Json:
               AND r.commune_code IN ($commune)
               AND r.metric IN ('service.received', 'service.in_progress',
                                'service.resolved', 'service.returned', 'service.paid')
-            GROUP BY 1, 2 ORDER BY 1""")], w=12, h=8),
+            GROUP BY 1, 2 ORDER BY 1""")], w=12, h=8,
+             description="Status changes (events, from rollup_1m), not dossiers."),
     ], variables=[var_province(), var_commune(multi=True)], tags=["services", "kpi"],
         time_from="now-7d", refresh="5m")
+
+
+# KPIs exact per dossier (docs/kpis.md), from kpi_daily (counts per Vietnam-time day).
+DAILY_KPIS = [  # (kpi id, numerator column, denominator column, title)
+    ("online_share", "received_online", "received", "Submitted online"),
+    ("resolved_online_share", "resolved_online", "resolved", "Resolved online"),
+    ("on_time_share", "resolved_on_time", "resolved_with_due", "Resolved on time"),
+    ("paid_online_share", "paid_online", "paid_fee_bearing", "Fee-bearing paid online"),
+    ("digitised_share", "received_digitised", "received", "Records digitised"),
+]
+VN_FROM = "($__timeFrom()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date"
+VN_TO = "($__timeTo()::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date"
+VN_RANGE = f"day BETWEEN {VN_FROM} AND {VN_TO}"
+MONTH_NOW = "date_trunc('month', now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::date"
+
+
+def day_share(num: str, den: str, where: str = "") -> str:
+    if where:
+        return (f"sum({num}) FILTER (WHERE {where})::float8 / "
+                f"nullif(sum({den}) FILTER (WHERE {where}), 0)")
+    return f"sum({num})::float8 / nullif(sum({den}), 0)"
+
+
+def month_vs_last(where: str, province: str) -> str:
+    """This calendar month so far vs last month (Vietnam time), per KPI and tier, with
+    the target of ``province`` (an SQL expression) and tier; exact per dossier."""
+    this_m = f"day >= {MONTH_NOW}"
+    last_m = f"day < {MONTH_NOW}"
+    parts = []
+    for i, (k, num, den, title) in enumerate(DAILY_KPIS):
+        this_v, last_v = day_share(num, den, this_m), day_share(num, den, last_m)
+        target = f"kpi_target('{k}', {province}, tier, {MONTH_NOW})"
+        parts.append(f"""
+            SELECT {i} AS ord, '{title}' AS "KPI", coalesce(tier, 'all') AS "Tier",
+                   {this_v} AS "This month", {last_v} AS "Last month",
+                   {this_v} - {last_v} AS "Change",
+                   {target} AS "Target", {this_v} - {target} AS "vs target"
+            FROM kpi_daily
+            WHERE day >= ({MONTH_NOW} - interval '1 month')::date AND {where}
+            GROUP BY ROLLUP (tier)""")
+    return ("SELECT \"KPI\", \"Tier\", \"This month\", \"Last month\", \"Change\", "
+            "\"Target\", \"vs target\" FROM (" + " UNION ALL ".join(parts)
+            + ") m ORDER BY ord, CASE \"Tier\" WHEN 'all' THEN 0 WHEN 'province' THEN 1 "
+              "WHEN 'commune' THEN 2 ELSE 3 END")
+
+
+def month_tables(gap: list[Json]) -> list[Json]:
+    return [
+        table("Province: this month vs last month by tier, against target", [sql(
+            month_vs_last("province_code = '$province'", "'$province'"), "table")],
+              w=12, h=12, unit="percentunit", overrides=gap,
+              description="Calendar months in Vietnam time, exact per dossier (kpi_daily, "
+                          "docs/kpis.md); target from kpi_target_values for the province "
+                          "and tier. Tier 'all' is every agency together."),
+        table("Selected communes: this month vs last month by tier", [sql(
+            month_vs_last("commune_code IN ($commune)", "'$province'"), "table")],
+              w=12, h=12, unit="percentunit", overrides=gap,
+              description="The dossiers of the selected communes (the applicant's commune)."),
+    ]
+
+
+def kpi_national() -> Json:
+    shares = ",\n".join(f"{day_share(num, den)} AS {k}" for k, num, den, _ in DAILY_KPIS)
+    per_province = f"""
+        WITH f AS (
+            SELECT province_code, tier, {shares}
+            FROM kpi_daily WHERE {VN_RANGE}
+            GROUP BY GROUPING SETS ((province_code, tier), (province_code)))"""
+    gap = [{"matcher": {"id": "byRegexp", "options": "/gap|vs target/"},
+            "properties": [{"id": "thresholds", "value": steps([None, 0], ["red", "green"])},
+                           {"id": "custom.cellOptions", "value": {"type": "color-background"}}]}]
+    ranked = [
+        table(f"{title}: 34 provinces ranked, by tier", [sql(f"""
+            {per_province}
+            SELECT rank() OVER (ORDER BY a.{k} DESC NULLS LAST) AS "Rank",
+                   p.province_name AS "Province", a.{k} AS "All tiers",
+                   pt.{k} AS "Province tier", ct.{k} AS "Commune tier",
+                   ct.{k} - pt.{k} AS "Tier gap (commune - province)",
+                   kpi_target('{k}', p.province_code, NULL, {VN_FROM}) AS "Target",
+                   a.{k} - kpi_target('{k}', p.province_code, NULL, {VN_FROM}) AS "vs target"
+            FROM current_provinces p
+            LEFT JOIN f a ON a.province_code = p.province_code AND a.tier IS NULL
+            LEFT JOIN f pt ON pt.province_code = p.province_code AND pt.tier = 'province'
+            LEFT JOIN f ct ON ct.province_code = p.province_code AND ct.tier = 'commune'
+            ORDER BY 1, 2""", "table")], w=12, h=12, unit="percentunit",
+              overrides=[{"matcher": {"id": "byName", "options": "Rank"},
+                          "properties": [{"id": "unit", "value": "short"}]}, *gap],
+              description=f"{title} over the days of the selected range (default: this "
+                          "month so far, Vietnam time), per province: all tiers, provincial "
+                          "agencies, commune one-stop shops, the gap between them and the "
+                          "province's target (kpi_target_values). Definitions: docs/kpis.md.")
+        for k, _num, _den, title in DAILY_KPIS
+    ]
+    nation_rows = "\nUNION ALL\n".join(f"""
+            SELECT {i} AS ord, '{title}' AS "KPI", {day_share(num, den)} AS "Nation",
+                   {day_share(num, den, "tier = 'province'")} AS "Province tier",
+                   {day_share(num, den, "tier = 'commune'")} AS "Commune tier",
+                   kpi_target('{k}', NULL, NULL, {VN_FROM}) AS "Target"
+            FROM kpi_daily WHERE {VN_RANGE}"""
+                                       for i, (k, num, den, title) in enumerate(DAILY_KPIS))
+    monthly = [
+        timeseries(f"{title} per month by tier (nation) vs target", [sql(f"""
+            SELECT (date_trunc('month', day::timestamp) AT TIME ZONE 'Asia/Ho_Chi_Minh')
+                       AS time, tier AS metric, {day_share(num, den)} AS value
+            FROM kpi_daily
+            WHERE day >= (date_trunc('month', {VN_TO}::timestamp) - interval '11 months')::date
+              AND day <= {VN_TO}
+            GROUP BY 1, 2
+            UNION ALL
+            SELECT (date_trunc('month', {VN_TO}::timestamp) AT TIME ZONE 'Asia/Ho_Chi_Minh'),
+                   'target', kpi_target('{k}', NULL, NULL, {VN_TO})
+            ORDER BY 1""")], w=12, h=8, unit="percentunit", minmax=(0, 1),
+                   custom={"drawStyle": "line", "showPoints": "always", "pointSize": 6},
+                   description=f"{title}, nationally per calendar month (Vietnam time) and "
+                               "tier over the last 12 months, with the national target.")
+        for k, num, den, title in DAILY_KPIS[:1] + DAILY_KPIS[2:3]
+    ]
+    return dashboard("ioc-kpi-national", "Public-service KPIs: national view",
+                     "All 34 provinces side by side on the same KPIs, by tier, against "
+                     "targets (exact per dossier, docs/kpis.md).", [
+        table("Nation: KPIs against target, by tier", [sql(f"""
+            SELECT "KPI", "Nation", "Province tier", "Commune tier", "Target",
+                   "Nation" - "Target" AS "vs target",
+                   "Commune tier" - "Province tier" AS "Tier gap"
+            FROM ({nation_rows}) n ORDER BY ord""", "table")], w=24, h=7,
+              unit="percentunit", overrides=gap,
+              description="Over the days of the selected range (default: this month so far)."),
+        *ranked,
+        *monthly,
+        table("Overdue dossiers open now, per agency", [sql("""
+            SELECT agency AS "Agency", min(agency_name) AS "Name", min(tier) AS "Tier",
+                   min(province_code) AS "Province", count(*) AS "Overdue",
+                   round((extract(epoch FROM max(overdue_by)) / 86400.0)::numeric, 1)
+                       AS "Oldest (days)"
+            FROM overdue_dossiers
+            GROUP BY agency ORDER BY 5 DESC, 1 LIMIT 50""", "table")], w=12, h=10,
+              description="Dossiers with no resolved or returned event whose due_at has "
+                          "passed, now (not the selected range)."),
+        table("Overdue dossiers open now, per province and tier", [sql("""
+            SELECT p.province_name AS "Province",
+                   count(o.dossier_id) FILTER (WHERE o.tier = 'province') AS "Province tier",
+                   count(o.dossier_id) FILTER (WHERE o.tier = 'commune') AS "Commune tier",
+                   count(o.dossier_id) AS "All"
+            FROM current_provinces p
+            LEFT JOIN overdue_dossiers o ON o.province_code = p.province_code
+            GROUP BY 1 ORDER BY 4 DESC, 1""", "table")], w=12, h=10),
+    ], variables=[], tags=["services", "kpi"], time_from="now/M", refresh="5m")
 
 
 def pipeline() -> Json:
@@ -657,13 +810,15 @@ def pipeline() -> Json:
                        "matcher": {"id": "byName", "options": "batch rows p50"},
                        "properties": [{"id": "unit", "value": "short"},
                                       {"id": "custom.axisPlacement", "value": "right"}]}]),
-        timeseries("Sink retries, failures, buffer", [
-            prom(f"sum(rate(ioc_sink_retries_total[{ri}]))", "retries/s"),
-            prom(f"sum(rate(ioc_sink_failures_total[{ri}]))", "failures/s", "B"),
+        timeseries("Batch retries, buffer", [
+            prom(f"sum by (stage, cause) (rate(ioc_stream_batch_retries_total[{ri}]))",
+                 "{{stage}} {{cause}} retries/s"),
+            prom("min by (dependency) (ioc_stream_dependency_up)", "{{dependency}} up", "B"),
             prom("sum by (instance) (ioc_sink_buffer_rows)", "buffer {{instance}}", "C")],
                    w=8, unit="short",
-                   description="Buffer = rows taken from Kafka, not yet durable "
-                               "(limit stream.sink_buffer_max_rows)."),
+                   description="Failed batch attempts (retried whole, never acknowledged); "
+                               "dependency up = 1 while the workers reach it; buffer = "
+                               "rows taken from Kafka, not yet durable."),
         row("Alerts"),
         timeseries("Alerts by state", [
             prom("sum by (state) (ioc_alerts_active)", "{{state}}")], w=8, unit="short"),
@@ -701,7 +856,7 @@ def pipeline() -> Json:
     ], variables=[], tags=["pipeline"], time_from="now-1h", refresh="30s")
 
 
-BUILDERS = [overview, commune, environment, traffic, services, pipeline]
+BUILDERS = [overview, commune, environment, traffic, services, kpi_national, pipeline]
 
 
 # ---------------------------------------------------------------- helpers for tests

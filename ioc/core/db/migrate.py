@@ -87,13 +87,3 @@ def apply_migrations(conninfo: str, directory: Path = MIGRATIONS_DIR) -> list[st
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied
-
-
-def applied_versions(conninfo: str) -> list[int]:
-    """Versions recorded in ``schema_migrations`` (empty for a fresh database)."""
-    with psycopg.connect(conninfo) as conn:
-        exists = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
-        if not exists or exists[0] is None:
-            return []
-        return [int(r[0]) for r in conn.execute(
-            "SELECT version FROM schema_migrations ORDER BY version")]

@@ -41,6 +41,9 @@ class Reason(StrEnum):
     INCONSISTENT_EVENT = "inconsistent_event"
     DUPLICATE_EVENT_ID = "duplicate_event_id"
     SCHEMA_VIOLATION = "schema_violation"
+    AMBIGUOUS_LEGACY_CODE = "ambiguous_legacy_code"
+    INTERNAL_ERROR = "internal_error"
+    STORAGE_REJECTED = "storage_rejected"
 
 
 DESCRIPTIONS: dict[Reason, str] = {
@@ -71,4 +74,15 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.INCONSISTENT_EVENT: "Fields contradict each other (e.g. resolved_at without resolved).",
     Reason.DUPLICATE_EVENT_ID: "This source already sent an event with this event_id.",
     Reason.SCHEMA_VIOLATION: "The event breaks the schema in a way no finer reason covers.",
+    Reason.AMBIGUOUS_LEGACY_CODE: ("A pre-2025 commune_code that was split between several"
+                                   " current communes: send the current code or a location."),
+    Reason.INTERNAL_ERROR: ("The IOC failed to process the message (a bug on our side, not"
+                            " yours): the whole message is kept; the operators are told."),
+    Reason.STORAGE_REJECTED: ("The database refused the event after it passed validation (the"
+                              " value is the enriched record; the headers name the message)."),
 }
+
+NOT_FROM_THE_VALIDATOR: frozenset[Reason] = frozenset({
+    Reason.AMBIGUOUS_LEGACY_CODE, Reason.INTERNAL_ERROR, Reason.STORAGE_REJECTED})
+"""Reasons given after validation: by the commune lookup (stage 1), when the validator
+itself fails (stage 1) and when the database refuses a row (stage 2)."""

@@ -22,6 +22,16 @@ UNASSIGNED = "unassigned"
 GeoOutcome = Literal["code", "legacy_code", "cache", "contains", "nearest", "unassigned"]
 
 
+class Origin(msgspec.Struct, array_like=True, frozen=True):
+    """Where stage 1 read an event: the raw message (``[topic, partition, offset]`` on the
+    wire). Stage 2 uses it only when the database refuses a row, to dead-letter the
+    event's original bytes with their provenance (docs/architecture.md)."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
 class Record(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One valid, enriched event. Times are timezone-aware UTC."""
 
@@ -57,6 +67,7 @@ class Record(msgspec.Struct, kw_only=True, omit_defaults=True):
     fee_bearing: bool | None = None
     paid_online: bool | None = None
     digitised: bool | None = None
+    origin: Origin | None = None
 
 
 RECORDS_ENCODER = msgspec.json.Encoder()

@@ -105,10 +105,10 @@ def _seed(conn: psycopg.Connection[Any], communes: list[str]) -> None:
             cur.execute(
                 "INSERT INTO service_events (time, event_id, source_id, department, "
                 "commune_code, province_code, dossier_id, procedure_code, agency, channel, "
-                "status, geo, received_at) VALUES (%s, %s, 'desk-1', 'public-service', %s, "
-                "%s, %s, '1.001', 'UBND', %s, 'received', 'code', %s)",
+                "status, geo, received_at, due_at) VALUES (%s, %s, 'desk-1', 'public-service', "
+                "%s, %s, %s, '1.001', 'UBND', %s, 'received', 'code', %s, %s)",
                 (t, f"d-{i}", code, PROVINCE, f"HS-{i}", "online" if i % 3 else "offline",
-                 received))
+                 received, t + timedelta(minutes=30)))  # some overdue by END
         alerts = [("firing", "critical"), ("pending", "warning"), ("acknowledged", "info"),
                   ("firing", "warning"), ("resolved", "warning")]
         for i, (state, severity) in enumerate(alerts):

@@ -1,21 +1,24 @@
 """The TimescaleDB sink and stage 2 on the real database: idempotent writes, exact
-rollups for every feed's metrics, and a row the database refuses is isolated and
-dead-lettered instead of stalling the partition."""
+rollups for every feed's metrics, a row the database refuses is isolated and
+dead-lettered instead of stalling the partition, and connections a restart killed are
+replaced."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
-from iocdev.sandbox import Pipeline, pipeline
+from iocdev.sandbox import fresh_database
 
-from ioc.core.events.record import Record
+from ioc.core.events.record import Record, encode_records
 from ioc.core.settings import Settings
-from streams.sinks.timescale import TimescaleSink
-from streams.stage2 import Stage2
+from streams.degraded import Health
+from streams.retry import run_batch
+from streams.stage2 import Enriched, Refused, Stage2, make_pool
 
 pytestmark = pytest.mark.integration
 
@@ -35,64 +38,68 @@ def service(i: int, **over: Any) -> Record:
 
 
 @pytest.fixture
-def pipe(stack: Settings, tmp_path: Path) -> Any:
-    with pipeline(stack, tmp_path, partitions=1) as p:
-        yield p
+def db(stack: Settings) -> Iterator[str]:
+    with fresh_database(stack) as (_, conninfo):
+        yield conninfo
 
 
-def test_service_kpi_inputs_are_exact_and_a_refused_row_is_isolated(pipe: Pipeline) -> None:
+def query(conninfo: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(conninfo) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_service_kpi_inputs_are_exact_and_a_refused_row_is_isolated(db: str) -> None:
     records = [service(i) for i in range(40)]
     records[17] = service(17, dossier_id="D\x0017")  # PostgreSQL text cannot hold NUL
-    refused: list[tuple[Record, str]] = []
+    refused: list[Refused] = []
 
     async def run() -> None:
-        sink = TimescaleSink(pipe.conninfo)
-
-        async def on_rejected(rows: list[tuple[Record, str]]) -> None:
+        async def on_rejected(rows: list[Refused]) -> None:
             refused.extend(rows)
 
-        stage2 = Stage2(sink, allowed_lateness_s=300, on_rejected=on_rejected)
-        from ioc.core.events.record import encode_records
-
-        await stage2.process([encode_records(records)])
-        again = await stage2.process([encode_records(records)])  # replay: nothing new
+        stage2 = Stage2(make_pool(db), allowed_lateness_s=300, on_rejected=on_rejected,
+                        max_rows=7)  # several writes in one transaction, one refused row
+        msg = Enriched("enriched", 3, 41, encode_records(records))
+        first = await stage2.process([msg])
+        assert sum(first.write.inserted.values()) == 39
+        again = await stage2.process([msg])  # replay: nothing new
         assert sum(again.write.inserted.values()) == 0
-        await sink.close()
+        await stage2.close()
 
     asyncio.run(run())
-    assert [r.event_id for r, _ in refused] == ["d17", "d17"]  # once per attempt
-    assert refused[0][1]
-    rows = dict(pipe.query("SELECT metric, sum(count)::int FROM rollup_1m GROUP BY 1"))
+    assert [r.record.event_id for r in refused] == ["d17", "d17"]  # once per attempt
+    assert refused[0].reason
+    assert (refused[0].origin.partition, refused[0].origin.offset) == (3, 41)
+    rows = dict(query(db, "SELECT metric, sum(count)::int FROM rollup_1m GROUP BY 1"))
     assert rows["service.resolved"] == 39
-    on_time = pipe.query("SELECT sum(sum), sum(count) FROM rollup_1m"
-                         " WHERE metric = 'service.resolved.on_time'")[0]
+    on_time = query(db, "SELECT sum(sum), sum(count) FROM rollup_1m"
+                        " WHERE metric = 'service.resolved.on_time'")[0]
     # resolved_at = T0+i s, due at T0+30 s: i in 0..30 except 17 are on time
     assert (on_time[0], on_time[1]) == (30.0, 39)
-    online = pipe.query("SELECT sum(sum) FROM rollup_1m WHERE metric = 'service.resolved.online'")
+    online = query(db, "SELECT sum(sum) FROM rollup_1m WHERE metric = 'service.resolved.online'")
     assert online[0][0] == sum(1 for i in range(40) if i % 4 and i != 17)
 
 
-def test_sink_reconnects_and_retries_after_losing_its_connection(pipe: Pipeline) -> None:
-    import psycopg
-
-    from ioc.core import metrics
-
+def test_stage2_replaces_connections_a_restart_killed(db: str) -> None:
+    """Every connection terminated (what a PostgreSQL restart does): the pool's check
+    replaces the dead one and the next batch is stored without a failed attempt."""
     batch1 = [service(i) for i in range(10)]
     batch2 = [service(i) for i in range(10, 20)]
 
-    async def run() -> None:
-        sink = TimescaleSink(pipe.conninfo, retry_max_s=1.0, give_up_after_s=30)
-        await sink.write(batch1, [False] * len(batch1))
-        with psycopg.connect(pipe.conninfo, autocommit=True) as admin:  # the DB "restarts"
+    async def run() -> int:
+        stage2 = Stage2(make_pool(db), allowed_lateness_s=300)
+        health = Health()
+        await run_batch(stage2, [Enriched("e", 0, 0, encode_records(batch1))], messages=1,
+                        health=health)
+        with psycopg.connect(db, autocommit=True) as admin:
             killed = admin.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()
             assert killed and killed[0] >= 1
-        before = metrics.SINK_RETRIES._value.get()
-        result = await sink.write(batch2, [False] * len(batch2))
-        assert result.inserted == {"service": 10}
-        assert metrics.SINK_RETRIES._value.get() > before
-        await sink.close()
+        failures = await run_batch(stage2, [Enriched("e", 0, 1, encode_records(batch2))],
+                                   messages=1, health=health)
+        await stage2.close()
+        return failures
 
-    asyncio.run(run())
-    assert pipe.query("SELECT count(*) FROM service_events")[0][0] == 20
+    assert asyncio.run(run()) == 0
+    assert query(db, "SELECT count(*) FROM service_events")[0][0] == 20

@@ -139,3 +139,32 @@ def test_cli_rules_test_reports_a_failure(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["rules", "test", str(tmp_path / "t.yaml")])
     assert result.exit_code == 1
     assert "FAILED" in result.output and "wrong expectation" in result.output
+
+
+SOURCE_SCOPE = """\
+groups:
+  - name: g
+    rules:
+      - id: per_source_pm25
+        feed: sensor
+        metric: pm25
+        scope: source
+        aggregate: avg
+        window: 5m
+        op: ">"
+        threshold: 100
+        severity: warning
+        annotations:
+          summary: { vi: "x", en: "x" }
+"""
+
+
+def test_source_scope_threshold_rules_are_refused_with_a_reason(tmp_path: Path) -> None:
+    path = tmp_path / "source.yaml"
+    path.write_text(SOURCE_SCOPE, encoding="utf-8")
+    problems = [str(p) for p in check_files([path])]
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{path}:7: rule per_source_pm25.scope:")
+    assert "'source' is not supported" in problems[0] and "by: source" in problems[0]
+    result = CliRunner().invoke(app, ["rules", "check", str(path)])
+    assert result.exit_code == 1

@@ -53,6 +53,11 @@ def _data(*, approximate: bool = True, empty: bool = False) -> ReportData:
                         "paid_online_share": 0.8, "digitised_share": 1.0}
     data.province_kpis = {"online_share": 0.6, "on_time_share": 0.97,
                           "paid_online_share": None, "digitised_share": 1.0}
+    data.tier_kpis = {
+        "commune": {"online_share": 0.9939, "on_time_share": 0.95, "paid_online_share": None,
+                    "digitised_share": 1.0},
+        "province": {"online_share": 0.6048, "on_time_share": 0.93, "paid_online_share": 0.8,
+                     "digitised_share": 0.9}}
     return data
 
 
@@ -70,6 +75,7 @@ def test_report_is_self_contained_with_images_and_approximate_note(tmp_path: Pat
     assert "Thành phố Hà Nội" in page
     assert "water_level_3" in page and "critical" in page
     assert "60.0%" in page  # province online share
+    assert "tier gap (commune − province)" in page and "+38.9 pts" in page
     assert "http://" not in page and "https://" not in page  # no CDN, no remote asset
     assert "<script" not in page
     assert files.map_png.read_bytes().startswith(PNG_MAGIC)

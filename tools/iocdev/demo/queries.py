@@ -257,5 +257,23 @@ def commune_kpis(conn: Conn, w: Window) -> list[CommuneKpi]:
             for code, name, n, *vals in rows]
 
 
+def tier_kpis(conn: Conn, w: Window) -> dict[str, dict[str, float | None]]:
+    """The province's headline KPIs over the simulated span per agency tier (exact, per
+    dossier: kpi_facts, docs/kpis.md); the tier gap is commune minus province."""
+    rows = conn.execute(
+        "SELECT tier,"
+        " count(*) FILTER (WHERE kind = 'received' AND online)::float8"
+        "   / nullif(count(*) FILTER (WHERE kind = 'received'), 0),"
+        " count(*) FILTER (WHERE kind = 'resolved' AND on_time)::float8"
+        "   / nullif(count(*) FILTER (WHERE kind = 'resolved' AND on_time IS NOT NULL), 0),"
+        " count(*) FILTER (WHERE kind = 'paid' AND online)::float8"
+        "   / nullif(count(*) FILTER (WHERE kind = 'paid'), 0),"
+        " count(*) FILTER (WHERE kind = 'received' AND digitised)::float8"
+        "   / nullif(count(*) FILTER (WHERE kind = 'received'), 0)"
+        " FROM kpi_facts WHERE province_code = %(p)s AND time >= %(start)s AND time < %(end)s"
+        " GROUP BY tier ORDER BY tier", w.params()).fetchall()
+    return {str(r[0]): dict(zip(KPIS, r[1:], strict=True)) for r in rows}
+
+
 def kpi_targets(conn: Conn) -> dict[str, float]:
     return {str(k): float(t) for k, t in conn.execute("SELECT kpi, target FROM kpi_targets")}

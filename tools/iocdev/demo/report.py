@@ -65,6 +65,7 @@ class ReportData:
     kpis: list[CommuneKpi] = field(default_factory=list)
     kpi_targets: dict[str, float] = field(default_factory=dict)
     province_kpis: dict[str, float | None] = field(default_factory=dict)
+    tier_kpis: dict[str, dict[str, float | None]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     def worst_severity(self) -> dict[str, str]:
@@ -114,6 +115,7 @@ def collect(conn: queries.Conn, w: Window, *, facts: dict[str, str],
         kpis=queries.commune_kpis(conn, w),
         kpi_targets=queries.kpi_targets(conn),
         province_kpis=queries.province_kpis(conn, w),
+        tier_kpis=queries.tier_kpis(conn, w),
         problems=list(problems),
     )
 
@@ -262,6 +264,26 @@ td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 """
 
 
+def _tier_table(data: ReportData) -> list[str]:
+    """KPIs by agency tier and the gap between them (commune minus province)."""
+    if not data.tier_kpis:
+        return []
+    out = ["<h2>KPIs by tier: provincial agencies vs commune one-stop shops</h2>",
+           "<table><tr><th>tier</th>", *[f"<th>{html.escape(KPI_LABELS[k])}</th>"
+                                          for k in KPIS], "</tr>"]
+    for tier, shares in sorted(data.tier_kpis.items()):
+        out.append(f"<tr><td>{html.escape(tier)}</td>"
+                   + "".join(f"<td>{_pct(shares.get(k))}</td>" for k in KPIS) + "</tr>")
+    p, c = data.tier_kpis.get("province", {}), data.tier_kpis.get("commune", {})
+    gaps = []
+    for k in KPIS:
+        pv, cv = p.get(k), c.get(k)
+        gaps.append("n/a" if pv is None or cv is None else f"{100.0 * (cv - pv):+.1f} pts")
+    out.append("<tr><th>tier gap (commune − province)</th>"
+               + "".join(f"<td>{g}</td>" for g in gaps) + "</tr></table>")
+    return out
+
+
 def render_html(data: ReportData, images: dict[str, bytes]) -> str:
     """The page; ``images`` are PNG bytes by name (map, pm25, water, traffic, kpi)."""
     esc = html.escape
@@ -285,6 +307,7 @@ def render_html(data: ReportData, images: dict[str, bytes]) -> str:
         suffix = f" (target {_pct(target)})" if target is not None else ""
         parts.append(f"<td>{_pct(data.province_kpis.get(k))}{esc(suffix)}</td>")
     parts.append("</tr></table>")
+    parts += _tier_table(data)
     parts.append("<h2>Communes by worst active alert severity</h2>")
     if data.approximate:
         parts.append(f'<p class="note">{esc(APPROXIMATE_NOTE)}</p>')

@@ -179,6 +179,7 @@ class Demo:
             n = queries.boundaries_loaded(conn, self.opts.province)
         if n:
             self.echo(f"boundaries: {n} communes of {self.opts.province} already loaded")
+            self.agencies()
             return
         self._step("boundaries: loading the bundled reference (approximate polygons)")
         self._run_to_end("geo", self._cli("geo", "load"), timeout=600)
@@ -188,6 +189,16 @@ class Demo:
             raise DemoError("geo", f"no communes of province {self.opts.province} after "
                             "loading", self.children.log_path("geo"))
         self.echo(f"boundaries: {n} communes of {self.opts.province}")
+        self.agencies()
+
+    def agencies(self) -> None:
+        """The bundled agency registry (tiers of the KPIs); a reload changes nothing."""
+        from ioc.core.agencies import BUNDLED, BUNDLED_VALID_FROM, read_registry, write_registry
+
+        with self._conn() as conn:
+            report = write_registry(conn, read_registry(BUNDLED), source=BUNDLED.name,
+                                    valid_from=BUNDLED_VALID_FROM)
+        self.echo(f"agencies: {report}")
 
     def topics(self) -> None:
         from ioc.core.topics import ensure_topics

@@ -6,6 +6,11 @@ and digitised records, drawn around the seed figures (commune level ~99.39 % onl
 province level ~60.48 %; on time ~95 % with a few communes below 80 %; fee-bearing
 paid online >= 80 % target with variation; digitised 90-100 %).
 
+A configurable month-on-month rise (:class:`OnlineRise`, ``ioc simulate --online-rise
+2026-11:0.008:0.26``) replaces every agency's online share of the simulated province:
+``before`` for dossiers received before the month (Vietnam time), ``after`` from its
+first day on, as Hà Nội reported (under 1 % to over 25 % within one month).
+
 Each service event is one status change. Newly received dossiers are queued and later
 advance (in_progress, paid, resolved/returned) when their planned time has come; when
 no queued dossier is ready (short simulated spans) a backlog dossier received days
@@ -18,6 +23,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from iocdev.simulate.communes import Commune
@@ -35,6 +41,46 @@ PROCEDURES: tuple[tuple[str, str, bool, float], ...] = (
     ("2.001035", "Cấp phiếu lý lịch tư pháp", True, 10.0),
 )
 PROVINCE_DEPARTMENTS = ("stp", "sxd", "snnmt", "syt", "sgddt", "scthuong", "stc", "snv")
+DEPARTMENT_NAMES = {
+    "stp": "Sở Tư pháp", "sxd": "Sở Xây dựng", "snnmt": "Sở Nông nghiệp và Môi trường",
+    "syt": "Sở Y tế", "sgddt": "Sở Giáo dục và Đào tạo", "scthuong": "Sở Công Thương",
+    "stc": "Sở Tài chính", "snv": "Sở Nội vụ",
+}
+
+
+def agency_name(department: str) -> str:
+    """The Vietnamese name of a provincial department (without the province)."""
+    return DEPARTMENT_NAMES[department]
+
+
+def commune_agency(commune_code: str) -> str:
+    """The agency code of a commune's one-stop shop (as in the registry)."""
+    return f"ubnd-{commune_code}"
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineRise:
+    """Online share ``before`` a month and ``after`` its start (epoch s, Vietnam time)."""
+
+    month_start: float
+    before: float
+    after: float
+
+    @classmethod
+    def parse(cls, text: str) -> OnlineRise:
+        """``YYYY-MM:before:after``, shares in 0..1, e.g. ``2026-11:0.008:0.26``."""
+        try:
+            month, before, after = text.split(":")
+            start = datetime.strptime(month, "%Y-%m").replace(tzinfo=VN_TZ)
+            rise = cls(start.timestamp(), float(before), float(after))
+        except ValueError as exc:
+            raise ValueError(f"not YYYY-MM:before:after: {text!r}") from exc
+        if not (0.0 <= rise.before <= 1.0 and 0.0 <= rise.after <= 1.0):
+            raise ValueError(f"shares must be in 0..1: {text!r}")
+        return rise
+
+    def share(self, received_at: float) -> float:
+        return self.before if received_at < self.month_start else self.after
 
 
 @dataclass(slots=True)
@@ -46,18 +92,22 @@ class Agency:
     on_time: float
     paid_online: float
     digitised: float
+    rise: OnlineRise | None = None
     received: deque[dict[str, Any]] = field(default_factory=deque)
     in_progress: deque[dict[str, Any]] = field(default_factory=deque)
     counter: int = 0
 
 
-def make_agencies(seed: int, province: str, communes: list[Commune]) -> list[Agency]:
+def make_agencies(seed: int, province: str, communes: list[Commune],
+                  rise: OnlineRise | None = None) -> list[Agency]:
+    """Commune one-stop shops (online ~99.39 %) and provincial departments (~60.48 %);
+    with ``rise``, every agency's online share follows it instead."""
     out = []
     for c in communes:
         r = rng(seed, "agency", c.code)
         lagging = r.random() < 0.07
         out.append(Agency(
-            source_id=f"dvc-{c.code}", agency=f"ubnd-{c.code}", commune=c,
+            source_id=f"dvc-{c.code}", agency=commune_agency(c.code), commune=c,
             online=min(1.0, max(0.97, r.gauss(0.9939, 0.004))),
             on_time=r.uniform(0.70, 0.79) if lagging else min(0.995, r.gauss(0.955, 0.02)),
             paid_online=min(0.99, max(0.6, r.gauss(0.85, 0.06))),
@@ -70,7 +120,14 @@ def make_agencies(seed: int, province: str, communes: list[Commune]) -> list[Age
             on_time=min(0.99, r.gauss(0.93, 0.03)),
             paid_online=min(0.99, max(0.5, r.gauss(0.82, 0.07))),
             digitised=r.uniform(0.90, 1.0)))
+    for a in out:
+        a.rise = rise
     return out
+
+
+def online_share(agency: Agency, received_at: float) -> float:
+    """The agency's chance that a dossier received at ``received_at`` came online."""
+    return agency.rise.share(received_at) if agency.rise is not None else agency.online
 
 
 def _iso(t: float) -> str:
@@ -121,7 +178,7 @@ def _new(agency: Agency, t: float, communes: list[Commune], r: random.Random,
         "id": f"{agency.agency}-{local(rec).year}-{agency.counter:07d}",
         "agency": agency.agency,
         "procedure": code, "fee": fee_bearing, "commune": commune.code,
-        "channel": "online" if r.random() < agency.online else "offline",
+        "channel": "online" if r.random() < online_share(agency, rec) else "offline",
         "digitised": r.random() < agency.digitised,
         "paid_online": r.random() < agency.paid_online,
         "received_at": rec, "due_at": rec + sla * DAY, "late": late,
@@ -164,4 +221,5 @@ def _truth(d: dict[str, Any], status: str, t: float) -> dict[str, Any]:
     return truth
 
 
-__all__ = ["PROCEDURES", "VN_TZ", "Agency", "make_agencies", "next_event"]
+__all__ = ["PROCEDURES", "VN_TZ", "Agency", "OnlineRise", "make_agencies", "next_event",
+           "online_share"]

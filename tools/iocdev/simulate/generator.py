@@ -82,8 +82,8 @@ class _Stream:
 class World:
     """The sources of one province and their models."""
 
-    def __init__(self, province: str, seed: int, communes: list[Commune] | None = None
-                 ) -> None:
+    def __init__(self, province: str, seed: int, communes: list[Commune] | None = None,
+                 online_rise: dossiers.OnlineRise | None = None) -> None:
         self.province = province
         self.seed = seed
         self.communes = communes if communes is not None else load_communes(province)
@@ -118,7 +118,7 @@ class World:
                     free_flow_kmh=r.uniform(40, 50) if c.urban else r.uniform(55, 70)))
         self.water_sid = {g.source_id: (g, *_near(rng(seed, "wl", g.source_id), g.commune))
                           for g in self.water}
-        self.agencies = dossiers.make_agencies(seed, province, self.communes)
+        self.agencies = dossiers.make_agencies(seed, province, self.communes, online_rise)
         self.air_cache: dict[tuple[str, float], dict[str, float]] = {}
         self.counters: dict[str, int] = {}
 
@@ -132,15 +132,17 @@ def _near(r: random.Random, c: Commune) -> tuple[float, float]:
 
 def events(province: str = "01", start: datetime | float = 0.0, span: float = 3600.0,
            rate: float = 100.0, seed: int = 0, bad_share: float = 0.0,
-           communes: list[Commune] | None = None) -> Iterator[SimEvent]:
+           communes: list[Commune] | None = None,
+           online_rise: dossiers.OnlineRise | None = None) -> Iterator[SimEvent]:
     """Simulated events in occurred_at order, with their ground truth.
 
     ``start``: aware datetime or epoch seconds; ``span``: simulated seconds;
-    ``rate``: events per simulated second; ``bad_share``: share of malformed events.
+    ``rate``: events per simulated second; ``bad_share``: share of malformed events;
+    ``online_rise``: a month-on-month rise of the dossiers' online share.
     """
     t_start = start.timestamp() if isinstance(start, datetime) else float(start)
     t_end = t_start + span
-    world = World(province, seed, communes)
+    world = World(province, seed, communes, online_rise)
     weather = Weather.build(seed, t_start, t_end)
     streams: list[_Stream] = []
     sensor_iv = world.sensor_streams() / max(1e-9, rate * SHARES["sensor"])

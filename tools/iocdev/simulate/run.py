@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ioc.core.metrics import SIM_EVENTS_SENT
+from iocdev.simulate.dossiers import OnlineRise
 from iocdev.simulate.generator import events
 from iocdev.simulate.targets import Target, encode
 
@@ -29,13 +30,15 @@ def parse_span(text: str) -> float:
 
 
 def run(target: Target, *, province: str, start: datetime, span_s: float, rate: float,
-        speedup: float, seed: int, bad_share: float, pace: bool) -> dict[str, Any]:
+        speedup: float, seed: int, bad_share: float, pace: bool,
+        online_rise: OnlineRise | None = None) -> dict[str, Any]:
     """Send every event of the simulation to ``target``; returns counts."""
     sim_rate = rate / speedup
     t_start = start.timestamp()
     wall0 = time.monotonic()
     counts: dict[str, Any] = {"sensor": 0, "traffic": 0, "service": 0, "bad": 0}
-    for n, ev in enumerate(events(province, start, span_s, sim_rate, seed, bad_share), 1):
+    for n, ev in enumerate(events(province, start, span_s, sim_rate, seed, bad_share,
+                                      online_rise=online_rise), 1):
         if pace:
             due = wall0 + (ev.t - t_start) / speedup
             delay = due - time.monotonic()

@@ -1,0 +1,134 @@
+"""KPI target rules (:class:`alerts.rules.KpiTargetRule`): readings in, transitions out.
+
+Pure, like the window evaluator: the caller (``streams/kpi_alerts.py``) counts the KPIs
+of the current period from the database and passes one :class:`TargetReading` per rule
+and scope; this module applies the margin, the hysteresis and the lifecycle
+(:func:`alerts.lifecycle.step`: ``for``, ``keep_firing_for``, reminders, escalation).
+A scope that has no reading any more (a new period with no dossiers yet) resolves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from alerts.lifecycle import Timing, step
+from alerts.model import AlertState, Transition, fingerprint
+from alerts.rules import KpiTargetRule
+from alerts.templates import render
+
+
+@dataclass(frozen=True, slots=True)
+class TargetReading:
+    """One scope of one rule: the share so far and its target, in percent."""
+
+    scope: Mapping[str, str]
+    """``{}`` for the nation, ``{"province_code": "01"}`` for a province."""
+    value: float | None
+    target: float | None
+    denominator: int
+    period: date
+
+
+def threshold(rule: KpiTargetRule, target: float) -> float:
+    return target - rule.margin
+
+
+class KpiTargetEvaluator:
+    """Alert states of the KPI target rules; restore them after a restart."""
+
+    def __init__(self, rules: Sequence[KpiTargetRule], *,
+                 province_names: Mapping[str, str] | None = None,
+                 renotify_every: timedelta | None = timedelta(hours=12),
+                 escalate_after: timedelta | None = None) -> None:
+        self.rules = tuple(rules)
+        self.province_names = dict(province_names or {})
+        self.renotify_every = renotify_every
+        self.escalate_after = escalate_after
+        self.alerts: dict[str, AlertState] = {}
+
+    def restore(self, states: Iterable[AlertState]) -> None:
+        for a in states:
+            self.alerts[a.fingerprint] = a
+
+    def evaluate(self, readings: Mapping[str, Sequence[TargetReading]], now: datetime
+                 ) -> list[Transition]:
+        """Transitions at ``now`` given each rule's readings (by rule id)."""
+        out: list[Transition] = []
+        for rule in self.rules:
+            seen: set[str] = set()
+            timing = self._timing(rule)
+            for reading in readings.get(rule.id, ()):
+                scope = self._scope(rule, reading)
+                fp = fingerprint(rule.id, scope)
+                seen.add(fp)
+                a = self.alerts.get(fp)
+                cond = self._condition(rule, reading, a)
+                if a is None:
+                    if not cond:
+                        continue
+                    a = self.alerts[fp] = AlertState(
+                        fingerprint=fp, rule_id=rule.id, state="inactive",
+                        severity=rule.severity,
+                        labels={"alertname": rule.id, "severity": rule.severity,
+                                **rule.labels, **scope})
+                elif not cond and not a.active:
+                    continue
+                a.last_value = reading.value
+                a.annotations = self._annotations(rule, reading)
+                out.extend(step(a, cond, now, timing, rule.severity))
+            for fp, a in self.alerts.items():
+                if a.rule_id == rule.id and fp not in seen and a.active:
+                    a.last_value = None
+                    out.extend(step(a, False, now, timing, a.severity))
+        return out
+
+    @staticmethod
+    def _scope(rule: KpiTargetRule, reading: TargetReading) -> dict[str, str]:
+        return {**reading.scope, "kpi": rule.kpi, "tier": rule.tier}
+
+    @staticmethod
+    def _condition(rule: KpiTargetRule, reading: TargetReading, a: AlertState | None
+                   ) -> bool:
+        if reading.value is None or reading.target is None:
+            return False
+        if reading.denominator < rule.min_denominator:
+            return False
+        limit = threshold(rule, reading.target)
+        if a is not None and a.active:
+            limit += rule.hysteresis
+        return reading.value < limit
+
+    def _timing(self, rule: KpiTargetRule) -> Timing:
+        esc = rule.escalation
+        return Timing(
+            for_=rule.for_, keep_firing_for=rule.keep_firing_for,
+            renotify_every=rule.renotify_every or self.renotify_every,
+            escalate_after=(esc.after or self.escalate_after) if esc else None,
+            escalate_severity=esc.severity if esc else None,
+            escalate_receiver=esc.receiver if esc else None)
+
+    def _annotations(self, rule: KpiTargetRule, reading: TargetReading) -> dict[str, str]:
+        province = reading.scope.get("province_code")
+        values = {
+            "province_code": province,
+            "province": self.province_names.get(province, province) if province else None,
+            "province_en": self.province_names.get(province, province) if province else None,
+            "value": reading.value, "severity": rule.severity, "rule": rule.id,
+            "kpi": rule.kpi, "tier": rule.tier, "period": reading.period.isoformat(),
+            "threshold": (None if reading.target is None
+                          else _number(threshold(rule, reading.target))),
+            "clear": (None if reading.target is None
+                      else _number(threshold(rule, reading.target) + rule.hysteresis)),
+            "window": rule.period,
+        }
+        out: dict[str, str] = {}
+        for ann in rule.annotations:
+            out[f"{ann.name}_vi"] = render(ann.vi, values)
+            out[f"{ann.name}_en"] = render(ann.en, values)
+        return out
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else round(value, 2)

@@ -1,0 +1,1 @@
+"""Bundled data of ioc.core (the default agency registry)."""

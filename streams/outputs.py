@@ -1,0 +1,84 @@
+"""What the stages send to Kafka, each call returning once the broker has the messages.
+
+Built by the app from its faust topics and handed to the stages' constructors, so a stage
+never sees faust. Every send awaits its delivery: a stage's ``process`` returns only when
+its messages are durable in Kafka (``acks=all``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+
+from alerts.model import Transition
+from ioc.core import metrics
+from ioc.core.events.reasons import Reason
+from ioc.core.events.record import RECORDS_ENCODER, Origin, Record, encode_records
+from streams.originals import Originals, Raw, element_of
+from streams.stage1 import DeadLetter
+from streams.stage2 import Refused
+
+ENRICHED_CHUNK = 1000
+"""Records per enriched message at most (keeps messages far below max.message.bytes)."""
+
+
+class KafkaOutputs:
+    """Enriched records, dead letters and alert transitions, delivered."""
+
+    def __init__(self, *, enriched: Any, deadletter: Any, alerts: Any,
+                 originals: Originals | None = None) -> None:
+        self._enriched = enriched
+        self._deadletter = deadletter
+        self._alerts = alerts
+        self._originals = originals
+
+    async def enriched_and_dead(self, enriched: dict[str, list[Record]],
+                                deadletters: list[DeadLetter]) -> None:
+        pending: list[Any] = []
+        for code, records in enriched.items():
+            for i in range(0, len(records), ENRICHED_CHUNK):
+                pending.append(await self._enriched.send(
+                    key=code.encode(), value=encode_records(records[i:i + ENRICHED_CHUNK])))
+        for dead in deadletters:
+            pending.append(await self._deadletter.send(
+                key=dead.key, value=dead.value, headers=dead.headers()))
+        if pending:
+            await asyncio.gather(*pending)
+
+    async def storage_refused(self, refused: list[Refused]) -> None:
+        """Records the database refused, dead-lettered with their original bytes and raw
+        provenance (``streams.originals``), else as the enriched record."""
+        origins = [r.record.origin for r in refused if r.record.origin is not None]
+        raws = await self._originals.fetch(origins) if self._originals and origins else {}
+        pending: list[Any] = []
+        for r in refused:
+            dead = _refused_letter(r, raws)
+            metrics.EVENTS_REJECTED.labels(r.record.feed, Reason.STORAGE_REJECTED).inc()
+            pending.append(await self._deadletter.send(key=dead.key, value=dead.value,
+                                                       headers=dead.headers()))
+        await asyncio.gather(*pending)
+
+    async def transitions(self, transitions: list[Transition]) -> None:
+        pending = [await self._alerts.send(key=t.fingerprint.encode(),
+                                           value=orjson.dumps(t.to_json()))
+                   for t in transitions]
+        await asyncio.gather(*pending)
+
+
+def _refused_letter(r: Refused, raws: dict[Origin, Raw]) -> DeadLetter:
+    rec = r.record
+    raw = raws.get(rec.origin) if rec.origin is not None else None
+    if rec.origin is not None and raw is not None:
+        key, value = raw
+        element, index = element_of(value, rec.source_id, rec.event_id)
+        return DeadLetter(key=key, value=element, reason=Reason.STORAGE_REJECTED,
+                          message=r.reason, feed=rec.feed, source_topic=rec.origin.topic,
+                          source_partition=rec.origin.partition,
+                          source_offset=rec.origin.offset, batch_index=index)
+    return DeadLetter(key=rec.source_id.encode(), value=RECORDS_ENCODER.encode(rec),
+                      reason=Reason.STORAGE_REJECTED, message=r.reason, feed=rec.feed,
+                      source_topic=r.origin.topic, source_partition=r.origin.partition,
+                      source_offset=r.origin.offset, batch_index=None,
+                      value_kind="enriched-record")

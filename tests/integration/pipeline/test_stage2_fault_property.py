@@ -1,0 +1,138 @@
+"""Property (hypothesis) on the real TimescaleDB: whatever attempts fail, and wherever
+(the rollup statement, the alert-transition insert), the ledger of a sequence of stage-2
+batches is the fault-free ledger for the same batches; and rows and rollups are the same
+however the events are split into batches.
+
+Faults: a statement trigger on ``rollup_1m`` and a row trigger on ``alert_transitions``
+draw numbers from one sequence (not rolled back) and raise ``admin_shutdown`` when the
+number is in ``fault_plan``. The tables are emptied between runs of one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from iocdev.sandbox import fresh_database
+from psycopg.conninfo import make_conninfo
+
+from alerts.ruleload import load_rules
+from alerts.rules import RuleSet
+from ioc.core.events.record import Record, encode_records
+from ioc.core.settings import Settings
+from streams.alerting import PartitionAlerts
+from streams.degraded import Health
+from streams.retry import run_batch
+from streams.stage2 import Enriched, Stage2, make_pool
+from tests.integration.pipeline.test_stage2_faults import COMMUNES, RULES
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
+# minute m: 6 readings; high (fires) for minutes 0-1, low (resolves) for 2-3, high at 4
+VALUES = [150.0, 150.0, 10.0, 10.0, 150.0]
+EVENTS = [Record(event_id=f"p{m}-{i}", source_id=f"aq-{i % 2}", department="stnmt",
+                 feed="sensor", occurred_at=T0 + timedelta(minutes=m, seconds=10 * i),
+                 received_at=T0.timestamp(), commune_code="00004", province_code="01",
+                 geo="code", metric="pm25", value=v, unit="ug/m3")
+          for m, v in enumerate(VALUES) for i in range(6)]
+TABLES = "sensor_readings, rollup_1m, sources, alerts, alert_transitions, alert_outbox"
+
+
+@pytest.fixture(scope="module")
+def db(stack: Settings, pg_conninfo: str, tmp_path_factory: pytest.TempPathFactory
+       ) -> Iterator[tuple[str, str, RuleSet]]:
+    path = Path(tmp_path_factory.mktemp("rules")) / "rules.yaml"
+    path.write_text(RULES)
+    with fresh_database(stack) as (name, conninfo):
+        admin = make_conninfo(pg_conninfo, dbname=name)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("CREATE SEQUENCE fault_attempts")
+            conn.execute("CREATE TABLE fault_plan (attempt bigint PRIMARY KEY)")
+            conn.execute("GRANT ALL ON fault_plan, fault_attempts TO PUBLIC")
+            conn.execute("""
+                CREATE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                  IF EXISTS (SELECT 1 FROM fault_plan
+                             WHERE attempt = nextval('fault_attempts')) THEN
+                    RAISE EXCEPTION 'injected fault' USING ERRCODE = 'admin_shutdown';
+                  END IF;
+                  RETURN NULL;
+                END $$""")
+            conn.execute("CREATE TRIGGER fault_rollup AFTER INSERT ON rollup_1m"
+                         " FOR EACH STATEMENT EXECUTE FUNCTION fault()")
+            conn.execute("CREATE TRIGGER fault_transition AFTER INSERT ON alert_transitions"
+                         " FOR EACH ROW EXECUTE FUNCTION fault()")
+        yield conninfo, admin, load_rules([path])
+
+
+def run(db: tuple[str, str, RuleSet], settings_: Settings, cuts: list[int],
+        faults: set[int]) -> dict[str, object]:
+    conninfo, admin, rules = db
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {TABLES}, fault_plan")
+        conn.execute("ALTER SEQUENCE fault_attempts RESTART")
+        for n in faults:
+            conn.execute("INSERT INTO fault_plan VALUES (%s)", (n,))
+    bounds = [0, *sorted(set(cuts)), len(EVENTS)]
+    batches = [EVENTS[a:b] for a, b in pairwise(bounds) if b > a]
+
+    async def go() -> int:
+        stage2 = Stage2(make_pool(conninfo), allowed_lateness_s=7200,
+                        alerts=PartitionAlerts(settings_, rules, COMMUNES))
+        failures = 0
+        for n, batch in enumerate(batches):
+            failures += await run_batch(stage2, [Enriched("e", 0, n, encode_records(batch))],
+                                        messages=1, health=Health(), retry_max_s=0.01)
+        await stage2.close()
+        return failures
+
+    failures = asyncio.run(go())
+    with psycopg.connect(conninfo) as conn:
+        return {
+            "failures": failures,
+            "rows": conn.execute("SELECT count(*) FROM sensor_readings").fetchone(),
+            "rollups": conn.execute("SELECT bucket, count, sum FROM rollup_1m"
+                                    " ORDER BY bucket").fetchall(),
+            "transitions": conn.execute("SELECT seq, from_state, to_state, at"
+                                        " FROM alert_transitions ORDER BY seq").fetchall(),
+            "outbox": conn.execute("SELECT count(*) FROM alert_outbox").fetchone(),
+        }
+
+
+def expected_rollups() -> list[tuple[datetime, int, float]]:
+    count: Counter[datetime] = Counter()
+    total: Counter[datetime] = Counter()
+    for r in EVENTS:
+        minute = r.occurred_at.replace(second=0)
+        count[minute] += 1
+        total[minute] += r.value or 0.0
+    return [(m, count[m], total[m]) for m in sorted(count)]
+
+
+@hsettings(max_examples=12, deadline=None, suppress_health_check=[
+    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(cuts=st.lists(st.integers(1, len(EVENTS) - 1), max_size=6),
+       faults=st.sets(st.integers(1, 25), max_size=6))
+def test_faults_never_change_the_ledger(db: tuple[str, str, RuleSet], settings: Settings,
+                                        cuts: list[int], faults: set[int]) -> None:
+    clean = run(db, settings, cuts, set())
+    faulty = run(db, settings, cuts, faults)
+    assert clean["failures"] == 0
+    if 1 in faults:  # the first draw is the first batch's rollup statement
+        assert isinstance(faulty["failures"], int) and faulty["failures"] >= 1
+    assert {k: v for k, v in faulty.items() if k != "failures"} == \
+        {k: v for k, v in clean.items() if k != "failures"}
+    assert clean["rows"] == (len(EVENTS),)
+    rollups = clean["rollups"]
+    assert isinstance(rollups, list)
+    assert [tuple(r) for r in rollups] == expected_rollups()
