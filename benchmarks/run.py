@@ -153,10 +153,12 @@ def _flink_row(label: str, f: dict[str, Any] | None, ceiling: float | None) -> s
         return f"| {label} | not run (`--quick`) | | — |"
     cpu = f["cpu_s"]
     vs = f"{f['events_per_s'] / ceiling:.2f}" if ceiling else "-"
-    secs = f["ready_to_done_s"]
+    secs = f.get("seconds") or f["ready_to_done_s"]
     return (f"| {label} | {f['events_per_s']:,} events/s ({f['events']:,} events, {secs} s; "
-            f"CPU Flink {round(cpu['flink'] / secs, 2)}, PostgreSQL "
-            f"{round(cpu['postgres'] / secs, 2)} cores; peak RSS {f['peak_rss_mb']} MB; "
+            f"ready → done {f['ready_to_done_s']} s; "
+            f"CPU Flink {round(cpu['flink'] / f['ready_to_done_s'], 2)}, PostgreSQL "
+            f"{round(cpu['postgres'] / f['ready_to_done_s'], 2)} cores; peak RSS "
+            f"{f['peak_rss_mb']} MB; "
             f"start-up {f['startup_s']} s; rollups {'exact' if f['exact'] else 'NOT EXACT'})"
             f" | {vs} | — |")
 
