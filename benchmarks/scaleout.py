@@ -111,8 +111,8 @@ def render(r: dict[str, Any]) -> list[str]:
         b = fmt.format(env["national"][key]) if env else "—"
         lines.append(f"| {label} | {a} | {b} |")
 
-    row("province: worker cores → workers (1 core each)", "worker_cores")
-    row("province: workers", "workers")
+    row("province: worker cores", "worker_cores")
+    row("province: workers (one core each)", "workers")
     row("province: partitions per raw topic and for ioc.enriched.v1", "partitions")
     row(f"province: Kafka broker cores (replication {KAFKA_REPLICATION})", "kafka_cores")
     row("province: PostgreSQL cores", "postgres_cores")
