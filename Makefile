@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup stack-up stack-down stack-status test lint bench demo
+.PHONY: setup browser stack-up stack-down stack-status test lint bench demo
 
 # The virtual environment with the project and its dev tools; redone when
 # pyproject.toml changes.
@@ -16,7 +16,19 @@ $(STAMP): pyproject.toml tools/pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]' -e tools
 	@touch $(STAMP)
 
-setup: $(STAMP)
+# The operator console (console/, npm packages pinned by package-lock.json), bundled into
+# ioc/api/console_static/ (git-ignored, packaged). Node and npm come from Debian when
+# missing; so does chromium, which the browser tests drive.
+APT = $(BIN)/python -c 'import sys; from iocdev.stack.apt import main; main(sys.argv[1:])'
+CONSOLE_OUT := ioc/api/console_static/index.html
+$(CONSOLE_OUT): $(STAMP) console/package.json console/package-lock.json console/build.mjs $(wildcard console/src/*)
+	@command -v npm >/dev/null || $(APT) nodejs npm
+	cd console && npm ci --no-audit --no-fund --loglevel=error && npm run build
+
+browser: $(STAMP)
+	@$(APT) chromium
+
+setup: $(STAMP) $(CONSOLE_OUT) browser
 
 stack-up: setup
 	$(BIN)/ioc stack up
@@ -46,5 +58,20 @@ lint: setup
 bench: stack-up
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
+# DEMO_ARGS=--keep-running leaves the API and the console (URL and key printed) up.
 demo: stack-up
-	$(BIN)/ioc demo
+	$(BIN)/ioc demo $(DEMO_ARGS)
+
+.PHONY: fuzz bench-api
+
+# Fuzz the validator and the batch splitter (hypothesis) for FUZZ_SECONDS (not in CI):
+# every element accepted or dead-lettered exactly once, nothing raises.
+FUZZ_SECONDS ?= 300
+fuzz: setup
+	$(BIN)/python -m tests.fuzz.fuzz_validate --seconds $(FUZZ_SECONDS)
+
+# API load: 20 honest clients at full speed + one abusive client for BENCH_API_SECONDS
+# against a real `ioc api` (port 30300) on the local stack; prints p50/p99 and statuses.
+BENCH_API_SECONDS ?= 60
+bench-api: stack-up
+	$(BIN)/python -m benchmarks.bench_api --seconds $(BENCH_API_SECONDS)

@@ -1,23 +1,32 @@
-"""The evaluator: window totals and source sightings in, transitions out. No I/O.
+"""The evaluator: stored window totals and source sightings in, transitions out. No I/O.
 
-One evaluator per stage-2 worker (for the communes of its partitions), fed with
-:meth:`Evaluator.observe` and :meth:`Evaluator.observe_source`, asked for transitions
-with :meth:`Evaluator.evaluate` at the partition's event-time watermark. After a restart
-or a rebalance, :meth:`Evaluator.restore` loads the alerts' persisted state, so an alert
-already firing is not announced again.
+Alert evaluation is a function of the event-time series, not of batching (docs/alerts.md,
+"time model"). Every source has its own event-time progress (:mod:`alerts.progress`);
+each rule and scope is evaluated at every minute boundary its clock newly covers, in
+order, so ``for``, ``keep_firing_for``, renotify and escalation follow event time and the
+state after any input is the same however that input was split into batches. Absence
+rules ("a feed silent for 15 minutes") are about arrival and run on the wall clock.
+
+:meth:`Evaluator.evaluate` returns a :class:`Plan` and keeps an undo log: nothing is final
+until :meth:`Evaluator.commit` (called after the transaction that stored the plan's
+transitions committed); an uncommitted plan is undone by the next ``evaluate`` or by
+:meth:`Evaluator.rollback`. After a restart or a rebalance, :meth:`Evaluator.restore` and
+:meth:`Evaluator.restore_sources` load persisted state, so an alert already firing is not
+announced again. The API stage 2 uses is described in docs/alerts.md.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from alerts.durations import format_duration
 from alerts.lifecycle import Timing, step
 from alerts.model import AlertState, CommuneInfo, Transition, WindowPoint, fingerprint
+from alerts.progress import Progress, Sighting, SourceState, feed_of
 from alerts.rules import (
     AbsenceRule,
     ComparedRule,
@@ -29,17 +38,11 @@ from alerts.rules import (
     compare,
 )
 from alerts.templates import render
-from alerts.windows import MINUTE, WindowStore, aggregate, floor_minute, merge
+from alerts.windows import MINUTE, MinuteTotals, WindowStore, aggregate, floor_minute, merge
 
-
-@dataclass(frozen=True, slots=True)
-class SourceSighting:
-    source_id: str
-    feed: str
-    department: str
-    commune_code: str
-    province_code: str
-    seen_at: datetime
+_MISSING: Any = object()
+ABSENCE_EVERY = timedelta(seconds=10)
+"""Absence rules scan every source at most this often (wall clock)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,28 @@ class _Reading:
     guards_ok: bool = True
 
 
+@dataclass(slots=True)
+class _Scope:
+    """One rule's scope: where its series live and the clock that drives it."""
+
+    scope: dict[str, str]
+    communes: list[str]
+    source: str | None
+    clock: datetime | None
+
+
+@dataclass(slots=True)
+class Plan:
+    """What one evaluation decided: store ``transitions``, then ``commit`` the plan."""
+
+    transitions: list[Transition] = field(default_factory=list)
+    wall_now: datetime | None = None
+    evaluated_minutes: int = 0
+    """Minute boundaries evaluated (rule x scope), for the evaluation-cost metrics."""
+    _undo: list[tuple[Any, Any, Any]] = field(default_factory=list)
+    _open: bool = True
+
+
 class Evaluator:
     """Pure alert evaluation for a set of communes (see module docstring)."""
 
@@ -62,39 +87,152 @@ class Evaluator:
         *,
         renotify_every: timedelta | None = timedelta(seconds=900),
         escalate_after: timedelta | None = timedelta(seconds=1800),
+        out_of_orderness: timedelta = timedelta(seconds=10),
+        idle_grace: timedelta = timedelta(seconds=600),
+        idle_grace_max: timedelta = timedelta(seconds=7200),
+        backfill_after: timedelta | None = None,
+        max_sources: int = 200_000,
     ) -> None:
         self.rules = rules
         self.communes = communes
         self.renotify_every = renotify_every
         self.escalate_after = escalate_after
+        self.out_of_orderness = out_of_orderness
+        self.backfill_after = (backfill_after if backfill_after is not None
+                               else out_of_orderness + 2 * MINUTE)
         self.windows = WindowStore()
-        self.sources: dict[str, SourceSighting] = {}
+        self.progress = Progress(idle_grace=idle_grace, idle_grace_max=idle_grace_max,
+                                 max_sources=max_sources)
         self.alerts: dict[str, AlertState] = {}
+        self.cursors: dict[str, datetime] = {}
+        """Per fingerprint: the last minute boundary evaluated."""
+        self.floors: dict[tuple[str, str], datetime] = {}
+        """Per (commune, feed): boundary evaluated before a restart (from stored progress)."""
         self._by_rule: dict[str, set[str]] = defaultdict(set)
-        self._retention = rules.longest_window() + MINUTE
+        self._retention = rules.longest_window() + out_of_orderness + 2 * MINUTE
         self._pruned_at: datetime | None = None
+        self._plan: Plan | None = None
+        self._misc: dict[str, datetime] = {}
+        self._clocks: dict[tuple[str, str], datetime | None] = {}
+
+    @property
+    def sources(self) -> dict[str, SourceState]:
+        """Every source heard from (absence rules read it)."""
+        return self.progress.sources
+
+    # -- the undo log ----------------------------------------------------------------------
+    def _set(self, table: Any, key: Any, value: Any) -> None:
+        """``table[key] = value`` (or delete, for ``_MISSING``), undoably."""
+        if self._plan is not None:
+            self._plan._undo.append((table, key, table.get(key, _MISSING)))
+        if value is _MISSING:
+            table.pop(key, None)
+        else:
+            table[key] = value
+
+    def _touch(self, fp: str) -> AlertState:
+        """The alert ``fp``, saved to the undo log before the evaluator mutates it."""
+        a = self.alerts[fp]
+        if self._plan is not None:
+            self._plan._undo.append((self.alerts, fp, replace(
+                a, labels=dict(a.labels), annotations=dict(a.annotations))))
+        return a
+
+    def rollback(self) -> None:
+        """Undo the uncommitted plan, if any (its transaction failed)."""
+        plan, self._plan = self._plan, None
+        if plan is None:
+            return
+        for table, key, old in reversed(plan._undo):
+            if table is self.progress.sources:
+                self.progress.put(key, None if old is _MISSING else old)
+            elif old is _MISSING:
+                table.pop(key, None)
+            else:
+                table[key] = old
+        plan._undo.clear()
+        plan._open = False
+
+    def commit(self, plan: Plan) -> None:
+        """The plan's transitions are stored: make its state final, then prune."""
+        if plan is not self._plan or not plan._open:
+            raise ValueError("commit of a plan that is not the evaluator's open plan")
+        plan._undo.clear()
+        plan._open = False
+        self._plan = None
+        self._prune(plan.wall_now)
 
     # -- input ---------------------------------------------------------------------------
     def observe(self, points: Iterable[WindowPoint]) -> None:
-        """Window totals (new or corrected minutes); a repeated minute replaces the old one."""
+        """Window totals applied at once (recovery, tests); a repeated minute replaces."""
         for point in points:
-            self.windows.put(point)
+            self._put(point)
+
+    def _put(self, point: WindowPoint) -> None:
+        """Apply one window total (undoably); a repeated minute replaces the old one."""
+        key = (point.commune_code, point.source_id, point.metric)
+        series = self.windows.series(key)
+        if series is None:
+            series = self.windows.create(key)
+            if self._plan is not None:
+                self._plan._undo.append((self.windows.raw, key, _MISSING))
+        minute = floor_minute(point.minute)
+        self._set(series, minute, MinuteTotals(point.count, point.sum, point.min, point.max,
+                                               point.last))
+        if self.windows.province_of.get(point.commune_code) != point.province_code:
+            self._set(self.windows.province_of, point.commune_code, point.province_code)
 
     def observe_source(self, source_id: str, feed: str, department: str, commune_code: str,
-                       seen_at: datetime, province_code: str | None = None) -> None:
-        """A source was heard from at ``seen_at`` (for absence rules; keeps the latest)."""
-        have = self.sources.get(source_id)
-        if have is not None and have.seen_at >= seen_at:
-            return
+                       seen_at: datetime, province_code: str | None = None,
+                       newest: datetime | None = None) -> None:
+        """A source was heard from at wall time ``seen_at`` (``newest``: its event time)."""
         province = province_code or self._province(commune_code) or "unassigned"
-        self.sources[source_id] = SourceSighting(source_id, feed, department, commune_code,
-                                                 province, seen_at)
+        self._sight(Sighting(source_id, feed, department, commune_code, province,
+                             newest or seen_at, seen_at))
+
+    def restore_sources(self, sightings: Iterable[Sighting], wall_now: datetime) -> None:
+        """Stored progress of sources (first sight of their communes after a start).
+
+        Their scopes are taken as evaluated up to where that progress puts their clocks
+        (what the evaluator had reached when that progress was committed), so a restart
+        does not evaluate those minutes a second time."""
+        touched: dict[tuple[str, str], datetime] = {}
+        for s in sightings:
+            self._sight(s)
+            key = (s.commune_code, s.feed)
+            touched[key] = max(touched.get(key, s.received_at), s.received_at)
+        for (commune, feed), last_arrival in touched.items():
+            # the clock as the evaluator computed it when the last of their data arrived
+            clock = self.progress.clock(commune, feed, min(wall_now, last_arrival))
+            if clock is None:
+                continue
+            at = floor_minute(clock - self.out_of_orderness)
+            if (commune, feed) not in self.floors or self.floors[(commune, feed)] < at:
+                self.floors[(commune, feed)] = at
+
+    def _sight(self, s: Sighting) -> None:
+        if not s.province_code:
+            s = replace(s, province_code=self._province(s.commune_code) or "unassigned")
+        state = self.progress.updated(s)
+        old = self.progress.sources.get(s.source_id)
+        if self._plan is not None:
+            self._plan._undo.append((self.progress.sources, s.source_id,
+                                     _MISSING if old is None else old))
+        self.progress.put(s.source_id, state)
 
     def restore(self, states: Iterable[AlertState]) -> None:
         """Replace the state of these alerts with persisted state (restart, conflict)."""
         for a in states:
             self.alerts[a.fingerprint] = a
             self._by_rule[a.rule_id].add(a.fingerprint)
+            if a.fingerprint in self.cursors:
+                continue  # a reload after a conflict: evaluation goes on where it was
+            # first sight (restart): resume at its last evaluator-made change, in event
+            # time (operator actions carry wall-clock times and are left out)
+            marks = [t for t in (a.started_at, a.firing_at, a.clear_since,
+                                 a.last_notified_at) if t is not None]
+            if marks:
+                self.cursors[a.fingerprint] = floor_minute(max(marks))
 
     def forget_communes(self, communes: Iterable[str]) -> None:
         """Drop the alerts of communes this evaluator no longer owns (after a rebalance)."""
@@ -102,51 +240,215 @@ class Evaluator:
         for fp, a in list(self.alerts.items()):
             if a.labels.get("commune_code") in gone:
                 del self.alerts[fp]
+                self.cursors.pop(fp, None)
                 self._by_rule[a.rule_id].discard(fp)
+        for key in [k for k in self.floors if k[0] in gone]:
+            del self.floors[key]
 
     # -- evaluation ----------------------------------------------------------------------
-    def evaluate(self, now: datetime, wall_now: datetime | None = None) -> list[Transition]:
-        """Transitions at event time ``now``; absence rules use ``wall_now`` (default now)."""
-        self._prune(now)
+    def evaluate(self, windows: Iterable[WindowPoint] = (),
+                 sightings: Iterable[Sighting] = (), *, wall_now: datetime,
+                 complete_until: datetime | None = None) -> Plan:
+        """Apply stored windows and sightings, and evaluate every newly covered minute.
+
+        Call it with empty input on a timer too: that is what advances quiet scopes.
+        ``complete_until`` (rule tests): every scope's data is complete up to that time,
+        instead of what source progress says."""
+        self.rollback()
+        plan = self._plan = Plan(wall_now=wall_now)
+        for s in sightings:
+            self._sight(s)
+        for point in windows:
+            self._put(point)
         out: list[Transition] = []
+        # Absence rules scan every source at most every ABSENCE_EVERY of wall time (the
+        # idle tick guarantees one); in between only the sources heard from now, which
+        # is what can resolve a "silent" alert.
+        last = self._misc.get("absence_at")
+        full = (complete_until is not None or last is None
+                or wall_now - last >= ABSENCE_EVERY or wall_now < last)
+        if full:
+            self._set(self._misc, "absence_at", wall_now)
+        heard = None if full else {s.source_id for s in sightings}
+        self._clocks = {}
         for rule in self.rules:
             if isinstance(rule, AbsenceRule):
-                readings = self._absence(rule, wall_now or now)
-                at = wall_now or now
+                only = heard if heard is None else self._silent_heard(rule, heard)
+                if only is None or only:
+                    out.extend(self._advance(rule, self._absence(rule, wall_now, only),
+                                             wall_now, partial=only is not None))
             else:
-                readings = self._compared(rule, now)
-                at = now
-            out.extend(self._advance(rule, readings, at))
-        return out
+                out.extend(self._series_rule(rule, wall_now, plan, complete_until))
+        plan.transitions = mark_backfilled(out, wall_now - self.backfill_after)
+        return plan
 
     def active(self) -> list[AlertState]:
         """Alerts pending, firing or acknowledged."""
         return [a for a in self.alerts.values() if a.active]
 
-    def _advance(self, rule: Rule, readings: Iterable[_Reading], at: datetime
-                 ) -> list[Transition]:
+    def _series_rule(self, rule: ThresholdRule | KpiRule, wall_now: datetime, plan: Plan,
+                     complete_until: datetime | None) -> list[Transition]:
+        """Every newly covered minute boundary of every scope of ``rule``, in order."""
+        out: list[Transition] = []
+        metric = rule.metric if isinstance(rule, ThresholdRule) else rule.denominator
+        feed = feed_of(metric)
+        timing = self._timing(rule)
+        for fp, sc in self._scopes(rule, metric, feed, wall_now).items():
+            if complete_until is not None:
+                horizon = floor_minute(complete_until)
+            elif sc.clock is None:
+                continue
+            else:
+                horizon = floor_minute(sc.clock - self.out_of_orderness)
+            cursor = self.cursors.get(fp)
+            if cursor is None:
+                first = self._first_minute(sc, metric)
+                if first is None:
+                    continue
+                cursor = first  # boundaries before the first data minute's end see nothing
+                for c in sc.communes:  # evaluated before a restart: not again
+                    floor = self.floors.get((c, feed))
+                    if floor is not None and floor > cursor:
+                        cursor = floor
+            # A restored alert's cursor is its last transition: the minutes since are
+            # evaluated again from the stored windows, which rebuilds what was not stored
+            # (keep_firing_for's clear_since, reminders) and, being deterministic, repeats
+            # no transition.
+            if horizon <= cursor:
+                continue
+            b = cursor + MINUTE
+            while b <= horizon:
+                a = self.alerts.get(fp)
+                reading = self._reading(rule, sc, b - MINUTE)
+                if reading.value is None and (a is None or not a.active):
+                    nxt = self._next_minute(sc, metric, b - MINUTE)
+                    if nxt is None:
+                        break
+                    b = max(b + MINUTE, nxt + MINUTE)
+                    continue
+                plan.evaluated_minutes += 1
+                out.extend(self._step(rule, fp, reading, b, timing))
+                b += MINUTE
+            self._set(self.cursors, fp, horizon)
+        return out
+
+    def _scopes(self, rule: ThresholdRule | KpiRule, metric: str, feed: str,
+                wall_now: datetime) -> dict[str, _Scope]:
+        out: dict[str, _Scope] = {}
+        keys = list(self.windows.keys(metric))
+        if rule.scope == "province":
+            provinces: dict[str, list[str]] = defaultdict(list)
+            for commune, source in keys:
+                if source is None:
+                    provinces[self.windows.province_of.get(commune, "unassigned")].append(commune)
+            for province, communes in provinces.items():
+                scope = {"province_code": province}
+                clocks = [c for c in (self._clock(x, feed, wall_now) for x in communes)
+                          if c is not None]
+                out[fingerprint(rule.id, scope)] = _Scope(scope, sorted(communes), None,
+                                                          min(clocks) if clocks else None)
+        else:
+            for commune, source in keys:
+                if (source is None) != (rule.scope == "commune"):
+                    continue
+                province = self.windows.province_of.get(commune, "unassigned")
+                scope = {"commune_code": commune, "province_code": province}
+                if source is not None:
+                    scope["source_id"] = source
+                clock = (self._clock(commune, feed, wall_now) if source is None
+                         else self.progress.source_clock(source, wall_now))
+                out[fingerprint(rule.id, scope)] = _Scope(scope, [commune], source, clock)
+        for fp in self._by_rule.get(rule.id, ()):  # active alerts whose data is gone
+            a = self.alerts.get(fp)
+            if fp in out or a is None or not a.active:
+                continue
+            scope = {k: a.labels[k] for k in ("commune_code", "province_code", "source_id")
+                     if k in a.labels}
+            a_commune, a_source = scope.get("commune_code"), scope.get("source_id")
+            if a_source is not None:
+                clock = self.progress.source_clock(a_source, wall_now)
+            elif a_commune is not None:
+                clock = self.progress.clock(a_commune, feed, wall_now)
+            else:
+                pclocks = [self.progress.clock(c, feed, wall_now)
+                           for c, p in self.windows.province_of.items()
+                           if p == scope.get("province_code")]
+                known = [c for c in pclocks if c is not None]
+                clock = min(known) if known else None
+            out[fp] = _Scope(scope, [a_commune] if a_commune else [], a_source, clock)
+        return out
+
+    def _silent_heard(self, rule: AbsenceRule, heard: set[str]) -> set[str]:
+        """Of the sources heard from now, those that can resolve an active alert."""
+        active = [self.alerts[fp] for fp in self._by_rule.get(rule.id, ())
+                  if fp in self.alerts and self.alerts[fp].active]
+        if not active:
+            return set()
+        if rule.by != "source":
+            return heard
+        return {a.labels.get("source_id", "") for a in active} & heard
+
+    def _clock(self, commune: str, feed: str, wall_now: datetime) -> datetime | None:
+        """A scope's clock, computed once per evaluation (rules share it)."""
+        key = (commune, feed)
+        if key not in self._clocks:
+            self._clocks[key] = self.progress.clock(commune, feed, wall_now)
+        return self._clocks[key]
+
+    def _first_minute(self, sc: _Scope, metric: str) -> datetime | None:
+        firsts = [self.windows.first(c, sc.source, metric) for c in sc.communes]
+        known = [f for f in firsts if f is not None]
+        return min(known) if known else None
+
+    def _next_minute(self, sc: _Scope, metric: str, after: datetime) -> datetime | None:
+        """The first minute after ``after`` holding data (skips empty stretches)."""
+        nexts = [self.windows.next_after(c, sc.source, metric, after) for c in sc.communes]
+        known = [n for n in nexts if n is not None]
+        return min(known) if known else None
+
+    def _reading(self, rule: ThresholdRule | KpiRule, sc: _Scope, last: datetime) -> _Reading:
+        limits = (rule.limits(None, sc.scope["province_code"]) if rule.scope == "province"
+                  else rule.limits(sc.scope.get("commune_code"), sc.scope["province_code"]))
+        if not sc.communes:
+            return _Reading(sc.scope, None, limits)
+        return _Reading(sc.scope, self._value(rule, sc.communes, sc.source, last), limits,
+                        self._guards(rule, sc.communes, sc.source, last))
+
+    def _step(self, rule: Rule, fp: str, reading: _Reading, at: datetime, timing: Timing
+              ) -> list[Transition]:
+        a = self.alerts.get(fp)
+        cond = self._condition(rule, reading, a)
+        if a is None:
+            if not cond:
+                return []
+            a = self._new_state(rule, fp, reading)
+        elif not cond and not a.active:
+            return []
+        else:
+            a = self._touch(fp)
+        a.last_value = reading.value
+        base = reading.limits.severity if reading.limits else rule.severity
+        a.annotations = self._annotations(rule, reading)
+        return step(a, cond, at, timing, base)
+
+    def _advance(self, rule: Rule, readings: Iterable[_Reading], at: datetime, *,
+                 partial: bool = False) -> list[Transition]:
+        """Absence rules: one evaluation at wall time ``at`` (``partial``: only the
+        readings given, every other alert left as it is)."""
         out: list[Transition] = []
         seen: set[str] = set()
         timing = self._timing(rule)
         for reading in readings:
             fp = fingerprint(rule.id, reading.scope)
             seen.add(fp)
-            a = self.alerts.get(fp)
-            cond = self._condition(rule, reading, a)
-            if a is None:
-                if not cond:
-                    continue
-                a = self._new_state(rule, fp, reading)
-            elif not cond and not a.active:
-                continue
-            a.last_value = reading.value
-            base = reading.limits.severity if reading.limits else rule.severity
-            a.annotations = self._annotations(rule, reading)
-            out.extend(step(a, cond, at, timing, base))
+            out.extend(self._step(rule, fp, reading, at, timing))
+        if partial:
+            return out
         for fp in list(self._by_rule.get(rule.id, ())):
-            a = self.alerts[fp]
-            if fp in seen or not a.active:
+            a = self.alerts.get(fp)
+            if a is None or fp in seen or not a.active:
                 continue
+            a = self._touch(fp)
             a.last_value = None  # no data any more: the condition is false
             out.extend(step(a, False, at, timing, a.severity))
         return out
@@ -167,7 +469,7 @@ class Evaluator:
         labels = {"alertname": rule.id, "severity": severity, **rule.labels, **reading.scope}
         a = AlertState(fingerprint=fp, rule_id=rule.id, state="inactive", severity=severity,
                        labels=labels)
-        self.alerts[fp] = a
+        self._set(self.alerts, fp, a)
         self._by_rule[rule.id].add(fp)
         return a
 
@@ -183,31 +485,6 @@ class Evaluator:
         )
 
     # -- readings per rule kind -----------------------------------------------------------
-    def _compared(self, rule: ThresholdRule | KpiRule, now: datetime) -> Iterator[_Reading]:
-        metric = rule.metric if isinstance(rule, ThresholdRule) else rule.denominator
-        keys = list(self.windows.keys(metric))
-        if rule.scope == "province":
-            provinces: dict[str, list[str]] = defaultdict(list)
-            for commune, source in keys:
-                if source is None:
-                    provinces[self.windows.province_of.get(commune, "unassigned")].append(commune)
-            for province, communes in provinces.items():
-                limits = rule.limits(None, province)
-                value = self._value(rule, communes, None, now)
-                yield _Reading({"province_code": province}, value, limits,
-                               self._guards(rule, communes, None, now))
-            return
-        for commune, source in keys:
-            if (source is None) != (rule.scope == "commune"):
-                continue
-            province = self.windows.province_of.get(commune, "unassigned")
-            scope = {"commune_code": commune, "province_code": province}
-            if source is not None:
-                scope["source_id"] = source
-            limits = rule.limits(commune, province)
-            yield _Reading(scope, self._value(rule, [commune], source, now), limits,
-                           self._guards(rule, [commune], source, now))
-
     def _guards(self, rule: ThresholdRule | KpiRule, communes: list[str], source: str | None,
                 now: datetime) -> bool:
         if not isinstance(rule, ThresholdRule) or not rule.when:
@@ -236,17 +513,21 @@ class Evaluator:
         numerator: float = sum(t.sum for _, t in series(rule.numerator))
         return 100.0 * numerator / denominator
 
-    def _absence(self, rule: AbsenceRule, now: datetime) -> Iterator[_Reading]:
+    def _absence(self, rule: AbsenceRule, now: datetime, only: set[str] | None = None
+                 ) -> Iterator[_Reading]:
         latest: dict[tuple[tuple[str, str], ...], datetime] = {}
-        for s in self.sources.values():
+        candidates: Iterable[tuple[str, SourceState]] = (
+            self.sources.items() if only is None
+            else ((i, self.sources[i]) for i in only if i in self.sources))
+        for source_id, s in candidates:
             if rule.feed and s.feed != rule.feed:
                 continue
             if rule.department and s.department != rule.department:
                 continue
-            if rule.sources and s.source_id not in rule.sources:
+            if rule.sources and source_id not in rule.sources:
                 continue
             if rule.by == "source":
-                scope = {"source_id": s.source_id, "feed": s.feed, "department": s.department,
+                scope = {"source_id": source_id, "feed": s.feed, "department": s.department,
                          "commune_code": s.commune_code, "province_code": s.province_code}
             elif rule.by == "feed":
                 scope = {"feed": s.feed}
@@ -255,8 +536,8 @@ class Evaluator:
                 if rule.feed:
                     scope["feed"] = rule.feed
             key = tuple(sorted(scope.items()))
-            if key not in latest or latest[key] < s.seen_at:
-                latest[key] = s.seen_at
+            if key not in latest or latest[key] < s.received_at:
+                latest[key] = s.received_at
         for key, seen_at in latest.items():
             silent_min = max(0.0, (now - seen_at).total_seconds() / 60)
             yield _Reading(dict(key), round(silent_min, 1), None)
@@ -306,14 +587,73 @@ class Evaluator:
             out[f"{ann.name}_en"] = render(ann.en, values)
         return out
 
-    def _prune(self, now: datetime) -> None:
-        minute = floor_minute(now)
+    def _prune(self, wall_now: datetime | None) -> None:
+        """Forget what no evaluation can need again (bounded memory), once a minute.
+
+        A scope's minutes older than its clock minus the longest window are never read
+        again; alerts that are not active and have no data left are dropped with their
+        cursors (their state is in the database; a new episode reloads it on conflict)."""
+        if wall_now is None:
+            return
+        minute = floor_minute(wall_now)
         if self._pruned_at == minute:
             return
         self._pruned_at = minute
-        self.windows.prune(minute - self._retention)
+        clocks: dict[tuple[str, str], datetime | None] = {}
+
+        def before(commune: str, metric: str) -> datetime | None:
+            key = (commune, feed_of(metric))
+            if key not in clocks:
+                clocks[key] = self.progress.clock(commune, key[1], wall_now)
+            clock = clocks[key]
+            return None if clock is None else floor_minute(clock) - self._retention
+
+        self.windows.prune_by(before)
+        for fp, a in list(self.alerts.items()):
+            if a.active or not a.labels.get("commune_code"):
+                continue
+            commune = a.labels["commune_code"]
+            if not self.windows.has_commune(commune):
+                del self.alerts[fp]
+                self.cursors.pop(fp, None)
+                self._by_rule[a.rule_id].discard(fp)
+        for gone in self.progress.evict():
+            del gone
 
 
 def _number(value: float) -> float | int:
     """``80.0`` renders as ``80`` in annotations; ``55.5`` stays."""
     return int(value) if float(value).is_integer() else value
+
+
+def mark_backfilled(transitions: list[Transition], stale_before: datetime) -> list[Transition]:
+    """The backfill policy (docs/alerts.md): what was already in the past is not paged.
+
+    Per alert, in order: an episode that opened and closed within these transitions and
+    closed before ``stale_before`` is marked backfilled, all of it (stored, shown, sent to
+    the webhook marked so, never paged to Alertmanager); so is a stale reminder that a
+    later transition here supersedes, or that follows a firing sent in the same plan. An
+    alert still active at the end is paged once, with ``since`` at its event-time start.
+    """
+    by_fp: dict[str, list[int]] = defaultdict(list)
+    for i, t in enumerate(transitions):
+        by_fp[t.fingerprint].append(i)
+    flags = [False] * len(transitions)
+    for idx in by_fp.values():
+        opened: int | None = None  # index where the current episode opened in this list
+        for n, i in enumerate(idx):
+            t = transitions[i]
+            if t.kind == "state" and t.to_state in ("pending", "firing") and t.from_state in (
+                    "inactive", "resolved"):
+                opened = n
+            elif t.kind == "state" and t.to_state in ("resolved", "inactive"):
+                if opened is not None and t.at < stale_before:
+                    for j in idx[opened:n + 1]:
+                        flags[j] = True
+                opened = None
+            elif t.kind == "renotify" and t.at < stale_before:
+                later = any(transitions[j].at < stale_before for j in idx[n + 1:])
+                if later or opened is not None:
+                    flags[i] = True
+    return [replace(t, backfilled=True) if f else t
+            for t, f in zip(transitions, flags, strict=True)]

@@ -36,7 +36,7 @@ class Timing:
 def transition(a: AlertState, to: State, at: datetime, *, kind: Kind = "state",
                actor: str = SYSTEM, note: str | None = None,
                receiver: str | None = None,
-               replaces: dict[str, str] | None = None) -> Transition:
+               replaces: dict[str, str] | None = None, backfilled: bool = False) -> Transition:
     """Move ``a`` to ``to`` and return the numbered transition."""
     since = a.firing_at
     if to == "firing" and kind == "state":
@@ -45,7 +45,7 @@ def transition(a: AlertState, to: State, at: datetime, *, kind: Kind = "state",
         fingerprint=a.fingerprint, seq=a.seq + 1, rule_id=a.rule_id, kind=kind,
         from_state=a.state, to_state=to, at=at, severity=a.severity, labels=dict(a.labels),
         annotations=dict(a.annotations), value=a.last_value, actor=actor, note=note,
-        receiver=receiver, since=since, replaces=replaces,
+        receiver=receiver, since=since, replaces=replaces, backfilled=backfilled,
     )
     a.seq += 1
     a.state = to

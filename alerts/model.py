@@ -84,6 +84,9 @@ class Transition:
     """When the current firing episode started (Alertmanager's ``startsAt``)."""
     replaces: Mapping[str, str] | None = None
     """``escalate`` only: the labels before escalation (Alertmanager closes that alert)."""
+    backfilled: bool = False
+    """Already in the past when evaluated (backfill policy, docs/alerts.md): stored and
+    sent to the webhook marked so, never paged to Alertmanager."""
 
     @property
     def commune_code(self) -> str | None:
@@ -111,6 +114,7 @@ class Transition:
             "note": self.note,
             "receiver": self.receiver,
             "since": self.since.isoformat() if self.since else None,
+            "backfilled": self.backfilled,
         }
 
 

@@ -6,7 +6,10 @@
 * ``resolved`` goes to the webhook unless silenced, and always to Alertmanager (it must
   learn ``endsAt`` of an alert it may hold as active; resolving an alert it never saw is
   harmless);
-* ``pending`` and ``pending → inactive`` notify nobody (they are stored, not sent).
+* ``pending`` and ``pending → inactive`` notify nobody (they are stored, not sent);
+* a ``backfilled`` transition (an episode that opened and closed inside a backlog,
+  docs/alerts.md) goes to the webhook only, marked ``"backfilled": true``: Alertmanager
+  never pages what is already over.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ def plan(transition: Transition, receivers: Sequence[Receiver], silences: Iterab
         wanted = [] if silenced else [r for r in receivers if r == "webhook"]
     elif to == "resolved" and transition.from_state != "pending":
         wanted = [r for r in receivers if r == "alertmanager" or not silenced]
+    if transition.backfilled:  # already in the past: a record, not a page
+        wanted = [r for r in wanted if r == "webhook"]
     out: list[Notification] = []
     for receiver in wanted:
         if receiver == "alertmanager":

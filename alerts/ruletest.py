@@ -4,6 +4,11 @@ A test file names rule files, optional commune names, and tests. Each test feeds
 one-minute input series (per commune and metric, or per source for absence rules),
 evaluates every minute from ``start``, applies optional operator actions, and compares
 the alerts of a rule at given times with the expected ones. Format: ``docs/alerts.md``.
+
+It drives the very evaluator stage 2 runs (:meth:`Evaluator.evaluate`, then ``commit``),
+so a rule test and the pipeline cannot disagree: minute ``T`` of the series is the
+one-minute window starting at ``start + T``, and "at ``eval_time`` T" is the state after
+the minute boundary that closes it was evaluated.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from alerts.durations import parse_duration
 from alerts.errors import RuleFilesError
 from alerts.evaluator import Evaluator
 from alerts.model import SYSTEM, AlertState, CommuneInfo, Transition, WindowPoint
+from alerts.progress import Sighting
 from alerts.ruleload import load_rules
 from alerts.rules import RuleSet
 from alerts.series import expand
@@ -137,28 +143,36 @@ def _run_test(test: dict[str, Any], rules: RuleSet, communes: dict[str, CommuneI
     for minute in range(last + 1):
         now = start + minute * MINUTE
         points: list[WindowPoint] = []
+        sightings: list[Sighting] = []
         for s in series:
             value = s.values[minute] if minute < len(s.values) else None
             if value is None:
                 continue
             commune = s.commune or ""
-            province = communes[commune].province_code if commune in communes else "00"
+            province = _province(communes, commune)
             if s.source is not None:
-                evaluator.observe_source(s.source, s.feed, s.department, commune, now, province)
+                sightings.append(Sighting(s.source, s.feed, s.department, commune, province,
+                                          now, now))
             elif s.counts:
                 points.append(WindowPoint(commune, province, s.metric or "", now, int(value),
                                           value, 1.0, 1.0, 1.0))
             else:
                 points.append(WindowPoint(commune, province, s.metric or "", now, 1, value,
                                           value, value, value))
-        evaluator.observe(points)
         for action in actions:
             if int(_duration(action["at"]) / MINUTE) == minute:
                 transitions.append(_act(evaluator, action, now))
-        transitions.extend(evaluator.evaluate(now))
+        # Series are complete: each minute is evaluated once its data is in.
+        plan = evaluator.evaluate(points, sightings, wall_now=now, complete_until=now + MINUTE)
+        evaluator.commit(plan)
+        transitions.extend(plan.transitions)
         for check in checks:
             if int(_duration(check["eval_time"]) / MINUTE) == minute:
                 _check(evaluator, check, outcome)
+
+
+def _province(communes: dict[str, CommuneInfo], commune: str) -> str:
+    return communes[commune].province_code if commune in communes else "00"
 
 
 def _find(evaluator: Evaluator, alertname: str, labels: dict[str, Any]) -> AlertState | None:

@@ -2,15 +2,30 @@
 
 A silence stops notifications for the alerts it matches while it is in effect; the
 alerts' states keep moving. Regular expressions are anchored, as in Alertmanager.
+
+Patterns are RE2 (the ``google-re2`` package): matching takes time linear in the label's
+length whatever the pattern, so an operator's pattern cannot stall ``persist`` on
+sender-controlled labels. Names, values and patterns have length limits. A stored
+pattern that no longer compiles (written before RE2) never matches: the alert is
+notified rather than silenced by accident.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
+
+import re2
+
+MAX_NAME: Final = 64
+MAX_VALUE: Final = 1024
+"""Longest matcher value or pattern accepted."""
+MAX_MATCHERS: Final = 32
+"""Most matchers in one silence."""
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
 _MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$')
@@ -23,8 +38,15 @@ class Matcher:
     value: str
 
     def __post_init__(self) -> None:
+        """Raises ``ValueError`` for a name, value or pattern that is not allowed."""
+        if self.op not in ("=", "!=", "=~", "!~"):
+            raise ValueError(f"unknown matcher operator {self.op!r}")
+        if not self.name or len(self.name) > MAX_NAME or not _NAME.fullmatch(self.name):
+            raise ValueError(f"bad label name {self.name[:MAX_NAME]!r}")
+        if len(self.value) > MAX_VALUE:
+            raise ValueError(f"a matcher value is at most {MAX_VALUE} characters")
         if self.op in ("=~", "!~"):
-            re.compile(self.value)  # raises re.error for a bad pattern
+            _compile(self.value)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         have = labels.get(self.name, "")
@@ -32,7 +54,11 @@ class Matcher:
             return have == self.value
         if self.op == "!=":
             return have != self.value
-        found = re.fullmatch(self.value, have) is not None
+        try:
+            pattern = _compile(self.value)
+        except ValueError:
+            return False  # a stored pattern RE2 refuses: never silence by accident
+        found = pattern.fullmatch(have) is not None
         return found if self.op == "=~" else not found
 
     def to_json(self) -> dict[str, str]:
@@ -43,19 +69,45 @@ class Matcher:
         return cls(str(data["name"]), data["op"], str(data["value"]))
 
     @classmethod
+    def stored(cls, data: Mapping[str, Any]) -> Matcher:
+        """A matcher read back from the database: never raises (an invalid one becomes
+        a matcher that matches nothing, so its silence silences nothing)."""
+        try:
+            return cls.from_json(data)
+        except (ValueError, KeyError, TypeError):
+            return _NOTHING
+
+    @classmethod
     def parse(cls, text: str) -> Matcher:
         """``commune_code="00004"``, ``severity!=info``, ``alertname=~"pm25_.*"``."""
         match = _MATCHER.match(text)
         if not match:
             raise ValueError(f"not a matcher: {text!r} (name=value, !=, =~ or !~)")
         name, op, value = match.groups()
-        try:
-            return cls(name, op, value)  # type: ignore[arg-type]
-        except re.error as exc:
-            raise ValueError(f"bad regular expression in {text!r}: {exc}") from exc
+        return cls(name, op, value)  # type: ignore[arg-type]
 
     def __str__(self) -> str:
         return f'{self.name}{self.op}"{self.value}"'
+
+
+_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.max_mem = 1 << 20  # a pattern's compiled program stays small
+_RE2_OPTIONS.log_errors = False
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile(pattern: str) -> Any:
+    """The RE2 program of ``pattern`` (cached); ``ValueError`` when RE2 refuses it."""
+    if len(pattern) > MAX_VALUE:
+        raise ValueError(f"a pattern is at most {MAX_VALUE} characters")
+    try:
+        return re2.compile(pattern, options=_RE2_OPTIONS)
+    except Exception as exc:  # re2.error, and whatever a hostile pattern provokes
+        raise ValueError(f"bad regular expression (RE2 syntax): {str(exc)[:200]}") from None
+
+
+_NOTHING = Matcher("__ioc_invalid_matcher__", "=", "\x00never")
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,7 +114,8 @@ def _apply(state: AlertState, t: Transition) -> Transition:
     state.last_value = t.value
     stored = lifecycle.transition(state, t.to_state, t.at, kind=t.kind, actor=t.actor,
                                   note=t.note, receiver=t.receiver,
-                                  replaces=dict(t.replaces) if t.replaces else None)
+                                  replaces=dict(t.replaces) if t.replaces else None,
+                                  backfilled=t.backfilled)
     if t.kind == "escalate":
         state.escalated = True
     return stored
@@ -139,12 +140,12 @@ async def _exists(conn: Conn, t: Transition) -> bool:
 async def _insert_transition(conn: Conn, t: Transition) -> None:
     await conn.execute(
         "INSERT INTO alert_transitions (at, fingerprint, seq, rule_id, kind, from_state,"
-        " to_state, severity, labels, annotations, value, actor, note, receiver)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " to_state, severity, labels, annotations, value, actor, note, receiver, backfilled)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT DO NOTHING",
         (t.at, t.fingerprint, t.seq, t.rule_id, t.kind, t.from_state, t.to_state, t.severity,
          Jsonb(dict(t.labels)), Jsonb(dict(t.annotations)), t.value, t.actor, t.note,
-         t.receiver))
+         t.receiver, t.backfilled))
 
 
 async def _enqueue(conn: Conn, t: Transition, receivers: Sequence[Receiver],
@@ -200,7 +201,8 @@ def _transition(row: Mapping[str, Any]) -> Transition:
         kind=row["kind"], from_state=row["from_state"], to_state=row["to_state"],
         at=row["at"], severity=row["severity"], labels=dict(row["labels"]),
         annotations=dict(row["annotations"]), value=row["value"], actor=row["actor"],
-        note=row["note"], receiver=row["receiver"])
+        note=row["note"], receiver=row["receiver"],
+        backfilled=bool(row.get("backfilled", False)))
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -301,7 +303,7 @@ async def _operator(conn: Conn, fingerprint: str, actor: str, note: str | None, 
 
 # -- silences ------------------------------------------------------------------------------
 def _silence(row: Mapping[str, Any]) -> Silence:
-    return Silence(id=row["id"], matchers=tuple(Matcher.from_json(m) for m in row["matchers"]),
+    return Silence(id=row["id"], matchers=tuple(Matcher.stored(m) for m in row["matchers"]),
                    starts_at=row["starts_at"], ends_at=row["ends_at"],
                    created_by=row["created_by"], comment=row["comment"],
                    expired_by=row["expired_by"])

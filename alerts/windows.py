@@ -1,14 +1,15 @@
 """The evaluator's copy of the one-minute windows, and aggregates over them.
 
 Stage 2 sends window totals (never increments): putting the same minute again replaces
-it, so a late event that corrects an old minute simply changes what the next evaluation
-sees. Minutes older than the longest rule window are dropped by :meth:`prune`.
+it, so a late event that corrects an old minute changes what evaluations of later
+minute boundaries see. Minutes no evaluation can read again are dropped by
+:meth:`WindowStore.prune_by` (the evaluator decides per scope from its clock).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -38,6 +39,7 @@ class WindowStore:
     def __init__(self) -> None:
         self._series: dict[SeriesKey, dict[datetime, MinuteTotals]] = {}
         self._by_metric: dict[str, set[tuple[str, str | None]]] = defaultdict(set)
+        self._communes: dict[str, int] = {}
         self.province_of: dict[str, str] = {}
         self.source_commune: dict[str, str] = {}
 
@@ -45,14 +47,66 @@ class WindowStore:
         key: SeriesKey = (point.commune_code, point.source_id, point.metric)
         series = self._series.get(key)
         if series is None:
-            series = self._series[key] = {}
-            self._by_metric[point.metric].add((point.commune_code, point.source_id))
+            series = self.create(key)
         series[floor_minute(point.minute)] = MinuteTotals(
             point.count, point.sum, point.min, point.max, point.last)
         self.province_of[point.commune_code] = point.province_code
         if point.source_id is not None:
             self.source_commune[point.source_id] = point.commune_code
         return key
+
+    @property
+    def raw(self) -> dict[SeriesKey, dict[datetime, MinuteTotals]]:
+        """The series themselves (the evaluator's undo log restores entries of it)."""
+        return self._series
+
+    def series(self, key: SeriesKey) -> dict[datetime, MinuteTotals] | None:
+        return self._series.get(key)
+
+    def create(self, key: SeriesKey) -> dict[datetime, MinuteTotals]:
+        series = self._series[key] = {}
+        self._by_metric[key[2]].add((key[0], key[1]))
+        self._communes[key[0]] = self._communes.get(key[0], 0) + 1
+        return series
+
+    def has_commune(self, commune: str) -> bool:
+        return self._communes.get(commune, 0) > 0
+
+    def first(self, commune: str, source: str | None, metric: str) -> datetime | None:
+        series = self._series.get((commune, source, metric))
+        return min(series) if series else None
+
+    def next_after(self, commune: str, source: str | None, metric: str, after: datetime
+                   ) -> datetime | None:
+        """The first minute later than ``after`` that holds data."""
+        series = self._series.get((commune, source, metric))
+        if not series:
+            return None
+        later = [m for m in series if m > after]
+        return min(later) if later else None
+
+    def prune_by(self, before: Callable[[str, str], datetime | None]) -> None:
+        """Forget each series' minutes before ``before(commune, metric)`` (None: keep)."""
+        empty: list[SeriesKey] = []
+        for key, series in self._series.items():
+            cut = before(key[0], key[2])
+            if cut is None:
+                continue
+            for m in [m for m in series if m < cut]:
+                del series[m]
+            if not series:
+                empty.append(key)
+        for key in empty:
+            self._drop(key)
+
+    def _drop(self, key: SeriesKey) -> None:
+        del self._series[key]
+        self._by_metric[key[2]].discard((key[0], key[1]))
+        n = self._communes.get(key[0], 0) - 1
+        if n > 0:
+            self._communes[key[0]] = n
+        else:
+            self._communes.pop(key[0], None)
 
     def keys(self, metric: str) -> Iterable[tuple[str, str | None]]:
         """(commune, source) pairs holding ``metric``."""
@@ -78,8 +132,7 @@ class WindowStore:
             if not series:
                 empty.append(key)
         for key in empty:
-            del self._series[key]
-            self._by_metric[key[2]].discard((key[0], key[1]))
+            self._drop(key)
 
 
 def merge(rows: Iterable[list[tuple[datetime, MinuteTotals]]]) -> list[tuple[datetime,

@@ -27,7 +27,7 @@ from alerts.evaluator import Evaluator
 from alerts.model import CommuneInfo, Transition, WindowPoint
 from alerts.notify import generator_url, receivers_for
 from alerts.rules import RuleSet
-from alerts.step import Sighting
+from alerts.step import Sighting, sightings
 from alerts.store import load_states
 from ioc.core.events.record import UNASSIGNED, Record
 from ioc.core.settings import Settings
@@ -69,10 +69,15 @@ def evaluator_factory(settings: Settings, rules: RuleSet,
                       communes: Mapping[str, CommuneInfo]) -> Any:
     """A zero-argument maker of fresh evaluators for ``rules``."""
     def make() -> Evaluator:
+        a = settings.alerts
         return Evaluator(
             rules, communes,
-            renotify_every=timedelta(seconds=settings.alerts.renotify_interval_s),
-            escalate_after=timedelta(seconds=settings.alerts.escalate_after_s))
+            renotify_every=timedelta(seconds=a.renotify_interval_s),
+            escalate_after=timedelta(seconds=a.escalate_after_s),
+            out_of_orderness=timedelta(seconds=a.out_of_orderness_s),
+            idle_grace=timedelta(seconds=a.idle_grace_s),
+            idle_grace_max=timedelta(seconds=a.idle_grace_max_s),
+            max_sources=a.max_sources)
     return make
 
 
@@ -106,16 +111,15 @@ class PartitionAlerts:
             await self._recover(conn, sorted(new), watermark)
             self._known |= new
         wall = wall_now or datetime.now(UTC)
-        latest: dict[str, Record] = {}
-        for rec in stored:
-            latest[rec.source_id] = rec
-        sightings = [Sighting(r.source_id, r.feed, r.department, r.commune_code, wall,
-                              r.province_code) for r in latest.values()]
         points = [w for w in windows if w.metric in self._metrics]
-        saved = await self._step.run(conn, points, sightings,
-                                     datetime.fromtimestamp(watermark, UTC), wall)
+        saved = await self._step.run(conn, points, sightings(stored, wall), wall)
         newest = max((r.occurred_at.timestamp() for r in stored), default=None)
         return Evaluated(saved, newest)
+
+    def settle(self) -> None:
+        """The transaction committed: the evaluator's plan is final (before anything else
+        evaluates)."""
+        self._step.settle()
 
     async def committed(self, evaluated: Evaluated) -> None:
         await self._step.committed(evaluated.stored, evaluated.newest_event)
@@ -139,14 +143,22 @@ class PartitionAlerts:
         """
         ev = self.evaluator
         ev.restore(await load_states(conn, communes=communes, active_only=True))
-        since = datetime.fromtimestamp(watermark, UTC) - self._history
+        # sources this very transaction touched (last_received_at = now()) show this
+        # batch's progress, not what was evaluated before it: no floor from them
+        cur = await conn.execute(
+            "SELECT source_id, feed, department, commune_code, last_seen, last_received_at,"
+            " last_received_at = now() FROM sources WHERE commune_code = ANY(%s)",
+            (communes,))
+        rows = await cur.fetchall()
+        seen = [Sighting(source_id, feed, department, commune, "", newest, received)
+                for source_id, feed, department, commune, newest, received, _ in rows]
+        before = [s for s, row in zip(seen, rows, strict=True) if not row[-1]]
+        ev.restore_sources(before, datetime.now(UTC))
+        # each commune's windows back from its own sources' progress, not the worker's
+        oldest = min((s.newest for s in seen), default=datetime.fromtimestamp(watermark, UTC))
+        since = oldest - self._history
         cur = await conn.execute(
             "SELECT commune_code, province_code, metric, bucket, count, sum, min, max, last"
             " FROM rollup_1m WHERE commune_code = ANY(%s) AND metric = ANY(%s)"
             " AND bucket >= %s", (communes, sorted(self._metrics), since))
         ev.observe(WindowPoint(*row) for row in await cur.fetchall())
-        cur = await conn.execute(
-            "SELECT source_id, feed, department, commune_code, last_received_at FROM sources"
-            " WHERE commune_code = ANY(%s) AND last_received_at IS NOT NULL", (communes,))
-        for source_id, feed, department, commune, seen in await cur.fetchall():
-            ev.observe_source(source_id, feed, department, commune, seen)

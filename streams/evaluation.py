@@ -24,7 +24,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from alerts import step
-from alerts.evaluator import Evaluator
+from alerts.evaluator import Evaluator, Plan
 from alerts.model import Transition, WindowPoint
 from alerts.notify import Receiver
 from alerts.store import load_states, persist
@@ -47,29 +47,43 @@ class EvaluationStep:
         self._receivers = receivers
         self._generator_url = generator_url
         self._publish = publish
+        self._plan: Plan | None = None
         _STEPS.add(self)
 
     async def run(self, conn: AsyncConnection[Any], windows: Iterable[WindowPoint],
-                  sightings: Iterable[step.Sighting], now: datetime,
-                  wall_now: datetime) -> list[Transition]:
+                  sightings: Iterable[step.Sighting], wall_now: datetime) -> list[Transition]:
         """Evaluate and persist, inside the caller's open transaction; returns what was
-        stored (pass it to :meth:`committed` once the transaction committed)."""
-        transitions = step.evaluate(self.evaluator, windows, sightings, now, wall_now)
-        if not transitions:
+        stored (pass it to :meth:`committed` once the transaction committed, which also
+        commits the evaluator's plan)."""
+        started = time.perf_counter()
+        plan = self._plan = step.evaluate(self.evaluator, windows, sightings, wall_now)
+        metrics.EVALUATION_SECONDS.observe(time.perf_counter() - started)
+        metrics.EVALUATION_MINUTES.inc(plan.evaluated_minutes)
+        if not plan.transitions:
             return []
-        result = await persist(conn, transitions, receivers=self._receivers,
+        result = await persist(conn, plan.transitions, receivers=self._receivers,
                                generator_url=self._generator_url)
         if result.conflicts:
             self.evaluator.restore(await load_states(conn,
                                                      fingerprints=sorted(result.conflicts)))
         return list(result.stored)
 
+    def settle(self) -> None:
+        """The transaction committed: make the evaluator's plan final. Call it before
+        anything else may evaluate (the next evaluation would undo an open plan)."""
+        plan, self._plan = self._plan, None
+        if plan is not None:
+            self.evaluator.commit(plan)
+
     def discard(self) -> None:
         """The transaction failed: drop the evaluator's state (the database has the truth)."""
+        self._plan = None
         self.evaluator = self._make()
 
     async def committed(self, stored: list[Transition], newest_event: float | None) -> None:
-        """After the commit: count, observe latency, publish (awaits the delivery)."""
+        """After the commit: the evaluator's plan becomes final (if :meth:`settle` has not
+        made it so already); count, observe latency, publish (awaits the delivery)."""
+        self.settle()
         now = time.time()
         for t in stored:
             metrics.ALERT_TRANSITIONS.labels(t.to_state, t.severity).inc()

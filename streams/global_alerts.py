@@ -107,10 +107,10 @@ class GlobalAlerts:
                 (self._metrics, watermark - self._history))
             points = [WindowPoint(*r) for r in await cur.fetchall()]
         cur = await conn.execute(
-            "SELECT source_id, feed, department, coalesce(commune_code, ''), last_received_at"
-            " FROM sources")
+            "SELECT source_id, feed, department, coalesce(commune_code, ''), '', last_seen,"
+            " last_received_at FROM sources")
         sightings = [Sighting(*r) for r in await cur.fetchall()]
-        return await self._step.run(conn, points, sightings, watermark, wall)
+        return await self._step.run(conn, points, sightings, wall)
 
     async def close(self) -> None:
         """Release the lock (closing its connection) and the evaluator's state."""

@@ -35,7 +35,8 @@ class InMessage:
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None
+    """``None`` for a tombstone (the validator gives it its reason)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +79,9 @@ class RejectionLike(Protocol):
 
 
 class ValidatorLike(Protocol):
-    def validate(self, value: bytes, *, now: float | None = None,
-                 expected_feed: str | None = None, redelivered: bool = False
+    def validate(self, value: bytes | None, *, now: float | None = None,
+                 expected_feed: str | None = None, redelivered: bool = False,
+                 key: bytes | None = None, check_key: bool = False
                  ) -> tuple[list[Record], Sequence[RejectionLike]]: ...
 
 
@@ -125,17 +127,17 @@ class Stage1:
             try:
                 valid, rejections = self._validator.validate(
                     msg.value, now=now, expected_feed=feed if feed != "unknown" else None,
-                    redelivered=redelivered)
+                    redelivered=redelivered, key=msg.key, check_key=True)
             except Exception as exc:  # a validator bug must not stall the partition
                 log.exception("validator failed on %s/%d@%d", msg.topic, msg.partition,
                               msg.offset)
-                out.deadletters.append(self._dead(msg, None, msg.value,
+                out.deadletters.append(self._dead(msg, None, msg.value or b"",
                                                   Reason.INTERNAL_ERROR,
                                                   f"validator raised {type(exc).__name__}",
                                                   feed))
                 rejected[(feed, Reason.INTERNAL_ERROR)] += 1
                 continue
-            received[feed] += len(valid) + len(rejections)
+            received[feed] += len(valid) + sum(getattr(r, "count", 1) for r in rejections)
             origin = Origin(msg.topic, msg.partition, msg.offset)
             for rec in valid:
                 rec.origin = origin
@@ -143,7 +145,7 @@ class Stage1:
             for rej in rejections:
                 out.deadletters.append(self._dead(msg, rej.index, rej.raw, rej.reason,
                                                   rej.message, feed))
-                rejected[(feed, rej.reason)] += 1
+                rejected[(feed, rej.reason)] += getattr(rej, "count", 1)
                 log.info("rejected: %s", rej.message, extra={
                     "event_id": getattr(rej, "event_id", None),
                     "source_id": getattr(rej, "source_id", None), "reason": str(rej.reason),
@@ -220,7 +222,7 @@ def _dead_record(rec: Record, reason: str, message: str,
     o = rec.origin
     msg = by_origin.get((o.topic, o.partition, o.offset)) if o is not None else None
     if o is not None and msg is not None:
-        value, index = element_of(msg.value, rec.source_id, rec.event_id)
+        value, index = element_of(msg.value or b"", rec.source_id, rec.event_id)
         return DeadLetter(key=msg.key, value=value, reason=reason, message=message,
                           feed=rec.feed, source_topic=o.topic, source_partition=o.partition,
                           source_offset=o.offset, batch_index=index)

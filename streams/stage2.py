@@ -30,6 +30,7 @@ import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from ioc.core import metrics
+from ioc.core.events.progress import SourceProgress
 from ioc.core.events.record import Record, decode_records
 from streams.alerting import Evaluated, PartitionAlerts
 from streams.sinks.timescale import TimescaleSink, WriteResult
@@ -89,6 +90,8 @@ class Stage2:
         self._closing = False
         self._alerts_lock = asyncio.Lock()
         """One evaluation at a time: a batch's or the idle tick's."""
+        self.progress = SourceProgress(allowed_lateness_s)
+        """Per-source event-time progress: the ``late`` marker (ioc.core.events.progress)."""
         self.watermark = 0.0
         """Largest occurred_at committed (epoch seconds): event time, never wall time."""
 
@@ -96,7 +99,10 @@ class Stage2:
         records, origins = self._decode(batch)
         if not records:
             return Stage2Result(0, WriteResult(), self.watermark)
-        watermark, late = self._lateness_of(records)
+        sources = [r.source_id for r in records]
+        times = [r.occurred_at.timestamp() for r in records]
+        late = self.progress.mark(sources, times)  # pure: a retry marks the same records
+        watermark = max(self.watermark, max(times))
         evaluated: Evaluated | None = None
         if self._closing:  # the worker stops: wait to be cancelled, unacknowledged (raising
             await asyncio.Future()  # here would make faust restart the agent mid-shutdown)
@@ -117,7 +123,10 @@ class Stage2:
                 if self._alerts is not None:
                     self._alerts.discard()  # it advanced inside the failed transaction
                 raise
+            if self._alerts is not None:
+                self._alerts.settle()  # committed: the evaluator's plan is final
         # committed: only now does anything in memory move
+        self.progress.advance(sources, times)
         self.watermark = max(self.watermark, watermark)
         metrics.WATERMARK.set(self.watermark)
         if result.rejected:
@@ -147,6 +156,7 @@ class Stage2:
                 log.warning("stage 2: idle evaluation failed (%s); next tick retries",
                             type(exc).__name__)
                 return 0
+            self._alerts.settle()
         try:
             await self._alerts.committed(evaluated)
         except Exception as exc:
@@ -181,13 +191,6 @@ class Stage2:
             records.extend(decoded)
             origins.extend([n] * len(decoded))
         return records, origins
-
-    def _lateness_of(self, records: list[Record]) -> tuple[float, list[bool]]:
-        """The watermark after this batch and each record's late flag (pure: the
-        watermark moves only after the commit, so a retry marks the same records late)."""
-        cutoff = self.watermark - self._lateness
-        times = [r.occurred_at.timestamp() for r in records]
-        return max(self.watermark, max(times)), [t < cutoff for t in times]
 
     def _observe(self, records: list[Record], result: WriteResult, committed: float) -> None:
         for feed, n in result.inserted.items():

@@ -15,9 +15,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ioc.api import alerts, geojson, health, ingest, kpis
+from ioc.api import alerts, console, console_data, console_feeds, geojson, health, ingest, kpis
 from ioc.api.deps import Resources
 from ioc.api.errors import ApiError
+from ioc.api.limits import BodyLimit
 from ioc.api.logs import AccessLog
 from ioc.core.settings import Settings, get_settings
 
@@ -58,10 +59,22 @@ def create_app(settings: Settings | None = None, *,
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
 
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # the exception's text stays in the log: it can name hosts, SQL or file paths
+        log.error("unhandled error on %s %s", request.method, request.url.path,
+                  exc_info=exc)
+        return JSONResponse({"error": "internal_error", "message": "internal error; it "
+                             "has been logged"}, status_code=500)
+
     app.include_router(health.router)
     app.include_router(ingest.router)
     app.include_router(alerts.router)
     app.include_router(geojson.router)
     app.include_router(kpis.router)
+    for part in (console_data, console_feeds, console):  # the operator console
+        app.include_router(part.router)
+    app.add_middleware(BodyLimit, ingest_limit=cfg.api.max_body_bytes,
+                       other_limit=cfg.api.max_operator_body_bytes)
     app.add_middleware(AccessLog)
     return app

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
@@ -21,6 +22,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
 
+from ioc.api import validation
 from ioc.api.auth import ApiKey, KeyStore, OperatorRole, settings_pepper
 from ioc.api.errors import ForbiddenError, RateLimitedError, UnauthorizedError, UnavailableError
 from ioc.api.ratelimit import RateLimiter
@@ -53,6 +55,17 @@ class Resources:
         self._own_pool = pool is None
         self.keys = KeyStore(self.pool, settings_pepper(settings.api))
         self.limiter = RateLimiter(settings.api.rate_limit_per_minute)
+        self.event_limiter = RateLimiter(settings.api.events_per_minute)
+        """Events per key and minute (a request of N events costs N)."""
+        self.global_limiter = RateLimiter(settings.api.global_requests_per_second * 60,
+                                          burst=settings.api.global_requests_per_second)
+        """All requests of this process together, checked before the key is looked up."""
+        self.validation = self._new_validation_pool()
+        """Ingest validation runs in these processes, never on the event loop."""
+        self.validation_inflight: dict[str, int] = {}
+        """Requests being validated, per key id."""
+        self.streams: dict[int, int] = {}
+        """Open live streams per key id."""
         # dedupe_capacity=0: stage 1 checks duplicates again (per source, in one worker);
         # the gateway keeps no per-process memory that would differ between processes.
         self.validator = validator or Validator(
@@ -63,10 +76,24 @@ class Resources:
         self.extras: dict[str, Any] = {}
         """Per-router state (caches), keyed by router."""
 
+    def _new_validation_pool(self) -> ProcessPoolExecutor:
+        api = self.settings.api
+        return validation.new_pool(api.validation_threads,
+                                   max_message_bytes=self.settings.kafka.max_message_bytes,
+                                   max_future_skew_s=self.settings.stream.max_future_skew_s,
+                                   max_events=api.max_events_per_request)
+
+    def restart_validation(self) -> None:
+        """Replace a broken validation pool (a worker process died)."""
+        old = self.validation
+        self.validation = self._new_validation_pool()
+        old.shutdown(wait=False, cancel_futures=True)
+
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         if self._own_pool:
             await self.pool.open(wait=False)
+        await validation.warm_up(self.validation, self.settings.api.validation_threads)
         if not await self._start_producer():
             self._kafka_task = asyncio.create_task(self._retry_producer(),
                                                    name="ioc-api-kafka-connect")
@@ -82,6 +109,7 @@ class Resources:
             self.producer = None
         if self._own_pool:
             await self.pool.close()
+        self.validation.shutdown(wait=False, cancel_futures=True)
 
     async def _start_producer(self) -> bool:
         kafka = self.settings.kafka
@@ -115,13 +143,15 @@ class Resources:
 
     # ------------------------------------------------------------------ checks
     async def check_database(self, timeout_s: float = 3.0) -> str | None:
-        """None when ``SELECT 1`` answers, else what went wrong."""
+        """None when ``SELECT 1`` answers, else a short word (details go to the log:
+        ``/readyz`` is public and exception text can name hosts and users)."""
         try:
             async with asyncio.timeout(timeout_s):
                 async with self.pool.connection(timeout=timeout_s) as conn:
                     await conn.execute("SELECT 1")
         except Exception as exc:
-            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            log.warning("readiness: database check failed: %s: %s", type(exc).__name__, exc)
+            return "unreachable"
         return None
 
     async def check_kafka(self, timeout_s: float = 3.0) -> str | None:
@@ -132,7 +162,8 @@ class Resources:
             async with asyncio.timeout(timeout_s):
                 await self.producer.client.fetch_all_metadata()
         except Exception as exc:
-            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            log.warning("readiness: kafka check failed: %s: %s", type(exc).__name__, exc)
+            return "unreachable"
         return None
 
 
@@ -146,6 +177,9 @@ _bearer = HTTPBearer(auto_error=False, description="An IOC API key: `Bearer ioc_
 
 async def _authenticate(request: Request, creds: HTTPAuthorizationCredentials | None,
                         res: Resources) -> ApiKey:
+    if res.global_limiter.check("*") > 0:
+        raise RateLimitedError("the API is busy; retry shortly", retry_after=1.0,
+                               code="overloaded")
     if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
         raise UnauthorizedError("send the API key as 'Authorization: Bearer <key>'",
                            code="missing_key")
@@ -191,6 +225,8 @@ async def require_department(
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
+bearer_scheme = _bearer
+"""The bearer-credentials dependency (the live stream re-checks its key while open)."""
 ViewerKey = Annotated[ApiKey, Depends(require_role("viewer"))]
 OperatorKey = Annotated[ApiKey, Depends(require_role("operator"))]
 AdminKey = Annotated[ApiKey, Depends(require_role("admin"))]

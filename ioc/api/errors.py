@@ -87,12 +87,13 @@ class RateLimitedError(ApiError):
     status = 429
     default_code = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: float) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
+        super().__init__(message, code=code)
         self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(max(1, int(-(-self.retry_after // 1))))}
+        wait = min(self.retry_after, 3600.0)  # inf when a bucket never refills
+        return {"Retry-After": str(max(1, int(-(-wait // 1))))}
 
 
 class UnavailableError(ApiError):

@@ -6,8 +6,13 @@ One request carries a JSON array of events (``application/json``) or one event p
 1. the body is read up to ``api.max_body_bytes`` and refused with 413 past it, while
    reading (a ``Content-Length`` above the limit is refused before reading anything);
 2. the body is split into events (``index`` = position in the array, or among the
-   non-blank NDJSON lines); each is validated on its own by the shared
-   :class:`ioc.core.events.validate.Validator`, with the stream's reason codes;
+   non-blank NDJSON lines), at most ``api.max_events_per_request`` of them (413
+   ``too_many_events``), charged to the key's event budget (429; a rejected event
+   costs :data:`REJECTED_WEIGHT`); each is validated on
+   its own by the shared :class:`ioc.core.events.validate.Validator`, with the stream's
+   reason codes, in a validation worker process (:mod:`ioc.api.validation`:
+   splitting and validating never run on the event loop, so a large body cannot stall
+   other requests);
 3. each valid event is authorised: its ``department`` must be the key's
    (``forbidden_department``), its feed one of the department's feeds
    (``forbidden_feed``), its source one of the department's sources or a new one,
@@ -28,25 +33,25 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Final, Literal
 
-import msgspec
+import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from ioc.api import validation
 from ioc.api.auth import ApiKey
 from ioc.api.deps import DepartmentKey, Resources, ResourcesDep
 from ioc.api.errors import (
     BadRequestError,
     PayloadTooLargeError,
+    RateLimitedError,
     UnavailableError,
-    UnsupportedMediaError,
 )
 from ioc.core.events.reasons import Reason
 from ioc.core.events.record import Record
-from ioc.core.events.validate import split_array
 from ioc.core.metrics import API_INGEST_EVENTS
 
 log = logging.getLogger("ioc.api.ingest")
@@ -64,13 +69,14 @@ GATEWAY_REASONS: Final[dict[str, str]] = {
 """Reasons only the gateway gives (the others are :class:`ioc.core.events.reasons.Reason`)."""
 _FORBIDDEN: Final = frozenset({FORBIDDEN_DEPARTMENT, FORBIDDEN_FEED, FORBIDDEN_SOURCE})
 
-JSON_TYPES: Final = frozenset({"application/json", ""})
-NDJSON_TYPES: Final = frozenset({"application/x-ndjson", "application/ndjson",
-                                 "application/jsonl", "application/x-jsonlines"})
+JSON_TYPES: Final = validation.JSON_TYPES
+NDJSON_TYPES: Final = validation.NDJSON_TYPES
 _LOG_REJECTED_MAX: Final = 20
-
-_RAW_LIST: Final = msgspec.json.Decoder(list[msgspec.Raw])
-_ANY: Final = msgspec.json.Decoder()
+REJECTED_WEIGHT: Final = 10
+"""A rejected event costs this many events of the key's budget: diagnosing junk costs the
+validator about ten times what a valid event does."""
+_INFLIGHT_PER_KEY: Final = 2
+"""Requests of one key validated at the same time (the others get 429)."""
 
 
 # --------------------------------------------------------------------------- body
@@ -92,39 +98,10 @@ async def read_body(chunks: AsyncIterator[bytes], *, limit: int,
     return bytes(buf)
 
 
-def media_type(content_type: str | None) -> str:
-    return (content_type or "").split(";", 1)[0].strip().lower()
-
-
-def split_events(body: bytes, content_type: str | None) -> list[bytes]:
-    """The events of a body, each as its own bytes.
-
-    ``application/json``: an array of events (a single object is one event); an array
-    that does not parse as a whole is split by a scanner so each element gets its own
-    verdict. ``application/x-ndjson``: one event per line, blank lines skipped.
-    """
-    kind = media_type(content_type)
-    if kind in NDJSON_TYPES:
-        items = [line.strip() for line in body.split(b"\n")]
-        items = [line for line in items if line]
-    elif kind in JSON_TYPES:
-        text = body.strip()
-        if text[:1] == b"[":
-            try:
-                items = [bytes(raw) for raw in _RAW_LIST.decode(text)]
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                items = split_array(text) or []
-        elif text[:1] == b"{":
-            items = [text]
-        else:
-            raise BadRequestError("the body must be a JSON array of events (or NDJSON with "
-                             "Content-Type: application/x-ndjson)", code=Reason.NOT_JSON)
-    else:
-        raise UnsupportedMediaError(f"Content-Type {kind or '(none)'} is not accepted; use "
-                               "application/json or application/x-ndjson")
-    if not items:
-        raise BadRequestError("the body holds no events", code=Reason.EMPTY_BATCH)
-    return items
+media_type = validation.media_type
+split_events = validation.split_events
+"""Splitting a body into events lives in :mod:`ioc.api.validation` (it runs in the
+validation workers); re-exported here for the gateway's callers."""
 
 
 # --------------------------------------------------------------------------- models
@@ -136,6 +113,8 @@ class EventResult(BaseModel):
     status: Literal["accepted", "rejected"]
     reason: str | None = Field(None, description="Rejection reason code (docs/api.md).")
     message: str | None = None
+    count: int = Field(1, description="Events this result covers from index on: more than "
+                       "1 for a run of consecutive rejected events (docs/events.md).")
 
 
 class IngestResponse(BaseModel):
@@ -144,52 +123,14 @@ class IngestResponse(BaseModel):
     results: list[EventResult]
 
 
-@dataclass(slots=True)
-class _Verdict:
-    raw: bytes
-    event_id: str | None = None
-    feed: str | None = None
-    record: Record | None = None
-    reason: str | None = None
-    message: str | None = None
+_Verdict = validation.Verdict
 
 
 # --------------------------------------------------------------------------- processing
 def validate(res: Resources, items: Sequence[bytes]) -> list[_Verdict]:
-    """Size and contract checks of every event (no database, no Kafka)."""
-    verdicts = [_Verdict(raw) for raw in items]
-    limit = res.settings.kafka.max_message_bytes
-    positions = [i for i, raw in enumerate(items) if len(raw) <= limit]
-    for i, raw in enumerate(items):
-        if len(raw) > limit:
-            verdicts[i].reason = Reason.MESSAGE_TOO_LARGE
-            verdicts[i].message = f"the event is {len(raw)} bytes; the limit is {limit}"
-    records, rejections = res.validator.validate_items([items[i] for i in positions])
-    refused: set[int] = set()
-    for rej in rejections:
-        if rej.index is None:  # cannot happen for items; keep the verdict honest anyway
-            continue
-        v = verdicts[positions[rej.index]]
-        v.reason, v.message, v.event_id = str(rej.reason), rej.message, rej.event_id
-        refused.add(rej.index)
-    ok = [p for j, p in enumerate(positions) if j not in refused]
-    for pos, rec in zip(ok, records, strict=True):
-        v = verdicts[pos]
-        v.record, v.event_id, v.feed = rec, rec.event_id, rec.feed
-    for v in verdicts:
-        if v.reason is not None and v.feed is None:
-            v.feed = _peek_feed(v.raw)
-    return verdicts
-
-
-def _peek_feed(raw: bytes) -> str | None:
-    """The feed named by a rejected event, for metric labels (None when unreadable)."""
-    try:
-        obj = _ANY.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None
-    feed = obj.get("feed") if isinstance(obj, dict) else None
-    return feed if feed in ("sensor", "traffic", "service") else None
+    """Size and contract checks of every event (no database, no Kafka), in this thread."""
+    return validation.validate_items(res.validator, res.settings.kafka.max_message_bytes,
+                                     items)
 
 
 _REGISTER = """
@@ -337,40 +278,90 @@ _BODY_DOC: dict[str, Any] = {
         400: {"description": "The body holds no events or is not a JSON array."},
         401: {"description": "No API key, or an unknown or revoked one."},
         403: {"description": "Not a department key, or every event was refused."},
-        413: {"description": "The body is larger than api.max_body_bytes."},
+        413: {"description": "The body is larger than api.max_body_bytes, or holds more "
+                            "than api.max_events_per_request events."},
         415: {"description": "Neither application/json nor application/x-ndjson."},
-        429: {"description": "Rate limit of the key exceeded; see Retry-After."},
+        429: {"description": "Request or event rate of the key (or the process) exceeded; "
+                            "see Retry-After."},
         503: {"description": "Kafka did not take the events; send them again."},
     },
     openapi_extra=_BODY_DOC,
 )
-async def post_events(request: Request, key: DepartmentKey, res: ResourcesDep) -> JSONResponse:
+async def post_events(request: Request, key: DepartmentKey, res: ResourcesDep
+                      ) -> Response:
     """Validate, authorise and publish events to their feed's Kafka topic."""
-    body = await read_body(request.stream(), limit=res.settings.api.max_body_bytes,
-                           content_length=request.headers.get("content-length"))
-    items = split_events(body, request.headers.get("content-type"))
-    verdicts = validate(res, items)
+    kid = str(key.id)
+    wait = res.event_limiter.check(kid, cost=1.0)  # before reading: a spent key costs nothing
+    if wait > 0:
+        raise RateLimitedError(f"more than {res.event_limiter.per_minute} events a minute "
+                               "with this key", retry_after=wait, code="event_rate_limited")
+    if res.validation_inflight.get(kid, 0) >= _INFLIGHT_PER_KEY:
+        raise RateLimitedError("another request of this key is being validated",
+                               retry_after=1.0, code="too_many_concurrent")
+    res.validation_inflight[kid] = res.validation_inflight.get(kid, 0) + 1
+    try:
+        body = await read_body(request.stream(), limit=res.settings.api.max_body_bytes,
+                               content_length=request.headers.get("content-length"))
+        verdicts = await _split_and_validate(res, kid, body,
+                                             request.headers.get("content-type"))
+    finally:
+        left = res.validation_inflight.get(kid, 1) - 1
+        if left > 0:
+            res.validation_inflight[kid] = left
+        else:
+            res.validation_inflight.pop(kid, None)
     await authorise(res, key, verdicts)
     await publish(res, verdicts)
     _count(verdicts)
-    results = [EventResult(index=i, event_id=v.event_id,
-                           status="accepted" if v.reason is None else "rejected",
-                           reason=v.reason, message=v.message)
-               for i, v in enumerate(verdicts)]
-    accepted = sum(1 for r in results if r.status == "accepted")
-    payload = IngestResponse(accepted=accepted, rejected=len(results) - accepted,
-                             results=results).model_dump(mode="json")
+    # plain dicts (not one pydantic model per event): a request of 5,000 rejected events
+    # must not cost the event loop more than its answer's JSON
+    results = [{"index": i, "event_id": v.event_id,
+                "status": "accepted" if v.reason is None else "rejected",
+                "reason": v.reason, "message": v.message, "count": v.run}
+               for i, v in enumerate(verdicts) if v.run]
+    accepted = sum(1 for v in verdicts if v.reason is None)
+    payload: dict[str, Any] = {"accepted": accepted, "rejected": len(verdicts) - accepted,
+                               "results": results}
     _log_rejections(key, verdicts)
-    if accepted == len(results):
-        return JSONResponse(payload, status_code=200)
+    if accepted == len(verdicts):
+        return _json(payload, 200)
     if accepted == 0 and all(v.reason in _FORBIDDEN for v in verdicts):
         payload.update(error="forbidden", message="no event of this request may be "
                        "published with this key")
-        return JSONResponse(payload, status_code=403)
+        return _json(payload, 403)
     if accepted == 0 and any(v.reason == PUBLISH_FAILED for v in verdicts):
         raise UnavailableError("Kafka did not acknowledge the events; send them again",
                           code="kafka_unavailable", detail=payload["results"])
-    return JSONResponse(payload, status_code=207)
+    return _json(payload, 207)
+
+
+async def _split_and_validate(res: Resources, kid: str, body: bytes,
+                              content_type: str | None) -> list[_Verdict]:
+    """Split and validate in a validation worker process, then charge the key's event
+    budget in full (the route took one event before reading the body)."""
+    try:
+        verdicts, err = await asyncio.get_running_loop().run_in_executor(
+            res.validation, validation.run, body, content_type,
+            res.settings.api.max_events_per_request)
+    except BrokenProcessPool:  # a worker died (killed, out of memory): start new ones
+        log.error("validation workers died; starting new ones")
+        res.restart_validation()
+        raise UnavailableError("event validation is restarting; send the events again",
+                               code="validation_unavailable") from None
+    if err is not None:
+        if err[2] == Reason.TOO_MANY_EVENTS:  # as costly as a full request of junk
+            res.event_limiter.debit(kid, float(REJECTED_WEIGHT
+                                               * res.settings.api.max_events_per_request))
+        validation.raise_error(err)
+    assert verdicts is not None
+    rejected = sum(1 for v in verdicts if v.reason is not None)
+    res.event_limiter.debit(kid, float(len(verdicts) - rejected - 1
+                                       + REJECTED_WEIGHT * rejected))
+    return verdicts
+
+
+def _json(payload: dict[str, Any], status: int) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
 def _log_rejections(key: ApiKey, verdicts: list[_Verdict]) -> None:

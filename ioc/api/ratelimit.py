@@ -64,6 +64,18 @@ class RateLimiter:
             bucket = self._buckets[key] = TokenBucket(self.capacity, self.rate, now)
         return bucket.take(now, cost)
 
+    def debit(self, key: str, cost: float) -> None:
+        """Take ``cost`` tokens whatever is left (the bucket may go below zero): for a
+        cost known only after the work, e.g. the events of a request just validated."""
+        if self.per_minute <= 0 or cost <= 0:
+            return
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(self.capacity, self.rate, now)
+        bucket.take(now, 0.0)  # refill up to now
+        bucket.tokens -= cost
+
     def _evict_full(self, now: float) -> None:
         """Drop buckets that have refilled completely (forgetting them changes nothing)."""
         full = [k for k, b in self._buckets.items()

@@ -34,7 +34,8 @@ EVENTS_DUPLICATE = Counter(
     ["feed"])
 EVENTS_LATE = Counter(
     "ioc_stream_events_late_total",
-    "Events older than the allowed lateness: stored raw, left out of rollups.", ["feed"])
+    "Events that arrived more than the allowed lateness behind their source's progress"
+    " (marked late; stored and counted in rollups all the same).", ["feed"])
 SINK_BATCH_ROWS = Histogram(
     "ioc_sink_batch_rows", "Rows per sink transaction.",
     buckets=(10, 100, 500, 1000, 5000, 10000, 25000, 50000, 100000))
@@ -73,7 +74,16 @@ CONSUMER_LAG = Gauge(
     "ioc_kafka_consumer_lag_messages", "Messages behind the partition's high watermark.",
     ["topic", "partition"])
 WATERMARK = Gauge(
-    "ioc_stream_watermark_seconds", "Event-time watermark of this worker (epoch seconds).")
+    "ioc_stream_watermark_seconds",
+    "Newest event time this worker stored (epoch seconds); progress is per source.")
+EVALUATION_SECONDS = Histogram(
+    "ioc_alert_evaluation_seconds",
+    "Time one evaluation step spends in the evaluator (per batch or tick, no I/O).",
+    buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+             2.5))
+EVALUATION_MINUTES = Counter(
+    "ioc_alert_evaluated_minutes_total",
+    "Minute boundaries evaluated (rule x scope): event-time evaluation work done.")
 
 # Alerts
 ALERT_TRANSITIONS = Counter(

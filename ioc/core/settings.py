@@ -126,7 +126,16 @@ class ApiSettings(_Section):
     port: int = 18080
     max_body_bytes: int = 5 * 1024 * 1024
     rate_limit_per_minute: int = 6000
+    # hostile input (issue 15; docs/api.md "Limits")
+    max_operator_body_bytes: int = 64 * 1024
+    max_events_per_request: int = 5000
+    events_per_minute: int = 600_000
+    global_requests_per_second: int = 2000
+    max_streams_per_key: int = 4
+    max_streams: int = 64
+    validation_threads: int = 2
     key_pepper: SecretStr | None = None  # IOC__API__KEY_PEPPER; mixed into key hashes
+    console_tile_url: str | None = None  # optional map tiles for /console ({z}/{x}/{y})
 
 
 class StreamSettings(_Section):
@@ -156,6 +165,13 @@ class AlertSettings(_Section):
     rules_dir: Path = Path("config/rules")
     renotify_interval_s: int = 900
     escalate_after_s: int = 1800
+    out_of_orderness_s: int = 10
+    """A minute is evaluated once its scope's progress is this far past its end."""
+    idle_grace_s: int = 600
+    """A source silent this long (wall clock) no longer holds its scopes back."""
+    idle_grace_max_s: int = 7200
+    """Upper bound of a source's adaptive idle grace (1.5 x its longest arrival gap)."""
+    max_sources: int = 200_000
     outbox_retry_max_s: int = 300
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None

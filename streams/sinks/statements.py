@@ -1,16 +1,20 @@
 """SQL the TimescaleDB sink runs: staging tables, and one insert-and-roll-up per feed.
 
-Each feed's statement inserts the staged rows with ``ON CONFLICT DO NOTHING`` and adds
-to ``rollup_1m`` only the rows that insert returned, all in one statement inside the
-batch's transaction. A replayed event is a conflict, returns nothing and adds nothing:
-the totals stay exact however often a topic is replayed (docs/architecture.md).
+Each feed's statement claims each staged event's identity ``(source_id, event_id)`` in the
+feed's key table (``ON CONFLICT DO NOTHING``: the first stored wins, whatever its time),
+inserts the rows whose identity it claimed, and adds exactly those rows to ``rollup_1m``,
+late ones included, all in one statement inside the batch's transaction. A replayed or
+re-sent event claims nothing and adds nothing: the totals stay exact however often a
+topic is replayed, and equal a GROUP BY over the raw rows (docs/architecture.md). Every
+hour whose minutes changed is marked in ``rollup_1h_pending`` for maintenance.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Final
 
-from ioc.core.events.record import Feed
+from ioc.core.events.record import Feed, Record
 
 COMMON: Final = ("time", "event_id", "source_id", "department", "commune_code",
                  "province_code")
@@ -71,10 +75,29 @@ def staging_table(feed: Feed) -> str:
     return f"ioc_stage_{feed}"
 
 
+def keys_table(feed: Feed) -> str:
+    """The feed's identity table (migration 0011): one row per (source_id, event_id)."""
+    return f"{TABLES[feed]}_keys"
+
+
 def create_staging(feed: Feed) -> str:
-    """A per-connection temp table shaped like the feed's hypertable, emptied on commit."""
+    """A per-connection temp table shaped like the feed's hypertable, emptied on commit.
+
+    It holds at most one row per identity (:func:`first_of_each` before the COPY), so the
+    join back from the claimed keys finds exactly the row that claimed each one."""
     return (f"CREATE TEMP TABLE IF NOT EXISTS {staging_table(feed)} "
             f"(LIKE {TABLES[feed]} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+
+
+def first_of_each(records: Iterable[Record]) -> Iterator[Record]:
+    """The first record of each identity ``(source_id, event_id)`` in arrival order: later
+    copies in the same batch are duplicates, as they would be in a later batch."""
+    seen: set[tuple[str, str]] = set()
+    for r in records:
+        key = (r.source_id, r.event_id)
+        if key not in seen:
+            seen.add(key)
+            yield r
 
 
 def copy_into_staging(feed: Feed) -> str:
@@ -83,7 +106,7 @@ def copy_into_staging(feed: Feed) -> str:
 
 
 def insert_and_roll_up(feed: Feed) -> str:
-    """Insert staged rows; fold the new, on-time ones into ``rollup_1m``.
+    """Insert staged rows whose identity is new; fold them all into ``rollup_1m``.
 
     Returns one row per window touched (``WINDOW_COLUMNS`` after two counters), or a
     single row of counters with NULL window columns when no window changed.
@@ -91,15 +114,20 @@ def insert_and_roll_up(feed: Feed) -> str:
     cols = ", ".join(COLUMNS[feed])
     window_cols = ", ".join(f"up.{c}" for c in WINDOW_COLUMNS)
     return f"""
-WITH new AS (
-    INSERT INTO {TABLES[feed]} ({cols})
-    SELECT {cols} FROM {staging_table(feed)}
+WITH claimed AS (
+    INSERT INTO {keys_table(feed)} AS k (source_id, event_id, time)
+    SELECT source_id, event_id, time FROM {staging_table(feed)}
     ON CONFLICT DO NOTHING
+    RETURNING k.source_id, k.event_id
+), new AS (
+    INSERT INTO {TABLES[feed]} ({cols})
+    SELECT {", ".join(f"s.{c}" for c in COLUMNS[feed])}
+    FROM {staging_table(feed)} s JOIN claimed c USING (source_id, event_id)
     RETURNING *
 ), points AS (
     SELECT n.time, n.commune_code, n.province_code, m.metric, m.value
     FROM new n CROSS JOIN LATERAL {_METRICS[feed]} AS m (metric, value)
-    WHERE NOT n.late AND m.metric IS NOT NULL AND m.value IS NOT NULL
+    WHERE m.metric IS NOT NULL AND m.value IS NOT NULL
 ), agg AS (
     SELECT time_bucket('1 minute', time) AS bucket, commune_code, metric,
            min(province_code) AS province_code, count(*) AS count, sum(value) AS sum,
@@ -120,6 +148,10 @@ WITH new AS (
         last_at = GREATEST(r.last_at, EXCLUDED.last_at),
         updated_at = clock_timestamp()
     RETURNING r.*
+), hours AS (
+    INSERT INTO rollup_1h_pending (hour)
+    SELECT DISTINCT time_bucket('1 hour', bucket) FROM agg
+    ON CONFLICT DO NOTHING
 ), counts AS (
     SELECT count(*) AS inserted, count(*) FILTER (WHERE late) AS late FROM new
 )

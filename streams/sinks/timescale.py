@@ -116,8 +116,12 @@ class TimescaleSink:
                           records: Sequence[Record], late: Sequence[bool],
                           staged: set[Feed]) -> WriteResult:
         by_feed: dict[Feed, list[tuple[Any, ...]]] = {}
-        for rec, is_late in zip(records, late, strict=True):
-            by_feed.setdefault(rec.feed, []).append(_row(rec.feed, rec, is_late))
+        sent: dict[Feed, int] = {}  # copies of one identity in the batch are duplicates
+        flags = {id(r): f for r, f in zip(records, late, strict=True)}
+        for rec in records:
+            sent[rec.feed] = sent.get(rec.feed, 0) + 1
+        for rec in statements.first_of_each(records):  # one staged row per identity
+            by_feed.setdefault(rec.feed, []).append(_row(rec.feed, rec, flags[id(rec)]))
         result = WriteResult()
         async with conn.cursor() as cur:
             for feed, rows in by_feed.items():
@@ -132,7 +136,7 @@ class TimescaleSink:
                 out = await cur.fetchall()
                 inserted = int(out[0][0]) if out else 0
                 result.inserted[feed] = inserted
-                result.duplicates[feed] = len(rows) - inserted
+                result.duplicates[feed] = sent[feed] - inserted
                 result.late[feed] = int(out[0][1]) if out else 0
                 result.windows.extend(_window(row[2:]) for row in out if row[2] is not None)
         return result

@@ -56,6 +56,7 @@ def test_short_demo_stores_rows_rollups_and_writes_the_report(
         output = proc.stdout + proc.stderr
         assert proc.returncode == 0, output
         assert "report: " in proc.stdout
+        assert "console: http://" in proc.stdout  # the operator console's URL
 
         html = report_dir / "report.html"
         png = report_dir / "map.png"

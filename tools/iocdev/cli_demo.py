@@ -70,6 +70,10 @@ def demo(
     if outcome.report is not None:
         typer.echo(f"report: {outcome.report.html}")
         typer.echo(f"map:    {outcome.report.map_png}")
+    from iocdev.demo.console import console_lines
+
+    for line in console_lines(get_settings(), keep_running=keep_running and not outcome.problems):
+        typer.echo(line)
     if outcome.problems:
         typer.echo("demo FAILED in part(s): " + "; ".join(outcome.problems), err=True)
         raise typer.Exit(1)

@@ -32,7 +32,9 @@ VN_LON_MAX: Final = 117.5
 EVENT_TIME_MIN: Final = 946_684_800.0
 """2000-01-01T00:00:00Z: earlier ``occurred_at`` values are ``timestamp_too_old``."""
 
-# Identifiers are free text (no pattern: a regex per field would halve decode speed).
+# Identifiers are free text (no pattern: a regex per field would halve decode speed);
+# the validator refuses control, bidirectional and zero-width characters in them
+# (``validate.FORBIDDEN_CHARS``, one search per event).
 EventId = Annotated[str, Meta(min_length=1, max_length=128,
                              description="Client-chosen id, unique per source_id.")]
 SourceId = Annotated[str, Meta(min_length=1, max_length=128,
@@ -40,7 +42,9 @@ SourceId = Annotated[str, Meta(min_length=1, max_length=128,
 DepartmentId = Annotated[str, Meta(min_length=1, max_length=64,
                                   description="Publishing department (as registered).")]
 Name = Annotated[str, Meta(min_length=1, max_length=128)]
-CommuneCode = Annotated[str, Meta(pattern=r"^[0-9]{5}$",
+# max_length too: "$" also matches before a final newline, so "00004\n" passed the
+# pattern alone (and stage 1 then refused the code).
+CommuneCode = Annotated[str, Meta(pattern=r"^[0-9]{5}$", min_length=5, max_length=5,
                                  description="Post-2025 commune/ward code (5 digits).")]
 AwareDatetime = Annotated[datetime, Meta(tz=True, description="RFC 3339 with a UTC offset.")]
 Latitude = Annotated[float, Meta(ge=VN_LAT_MIN, le=VN_LAT_MAX, description="WGS84 degrees.")]

@@ -44,6 +44,14 @@ class Reason(StrEnum):
     AMBIGUOUS_LEGACY_CODE = "ambiguous_legacy_code"
     INTERNAL_ERROR = "internal_error"
     STORAGE_REJECTED = "storage_rejected"
+    # hostile input (issue 15)
+    TOMBSTONE = "tombstone"
+    MISSING_KEY = "missing_key"
+    TOO_MANY_EVENTS = "too_many_events"
+    REJECTED_RUN = "rejected_run"
+    TOO_DEEPLY_NESTED = "too_deeply_nested"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    FORBIDDEN_CHARACTER = "forbidden_character"
 
 
 DESCRIPTIONS: dict[Reason, str] = {
@@ -77,9 +85,20 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.AMBIGUOUS_LEGACY_CODE: ("A pre-2025 commune_code that was split between several"
                                    " current communes: send the current code or a location."),
     Reason.INTERNAL_ERROR: ("The IOC failed to process the message (a bug on our side, not"
-                            " yours): the whole message is kept; the operators are told."),
+                            " yours): the whole message is kept (the validator's own failure"
+                            " costs only that element); the operators are told."),
     Reason.STORAGE_REJECTED: ("The database refused the event after it passed validation (the"
                               " value is the enriched record; the headers name the message)."),
+    Reason.TOMBSTONE: "The Kafka message has no value (a tombstone); nothing to validate.",
+    Reason.MISSING_KEY: "The Kafka message has no key; the key must be the source_id.",
+    Reason.TOO_MANY_EVENTS: "A batch holds more events than the per-message cap.",
+    Reason.REJECTED_RUN: "A long run of consecutive rejected elements, dead-lettered as one "
+                         "(the message gives the count and the reasons).",
+    Reason.TOO_DEEPLY_NESTED: "JSON nested deeper than any event can be.",
+    Reason.TIMESTAMP_OUT_OF_RANGE: "A timestamp cannot be converted to UTC (e.g. year 9999 "
+                                   "with a negative offset).",
+    Reason.FORBIDDEN_CHARACTER: "An identifier holds a control, bidirectional or zero-width "
+                                "character (or NUL).",
 }
 
 NOT_FROM_THE_VALIDATOR: frozenset[Reason] = frozenset({

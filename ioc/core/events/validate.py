@@ -6,8 +6,16 @@ Contract of :meth:`Validator.validate`:
   objects (a batch). Every element is validated on its own; a bad element never takes
   its neighbours down, not even one that is not JSON (the array is split by a small
   scanner when it does not parse as a whole).
-* It never raises for any input bytes; every problem becomes a :class:`Rejection` with a
-  stable reason code from :class:`ioc.core.events.reasons.Reason`.
+* It never raises for any input bytes (nor for a tombstone, ``None``); every problem
+  becomes a :class:`Rejection` with a stable reason code from
+  :class:`ioc.core.events.reasons.Reason`. A bug in a check is caught per element and
+  reported as ``internal_error`` for that element alone.
+* Every element of a batch ends up in exactly one place: a ``Record`` or a
+  ``Rejection`` (whose ``index``/``count`` say which elements it covers). A batch that
+  does not parse is cut by :func:`split_array` into pieces that partition its bytes;
+  a malformed run becomes one piece. Amplification is bounded: more than
+  ``max_events`` elements is one ``too_many_events`` rejection, and a run of more than
+  :data:`RUN_COLLAPSE` consecutive rejected elements is one rejection with a count.
 * Accepted events become :class:`ioc.core.events.record.Record` with canonical units,
   ``occurred_at`` in UTC, ``received_at=now``, and ``commune_code`` as sent (geo
   ``"code"``) or ``"unassigned"`` for the geo join to fill.
@@ -21,8 +29,10 @@ Contract of :meth:`Validator.validate`:
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Container, Iterable
 from datetime import UTC, datetime
@@ -50,6 +60,21 @@ from ioc.core.events.record import FEEDS, UNASSIGNED, Record
 RAW_KEEP_OVERSIZE: Final = 65_536
 """Bytes of an oversize message kept in its rejection (the rest would not fit a topic)."""
 
+MAX_EVENTS_PER_MESSAGE: Final = 5_000
+"""Default cap on the elements of one batch message (``too_many_events`` above it)."""
+
+RUN_COLLAPSE: Final = 10
+"""A run of more consecutive rejected elements than this becomes one rejection."""
+
+_RESYNC_TRIES: Final = 64
+"""Candidate restart points tried inside one malformed piece of a batch."""
+
+FORBIDDEN_CHARS: Final = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u206f\ufeff\ufff9-\ufffb]")
+"""C0/C1 controls (NUL included), soft hyphen, bidirectional controls and zero-width
+characters: refused in identifiers (they reach databases, labels and terminals)."""
+
 
 class Rejection(msgspec.Struct):
     """Why one event (``index`` in its batch) or one whole message (``index=None``) failed.
@@ -65,6 +90,8 @@ class Rejection(msgspec.Struct):
     index: int | None
     source_id: str | None = None
     event_id: str | None = None
+    count: int = 1
+    """How many consecutive elements (from ``index``) this rejection covers."""
 
 
 KnownCommune = Callable[[str], bool] | Container[str]
@@ -75,7 +102,7 @@ _RAW_LIST_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
 _ANY_DECODER = msgspec.json.Decoder()
 _IDS_DECODER = msgspec.json.Decoder()
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError,
-                  RecursionError)
+                  RecursionError, OverflowError, ValueError)
 
 _Problem = tuple[str, str]
 _EVENT_TIME_MIN_DT: Final = datetime.fromtimestamp(EVENT_TIME_MIN, UTC)
@@ -111,11 +138,13 @@ class Validator:
         max_future_skew_s: float,
         known_commune: KnownCommune | None = None,
         dedupe_capacity: int = 1_000_000,
+        max_events: int = MAX_EVENTS_PER_MESSAGE,
     ) -> None:
         """``known_commune``: a predicate or a set of current commune codes; ``None``
         checks only the code's format. ``dedupe_capacity=0`` disables duplicate checks
         (e.g. in the HTTP gateway, whose events stage 1 checks again)."""
         self.max_message_bytes = max_message_bytes
+        self.max_events = max(1, max_events)
         self.max_future_skew_s = float(max_future_skew_s)
         if known_commune is None or callable(known_commune):
             self._known: Callable[[str], bool] | None = known_commune
@@ -129,20 +158,43 @@ class Validator:
 
     # ------------------------------------------------------------------ public API
     def validate(
-        self, value: bytes, *, now: float | None = None, expected_feed: str | None = None,
-        redelivered: bool = False,
+        self, value: bytes | None, *, now: float | None = None,
+        expected_feed: str | None = None, redelivered: bool = False,
+        key: bytes | None = None, check_key: bool = False,
     ) -> tuple[list[Record], list[Rejection]]:
         """Decode and check one message value (an object or an array of objects).
 
         ``redelivered``: Kafka hands this same message (same partition and offset) out
         again after a rebalance or a retry; its events were recorded as seen the first
         time and must not now be rejected as duplicates of themselves.
+        ``check_key``: the message's Kafka ``key`` must be present (the source_id);
+        a message without one is rejected whole (``missing_key``). ``value=None`` is a
+        Kafka tombstone (``tombstone``); its rejection's ``raw`` describes it.
         """
+        if value is None:
+            return [], [Rejection(Reason.TOMBSTONE, "the message has no value (a tombstone)",
+                                  _tombstone_raw(key), None)]
+        if check_key and not key:
+            return [], [Rejection(Reason.MISSING_KEY, "the message has no key; use the "
+                                  "events' source_id as the key",
+                                  bytes(value[:RAW_KEEP_OVERSIZE]), None)]
         self._redelivered = redelivered
         try:
-            return self._validate(value, now, expected_feed)
+            records, rejections = self._validate(value, now, expected_feed)
+        except Exception as exc:  # a bug in a check: never raise, never lose an element
+            records, rejections = self._guarded_slow(value, now, expected_feed, exc)
         finally:
             self._redelivered = False
+        return records, collapse_runs(rejections)
+
+    def _guarded_slow(self, value: bytes, now: float | None, expected_feed: str | None,
+                      exc: Exception) -> tuple[list[Record], list[Rejection]]:
+        try:
+            return self._slow(value, time.time() if now is None else now, expected_feed)
+        except Exception as again:
+            return [], [Rejection(Reason.INTERNAL_ERROR,
+                                  f"validator failed: {type(again).__name__}",
+                                  bytes(value[:RAW_KEEP_OVERSIZE]), None)]
 
     def _validate(self, value: bytes, now: float | None, expected_feed: str | None
                   ) -> tuple[list[Record], list[Rejection]]:
@@ -164,6 +216,8 @@ class Validator:
                 rejections.append(Rejection(Reason.EMPTY_BATCH, "the batch array is empty",
                                             value, None))
                 return records, rejections
+            if len(decoded) > self.max_events:
+                return records, [self._too_many(value, len(decoded))]
             raws: list[msgspec.Raw] | None = None
             limits = self._limits(now)
             accept = self._accept
@@ -199,7 +253,14 @@ class Validator:
         rejections: list[Rejection] = []
         for i, raw in enumerate(items):
             self._one(bytes(raw), i, now, expected_feed, records, rejections)
-        return records, rejections
+        return records, collapse_runs(rejections)
+
+    def _too_many(self, value: bytes, n: int | None) -> Rejection:
+        many = f"{n}" if n is not None else f"more than {self.max_events}"
+        return Rejection(Reason.TOO_MANY_EVENTS,
+                         f"the batch holds {many} elements; at most {self.max_events} a "
+                         "message", bytes(value), None,
+                         count=n if n is not None else self.max_events + 1)
 
     def forget(self) -> None:
         """Drop the duplicate-detection memory (e.g. after a partition reassignment)."""
@@ -222,7 +283,14 @@ class Validator:
                     f"a {FEED_OF[cls]} event on the {expected_feed} topic")
         if limits is None:
             limits = self._limits(now)
-        occurred = env.occurred_at.astimezone(UTC)
+        if FORBIDDEN_CHARS.search(env.event_id + env.source_id + env.department):
+            return _forbidden_chars(("event_id", env.event_id), ("source_id", env.source_id),
+                                    ("department", env.department))
+        try:
+            occurred = env.occurred_at.astimezone(UTC)
+        except (OverflowError, ValueError):
+            return (Reason.TIMESTAMP_OUT_OF_RANGE,
+                    f"occurred_at {env.occurred_at.isoformat()} cannot be expressed in UTC")
         if occurred > limits[0]:
             ahead = occurred.timestamp() - now
             return (Reason.TIMESTAMP_IN_FUTURE,
@@ -254,6 +322,8 @@ class Validator:
                 return (problem, f"unit {sb.unit!r} is not accepted for {metric}; use one "
                         f"of {units.accepted_units(metric)}")
             canonical, conv, lo, hi = hit
+            if FORBIDDEN_CHARS.search(sb.unit):
+                return _forbidden_chars(("body.unit", sb.unit))
             value = sb.value if conv is None else conv(sb.value)
             if not lo <= value <= hi:
                 return (Reason.OUT_OF_RANGE,
@@ -267,6 +337,8 @@ class Validator:
                 metric=metric, value=value, unit=canonical)
         if cls is TrafficEnvelopeV1:
             tb: TrafficBodyV1 = env.body  # type: ignore[assignment]
+            if FORBIDDEN_CHARS.search(tb.segment_id):
+                return _forbidden_chars(("body.segment_id", tb.segment_id))
             if self._capacity and not self._fresh(env.source_id, env.event_id):
                 return _duplicate(env)
             return Record(
@@ -286,6 +358,16 @@ class Validator:
             return Reason.MISSING_FIELD, "paid_online is required when status is paid"
         if vb.paid_online and not vb.fee_bearing:
             return Reason.INCONSISTENT_EVENT, "paid_online is true but fee_bearing is false"
+        if FORBIDDEN_CHARS.search(vb.dossier_id + vb.procedure_code + vb.agency):
+            return _forbidden_chars(("body.dossier_id", vb.dossier_id),
+                                    ("body.procedure_code", vb.procedure_code),
+                                    ("body.agency", vb.agency))
+        try:
+            due_at = vb.due_at.astimezone(UTC)
+            resolved_utc = resolved_at.astimezone(UTC) if resolved_at is not None else None
+        except (OverflowError, ValueError):
+            return (Reason.TIMESTAMP_OUT_OF_RANGE,
+                    "body.due_at or body.resolved_at cannot be expressed in UTC")
         if self._capacity and not self._fresh(env.source_id, env.event_id):
             return _duplicate(env)
         return Record(
@@ -293,8 +375,7 @@ class Validator:
             feed="service", occurred_at=occurred, received_at=now,
             lat=lat, lon=lon, commune_code=code, geo=geo,  # type: ignore[arg-type]
             dossier_id=vb.dossier_id, procedure_code=vb.procedure_code, agency=vb.agency,
-            channel=vb.channel, status=status, due_at=vb.due_at.astimezone(UTC),
-            resolved_at=resolved_at.astimezone(UTC) if resolved_at is not None else None,
+            channel=vb.channel, status=status, due_at=due_at, resolved_at=resolved_utc,
             fee_bearing=vb.fee_bearing, paid_online=vb.paid_online, digitised=vb.digitised)
 
     def _limits(self, now: float) -> tuple[datetime, datetime]:
@@ -328,10 +409,12 @@ class Validator:
             self._one(value, None, now, expected_feed, records, rejections)
             return records, rejections
         items: list[bytes] | None
+        exact = True
         try:
             items = [bytes(r) for r in _RAW_LIST_DECODER.decode(value)]
         except _DECODE_ERRORS:
-            items = split_array(value)
+            items = split_array(value, max_items=self.max_events)
+            exact = False
         if items is None:
             reason, message = _unparseable(value)
             rejections.append(Rejection(reason, message, value, None))
@@ -340,6 +423,9 @@ class Validator:
             rejections.append(Rejection(Reason.EMPTY_BATCH, "the batch array is empty",
                                         value, None))
             return records, rejections
+        if len(items) > self.max_events:
+            rejections.append(self._too_many(value, len(items) if exact else None))
+            return records, rejections
         for i, raw in enumerate(items):
             self._one(raw, i, now, expected_feed, records, rejections)
         return records, rejections
@@ -347,9 +433,18 @@ class Validator:
     def _one(self, raw: bytes, index: int | None, now: float, expected_feed: str | None,
              records: list[Record], rejections: list[Rejection]) -> None:
         try:
+            self._one_unguarded(raw, index, now, expected_feed, records, rejections)
+        except Exception as exc:  # a bug in a check costs this element only
+            rejections.append(Rejection(Reason.INTERNAL_ERROR,
+                                        f"validator failed: {type(exc).__name__}", raw, index))
+
+    def _one_unguarded(self, raw: bytes, index: int | None, now: float,
+                       expected_feed: str | None, records: list[Record],
+                       rejections: list[Rejection]) -> None:
+        try:
             env = _ONE_DECODER.decode(raw)
         except _DECODE_ERRORS as exc:
-            reason, message = diagnose(raw, expected_feed, fallback=str(exc))
+            reason, message = diagnose(raw, expected_feed, fallback=str(exc)[:200])
             sid, eid = _ids(raw)
             rejections.append(Rejection(reason, message, raw, index, sid, eid))
             return
@@ -360,6 +455,66 @@ class Validator:
             reason, message = out  # type: ignore[misc]
             rejections.append(Rejection(reason, message, raw, index, env.source_id,
                                         env.event_id))
+
+
+def _forbidden_chars(*fields: tuple[str, str]) -> _Problem:
+    for name, text in fields:
+        found = FORBIDDEN_CHARS.search(text)
+        if found is not None:
+            return (Reason.FORBIDDEN_CHARACTER,
+                    f"{name} holds the character U+{ord(found.group()):04X} (control, "
+                    "bidirectional or zero-width characters are not allowed)")
+    return Reason.FORBIDDEN_CHARACTER, "an identifier holds a forbidden character"
+
+
+def _tombstone_raw(key: bytes | None) -> bytes:
+    """What a tombstone's dead letter holds: a note naming its key (never null)."""
+    return msgspec.json.encode({
+        "tombstone": True,
+        "key": None if key is None else key.decode("utf-8", "replace")[:256],
+        "key_b64": None if key is None else base64.b64encode(key[:1024]).decode()})
+
+
+def collapse_runs(rejections: list[Rejection], limit: int = RUN_COLLAPSE) -> list[Rejection]:
+    """Runs of more than ``limit`` consecutive rejected batch elements become one rejection
+    (raw: the elements' bytes joined by commas, ``count``: how many); others stay."""
+    if len(rejections) <= limit:
+        return rejections
+    out: list[Rejection] = []
+    run: list[Rejection] = []
+
+    def flush() -> None:
+        if len(run) > limit:
+            out.append(_merge(run))
+        else:
+            out.extend(run)
+        run.clear()
+
+    for rej in rejections:
+        if rej.index is None:
+            flush()
+            out.append(rej)
+            continue
+        if run:
+            last = run[-1]
+            if last.index is None or rej.index != last.index + last.count:
+                flush()
+        run.append(rej)
+    flush()
+    return out
+
+
+def _merge(run: list[Rejection]) -> Rejection:
+    tally: dict[str, int] = {}
+    for r in run:
+        tally[str(r.reason)] = tally.get(str(r.reason), 0) + r.count
+    count = sum(r.count for r in run)
+    first = run[0].index or 0
+    reasons = ", ".join(f"{k} x{v}" for k, v in sorted(tally.items(), key=lambda kv: -kv[1]))
+    reason = next(iter(tally)) if len(tally) == 1 else Reason.REJECTED_RUN
+    return Rejection(reason, f"{count} consecutive elements (index {first}.."
+                     f"{first + count - 1}) rejected: {reasons}",
+                     b",".join(r.raw for r in run), first, count=count)
 
 
 def _duplicate(env: EnvelopeV1) -> _Problem:
@@ -380,55 +535,109 @@ def _ids(raw: bytes) -> tuple[str | None, str | None]:
 
 
 # ---------------------------------------------------------------------- batch splitting
-_WS = frozenset(b" \t\r\n")
+_WS = b" \t\r\n"
+_SPECIAL = re.compile(rb'["\\\[\]{},]')
+_RESTART = re.compile(rb",[ \t\r\n]*\{")
 
 
-def split_array(value: bytes) -> list[bytes] | None:
+def split_array(value: bytes, max_items: int | None = None) -> list[bytes] | None:
     """Split a JSON array that does not parse as a whole into its elements' bytes.
 
-    A scanner aware of strings and nesting depth; each element is left for the
-    element-level diagnosis. Returns ``None`` if ``value`` is not an array at all.
-    Unbalanced brackets inside an element can merge it with the elements after it.
-    An unterminated array yields the elements seen so far plus the unterminated tail.
+    Returns ``None`` if ``value`` is not an array at all. The pieces (stripped of
+    surrounding whitespace) partition the bytes between the opening ``[`` and the final
+    ``]`` (absent when the array is unterminated): each byte there is in exactly one
+    piece or is a separating comma, so no element can be lost. A comma separates only
+    at nesting depth 0 outside strings; a stray ``}`` or ``]`` at depth 0 stays inside
+    its piece (which then fails on its own). When a piece does not parse (an unclosed
+    bracket or string swallows what follows), it is cut again at the first ``,{`` after
+    which an object parses, so a malformed run becomes one piece and the valid elements
+    after it are found again. With ``max_items``, splitting stops after
+    ``max_items + 1`` pieces (the caller rejects the message as too large a batch).
     """
-    n = len(value)
-    i = 0
-    while i < n and value[i] in _WS:
-        i += 1
-    if i >= n or value[i] != 0x5B:  # '['
+    start = len(value) - len(value.lstrip(_WS))
+    if start >= len(value) or value[start] != 0x5B:  # '['
         return None
-    i += 1
-    items: list[bytes] = []
+    body_end = len(value.rstrip(_WS))
+    if body_end - 1 > start and value[body_end - 1] == 0x5D:  # ']' closes the array
+        body_end -= 1
+    body = value[start + 1:body_end]
+    if not body.strip(_WS):
+        return []
+    limit = None if max_items is None else max_items + 1
+    pieces = _scan(body, limit)
+    out: list[bytes] = []
+    for piece in pieces:
+        out.extend(_resync(piece, limit))
+        if limit is not None and len(out) >= limit:
+            return out[:limit]
+    return out
+
+
+def _scan(body: bytes, limit: int | None) -> list[bytes]:
+    """Cut ``body`` at the commas of depth 0 outside strings (depth never below 0)."""
+    pieces: list[bytes] = []
     depth = 0
     in_str = False
-    esc = False
-    start = i
-    while i < n:
-        c = value[i]
+    skip = -1
+    start = 0
+    for m in _SPECIAL.finditer(body):
+        pos = m.start()
+        if pos < skip:
+            continue
+        c = body[pos]
         if in_str:
-            if esc:
-                esc = False
-            elif c == 0x5C:  # backslash
-                esc = True
+            if c == 0x5C:  # backslash: the next byte is escaped
+                skip = pos + 2
             elif c == 0x22:
                 in_str = False
         elif c == 0x22:
             in_str = True
-        elif c in (0x5B, 0x7B):
+        elif c == 0x5B or c == 0x7B:
             depth += 1
-        elif c in (0x5D, 0x7D):
-            if depth == 0:
-                piece = value[start:i].strip()
-                if piece or items:
-                    items.append(piece)
-                return items
-            depth -= 1
+        elif c == 0x5D or c == 0x7D:
+            if depth:
+                depth -= 1
         elif c == 0x2C and depth == 0:
-            items.append(value[start:i].strip())
-            start = i + 1
-        i += 1
-    items.append(value[start:].strip())
-    return items
+            pieces.append(body[start:pos].strip(_WS))
+            start = pos + 1
+            if limit is not None and len(pieces) >= limit:
+                return pieces
+    pieces.append(body[start:].strip(_WS))
+    return pieces
+
+
+def _parses_as_object(piece: bytes) -> bool:
+    try:
+        return isinstance(_ANY_DECODER.decode(piece), dict)
+    except _DECODE_ERRORS:
+        return False
+
+
+def _resync(piece: bytes, limit: int | None) -> list[bytes]:
+    """``piece`` alone when it parses (or cannot be cut), else a malformed prefix and the
+    pieces after the first restart point ``,{`` whose first element parses (each of
+    those checked the same way)."""
+    out: list[bytes] = []
+    todo = [piece]
+    while todo:
+        p = todo.pop()
+        cut = None
+        if _RESTART.search(p) is not None and not _parses_as_object(p):
+            for tries, m in enumerate(_RESTART.finditer(p)):
+                if tries >= _RESYNC_TRIES:
+                    break
+                if _parses_as_object(_scan(p[m.start() + 1:], 1)[0]):
+                    cut = m.start()
+                    break
+        if cut is None:
+            out.append(p)
+        else:
+            out.append(p[:cut].strip(_WS))
+            todo.extend(reversed(_scan(p[cut + 1:], limit)))
+        if limit is not None and len(out) + len(todo) >= limit:
+            out.extend(reversed(todo))
+            return out
+    return out
 
 
 # ---------------------------------------------------------------------- diagnosis
@@ -451,12 +660,18 @@ def _unparseable(raw: bytes) -> _Problem:
 
     try:
         json.loads(raw, parse_constant=constant, parse_float=parse_float, parse_int=parse_int)
-    except (ValueError, RecursionError) as exc:
-        return Reason.NOT_JSON, f"not valid JSON: {exc}"
+    except RecursionError:
+        return _too_deep()
+    except ValueError as exc:
+        return Reason.NOT_JSON, f"not valid JSON: {str(exc)[:200]}"
     if found:
         return (Reason.NON_FINITE_NUMBER,
                 f"{found[0]} is not a finite JSON number (NaN/Infinity are not JSON)")
     return Reason.NOT_JSON, "not valid JSON (refused by the strict parser)"
+
+
+def _too_deep() -> _Problem:
+    return Reason.TOO_DEEPLY_NESTED, "the JSON is nested too deeply to be an event"
 
 
 def diagnose(raw: bytes, expected_feed: str | None = None, *, fallback: str = ""
@@ -469,6 +684,8 @@ def diagnose(raw: bytes, expected_feed: str | None = None, *, fallback: str = ""
     """
     try:
         obj = _ANY_DECODER.decode(raw)
+    except RecursionError:
+        return _too_deep()
     except _DECODE_ERRORS:
         return _unparseable(raw)
     if not isinstance(obj, dict):

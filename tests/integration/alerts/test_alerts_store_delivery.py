@@ -84,8 +84,11 @@ def feed(ev: Evaluator, values: list[float], start: int = 0) -> list[Any]:
     out: list[Any] = []
     for i, v in enumerate(values, start):
         at = T0 + timedelta(minutes=i)
-        ev.observe([WindowPoint("00004", "01", "pm25", at, 1, v, v, v, v)])
-        out.extend(ev.evaluate(at))
+        # minute i is complete: evaluate it, as `ioc rules test` does, and commit
+        plan = ev.evaluate([WindowPoint("00004", "01", "pm25", at, 1, v, v, v, v)],
+                           wall_now=at, complete_until=at + timedelta(minutes=1))
+        ev.commit(plan)
+        out.extend(plan.transitions)
     return out
 
 
@@ -253,7 +256,10 @@ async def test_receiver_down_then_up_gets_each_transition_once_and_restart_sends
         for i, v in enumerate([80.0] * 4 + [10.0] + [90.0] * 4):
             at = T0 + timedelta(minutes=i)
             restarted.observe([WindowPoint("00004", "01", "pm25", at, 1, v, v, v, v)])
-        again = restarted.evaluate(T0 + timedelta(minutes=8))
+        plan = restarted.evaluate(wall_now=T0 + timedelta(minutes=9),
+                                  complete_until=T0 + timedelta(minutes=9))
+        restarted.commit(plan)
+        again = plan.transitions
         assert again == []  # already firing: no second "firing"
         result = await store.persist(conn, again, receivers=["webhook"])
         assert result.notifications == 0

@@ -185,4 +185,4 @@ async def test_stream_sends_new_transitions(api_db: ApiDb) -> None:
         data = orjson.loads(got["data"])
         assert (data["fingerprint"], data["to_state"], data["severity"]) == (
             fp, "firing", "critical")
-        assert got["id"] == data["recorded_at"]
+        assert got["id"] == f"{data['recorded_at']}|{fp}|{data['seq']}"

@@ -89,8 +89,17 @@ def test_alert_fires_is_delivered_survives_sigkill_and_resolves(
     count = f"SELECT count(*) {where}"
     t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=4)
 
+    # A minute is evaluated once the source has reported past its end (docs/alerts.md,
+    # "Time"): each step below ends with a reading 30 s into the next minute.
+    def closing(minute: int, value: float) -> list[dict[str, Any]]:
+        return [envelope("sensor", f"{tag}-close-{minute}", "aq-e2e",
+                         t0 + timedelta(minutes=minute, seconds=30),
+                         {"metric": "pm25", "value": value, "unit": "ug/m3"},
+                         commune_code=COMMUNE)]
+
     worker = pipe.start_worker(extra_env=env)
-    pipe.produce("sensor", batches(readings(t0, [150.0, 170.0, 160.0], tag), 10))
+    pipe.produce("sensor", batches(readings(t0, [150.0, 170.0, 160.0], tag)
+                                   + closing(1, 150.0), 10))
     pipe.wait_for(count, 1)
     assert [r[0] for r in pipe.query(transitions)] == ["firing"]
     firing = wait(lambda: am_alerts(pipe.settings, tag))
@@ -103,9 +112,9 @@ def test_alert_fires_is_delivered_survives_sigkill_and_resolves(
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     pipe.start_worker(extra_env=env)
-    pipe.produce("sensor", batches(readings(t0 + timedelta(minutes=1), [180.0, 190.0], tag),
-                                   10))
-    pipe.wait_for("SELECT count(*) FROM sensor_readings", 5)
+    pipe.produce("sensor", batches(readings(t0 + timedelta(minutes=1), [180.0, 190.0], tag)
+                                   + closing(2, 185.0), 10))
+    pipe.wait_for("SELECT count(*) FROM sensor_readings", 7)
     time.sleep(3)
     assert [r[0] for r in pipe.query(transitions)] == ["firing"]
     deliveries = pipe.query("SELECT count(*) FROM alert_outbox WHERE receiver = 'alertmanager'"
@@ -113,7 +122,8 @@ def test_alert_fires_is_delivered_survives_sigkill_and_resolves(
     assert deliveries == 1
 
     # Back under the clear threshold: resolved, and Alertmanager is told (endsAt).
-    pipe.produce("sensor", batches(readings(t0 + timedelta(minutes=2), [20.0, 25.0], tag), 10))
+    pipe.produce("sensor", batches(readings(t0 + timedelta(minutes=3), [20.0, 25.0], tag)
+                                   + closing(4, 22.0), 10))
     pipe.wait_for(count, 2)
     assert [r[0] for r in pipe.query(transitions)] == ["firing", "resolved"]
     wait(lambda: not am_alerts(pipe.settings, tag), timeout=60)

@@ -74,9 +74,13 @@ def produce_run(pipe: Pipeline) -> None:
         envelope("sensor", f"v{i}", "aq-reg", t0 + timedelta(seconds=i),
                  {"metric": "pm25", "value": 150.0, "unit": "ug/m3"}, commune_code="00004")
         for i in range(20)]
+    # a reading 30 s into the next minute closes minute t0: it is evaluated (event time)
+    events.append(envelope("sensor", "v-close", "aq-reg", t0 + timedelta(seconds=90),
+                           {"metric": "pm25", "value": 150.0, "unit": "ug/m3"},
+                           commune_code="00004"))
     pipe.produce("sensor", [(b"aq-reg", json.dumps(events).encode()),
                             (b"bad", b"{not json")])
-    pipe.wait_for("SELECT count(*) FROM sensor_readings", 20)
+    pipe.wait_for("SELECT count(*) FROM sensor_readings", 21)
     late = envelope("sensor", "late-1", "aq-reg", t0 - timedelta(minutes=30),
                     {"metric": "pm25", "value": 10.0, "unit": "ug/m3"}, commune_code="00004")
     pipe.produce("sensor", [(b"aq-reg", json.dumps([late]).encode())])

@@ -108,7 +108,7 @@ def test_two_workers_in_one_group_give_identical_rollups(pipe: Pipeline) -> None
     assert rollups(pipe) == expected_rollups(events)
 
 
-def test_late_events_land_in_their_window_or_are_counted_late(pipe: Pipeline) -> None:
+def test_late_events_are_marked_late_and_still_counted_in_their_window(pipe: Pipeline) -> None:
     code, _, _ = communes(1)[0]
     body = lambda v: {"metric": "pm25", "value": v, "unit": "ug/m3"}  # noqa: E731
     first = [envelope("sensor", "a1", "s1", T0 + timedelta(seconds=5), body(10.0),
@@ -122,12 +122,12 @@ def test_late_events_land_in_their_window_or_are_counted_late(pipe: Pipeline) ->
     late = [envelope("sensor", "b1", "s1", T0 + timedelta(minutes=6, seconds=30), body(30.0),
                      commune_code=code),  # within lateness: corrects its window
             envelope("sensor", "b2", "s1", T0 + timedelta(minutes=1), body(40.0),
-                     commune_code=code)]  # too late: stored raw, not rolled up
+                     commune_code=code)]  # beyond the lateness: marked late, counted all the same
     pipe.produce("sensor", batches(late, 10))
     pipe.wait_for("SELECT count(*) FROM sensor_readings", 4)
     rows = pipe.query("SELECT bucket, count, sum FROM rollup_1m ORDER BY bucket")
-    assert rows == [(T0, 1, 10.0), (T0 + timedelta(minutes=6), 1, 30.0),
-                    (T0 + timedelta(minutes=10), 1, 20.0)]
+    assert rows == [(T0, 1, 10.0), (T0 + timedelta(minutes=1), 1, 40.0),
+                    (T0 + timedelta(minutes=6), 1, 30.0), (T0 + timedelta(minutes=10), 1, 20.0)]
     assert pipe.query("SELECT event_id FROM sensor_readings WHERE late") == [("b2",)]
 
 

@@ -45,7 +45,8 @@ EVENTS = [Record(event_id=f"p{m}-{i}", source_id=f"aq-{i % 2}", department="stnm
                  received_at=T0.timestamp(), commune_code="00004", province_code="01",
                  geo="code", metric="pm25", value=v, unit="ug/m3")
           for m, v in enumerate(VALUES) for i in range(6)]
-TABLES = "sensor_readings, rollup_1m, sources, alerts, alert_transitions, alert_outbox"
+TABLES = ("sensor_readings, sensor_readings_keys, rollup_1m, rollup_1h_pending, sources, alerts,"
+          " alert_transitions, alert_outbox")
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +62,10 @@ def db(stack: Settings, pg_conninfo: str, tmp_path_factory: pytest.TempPathFacto
             conn.execute("GRANT ALL ON fault_plan, fault_attempts TO PUBLIC")
             conn.execute("""
                 CREATE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql AS $$
+                DECLARE
+                  draw bigint := nextval('fault_attempts');  -- once per firing, not per row
                 BEGIN
-                  IF EXISTS (SELECT 1 FROM fault_plan
-                             WHERE attempt = nextval('fault_attempts')) THEN
+                  IF EXISTS (SELECT 1 FROM fault_plan WHERE attempt = draw) THEN
                     RAISE EXCEPTION 'injected fault' USING ERRCODE = 'admin_shutdown';
                   END IF;
                   RETURN NULL;

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from alerts.evaluator import Evaluator
 from alerts.model import CommuneInfo, Transition, WindowPoint
+from alerts.progress import Sighting
 from alerts.ruleload import load_rules
 from alerts.rules import RuleSet
 
@@ -44,9 +45,22 @@ def run(ev: Evaluator, series: dict[tuple[str, str], list[float | None]], minute
     for n in range(start, start + minutes):
         points = [point(c, m, n, vals[n]) for (c, m), vals in series.items()
                   if n < len(vals) and vals[n] is not None]
-        ev.observe(points)
-        out.extend((n, t) for t in ev.evaluate(minute(n)))
+        out.extend((n, t) for t in tick(ev, n, points))
     return out
+
+
+def tick(ev: Evaluator, n: int, points: list[WindowPoint] | None = None,
+         sightings: list[Sighting] | None = None) -> list[Transition]:
+    """Minute ``n`` is complete: evaluate it (as ``ioc rules test`` does) and commit."""
+    plan = ev.evaluate(points or [], sightings or [], wall_now=minute(n),
+                       complete_until=minute(n + 1))
+    ev.commit(plan)
+    return plan.transitions
+
+
+def seen(source: str, feed: str, department: str, commune: str, n: int) -> Sighting:
+    province = COMMUNES[commune].province_code if commune in COMMUNES else "00"
+    return Sighting(source, feed, department, commune, province, minute(n), minute(n))
 
 
 def states(pairs: list[tuple[int, Transition]]) -> list[tuple[int, str, str]]:

@@ -8,7 +8,16 @@ from pathlib import Path
 from alerts import lifecycle
 from alerts.evaluator import Evaluator
 from alerts.model import fingerprint
-from tests.unit.alerts.alerts_helpers import COMMUNES, minute, point, rules_from, run, states
+from tests.unit.alerts.alerts_helpers import (
+    COMMUNES,
+    minute,
+    point,
+    rules_from,
+    run,
+    seen,
+    states,
+    tick,
+)
 
 PM25 = """
 groups:
@@ -139,10 +148,11 @@ def test_late_event_corrects_an_old_minute(tmp_path: Path) -> None:
                                                                          "window: 10m"))
     ev = Evaluator(rules, COMMUNES)
     run(ev, {("00004", "pm25"): [50.0] * 5}, 5)
-    assert ev.evaluate(minute(5)) == []
-    ev.observe([point("00004", "pm25", 2, 200.0)])  # a late correction of minute 2
-    (t,) = ev.evaluate(minute(5))
-    assert t.to_state == "pending" and t.value == 80.0
+    assert tick(ev, 5) == []
+    # A late correction of minute 2 does not re-open minutes already evaluated, but the
+    # next boundaries' windows (10 minutes) hold it.
+    (t,) = tick(ev, 6, [point("00004", "pm25", 2, 200.0)])
+    assert t.to_state == "pending" and t.value == 80.0 and t.at == minute(7)
 
 
 def test_rate_of_change(tmp_path: Path) -> None:
@@ -192,9 +202,8 @@ def test_kpi_rule_on_time_share(tmp_path: Path) -> None:
     """
     ev = Evaluator(rules_from(tmp_path, body), COMMUNES)
     for n in range(30):
-        ev.observe([point("00004", "service.resolved", n, 1.0, count=4),
-                    point("00004", "service.resolved.on_time", n, 1.0, count=3)])
-        got = ev.evaluate(minute(n))
+        got = tick(ev, n, [point("00004", "service.resolved", n, 1.0, count=4),
+                           point("00004", "service.resolved.on_time", n, 1.0, count=3)])
         if n < 2:  # fewer than 10 dossiers: no verdict
             assert got == []
     (alert,) = ev.alerts.values()
@@ -224,10 +233,10 @@ def test_absence_of_a_source_and_of_a_feed(tmp_path: Path) -> None:
     """
     ev = Evaluator(rules_from(tmp_path, body), COMMUNES, renotify_every=None)
     for n in range(40):
+        sightings = [seen("aq-01", "sensor", "so-tnmt", "00004", n)]
         if n < 5:
-            ev.observe_source("cam-01", "traffic", "so-xay-dung", "00004", minute(n))
-        ev.observe_source("aq-01", "sensor", "so-tnmt", "00004", minute(n))
-        for t in ev.evaluate(minute(n)):
+            sightings.append(seen("cam-01", "traffic", "so-xay-dung", "00004", n))
+        for t in tick(ev, n, sightings=sightings):
             assert n == 19, (n, t)
             assert t.to_state == "firing"
             if t.rule_id == "source_silent":
@@ -235,8 +244,8 @@ def test_absence_of_a_source_and_of_a_feed(tmp_path: Path) -> None:
     fired = {a.rule_id: a for a in ev.alerts.values()}
     assert fired["source_silent"].labels["source_id"] == "cam-01"
     assert fired["feed_silent"].labels["feed"] == "traffic"
-    ev.observe_source("cam-01", "traffic", "so-xay-dung", "00004", minute(40))
-    assert {t.to_state for t in ev.evaluate(minute(40))} == {"resolved"}
+    got = tick(ev, 40, sightings=[seen("cam-01", "traffic", "so-xay-dung", "00004", 40)])
+    assert {t.to_state for t in got} == {"resolved"}
 
 
 def test_restore_continues_without_a_second_firing(tmp_path: Path) -> None:
@@ -244,7 +253,8 @@ def test_restore_continues_without_a_second_firing(tmp_path: Path) -> None:
     run(ev, {("00004", "pm25"): [80.0] * 10}, 10)
     snapshot = [a for a in ev.alerts.values()]
     fresh = make(tmp_path, renotify_every=None, escalate_after=None)
-    fresh.restore(snapshot)
+    fresh.restore(snapshot)  # recovery: stored states and recent rollup_1m minutes
+    fresh.observe([point("00004", "pm25", n, 80.0) for n in range(10)])
     got = run(fresh, {("00004", "pm25"): [80.0] * 20}, 5, start=10)
     assert got == []
     got = run(fresh, {("00004", "pm25"): [80.0] * 15 + [10.0] * 5}, 2, start=15)

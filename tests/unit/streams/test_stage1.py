@@ -52,7 +52,7 @@ def test_the_same_event_in_a_new_message_is_a_duplicate(stage1_factory: object) 
 
 def test_events_are_grouped_by_commune_with_province(stage1_factory: object) -> None:
     stage1 = stage1_factory()  # type: ignore[operator]
-    out = stage1.process([message(1, ["x", "y"]), InMessage("sensor-topic", 0, 2, None,
+    out = stage1.process([message(1, ["x", "y"]), InMessage("sensor-topic", 0, 2, b"aq-1",
                                                             b"not json")])
     assert out.valid == 2 and [d.reason for d in out.deadletters] == ["not_json"]
     ((code, records),) = out.enriched.items()

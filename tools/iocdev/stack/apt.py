@@ -55,3 +55,13 @@ def install(packages: list[str], *, log: Path, service: str = "apt") -> list[str
     if still:
         raise StackError(service, f"packages still missing after install: {still}", str(log))
     return todo
+
+
+
+def main(packages: list[str]) -> None:
+    """Install what is missing of ``packages`` (``make setup``: chromium, node/npm)."""
+    from ioc.core.settings import get_settings
+
+    settings = get_settings()
+    done = install(packages, log=settings.resolve(settings.stack.home) / "logs" / "apt.log")
+    print(f"installed: {' '.join(done)}" if done else f"present: {' '.join(packages)}")

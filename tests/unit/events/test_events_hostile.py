@@ -1,0 +1,190 @@
+"""Hostile input (issue 15): the validator never raises, and every element of a batch
+ends up accepted or in exactly one rejection, whatever bytes surround it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ioc.core.events import validate as validate_mod
+from ioc.core.events.reasons import Reason
+from ioc.core.events.validate import (
+    FORBIDDEN_CHARS,
+    RUN_COLLAPSE,
+    Rejection,
+    Validator,
+    collapse_runs,
+    split_array,
+)
+
+NOW = 1_762_160_000.0
+
+
+def event(i: int) -> bytes:
+    return json.dumps({
+        "schema_version": 1, "feed": "sensor", "event_id": f"ok-{i}", "source_id": "aq-1",
+        "department": "env", "occurred_at": "2025-11-03T08:00:00+07:00",
+        "location": {"lat": 21.04, "lon": 105.82},
+        "body": {"metric": "pm10", "value": 80.5, "unit": "ug/m3"}}).encode()
+
+
+def make() -> Validator:
+    return Validator(max_message_bytes=1 << 20, max_future_skew_s=300, dedupe_capacity=0)
+
+
+JUNK = st.sampled_from([b"}", b"]", b"{", b"[", b'"', b'{"a": [1', b'{"a": "x', b"1",
+                        b"null", b"{}", b"]]}}", b"\\", b'"\\"', b"\x00", b"\xff\xfe",
+                        b'{"schema_version": 1}', b"[[[[", b",", b"", b"nan"])
+
+
+def accounted(value: bytes, n_valid: int, v: Validator) -> None:
+    """Each valid event is accepted, or its bytes are in exactly one rejection."""
+    records, rejections = v.validate(value, now=NOW)
+    got = {r.event_id for r in records}
+    assert len(got) == len(records)
+    for i in range(n_valid):
+        needle = event(i)
+        holders = [r for r in rejections if needle in r.raw]
+        assert (f"ok-{i}" in got) + len(holders) == 1, (i, rejections)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.integers(0, 7).map(lambda i: ("ok", i)),
+                          st.lists(JUNK, min_size=1, max_size=4).map(lambda j: ("junk",
+                                                                                  b"".join(j)))),
+                max_size=12),
+       st.booleans())
+def test_no_valid_event_is_lost_whatever_junk_surrounds_it(
+        parts: list[tuple[str, Any]], closed: bool) -> None:
+    pieces: list[bytes] = []
+    n = 0
+    for kind, x in parts:
+        if kind == "ok":
+            pieces.append(event(n))
+            n += 1
+        else:
+            pieces.append(x)
+    value = b"[" + b",".join(pieces) + (b"]" if closed else b"")
+    accounted(value, n, make())
+
+
+def test_stray_closers_at_depth_zero_do_not_end_the_split() -> None:
+    value = b"[" + event(0) + b", } ," + event(1) + b", ] ," + event(2) + b"]"
+    pieces = split_array(value)
+    assert pieces == [event(0), b"}", event(1), b"]", event(2)]
+    records, rejections = make().validate(value, now=NOW)
+    assert [r.event_id for r in records] == ["ok-0", "ok-1", "ok-2"]
+    assert [(r.reason, r.index) for r in rejections] == [("not_json", 1), ("not_json", 3)]
+
+
+def test_an_unclosed_bracket_is_one_dead_letter_and_the_rest_is_found_again() -> None:
+    value = b"[" + event(0) + b', {"a": [1, ' + event(1) + b"," + event(2) + b"]"
+    records, rejections = make().validate(value, now=NOW)
+    assert [r.event_id for r in records] == ["ok-0", "ok-1", "ok-2"]
+    assert [(r.reason, r.raw) for r in rejections] == [("not_json", b'{"a": [1')]
+
+
+def test_amplification_is_one_dead_letter() -> None:
+    records, rejections = make().validate(b"[" + b",".join([b"1"] * 10_000) + b"]", now=NOW)
+    assert records == [] and len(rejections) == 1
+    assert rejections[0].reason == Reason.TOO_MANY_EVENTS and rejections[0].count == 10_000
+    value = b"[" + event(0) + b"," + b",".join([b"1"] * 3_000) + b"," + event(1) + b"]"
+    records, rejections = make().validate(value, now=NOW)
+    assert len(records) == 2
+    assert [(r.reason, r.index, r.count) for r in rejections] == [("not_an_object", 1, 3000)]
+
+
+def test_short_runs_keep_one_rejection_per_element() -> None:
+    rejs = [Rejection("not_json", "m", b"x", i) for i in range(RUN_COLLAPSE)]
+    assert collapse_runs(rejs) == rejs
+    merged = collapse_runs([*rejs, Rejection("wrong_type", "m", b"y", RUN_COLLAPSE)])
+    assert [(r.reason, r.index, r.count) for r in merged] == [
+        ("rejected_run", 0, RUN_COLLAPSE + 1)]
+    assert merged[0].raw == b",".join([b"x"] * RUN_COLLAPSE + [b"y"])
+
+
+def test_a_bug_in_a_check_costs_one_element(monkeypatch: pytest.MonkeyPatch) -> None:
+    v = make()
+    real = v._accept
+
+    def flaky(env: Any, *args: Any, **kwargs: Any) -> Any:
+        if env.event_id == "ok-1":
+            raise ZeroDivisionError("bug")
+        return real(env, *args, **kwargs)
+
+    monkeypatch.setattr(v, "_accept", flaky)
+    records, rejections = v.validate(b"[" + event(0) + b"," + event(1) + b"," + event(2)
+                                     + b"]", now=NOW)
+    assert [r.event_id for r in records] == ["ok-0", "ok-2"]
+    assert [(r.reason, r.index) for r in rejections] == [("internal_error", 1)]
+
+
+def test_tombstone_and_missing_key() -> None:
+    v = make()
+    _, (rej,) = v.validate(None, key=b"aq-1", check_key=True)
+    assert rej.reason == Reason.TOMBSTONE
+    assert json.loads(rej.raw) == {"tombstone": True, "key": "aq-1", "key_b64": "YXEtMQ=="}
+    _, (rej,) = v.validate(event(0), key=None, check_key=True)
+    assert rej.reason == Reason.MISSING_KEY and rej.raw == event(0)
+    ok, bad = v.validate(event(0), key=b"aq-1", check_key=True)
+    assert len(ok) == 1 and not bad
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x1b", "\x7f", "\x85", "\u200b", "\u200d",
+                                  "\u202e", "\u2066", "\ufeff", "\u2028", "\u061c"])
+def test_forbidden_characters(char: str) -> None:
+    assert FORBIDDEN_CHARS.search(f"aq{char}1")
+    doc = json.loads(event(0))
+    doc["source_id"] = f"aq{char}1"
+    _, (rej,) = make().validate(json.dumps(doc).encode(), now=NOW)
+    assert rej.reason == Reason.FORBIDDEN_CHARACTER
+    assert f"U+{ord(char):04X}" in rej.message
+
+
+def test_vietnamese_identifiers_are_fine() -> None:
+    assert not FORBIDDEN_CHARS.search("Phường Ba Đình µg/m³ ubnd-00004")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_never_raises_on_any_bytes(value: bytes) -> None:
+    v = make()
+    records, rejections = v.validate(value, now=NOW)
+    v.validate(b"[" + value + b"]", now=NOW)
+    v.validate_items([value, value], now=NOW)
+    assert len(records) + sum(r.count for r in rejections) >= 1
+
+
+def test_module_documents_its_caps() -> None:
+    assert validate_mod.MAX_EVENTS_PER_MESSAGE == 5_000
+
+
+WELL_FORMED_JUNK = st.sampled_from([b"1", b"null", b"{}", b'"x"', b"[]", b'{"a": 1}',
+                                    b'{"schema_version": 2}', b"true", b"[[[1]]]"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.integers(0, 9).map(lambda i: ("ok", i)),
+                          WELL_FORMED_JUNK.map(lambda j: ("junk", j))), max_size=14))
+def test_same_verdicts_alone_or_batched(parts: list[tuple[str, Any]]) -> None:
+    """Every element gets the same verdict in a batch as on its own (as one element)."""
+    items = [event(x) if kind == "ok" else x for kind, x in parts]
+    if not items:
+        return
+    alone = [make().validate_items([item], now=NOW) for item in items]
+    records, rejections = make().validate(b"[" + b",".join(items) + b"]", now=NOW)
+    assert [r.event_id for r in records] == [rs[0].event_id for rs, _ in alone if rs]
+    by_index: dict[int, str] = {}
+    for r in rejections:
+        assert r.index is not None
+        for i in range(r.index, r.index + r.count):
+            by_index[i] = str(r.reason) if r.count == 1 else "run"
+    for i, (ok, bad) in enumerate(alone):
+        if ok:
+            assert i not in by_index
+        elif by_index[i] != "run":
+            assert by_index[i] == str(bad[0].reason)
