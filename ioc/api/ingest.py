@@ -19,7 +19,10 @@ One request carries a JSON array of events (``application/json``) or one event p
    (``forbidden_source``) or a new one, registered on first use only within the
    department's quota (``unregistered_source``; ioc.core.registry);
 4. the allowed events are produced, as sent, to their feed's topic keyed by
-   ``source_id`` by an idempotent producer with ``acks=all``, and every send is awaited.
+   ``source_id`` by an idempotent producer with ``acks=all``, and every send is awaited:
+   one JSON-array envelope per source per request (at most 1,000 events and 90 % of
+   ``kafka.max_message_bytes``), so the worker pays its per-message cost once per
+   envelope instead of once per event.
 
 The answer lists every event: 200 when all were accepted, 207 when some were not, 403
 when every event was refused by authorisation, 503 when Kafka took none of them.
@@ -175,29 +178,62 @@ def _refuse(v: _Verdict, reason: str, message: str) -> None:
     v.message = message
 
 
+ENVELOPE_MAX_EVENTS: Final = 1000
+"""Events per Kafka message the gateway produces at most (stage 1 validates each)."""
+
+
+def envelopes(todo: Sequence[_Verdict], max_bytes: int
+              ) -> list[tuple[str, str, list[_Verdict]]]:
+    """Accepted events grouped into envelopes: per (feed, source) in request order, at
+    most ``ENVELOPE_MAX_EVENTS`` events and ``max_bytes`` bytes of JSON array each.
+
+    One message per event made the worker pay faust's per-message cost for every HTTP
+    event (issue 18: about 1,360 stored rows/s behind a 15,400 ev/s gateway); the array
+    holds the events' bytes exactly as sent, so stage 1 sees what the department sent.
+    """
+    open_: dict[tuple[str, str], tuple[list[_Verdict], int]] = {}
+    out: list[tuple[str, str, list[_Verdict]]] = []
+    for v in todo:
+        rec = v.record
+        if rec is None:
+            continue
+        key = (rec.feed, rec.source_id)
+        group, size = open_.get(key, ([], 2))
+        if group and (len(group) >= ENVELOPE_MAX_EVENTS or size + len(v.raw) + 1 > max_bytes):
+            open_.pop(key)
+            group, size = [], 2
+        if not group:
+            out.append((rec.feed, rec.source_id, group))
+        group.append(v)
+        open_[key] = (group, size + len(v.raw) + 1)
+    return out
+
+
 async def publish(res: Resources, verdicts: list[_Verdict]) -> None:
-    """Produce every still-accepted event and wait for Kafka's acknowledgement."""
+    """Produce every still-accepted event, batched into envelopes per source, and wait
+    for Kafka's acknowledgement of each."""
     todo = [v for v in verdicts if v.record is not None]
     if not todo:
         return
     producer = res.require_producer()
     topics = {feed: t.name for feed, t in res.settings.kafka.topics.raw().items()}
-    sends: list[tuple[_Verdict, asyncio.Future[Any]]] = []
-    for v in todo:
-        rec = v.record
-        if rec is None:
-            continue
+    limit = res.settings.kafka.max_message_bytes * 9 // 10  # headroom for the record
+    sends: list[tuple[list[_Verdict], asyncio.Future[Any]]] = []
+    for feed, source_id, group in envelopes(todo, limit):
+        value = b"[" + b",".join(v.raw for v in group) + b"]"
         try:
-            fut = await producer.send(topics[rec.feed], value=v.raw,
-                                      key=rec.source_id.encode())
+            fut = await producer.send(topics[feed], value=value, key=source_id.encode())
         except Exception as exc:
-            _refuse(v, PUBLISH_FAILED, f"Kafka refused the event: {type(exc).__name__}")
+            for v in group:
+                _refuse(v, PUBLISH_FAILED, f"Kafka refused the event: {type(exc).__name__}")
             continue
-        sends.append((v, fut))
+        sends.append((group, fut))
     outcomes = await asyncio.gather(*(f for _, f in sends), return_exceptions=True)
-    for (v, _), outcome in zip(sends, outcomes, strict=True):
+    for (group, _), outcome in zip(sends, outcomes, strict=True):
         if isinstance(outcome, BaseException):
-            _refuse(v, PUBLISH_FAILED, f"Kafka did not acknowledge: {type(outcome).__name__}")
+            for v in group:
+                _refuse(v, PUBLISH_FAILED,
+                        f"Kafka did not acknowledge: {type(outcome).__name__}")
 
 
 def _count(verdicts: list[_Verdict]) -> None:

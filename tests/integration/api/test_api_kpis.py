@@ -38,7 +38,6 @@ import pytest
 
 from ioc.core.agencies import parse_registry, write_registry
 from ioc.core.events.record import Record, encode_records
-from streams.sinks.timescale import TimescaleSink
 from tests.integration.api.apihelpers import ApiDb, api_client, bearer, new_key
 
 pytestmark = pytest.mark.integration
@@ -120,25 +119,17 @@ def loaded(api_db: ApiDb) -> ApiDb:
 
 def _stage2(conninfo: str) -> tuple[Callable[[list[bytes]], Awaitable[Any]],
                                     Callable[[], Awaitable[None]]]:
-    """The real stage 2 writing enriched message values; ``(process, close)``.
+    """The real stage 2 writing enriched message values; ``(process, close)``."""
+    from streams.stage2 import Enriched, Stage2, make_pool
 
-    Works with stage 2 taking message values and a sink (main today) and with stage 2
-    taking ``Enriched`` messages and a pool (the stream engineer's branch)."""
-    from streams import stage2 as s2
+    stage = Stage2(make_pool(conninfo), allowed_lateness_s=300)
+    offsets = iter(range(1_000_000))
 
-    if hasattr(s2, "Enriched"):
-        new: Any = s2  # typed against either version of the module
-        pooled = new.Stage2(new.make_pool(conninfo), allowed_lateness_s=300)
-        offsets = iter(range(1_000_000))
+    async def process_messages(values: list[bytes]) -> Any:
+        return await stage.process([Enriched("enriched", 0, next(offsets), v)
+                                    for v in values])
 
-        async def process_messages(values: list[bytes]) -> Any:
-            return await pooled.process([new.Enriched("enriched", 0, next(offsets), v)
-                                         for v in values])
-
-        return process_messages, pooled.close
-    sink = TimescaleSink(conninfo)
-    stage = s2.Stage2(sink, allowed_lateness_s=300)
-    return stage.process, sink.close
+    return process_messages, stage.close
 
 
 def _kpis(body: dict[str, Any], period: str, tier: str) -> dict[str, Any]:

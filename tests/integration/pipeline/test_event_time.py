@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from iocdev.sandbox import Pipeline, batches, envelope, pipeline
-
-from ioc.core.settings import Settings
+from iocdev.sandbox import Pipeline, batches, envelope
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,12 +43,6 @@ groups:
         annotations:
           summary: {{vi: "PM2.5 {{value:.0f}}", en: "PM2.5 {{value:.0f}}"}}
 """
-
-
-@pytest.fixture
-def pipe(stack: Settings, tmp_path: Path) -> Any:
-    with pipeline(stack, tmp_path, partitions=1) as p:
-        yield p
 
 
 def start(pipe: Pipeline, tmp_path: Path) -> str:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from iocdev.sandbox import fresh_database
 
 from ioc.core.db.maintenance import run_maintenance
+from ioc.core.events.models import Status
 from ioc.core.events.record import Record, encode_records
 from ioc.core.settings import Settings
 from streams.stage2 import Enriched, Stage2, make_pool
@@ -94,7 +95,8 @@ def sensor(i: int, at: datetime, value: float, source: str) -> Record:
 
 
 def dossier(i: int, at: datetime, rng: random.Random) -> Record:
-    status = rng.choice(["received", "resolved", "in_progress"])
+    statuses: list[Status] = ["received", "resolved", "in_progress"]
+    status = rng.choice(statuses)
     return Record(event_id=f"d{i}", source_id="desk-1", department="hcc", feed="service",
                   occurred_at=at, received_at=at.timestamp(),
                   commune_code=COMMUNES[i % len(COMMUNES)], province_code="01", geo="code",

@@ -15,14 +15,13 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from iocdev.sandbox import Pipeline, envelope, pipeline
+from iocdev.sandbox import Pipeline, envelope
 from kafka import KafkaConsumer, KafkaProducer
 
-from ioc.core.settings import ROOT, Settings
+from ioc.core.settings import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -80,12 +79,6 @@ def valid_batch(i: int, n: int) -> bytes:
     return json.dumps([envelope("sensor", f"good-{i}-{j}-{uuid.uuid4().hex[:6]}", f"good-{i}",
                                 at, {"metric": "pm25", "value": 30.0 + j, "unit": "ug/m3"},
                                 commune_code="00004") for j in range(n)]).encode()
-
-
-@pytest.fixture
-def pipe(stack: Settings, tmp_path: Path) -> Any:
-    with pipeline(stack, tmp_path, partitions=1) as p:
-        yield p
 
 
 def test_corpus_through_the_broker_balances_the_ledger(pipe: Pipeline) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,13 +39,13 @@ def point(commune: str, metric: str, n: int, value: float, count: int = 1,
                        value, value, source)
 
 
-def run(ev: Evaluator, series: dict[tuple[str, str], list[float | None]], minutes: int,
+def run(ev: Evaluator, series: Mapping[tuple[str, str], Sequence[float | None]], minutes: int,
         start: int = 0) -> list[tuple[int, Transition]]:
     """Feed one value per minute and evaluate every minute; (minute, transition) pairs."""
     out: list[tuple[int, Transition]] = []
     for n in range(start, start + minutes):
-        points = [point(c, m, n, vals[n]) for (c, m), vals in series.items()
-                  if n < len(vals) and vals[n] is not None]
+        points = [point(c, m, n, v) for (c, m), vals in series.items()
+                  if n < len(vals) and (v := vals[n]) is not None]
         out.extend((n, t) for t in tick(ev, n, points))
     return out
 

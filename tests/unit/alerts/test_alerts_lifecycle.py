@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from alerts import lifecycle
 from alerts.evaluator import Evaluator
@@ -42,7 +42,7 @@ groups:
 """
 
 
-def make(tmp_path: Path, kff: str = "0m", extra: str = "", **kw: timedelta | None) -> Evaluator:
+def make(tmp_path: Path, kff: str = "0m", extra: str = "", **kw: Any) -> Evaluator:
     rules = rules_from(tmp_path, PM25.format(kff=kff, extra=extra))
     return Evaluator(rules, COMMUNES, **kw)  # type: ignore[arg-type]
 

@@ -12,8 +12,9 @@ Alertmanager's API.
 - **alerts missed**: a probe without a firing transition, a verified webhook delivery
   or an Alertmanager alert; **duplicated**: a second firing transition for a probe, or
   a second webhook delivery of the same transition;
-- **recover_s**: from the end of the fault to the moment the last event published
-  before it was stored (``stored_at``); **stall_s**: the longest time nothing was stored.
+- **recover_s**: from the end of the fault until storage runs again (a first row stored
+  after it) and the last event published before it is stored (``stored_at``), whichever
+  is later; **stall_s**: the longest time nothing was stored.
 """
 
 from __future__ import annotations
@@ -203,9 +204,13 @@ def collect(scenario: str, *, settings: Settings, conninfo: str, deadletter_topi
         led.stall_s = max((b - a for a, b in pairwise(stamps)),
                           default=0.0)
     if fault_end is not None:
+        # Recovered once storage runs again (a first row stored after the fault ended)
+        # and the backlog published before the end is stored, whichever comes later.
         before = [r[2] for r in rows if r[0] in valid and valid[r[0]] <= fault_end]
-        if before:
-            led.recover_s = max(0.0, max(before) - fault_end)
+        after = [t for t in stamps if t > fault_end]
+        marks = ([max(before)] if before else []) + ([min(after)] if after else [])
+        if marks:
+            led.recover_s = max(0.0, max(marks) - fault_end)
 
     probes = {p.commune_code: p for p in published.probes}
     led.alerts_expected = len(probes)
@@ -234,10 +239,15 @@ def collect(scenario: str, *, settings: Settings, conninfo: str, deadletter_topi
         ids = [r for r in rows if r[0] in valid and _commune_of(r[0], c, published)]
         stored = f"stored {max(r[2] for r in ids) - probes[c].built_at:.1f} s after publish" \
             if ids else "not stored"
-        led.notes.append(f"missed probe {c}: {stored}; fired {c in fired}, webhook "
-                         f"{c in hooked}, alertmanager {c in in_am}")
+        states = [t[3] for t in sorted(transitions, key=lambda t: t[2]) if t[1] == c]
+        led.notes.append(f"missed probe {c}: {stored}; transitions {states or 'none'}; "
+                         f"fired {c in fired}, webhook {c in hooked}, alertmanager {c in in_am}")
     if hooked:
         led.alert_delay_max_s = max(hooked[c] - probes[c].built_at for c in hooked)
+    ghosts = {str(e["fingerprint"]) for e in got} - fp_commune.keys()
+    if ghosts:
+        led.notes.append(f"{len(ghosts)} webhook-delivered alert(s) with no stored transition "
+                         f"(sent, then rolled back?): {sorted(ghosts)[:3]}")
     unverified = [e for e in read_log(receiver_log) if not e.get("verified")]
     if unverified:
         led.notes.append(f"{len(unverified)} webhook deliveries failed verification")

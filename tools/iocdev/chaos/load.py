@@ -3,7 +3,8 @@
 Every event has a unique id ``<tag>-<n>`` and ``occurred_at`` = the moment it was built,
 so the ledger can tell exactly which were acknowledged by the broker (published), which
 were stored, and when. Background events are PM2.5 readings of at most 50 µg/m³ in the
-``load`` communes; a probe is three readings of 900 µg/m³ in a commune of its own, so
+``load`` communes (and, after its probe, in each probe commune, so its event-time
+progress moves on); a probe is three readings of 900 µg/m³ in a commune of its own, so
 each probe must produce exactly one firing alert of the chaos probe rule
 (:data:`PROBE_RULE`). Every ``invalid_every``-th message is one event with an unknown
 unit, which must be dead-lettered (``unknown_unit``) and nothing else.
@@ -100,6 +101,7 @@ class Load:
         self._error: BaseException | None = None
         self._n = 0
         self._messages = 0
+        self._probed: list[str] = []
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
@@ -187,7 +189,11 @@ class Load:
                 sent = target - int(self.rate)
             due = target - sent
             while due >= self.per_message:
-                commune = self.load_communes[self._messages % len(self.load_communes)]
+                # Probed communes stay in the rotation (low readings from the probe's own
+                # source), so their event-time progress moves past the probe's minute and
+                # the window is evaluated without waiting for the idle grace.
+                rotation = self.load_communes + self._probed
+                commune = rotation[self._messages % len(rotation)]
                 self._messages += 1
                 if self.invalid_every and self._messages % self.invalid_every == 0:
                     self._send(producer, [self._event(commune, 1.0, unit="furlong")],
@@ -200,6 +206,7 @@ class Load:
                 self.built += len(batch)
             if self.probing and now >= next_probe and self.probe_communes:
                 commune = self.probe_communes.pop(0)
+                self._probed.append(commune)
                 self._send(producer, [self._event(commune, PROBE_VALUE) for _ in range(3)],
                            valid=True, probe=commune)
                 next_probe = now + self.probe_every_s
