@@ -44,7 +44,7 @@ groups:
 
 def make(tmp_path: Path, kff: str = "0m", extra: str = "", **kw: Any) -> Evaluator:
     rules = rules_from(tmp_path, PM25.format(kff=kff, extra=extra))
-    return Evaluator(rules, COMMUNES, **kw)  # type: ignore[arg-type]
+    return Evaluator(rules, COMMUNES, **kw)
 
 
 def test_pending_then_firing_only_after_for(tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ def test_pending_drops_back_to_inactive(tmp_path: Path) -> None:
 def test_no_flapping_inside_the_hysteresis_band(tmp_path: Path) -> None:
     ev = make(tmp_path, renotify_every=None)
     # fires, then oscillates between 50 and 56 (inside 45.5..55.5 band and just above)
-    values: list[float | None] = [80.0] * 6 + [50.0, 56.0, 47.0, 55.0, 46.0] * 4 + [40.0]
+    values = [80.0] * 6 + [50.0, 56.0, 47.0, 55.0, 46.0] * 4 + [40.0]
     got = run(ev, {("00004", "pm25"): values}, len(values))
     assert states(got) == [(0, "state", "pending"), (5, "state", "firing"),
                            (26, "state", "resolved")]
@@ -78,7 +78,7 @@ def test_no_flapping_inside_the_hysteresis_band(tmp_path: Path) -> None:
 
 def test_keep_firing_for(tmp_path: Path) -> None:
     ev = make(tmp_path, kff="3m")
-    values: list[float | None] = [80.0] * 6 + [20.0] * 2 + [80.0] + [20.0] * 5
+    values = [80.0] * 6 + [20.0] * 2 + [80.0] + [20.0] * 5
     got = run(ev, {("00004", "pm25"): values}, len(values))
     # clear at 6-7 (2 min < 3m), back at 8, clear from 9: resolved at 12
     assert states(got) == [(0, "state", "pending"), (5, "state", "firing"),
@@ -174,7 +174,7 @@ def test_rate_of_change(tmp_path: Path) -> None:
     """
     ev = Evaluator(rules_from(tmp_path, body), COMMUNES)
     # +0.02 m a minute = 1.2 m/h, then flat
-    values: list[float | None] = [1.0 + 0.02 * i for i in range(20)] + [1.38] * 40
+    values = [1.0 + 0.02 * i for i in range(20)] + [1.38] * 40
     got = run(ev, {("19774", "water_level"): values}, 60)
     assert states(got)[0] == (1, "state", "firing")
     assert got[0][1].annotations["summary_en"] == "Rising 1.20 m/h"
