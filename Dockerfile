@@ -1,5 +1,7 @@
-# The ioc processes (worker, api, simulator, migrations) for docker-compose.yml.
-FROM python:3.11-slim-bookworm
+# The ioc processes for docker-compose.yml. Two images from one file:
+#   (default, last stage) ioc alone: worker, api, migrations, boundaries;
+#   --target dev: ioc plus ioc-dev (tools/: simulators, demo), for the simulator only.
+FROM python:3.11-slim-bookworm AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
@@ -15,8 +17,17 @@ COPY geo geo
 COPY alerts alerts
 COPY config config
 # Editable, so settings find /app/config/ioc.yaml (ioc.core.settings.ROOT is the checkout).
+# The ioc user owns nothing it runs (the code stays root's, read-only to it).
 RUN pip install --no-deps -e . && useradd --system --uid 10001 ioc
-USER ioc
 
+FROM base AS dev
+COPY tools tools
+RUN pip install -e tools
+USER ioc
+ENTRYPOINT ["ioc"]
+CMD ["--help"]
+
+FROM base AS app
+USER ioc
 ENTRYPOINT ["ioc"]
 CMD ["--help"]

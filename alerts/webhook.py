@@ -3,13 +3,17 @@
 Headers sent:
 
 * ``X-IOC-Timestamp``: Unix seconds when the request was signed;
-* ``X-IOC-Signature``: ``sha256=<hex of HMAC-SHA256(secret, "<timestamp>." + raw body)>``;
+* ``X-IOC-Signature``: ``keyid=<id>,sha256=<hex of HMAC-SHA256(secret, "<timestamp>." +
+  raw body)>``, and during a rotation a second one after ``;`` (the previous key's), so a
+  receiver holding either secret accepts the request while both sides switch over;
 * ``X-IOC-Delivery``: the outbox row id, the same on every retry (receivers can
   de-duplicate on it, or on ``fingerprint`` + ``seq`` in the body).
 
 A receiver recomputes the HMAC over the raw bytes it received (before parsing the
 JSON), compares it in constant time, and refuses timestamps more than five minutes
-away from its clock, which stops replays. :func:`verify` does exactly that.
+away from its clock, which stops replays. :func:`verify` does exactly that, given the
+secrets it holds by key id. A client without a secret is refused (``ValueError``): an
+empty key signs nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -39,15 +44,25 @@ def event_for(t: Transition, generator_url: str) -> dict[str, Any]:
     return body
 
 
-def sign(secret: bytes, body: bytes, timestamp: int) -> str:
-    """The ``X-IOC-Signature`` value for ``body`` sent at ``timestamp``."""
+def sign(secret: bytes, body: bytes, timestamp: int, key_id: str | None = None) -> str:
+    """One signature of ``body`` sent at ``timestamp`` (``keyid=<id>,`` when named)."""
     mac = hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
+    return (f"keyid={key_id}," if key_id else "") + "sha256=" + mac.hexdigest()
 
 
-def verify(secret: bytes, body: bytes, timestamp: str, signature: str, *,
-           now: float | None = None, tolerance_s: int = TOLERANCE_S) -> bool:
-    """What a receiver does: check freshness, then the HMAC in constant time."""
+def signature_header(keys: Sequence[tuple[str, bytes]], body: bytes, timestamp: int) -> str:
+    """``X-IOC-Signature``: one signature per (key id, secret), current key first."""
+    return ";".join(sign(secret, body, timestamp, key_id) for key_id, secret in keys)
+
+
+def verify(secret: bytes | Mapping[str, bytes], body: bytes, timestamp: str,
+           signature: str, *, now: float | None = None,
+           tolerance_s: int = TOLERANCE_S) -> bool:
+    """What a receiver does: check freshness, then the HMACs in constant time.
+
+    ``secret``: the one secret, or the secrets a receiver holds by key id (two while a
+    rotation overlaps); any signature made with a held key that matches is enough.
+    """
     try:
         ts = int(timestamp)
     except ValueError:
@@ -55,16 +70,32 @@ def verify(secret: bytes, body: bytes, timestamp: str, signature: str, *,
     current = time.time() if now is None else now
     if abs(current - ts) > tolerance_s:
         return False
-    return hmac.compare_digest(sign(secret, body, ts), signature)
+    ok = False
+    for part in signature.split(";"):
+        key_id, _, digest = part.strip().rpartition(",")
+        key_id = key_id.removeprefix("keyid=")
+        if isinstance(secret, bytes | bytearray):
+            held: bytes | None = bytes(secret)
+        else:
+            held = secret.get(key_id)
+        if held and hmac.compare_digest(sign(held, body, ts), digest):
+            ok = True
+    return ok
 
 
 class WebhookClient:
     """Posts signed JSON bodies to one URL; raises :class:`ReceiverError` on failure."""
 
     def __init__(self, url: str, secret: bytes, *, timeout_s: float = 5.0,
-                 client: httpx.AsyncClient | None = None) -> None:
+                 client: httpx.AsyncClient | None = None, key_id: str = "k1",
+                 previous: tuple[str, bytes] | None = None) -> None:
+        if not secret:
+            raise ValueError("a webhook needs a secret (alerts.webhook_secret): "
+                             "refusing to send unsigned notifications")
         self.url = url
-        self._secret = secret
+        self._keys: list[tuple[str, bytes]] = [(key_id, secret)]
+        if previous is not None and previous[1]:
+            self._keys.append(previous)
         self._client = client or httpx.AsyncClient(timeout=timeout_s)
         self._own = client is None
 
@@ -74,7 +105,7 @@ class WebhookClient:
         headers = {
             "Content-Type": "application/json",
             TIMESTAMP_HEADER: str(ts),
-            SIGNATURE_HEADER: sign(self._secret, body, ts),
+            SIGNATURE_HEADER: signature_header(self._keys, body, ts),
             DELIVERY_HEADER: delivery_id,
         }
         try:

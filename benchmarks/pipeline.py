@@ -1,11 +1,18 @@
 """End-to-end pipeline benchmark and the raw ceiling measured beside it, in one run.
 
+Every rate has one basis: events / (last durable row - first message read). The first
+read is the earliest ``received_at`` stored (stage 1 stamps it when it takes the
+message's batch; the Flink peer and the ceiling stamp it the same way) and the last
+durable row the latest ``stored_at`` of a raw row or ``updated_at`` of a rollup. Worker
+start-up (imports, geo index, group join) is reported beside it, not inside it.
+
 - ceiling: a bare aiokafka consumer reads the preloaded messages, decodes them with
   orjson and COPYs rows into the same hypertable: what the machine can do with no
-  framework, no validation and no geo join.
-- drain: the same messages, preloaded, through one real ``ioc worker`` process: the
-  sustained rate is events stored per second from first to last stored row; the
-  worker's CPU time and peak RSS come from /proc.
+  framework, no validation, no geo join, no idempotency and no rollups.
+- drain: the same kind of backlog, preloaded (100-event envelopes, or one event per
+  message with ``commune_code`` set), through real ``ioc worker`` processes started
+  together; CPU of the workers, PostgreSQL and Kafka over the measured interval, peak
+  RSS (VmHWM) of the workers, and the rollups checked against the generator's tally.
 - rates: a producer at rising fixed rates with occurred_at = now; for each step the
   p50/p99 of stored_at - occurred_at from the database, and whether the pipeline kept up.
 """
@@ -14,10 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
+import urllib.request
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,82 +32,69 @@ from typing import Any
 import orjson
 import psycopg
 from iocdev.sandbox import Pipeline, pipeline
-from kafka import KafkaProducer
 
-from benchmarks.workload import Workload, stamp
+from benchmarks.cpu import CpuMeter, descendants, kafka_pids, peak_rss_mb, postgres_pids
+from benchmarks.preload import preload
+from benchmarks.preload import producer as producer_for
+from benchmarks.workload import Expected, Workload, stamp
 from ioc.core.settings import Settings
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+SPAN_S = 240.0
+"""occurred_at of a preloaded backlog spreads over the last four minutes: several
+one-minute windows per commune, all inside the allowed lateness (300 s)."""
+
+BASIS_SQL = """
+SELECT min(first_read), max(last_row) FROM (
+    SELECT min(received_at) AS first_read, max(stored_at) AS last_row FROM sensor_readings
+    UNION ALL SELECT min(received_at), max(stored_at) FROM traffic_observations
+    UNION ALL SELECT min(received_at), max(stored_at) FROM service_events
+    UNION ALL SELECT NULL, max(updated_at) FROM rollup_1m) x
+"""
+COUNT_SQL = ("SELECT (SELECT count(*) FROM sensor_readings) + "
+             "(SELECT count(*) FROM traffic_observations) + "
+             "(SELECT count(*) FROM service_events)")
+ROLLUP_SQL = "SELECT commune_code, metric, bucket, count, sum, min, max FROM rollup_1m"
+SIZE_SQL = """
+SELECT (SELECT coalesce(sum(hypertable_size(h)), 0) FROM unnest(ARRAY[
+            'sensor_readings', 'traffic_observations', 'service_events']::regclass[]) h),
+       hypertable_size('rollup_1m')
+"""
+WAL_SQL = "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"
+"""WAL position (cluster-wide: other databases' writes count too)."""
 
 
-@dataclass
-class ProcStats:
-    cpu_s: float
-    peak_rss_mb: float
+def basis(pipe: Pipeline) -> tuple[datetime, datetime]:
+    """(first message read, last durable row) of everything stored in the pipeline."""
+    first, last = pipe.query(BASIS_SQL)[0]
+    return first, last
 
 
-def proc_stats(pid: int) -> ProcStats:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
-    peak = 0.0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            peak = int(line.split()[1]) / 1024
-    return ProcStats(cpu, peak)
-
-
-def postgres_cpu_s() -> float:
-    """CPU seconds used so far by every PostgreSQL process on this machine."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        if "(postgres)" not in text:
-            continue
-        fields = text.rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return total
-
-
-def preload(pipe: Pipeline, workload: Workload, n_events: int) -> int:
-    producer = KafkaProducer(bootstrap_servers=pipe.settings.kafka.bootstrap_servers,
-                             acks="all", linger_ms=20, batch_size=1_000_000,
-                             max_request_size=2_000_000, compression_type=None)
-    total = 0
-    for feed, key, value, n in workload.messages(n_events):
-        producer.send(pipe.topics[feed], key=key, value=value)
-        total += n
-    producer.flush()
-    producer.close()
-    return total
-
-
-async def _ceiling(pipe: Pipeline, n_events: int) -> float:
+async def _ceiling(pipe: Pipeline, n_events: int) -> None:
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
         pipe.topics["sensor"], pipe.topics["traffic"], pipe.topics["service"],
         bootstrap_servers=pipe.settings.kafka.bootstrap_servers,
         group_id=f"ceiling-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
-        enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024)
+        enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024,
+        **pipe.settings.kafka.client_options())
     await consumer.start()
     seen = 0
-    started = time.perf_counter()
     try:
         async with await psycopg.AsyncConnection.connect(pipe.conninfo) as conn:
             while seen < n_events:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
+                received = datetime.now(UTC)
                 rows = []
                 for messages in batches.values():
                     for m in messages:
-                        for e in orjson.loads(m.value):
+                        decoded = orjson.loads(m.value)
+                        for e in decoded if type(decoded) is list else [decoded]:
                             loc = e.get("location") or {}
                             rows.append((e["occurred_at"], e["event_id"], e["source_id"],
                                          e["department"], e.get("commune_code") or "x", "01",
                                          "pm25", 1.0, "ug/m3", loc.get("lat"), loc.get("lon"),
-                                         "raw", False, e["occurred_at"]))
+                                         "raw", False, received))
                 if not rows:
                     continue
                 async with conn.cursor() as cur, cur.copy(
@@ -114,57 +108,116 @@ async def _ceiling(pipe: Pipeline, n_events: int) -> float:
                 seen += len(rows)
     finally:
         await consumer.stop()
-    return seen / (time.perf_counter() - started)
 
 
-def ceiling(settings: Settings, tmp: Path, n_events: int) -> dict[str, Any]:
+def ceiling(settings: Settings, tmp: Path, n_events: int, one_event: bool = False
+            ) -> dict[str, Any]:
     with pipeline(settings, tmp) as pipe:
-        preload(pipe, Workload(seed=5, tag="c"), n_events)
-        rate = asyncio.run(_ceiling(pipe, n_events))
-    return {"events": n_events, "events_per_s": round(rate)}
+        preload(pipe, Workload(seed=5, tag="c", one_event=one_event), n_events)
+        asyncio.run(_ceiling(pipe, n_events))
+        first, last = basis(pipe)
+    elapsed = (last - first).total_seconds()
+    return {"events": n_events, "one_event": one_event, "seconds": round(elapsed, 2),
+            "events_per_s": round(n_events / elapsed)}
 
 
-def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1) -> dict[str, Any]:
+def _scrape(port: int) -> dict[str, float]:
+    """The worker's counters that say how far it got (summed over label values)."""
+    wanted = ("ioc_ingest_events_received_total", "ioc_sink_rows_inserted_total",
+              "ioc_sink_rows_duplicate_total", "ioc_sink_flush_seconds_sum",
+              "ioc_sink_flush_seconds_count")
+    out = dict.fromkeys(wanted, 0.0)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in out:
+            out[name] += float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
+          one_event: bool = False, timeout_s: float = 900.0,
+          on_worker: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """A preloaded backlog through ``workers`` real worker processes started together
+    (``on_worker`` is given each one's pid, e.g. to attach a profiler)."""
+    expected = Expected()
     with pipeline(settings, tmp, partitions=6) as pipe:
-        if workers == 1:  # a pure drain of a preloaded backlog
-            preload(pipe, Workload(seed=6, tag="d"), n_events)
-            procs = [pipe.start_worker()]
-        else:  # let the group settle first, so no rebalance lands inside the measurement
-            procs = [pipe.start_worker() for _ in range(workers)]
-            time.sleep(12)
-            preload(pipe, Workload(seed=6, tag="d"), n_events)
-        count_sql = ("SELECT (SELECT count(*) FROM sensor_readings) + "
-                     "(SELECT count(*) FROM traffic_observations) + "
-                     "(SELECT count(*) FROM service_events)")
-        first_at = None
-        first_n = 0
-        cpu_at_first = 0.0
-        pg_at_first = 0.0
-        peak = ProcStats(0, 0)
-        deadline = time.monotonic() + 600
-        stored = 0
+        workload = Workload(seed=6, tag="d", one_event=one_event, expected=expected)
+        preload(pipe, workload, n_events, start=datetime.now(UTC) - timedelta(seconds=SPAN_S),
+                span_s=SPAN_S)
+        wal_before = float(pipe.query(WAL_SQL)[0][0])
+        spawned = time.monotonic()
+        procs = [pipe.start_worker() for _ in range(workers)]
+        pids = [p.pid for p in procs]
+        if on_worker is not None:
+            for pid in pids:
+                on_worker(pid)
+        meters = {"worker": CpuMeter(lambda: descendants(pids)), "postgres":
+                  CpuMeter(postgres_pids), "kafka": CpuMeter(lambda: kafka_pids(settings))}
+        first_read = None
+        stored = flush_s = flushes = 0.0
+        peak = 0.0
+        deadline = spawned + timeout_s
         while time.monotonic() < deadline:
-            stored = pipe.query(count_sql)[0][0]
-            now = time.perf_counter()
-            stats = [proc_stats(p.pid) for p in procs if p.poll() is None]
-            if stats:
-                peak = ProcStats(sum(s.cpu_s for s in stats), max(s.peak_rss_mb for s in stats))
-            if stored and first_at is None:
-                first_at, first_n, cpu_at_first = now, stored, peak.cpu_s
-                pg_at_first = postgres_cpu_s()
-            if stored >= n_events:
+            counts = [_scrape(port) for port in pipe.web_ports]
+            now = time.monotonic()
+            if first_read is None:
+                if any(c["ioc_ingest_events_received_total"] for c in counts):
+                    first_read = now
+                    for meter in meters.values():
+                        meter.start()
+                else:
+                    if all(p.poll() is not None for p in procs):
+                        break
+                    time.sleep(0.05)
+                    continue
+            for meter in meters.values():
+                meter.sample()
+            peak = max([peak] + [peak_rss_mb(pid) for pid in pids])
+            # inserted rows only: a re-delivery after a rebalance counts as a duplicate
+            stored = sum(c["ioc_sink_rows_inserted_total"] for c in counts)
+            flush_s = sum(c["ioc_sink_flush_seconds_sum"] for c in counts)
+            flushes = sum(c["ioc_sink_flush_seconds_count"] for c in counts)
+            if all(p.poll() is not None for p in procs):
                 break
-            time.sleep(0.2)
-        elapsed = time.perf_counter() - (first_at or time.perf_counter())
-        rate = (stored - first_n) / elapsed if first_at and elapsed > 0 else 0.0
-        busy = peak.cpu_s - cpu_at_first
-        pg_busy = postgres_cpu_s() - pg_at_first if first_at else 0.0
-        rollup_rows = pipe.query("SELECT count(*) FROM rollup_1m")[0][0]
-    return {"events": n_events, "stored": stored, "workers": workers,
-            "events_per_s": round(rate), "worker_cpu_s": round(busy, 1),
-            "worker_cpu_share": round(busy / elapsed, 2) if elapsed else None,
-            "postgres_cpu_share": round(pg_busy / elapsed, 2) if elapsed else None,
-            "worker_peak_rss_mb": round(peak.peak_rss_mb), "rollup_rows": rollup_rows}
+            if stored >= n_events and pipe.query(COUNT_SQL)[0][0] >= n_events:
+                break
+            time.sleep(0.5)
+        for meter in meters.values():
+            meter.sample()
+        rows = pipe.query(COUNT_SQL)[0][0]
+        wal = float(pipe.query(WAL_SQL)[0][0]) - wal_before
+        raw_bytes, rollup_bytes = pipe.query(SIZE_SQL)[0]
+        first, last = basis(pipe)
+        problems = expected.compare(pipe.query(ROLLUP_SQL), by_commune=one_event)
+        if rows != n_events:
+            problems.insert(0, f"raw rows {rows}, expected {n_events}")
+        with contextlib.suppress(Exception):
+            pipe.stop_workers()
+    elapsed = (last - first).total_seconds() if first and last else 0.0
+    cpu = {k: round(m.used, 1) for k, m in meters.items()}
+    return {"events": n_events, "stored": rows, "workers": workers, "one_event": one_event,
+            "events_per_s": round(n_events / elapsed) if elapsed else 0,
+            "seconds": round(elapsed, 2),
+            "startup_s": round(first_read - spawned, 2) if first_read else None,
+            "cpu_s": cpu,
+            "cpu_share": {k: round(v / elapsed, 2) if elapsed else None
+                          for k, v in cpu.items()},
+            "cpu_s_per_1000_events": {k: round(1000 * v / n_events, 3)
+                                      for k, v in cpu.items()},
+            "worker_peak_rss_mb": round(peak), "rollup_windows": len(expected.windows),
+            "sink_transactions": int(flushes),
+            "storage_bytes_per_event": {"raw": round(int(raw_bytes) / max(1, rows)),
+                                        "rollup_1m": round(int(rollup_bytes) / max(1, rows)),
+                                        "rollup_1m_per_window": round(
+                                            int(rollup_bytes) / max(1, len(expected.windows))),
+                                        "wal": round(wal / max(1, rows))},
+            "sink_busy_share": round(flush_s / elapsed / workers, 2) if elapsed else None,
+            "exact": not problems, "problems": problems[:5]}
 
 
 PROBE_RULE = """
@@ -225,8 +278,7 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 20.0
     with pipeline(settings, tmp, partitions=6) as pipe:
         worker = pipe.start_worker(extra_env={"IOC__ALERTS__RULES_DIR": str(rules)})
         time.sleep(8)
-        producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers,
-                                 acks="all", linger_ms=5, max_request_size=2_000_000)
+        producer = producer_for(pipe, linger_ms=5)
         pool = Workload(seed=7).template_pool(500)
         run = 0
         probe = 0
@@ -269,7 +321,7 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 20.0
                    "p50_stored_s": round(p50 or 0, 3), "p99_stored_s": round(p99 or 0, 3),
                    "alerts": alerts, "p50_alert_s": round(a50 or 0, 3),
                    "p99_alert_s": round(a99 or 0, 3), "kept_up": kept_up,
-                   "worker_peak_rss_mb": round(proc_stats(worker.pid).peak_rss_mb)}
+                   "worker_peak_rss_mb": round(peak_rss_mb(worker.pid))}
             out.append(row)
             print(f"  rate {rate:>6}/s: sent {sent}, stored {stored}, "
                   f"stored p50/p99 {row['p50_stored_s']}/{row['p99_stored_s']} s, "

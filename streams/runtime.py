@@ -13,12 +13,13 @@ from alerts.outbox import OutboxDelivery
 from alerts.ruleload import load_rules_dir
 from alerts.webhook import WebhookClient
 from geo.index import CommuneIndex
-from ioc.core.errors import GeoError
+from ioc.core.errors import ConfigError, GeoError
 from ioc.core.events.validate import Validator
 from ioc.core.settings import Settings, get_settings
 from streams.alerting import commune_names
 from streams.app import Parts, build_app
 from streams.degraded import quiet_libraries
+from streams.ownership import DepartmentTopics, Ownership
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,27 @@ def resolvable_codes(index: CommuneIndex) -> Callable[[str], bool]:
     return check
 
 
+def webhook_client(settings: Settings) -> WebhookClient | None:
+    """The signed-webhook client, or None without a URL; refuses a URL without a secret."""
+    cfg = settings.alerts
+    if not cfg.webhook_url:
+        return None
+    if cfg.webhook_secret is None or not cfg.webhook_secret.get_secret_value():
+        raise ConfigError("alerts.webhook_url is set but alerts.webhook_secret is not "
+                          "(IOC__ALERTS__WEBHOOK_SECRET): refusing unsigned webhooks")
+    previous = None
+    if cfg.webhook_previous_secret is not None and cfg.webhook_previous_key_id:
+        previous = (cfg.webhook_previous_key_id,
+                    cfg.webhook_previous_secret.get_secret_value().encode())
+    return WebhookClient(cfg.webhook_url, cfg.webhook_secret.get_secret_value().encode(),
+                         key_id=cfg.webhook_key_id, previous=previous)
+
+
 def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
-    """Validator, commune index and database for a worker."""
+    """Validator, commune index and database for a worker (refuses a bad webhook first)."""
     from geo.index import index_for
+
+    webhook = webhook_client(settings)  # a misconfigured webhook stops the worker first
 
     conninfo = settings.database.conninfo()
     if geo_source == "auto":
@@ -60,16 +79,26 @@ def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
                           known_commune=resolvable_codes(index))
     rules = load_rules_dir(settings.resolve(settings.alerts.rules_dir))
     names = commune_names(conninfo)
-    webhook = None
-    if settings.alerts.webhook_url:
-        secret = settings.alerts.webhook_secret
-        webhook = WebhookClient(settings.alerts.webhook_url,
-                                secret.get_secret_value().encode() if secret else b"")
     outbox = OutboxDelivery(conninfo, alertmanager=AlertmanagerClient(settings.alertmanager.url),
                             webhook=webhook, retry_max_s=settings.alerts.outbox_retry_max_s,
                             generator_url=generator_url(settings))
+    topics = DepartmentTopics(settings.kafka.department_topic_pattern)
     return Parts(validator=validator, index=index, conninfo=conninfo, rules=rules,
-                 communes=names, outbox=outbox)
+                 communes=names, outbox=outbox, ownership=Ownership(conninfo, topics),
+                 department_topics=department_topics(settings, topics))
+
+
+def department_topics(settings: Settings, topics: DepartmentTopics) -> tuple[str, ...]:
+    """The department topics that exist now (a new department: restart the workers)."""
+    from ioc.core.topics import admin_client
+
+    admin = admin_client(settings.kafka)
+    try:
+        found = tuple(sorted(t for t in admin.list_topics() if topics.parse(t)))
+    finally:
+        admin.close()
+    log.info("department topics: %s", ", ".join(found) or "none")
+    return found
 
 
 def run_worker(*, index: int = 0, geo_source: str = "auto") -> None:

@@ -236,6 +236,15 @@ def _dead_record(rec: Record, reason: str, message: str,
 
 _LATENCY_SAMPLE = 20  # observations per commune per batch
 
+def observe_latency(out: Stage1Output) -> None:
+    """occurred_at -> delivered, for a sample of the records just sent."""
+    delivered = time.time()
+    for records in out.enriched.values():  # a sample per commune is plenty
+        for rec in records[:_LATENCY_SAMPLE]:
+            metrics.LATENCY_PROCESSED.labels(rec.feed).observe(
+                max(0.0, delivered - rec.occurred_at.timestamp()))
+
+
 SendEnriched = Callable[[dict[str, list[Record]], list[DeadLetter]], Awaitable[None]]
 """Sends enriched records (by commune) and dead letters; returns once Kafka has them."""
 
@@ -258,11 +267,7 @@ class ValidateEnrich:
     async def process(self, batch: Sequence[InMessage]) -> Stage1Output:
         out = self._stage1.process(batch)
         await self._send(out.enriched, out.deadletters)
-        delivered = time.time()
-        for records in out.enriched.values():  # a sample per commune is plenty
-            for rec in records[:_LATENCY_SAMPLE]:
-                metrics.LATENCY_PROCESSED.labels(rec.feed).observe(
-                    max(0.0, delivered - rec.occurred_at.timestamp()))
+        observe_latency(out)
         return out
 
     def on_assign(self, partitions: Set[TopicPartition]) -> None:

@@ -43,9 +43,15 @@ def kafka_bootstrap(stack: Settings) -> str:
 
 @pytest.fixture(scope="session")
 def pg_conninfo(stack: Settings) -> str:
-    """libpq conninfo of the maintenance database ``postgres`` as the configured
-    (superuser) role: tests create and drop their own databases from it."""
-    return stack.database.conninfo(dbname="postgres")
+    """libpq conninfo of the maintenance database ``postgres`` as the local stack's
+    superuser (trust on loopback): for tests that need superuser powers (terminating
+    every backend, injecting faults). Databases for the application are made with
+    ``iocdev.sandbox.fresh_database`` (owner role) instead."""
+    from iocdev.stack.postgres import BOOTSTRAP_USER
+
+    return stack.database.model_copy(update={"owner_user": BOOTSTRAP_USER,
+                                              "owner_password": None}
+                                     ).owner_conninfo(dbname="postgres")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from ioc.cli import agencies, alerts, apikeys, db, geo, kpis, rules, run, topics
+from ioc.cli import agencies, alerts, apikeys, db, geo, kafka, kpis, rules, run, sources, topics
 
 HELP = ("IOC event-processing backend: workers, HTTP API, database, topics, boundaries, "
         "alert rules and operator actions.")
@@ -20,6 +20,8 @@ HELP = ("IOC event-processing backend: workers, HTTP API, database, topics, boun
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=HELP)
 app.add_typer(db.app, name="db", help="Database migrations and maintenance.")
 app.add_typer(topics.app, name="topics", help="Kafka topics.")
+app.add_typer(kafka.app, name="kafka", help="Kafka principals (SCRAM) and ACLs.")
+app.add_typer(sources.app, name="sources", help="The source registry.")
 app.add_typer(geo.app, name="geo", help="Administrative boundaries.")
 app.add_typer(agencies.app, name="agencies", help="Agency registry (tiers of the KPIs).")
 app.add_typer(kpis.app, name="kpis", help="Public-service KPI targets.")

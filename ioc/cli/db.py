@@ -14,7 +14,7 @@ def migrate() -> None:
     from ioc.core.db.migrate import apply_migrations
     from ioc.core.settings import get_settings
 
-    conninfo = get_settings().database.conninfo()
+    conninfo = get_settings().database.owner_conninfo()  # migrations run as the owner
     applied = apply_migrations(conninfo)
     typer.echo("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
     typer.echo(f"timescaledb edition: {timescale_edition(conninfo)}")

@@ -8,11 +8,13 @@ code base takes a :class:`Settings` (or a section of it) as an argument.
 from __future__ import annotations
 
 import os
+import ssl
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from psycopg.conninfo import make_conninfo
+from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -64,13 +66,40 @@ class TopicsSettings(_Section):
                 self.alerts]
 
 
+class PrincipalNames(_Section):
+    """The IOC's own Kafka principals (SCRAM user names); departments get ``dept-<code>``."""
+
+    admin: str = "ioc-admin"
+    worker: str = "ioc-worker"
+    gateway: str = "ioc-gateway"
+    operator: str = "ioc-operator"
+    department_prefix: str = "dept-"
+
+    def department(self, code: str) -> str:
+        return f"{self.department_prefix}{code}"
+
+
+SASL_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL")
+
+
 class KafkaSettings(_Section):
     bootstrap_servers: str = "127.0.0.1:19092"
     controller_port: int = 19094
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
+    security_protocol: str = "SASL_PLAINTEXT"
+    sasl_mechanism: str | None = "SCRAM-SHA-512"
     sasl_username: str | None = None
+    """This process's principal; None: ``principals.admin`` (development tooling)."""
     sasl_password: SecretStr | None = None
+    """From IOC__KAFKA__SASL_PASSWORD; else ``<secrets_dir>/<username>.password``."""
+    secrets_dir: Path | None = None
+    """Password files of the local stack (default ``<stack.home>/secrets/kafka``)."""
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+    principals: PrincipalNames = PrincipalNames()
+    department_topic_pattern: str = "ioc.dept.{department}.{feed}.v1"
+    """Per-department feed topics: the topic a message came from names its department."""
     client_id: str = "ioc"
     max_message_bytes: int = 1_048_576
     topics: TopicsSettings
@@ -79,33 +108,118 @@ class KafkaSettings(_Section):
     def port(self) -> int:
         return int(self.bootstrap_servers.rsplit(":", 1)[1].split(",")[0])
 
+    @property
+    def username(self) -> str:
+        return self.sasl_username or self.principals.admin
+
+    def password(self) -> str | None:
+        """This process's SASL password: the setting, else its secrets file, else None."""
+        if self.sasl_password is not None:
+            return self.sasl_password.get_secret_value()
+        if self.secrets_dir is not None:
+            path = self.secrets_dir / f"{self.username}.password"
+            if path.is_file():
+                return path.read_text().strip()
+        return None
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol in SASL_PROTOCOLS
+
+    def department_topic(self, department: str, feed: str) -> str:
+        return self.department_topic_pattern.format(department=department, feed=feed)
+
     def client_options(self) -> dict[str, Any]:
-        """Security options in kafka-python/aiokafka spelling, passed through as given."""
+        """Security options in kafka-python/aiokafka spelling (both accept these names).
+
+        Raises :class:`ioc.core.errors.ConfigError` when SASL is configured and no
+        password is found: a client without one would only fail later, less clearly.
+        """
         opts: dict[str, Any] = {"security_protocol": self.security_protocol}
-        if self.sasl_mechanism:
-            opts["sasl_mechanism"] = self.sasl_mechanism
-            opts["sasl_plain_username"] = self.sasl_username
-            if self.sasl_password is not None:
-                opts["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        if self.uses_sasl:
+            password = self.password()
+            if password is None:
+                from ioc.core.errors import ConfigError
+
+                raise ConfigError(
+                    f"no Kafka password for principal {self.username}: set "
+                    "IOC__KAFKA__SASL_PASSWORD or run `ioc stack up` (it writes "
+                    f"{self.secrets_dir or '<stack>/secrets/kafka'}/<user>.password)")
+            opts["sasl_mechanism"] = self.sasl_mechanism or "SCRAM-SHA-512"
+            opts["sasl_plain_username"] = self.username
+            opts["sasl_plain_password"] = password
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            opts["ssl_context"] = self.ssl_context()
         return opts
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """TLS for SASL_SSL: the configured CA (else the system's), optional client cert."""
+        ctx = ssl.create_default_context(
+            cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        ctx.check_hostname = self.ssl_check_hostname
+        if self.ssl_certfile is not None:
+            ctx.load_cert_chain(str(self.ssl_certfile),
+                                str(self.ssl_keyfile) if self.ssl_keyfile else None)
+        return ctx
+
+    def faust_options(self) -> dict[str, Any]:
+        """``broker_credentials`` for faust (which ignores kafka-python option names)."""
+        if not self.uses_sasl:
+            if self.security_protocol == "SSL":
+                return {"broker_credentials": self.ssl_context()}
+            return {}
+        import faust
+
+        opts = self.client_options()
+        return {"broker_credentials": faust.SASLCredentials(
+            username=opts["sasl_plain_username"], password=opts["sasl_plain_password"],
+            mechanism=opts["sasl_mechanism"], ssl_context=opts.get("ssl_context"))}
+
+    def kcat_args(self) -> list[str]:
+        """``-X`` options for kcat (librdkafka spelling), password included: never log."""
+        args = ["-b", self.bootstrap_servers, "-X", f"security.protocol={self.security_protocol}"]
+        if self.uses_sasl:
+            opts = self.client_options()
+            args += ["-X", f"sasl.mechanisms={opts['sasl_mechanism']}",
+                     "-X", f"sasl.username={opts['sasl_plain_username']}",
+                     "-X", f"sasl.password={opts['sasl_plain_password']}"]
+        if self.ssl_cafile is not None:
+            args += ["-X", f"ssl.ca.location={self.ssl_cafile}"]
+        return args
 
 
 class DatabaseSettings(_Section):
+    """Two roles: ``user`` (the application: reads and writes rows, no DDL, no superuser)
+    and ``owner_user`` (owns the schema; migrations run as it)."""
+
     host: str = "127.0.0.1"
     port: int = 15432
     dbname: str = "ioc"
-    user: str = "ioc"
+    user: str = "ioc_app"
     password: SecretStr | None = None
+    owner_user: str = "ioc"
+    owner_password: SecretStr | None = None
+    sslmode: str | None = None
     pool_min: int = 1
     pool_max: int = 8
 
+    def _conninfo(self, user: str, password: SecretStr | None, dbname: str | None) -> str:
+        params: dict[str, Any] = {"host": self.host, "port": self.port,
+                                  "dbname": dbname or self.dbname, "user": user,
+                                  "application_name": "ioc"}
+        if password is not None:
+            params["password"] = password.get_secret_value()
+        if self.sslmode:
+            params["sslmode"] = self.sslmode
+        return make_conninfo("", **params)
+
     def conninfo(self, dbname: str | None = None) -> str:
-        """A libpq connection string; the password is only included when set."""
-        parts = [f"host={self.host}", f"port={self.port}", f"dbname={dbname or self.dbname}",
-                 f"user={self.user}", "application_name=ioc"]
-        if self.password is not None:
-            parts.append(f"password={self.password.get_secret_value()}")
-        return " ".join(parts)
+        """The application role's libpq connection string (quoted by psycopg)."""
+        return self._conninfo(self.user, self.password, dbname)
+
+    def owner_conninfo(self, dbname: str | None = None) -> str:
+        """The owner role's: migrations, and tests creating their own databases."""
+        return self._conninfo(self.owner_user, self.owner_password, dbname)
 
 
 class HttpService(_Section):
@@ -175,6 +289,12 @@ class AlertSettings(_Section):
     outbox_retry_max_s: int = 300
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
+    """IOC__ALERTS__WEBHOOK_SECRET; required when ``webhook_url`` is set."""
+    webhook_key_id: str = "k1"
+    """Names the secret in each signature so receivers can hold two during a rotation."""
+    webhook_previous_secret: SecretStr | None = None
+    """During a rotation: the old secret, still signed with (second signature)."""
+    webhook_previous_key_id: str | None = None
 
 
 def config_file() -> Path:
@@ -211,6 +331,21 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=config_file())
         return (init_settings, env_settings, yaml_source)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stack_secrets(cls, data: Any) -> Any:
+        """Default ``kafka.secrets_dir`` to the stack's (which follows IOC__STACK__HOME)."""
+        if not isinstance(data, dict):
+            return data
+        kafka = data.get("kafka")
+        if isinstance(kafka, dict) and kafka.get("secrets_dir") is None:
+            stack = data.get("stack")
+            home = Path(str((stack.get("home") if isinstance(stack, dict) else None)
+                            or StackSettings().home))
+            root = home if home.is_absolute() else ROOT / home
+            data = {**data, "kafka": {**kafka, "secrets_dir": root / "secrets" / "kafka"}}
+        return data
 
     def resolve(self, path: Path) -> Path:
         """A configured relative path, resolved against the project checkout."""

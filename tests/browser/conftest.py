@@ -25,7 +25,9 @@ from typing import Any, Protocol
 import httpx
 import psycopg
 import pytest
-from iocdev.sandbox import Pipeline, free_port, pipeline, tail
+from iocdev.sandbox import Pipeline, pipeline
+from iocdev.supervise import free_port
+from iocdev.supervise import log_tail as tail
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from geo.reference import SOURCE, read_reference

@@ -40,7 +40,7 @@ def test_short_demo_stores_rows_rollups_and_writes_the_report(
     for key, name in zip(FEEDS, topics, strict=True):
         env[f"IOC__KAFKA__TOPICS__{key.upper()}__NAME"] = name
     report_dir = tmp_path / "report"
-    admin = stack.database.conninfo(dbname="postgres")
+    admin = stack.database.owner_conninfo(dbname="postgres")
     t0 = time.monotonic()
     try:
         proc = subprocess.run(

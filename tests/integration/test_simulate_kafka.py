@@ -19,7 +19,8 @@ def test_simulate_to_kafka_round_trip(stack: Settings, monkeypatch: pytest.Monke
 
     run = uuid.uuid4().hex[:8]
     names = {f: f"test.sim.{run}.{f}.v1" for f in ("sensor", "traffic", "service")}
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka.bootstrap_servers)
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka.bootstrap_servers,
+                             **stack.kafka.client_options())
     admin.create_topics([NewTopic(n, num_partitions=3, replication_factor=1)
                          for n in names.values()])
     admin.close()
@@ -41,7 +42,7 @@ def test_simulate_to_kafka_round_trip(stack: Settings, monkeypatch: pytest.Monke
         get_settings.cache_clear()
     consumer = KafkaConsumer(*names.values(), bootstrap_servers=stack.kafka.bootstrap_servers,
                              auto_offset_reset="earliest", consumer_timeout_ms=5000,
-                             group_id=f"test-sim-{run}")
+                             group_id=f"test-sim-{run}", **stack.kafka.client_options())
     events = 0
     keys_ok = True
     for msg in consumer:

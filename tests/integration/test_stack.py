@@ -17,7 +17,7 @@ import pytest
 from iocdev import supervise
 from psycopg import sql
 
-from ioc.core.settings import Settings
+from ioc.core.settings import Settings, get_settings
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def consume(bootstrap: str, topic: str, expected: int, timeout_s: float) -> list
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap,
                              group_id=f"test-{uuid.uuid4().hex[:8]}",
                              auto_offset_reset="earliest", enable_auto_commit=False,
-                             consumer_timeout_ms=1000)
+                             consumer_timeout_ms=1000, **get_settings().kafka.client_options())
     got: list[object] = []
     deadline = time.monotonic() + timeout_s
     try:
@@ -45,7 +45,8 @@ def test_kafka_python_produce_consume(kafka_bootstrap: str,
     from kafka import KafkaProducer
 
     topic = new_topic(partitions=3)
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all",
+                             **get_settings().kafka.client_options())
     sent = {f"key-{i}".encode(): f"value-{i}".encode() for i in range(50)}
     for key, value in sent.items():
         producer.send(topic, key=key, value=value)
@@ -63,11 +64,14 @@ FAUST_APP = textwrap.dedent('''
 
     import faust
 
+    from ioc.core.settings import get_settings
+
     app_id, bootstrap, source_name, sink_name = sys.argv[1:5]
     del sys.argv[1:5]
     app = faust.App(app_id, broker=f"kafka://{bootstrap}", store="memory://",
                     web_enabled=False, topic_disable_leader=True, topic_partitions=1,
-                    consumer_auto_offset_reset="earliest")
+                    consumer_auto_offset_reset="earliest",
+                    **get_settings().kafka.faust_options())
     source = app.topic(source_name, value_serializer="raw")
     sink = app.topic(sink_name, value_serializer="raw")
 
@@ -104,7 +108,8 @@ def test_faust_round_trip(kafka_bootstrap: str,
     from kafka import KafkaProducer
 
     source, sink, log = faust_worker
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap,
+                             **get_settings().kafka.client_options())
     values = [f"event-{i}".encode() for i in range(20)]
     for value in values:
         producer.send(source, value=value)

@@ -131,8 +131,10 @@ def test_ioc_services_are_built_from_the_dockerfile(compose: dict[str, Any]) -> 
     services = compose["services"]
     commands = {name: services[name]["command"] for name in ("worker", "api", "simulator")}
     assert commands == {"worker": ["worker"], "api": ["api"], "simulator": ["simulate"]}
-    for name in commands:
-        assert services[name]["build"] == "."
+    for name in ("worker", "api"):
+        assert services[name]["build"] == "."  # the default stage: ioc alone
+    assert services["simulator"]["build"] == {"context": ".", "target": "dev"}
+    assert "FROM base AS dev" in (ROOT / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["ioc"]' in (ROOT / "Dockerfile").read_text()
 
 
@@ -196,6 +198,11 @@ def test_kafka_template_follows_the_settings(settings: Settings) -> None:
     assert props["transaction.state.log.replication.factor"] == "1"
     assert props["group.initial.rebalance.delay.ms"] == "0"
     assert int(props["message.max.bytes"]) == settings.kafka.max_message_bytes
-    assert props["listeners"] == (f"PLAINTEXT://{settings.stack.host}:{settings.kafka.port},"
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["listener.security.protocol.map"].startswith("CLIENT:SASL_PLAINTEXT,")
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["super.users"].split(";")[0] == f"User:{settings.kafka.principals.admin}"
+    assert props["listeners"] == (f"CLIENT://{settings.stack.host}:{settings.kafka.port},"
                                   f"CONTROLLER://{settings.stack.host}:"
                                   f"{settings.kafka.controller_port}")

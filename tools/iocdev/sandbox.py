@@ -146,12 +146,12 @@ def fresh_database(settings: Settings, prefix: str = "ioc_test") -> Iterator[tup
     from ioc.core.db.migrate import apply_migrations
 
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = settings.database.conninfo(dbname="postgres")
+    admin = settings.database.owner_conninfo(dbname="postgres")  # migrations: the owner
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        conninfo = settings.database.conninfo(dbname=name)
-        apply_migrations(conninfo)
+        conninfo = settings.database.conninfo(dbname=name)  # the application role
+        apply_migrations(settings.database.owner_conninfo(dbname=name))
         yield name, conninfo
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:

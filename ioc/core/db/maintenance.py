@@ -95,7 +95,8 @@ def apply_retention(conn: Conn) -> list[str]:
     dropped: list[str] = []
     rows = conn.execute("SELECT hypertable, keep FROM retention").fetchall()
     for table, keep in rows:
-        out = conn.execute("SELECT drop_chunks(%s::regclass, older_than => %s::interval)",
+        # ioc_drop_chunks (migration 0015): drop_chunks as the owner, for a non-owner role
+        out = conn.execute("SELECT ioc_drop_chunks(%s::regclass, %s::interval)",
                            (table, keep)).fetchall()
         dropped.extend(str(r[0]) for r in out)
         keys = KEY_TABLES.get(str(table))

@@ -44,6 +44,10 @@ class Reason(StrEnum):
     AMBIGUOUS_LEGACY_CODE = "ambiguous_legacy_code"
     INTERNAL_ERROR = "internal_error"
     STORAGE_REJECTED = "storage_rejected"
+    FORBIDDEN_DEPARTMENT = "forbidden_department"
+    FORBIDDEN_FEED = "forbidden_feed"
+    FORBIDDEN_SOURCE = "forbidden_source"
+    UNREGISTERED_SOURCE = "unregistered_source"
     # hostile input (issue 15)
     TOMBSTONE = "tombstone"
     MISSING_KEY = "missing_key"
@@ -89,6 +93,12 @@ DESCRIPTIONS: dict[Reason, str] = {
                             " costs only that element); the operators are told."),
     Reason.STORAGE_REJECTED: ("The database refused the event after it passed validation (the"
                               " value is the enriched record; the headers name the message)."),
+    Reason.FORBIDDEN_DEPARTMENT: "The event's department is not the publisher's (API key "
+                                 "or department topic).",
+    Reason.FORBIDDEN_FEED: "The publishing department does not publish this feed.",
+    Reason.FORBIDDEN_SOURCE: "The source is registered to another department or feed.",
+    Reason.UNREGISTERED_SOURCE: "The source is not registered and the department's "
+                                "automatic registration quota is used up.",
     Reason.TOMBSTONE: "The Kafka message has no value (a tombstone); nothing to validate.",
     Reason.MISSING_KEY: "The Kafka message has no key; the key must be the source_id.",
     Reason.TOO_MANY_EVENTS: "A batch holds more events than the per-message cap.",
@@ -102,6 +112,9 @@ DESCRIPTIONS: dict[Reason, str] = {
 }
 
 NOT_FROM_THE_VALIDATOR: frozenset[Reason] = frozenset({
-    Reason.AMBIGUOUS_LEGACY_CODE, Reason.INTERNAL_ERROR, Reason.STORAGE_REJECTED})
+    Reason.AMBIGUOUS_LEGACY_CODE, Reason.INTERNAL_ERROR, Reason.STORAGE_REJECTED,
+    Reason.FORBIDDEN_DEPARTMENT, Reason.FORBIDDEN_FEED, Reason.FORBIDDEN_SOURCE,
+    Reason.UNREGISTERED_SOURCE})
 """Reasons given after validation: by the commune lookup (stage 1), when the validator
-itself fails (stage 1) and when the database refuses a row (stage 2)."""
+itself fails (stage 1), when the database refuses a row (stage 2), and the source
+registry's authorisation checks (gateway; stage 1 for department topics)."""

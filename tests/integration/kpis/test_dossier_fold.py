@@ -81,8 +81,8 @@ def event_sets(draw: st.DrawFn) -> list[Event]:
 
 @pytest.fixture(scope="module")
 def conninfo(stack: Settings) -> Iterator[str]:
-    with fresh_database(stack, "ioc_fold") as (_, info):
-        yield info
+    with fresh_database(stack, "ioc_fold") as (name, _):
+        yield stack.database.owner_conninfo(name)  # the examples TRUNCATE: the owner's right
 
 
 def _load(conn: psycopg.Connection[Any], batches: list[list[Event]]

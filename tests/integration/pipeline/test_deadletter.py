@@ -58,7 +58,8 @@ def dead_letters(pipe: Pipeline, expected: int) -> list[Any]:
     consumer = KafkaConsumer(pipe.topics["deadletter"],
                              bootstrap_servers=pipe.settings.kafka.bootstrap_servers,
                              auto_offset_reset="earliest", consumer_timeout_ms=20_000,
-                             group_id=f"dlq-{uuid.uuid4().hex[:8]}")
+                             group_id=f"dlq-{uuid.uuid4().hex[:8]}",
+                             **pipe.settings.kafka.client_options())
     out = []
     for message in consumer:
         out.append(message)
@@ -111,7 +112,7 @@ def test_department_publishing_with_kcat_gets_events_accepted(pipe: Pipeline) ->
     assert kcat, "kcat is installed by `ioc stack up` (Debian package kcat)"
     events = [valid_event(i) for i in range(5)]
     payload = "\n".join(json.dumps(e) for e in events) + "\n"
-    subprocess.run([kcat, "-b", pipe.settings.kafka.bootstrap_servers, "-t",
+    subprocess.run([kcat, *pipe.settings.kafka.kcat_args(), "-t",
                     pipe.topics["sensor"], "-P", "-K", "\t"],
                    input="".join(f"{e['source_id']}\t{json.dumps(e)}\n" for e in events),
                    text=True, check=True, timeout=30)

@@ -70,6 +70,7 @@ def db(stack: Settings, pg_conninfo: str) -> Iterator[tuple[str, str]]:
 def inject(admin: str, errcode: str, failures: int) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute("CREATE SEQUENCE fault_attempts")
+        conn.execute("GRANT ALL ON fault_attempts TO PUBLIC")  # the app role is no superuser
         conn.execute(f"""
             CREATE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN

@@ -98,3 +98,20 @@ def test_series_notation() -> None:
     with pytest.raises(ValueError):
         expand("ten")
     assert timedelta(0) == timedelta(0)
+
+
+def test_webhook_signatures_carry_key_ids_and_overlap_during_rotation() -> None:
+    body = b'{"x": 1}'
+    header = webhook.signature_header([("k2", b"new"), ("k1", b"old")], body, 1_750_000_000)
+    assert header.startswith("keyid=k2,sha256=") and ";keyid=k1,sha256=" in header
+    for held in ({"k1": b"old"}, {"k2": b"new"}, {"k1": b"old", "k2": b"new"}):
+        assert webhook.verify(held, body, "1750000000", header, now=1_750_000_010)
+    assert not webhook.verify({"k1": b"new"}, body, "1750000000", header, now=1_750_000_010)
+    assert not webhook.verify({"k3": b"other"}, body, "1750000000", header, now=1_750_000_010)
+
+
+def test_webhook_without_secret_is_refused() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="secret"):
+        webhook.WebhookClient("http://127.0.0.1:9/hook", b"")

@@ -191,7 +191,7 @@ def test_timescaledb_datasource_settings() -> None:
     sources = {d["uid"]: d for d in yaml.safe_load(path.read_text())["datasources"]}
     ts = sources["ioc-timescaledb"]
     assert ts["type"] == "grafana-postgresql-datasource"
-    assert ts["user"] == "ioc"
+    assert ts["user"] == "ioc_grafana"  # read-only role (docs/security.md)
     assert ts["jsonData"] | {"database": "ioc", "sslmode": "disable", "postgresVersion": 1500,
                              "timescaledb": True} == ts["jsonData"]
     assert sources["ioc-prometheus"]["type"] == "prometheus"

@@ -162,14 +162,14 @@ class Demo:
         db = self.settings.database
         self._step(f"database: {db.dbname} migrations")
         try:
-            with psycopg.connect(db.conninfo(dbname="postgres"), autocommit=True) as conn:
+            with psycopg.connect(db.owner_conninfo(dbname="postgres"), autocommit=True) as conn:
                 exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
                                       (db.dbname,)).fetchone()
                 if exists is None:
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(
                         sql.Identifier(db.dbname)))
                     self.echo(f"database: created {db.dbname}")
-            applied = apply_migrations(db.conninfo())
+            applied = apply_migrations(db.owner_conninfo())
         except (psycopg.Error, StorageError) as exc:
             raise DemoError("migrate", str(exc)) from exc
         self.echo("database: applied " + (", ".join(applied) if applied else "nothing"))

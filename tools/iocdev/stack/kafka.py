@@ -4,12 +4,20 @@ The jars are resolved by ``mvn dependency:copy-dependencies`` from a generated p
 ``kafka/libs`` (Maven's repository in ``m2/``); the logging backend (reload4j) is added
 because the core jar does not bring one. Storage is formatted once with a cluster id
 kept in ``kafka/cluster.id``.
+
+Security (docs/security.md): the client listener is SASL (SCRAM-SHA-512) with the KRaft
+``StandardAuthorizer`` and no access without an ACL. The admin principal is added at
+format time; once the broker answers, the worker, gateway and operator principals get
+their credentials and ACLs. Every password is generated here and written to
+``<stack>/secrets/kafka/<user>.password`` (mode 0600, git-ignored), where the settings
+find them.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import shutil
 import string
 import subprocess
@@ -21,6 +29,8 @@ from iocdev.stack.ready import port_open
 from iocdev.stack.service import Service
 
 PROBE_TOPIC = "ioc-stack-probe"
+CONTROLLER_USER = "ioc-controller"
+"""The controller listener's PLAIN user (super user; never used by clients)."""
 POM = """<?xml version="1.0" encoding="UTF-8"?>
 <project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -102,29 +112,59 @@ class Kafka(Service):
                 f"-Dlog4j.configuration=file:{self.layout.config / 'kafka' / 'log4j.properties'}",
                 "-cp", f"{self.libs}/*", main, *args]
 
+    @property
+    def secrets(self) -> Path:
+        return self.settings.kafka.secrets_dir or (self.layout.root / "secrets" / "kafka")
+
+    def secret(self, user: str) -> str:
+        """The user's password, generated (once) into the secrets folder."""
+        from ioc.core.principals import new_secret
+
+        self.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self.secrets / f"{user}.password"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(new_secret() + "\n")
+        return path.read_text().strip()
+
     def render_properties(self) -> str:
         kafka = self.settings.kafka
+        if kafka.security_protocol != "SASL_PLAINTEXT":
+            raise StackError(self.name, "the local stack runs SASL_PLAINTEXT on loopback; "
+                             "SASL_SSL is for deployments (docs/security.md)")
         template = (self.layout.config / "kafka" / "server.properties").read_text()
+        admin = kafka.principals.admin
         return string.Template(template).substitute(
             host=self.host,
             port=kafka.port,
             controller_port=kafka.controller_port,
             data_dir=self.data,
             max_message_bytes=kafka.max_message_bytes,
+            client_protocol=kafka.security_protocol,
+            admin_user=admin,
+            admin_password=self.secret(admin),
+            controller_user=CONTROLLER_USER,
+            controller_password=self.secret(CONTROLLER_USER),
         )
 
     def prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        self.properties.write_text(self.render_properties())
+        fd = os.open(self.properties, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(self.render_properties())
         if (self.data / "meta.properties").exists():
             return
         id_file = self.home / "cluster.id"
         if not id_file.exists():
             id_file.write_text(new_cluster_id() + "\n")
+        admin = self.settings.kafka.principals.admin
+        scram = f"SCRAM-SHA-512=[name={admin},password={self.secret(admin)}]"
         argv = self.java("kafka.tools.StorageTool", "format", "-t",
-                         id_file.read_text().strip(), "-c", str(self.properties))
+                         id_file.read_text().strip(), "-c", str(self.properties),
+                         "--add-scram", scram)
         with self.log.open("ab") as out:
-            out.write(f"\n=== {' '.join(argv)}\n".encode())
+            out.write(f"\n=== {' '.join(argv).replace(scram, '<admin scram>')}\n".encode())
             out.flush()
             code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, check=False).returncode
@@ -144,9 +184,25 @@ class Kafka(Service):
 
         waited = wait_until(self.name, lambda: port_open(self.host, self.port), log=self.log,
                             timeout=self.start_timeout, pid=pid, what="port did not open")
-        return waited + wait_until(self.name, self.probe, log=self.log,
-                                   timeout=self.start_timeout, pid=pid,
-                                   what="no produce+consume round trip")
+        waited += wait_until(self.name, self.probe, log=self.log,
+                             timeout=self.start_timeout, pid=pid,
+                             what="no produce+consume round trip")
+        self.provision()
+        return waited
+
+    def provision(self) -> None:
+        """The IOC's own principals with their ACLs (idempotent; passwords kept)."""
+        from ioc.core import principals as p
+
+        kafka = self.settings.kafka
+        names = kafka.principals
+        wanted = {
+            names.worker: p.worker_grants(kafka, group=self.settings.stream.app_id),
+            names.gateway: p.gateway_grants(kafka),
+            names.operator: p.operator_grants(kafka, group_prefix=names.operator),
+        }
+        for user, grants in wanted.items():
+            p.create_principal(kafka, user, grants, password=self.secret(user))
 
 
 def roundtrip(bootstrap: str, options: dict[str, object], timeout_s: float = 15.0) -> bool:

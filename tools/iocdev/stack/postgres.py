@@ -4,17 +4,27 @@ The cluster has its own data directory, port and unix-socket folder under the st
 folder and listens on loopback only. PostgreSQL refuses to run as root, so under root
 the cluster belongs to and runs as the ``postgres`` OS user. Authentication is
 ``trust`` for local sockets and 127.0.0.1: this is a development stack on loopback,
-never a deployment. The bootstrap superuser is ``postgres``; ``up`` creates the
-configured role (LOGIN SUPERUSER: tests create databases and extensions) and database
-with the ``timescaledb`` and ``postgis`` extensions.
+never a deployment. The bootstrap superuser is ``postgres``; ``up`` creates the roles
+of docs/security.md and the database, and brings existing roles to those attributes:
+
+* ``database.owner_user`` (``ioc``): owns the database and schema, runs migrations;
+  NOSUPERUSER, CREATEDB (tests create their own databases);
+* ``database.user`` (``ioc_app``): the application, member of ``ioc_writer``: rows
+  only (the grants are in migration 0015);
+* ``ioc_grafana``: Grafana, member of ``ioc_reader``: SELECT on the dashboards' relations.
+
+The ``timescaledb`` and ``postgis`` extensions are created in ``template1`` as well, so
+databases created by the owner (tests) have them without superuser rights.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -27,7 +37,11 @@ PG_MAJOR = 15
 PG_BIN = Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin")
 PG_CONFIG = str(PG_BIN / "pg_config")
 BOOTSTRAP_USER = "postgres"
-HBA = """# Managed by `ioc stack up`: local development only, loopback, trust.
+WRITER_GROUP = "ioc_writer"
+READER_GROUP = "ioc_reader"
+GRAFANA_USER = "ioc_grafana"
+HBA = """# Managed by `ioc stack up`: DEVELOPMENT ONLY. Trust on the unix socket and 127.0.0.1:
+# any local OS user can log in as any role (docs/security.md). Never listen elsewhere.
 local   all   all                 trust
 host    all   all   127.0.0.1/32  trust
 """
@@ -88,6 +102,9 @@ class Postgres(Service):
                              str(self.log))
 
     def prepare(self) -> None:
+        if not ipaddress.ip_address(socket.gethostbyname(self.host)).is_loopback:
+            raise StackError(self.name, f"stack.host {self.host} is not a loopback address: "
+                             "the local stack trusts every connection (development only)")
         self.home.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         self._chown(self.home)
@@ -136,25 +153,38 @@ class Postgres(Service):
         return one == (1,) and license_row is not None
 
     def bootstrap(self) -> None:
-        """Create the configured role, database and extensions when missing."""
+        """Create (or bring to their attributes) the roles, the database, the extensions."""
         import psycopg
         from psycopg import sql
 
         db = self.settings.database
+        roles = [(WRITER_GROUP, "NOLOGIN"), (READER_GROUP, "NOLOGIN"),
+                 (db.owner_user, "LOGIN CREATEDB"), (db.user, "LOGIN"),
+                 (GRAFANA_USER, "LOGIN")]
         admin = self.conninfo(user=BOOTSTRAP_USER, dbname="postgres")
         with psycopg.connect(admin, autocommit=True) as conn:
-            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
-                            (db.user,)).fetchone() is None:
-                conn.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER")
-                             .format(sql.Identifier(db.user)))
+            for role, attrs in roles:
+                if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
+                                (role,)).fetchone() is None:
+                    conn.execute(sql.SQL("CREATE ROLE {} " + attrs)
+                                 .format(sql.Identifier(role)))
+                conn.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER NOCREATEROLE NOBYPASSRLS "
+                                     + attrs).format(sql.Identifier(role)))
+            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(WRITER_GROUP),
+                                                          sql.Identifier(db.user)))
+            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(READER_GROUP),
+                                                          sql.Identifier(GRAFANA_USER)))
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
                             (db.dbname,)).fetchone() is None:
                 conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(db.dbname), sql.Identifier(db.user)))
-        with psycopg.connect(self.conninfo(user=BOOTSTRAP_USER, dbname=db.dbname),
-                             autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-            conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+                    sql.Identifier(db.dbname), sql.Identifier(db.owner_user)))
+            conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                sql.Identifier(db.dbname), sql.Identifier(db.owner_user)))
+        for dbname in ("template1", db.dbname):
+            with psycopg.connect(self.conninfo(user=BOOTSTRAP_USER, dbname=dbname),
+                                 autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+                conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
 
     def wait_ready(self, pid: int | None) -> float:
         import psycopg

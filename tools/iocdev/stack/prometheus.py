@@ -82,7 +82,7 @@ class Prometheus(_HttpService):
         return ["/usr/bin/prometheus", f"--config.file={self.config_file}",
                 f"--web.listen-address={self.host}:{self.port}",
                 f"--storage.tsdb.path={self.home / 'data'}",
-                "--storage.tsdb.retention.time=7d", "--web.enable-lifecycle"]
+                "--storage.tsdb.retention.time=7d"]  # no lifecycle API: nobody may stop it
 
 
 class Alertmanager(_HttpService):

@@ -1,0 +1,84 @@
+"""`ioc sources`: register sources to departments (ioc.core.registry), explicitly."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="The source registry.")
+
+
+@app.command("register")
+def register(
+    source_ids: Annotated[list[str], typer.Argument(help="Source ids to register.")],
+    department: Annotated[str, typer.Option(help="Owning department code.")],
+    feed: Annotated[str, typer.Option(help="sensor | traffic | service")],
+    commune_code: Annotated[str | None, typer.Option(help="Where the source is.")] = None,
+    actor: Annotated[str, typer.Option(help="Recorded as registered_by.")] = "cli",
+) -> None:
+    """Register sources to a department's feed (idempotent; never takes another's)."""
+    import psycopg
+
+    from ioc.core.registry import Location, RegistryError
+    from ioc.core.registry import register as do_register
+    from ioc.core.settings import get_settings
+
+    with psycopg.connect(get_settings().database.conninfo()) as conn:
+        try:
+            new = do_register(conn, department, feed, source_ids, actor=actor,
+                              location=Location(commune_code))
+        except RegistryError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+    typer.echo(f"registered {len(new)} new, {len(source_ids) - len(new)} already "
+               f"{department}'s")
+
+
+@app.command("unregister")
+def unregister(
+    source_ids: Annotated[list[str], typer.Argument(help="Source ids.")],
+    department: Annotated[str, typer.Option(help="The department they belong to.")],
+) -> None:
+    """Remove registrations (events already stored stay)."""
+    import psycopg
+
+    from ioc.core.registry import unregister as do_unregister
+    from ioc.core.settings import get_settings
+
+    with psycopg.connect(get_settings().database.conninfo()) as conn:
+        gone = do_unregister(conn, department, source_ids)
+    typer.echo(f"unregistered {len(gone)}")
+
+
+@app.command("quota")
+def quota(
+    department: Annotated[str, typer.Option(help="Department code.")],
+    limit: Annotated[int, typer.Argument(
+        help="Sources that may register automatically on first use (0: explicit only).")],
+) -> None:
+    """Set a department's automatic registration quota."""
+    import psycopg
+
+    from ioc.core.registry import set_quota
+    from ioc.core.settings import get_settings
+
+    with psycopg.connect(get_settings().database.conninfo(), autocommit=True) as conn:
+        if not set_quota(conn, department, limit):
+            typer.echo(f"error: no department {department}", err=True)
+            raise typer.Exit(1)
+    typer.echo(f"{department}: source_quota = {limit}")
+
+
+@app.command("list")
+def list_(department: Annotated[str | None, typer.Option(help="Only this one.")] = None
+          ) -> None:
+    """Registered sources: id, department, feed, how registered, by whom."""
+    import psycopg
+
+    from ioc.core.registry import list_sources
+    from ioc.core.settings import get_settings
+
+    with psycopg.connect(get_settings().database.conninfo()) as conn:
+        for row in list_sources(conn, department):
+            typer.echo("  ".join(x or "-" for x in row))
