@@ -3,11 +3,21 @@
 Every event has a unique id ``<tag>-<n>`` and ``occurred_at`` = the moment it was built,
 so the ledger can tell exactly which were acknowledged by the broker (published), which
 were stored, and when. Background events are PM2.5 readings of at most 50 µg/m³ in the
-``load`` communes (and, after its probe, in each probe commune, so its event-time
-progress moves on); a probe is three readings of 900 µg/m³ in a commune of its own, so
-each probe must produce exactly one firing alert of the chaos probe rule
-(:data:`PROBE_RULE`). Every ``invalid_every``-th message is one event with an unknown
-unit, which must be dead-lettered (``unknown_unit``) and nothing else.
+``load`` communes (and, after its probe, in each probe commune); a probe is three
+readings of 900 µg/m³ in a commune of its own, so each probe must produce exactly one
+firing alert of the chaos probe rule (:data:`PROBE_RULE`). Every ``invalid_every``-th
+message is one event with an unknown unit, which must be dead-lettered
+(``unknown_unit``) and nothing else.
+
+Alerts follow event time (docs/architecture.md, "Time model"): a probe's minute is
+evaluated only once its commune's clock (the slowest live source of the commune's sensor
+feed; here the probe commune's one source) has passed the minute's end plus
+``alerts.out_of_orderness_s``. So the probe commune's source keeps reporting after its
+probe (low readings, which the rule's ``max`` does not dilute), and when the load is
+stopped it goes on with one low reading a second per probe commune until every probed
+minute has closed (:meth:`Load.stop`); a probe then alerts 10 to 70 s (the rest of its
+minute + out-of-orderness) plus one reporting interval after it was sent, instead of
+after the 10-minute idle grace.
 
 The producer takes its connection options from the settings (``client_options``), and
 retries for as long as a broker outage in a scenario lasts: an event counts as
@@ -35,7 +45,7 @@ groups:
         feed: sensor
         metric: pm25
         scope: commune
-        aggregate: avg
+        aggregate: max
         window: 1m
         op: ">"
         threshold: 500
@@ -49,7 +59,9 @@ groups:
             vi: "Đầu dò chaos tại {{commune}}"
             en: "Chaos probe in {{commune_en}}"
 """
-"""One alert per probe commune; it keeps firing for the rest of the scenario."""
+"""One alert per probe commune; it keeps firing for the rest of the scenario. ``max``, not
+``avg``: the probe commune's later low readings in the same minute (its event-time
+progress) must not average the probe away."""
 
 PROBE_VALUE = 900.0
 
@@ -82,7 +94,7 @@ class Load:
     def __init__(self, settings: Settings, topic: str, *, tag: str,
                  load_communes: list[str], probe_communes: list[str], rate: float = 200.0,
                  per_message: int = 20, probe_every_s: float = 5.0,
-                 invalid_every: int = 25) -> None:
+                 invalid_every: int = 25, close_after_s: float = 15.0) -> None:
         self.settings = settings
         self.topic = topic
         self.tag = tag
@@ -92,6 +104,9 @@ class Load:
         self.per_message = per_message
         self.probe_every_s = probe_every_s
         self.invalid_every = invalid_every
+        self.close_after_s = close_after_s
+        """After stopping, probe communes report until this long past their probe's minute
+        end (``alerts.out_of_orderness_s`` + a margin): their minutes then close."""
         self.published = Published()
         self.built = 0
         self.probing = True
@@ -102,6 +117,7 @@ class Load:
         self._n = 0
         self._messages = 0
         self._probed: list[str] = []
+        self._last_probe: float | None = None
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
@@ -109,12 +125,23 @@ class Load:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop producing and wait until every send was acknowledged or failed."""
+        """Stop the load, let probe communes report until their probed minutes closed
+        (:meth:`closes_at`), then wait until every send was acknowledged or failed."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=600)
         if self._error is not None:
             raise RuntimeError(f"the load producer failed: {self._error!r}") from self._error
+
+    def closes_at(self) -> float:
+        """Wall-clock time by which every probed minute has closed in event time."""
+        with self._lock:
+            built = [p.built_at for p in self.published.probes]
+        if self._last_probe is not None:
+            built.append(self._last_probe)
+        if not built:
+            return 0.0
+        return (max(built) // 60) * 60 + 60 + self.close_after_s
 
     def snapshot(self) -> dict[str, float]:
         """A copy of the acknowledged valid events (id -> occurred_at)."""
@@ -209,5 +236,18 @@ class Load:
                 self._probed.append(commune)
                 self._send(producer, [self._event(commune, PROBE_VALUE) for _ in range(3)],
                            valid=True, probe=commune)
+                self._last_probe = time.time()
                 next_probe = now + self.probe_every_s
             time.sleep(0.05)
+        self._close_probed_minutes(producer)
+
+    def _close_probed_minutes(self, producer: KafkaProducer) -> None:
+        """One low reading a second from every probe commune's source until every probed
+        minute is past its end + out-of-orderness in event time (see module docstring)."""
+        until = self.closes_at()
+        while self._probed and time.time() < until:
+            for commune in self._probed:
+                self._send(producer, [self._event(commune, float(1 + (self._n % 50)))],
+                           valid=True)
+                self.built += 1
+            time.sleep(1.0)

@@ -298,7 +298,8 @@ def run_scenario(scenario: Scenario, settings: Settings, tmp: Path, *, echo: Ech
                           "IOC__ALERTS__WEBHOOK_SECRET": secret.decode()}
             load = Load(settings, pipe.topics["sensor"], tag=tag,
                         load_communes=load_communes_, probe_communes=probe_communes,
-                        rate=rate)
+                        rate=rate,
+                        close_after_s=settings.alerts.out_of_orderness_s + 5.0)
             run = Run(settings, pipe, load, receiver, worker_env, echo)
             for _ in range(scenario.workers):
                 run.start_worker()
@@ -309,7 +310,7 @@ def run_scenario(scenario: Scenario, settings: Settings, tmp: Path, *, echo: Ech
             fault_end = scenario.fault(run)
             time.sleep(scenario.after_s)
             load.probing = False
-            load.stop()
+            load.stop()  # after the probe communes reported past their probed minutes
             echo(f"   load stopped after {time.monotonic() - t0:.0f} s: "
                  f"{len(load.published.valid)} events, {len(load.published.probes)} probes;"
                  " draining")

@@ -24,11 +24,15 @@ def chaos_settings(base: Settings, *, home: Path = DEFAULT_HOME,
                    port_base: int = DEFAULT_PORT_BASE) -> Settings:
     """``base`` with the stack home and every service port moved to the chaos stack."""
     host = base.stack.host
+    root = home if home.is_absolute() else ROOT / home
     return base.model_copy(update={
         "stack": base.stack.model_copy(update={"home": home}),
+        # its own Kafka passwords (SCRAM): where its workers, started with
+        # IOC__STACK__HOME=<home>, look for them; the base stack's are never used
         "kafka": base.kafka.model_copy(update={
             "bootstrap_servers": f"{host}:{port_base + 92}",
-            "controller_port": port_base + 94}),
+            "controller_port": port_base + 94,
+            "secrets_dir": root / "secrets" / "kafka"}),
         "database": base.database.model_copy(update={"port": port_base + 432}),
         "prometheus": base.prometheus.model_copy(update={"port": port_base + 90}),
         "alertmanager": base.alertmanager.model_copy(update={"port": port_base + 93}),
