@@ -154,9 +154,25 @@ def fresh_database(settings: Settings, prefix: str = "ioc_test") -> Iterator[tup
         apply_migrations(settings.database.owner_conninfo(dbname=name))
         yield name, conninfo
     finally:
+        _drop_database(settings, admin, name)
+
+
+def _drop_database(settings: Settings, admin: str, name: str) -> None:
+    """Drop as the owner; when other roles' sessions are still connected (a worker as the
+    application role), only a superuser may force them off: the local stack's bootstrap
+    superuser (trust on loopback, development only) does it then."""
+    from iocdev.stack.postgres import BOOTSTRAP_USER
+
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    try:
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                         .format(sql.Identifier(name)))
+            conn.execute(drop)
+    except psycopg.errors.InsufficientPrivilege:
+        superuser = settings.database.model_copy(
+            update={"owner_user": BOOTSTRAP_USER, "owner_password": None}
+        ).owner_conninfo(dbname="postgres")
+        with psycopg.connect(superuser, autocommit=True) as conn:
+            conn.execute(drop)
 
 
 @contextlib.contextmanager
