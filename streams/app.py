@@ -90,8 +90,10 @@ def _names(settings: Settings, overrides: dict[str, str] | None) -> dict[str, st
 def make_faust_app(settings: Settings, app_id: str, web_port: int,
                    instance_id: str | None) -> faust.App:
     stream = settings.stream
+    data_dir = settings.faust_data_dir()
+    data_dir.mkdir(parents=True, exist_ok=True)
     return faust.App(
-        app_id, broker=f"kafka://{settings.kafka.bootstrap_servers}",
+        app_id, datadir=str(data_dir / "{conf.name}-data"), broker=f"kafka://{settings.kafka.bootstrap_servers}",
         broker_client_id=settings.kafka.client_id, store="memory://",
         key_serializer="raw", value_serializer="raw", web_enabled=True,
         web_bind=stream.worker_web_host, web_host=stream.worker_web_host, web_port=web_port,

@@ -149,10 +149,12 @@ class RawReader:
         self._stopped = asyncio.Event()
         self.batches = 0
         """Batches delivered (for tests and logs)."""
+        metrics.PARTITIONS_ASSIGNED.labels(stage.name).set(0)
 
     # ------------------------------------------------------------ rebalance (no I/O)
     def assigned(self, partitions: Set[TopicPartition]) -> None:
         self._assigned |= partitions
+        metrics.PARTITIONS_ASSIGNED.labels(self._stage.name).set(len(self._assigned))
         self._stage.on_assign(partitions)
 
     def revoked(self, partitions: Set[TopicPartition]) -> None:
@@ -162,6 +164,7 @@ class RawReader:
             self._committed.pop(tp, None)
             with contextlib.suppress(KeyError):  # never reported for it yet
                 metrics.CONSUMER_LAG.remove(tp[0], str(tp[1]))
+        metrics.PARTITIONS_ASSIGNED.labels(self._stage.name).set(len(self._assigned))
         self._stage.on_revoke(partitions)
 
     # ------------------------------------------------------------ the loop
