@@ -38,7 +38,7 @@ from streams.originals import Originals
 from streams.outputs import KafkaOutputs
 from streams.ownership import OwnedValidateEnrich, Ownership
 from streams.pages import register_pages
-from streams.raw_reader import Bounds, RawReader, raw_consumer
+from streams.raw_reader import Bounds, RawReader, raw_consumer, topics_pattern
 from streams.retry import run_batch
 from streams.stage import Stage, TopicPartition
 from streams.stage1 import CommuneIndexLike, Stage1, ValidateEnrich, ValidatorLike
@@ -119,8 +119,10 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
     names = _names(settings, topic_names)
     app = make_faust_app(settings, app_id or stream.app_id,
                          web_port or stream.worker_web_port, instance_id)
-    raw_topics = (names["sensor"], names["traffic"], names["service"],
-                  *parts.department_topics)
+    fixed = (names["sensor"], names["traffic"], names["service"], *parts.department_topics)
+    # with ownership checks: every department topic, present or future (one pattern)
+    raw_topics: tuple[str, ...] | str = fixed if parts.ownership is None else \
+        topics_pattern(fixed, parts.ownership.topics.regex)
     enriched, deadletter, alerts = (
         app.topic(names[n], key_serializer="raw", value_serializer="raw")
         for n in ("enriched", "deadletter", "alerts"))

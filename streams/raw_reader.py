@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
@@ -65,6 +66,8 @@ REFUSED_AFTER_REBALANCE = (CommitFailedError, IllegalGenerationError,
                            RebalanceInProgressError, UnknownMemberIdError, IllegalStateError)
 """The group moved on: these partitions' offsets are the new owner's to commit."""
 LAG_EVERY_S = 5.0
+TOPICS_REFRESH_S = 30.0
+"""How often the consumer refreshes metadata: a new department topic is read within it."""
 _LOG_EVERY_S = 30.0
 
 
@@ -94,6 +97,16 @@ def commit_plan(pending: Mapping[TopicPartition, int], assigned: Set[TopicPartit
             if tp in assigned and off > committed.get(tp, -1)}
 
 
+def topics_pattern(names: Sequence[str], department_regex: str | None) -> str:
+    """One anchored pattern for the fixed raw topics and, when given, every department
+    topic (an anchored regex), so that a department's new topics are read without a
+    restart (the consumer refreshes its metadata every ``TOPICS_REFRESH_S``)."""
+    alternatives = [re.escape(n) for n in names]
+    if department_regex:
+        alternatives.append(department_regex.removeprefix("^").removesuffix("$"))
+    return "^(?:" + "|".join(alternatives) + ")$"
+
+
 def raw_consumer(settings: Settings, group: str, instance_id: str | None,
                  *, fetch_max_bytes: int, partition_fetch_bytes: int) -> AIOKafkaConsumer:
     """The reader's consumer: no auto-commit, static membership when ``instance_id``."""
@@ -107,6 +120,7 @@ def raw_consumer(settings: Settings, group: str, instance_id: str | None,
         heartbeat_interval_ms=int(stream.heartbeat_interval_s * 1000),
         rebalance_timeout_ms=int(stream.rebalance_timeout_s * 1000),
         fetch_max_bytes=fetch_max_bytes, max_partition_fetch_bytes=partition_fetch_bytes,
+        metadata_max_age_ms=int(TOPICS_REFRESH_S * 1000),
         **settings.kafka.client_options())
 
 
@@ -126,12 +140,13 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped bas
 class RawReader:
     """Reads the raw topics for one stage in batches; see the module docstring."""
 
-    def __init__(self, stage: Stage[Sequence[InMessage]], topics: Sequence[str], *,
+    def __init__(self, stage: Stage[Sequence[InMessage]], topics: Sequence[str] | str, *,
                  make_consumer: Callable[[], AIOKafkaConsumer], bounds: Bounds,
                  health: Health, retry_max_s: float = 2.0,
                  commit_interval_s: float = 1.0) -> None:
         self._stage = stage
-        self._topics = list(topics)
+        self._topics = topics
+        """Names, or one pattern (:func:`topics_pattern`)."""
         self._make_consumer = make_consumer
         self._bounds = bounds
         self._health = health
@@ -211,7 +226,10 @@ class RawReader:
         if self._consumer is None:
             consumer = self._make_consumer()
             self._consumer = consumer
-            consumer.subscribe(self._topics, listener=_Listener(self))
+            if isinstance(self._topics, str):
+                consumer.subscribe(pattern=self._topics, listener=_Listener(self))
+            else:
+                consumer.subscribe(list(self._topics), listener=_Listener(self))
             await consumer.start()
         return self._consumer
 

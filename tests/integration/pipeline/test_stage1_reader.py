@@ -13,13 +13,14 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import Sequence, Set
+from collections.abc import Callable, Sequence, Set
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from iocdev.sandbox import Pipeline, batches, envelope
+from kafka import KafkaProducer
 from kafka.structs import TopicPartition
 
 from ioc.core.settings import stage1_group
@@ -119,32 +120,65 @@ def assigned_partitions(port: int) -> float | None:
     return None
 
 
-def wait_assigned(ports: list[int], expected: list[float], timeout: float = 60.0) -> None:
+def wait_assigned(ports: list[int], ok: Callable[[list[float]], bool],
+                  timeout: float = 60.0) -> list[float]:
+    """Poll each worker's stage-1 partition count until ``ok`` holds for them."""
     deadline = time.monotonic() + timeout
     seen: list[float | None] = []
     while time.monotonic() < deadline:
         seen = [assigned_partitions(p) for p in ports]
-        if sorted(s for s in seen if s is not None) == sorted(expected) \
-                and None not in seen:
-            return
+        counts = [s for s in seen if s is not None]
+        if len(counts) == len(ports) and ok(counts):
+            return counts
         time.sleep(0.5)
-    raise AssertionError(f"stage-1 partitions per worker {seen}, expected {expected}")
+    raise AssertionError(f"stage-1 partitions per worker: {seen}")
 
 
 def test_two_workers_split_the_raw_partitions_and_a_killed_ones_are_taken_over(
         pipe: Pipeline) -> None:
     first, second = pipe.start_worker(), pipe.start_worker()
-    wait_assigned(pipe.web_ports, [1.0, 2.0])  # 3 raw partitions, 2 workers
+    raw = 3 * pipe.partitions  # sensor, traffic, service (and any ioc.dept.* topics)
+    counts = wait_assigned(pipe.web_ports,
+                           lambda c: sum(c) >= raw and min(c) > 0 and max(c) - min(c) <= 1)
     events = readings(9000, "t")
     pipe.produce("sensor", one_per_message(events[:3000]))
     pipe.wait_for("SELECT count(*) FROM sensor_readings", 3000, timeout=120)
     second.send_signal(signal.SIGKILL)
     second.wait()
-    wait_assigned(pipe.web_ports[:1], [3.0])  # after the session timeout (6 s)
-    pipe.produce("sensor", one_per_message(events[3000:]))
+    wait_assigned(pipe.web_ports[:1], lambda c: c == [sum(counts)])  # after the session
+    pipe.produce("sensor", one_per_message(events[3000:]))             # timeout (6 s)
     pipe.wait_for("SELECT count(*) FROM sensor_readings", 9000, timeout=120)
     pipe.wait_for("SELECT sum(count) FROM rollup_1m", 9000, timeout=60)
     assert first.poll() is None
+
+
+def test_a_department_topic_created_while_the_worker_runs_is_read(pipe: Pipeline) -> None:
+    from ioc.core.settings import TopicSettings
+    from ioc.core.topics import delete_topics, ensure_topics
+
+    pipe.query("INSERT INTO departments (code, name, feeds, source_quota) "
+               "VALUES ('late', 'Late', %s, 0) RETURNING code", (["sensor"],))
+    pipe.query("INSERT INTO sources (source_id, department, feed, registration) "
+               "VALUES ('late-1', 'late', 'sensor', 'explicit') RETURNING source_id")
+    pipe.start_worker()
+    pipe.produce("sensor", one_per_message(readings(10, "before")))
+    pipe.wait_for("SELECT count(*) FROM sensor_readings", 10)  # running, group joined
+    topic = f"{pipe.topics['sensor'].rsplit('.', 1)[0]}.dept.late.sensor.v1"
+    ensure_topics(pipe.settings.kafka, [TopicSettings(name=topic, partitions=1)])
+    try:
+        event = envelope("sensor", "late-e1", "late-1", T0,
+                         {"metric": "pm25", "value": 3.0, "unit": "ug/m3"},
+                         commune_code="00004", department="late")
+        producer = KafkaProducer(bootstrap_servers=pipe.settings.kafka.bootstrap_servers,
+                                 acks="all", **pipe.settings.kafka.client_options())
+        try:
+            producer.send(topic, key=b"late-1", value=json.dumps(event).encode()).get(15)
+        finally:
+            producer.close()
+        pipe.wait_for("SELECT count(*) FROM sensor_readings WHERE source_id = 'late-1'", 1,
+                      timeout=90)  # within the consumer's metadata refresh (30 s)
+    finally:
+        delete_topics(pipe.settings.kafka, [topic])
 
 
 # ------------------------------------------------------------------ the reader alone

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ioc.core.settings import Settings, stage1_group
-from streams.raw_reader import commit_plan, next_offsets
+from streams.raw_reader import commit_plan, next_offsets, topics_pattern
 from streams.stage1 import InMessage
 
 
@@ -62,3 +62,18 @@ def test_the_worker_may_use_both_of_its_groups_and_no_other(settings: Settings) 
               if g.resource == ResourceType.GROUP}
     assert groups == {(name, op, False) for name in ("app", "app-stage1")
                       for op in (ACLOperation.READ, ACLOperation.DESCRIBE)}
+
+
+def test_the_topics_pattern_matches_the_fixed_topics_and_any_department_topic() -> None:
+    import re
+
+    from streams.ownership import DepartmentTopics
+
+    pattern = re.compile(topics_pattern(
+        ["ioc.sensor.v1", "ioc.traffic.v1"],
+        DepartmentTopics("ioc.dept.{department}.{feed}.v1").regex))
+    assert pattern.match("ioc.sensor.v1") and pattern.match("ioc.traffic.v1")
+    assert pattern.match("ioc.dept.hanoi-env.sensor.v1")
+    for other in ("ioc.enriched.v1", "ioc.sensor.v10", "xioc.sensor.v1", "ioc_sensor_v1",
+                  "ioc.dept.hanoi.weather.v1", "ioc.dept.hanoi.sensor.v1.x"):
+        assert not pattern.match(other), other
