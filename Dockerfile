@@ -15,6 +15,8 @@ RUN cd console && npm run build
 FROM python:3.11-slim-bookworm AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+# faust's folders (memory store: nothing kept) somewhere the ioc user may write
+ENV IOC__STREAM__DATA_DIR=/tmp/ioc-faust
 WORKDIR /app
 
 # Dependencies first (cached while only the code changes).
