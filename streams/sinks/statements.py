@@ -67,6 +67,14 @@ _METRICS: Final[dict[Feed, str]] = {
          CASE WHEN n.paid_online THEN 1.0 ELSE 0.0 END))""",
 }
 
+_ROLLED: Final[dict[Feed, tuple[str, ...]]] = {
+    "sensor": ("metric", "value"),
+    "traffic": ("vehicle_count", "avg_speed_kmh", "occupancy", "incident"),
+    "service": ("status", "channel", "digitised", "due_at", "resolved_at", "fee_bearing",
+                "paid_online"),
+}
+"""The columns ``_METRICS`` reads: all the insert returns besides time, place and late."""
+
 WINDOW_COLUMNS: Final = ("commune_code", "province_code", "metric", "bucket", "count", "sum",
                          "min", "max", "last", "last_at")
 
@@ -123,7 +131,7 @@ WITH claimed AS (
     INSERT INTO {TABLES[feed]} ({cols})
     SELECT {", ".join(f"s.{c}" for c in COLUMNS[feed])}
     FROM {staging_table(feed)} s JOIN claimed c USING (source_id, event_id)
-    RETURNING *
+    RETURNING {", ".join(("time", "commune_code", "province_code", "late", *_ROLLED[feed]))}
 ), points AS (
     SELECT n.time, n.commune_code, n.province_code, m.metric, m.value
     FROM new n CROSS JOIN LATERAL {_METRICS[feed]} AS m (metric, value)
