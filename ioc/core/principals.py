@@ -243,6 +243,20 @@ def create_principal(kafka: KafkaSettings, principal: str, grants: Sequence[Gran
     return secret
 
 
+def ensure_principal(kafka: KafkaSettings, principal: str, grants: Sequence[Grant],
+                     password: str) -> None:
+    """The principal with ``password`` and at least ``grants`` (ACLs it has beyond them
+    are kept). For a development stack that several pipelines share with different topic
+    names (tests, the demo, benchmarks): converging there would take one pipeline's ACLs
+    away from another that is running."""
+    admin = admin_client(kafka)
+    try:
+        set_password(admin, principal, password)
+        grant(admin, principal, grants)
+    finally:
+        admin.close()
+
+
 def rotate(kafka: KafkaSettings, principal: str) -> str:
     """A new password for an existing principal (the old one stops working at once;
     sessions already authenticated keep going until they reconnect)."""

@@ -191,7 +191,8 @@ class Kafka(Service):
         return waited
 
     def provision(self) -> None:
-        """The IOC's own principals with their ACLs (idempotent; passwords kept)."""
+        """The IOC's own principals with at least their ACLs (idempotent; passwords kept;
+        grants other pipelines on this stack added are left alone)."""
         from ioc.core import principals as p
 
         kafka = self.settings.kafka
@@ -202,7 +203,7 @@ class Kafka(Service):
             names.operator: p.operator_grants(kafka, group_prefix=names.operator),
         }
         for user, grants in wanted.items():
-            p.create_principal(kafka, user, grants, password=self.secret(user))
+            p.ensure_principal(kafka, user, grants, password=self.secret(user))
 
 
 def roundtrip(bootstrap: str, options: dict[str, object], timeout_s: float = 15.0) -> bool:
