@@ -33,3 +33,16 @@ def test_cpu_of_this_process_grows() -> None:
         pass
     after = cpu_s(os.getpid())
     assert before is not None and after is not None and after - before >= 0.1
+
+
+def test_sink_split_writes_the_drains_feed_mix() -> None:
+    from benchmarks.bench_sink_cpu import mixed_records
+
+    records = mixed_records(20_000)
+    share = {f: sum(r.feed == f for r in records) / len(records)
+             for f in ("sensor", "traffic", "service")}
+    assert len(records) == 20_000
+    assert len({(r.source_id, r.event_id) for r in records}) == 20_000  # all new identities
+    assert 0.6 < share["sensor"] < 0.8 and 0.1 < share["traffic"] < 0.3, share
+    assert 0.05 < share["service"] < 0.15, share
+    assert all(r.status in ("received", "resolved") for r in records if r.feed == "service")

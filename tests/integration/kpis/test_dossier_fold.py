@@ -161,3 +161,35 @@ def test_two_writers_on_the_same_dossiers_give_the_sequential_answer(conninfo: s
         daily = conn.execute(DAILY).fetchall()
         assert daily == conn.execute(RECOMPUTED).fetchall()
         assert (conn.execute(COMPARED).fetchall(), daily) == reference
+
+
+def test_a_new_dossier_is_written_once_and_an_existing_one_merged(conninfo: str) -> None:
+    """Migration 0041: a dossier new to the table is inserted as its fold (one row write,
+    no placeholder updated); one that exists is merged under its lock, with the same
+    answer as loading everything at once."""
+    def ev(i: int, dossier: str, status: str, minutes: int) -> Event:
+        at = T0 + timedelta(minutes=minutes)
+        return (at, f"n{i}", "s1", "00004", dossier, "ubnd-00004", "online", status,
+                at + timedelta(days=1), at if status == "resolved" else None, False, None,
+                True)
+
+    first = [ev(0, "A", "received", 0), ev(1, "A", "in_progress", 5), ev(2, "B", "received", 1)]
+    second = [ev(3, "A", "resolved", 30), ev(4, "C", "received", 2)]
+    written = "SELECT pg_stat_get_xact_tuples_inserted('dossiers'::regclass), " \
+              "pg_stat_get_xact_tuples_updated('dossiers'::regclass)"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        reference = _load(conn, [first + second])
+        conn.execute("TRUNCATE service_events, service_events_keys, dossiers, kpi_counts_daily")
+        moves = []
+        for batch in (first, second):  # the counters hold unflushed earlier ones: deltas
+            with conn.transaction(), conn.cursor() as cur:
+                before = conn.execute(written).fetchone()
+                cur.executemany(INSERT, batch)
+                after = conn.execute(written).fetchone()
+                assert before is not None and after is not None
+                moves.append((after[0] - before[0], after[1] - before[1]))
+        daily = conn.execute(DAILY).fetchall()
+        assert daily == conn.execute(RECOMPUTED).fetchall()
+        assert (conn.execute(COMPARED).fetchall(), daily) == reference
+    # executemany: one statement (and fold) per event
+    assert moves == [(2, 1), (1, 1)], moves  # A and B inserted, A merged; C new, A merged
