@@ -83,9 +83,23 @@ def idle(wait_s: float = 20.0) -> dict[str, Any]:
         time.sleep(wait_s)
         sampler.stop()
         rss = sampler.samples[-1][1] if sampler.samples else 0.0
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+        libs = sorted({name for name in ("pandas", "geopandas", "pyarrow", "pyproj", "scipy")
+                       if f"/{name}/" in maps})
+        smaps = _smaps_rollup(proc.pid)
         pipe.stop_workers()
     return {"idle_rss_mb": round(rss), "hwm_mb": round(sampler.hwm), "after_s": wait_s,
-            "load": _load()}
+            "heavy_libraries_mapped": libs, "smaps_mb": smaps, "load": _load()}
+
+
+def _smaps_rollup(pid: int) -> dict[str, int]:
+    """Anonymous (heap) versus file-backed (code) resident memory."""
+    out: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        if name in ("Rss", "Anonymous", "Private_Clean", "Shared_Clean"):
+            out[name.lower()] = round(int(rest.split()[0]) / 1024)
+    return out
 
 
 def drain(n_events: int, one_event: bool) -> dict[str, Any]:
