@@ -119,7 +119,8 @@ def drain(n_events: int, one_event: bool) -> dict[str, Any]:
             "peak_rss_mb": round(max(sampler.hwm, out["worker_peak_rss_mb"])),
             "rss_end_mb": round(series[-1]) if series else None,
             "cpu_share": out["cpu_share"],
-            "bounds": {k: v for k, v in os.environ.items() if k.startswith(("IOC__STREAM", "IOC_EXP"))},
+            "bounds": {k: v for k, v in os.environ.items()
+                       if k.startswith(("IOC__STREAM", "IOC_EXP"))},
             "load_before": load_before, "load_after": _load()}
 
 
