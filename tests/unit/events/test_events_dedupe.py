@@ -64,6 +64,18 @@ def test_merges_with_a_large_window_match_the_model(ops: list[int]) -> None:
         assert store.add("src", f"e{i}") == model.add("src", f"e{i}")
 
 
+@settings(max_examples=200, deadline=None)
+@given(capacity=st.integers(1, 12), young_max=st.integers(1, 6),
+       ops=st.lists(st.integers(0, 20), max_size=600))
+def test_keys_recorded_again_after_eviction(capacity: int, young_max: int,
+                                            ops: list[int]) -> None:
+    """Few keys and long runs: keys come back after eviction many times (a dead copy and
+    a live one of the same key side by side in the sorted arrays)."""
+    store, model = SeenKeys(capacity, young_max=young_max), Model(capacity)
+    for i in ops:
+        assert store.add("s", str(i)) == model.add("s", str(i)), i
+
+
 def test_forgets_exactly_capacity_recordings_later() -> None:
     store = SeenKeys(100_000)
     for i in range(250_000):
