@@ -367,14 +367,13 @@ class CommuneIndex:
 def index_from_reference(
     path: Path | None = None, *, nearest_max_m: float = 2000.0, legacy: bool = True
 ) -> CommuneIndex:
-    """The index over the bundled reference (about half a second)."""
-    from geo.reference import REFERENCE_FILE, read_reference
+    """The index over the bundled reference (about half a second; read without pandas)."""
+    from geo.bundled import REFERENCE_FILE, communes_for_index
 
-    ref = read_reference(path or REFERENCE_FILE)
-    return CommuneIndex.from_units(
-        ref.units, nearest_max_m=nearest_max_m,
-        legacy=LegacyCodes.from_file() if legacy else None,
-    )
+    codes, provinces, geoms = communes_for_index(path or REFERENCE_FILE)
+    return CommuneIndex(codes, provinces, np.asarray(geoms, dtype=object),
+                        nearest_max_m=nearest_max_m,
+                        legacy=LegacyCodes.from_file() if legacy else None)
 
 
 def index_from_database(

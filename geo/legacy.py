@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from geo.bundled import LEGACY_FILE, legacy_targets
 from geo.errors import CommuneCodeError
-from geo.reference import LEGACY_FILE, read_legacy
 
 UNKNOWN = "unknown_commune_code"
 AMBIGUOUS = "ambiguous_legacy_code"
@@ -33,12 +33,7 @@ class LegacyCodes:
 
     @classmethod
     def from_file(cls, path: Path = LEGACY_FILE) -> LegacyCodes:
-        frame = read_legacy(path)
-        return cls({
-            old: tuple(new.split())
-            for old, new in zip(frame["old_code"], frame["new_codes"], strict=True)
-            if new
-        })
+        return cls(legacy_targets(path))
 
     def __len__(self) -> int:
         return len(self._targets)

@@ -17,7 +17,8 @@ and written to ``geo/data/``:
     new_codes`` (space-separated; several when the old commune was split) and
     ``default_code`` (the package's default pick for a split commune).
 
-Reading is pandas + shapely only and takes well under a second.
+Reading is pandas + shapely only and takes well under a second; a worker reads the same
+files without pandas (:mod:`geo.bundled`).
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 import shapely
 
+from geo.bundled import DATA_DIR, LEGACY_FILE, REFERENCE_FILE
 from geo.errors import BoundaryFileError
 from geo.voronoi import approximate_polygons, union_by
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
-REFERENCE_FILE = DATA_DIR / "communes_2025.csv.gz"
-LEGACY_FILE = DATA_DIR / "legacy_2025.csv.gz"
+__all__ = ["DATA_DIR", "LEGACY_FILE", "REFERENCE_FILE", "Reference", "build", "read_legacy",
+           "read_reference"]
 SOURCE = "vietnamadminunits 1.0.4 (MIT); approximate Voronoi polygons"
 """Value of ``admin_units.source`` for rows loaded from the bundled reference."""
 

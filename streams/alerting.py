@@ -48,13 +48,12 @@ def commune_names(conninfo: str) -> dict[str, CommuneInfo]:
             return {str(c): CommuneInfo(str(n), str(p), str(pn)) for c, n, p, pn in rows}
     except psycopg.Error as exc:
         log.warning("alerts: commune names from the database failed: %s", exc)
-    from geo.reference import read_reference
+    from geo.bundled import read_units  # not geo.reference: no pandas in a worker
 
-    ref = read_reference()
-    provinces = {str(r.code): str(r.name) for r in ref.provinces.itertuples()}
-    return {str(r.code): CommuneInfo(str(r.name), str(r.province_code),
-                                     provinces.get(str(r.province_code), ""))
-            for r in ref.communes.itertuples()}
+    units = read_units()
+    provinces = {u.code: u.name for u in units if u.level == "province"}
+    return {u.code: CommuneInfo(u.name, u.province_code, provinces.get(u.province_code, ""))
+            for u in units if u.level == "commune"}
 
 
 @dataclass(frozen=True, slots=True)

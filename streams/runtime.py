@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 from collections.abc import Callable
 
@@ -40,6 +42,45 @@ def resolvable_codes(index: CommuneIndex) -> Callable[[str], bool]:
         return known[code]
 
     return check
+
+
+MMAP_THRESHOLD_BYTES = 256 * 1024
+"""glibc: allocations from this size are mmap'ed, so freeing them returns the memory."""
+TRIM_THRESHOLD_BYTES = 4 * 1024 * 1024
+"""glibc: free memory above this at the top of the heap goes back to the system."""
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt  # noqa: B018  (glibc only: musl has no mallopt)
+        libc.malloc_trim  # noqa: B018
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def tune_allocator() -> None:
+    """Fix glibc's mmap threshold (it otherwise grows to 32 MB after the first large
+    free, and batch-sized buffers then stay in the heap after they are freed: a draining
+    worker kept its peak for good). No-op without glibc."""
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+        libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+
+
+def release_freed_memory() -> None:
+    """Give freed heap back to the system (after start-up: building the geo index's
+    raster leaves tens of MB of freed temporaries). No-op without glibc."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def webhook_client(settings: Settings) -> WebhookClient | None:
@@ -103,11 +144,13 @@ def department_topics(settings: Settings, topics: DepartmentTopics) -> tuple[str
 
 def run_worker(*, index: int = 0, geo_source: str = "auto") -> None:
     """Run one worker process until SIGTERM/SIGINT."""
+    tune_allocator()
     settings = get_settings()
     parts = make_parts(settings, geo_source=geo_source)
     prefix = settings.stream.group_instance_prefix
     app = build_app(settings, parts, web_port=settings.stream.worker_web_port + index,
                     instance_id=f"{prefix}-{index}" if prefix else None)
     quiet_libraries()
+    release_freed_memory()
     faust.Worker(app, loglevel="info", logging_config=None,
                  override_logging=False).execute_from_commandline()

@@ -23,8 +23,10 @@ Contract of :meth:`Validator.validate`:
   Only when that decode fails does a slower diagnostic pass walk the generic JSON to
   name the first failing field and its precise reason.
 * Duplicates: the validator remembers the last ``dedupe_capacity`` accepted
-  (source_id, event_id) pairs (first in, first out, hashed to 64 bits). The state is per
-  process; since messages are keyed by source_id a source's events reach one worker.
+  (source_id, event_id) pairs (first in, first out, hashed to 64 bits, about 16 bytes a
+  key: :mod:`ioc.core.events.dedupe`, which also bounds the chance of a hash collision).
+  The state is per process; since messages are keyed by source_id a source's events
+  reach one worker.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import msgspec
 import msgspec.inspect as mi
 
 from ioc.core.events import units
+from ioc.core.events.dedupe import SeenKeys
 from ioc.core.events.models import (
     ENVELOPE_V1_BY_FEED,
     EVENT_TIME_MIN,
@@ -151,10 +154,11 @@ class Validator:
         else:
             self._known = known_commune.__contains__
         self._capacity = max(0, dedupe_capacity)
-        self._seen: dict[int, None] = {}
-        self._redelivered = False
-        self._ring: list[int] = []
-        self._ring_pos = 0
+        self._seen = SeenKeys(self._capacity) if self._capacity else None
+        self._record = None if self._seen is None else self._seen.add
+        self._fresh: Callable[[str, str], bool] | None = self._record
+        """Records (source_id, event_id) as seen; False if it was seen already. None
+        while duplicates are not checked (disabled, or a redelivered message)."""
         self._limits_now = float("nan")  # never equal: the first call computes
         self._limits_at: tuple[datetime, datetime] = (_EVENT_TIME_MIN_DT, _EVENT_TIME_MIN_DT)
 
@@ -180,13 +184,14 @@ class Validator:
             return [], [Rejection(Reason.MISSING_KEY, "the message has no key; use the "
                                   "events' source_id as the key",
                                   bytes(value[:RAW_KEEP_OVERSIZE]), None)]
-        self._redelivered = redelivered
+        if redelivered:
+            self._fresh = None
         try:
             records, rejections = self._validate(value, now, expected_feed)
         except Exception as exc:  # a bug in a check: never raise, never lose an element
             records, rejections = self._guarded_slow(value, now, expected_feed, exc)
         finally:
-            self._redelivered = False
+            self._fresh = self._record
         return records, collapse_runs(rejections)
 
     def _guarded_slow(self, value: bytes, now: float | None, expected_feed: str | None,
@@ -266,9 +271,8 @@ class Validator:
 
     def forget(self) -> None:
         """Drop the duplicate-detection memory (e.g. after a partition reassignment)."""
-        self._seen.clear()
-        self._ring.clear()
-        self._ring_pos = 0
+        if self._seen is not None:
+            self._seen.clear()
 
     # ------------------------------------------------------------------ fast path
     def _accept(self, env: EnvelopeV1, now: float, expected_feed: str | None,
@@ -330,7 +334,7 @@ class Validator:
             if not lo <= value <= hi:
                 return (Reason.OUT_OF_RANGE,
                         f"{metric} {value:g} {canonical} is outside [{lo:g}, {hi:g}]")
-            if self._capacity and not self._fresh(env.source_id, env.event_id):
+            if self._fresh is not None and not self._fresh(env.source_id, env.event_id):
                 return _duplicate(env)
             return Record(
                 event_id=env.event_id, source_id=env.source_id, department=env.department,
@@ -341,7 +345,7 @@ class Validator:
             tb: TrafficBodyV1 = env.body  # type: ignore[assignment]
             if FORBIDDEN_CHARS.search(tb.segment_id):
                 return _forbidden_chars(("body.segment_id", tb.segment_id))
-            if self._capacity and not self._fresh(env.source_id, env.event_id):
+            if self._fresh is not None and not self._fresh(env.source_id, env.event_id):
                 return _duplicate(env)
             return Record(
                 event_id=env.event_id, source_id=env.source_id, department=env.department,
@@ -370,7 +374,7 @@ class Validator:
         except (OverflowError, ValueError):
             return (Reason.TIMESTAMP_OUT_OF_RANGE,
                     "body.due_at or body.resolved_at cannot be expressed in UTC")
-        if self._capacity and not self._fresh(env.source_id, env.event_id):
+        if self._fresh is not None and not self._fresh(env.source_id, env.event_id):
             return _duplicate(env)
         return Record(
             event_id=env.event_id, source_id=env.source_id, department=env.department,
@@ -388,25 +392,6 @@ class Validator:
             self._limits_at = (datetime.fromtimestamp(now + self.max_future_skew_s, UTC),
                                _EVENT_TIME_MIN_DT)
         return self._limits_at
-
-    def _fresh(self, source_id: str, event_id: str) -> bool:
-        """Record (source_id, event_id) as seen; False if it was seen already."""
-        if self._redelivered:
-            return True
-        key = hash((source_id, event_id))
-        seen = self._seen
-        if key in seen:
-            return False
-        seen[key] = None
-        ring = self._ring
-        if len(ring) < self._capacity:
-            ring.append(key)
-        else:
-            pos = self._ring_pos
-            del seen[ring[pos]]
-            ring[pos] = key
-            self._ring_pos = (pos + 1) % self._capacity
-        return True
 
     # ------------------------------------------------------------------ slow path
     def _slow(self, value: bytes, now: float, expected_feed: str | None
