@@ -47,11 +47,6 @@ from streams.timers import register_timers
 
 log = logging.getLogger(__name__)
 
-STAGE2_BATCH_BYTES = 32 * 1024 * 1024
-"""The same for stage 2 (about 120,000 encoded records, one transaction): each
-transaction pays for its rollup upserts and alert evaluation, so smaller batches cost
-throughput (1M-event envelope drain: 8 MB about 25,000 events/s at 335-440 MB RSS,
-32 MB about 31,000-35,000 at 450-520 MB, unbounded about 38,000 at 650-830 MB)."""
 STREAM_BUFFER_MESSAGES = 256
 """faust's per-stream buffer, in messages: with 100-event envelopes about 9 MB (the
 former 10,000 held a whole 1M-event backlog in memory, and let stage 1 read a whole
@@ -170,7 +165,7 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
 
     @app.agent(enriched, name="stage2-aggregate-evaluate")
     async def aggregate(events: Any) -> None:
-        async for batch in events.take_bounded(stream.batch_max, STAGE2_BATCH_BYTES,
+        async for batch in events.take_bounded(stream.batch_max, stream.stage2_batch_bytes,
                                                stream.batch_within_s):
             messages = [Enriched(e.message.topic, e.message.partition, e.message.offset,
                                  e.message.value) for e in batch]
