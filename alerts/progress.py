@@ -140,6 +140,9 @@ class Progress:
         its current state, idle from that deadline: the sources whose idleness moved
         their scopes' clocks since the last call (hand them back with :meth:`requeue`
         if the evaluation that took them is undone)."""
+        if len(self._deadlines) > 4 * max(len(self.sources), 1024):  # mostly stale
+            self._deadlines = [(self.idle_at(s), i) for i, s in self.sources.items()]
+            heapq.heapify(self._deadlines)
         out: list[tuple[datetime, str]] = []
         while self._deadlines and self._deadlines[0][0] <= wall_now:
             at, source_id = heapq.heappop(self._deadlines)
@@ -182,9 +185,6 @@ class Progress:
 
     def evict(self) -> list[str]:
         """Drop the longest-silent sources beyond ``max_sources``; returns their ids."""
-        if len(self._deadlines) > 4 * max(len(self.sources), 1024):  # mostly stale
-            self._deadlines = [(self.idle_at(s), i) for i, s in self.sources.items()]
-            heapq.heapify(self._deadlines)
         extra = len(self.sources) - self.max_sources
         if extra <= 0:
             return []

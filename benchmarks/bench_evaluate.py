@@ -7,6 +7,10 @@ the evaluator is timed (``evaluate`` + ``commit``): the database part of a batch
 pipeline benchmarks.
 
     python -c "from benchmarks.bench_evaluate import run; print(run())"
+    python -c "from benchmarks.bench_evaluate import run; print(run(communes=3321))"
+
+``changed_only=False`` times a full evaluation per batch (what stage 2 did before; with
+the code before it, run it from a checkout of that commit).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ _METRICS = (("pm25", 5.0, 120.0), ("water_level", 0.5, 4.0), ("noise", 40.0, 90.
 
 
 def run(rate: int = 5000, seconds: int = 600, batch_s: float = 0.25, sources: int = 2000,
-        communes: int = 126, seed: int = 5) -> dict[str, Any]:
+        communes: int = 126, seed: int = 5, changed_only: bool = True) -> dict[str, Any]:
     """p50/p99/max of the evaluator's time per batch at ``rate`` events/s (``communes``
     above Hanoi's 126 draws them from the whole country's 3,321)."""
     from benchmarks.workload import places
@@ -45,6 +49,7 @@ def run(rate: int = 5000, seconds: int = 600, batch_s: float = 0.25, sources: in
     timings: list[float] = []
     ticks: list[float] = []
     minutes = 0
+    scopes: list[int] = []
     n_batches = int(seconds / batch_s)
     next_tick = 10.0
     for b in range(n_batches):
@@ -70,10 +75,12 @@ def run(rate: int = 5000, seconds: int = 600, batch_s: float = 0.25, sources: in
                    for c, m, minute in touched]
         seen = [Sighting(sid, "sensor", "env", c, "01", at, now) for sid, (c, at) in newest.items()]
         t0 = time.perf_counter()
-        plan = ev.evaluate(windows, seen, wall_now=now)
+        plan = (ev.evaluate(windows, seen, wall_now=now, changed_only=True) if changed_only
+                else ev.evaluate(windows, seen, wall_now=now))
         ev.commit(plan)
         timings.append(time.perf_counter() - t0)
         minutes += plan.evaluated_minutes
+        scopes.append(getattr(plan, "scopes", 0))
         if b * batch_s >= next_tick:
             next_tick += 10.0
             t0 = time.perf_counter()
@@ -85,7 +92,8 @@ def run(rate: int = 5000, seconds: int = 600, batch_s: float = 0.25, sources: in
     q = statistics.quantiles(warm, n=100)
     return {"events_per_s": rate, "batch_s": batch_s, "events_per_batch": per_batch,
             "sources": sources, "communes": len(codes), "rules": len(list(rules)),
-            "batches": len(warm), "evaluated_minutes": minutes,
+            "batches": len(warm), "evaluated_minutes": minutes, "changed_only": changed_only,
+            "scopes_per_batch_p50": statistics.median(scopes[int(60 / batch_s):]),
             "eval_p50_ms": round(q[49] * 1000, 3), "eval_p99_ms": round(q[98] * 1000, 3),
             "eval_max_ms": round(max(warm) * 1000, 3),
             "tick_p50_ms": round(statistics.median(ticks) * 1000, 3),
