@@ -246,7 +246,7 @@ SELECT count(*), count(*) FILTER (WHERE stored_at <= %(b)s + interval '3 seconds
        percentile_cont(0.5) WITHIN GROUP (ORDER BY lat_s),
        percentile_cont(0.99) WITHIN GROUP (ORDER BY lat_s)
 FROM (SELECT stored_at, extract(epoch FROM stored_at - time) AS lat_s FROM sensor_readings
-      WHERE time >= %(a)s AND time < %(b)s
+      WHERE time >= %(a)s AND time < %(b)s AND source_id NOT LIKE 'probe-%%'
       UNION ALL SELECT stored_at, extract(epoch FROM stored_at - time)
       FROM traffic_observations WHERE time >= %(a)s AND time < %(b)s
       UNION ALL SELECT stored_at, extract(epoch FROM stored_at - time) FROM service_events
@@ -255,7 +255,7 @@ FROM (SELECT stored_at, extract(epoch FROM stored_at - time) AS lat_s FROM senso
 
 GRACE_SQL = """
 SELECT (SELECT count(*) FROM sensor_readings WHERE time >= %(a)s AND time < %(b)s
-          AND stored_at <= %(b)s + interval '3 seconds')
+          AND source_id NOT LIKE 'probe-%%' AND stored_at <= %(b)s + interval '3 seconds')
      + (SELECT count(*) FROM traffic_observations WHERE time >= %(a)s AND time < %(b)s
           AND stored_at <= %(b)s + interval '3 seconds')
      + (SELECT count(*) FROM service_events WHERE time >= %(a)s AND time < %(b)s
@@ -263,8 +263,9 @@ SELECT (SELECT count(*) FROM sensor_readings WHERE time >= %(a)s AND time < %(b)
 """
 
 FIRINGS_SQL = """
-SELECT fingerprint, at, labels ->> 'commune_code' FROM alert_transitions
-WHERE rule_id = 'bench_probe_pm10' AND to_state = 'firing' AND recorded_at >= %s
+SELECT fingerprint, at, labels ->> 'commune_code', to_state FROM alert_transitions
+WHERE rule_id = 'bench_probe_pm10' AND to_state IN ('firing', 'resolved')
+  AND recorded_at >= %s
 """
 
 PROBE_TIMES_SQL = """
@@ -276,9 +277,11 @@ SELECT (SELECT max(time) FROM sensor_readings WHERE commune_code = %(c)s
           AND time < %(at)s + make_interval(secs => %(ooo)s + 30))
 """
 
-PROBES = 24
-"""Probe communes (half breach in even minutes, half in odd ones), one source each."""
-PROBE_EVERY_S = 0.2
+PROBES = 32
+"""Probe communes, one source each; each breaches in every other minute (so it fires and
+resolves at alternate boundaries), and probe i's clock runs i x 60/PROBES s behind, so
+the decisions spread over the minute instead of all falling at :10."""
+PROBE_EVERY_S = 0.25
 
 
 class _FiringWatch:
@@ -288,7 +291,7 @@ class _FiringWatch:
     def __init__(self, conninfo: str, since: datetime, every_s: float = 0.05) -> None:
         import threading
 
-        self.seen: dict[tuple[str, datetime], tuple[str, float]] = {}
+        self.seen: dict[tuple[str, datetime], tuple[str, str, float]] = {}
         self._since, self._every = since, every_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(conninfo,), daemon=True)
@@ -298,8 +301,9 @@ class _FiringWatch:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             while not self._stop.wait(self._every):
                 now = time.time()
-                for fp, at, commune in conn.execute(FIRINGS_SQL, (self._since,)).fetchall():
-                    self.seen.setdefault((fp, at), (commune, now))
+                for fp, at, commune, state in conn.execute(FIRINGS_SQL,
+                                                           (self._since,)).fetchall():
+                    self.seen.setdefault((fp, at), (commune, state, now))
 
     def close(self) -> None:
         self._stop.set()
@@ -325,19 +329,24 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(values[lo] + (values[hi] - values[lo]) * (k - lo), 3)
 
 
-def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 60.0
+def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 30.0
           ) -> list[dict[str, Any]]:
     """Rising fixed rates; per step p50/p99 occurred_at->stored, and two alert latencies.
 
     Alerts follow closed minutes of event time (docs/architecture.md, "Time model"): a
     breach in minute M fires at boundary B = M + 1 min once the probe scope's clock passes
     B + ``alerts.out_of_orderness_s``. Probes are communes of their own, each with one
-    source reporting every 0.2 s (occurred_at = now) and one breaching reading in every
-    other minute. Per step (aligned so the boundary decision falls 25 s into it):
-    ``*_alert_from_breach_s``: breaching reading's occurred_at -> alert visible (rest of
-    the minute + out_of_orderness + the pipeline); ``*_alert_s``: the deciding reading's
-    occurred_at (the first with occurred_at >= B + out_of_orderness) -> alert visible,
-    the pipeline's own latency, which the issue's targets apply to."""
+    source reporting every 0.25 s and one breaching reading in every other minute (it
+    fires, then resolves at the next boundary). Probe i's device clock runs i x 60/PROBES s
+    behind (occurred_at = now - offset), so its boundaries are decided at its own second
+    of the minute and a step sees decisions at every phase of the batches; every
+    latency is taken from when a reading was sent (occurred_at + its offset: the
+    occurred_at of a correct clock). Per step, over the decisions whose deciding reading
+    was sent at least 5 s into the step: ``*_alert_s``: the deciding reading (the first
+    with occurred_at >= B + out_of_orderness, B the boundary of the transition) -> the
+    transition visible in the database (firing and resolved; the pipeline's own latency,
+    which the issue's targets apply to); ``*_alert_from_breach_s``: the breaching
+    reading -> its firing visible (rest of the minute + out_of_orderness + pipeline)."""
     import random
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -347,11 +356,14 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 60.0
         (rules / f.name).write_text(f.read_text())
     (rules / "zz_bench.yaml").write_text(PROBE_RULE)
     ooo = float(settings.alerts.out_of_orderness_s)
+    began = time.monotonic()
     probes = _probe_communes()
+    offsets = {code: i * 60.0 / PROBES for i, code in enumerate(probes)}
     rng = random.Random(11)
     breach_at: dict[tuple[int, int], float] = {}  # (probe, minute) -> second of its breach
     out: list[dict[str, Any]] = []
     with pipeline(settings, tmp, partitions=6) as pipe:
+        print(f"  rates: pipeline ready in {time.monotonic() - began:.0f} s", flush=True)
         worker = pipe.start_worker(extra_env={"IOC__ALERTS__RULES_DIR": str(rules)})
         producer = producer_for(pipe, linger_ms=5)
         pool = Workload(seed=7).template_pool(500)
@@ -359,12 +371,13 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 60.0
         run = probe_seq = 0
         next_probe = 0.0
 
-        def send_probes() -> int:
+        def send_probes() -> None:
             nonlocal probe_seq
-            at = datetime.now(UTC)
-            minute = int(at.timestamp() // 60)
-            second = at.second + at.microsecond / 1e6
+            now = datetime.now(UTC)
             for i, code in enumerate(probes):
+                at = now - timedelta(seconds=offsets[code])
+                minute = int(at.timestamp() // 60)
+                second = at.second + at.microsecond / 1e6
                 value = 10.0
                 if minute % 2 == i % 2:  # this probe's breach minute: one reading > 900
                     when = breach_at.setdefault((i, minute), rng.uniform(0, 59))
@@ -379,7 +392,6 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 60.0
                          "body": {"metric": "pm10", "value": value, "unit": "ug/m3"}}
                 producer.send(pipe.topics["sensor"], key=source.encode(),
                               value=orjson.dumps([event]))
-            return len(probes)
 
         def send_for(rate: int, t0: float, until: float) -> int:
             """Produce at ``rate`` (from perf time ``t0``) and the probes until ``until``."""
@@ -394,9 +406,9 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 60.0
                     producer.send(pipe.topics[feed], key=key, value=stamp(value, run, stamp_at))
                     sent += n
                     due -= n
-                if now_perf >= next_probe:
+                if now_perf >= next_probe:  # not counted: their clocks lag
                     next_probe = now_perf + PROBE_EVERY_S
-                    sent += send_probes()
+                    send_probes()
                 producer.flush()
                 time.sleep(0.02)
             return sent
@@ -406,12 +418,7 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 60.0
             _, a, b, sent = step
             return bool(pipe.query(GRACE_SQL, {"a": a, "b": b})[0][0] >= 0.98 * sent)
 
-        # Steps start at wall second :45, so the boundary decision (:10) falls 25 s in;
-        # before the first, the worker starts and the probes already report.
-        wall = time.time() + 8.0
-        first = (wall // 60) * 60 + 45 + (60 if (wall // 60) * 60 + 45 < wall else 0)
-        t_first = time.perf_counter() + (first - time.time())
-        send_for(0, time.perf_counter(), t_first)
+        send_for(0, time.perf_counter(), time.perf_counter() + 8.0)  # worker start-up
         done: list[tuple[int, datetime, datetime, int]] = []
         rss: dict[int, int] = {}
         checks: list[Future[bool]] = []
@@ -429,8 +436,9 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 60.0
         producer.close()
         with contextlib.suppress(Exception):
             pipe.stop_workers()
+        print(f"  rates: load done at {time.monotonic() - began:.0f} s", flush=True)
         for step in done:
-            row = _step_row(pipe, watch, step, ooo, rss[step[0]])
+            row = _step_row(pipe, watch, step, ooo, offsets, rss[step[0]])
             out.append(row)
             print(f"  rate {row['target_rate']:>6}/s: sent {row['sent']}, stored "
                   f"{row['stored_within_3s_grace']} within 3 s, stored p50/p99 "
@@ -445,21 +453,25 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 60.0
 
 
 def _step_row(pipe: Pipeline, watch: _FiringWatch, prev: tuple[int, datetime, datetime, int],
-              ooo: float, peak_rss: int) -> dict[str, Any]:
+              ooo: float, offsets: dict[str, float], peak_rss: int) -> dict[str, Any]:
     rate, a, b, sent = prev
     window = {"a": a, "b": b}
     stored, in_grace, p50, p99 = pipe.query(LATENCY_SQL, window)[0]
     decided: list[float] = []
     breach: list[float] = []
-    for (_, at), (commune, seen) in list(watch.seen.items()):
-        if not a.timestamp() <= seen < b.timestamp():
+    for (_, at), (commune, state, seen) in list(watch.seen.items()):
+        if not a.timestamp() <= seen < b.timestamp() + 4.0:
             continue
         breached, deciding = pipe.query(PROBE_TIMES_SQL, {"c": commune, "at": at,
                                                           "ooo": ooo})[0]
-        if deciding is not None:
-            decided.append(seen - deciding.timestamp())
-        if breached is not None:
-            breach.append(seen - breached.timestamp())
+        if deciding is None:
+            continue
+        sent_at = deciding.timestamp() + offsets[commune]
+        if not a.timestamp() + 5.0 <= sent_at < b.timestamp():
+            continue
+        decided.append(seen - sent_at)
+        if breached is not None and state == "firing":
+            breach.append(seen - breached.timestamp() - offsets[commune])
     seconds = (b - a).total_seconds()
     kept_up = in_grace >= 0.98 * sent and (p99 or 99) < 5.0
     return {"target_rate": rate, "sent": sent, "achieved_rate": round(sent / seconds),
