@@ -329,8 +329,8 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(values[lo] + (values[hi] - values[lo]) * (k - lo), 3)
 
 
-def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 30.0
-          ) -> list[dict[str, Any]]:
+def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 30.0,
+          worker_env: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Rising fixed rates; per step p50/p99 occurred_at->stored, and two alert latencies.
 
     Alerts follow closed minutes of event time (docs/architecture.md, "Time model"): a
@@ -364,34 +364,40 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 30.0
     out: list[dict[str, Any]] = []
     with pipeline(settings, tmp, partitions=6) as pipe:
         print(f"  rates: pipeline ready in {time.monotonic() - began:.0f} s", flush=True)
-        worker = pipe.start_worker(extra_env={"IOC__ALERTS__RULES_DIR": str(rules)})
+        worker = pipe.start_worker(extra_env={"IOC__ALERTS__RULES_DIR": str(rules),
+                                              **(worker_env or {})})
         producer = producer_for(pipe, linger_ms=5)
         pool = Workload(seed=7).template_pool(500)
         watch = _FiringWatch(pipe.conninfo, datetime.now(UTC))
         run = probe_seq = 0
         next_probe = 0.0
 
-        def send_probes() -> None:
+        def reading(i: int, code: str, at: datetime) -> dict[str, Any]:
             nonlocal probe_seq
+            minute = int(at.timestamp() // 60)
+            second = at.second + at.microsecond / 1e6
+            value = 10.0
+            if minute % 2 == i % 2:  # this probe's breach minute: one reading > 900
+                when = breach_at.setdefault((i, minute), rng.uniform(0, 59))
+                if 0 <= when <= second:
+                    breach_at[(i, minute)] = -1.0
+                    value = 999.0
+            probe_seq += 1
+            return {"schema_version": 1, "event_id": f"probe-{probe_seq}",
+                    "source_id": f"probe-{code}", "department": "bench", "feed": "sensor",
+                    "occurred_at": at.isoformat(), "commune_code": code,
+                    "body": {"metric": "pm10", "value": value, "unit": "ug/m3"}}
+
+        def send_probes(history_s: float = 0.0) -> None:
+            """One reading per probe (``history_s``: and one a second before it, so the
+            probes decide a boundary every minute from the first step on)."""
             now = datetime.now(UTC)
             for i, code in enumerate(probes):
                 at = now - timedelta(seconds=offsets[code])
-                minute = int(at.timestamp() // 60)
-                second = at.second + at.microsecond / 1e6
-                value = 10.0
-                if minute % 2 == i % 2:  # this probe's breach minute: one reading > 900
-                    when = breach_at.setdefault((i, minute), rng.uniform(0, 59))
-                    if 0 <= when <= second:
-                        breach_at[(i, minute)] = -1.0
-                        value = 999.0
-                probe_seq += 1
-                source = f"probe-{code}"
-                event = {"schema_version": 1, "event_id": f"probe-{probe_seq}",
-                         "source_id": source, "department": "bench", "feed": "sensor",
-                         "occurred_at": at.isoformat(), "commune_code": code,
-                         "body": {"metric": "pm10", "value": value, "unit": "ug/m3"}}
-                producer.send(pipe.topics["sensor"], key=source.encode(),
-                              value=orjson.dumps([event]))
+                back = [at - timedelta(seconds=k) for k in range(int(history_s), 0, -1)]
+                events = [reading(i, code, t) for t in [*back, at]]
+                producer.send(pipe.topics["sensor"], key=f"probe-{code}".encode(),
+                              value=orjson.dumps(events))
 
         def send_for(rate: int, t0: float, until: float) -> int:
             """Produce at ``rate`` (from perf time ``t0``) and the probes until ``until``."""
@@ -418,6 +424,7 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 30.0
             _, a, b, sent = step
             return bool(pipe.query(GRACE_SQL, {"a": a, "b": b})[0][0] >= 0.98 * sent)
 
+        send_probes(history_s=150.0)
         send_for(0, time.perf_counter(), time.perf_counter() + 8.0)  # worker start-up
         done: list[tuple[int, datetime, datetime, int]] = []
         rss: dict[int, int] = {}
