@@ -106,7 +106,10 @@ class Progress:
         self.sources: dict[str, SourceState] = {}
         self._groups: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._deadlines: list[tuple[datetime, str]] = []
-        """(wall time it turns idle, source): a heap, stale entries skipped when popped."""
+        """(wall time it may turn idle, source): a heap, one live entry per source."""
+        self._queued: dict[str, datetime] = {}
+        """The deadline of each source's live heap entry (at most its current deadline:
+        a sighting that moves it later does not push; the pop re-queues)."""
 
     def updated(self, s: Sighting) -> SourceState:
         """The state of ``s.source_id`` after this sighting (not stored: see ``put``)."""
@@ -129,7 +132,11 @@ class Progress:
             return
         self.sources[source_id] = state
         self._groups[(state.commune_code, state.feed)].add(source_id)
-        heapq.heappush(self._deadlines, (self.idle_at(state), source_id))
+        at = self.idle_at(state)
+        queued = self._queued.get(source_id)
+        if queued is None or at < queued:
+            heapq.heappush(self._deadlines, (at, source_id))
+            self._queued[source_id] = at
 
     def idle_at(self, s: SourceState) -> datetime:
         """The wall time ``s`` turns idle if nothing more arrives from it."""
@@ -141,19 +148,34 @@ class Progress:
         their scopes' clocks since the last call (hand them back with :meth:`requeue`
         if the evaluation that took them is undone)."""
         if len(self._deadlines) > 4 * max(len(self.sources), 1024):  # mostly stale
-            self._deadlines = [(self.idle_at(s), i) for i, s in self.sources.items()]
+            self._deadlines = [(self.idle_at(s), i) for i, s in self.sources.items()
+                               if i in self._queued]
             heapq.heapify(self._deadlines)
+            self._queued = {i: at for at, i in self._deadlines}
         out: list[tuple[datetime, str]] = []
         while self._deadlines and self._deadlines[0][0] <= wall_now:
             at, source_id = heapq.heappop(self._deadlines)
+            if self._queued.get(source_id) != at:
+                continue  # superseded by an earlier entry
+            del self._queued[source_id]
             s = self.sources.get(source_id)
-            if s is not None and self.idle_at(s) == at:
+            if s is None:
+                continue
+            now_at = self.idle_at(s)
+            if now_at <= wall_now:
                 out.append((at, source_id))
+            else:  # heard from since it was queued: wait for its current deadline
+                heapq.heappush(self._deadlines, (now_at, source_id))
+                self._queued[source_id] = now_at
         return out
 
     def requeue(self, entries: Iterable[tuple[datetime, str]]) -> None:
-        for entry in entries:
-            heapq.heappush(self._deadlines, entry)
+        """Hand back what :meth:`turning_idle` took (its evaluation was undone)."""
+        for at, source_id in entries:
+            queued = self._queued.get(source_id)
+            if queued is None or at < queued:
+                heapq.heappush(self._deadlines, (at, source_id))
+                self._queued[source_id] = at
 
     def idle_after(self, s: SourceState) -> timedelta:
         return min(self.idle_grace_max, max(self.idle_grace, s.gap * 1.5))
