@@ -15,7 +15,7 @@ import random
 from datetime import timedelta
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.unit.alerts.test_arrival_invariance import COMMON, Ev, Worker, scenarios
@@ -48,7 +48,7 @@ def _deliver(events: list[Ev], tmp: Path, seed: int, changed_only: bool) -> Work
     return w
 
 
-@COMMON
+@settings(COMMON, max_examples=150)
 @given(events=scenarios(), seed=st.integers(0, 10_000))
 def test_changed_only_evaluation_makes_the_transitions_of_a_full_one(
         tmp_path: Path, events: list[Ev], seed: int) -> None:
