@@ -41,6 +41,7 @@ from alerts.templates import render
 from alerts.windows import MINUTE, MinuteTotals, WindowStore, aggregate, floor_minute, merge
 
 _MISSING: Any = object()
+_ALL = "\x00all"
 ABSENCE_EVERY = timedelta(seconds=10)
 """Absence rules scan every source at most this often (wall clock)."""
 
@@ -73,7 +74,11 @@ class Plan:
     wall_now: datetime | None = None
     evaluated_minutes: int = 0
     """Minute boundaries evaluated (rule x scope), for the evaluation-cost metrics."""
+    scopes: int = 0
+    """Scopes (rule x scope) looked at: all of them in a full evaluation."""
     _undo: list[tuple[Any, Any, Any]] = field(default_factory=list)
+    _idle_taken: list[tuple[datetime, str]] = field(default_factory=list)
+    _restored: set[str] = field(default_factory=set)
     _open: bool = True
 
 
@@ -114,6 +119,14 @@ class Evaluator:
         self._plan: Plan | None = None
         self._misc: dict[str, datetime] = {}
         self._clocks: dict[tuple[str, str], datetime | None] = {}
+        self._drifting: dict[str, None] = {}
+        """Sources seen turning idle (and not heard from since): their clocks, and their
+        scopes' when all of a scope's sources are idle, move with the wall clock."""
+        self._fps: dict[tuple[str, str, str, str | None], str] = {}
+        self._restored: set[str] = set()
+        """Communes whose state was loaded outside an evaluation (restart, conflict):
+        the next changed-only evaluation looks at them."""
+        self._source_rules = any(getattr(r, "scope", None) == "source" for r in rules)
 
     @property
     def sources(self) -> dict[str, SourceState]:
@@ -152,12 +165,16 @@ class Evaluator:
                 table[key] = old
         plan._undo.clear()
         plan._open = False
+        self.progress.requeue(plan._idle_taken)
+        plan._idle_taken.clear()
+        self._restored |= plan._restored
 
     def commit(self, plan: Plan) -> None:
         """The plan's transitions are stored: make its state final, then prune."""
         if plan is not self._plan or not plan._open:
             raise ValueError("commit of a plan that is not the evaluator's open plan")
         plan._undo.clear()
+        plan._idle_taken.clear()
         plan._open = False
         self._plan = None
         self._prune(plan.wall_now)
@@ -167,6 +184,7 @@ class Evaluator:
         """Window totals applied at once (recovery, tests); a repeated minute replaces."""
         for point in points:
             self._put(point)
+            self._restored.add(point.commune_code)
 
     def _put(self, point: WindowPoint) -> None:
         """Apply one window total (undoably); a repeated minute replaces the old one."""
@@ -187,6 +205,7 @@ class Evaluator:
                        newest: datetime | None = None) -> None:
         """A source was heard from at wall time ``seen_at`` (``newest``: its event time)."""
         province = province_code or self._province(commune_code) or "unassigned"
+        self._restored.add(commune_code)
         self._sight(Sighting(source_id, feed, department, commune_code, province,
                              newest or seen_at, seen_at))
 
@@ -199,6 +218,7 @@ class Evaluator:
         touched: dict[tuple[str, str], datetime] = {}
         for s in sightings:
             self._sight(s)
+            self._restored.add(s.commune_code)
             key = (s.commune_code, s.feed)
             touched[key] = max(touched.get(key, s.received_at), s.received_at)
         for (commune, feed), last_arrival in touched.items():
@@ -219,12 +239,15 @@ class Evaluator:
             self._plan._undo.append((self.progress.sources, s.source_id,
                                      _MISSING if old is None else old))
         self.progress.put(s.source_id, state)
+        if s.source_id in self._drifting:  # heard from: its idleness is re-queued by put
+            self._set(self._drifting, s.source_id, _MISSING)
 
     def restore(self, states: Iterable[AlertState]) -> None:
         """Replace the state of these alerts with persisted state (restart, conflict)."""
         for a in states:
             self.alerts[a.fingerprint] = a
             self._by_rule[a.rule_id].add(a.fingerprint)
+            self._restored.add(a.labels.get("commune_code") or _ALL)
             if a.fingerprint in self.cursors:
                 continue  # a reload after a conflict: evaluation goes on where it was
             # first sight (restart): resume at its last evaluator-made change, in event
@@ -248,18 +271,42 @@ class Evaluator:
     # -- evaluation ----------------------------------------------------------------------
     def evaluate(self, windows: Iterable[WindowPoint] = (),
                  sightings: Iterable[Sighting] = (), *, wall_now: datetime,
-                 complete_until: datetime | None = None) -> Plan:
+                 complete_until: datetime | None = None, changed_only: bool = False) -> Plan:
         """Apply stored windows and sightings, and evaluate every newly covered minute.
 
         Call it with empty input on a timer too: that is what advances quiet scopes.
         ``complete_until`` (rule tests): every scope's data is complete up to that time,
-        instead of what source progress says."""
+        instead of what source progress says. ``changed_only`` (a stage-2 batch): look
+        only at the scopes whose data or clock can have changed since the last
+        evaluation (see :meth:`_changed`); the transitions are the same as a full
+        evaluation's, which the idle tick still runs."""
         self.rollback()
         plan = self._plan = Plan(wall_now=wall_now)
+        dirty: set[str] | None = set() if changed_only and complete_until is None else None
         for s in sightings:
+            if dirty is not None:
+                dirty.add(s.commune_code)
+                old = self.progress.sources.get(s.source_id)
+                if old is not None:  # a source that moved: its old scopes' clock too
+                    dirty.add(old.commune_code)
             self._sight(s)
         for point in windows:
+            if dirty is not None:
+                dirty.add(point.commune_code)
             self._put(point)
+        self._clocks = {}
+        taken = self.progress.turning_idle(wall_now)
+        plan._idle_taken.extend(taken)
+        for _, source_id in taken:
+            if source_id not in self._drifting:
+                self._set(self._drifting, source_id, None)
+            if dirty is not None:  # it no longer holds its scopes back
+                dirty.add(self.progress.sources[source_id].commune_code)
+        if dirty is not None:
+            dirty |= self._changed(wall_now) | self._restored
+            if _ALL in dirty:  # a restored province alert: look at everything once
+                dirty = None
+        plan._restored, self._restored = self._restored, set()
         out: list[Transition] = []
         # Absence rules scan every source at most every ABSENCE_EVERY of wall time (the
         # idle tick guarantees one); in between only the sources heard from now, which
@@ -270,7 +317,6 @@ class Evaluator:
         if full:
             self._set(self._misc, "absence_at", wall_now)
         heard = None if full else {s.source_id for s in sightings}
-        self._clocks = {}
         for rule in self.rules:
             if isinstance(rule, AbsenceRule):
                 only = heard if heard is None else self._silent_heard(rule, heard)
@@ -278,22 +324,44 @@ class Evaluator:
                     out.extend(self._advance(rule, self._absence(rule, wall_now, only),
                                              wall_now, partial=only is not None))
             else:
-                out.extend(self._series_rule(rule, wall_now, plan, complete_until))
+                out.extend(self._series_rule(rule, wall_now, plan, complete_until, dirty))
         plan.transitions = mark_backfilled(out, wall_now - self.backfill_after)
         return plan
+
+    def _changed(self, wall_now: datetime) -> set[str]:
+        """Communes whose clocks idleness moves: a source that turned idle releases its
+        scope (the clock jumps to the slowest live source), and a scope whose sources are
+        all idle, or a source-scoped series of an idle source, advances on wall time.
+        Every other clock moves only with a sighting, whose commune the batch holds."""
+        out: set[str] = set()
+        for source_id in list(self._drifting):
+            s = self.progress.sources.get(source_id)
+            if s is None:  # evicted
+                self._set(self._drifting, source_id, _MISSING)
+                continue
+            if s.commune_code in out:
+                continue
+            if (self._source_rules or not self.progress.idle(s, wall_now)  # wall went back
+                    or self.progress.all_idle(s.commune_code, s.feed, wall_now)):
+                out.add(s.commune_code)
+        return out
 
     def active(self) -> list[AlertState]:
         """Alerts pending, firing or acknowledged."""
         return [a for a in self.alerts.values() if a.active]
 
     def _series_rule(self, rule: ThresholdRule | KpiRule, wall_now: datetime, plan: Plan,
-                     complete_until: datetime | None) -> list[Transition]:
-        """Every newly covered minute boundary of every scope of ``rule``, in order."""
+                     complete_until: datetime | None, dirty: set[str] | None = None
+                     ) -> list[Transition]:
+        """Every newly covered minute boundary of every scope of ``rule`` (``dirty``:
+        of the scopes in those communes), in order."""
         out: list[Transition] = []
         metric = rule.metric if isinstance(rule, ThresholdRule) else rule.denominator
         feed = feed_of(metric)
         timing = self._timing(rule)
-        for fp, sc in self._scopes(rule, metric, feed, wall_now).items():
+        scopes = self._scopes(rule, metric, feed, wall_now, dirty)
+        plan.scopes += len(scopes)
+        for fp, sc in scopes.items():
             if complete_until is not None:
                 horizon = floor_minute(complete_until)
             elif sc.clock is None:
@@ -333,15 +401,25 @@ class Evaluator:
         return out
 
     def _scopes(self, rule: ThresholdRule | KpiRule, metric: str, feed: str,
-                wall_now: datetime) -> dict[str, _Scope]:
+                wall_now: datetime, dirty: set[str] | None = None) -> dict[str, _Scope]:
+        """The scopes of ``rule`` (``dirty``: only those in these communes or their
+        provinces, and active alerts there)."""
         out: dict[str, _Scope] = {}
-        keys = list(self.windows.keys(metric))
+        dirty_provinces = (None if dirty is None else
+                           {self.windows.province_of.get(c, "unassigned") for c in dirty})
+        keys: list[tuple[str, str | None]]
+        if dirty is None or rule.scope == "province":
+            keys = list(self.windows.keys(metric))
+        else:
+            keys = [(c, s) for c in dirty for s in self.windows.sources_in(metric, c)]
         if rule.scope == "province":
             provinces: dict[str, list[str]] = defaultdict(list)
             for commune, source in keys:
                 if source is None:
                     provinces[self.windows.province_of.get(commune, "unassigned")].append(commune)
             for province, communes in provinces.items():
+                if dirty_provinces is not None and province not in dirty_provinces:
+                    continue
                 scope = {"province_code": province}
                 clocks = [c for c in (self._clock(x, feed, wall_now) for x in communes)
                           if c is not None]
@@ -357,10 +435,15 @@ class Evaluator:
                     scope["source_id"] = source
                 clock = (self._clock(commune, feed, wall_now) if source is None
                          else self.progress.source_clock(source, wall_now))
-                out[fingerprint(rule.id, scope)] = _Scope(scope, [commune], source, clock)
+                out[self._fingerprint(rule.id, commune, province, source, scope)] = _Scope(
+                    scope, [commune], source, clock)
         for fp in self._by_rule.get(rule.id, ()):  # active alerts whose data is gone
             a = self.alerts.get(fp)
             if fp in out or a is None or not a.active:
+                continue
+            if dirty is not None and dirty_provinces is not None and (
+                    a.labels["commune_code"] not in dirty if "commune_code" in a.labels
+                    else a.labels.get("province_code") not in dirty_provinces):
                 continue
             scope = {k: a.labels[k] for k in ("commune_code", "province_code", "source_id")
                      if k in a.labels}
@@ -377,6 +460,18 @@ class Evaluator:
                 clock = min(known) if known else None
             out[fp] = _Scope(scope, [a_commune] if a_commune else [], a_source, clock)
         return out
+
+    def _fingerprint(self, rule_id: str, commune: str, province: str, source: str | None,
+                     scope: dict[str, str]) -> str:
+        """``fingerprint(rule_id, scope)``, remembered (a hash per scope and batch was a
+        third of the evaluation's time)."""
+        key = (rule_id, commune, province, source)
+        fp = self._fps.get(key)
+        if fp is None:
+            if len(self._fps) > 500_000:
+                self._fps.clear()
+            fp = self._fps[key] = fingerprint(rule_id, scope)
+        return fp
 
     def _silent_heard(self, rule: AbsenceRule, heard: set[str]) -> set[str]:
         """Of the sources heard from now, those that can resolve an active alert."""

@@ -17,6 +17,7 @@ otherwise arrive after its minutes were evaluated without it).
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -104,6 +105,11 @@ class Progress:
         self.max_sources = max_sources
         self.sources: dict[str, SourceState] = {}
         self._groups: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._deadlines: list[tuple[datetime, str]] = []
+        """(wall time it may turn idle, source): a heap, one live entry per source."""
+        self._queued: dict[str, datetime] = {}
+        """The deadline of each source's live heap entry (at most its current deadline:
+        a sighting that moves it later does not push; the pop re-queues)."""
 
     def updated(self, s: Sighting) -> SourceState:
         """The state of ``s.source_id`` after this sighting (not stored: see ``put``)."""
@@ -126,6 +132,50 @@ class Progress:
             return
         self.sources[source_id] = state
         self._groups[(state.commune_code, state.feed)].add(source_id)
+        at = self.idle_at(state)
+        queued = self._queued.get(source_id)
+        if queued is None or at < queued:
+            heapq.heappush(self._deadlines, (at, source_id))
+            self._queued[source_id] = at
+
+    def idle_at(self, s: SourceState) -> datetime:
+        """The wall time ``s`` turns idle if nothing more arrives from it."""
+        return s.received_at + self.idle_after(s)
+
+    def turning_idle(self, wall_now: datetime) -> list[tuple[datetime, str]]:
+        """Take the (deadline, source) entries due by ``wall_now`` whose source is, in
+        its current state, idle from that deadline: the sources whose idleness moved
+        their scopes' clocks since the last call (hand them back with :meth:`requeue`
+        if the evaluation that took them is undone)."""
+        if len(self._deadlines) > 4 * max(len(self.sources), 1024):  # mostly stale
+            self._deadlines = [(self.idle_at(s), i) for i, s in self.sources.items()
+                               if i in self._queued]
+            heapq.heapify(self._deadlines)
+            self._queued = {i: at for at, i in self._deadlines}
+        out: list[tuple[datetime, str]] = []
+        while self._deadlines and self._deadlines[0][0] <= wall_now:
+            at, source_id = heapq.heappop(self._deadlines)
+            if self._queued.get(source_id) != at:
+                continue  # superseded by an earlier entry
+            del self._queued[source_id]
+            s = self.sources.get(source_id)
+            if s is None:
+                continue
+            now_at = self.idle_at(s)
+            if now_at <= wall_now:
+                out.append((at, source_id))
+            else:  # heard from since it was queued: wait for its current deadline
+                heapq.heappush(self._deadlines, (now_at, source_id))
+                self._queued[source_id] = now_at
+        return out
+
+    def requeue(self, entries: Iterable[tuple[datetime, str]]) -> None:
+        """Hand back what :meth:`turning_idle` took (its evaluation was undone)."""
+        for at, source_id in entries:
+            queued = self._queued.get(source_id)
+            if queued is None or at < queued:
+                heapq.heappush(self._deadlines, (at, source_id))
+                self._queued[source_id] = at
 
     def idle_after(self, s: SourceState) -> timedelta:
         return min(self.idle_grace_max, max(self.idle_grace, s.gap * 1.5))
@@ -145,6 +195,11 @@ class Progress:
     def clock(self, commune: str, feed: str, wall_now: datetime) -> datetime | None:
         ids = self._groups.get((commune, feed), ())
         return self.clock_of([self.sources[i] for i in ids if i in self.sources], wall_now)
+
+    def all_idle(self, commune: str, feed: str, wall_now: datetime) -> bool:
+        """Every source of the scope is idle: its clock moves with the wall clock."""
+        return all(self.idle(self.sources[i], wall_now)
+                   for i in self._groups.get((commune, feed), ()) if i in self.sources)
 
     def source_clock(self, source_id: str, wall_now: datetime) -> datetime | None:
         s = self.sources.get(source_id)

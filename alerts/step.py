@@ -20,9 +20,11 @@ __all__ = ["Sighting", "evaluate", "sightings"]
 
 
 def evaluate(evaluator: Evaluator, windows: Iterable[WindowPoint],
-             seen: Iterable[Sighting], wall_now: datetime) -> Plan:
-    """Feed ``windows`` and ``seen`` and evaluate every minute their progress covers.
+             seen: Iterable[Sighting], wall_now: datetime, *, changed_only: bool = False
+             ) -> Plan:
+    """Feed ``windows`` and ``seen`` and evaluate every minute their progress covers
+    (``changed_only``: in the scopes they, or idleness, changed; same transitions).
 
     Store ``plan.transitions`` in the caller's transaction, then ``evaluator.commit(plan)``
     once it committed; if it did not, the next evaluation undoes the plan."""
-    return evaluator.evaluate(windows, seen, wall_now=wall_now)
+    return evaluator.evaluate(windows, seen, wall_now=wall_now, changed_only=changed_only)

@@ -39,6 +39,8 @@ class WindowStore:
     def __init__(self) -> None:
         self._series: dict[SeriesKey, dict[datetime, MinuteTotals]] = {}
         self._by_metric: dict[str, set[tuple[str, str | None]]] = defaultdict(set)
+        self._by_commune: dict[tuple[str, str], set[str | None]] = defaultdict(set)
+        """(metric, commune) -> sources (None: the commune's own series) holding it."""
         self._communes: dict[str, int] = {}
         self.province_of: dict[str, str] = {}
         self.source_commune: dict[str, str] = {}
@@ -66,6 +68,7 @@ class WindowStore:
     def create(self, key: SeriesKey) -> dict[datetime, MinuteTotals]:
         series = self._series[key] = {}
         self._by_metric[key[2]].add((key[0], key[1]))
+        self._by_commune[(key[2], key[0])].add(key[1])
         self._communes[key[0]] = self._communes.get(key[0], 0) + 1
         return series
 
@@ -102,6 +105,11 @@ class WindowStore:
     def _drop(self, key: SeriesKey) -> None:
         del self._series[key]
         self._by_metric[key[2]].discard((key[0], key[1]))
+        of_commune = self._by_commune.get((key[2], key[0]))
+        if of_commune is not None:
+            of_commune.discard(key[1])
+            if not of_commune:
+                del self._by_commune[(key[2], key[0])]
         n = self._communes.get(key[0], 0) - 1
         if n > 0:
             self._communes[key[0]] = n
@@ -111,6 +119,10 @@ class WindowStore:
     def keys(self, metric: str) -> Iterable[tuple[str, str | None]]:
         """(commune, source) pairs holding ``metric``."""
         return self._by_metric.get(metric, ())
+
+    def sources_in(self, metric: str, commune: str) -> Iterable[str | None]:
+        """Sources (None: the commune's own series) of ``commune`` holding ``metric``."""
+        return self._by_commune.get((metric, commune), ())
 
     def minutes(self, commune: str, source: str | None, metric: str, now: datetime,
                 window: timedelta) -> list[tuple[datetime, MinuteTotals]]:

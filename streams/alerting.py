@@ -100,9 +100,14 @@ class PartitionAlerts:
 
     async def evaluate(self, conn: psycopg.AsyncConnection[Any], windows: list[WindowPoint],
                        stored: Sequence[Record], watermark: float,
-                       wall_now: datetime | None = None) -> Evaluated:
+                       wall_now: datetime | None = None, *, full: bool | None = None
+                       ) -> Evaluated:
         """Evaluate after the batch's write, in its transaction; persist transitions.
-        With no windows and no records (the idle tick) it evaluates what it knows."""
+
+        A batch evaluates only the scopes its windows and records (or idleness) changed;
+        with no windows and no records (the idle tick) it evaluates every scope it
+        knows (``full`` overrides either). Both give the same transitions
+        (``tests/unit/alerts/test_changed_only.py``); the tick is the safety net."""
         communes = {w.commune_code for w in windows} | {r.commune_code for r in stored}
         communes.discard(UNASSIGNED)
         new = communes - self._known
@@ -111,7 +116,9 @@ class PartitionAlerts:
             self._known |= new
         wall = wall_now or datetime.now(UTC)
         points = [w for w in windows if w.metric in self._metrics]
-        saved = await self._step.run(conn, points, sightings(stored, wall), wall)
+        changed_only = not full if full is not None else bool(windows or stored)
+        saved = await self._step.run(conn, points, sightings(stored, wall), wall,
+                                     changed_only=changed_only)
         newest = max((r.occurred_at.timestamp() for r in stored), default=None)
         return Evaluated(saved, newest)
 

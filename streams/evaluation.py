@@ -51,12 +51,15 @@ class EvaluationStep:
         _STEPS.add(self)
 
     async def run(self, conn: AsyncConnection[Any], windows: Iterable[WindowPoint],
-                  sightings: Iterable[step.Sighting], wall_now: datetime) -> list[Transition]:
+                  sightings: Iterable[step.Sighting], wall_now: datetime, *,
+                  changed_only: bool = False) -> list[Transition]:
         """Evaluate and persist, inside the caller's open transaction; returns what was
         stored (pass it to :meth:`committed` once the transaction committed, which also
-        commits the evaluator's plan)."""
+        commits the evaluator's plan). ``changed_only``: a batch's evaluation, of the
+        scopes its input (or idleness) changed; a timer's is full."""
         started = time.perf_counter()
-        plan = self._plan = step.evaluate(self.evaluator, windows, sightings, wall_now)
+        plan = self._plan = step.evaluate(self.evaluator, windows, sightings, wall_now,
+                                          changed_only=changed_only)
         metrics.EVALUATION_SECONDS.observe(time.perf_counter() - started)
         metrics.EVALUATION_MINUTES.inc(plan.evaluated_minutes)
         if not plan.transitions:

@@ -121,10 +121,14 @@ class MemorySink:
 
 
 class Worker:
-    """Stage 2 in miniature: sink write, then evaluate and commit, per delivery; idle
-    ticks between deliveries; a restart rebuilds the evaluator from 'the database'."""
+    """Stage 2 in miniature: sink write, then evaluate and commit, per delivery (only the
+    scopes the delivery changed, as stage 2 does, unless ``changed_only`` is off); full
+    idle ticks between deliveries; a restart rebuilds the evaluator from 'the database'."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, changed_only: bool = True,
+                 idle_grace: timedelta = timedelta(minutes=65)) -> None:
+        self.changed_only = changed_only
+        self.idle_grace = idle_grace
         self.rules = rules_from(tmp, RULES)
         self.sink = MemorySink()
         self.transitions: list[Transition] = []
@@ -132,17 +136,22 @@ class Worker:
         self.sources: dict[str, Sighting] = {}
         self.ev = self._new()
         self.wall: datetime | None = None
+        self.plans: list[list[tuple[Any, ...]]] = []
+        """Per evaluation: its transitions (with the backfill flag), in a stable order."""
 
     def _new(self) -> Evaluator:
         # Hourly uploads are exact when the idle grace covers the upload interval (from
         # the second upload on the adaptive grace learns it; the first needs the setting).
         return Evaluator(self.rules, COMMUNES, renotify_every=None, escalate_after=None,
-                         out_of_orderness=OOO, idle_grace=timedelta(minutes=65),
+                         out_of_orderness=OOO, idle_grace=self.idle_grace,
                          idle_grace_max=timedelta(hours=2))
 
     def _run(self, windows: list[WindowPoint], seen: list[Sighting], wall: datetime) -> None:
-        plan = self.ev.evaluate(windows, seen, wall_now=wall)
+        batch = bool(windows or seen)
+        plan = self.ev.evaluate(windows, seen, wall_now=wall,
+                                changed_only=batch and self.changed_only)
         self.transitions.extend(plan.transitions)
+        self.plans.append(sorted((*key(t), t.backfilled) for t in plan.transitions))
         for t in plan.transitions:  # "persist" the alert rows in the transaction
             a = self.ev.alerts[t.fingerprint]
             self.persisted[t.fingerprint] = replace(a, labels=dict(a.labels),
