@@ -257,7 +257,7 @@ class StreamSettings(_Section):
     worker_web_host: str = "127.0.0.1"
     worker_web_port: int = 18100
     batch_max: int = 5000
-    batch_within_s: float = 0.25
+    batch_within_s: float = 0.1
     commit_interval_s: float = 1.0
     allowed_lateness_s: int = 300
     max_future_skew_s: int = 300
