@@ -271,15 +271,15 @@ class StreamSettings(_Section):
     data_dir: Path | None = None
     """faust's data directory (IOC__STREAM__DATA_DIR); unset: ``<stack home>/faust``, so
     workers never create ``<app-id>-data/`` folders where they were started."""
-    stage1_batch_bytes: int = 8 * 1024 * 1024
-    """A stage-1 batch closes at this many bytes of raw values (about 24,000 events) or
+    stage1_batch_bytes: int = 4 * 1024 * 1024
+    """A stage-1 batch closes at this many bytes of raw values (about 12,000 events) or
     at ``batch_max`` messages: one message can hold one event or a thousand."""
     stage2_batch_bytes: int = 8 * 1024 * 1024
     """The same for stage 2 (about 27,000 enriched records, one transaction). An encoded
     record is about 310 bytes and 820 decoded, so this bound is most of a draining
     worker's memory: 8 MB keeps a 1M-event drain under 300 MB (BENCHMARKS.md, "Memory");
     with changed-only evaluation small batches no longer cost throughput."""
-    stage1_fetch_max_bytes: int = 8 * 1024 * 1024
+    stage1_fetch_max_bytes: int = 4 * 1024 * 1024
     """What stage 1's consumer buffers at most per fetch (the reader's prefetch)."""
     stage1_partition_fetch_bytes: int = 1024 * 1024
     """Per partition and fetch (Kafka still returns one larger message whole)."""

@@ -61,7 +61,6 @@ class Pipeline:
         env["IOC__DATABASE__DBNAME"] = self.dbname
         env["IOC__STREAM__APP_ID"] = app_id or self.app_id
         env["IOC__STREAM__WORKER_WEB_PORT"] = str(web_port)
-        env["IOC__STREAM__BATCH_WITHIN_S"] = "0.2"
         for key, name in self.topics.items():
             env[f"IOC__KAFKA__TOPICS__{key.upper()}__NAME"] = name
         # department topics of this pipeline only: workers read every topic the pattern
