@@ -327,7 +327,8 @@ async def gateway_load(url: str, keys: list[str], seconds: float, n: int, source
 
 def gateway(settings: Settings, tmp: Path, *, seconds: float = 60.0, clients: int = 20,
             batch_events: int = 500, sources: int = 1, port: int = 30200,
-            catch_up_timeout_s: float = 120.0) -> dict[str, Any]:
+            catch_up_timeout_s: float = 120.0, profile: Path | None = None
+            ) -> dict[str, Any]:
     """The gateway with one real worker behind it on this machine: does the stored rate
     keep up with the accepted rate? (issue 18, target 5). Callable from ``make bench``."""
     from benchmarks.workload import places as province_places
@@ -350,11 +351,16 @@ def gateway(settings: Settings, tmp: Path, *, seconds: float = 60.0, clients: in
         with api_process(env, port, tmp / "api.log") as (url, api_pid):
             warm = _warm_up(pipe.conninfo, url, keys[0], spots)
             ready_s = time.monotonic() - spawned
-            meters = {"api": CpuMeter(lambda: descendants([api_pid])),
+            meters = {"api_main": CpuMeter(lambda: {api_pid}),
+                      "api_validation": CpuMeter(lambda: descendants([api_pid]) - {api_pid}),
                       "worker": CpuMeter(lambda: descendants([worker.pid])),
                       "postgres": CpuMeter(postgres_pids),
                       "kafka": CpuMeter(lambda: kafka_pids(settings)),
                       "load_generator": CpuMeter(lambda: {os.getpid()})}
+            spies = [] if profile is None else _spy(profile, seconds, {
+                "api": api_pid, "worker": worker.pid, **{
+                    f"validation-{n}": p for n, p in enumerate(
+                        sorted(descendants([api_pid]) - {api_pid}))}})
             stats, start, end, series = asyncio.run(gateway_load(
                 url, keys, seconds, batch_events, sources, spots, pipe.web_ports[0], meters))
             load_avg = os.getloadavg()
@@ -368,6 +374,8 @@ def gateway(settings: Settings, tmp: Path, *, seconds: float = 60.0, clients: in
                 if worker.poll() is not None:
                     raise SystemExit(worker.describe())
                 time.sleep(0.5)
+        for spy in spies:
+            spy.wait()
         pipe.stop_workers()
     stored = total - warm
     lat = stats.latencies
@@ -399,6 +407,17 @@ def gateway(settings: Settings, tmp: Path, *, seconds: float = 60.0, clients: in
                                and figures["backlog_at_end_s"] is not None
                                and figures["backlog_at_end_s"] <= 5.0)
     return figures
+
+
+def _spy(out: Path, seconds: float, pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
+    """py-spy (collapsed stacks, idle excluded) on each process for the load."""
+    out.mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    return [subprocess.Popen([spy, "record", "--pid", str(pid), "--duration",
+                              str(int(seconds)), "--rate", "50", "--format", "raw",
+                              "--nonblocking", "-o", str(out / f"{name}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for name, pid in pids.items()]
 
 
 def _raw(conninfo: str, start: datetime, end: datetime
@@ -473,13 +492,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sources", type=int, default=1,
                         help="sources per client (events spread over them), with "
                              "--with-worker")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="with --with-worker: py-spy the API, its validation workers "
+                             "and the worker into this directory (collapsed stacks)")
     args = parser.parse_args(argv)
     settings: Settings = get_settings()
     if args.with_worker:
         with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
             result = gateway(settings, Path(tmp), seconds=args.seconds, clients=args.clients,
                              batch_events=args.batch, sources=args.sources,
-                             port=args.port)
+                             port=args.port, profile=args.profile)
         print(json.dumps(result, indent=2, default=str))
         print("stored rate keeps up (backlog and catch-up <= 5 s), p99 < 1 s, no 5xx:",
               "yes" if result["keeps_up"] and result["p99_s"] < 1.0 and not result["5xx"]

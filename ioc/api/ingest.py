@@ -161,8 +161,7 @@ async def authorise(res: Resources, key: ApiKey, verdicts: list[_Verdict]) -> No
         if v.record is not None:
             r = v.record
             claims.setdefault(r.source_id, r.feed)
-            locations.setdefault(r.source_id, registry.Location(
-                None if r.geo == "unassigned" else r.commune_code, r.lat, r.lon))
+            locations.setdefault(r.source_id, registry.Location(r.commune_code, r.lat, r.lon))
     async with res.pool.connection() as conn:
         refused = await registry.authorise(conn, key.department or "", claims,
                                            actor=f"api:{key.name}", locations=locations)
@@ -333,7 +332,7 @@ async def _split_and_validate(res: Resources, kid: str, body: bytes,
     """Split and validate in a validation worker process, then charge the key's event
     budget in full (the route took one event before reading the body)."""
     try:
-        verdicts, err = await asyncio.get_running_loop().run_in_executor(
+        wire, err = await asyncio.get_running_loop().run_in_executor(
             res.validation, validation.run, body, content_type,
             res.settings.api.max_events_per_request)
     except BrokenProcessPool:  # a worker died (killed, out of memory): start new ones
@@ -346,7 +345,8 @@ async def _split_and_validate(res: Resources, kid: str, body: bytes,
             res.event_limiter.debit(kid, float(REJECTED_WEIGHT
                                                * res.settings.api.max_events_per_request))
         validation.raise_error(err)
-    assert verdicts is not None
+    assert wire is not None
+    verdicts = validation.from_wire(wire)
     rejected = sum(1 for v in verdicts if v.reason is not None)
     res.event_limiter.debit(kid, float(len(verdicts) - rejected - 1
                                        + REJECTED_WEIGHT * rejected))
