@@ -327,8 +327,8 @@ async def gateway_load(url: str, keys: list[str], seconds: float, n: int, source
 
 def gateway(settings: Settings, tmp: Path, *, seconds: float = 60.0, clients: int = 20,
             batch_events: int = 500, sources: int = 1, port: int = 30200,
-            catch_up_timeout_s: float = 120.0, profile: Path | None = None
-            ) -> dict[str, Any]:
+            catch_up_timeout_s: float = 120.0, profile: Path | None = None,
+            api_nice: int = 0) -> dict[str, Any]:
     """The gateway with one real worker behind it on this machine: does the stored rate
     keep up with the accepted rate? (issue 18, target 5). Callable from ``make bench``."""
     from benchmarks.workload import places as province_places
@@ -348,7 +348,7 @@ def gateway(settings: Settings, tmp: Path, *, seconds: float = 60.0, clients: in
             env.pop(k)
         spawned = time.monotonic()
         worker = pipe.start_worker()
-        with api_process(env, port, tmp / "api.log") as (url, api_pid):
+        with api_process(env, port, tmp / "api.log", nice=api_nice) as (url, api_pid):
             warm = _warm_up(pipe.conninfo, url, keys[0], spots)
             ready_s = time.monotonic() - spawned
             meters = {"api_main": CpuMeter(lambda: {api_pid}),
@@ -361,8 +361,12 @@ def gateway(settings: Settings, tmp: Path, *, seconds: float = 60.0, clients: in
                 "api": api_pid, "worker": worker.pid, **{
                     f"validation-{n}": p for n, p in enumerate(
                         sorted(descendants([api_pid]) - {api_pid}))}})
+            waited = {"worker": run_queue_wait_s({worker.pid}),
+                      "api": run_queue_wait_s(descendants([api_pid]))}
             stats, start, end, series = asyncio.run(gateway_load(
                 url, keys, seconds, batch_events, sources, spots, pipe.web_ports[0], meters))
+            waited = {"worker": run_queue_wait_s({worker.pid}) - waited["worker"],
+                      "api": run_queue_wait_s(descendants([api_pid])) - waited["api"]}
             load_avg = os.getloadavg()
             window = (end - start).total_seconds()
             accepted = stats.events
@@ -385,7 +389,8 @@ def gateway(settings: Settings, tmp: Path, *, seconds: float = 60.0, clients: in
     catch_up = max(0.0, (last - end).total_seconds()) if last and stored >= accepted else None
     cpu = {k: round(m.used, 1) for k, m in meters.items()}
     figures: dict[str, Any] = {
-        "mode": "gateway + one worker", "seconds": round(window, 1), "clients": clients,
+        "mode": "gateway + one worker", "api_nice": api_nice, "seconds": round(window, 1),
+        "clients": clients,
         "events_per_request": batch_events, "sources_per_client": sources,
         "requests": len(lat), "accepted_events": accepted,
         "accepted_per_s": round(accepted_rate),
@@ -399,6 +404,7 @@ def gateway(settings: Settings, tmp: Path, *, seconds: float = 60.0, clients: in
         "max_s": round(max(lat, default=float("nan")), 3), "status": dict(stats.status),
         "5xx": five, "cpu_s": cpu,
         "cpu_us_per_event": {k: round(1e6 * v / max(1, accepted)) for k, v in cpu.items()},
+        "run_queue_wait_s": {k: round(v, 1) for k, v in waited.items()},
         "series_s_accepted_inserted": series,
         "worker_start_to_ready_s": round(ready_s, 1),
         "load_average_1_5_15": [round(x, 2) for x in load_avg],
@@ -407,6 +413,22 @@ def gateway(settings: Settings, tmp: Path, *, seconds: float = 60.0, clients: in
                                and figures["backlog_at_end_s"] is not None
                                and figures["backlog_at_end_s"] <= 5.0)
     return figures
+
+
+def run_queue_wait_s(pids: set[int]) -> float:
+    """Seconds the threads of ``pids`` have spent runnable but waiting for a CPU
+    (``/proc/<pid>/task/*/schedstat``, second field): a process that falls behind while
+    this grows is short of CPU, one that falls behind without it waits for I/O."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
 
 
 def _spy(out: Path, seconds: float, pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
@@ -446,12 +468,17 @@ def _warm_up(conninfo: str, url: str, key: str, spots: list[tuple[float, float]]
 
 
 @contextlib.contextmanager
-def api_process(env: dict[str, str], port: int, log: Path) -> Iterator[tuple[str, int]]:
+def api_process(env: dict[str, str], port: int, log: Path, nice: int = 0
+                ) -> Iterator[tuple[str, int]]:
     """A real ``ioc api`` process (uvicorn, its validation workers) on ``port``, ready:
-    ``(url, pid)``; SIGTERM (then SIGKILL) afterwards."""
-    proc = subprocess.Popen([sys.executable, "-m", "ioc.cli", "api", "--port", str(port),
-                             "--log-level", "warning"], cwd=ROOT, env=env,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    ``(url, pid)``; SIGTERM (then SIGKILL) afterwards. ``nice``: its CPU niceness, as
+    ``nice -n`` would set it (its validation workers inherit it)."""
+    argv = [sys.executable, "-m", "ioc.cli", "api", "--port", str(port), "--log-level",
+            "warning"]
+    if nice:
+        argv = ["nice", "-n", str(nice), *argv]
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(200):
@@ -495,13 +522,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, default=None,
                         help="with --with-worker: py-spy the API, its validation workers "
                              "and the worker into this directory (collapsed stacks)")
+    parser.add_argument("--api-nice", type=int, default=0,
+                        help="with --with-worker: run the API under nice -n N (the worker "
+                             "at 0), as a host running both should")
     args = parser.parse_args(argv)
     settings: Settings = get_settings()
     if args.with_worker:
         with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
             result = gateway(settings, Path(tmp), seconds=args.seconds, clients=args.clients,
                              batch_events=args.batch, sources=args.sources,
-                             port=args.port, profile=args.profile)
+                             port=args.port, profile=args.profile, api_nice=args.api_nice)
         print(json.dumps(result, indent=2, default=str))
         print("stored rate keeps up (backlog and catch-up <= 5 s), p99 < 1 s, no 5xx:",
               "yes" if result["keeps_up"] and result["p99_s"] < 1.0 and not result["5xx"]

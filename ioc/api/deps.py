@@ -81,8 +81,7 @@ class Resources:
         return validation.new_pool(api.validation_threads,
                                    max_message_bytes=self.settings.kafka.max_message_bytes,
                                    max_future_skew_s=self.settings.stream.max_future_skew_s,
-                                   max_events=api.max_events_per_request,
-                                   nice=api.validation_nice)
+                                   max_events=api.max_events_per_request)
 
     def restart_validation(self) -> None:
         """Replace a broken validation pool (a worker process died)."""

@@ -188,12 +188,10 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _init(max_message_bytes: int, max_future_skew_s: float, max_events: int,
-          parent: int = 0, nice: int = 0) -> None:
+          parent: int = 0) -> None:
     global _VALIDATOR, _EVENT_LIMIT
     if parent:
         _die_with_parent(parent)
-    if nice > 0:
-        os.nice(nice)
     _VALIDATOR = Validator(max_message_bytes=max_message_bytes,
                            max_future_skew_s=max_future_skew_s, dedupe_capacity=0,
                            max_events=max_events)
@@ -241,15 +239,12 @@ def raise_error(err: tuple[str, str, str]) -> None:
 
 
 def new_pool(workers: int, *, max_message_bytes: int, max_future_skew_s: float,
-             max_events: int, nice: int = 0) -> ProcessPoolExecutor:
-    """``nice`` > 0 lowers the workers' CPU priority (``api.validation_nice``): on a host
-    shared with a stream worker, the worker that makes accepted events durable and the
-    API's event loop go first, and the gateway accepts at the rate the rest allows."""
+             max_events: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=max(1, workers),
                                mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init,
                                initargs=(max_message_bytes, max_future_skew_s, max_events,
-                                         os.getpid(), nice))
+                                         os.getpid()))
 
 
 async def warm_up(pool: ProcessPoolExecutor, workers: int) -> None:

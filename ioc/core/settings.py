@@ -248,8 +248,6 @@ class ApiSettings(_Section):
     max_streams_per_key: int = 4
     max_streams: int = 64
     validation_threads: int = 2
-    validation_nice: int = 0
-    """CPU niceness added to the validation processes (0-19; ioc.api.validation)."""
     key_pepper: SecretStr | None = None  # IOC__API__KEY_PEPPER; mixed into key hashes
     console_tile_url: str | None = None  # optional map tiles for /console ({z}/{x}/{y})
 
