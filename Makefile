@@ -81,7 +81,7 @@ fuzz: setup
 	$(BIN)/python -m tests.fuzz.fuzz_validate --seconds $(FUZZ_SECONDS)
 
 # API load: 20 honest clients at full speed + one abusive client for BENCH_API_SECONDS
-# against a real `ioc api` (port 30300) on the local stack; prints p50/p99 and statuses.
+# against a real `ioc api` (port 30200) on the local stack; prints p50/p99 and statuses.
 BENCH_API_SECONDS ?= 60
 bench-api: stack-up
 	$(BIN)/python -m benchmarks.bench_api --seconds $(BENCH_API_SECONDS)
