@@ -273,11 +273,21 @@ def batch(client: int, seq: int, n: int, sources: int, places: list[tuple[float,
 
 
 async def poster(i: int, url: str, key: str, n: int, sources: int,
-                 places: list[tuple[float, float]], stop: float, stats: Stats) -> None:
+                 places: list[tuple[float, float]], stop: float, stats: Stats,
+                 interval: float = 0.0, phase: float = 0.0) -> None:
+    """Back to back, or with ``interval`` one request every ``interval`` seconds at most
+    (a paced client: the load generator offers a fixed rate)."""
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         seq = 0
+        first = time.monotonic() + interval * phase
         while time.monotonic() < stop:
+            if interval:
+                due = first + seq * interval - time.monotonic()
+                if due > 0:
+                    await asyncio.sleep(due)
+                if time.monotonic() >= stop:
+                    return
             seq += 1
             body = batch(i, seq, n, sources, places)
             t0 = time.monotonic()
@@ -295,8 +305,8 @@ async def poster(i: int, url: str, key: str, n: int, sources: int,
 
 async def gateway_load(url: str, keys: list[str], seconds: float, n: int, sources: int,
                        places: list[tuple[float, float]], worker_port: int,
-                       meters: dict[str, CpuMeter]) -> tuple[Stats, datetime, datetime,
-                                                             list[tuple[float, int, float]]]:
+                       meters: dict[str, CpuMeter], rate: float = 0.0
+                       ) -> tuple[Stats, datetime, datetime, list[tuple[float, int, float]]]:
     """The clients for ``seconds``; (stats, window start, window end, the series of
     (second, accepted so far, rows the worker inserted so far) every 5 s)."""
     from benchmarks.pipeline import _scrape
@@ -307,7 +317,9 @@ async def gateway_load(url: str, keys: list[str], seconds: float, n: int, source
     stop = t0 + seconds
     for meter in meters.values():
         meter.start()
-    tasks = [asyncio.create_task(poster(i, url, key, n, sources, places, stop, stats))
+    interval = len(keys) * n / rate if rate else 0.0
+    tasks = [asyncio.create_task(poster(i, url, key, n, sources, places, stop, stats,
+                                        interval, i / len(keys)))
              for i, key in enumerate(keys)]
     series: list[tuple[float, int, float]] = []
     while not all(t.done() for t in tasks):
@@ -328,7 +340,7 @@ async def gateway_load(url: str, keys: list[str], seconds: float, n: int, source
 def gateway(settings: Settings, tmp: Path, *, seconds: float = 60.0, clients: int = 20,
             batch_events: int = 500, sources: int = 1, port: int = 30200,
             catch_up_timeout_s: float = 120.0, profile: Path | None = None,
-            api_nice: int = 0) -> dict[str, Any]:
+            api_nice: int = 0, rate: float = 0.0) -> dict[str, Any]:
     """The gateway with one real worker behind it on this machine: does the stored rate
     keep up with the accepted rate? (issue 18, target 5). Callable from ``make bench``."""
     from benchmarks.workload import places as province_places
@@ -364,7 +376,8 @@ def gateway(settings: Settings, tmp: Path, *, seconds: float = 60.0, clients: in
             waited = {"worker": run_queue_wait_s({worker.pid}),
                       "api": run_queue_wait_s(descendants([api_pid]))}
             stats, start, end, series = asyncio.run(gateway_load(
-                url, keys, seconds, batch_events, sources, spots, pipe.web_ports[0], meters))
+                url, keys, seconds, batch_events, sources, spots, pipe.web_ports[0], meters,
+                rate))
             waited = {"worker": run_queue_wait_s({worker.pid}) - waited["worker"],
                       "api": run_queue_wait_s(descendants([api_pid])) - waited["api"]}
             load_avg = os.getloadavg()
@@ -389,7 +402,8 @@ def gateway(settings: Settings, tmp: Path, *, seconds: float = 60.0, clients: in
     catch_up = max(0.0, (last - end).total_seconds()) if last and stored >= accepted else None
     cpu = {k: round(m.used, 1) for k, m in meters.items()}
     figures: dict[str, Any] = {
-        "mode": "gateway + one worker", "api_nice": api_nice, "seconds": round(window, 1),
+        "mode": "gateway + one worker", "offered_per_s": rate or "back to back",
+        "api_nice": api_nice, "seconds": round(window, 1),
         "clients": clients,
         "events_per_request": batch_events, "sources_per_client": sources,
         "requests": len(lat), "accepted_events": accepted,
@@ -525,13 +539,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-nice", type=int, default=0,
                         help="with --with-worker: run the API under nice -n N (the worker "
                              "at 0), as a host running both should")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="with --with-worker: offer this many events/s in all (each "
+                             "client paced), instead of back to back")
     args = parser.parse_args(argv)
     settings: Settings = get_settings()
     if args.with_worker:
         with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
             result = gateway(settings, Path(tmp), seconds=args.seconds, clients=args.clients,
                              batch_events=args.batch, sources=args.sources,
-                             port=args.port, profile=args.profile, api_nice=args.api_nice)
+                             port=args.port, profile=args.profile, api_nice=args.api_nice,
+                             rate=args.rate)
         print(json.dumps(result, indent=2, default=str))
         print("stored rate keeps up (backlog and catch-up <= 5 s), p99 < 1 s, no 5xx:",
               "yes" if result["keeps_up"] and result["p99_s"] < 1.0 and not result["5xx"]
