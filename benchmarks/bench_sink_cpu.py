@@ -1,4 +1,4 @@
-"""Database CPU per stored row of the sink statement (identity claim, raw insert, rollup
+"""Database CPU per stored row of the sink statements (identity claim, raw insert, rollup
 upsert, hour marks), measured on the sink connection's own PostgreSQL backend.
 
 Wall-clock rates on a shared 2-core machine swing 3x with other load; the backend's CPU
@@ -6,29 +6,49 @@ seconds (``/proc/<pid>/stat`` of ``pg_backend_pid()``) do not, so A/B comparison
 sink SQL use this figure.
 
     python -c "from benchmarks.bench_sink_cpu import run; print(run())"
+    python -c "from benchmarks.bench_sink_cpu import split; print(split())"
+
+``run`` writes sensor rows only (the historical figure); ``split`` writes the drain
+benchmark's mix (70 % sensor, 20 % traffic, 10 % service, 100-event envelopes per source,
+occurred_at spread over four minutes) and reports backend CPU per row for each statement
+of a batch, then the plan nodes of one more batch's insert-and-roll-up statements
+(``EXPLAIN (ANALYZE, BUFFERS)``, rolled back).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import time
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from ioc.core.events.record import Record
+from ioc.core.events.record import FEEDS, Feed, Record
 from ioc.core.settings import get_settings
-from streams.sinks.timescale import TimescaleSink
+from streams.sinks import statements
+from streams.sinks.timescale import TimescaleSink, rows_of
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    """CPU seconds of ``pid``: nanoseconds on CPU from schedstat (``stat`` counts 10 ms
+    ticks, too coarse for one statement), else user + system ticks."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+async def _backend(conn: psycopg.AsyncConnection[Any]) -> int:
+    row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
+    return int(row[0]) if row else 0
 
 
 async def _write(conninfo: str, n: int, batch: int) -> tuple[float, float]:
@@ -41,8 +61,7 @@ async def _write(conninfo: str, n: int, batch: int) -> tuple[float, float]:
     conn = await psycopg.AsyncConnection.connect(conninfo)
     try:
         await TimescaleSink.prepare(conn)
-        row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
-        pid = int(row[0]) if row else 0
+        pid = await _backend(conn)
         sink = TimescaleSink()
         cpu0, wall0 = _cpu_s(pid), time.perf_counter()
         for i in range(0, n, batch):
@@ -61,3 +80,117 @@ def run(n: int = 100_000, batch: int = 10_000) -> dict[str, Any]:
         cpu, wall = asyncio.run(_write(conninfo, n, batch))
     return {"rows": n, "batch": batch, "backend_cpu_s": round(cpu, 3),
             "backend_cpu_us_per_row": round(cpu / n * 1e6, 2), "wall_s": round(wall, 2)}
+
+
+def mixed_records(n: int, seed: int = 7, span_s: float = 240.0) -> list[Record]:
+    """The drain benchmark's mix as decoded records (benchmarks/workload.py's shapes)."""
+    rng = random.Random(seed)
+    start = datetime.now(UTC) - timedelta(seconds=span_s)
+    out: list[Record] = []
+    while len(out) < n:
+        src = rng.randrange(5000)
+        feed: Feed = "sensor" if src % 10 < 7 else ("traffic" if src % 10 < 9 else "service")
+        code = f"{src % 300:05d}"
+        for _ in range(min(100, n - len(out))):
+            i, r = len(out), rng.random()
+            at = start + timedelta(seconds=span_s * i / n)
+            common: dict[str, Any] = {
+                "event_id": f"e{i}", "source_id": f"src-{src}", "department": f"d-{feed}",
+                "feed": feed, "occurred_at": at, "received_at": time.time(),
+                "commune_code": code, "province_code": "01", "geo": "point",
+                "lat": 21.0, "lon": 105.8}
+            if feed == "sensor":
+                out.append(Record(**common, metric="pm25", value=round(20 + 80 * r, 1),
+                                  unit="ug/m3"))
+            elif feed == "traffic":
+                out.append(Record(**common, segment_id=f"seg-{src}",
+                                  vehicle_count=int(50 * r), avg_speed_kmh=10 + 40 * r,
+                                  occupancy=r))
+            else:
+                resolved = r < 0.4
+                out.append(Record(**common, dossier_id=f"d{i}", procedure_code="1.001",
+                                  agency="UBND", channel="online" if r < 0.9 else "offline",
+                                  status="resolved" if resolved else "received",
+                                  due_at=at + timedelta(days=3),
+                                  resolved_at=at if resolved else None,
+                                  fee_bearing=False, digitised=True))
+    return out
+
+
+async def _split(conninfo: str, records: Sequence[Record], batch: int
+                 ) -> tuple[dict[str, float], dict[str, int], list[str]]:
+    cpu: dict[str, float] = {}
+    rows: dict[str, int] = dict.fromkeys(FEEDS, 0)
+    conn = await psycopg.AsyncConnection.connect(conninfo)
+    try:
+        await TimescaleSink.prepare(conn)
+        pid = await _backend(conn)
+
+        async def timed(key: str, sql: str) -> None:
+            before = _cpu_s(pid)
+            await conn.execute(sql.encode())
+            cpu[key] = cpu.get(key, 0.0) + _cpu_s(pid) - before
+
+        async def stage(feed: Feed, chunk: Sequence[Record]) -> None:
+            before = _cpu_s(pid)
+            async with conn.cursor() as cur, cur.copy(
+                    statements.copy_into_staging(feed).encode()) as copy:
+                copy.set_types(list(statements.TYPES[feed]))
+                for row in rows_of(feed, chunk, [False] * len(chunk)):
+                    await copy.write_row(row)
+            cpu[f"{feed}: COPY into staging"] = (cpu.get(f"{feed}: COPY into staging", 0.0)
+                                                 + _cpu_s(pid) - before)
+
+        plans: list[str] = []
+        for i in range(0, len(records), batch):
+            chunk = records[i:i + batch]
+            last = i + batch >= len(records)
+            async with conn.transaction(force_rollback=last):
+                for feed in FEEDS:
+                    mine = [r for r in chunk if r.feed == feed]
+                    if not mine:
+                        continue
+                    rows[feed] += len(mine)
+                    await stage(feed, mine)
+                    await timed(f"{feed}: sources", statements.touch_sources(feed))
+                    if last:  # the plan of one more batch (rolled back, not counted)
+                        rows[feed] -= len(mine)
+                        cur = await conn.execute(
+                            ("EXPLAIN (ANALYZE, BUFFERS, TIMING) "
+                             + statements.insert_and_roll_up(feed)).encode())
+                        plans.append(f"-- {feed}, {len(mine)} rows\n" + "\n".join(
+                            str(r[0]) for r in await cur.fetchall()))
+                    else:
+                        await timed(f"{feed}: insert and roll up",
+                                    statements.insert_and_roll_up(feed))
+            if not last:
+                before = _cpu_s(pid)
+                await conn.commit()
+                cpu["commit"] = cpu.get("commit", 0.0) + _cpu_s(pid) - before
+        return cpu, rows, plans
+    finally:
+        await conn.close()
+
+
+def split(n: int = 110_000, batch: int = 10_000) -> dict[str, Any]:
+    """Backend CPU per row (µs) of each statement, per feed, on the drain's mix."""
+    from iocdev.sandbox import fresh_database
+
+    records = mixed_records(n)
+    with fresh_database(get_settings(), "ioc_sinksplit") as (_, conninfo):
+        cpu, rows, plans = asyncio.run(_split(conninfo, records, batch))
+    total = sum(rows.values())
+    per_row = {k: round(v / (rows[k.split(":")[0]] if ":" in k else total) * 1e6, 2)
+               for k, v in sorted(cpu.items())}
+    return {"rows": rows, "batch": batch,
+            "backend_cpu_us_per_row_all": round(sum(cpu.values()) / total * 1e6, 2),
+            "us_per_row_of_feed": per_row, "plans": "\n\n".join(plans)}
+
+
+if __name__ == "__main__":
+    import json
+
+    result = split()
+    plans = result.pop("plans")
+    print(json.dumps(result, indent=2))
+    print(plans)

@@ -4,8 +4,10 @@
 
 Runs the drain benchmark with py-spy sampling the worker (``--idle`` included, so time
 spent waiting shows as waiting), writes the collapsed stacks (``*.txt``, for any flame
-graph tool) and prints the functions with the most samples, inclusive and exclusive,
-and a summary by area (faust/mode/aiokafka, validation, geo, sink, alerts, waiting).
+graph tool) and prints, per thread kind, the functions with the most samples, inclusive
+and exclusive, and a summary by area (faust/mode/aiokafka, validation, geo, sink,
+alerts, waiting). The ``main`` thread runs the event loop with both stages; it is the
+one that limits a worker (the others are faust's consumer thread and idle pools).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from ioc.core.settings import ROOT, get_settings
 AREAS = (  # first match wins, on the frame's file path or function
     ("waiting (event loop idle: select/epoll)", ("select (selectors.py", "_run_once (asyncio",
                                                  "poll (selectors.py")),
+    ("waiting (idle thread pool)", ("_worker (concurrent/futures/thread.py",)),
+    ("stage 1 reader (getmany, batching, commits)", ("streams/raw_reader.py",)),
     ("validation", ("ioc/core/events/",)),
     ("geo", ("geo/",)),
     ("sink (psycopg, COPY, rollup SQL)", ("streams/sinks/", "psycopg/")),
@@ -42,28 +46,37 @@ def area(stack: list[str]) -> str:
     return "other"
 
 
+def thread_of(stack: list[str]) -> str:
+    """``main`` for the worker's event-loop thread (started from the CLI module), else
+    ``other`` (faust's consumer thread, thread pools)."""
+    return "main" if stack and "_run_module_as_main" in stack[0] else "other"
+
+
 def summarise(collapsed: Path, top: int = 25) -> dict[str, Any]:
-    inclusive: Counter[str] = Counter()
-    exclusive: Counter[str] = Counter()
-    areas: Counter[str] = Counter()
-    total = 0
+    """Per thread kind: samples, areas, inclusive and exclusive shares."""
+    per: dict[str, dict[str, Counter[str]]] = {}
+    totals: Counter[str] = Counter()
     for line in collapsed.read_text().splitlines():
         stack_text, _, count_text = line.rpartition(" ")
         if not stack_text:
             continue
         n = int(count_text)
         frames = stack_text.split(";")
-        total += n
-        exclusive[frames[-1]] += n
+        kind = thread_of(frames)
+        c = per.setdefault(kind, {"inclusive": Counter(), "exclusive": Counter(),
+                                  "areas": Counter()})
+        totals[kind] += n
+        c["exclusive"][frames[-1]] += n
         for f in set(frames):
-            inclusive[f] += n
-        areas[area(frames)] += n
+            c["inclusive"][f] += n
+        c["areas"][area(frames)] += n
 
-    def share(c: Counter[str]) -> list[tuple[str, float]]:
+    def share(c: Counter[str], total: int) -> list[tuple[str, float]]:
         return [(k, round(v / total, 3)) for k, v in c.most_common(top)]
 
-    return {"samples": total, "areas": share(areas), "inclusive": share(inclusive),
-            "exclusive": share(exclusive)}
+    return {kind: {"samples": totals[kind],
+                   **{name: share(counter, totals[kind]) for name, counter in c.items()}}
+            for kind, c in sorted(per.items())}
 
 
 def main() -> int:
@@ -96,12 +109,13 @@ def main() -> int:
         if out.exists():
             summary = summarise(out)
             (out.with_suffix(".json")).write_text(json.dumps(summary, indent=1))
-            print(f"== {out.name}: {summary['samples']} samples")
-            for name, share in summary["areas"]:
-                print(f"   {share:6.1%}  {name}")
-            print("   -- exclusive")
-            for name, share in summary["exclusive"][:15]:
-                print(f"   {share:6.1%}  {name}")
+            for kind, part in summary.items():
+                print(f"== {out.name}, {kind} thread(s): {part['samples']} samples")
+                for name, share in part["areas"]:
+                    print(f"   {share:6.1%}  {name}")
+                print("   -- exclusive")
+                for name, share in part["exclusive"][:15]:
+                    print(f"   {share:6.1%}  {name}")
     return 0
 
 

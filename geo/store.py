@@ -16,7 +16,6 @@ A load dated before an open version's ``valid_from`` is refused.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 import shapely
 
+from ioc.core.db.versioned import LoadReport, Versioned, apply_versions
 from ioc.core.errors import GeoError
 
 if TYPE_CHECKING:
@@ -37,20 +37,14 @@ FROM admin_units WITH NO DATA
 """
 _COPY = ("COPY geo_staged (code, name, name_en, level, type, parent_code, geom, centroid, "
          "area_km2, approximate, source, valid_from) FROM STDIN")
-_COLUMNS = ("name", "name_en", "level", "type", "parent_code", "geom", "approximate")
-
-
-@dataclass(frozen=True, slots=True)
-class LoadReport:
-    inserted: int
-    changed: int
-    unchanged: int
-    closed: int
-    valid_from: date
-
-    def __str__(self) -> str:
-        return (f"valid from {self.valid_from}: {self.inserted} new, {self.changed} changed, "
-                f"{self.unchanged} unchanged, {self.closed} closed")
+_TABLE = Versioned(
+    table="admin_units", staged="geo_staged",
+    compared=("name", "name_en", "level", "type", "parent_code", "geom", "approximate"),
+    covers="coalesce({row}.parent_code, {row}.code)",
+    insert="code, name, name_en, level, type, parent_code, geom, centroid, area_km2, "
+           "approximate, source, valid_from",
+    select="s.code, s.name, s.name_en, s.level, s.type, s.parent_code, s.geom, s.centroid, "
+           "s.area_km2, s.approximate, s.source, s.valid_from")
 
 
 def _ewkb(geoms: Any) -> list[str]:
@@ -105,33 +99,7 @@ def write_units(conn: psycopg.Connection[Any], units: pd.DataFrame, *, source: s
                      "WHERE centroid IS NULL")
         conn.execute("UPDATE geo_staged SET area_km2 = ST_Area(geom::geography) / 1e6 "
                      "WHERE area_km2 IS NULL AND NOT approximate")
-        later = conn.execute(
-            "SELECT a.code, a.valid_from FROM admin_units a JOIN geo_staged s USING (code) "
-            "WHERE a.valid_to IS NULL AND a.valid_from > %s LIMIT 5", (valid_from,)).fetchall()
-        if later:
-            raise GeoError(f"cannot load boundaries valid from {valid_from}: newer versions "
-                           f"exist, e.g. {later}")
-        differs = " OR ".join(f"a.{c} IS DISTINCT FROM s.{c}" for c in _COLUMNS)
-        changed = [r[0] for r in conn.execute(
-            f"SELECT a.code FROM admin_units a JOIN geo_staged s USING (code) "
-            f"WHERE a.valid_to IS NULL AND ({differs})").fetchall()]
-        gone = [r[0] for r in conn.execute(
-            "SELECT a.code FROM admin_units a WHERE a.valid_to IS NULL "
-            "AND NOT EXISTS (SELECT 1 FROM geo_staged s WHERE s.code = a.code) "
-            "AND coalesce(a.parent_code, a.code) IN "
-            "(SELECT coalesce(parent_code, code) FROM geo_staged)").fetchall()]
-        ends = changed + gone
-        conn.execute("DELETE FROM admin_units WHERE code = ANY(%s) AND valid_to IS NULL "
-                     "AND valid_from = %s", (ends, valid_from))
-        conn.execute("UPDATE admin_units SET valid_to = %s WHERE code = ANY(%s) "
-                     "AND valid_to IS NULL", (valid_from, ends))
-        inserted = conn.execute(
-            "INSERT INTO admin_units (code, name, name_en, level, type, parent_code, geom, "
-            "centroid, area_km2, approximate, source, valid_from) "
-            "SELECT s.code, s.name, s.name_en, s.level, s.type, s.parent_code, s.geom, "
-            "s.centroid, s.area_km2, s.approximate, s.source, s.valid_from FROM geo_staged s "
-            "WHERE NOT EXISTS (SELECT 1 FROM admin_units a "
-            "                  WHERE a.code = s.code AND a.valid_to IS NULL)").rowcount
-    new = inserted - len(changed)
-    return LoadReport(inserted=new, changed=len(changed), unchanged=len(rows) - inserted,
-                      closed=len(gone), valid_from=valid_from)
+        return apply_versions(
+            conn, _TABLE, rows=len(rows), source=source, valid_from=valid_from,
+            refuse=lambda later: GeoError(f"cannot load boundaries valid from {valid_from}: "
+                                          f"newer versions exist, e.g. {later}"))

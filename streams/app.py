@@ -1,19 +1,23 @@
-"""The faust app: composes the stages, their agents, pages and timers. Nothing else.
+"""The faust app: composes the stages, their readers, pages and timers. Nothing else.
 
 One worker process runs both stages; run more processes (same app id) to scale: Kafka
 spreads the raw partitions (stage 1) and the commune partitions (stage 2) across them.
-Per-message work in faust is the cost to design around, so both agents take batches of
-events bounded by messages and bytes (``streams/batching.py``; acknowledged only after
-the batch is durable) and each batch goes
-through :func:`streams.retry.run_batch`, which returns only once the stage's ``process``
-did (docs/architecture.md, "Stage contract" and "Exceptions"). Stages are built here, by
-their constructors, and closed when the worker stops.
+Per-message work in faust is the cost to design around: stage 1 reads the raw topics,
+where one message is often one event, with its own batching consumer
+(``streams/raw_reader.py``, group ``<app_id>-stage1``); stage 2 stays a faust agent on
+``ioc.enriched.v1``, whose messages hold up to 1,000 records, taking batches bounded by
+messages and bytes (``streams/batching.py``). Either way a batch is acknowledged only
+after it is durable: each goes through :func:`streams.retry.run_batch`, which returns
+only once the stage's ``process`` did (docs/architecture.md, "Stage contract" and
+"Exceptions"). Stages are built here, by their constructors, and closed when the worker
+stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +28,7 @@ from alerts.model import CommuneInfo
 from alerts.outbox import OutboxDelivery
 from alerts.rules import RuleSet
 from ioc.core.events.record import Feed
-from ioc.core.settings import Settings
+from ioc.core.settings import Settings, stage1_group
 from streams.alerting import PartitionAlerts
 from streams.batching import BoundedStream
 from streams.degraded import Health
@@ -34,16 +38,15 @@ from streams.originals import Originals
 from streams.outputs import KafkaOutputs
 from streams.ownership import OwnedValidateEnrich, Ownership
 from streams.pages import register_pages
+from streams.raw_reader import Bounds, RawReader, raw_consumer, topics_pattern
 from streams.retry import run_batch
 from streams.stage import Stage, TopicPartition
-from streams.stage1 import CommuneIndexLike, InMessage, Stage1, ValidateEnrich, ValidatorLike
+from streams.stage1 import CommuneIndexLike, Stage1, ValidateEnrich, ValidatorLike
 from streams.stage2 import Enriched, Stage2, make_pool
 from streams.timers import register_timers
 
-STAGE1_BATCH_BYTES = 8 * 1024 * 1024
-"""A stage-1 batch closes at this many bytes of raw messages (about 24,000 events) or at
-``stream.batch_max`` messages, whichever comes first (``streams/batching.py``): one
-message can hold one event or a thousand."""
+log = logging.getLogger(__name__)
+
 STAGE2_BATCH_BYTES = 32 * 1024 * 1024
 """The same for stage 2 (about 120,000 encoded records, one transaction): each
 transaction pays for its rollup upserts and alert evaluation, so smaller batches cost
@@ -54,7 +57,11 @@ STREAM_BUFFER_MESSAGES = 256
 former 10,000 held a whole 1M-event backlog in memory, and let stage 1 read a whole
 one-event backlog before stage 2 stored its first row)."""
 FETCH_BYTES = 1024 * 1024
-"""Bytes fetched per partition at a time (Kafka still returns one larger message)."""
+"""Bytes faust fetches per partition at a time (Kafka still returns one larger message);
+stage 1's reader has its own bounds (``stream.stage1_*``)."""
+READER_STOP_S = 10.0
+"""How long a stopping worker waits for stage 1's reader to finish its batch, commit
+what was delivered and leave its group before faust stops the producer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +90,10 @@ def _names(settings: Settings, overrides: dict[str, str] | None) -> dict[str, st
 def make_faust_app(settings: Settings, app_id: str, web_port: int,
                    instance_id: str | None) -> faust.App:
     stream = settings.stream
+    data_dir = settings.faust_data_dir()
+    data_dir.mkdir(parents=True, exist_ok=True)
     return faust.App(
-        app_id, broker=f"kafka://{settings.kafka.bootstrap_servers}",
+        app_id, datadir=str(data_dir / "{conf.name}-data"), broker=f"kafka://{settings.kafka.bootstrap_servers}",
         broker_client_id=settings.kafka.client_id, store="memory://",
         key_serializer="raw", value_serializer="raw", web_enabled=True,
         web_bind=stream.worker_web_host, web_host=stream.worker_web_host, web_port=web_port,
@@ -110,8 +119,10 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
     names = _names(settings, topic_names)
     app = make_faust_app(settings, app_id or stream.app_id,
                          web_port or stream.worker_web_port, instance_id)
-    raw = app.topic(names["sensor"], names["traffic"], names["service"],
-                    *parts.department_topics, key_serializer="raw", value_serializer="raw")
+    fixed = (names["sensor"], names["traffic"], names["service"], *parts.department_topics)
+    # with ownership checks: every department topic, present or future (one pattern)
+    raw_topics: tuple[str, ...] | str = fixed if parts.ownership is None else \
+        topics_pattern(fixed, parts.ownership.topics.regex)
     enriched, deadletter, alerts = (
         app.topic(names[n], key_serializer="raw", value_serializer="raw")
         for n in ("enriched", "deadletter", "alerts"))
@@ -138,17 +149,24 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
                     alerts=partition_alerts, on_rejected=outputs.storage_refused,
                     max_rows=stream.sink_buffer_max_rows)
     stages: tuple[Stage[Any], ...] = (stage1, stage2)
+    faust_stages: tuple[Stage[Any], ...] = (stage2,)
+    """Partitions faust assigns (``ioc.enriched.v1``); stage 1's come from its reader."""
     health = Health(summary_every_s=stream.outage_summary_every_s)
     stop = asyncio.Event()
 
-    @app.agent(raw, name="stage1-validate-enrich")
-    async def validate_enrich(events: Any) -> None:  # faust.Stream: take_events is untyped
-        async for batch in events.take_bounded(stream.batch_max, STAGE1_BATCH_BYTES,
-                                               stream.batch_within_s):
-            messages = [InMessage(e.message.topic, e.message.partition, e.message.offset,
-                                  e.message.key, e.message.value) for e in batch]
-            await run_batch(stage1, messages, messages=len(messages), health=health,
-                            retry_max_s=stream.retry_max_s)
+    group = stage1_group(app_id or stream.app_id)
+    reader = RawReader(
+        stage1, raw_topics, health=health, retry_max_s=stream.retry_max_s,
+        commit_interval_s=stream.commit_interval_s,
+        bounds=Bounds(stream.batch_max, stream.stage1_batch_bytes, stream.batch_within_s),
+        make_consumer=lambda: raw_consumer(
+            settings, group, instance_id,
+            fetch_max_bytes=stream.stage1_fetch_max_bytes,
+            partition_fetch_bytes=stream.stage1_partition_fetch_bytes))
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def stage1_validate_enrich() -> None:
+        await reader.run(stop)
 
     @app.agent(enriched, name="stage2-aggregate-evaluate")
     async def aggregate(events: Any) -> None:
@@ -162,18 +180,23 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _assigned(app_: Any, assigned: Set[Any], **_: Any) -> None:
         tps: Set[TopicPartition] = {(tp.topic, tp.partition) for tp in assigned}
-        for stage in stages:
+        for stage in faust_stages:
             stage.on_assign(tps)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(app_: Any, revoked: Set[Any], **_: Any) -> None:
         tps: Set[TopicPartition] = {(tp.topic, tp.partition) for tp in revoked}
-        for stage in stages:
+        for stage in faust_stages:
             stage.on_revoke(tps)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def _close(app_: Any, **_: Any) -> None:
         stop.set()
+        try:
+            await asyncio.wait_for(reader.wait_stopped(), READER_STOP_S)
+        except TimeoutError:
+            log.warning("stage 1 reader still busy after %.0f s; its batch is re-read by "
+                        "the next owner", READER_STOP_S)
         for closable in (*stages, global_alerts, kpi_targets, parts.outbox):
             if closable is not None:
                 with contextlib.suppress(Exception):

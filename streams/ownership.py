@@ -52,6 +52,11 @@ class DepartmentTopics:
         regex = regex.replace(re.escape("{feed}"), "(?P<feed>" + "|".join(FEEDS) + ")")
         self._re = re.compile(f"^{regex}$")
 
+    @property
+    def regex(self) -> str:
+        """The anchored regular expression every department topic name matches."""
+        return self._re.pattern
+
     def parse(self, topic: str) -> tuple[str, Feed] | None:
         match = self._re.match(topic)
         if match is None:

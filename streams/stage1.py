@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence, Set
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -27,9 +27,9 @@ from streams.stage import TopicPartition
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class InMessage:
-    """One Kafka message as stage 1 sees it."""
+class InMessage(NamedTuple):
+    """One Kafka message as stage 1 sees it (a named tuple: one is built per raw message,
+    and a frozen dataclass costs about three times as much to make)."""
 
     topic: str
     partition: int
@@ -151,8 +151,7 @@ class Stage1:
                     "source_id": getattr(rej, "source_id", None), "reason": str(rej.reason),
                     "feed": feed, "topic": msg.topic, "partition": msg.partition,
                     "offset": msg.offset})
-        by_origin = {(m.topic, m.partition, m.offset): m for m in messages}
-        kept = self._enrich(records, out, rejected, by_origin)
+        kept = self._enrich(records, out, rejected, messages)
         for rec in kept:
             out.enriched.setdefault(rec.commune_code, []).append(rec)
         out.valid = len(kept)
@@ -173,8 +172,9 @@ class Stage1:
 
     def _enrich(self, records: list[Record], out: Stage1Output,
                 rejected: Counter[tuple[str, str]],
-                by_origin: dict[tuple[str, int, int], InMessage]) -> list[Record]:
+                messages: Sequence[InMessage]) -> list[Record]:
         """Fill commune/province codes; events with a bad commune code are dead-lettered."""
+        by_origin: dict[tuple[str, int, int], InMessage] = {}  # built when first needed
         outcomes: Counter[str] = Counter()
         kept: list[Record] = []
         located: list[Record] = []
@@ -184,6 +184,8 @@ class Stage1:
                     code, outcome = self._index.check_code(rec.commune_code)
                 except GeoError as exc:
                     reason = str(getattr(exc, "reason", Reason.UNKNOWN_COMMUNE_CODE))
+                    if not by_origin:
+                        by_origin = {(m.topic, m.partition, m.offset): m for m in messages}
                     out.deadletters.append(_dead_record(rec, reason, str(exc), by_origin))
                     rejected[(rec.feed, reason)] += 1
                     continue

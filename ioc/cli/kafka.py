@@ -51,8 +51,8 @@ def create(
             if not feed_list:
                 raise typer.BadParameter("--feeds: at least one of sensor,traffic,service")
             made = p.create_department(kafka, department, feed_list)
-            typer.echo(f"topics: {', '.join(made.topics)} (restart the workers so they "
-                       "subscribe to new topics)", err=True)
+            typer.echo(f"topics: {', '.join(made.topics)} (running workers read them "
+                       "within 30 s)", err=True)
             _once(made.principal, made.password)
             return
         names = kafka.principals

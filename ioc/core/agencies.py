@@ -32,6 +32,7 @@ from typing import Any, Final
 
 import psycopg
 
+from ioc.core.db.versioned import LoadReport, Versioned, apply_versions
 from ioc.core.errors import ConfigError
 
 BUNDLED: Final = Path(__file__).with_name("data") / "agencies_2025.csv.gz"
@@ -66,18 +67,6 @@ class Agency:
     seat_commune: str | None
     province_code: str
 
-
-@dataclass(frozen=True, slots=True)
-class LoadReport:
-    inserted: int
-    changed: int
-    unchanged: int
-    closed: int
-    valid_from: date
-
-    def __str__(self) -> str:
-        return (f"{self.inserted} new, {self.changed} changed, {self.unchanged} unchanged, "
-                f"{self.closed} closed (valid from {self.valid_from})")
 
 
 def read_registry(path: Path) -> list[Agency]:
@@ -153,16 +142,18 @@ _STAGE: Final = """
 CREATE TEMP TABLE agencies_staged (code text, name text, tier text, seat_commune text,
                                    province_code text) ON COMMIT DROP
 """
-_COLUMNS: Final = ("name", "tier", "seat_commune", "province_code")
+_TABLE: Final = Versioned(
+    table="agencies", staged="agencies_staged",
+    compared=("name", "tier", "seat_commune", "province_code"), covers="{row}.province_code",
+    insert="code, name, tier, seat_commune, province_code, source, valid_from",
+    select="s.code, s.name, s.tier, s.seat_commune, s.province_code, %(source)s, "
+           "%(valid_from)s")
 
 
 def write_registry(conn: psycopg.Connection[Any], agencies: list[Agency], *, source: str,
                    valid_from: date) -> LoadReport:
-    """Load ``agencies`` valid from ``valid_from`` in one transaction (commits).
-
-    Unchanged agencies keep their row; a changed one gets a new version; one missing
-    from the file but of a province the file covers is closed on ``valid_from``.
-    """
+    """Load ``agencies`` valid from ``valid_from`` in one transaction (commits); the
+    history rule is :mod:`ioc.core.db.versioned`'s, the same as for boundaries."""
     with conn.transaction():
         conn.execute("LOCK TABLE agencies IN SHARE ROW EXCLUSIVE MODE")
         conn.execute(_STAGE)
@@ -171,34 +162,11 @@ def write_registry(conn: psycopg.Connection[Any], agencies: list[Agency], *, sou
                 "FROM STDIN") as copy:
             for a in agencies:
                 copy.write_row((a.code, a.name, a.tier, a.seat_commune, a.province_code))
-        later = conn.execute(
-            "SELECT a.code, a.valid_from FROM agencies a JOIN agencies_staged s USING (code) "
-            "WHERE a.valid_to IS NULL AND a.valid_from > %s LIMIT 5", (valid_from,)).fetchall()
-        if later:
-            raise RegistryFileError(f"cannot load agencies valid from {valid_from}: newer "
-                                    f"versions exist, e.g. {later}")
-        differs = " OR ".join(f"a.{c} IS DISTINCT FROM s.{c}" for c in _COLUMNS)
-        changed = [r[0] for r in conn.execute(
-            f"SELECT a.code FROM agencies a JOIN agencies_staged s USING (code) "
-            f"WHERE a.valid_to IS NULL AND ({differs})").fetchall()]
-        gone = [r[0] for r in conn.execute(
-            "SELECT a.code FROM agencies a WHERE a.valid_to IS NULL "
-            "AND NOT EXISTS (SELECT 1 FROM agencies_staged s WHERE s.code = a.code) "
-            "AND a.province_code IN (SELECT province_code FROM agencies_staged)").fetchall()]
-        ends = changed + gone
-        # a version starting the same day is replaced, not closed on its first day
-        conn.execute("DELETE FROM agencies WHERE code = ANY(%s) AND valid_to IS NULL "
-                     "AND valid_from = %s", (ends, valid_from))
-        conn.execute("UPDATE agencies SET valid_to = %s WHERE code = ANY(%s) "
-                     "AND valid_to IS NULL", (valid_from, ends))
-        inserted = conn.execute(
-            "INSERT INTO agencies (code, name, tier, seat_commune, province_code, source, "
-            "valid_from) SELECT s.code, s.name, s.tier, s.seat_commune, s.province_code, "
-            "%s, %s FROM agencies_staged s WHERE NOT EXISTS (SELECT 1 FROM agencies a "
-            "WHERE a.code = s.code AND a.valid_to IS NULL)", (source, valid_from)).rowcount
-    return LoadReport(inserted=inserted - len(changed), changed=len(changed),
-                      unchanged=len(agencies) - inserted, closed=len(gone),
-                      valid_from=valid_from)
+        return apply_versions(
+            conn, _TABLE, rows=len(agencies), source=source, valid_from=valid_from,
+            refuse=lambda later: RegistryFileError(
+                f"cannot load agencies valid from {valid_from}: newer versions exist, "
+                f"e.g. {later}"))
 
 
 def iter_open(conn: psycopg.Connection[Any]) -> Iterator[Agency]:

@@ -73,6 +73,10 @@ DEPENDENCY_UP = Gauge(
 CONSUMER_LAG = Gauge(
     "ioc_kafka_consumer_lag_messages", "Messages behind the partition's high watermark.",
     ["topic", "partition"])
+PARTITIONS_ASSIGNED = Gauge(
+    "ioc_stream_partitions_assigned",
+    "Partitions of its input topics this worker's stage holds now (stage 1: raw topics).",
+    ["stage"])
 WATERMARK = Gauge(
     "ioc_stream_watermark_seconds",
     "Newest event time this worker stored (epoch seconds); progress is per source.")

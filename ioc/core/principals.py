@@ -8,7 +8,8 @@ off, so a principal may do exactly what is granted here (docs/security.md has th
 * the gateway: write the shared feed topics ``ioc.<feed>.v1`` (it has authenticated the
   department by API key and checked the source registry before producing);
 * a worker: read the feed topics (shared and per department, by prefix) and
-  ``ioc.enriched.v1``, use its consumer group, write enriched, dead-letter and alerts;
+  ``ioc.enriched.v1``, use its two consumer groups (faust's ``<app_id>``, stage 1's
+  ``<app_id>-stage1``), write enriched, dead-letter and alerts;
 * an operator: read ``ioc.alerts.v1`` with groups named ``<operator>*``.
 
 Secrets are generated here and returned once; the broker keeps only salted hashes.
@@ -40,7 +41,7 @@ from kafka.admin import (
 from kafka.errors import TopicAlreadyExistsError
 
 from ioc.core.errors import ConfigError
-from ioc.core.settings import KafkaSettings
+from ioc.core.settings import KafkaSettings, stage1_group
 from ioc.core.topics import admin_client, topic_config
 
 DEPARTMENT_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -106,7 +107,8 @@ def gateway_grants(kafka: KafkaSettings, topics: dict[str, str] | None = None
 
 def worker_grants(kafka: KafkaSettings, group: str, topics: dict[str, str] | None = None,
                   department_topics_prefix: str | None = None) -> list[Grant]:
-    """``topics``: feed key -> name (sensor, traffic, service, enriched, deadletter, alerts)."""
+    """``topics``: feed key -> name (sensor, traffic, service, enriched, deadletter, alerts);
+    ``group``: the app id, whose faust group (stage 2) and stage-1 group it may use."""
     t = kafka.topics
     names = {"sensor": t.sensor.name, "traffic": t.traffic.name, "service": t.service.name,
              "enriched": t.enriched.name, "deadletter": t.deadletter.name,
@@ -119,8 +121,8 @@ def worker_grants(kafka: KafkaSettings, group: str, topics: dict[str, str] | Non
     grants = [*(Grant(ResourceType.TOPIC, n, ACLOperation.READ) for n in read),
               *(Grant(ResourceType.TOPIC, n, ACLOperation.WRITE) for n in write),
               *(Grant(ResourceType.TOPIC, n, ACLOperation.DESCRIBE) for n in {*read, *write}),
-              Grant(ResourceType.GROUP, group, ACLOperation.READ),
-              Grant(ResourceType.GROUP, group, ACLOperation.DESCRIBE),
+              *(Grant(ResourceType.GROUP, g, op) for g in (group, stage1_group(group))
+                for op in (ACLOperation.READ, ACLOperation.DESCRIBE)),
               Grant(ResourceType.CLUSTER, CLUSTER, ACLOperation.IDEMPOTENT_WRITE)]
     if prefix:
         grants += [Grant(ResourceType.TOPIC, prefix, ACLOperation.READ, prefixed=True),

@@ -268,6 +268,22 @@ class StreamSettings(_Section):
     rebalance_timeout_s: float = 20.0
     group_instance_prefix: str | None = None
     outage_summary_every_s: float = 30.0
+    data_dir: Path | None = None
+    """faust's data directory (IOC__STREAM__DATA_DIR); unset: ``<stack home>/faust``, so
+    workers never create ``<app-id>-data/`` folders where they were started."""
+    stage1_batch_bytes: int = 8 * 1024 * 1024
+    """A stage-1 batch closes at this many bytes of raw values (about 24,000 events) or
+    at ``batch_max`` messages: one message can hold one event or a thousand."""
+    stage1_fetch_max_bytes: int = 8 * 1024 * 1024
+    """What stage 1's consumer buffers at most per fetch (the reader's prefetch)."""
+    stage1_partition_fetch_bytes: int = 1024 * 1024
+    """Per partition and fetch (Kafka still returns one larger message whole)."""
+
+
+def stage1_group(app_id: str) -> str:
+    """Stage 1's consumer group: its own, since faust's group (``app_id``) speaks faust's
+    assignor protocol and a group cannot mix protocols (streams/raw_reader.py)."""
+    return f"{app_id}-stage1"
 
 
 class GeoSettings(_Section):
@@ -350,6 +366,10 @@ class Settings(BaseSettings):
     def resolve(self, path: Path) -> Path:
         """A configured relative path, resolved against the project checkout."""
         return path if path.is_absolute() else ROOT / path
+
+    def faust_data_dir(self) -> Path:
+        """Where faust keeps its per-app folders (``stream.data_dir``, resolved)."""
+        return self.resolve(self.stream.data_dir or self.stack.root / "faust")
 
 
 @lru_cache(maxsize=1)

@@ -2,11 +2,13 @@
 
 Each feed's statement claims each staged event's identity ``(source_id, event_id)`` in the
 feed's key table (``ON CONFLICT DO NOTHING``: the first stored wins, whatever its time),
-inserts the rows whose identity it claimed, and adds exactly those rows to ``rollup_1m``,
-late ones included, all in one statement inside the batch's transaction. A replayed or
-re-sent event claims nothing and adds nothing: the totals stay exact however often a
-topic is replayed, and equal a GROUP BY over the raw rows (docs/architecture.md). Every
-hour whose minutes changed is marked in ``rollup_1h_pending`` for maintenance.
+inserts the rows whose identity it claimed (a semi-join: with a plain join the planner,
+having no statistics on the staging table, sorts both sides for a merge join), and adds
+exactly those rows to ``rollup_1m``, late ones included, all in one statement inside the
+batch's transaction. A replayed or re-sent event claims nothing and adds nothing: the
+totals stay exact however often a topic is replayed, and equal a GROUP BY over the raw
+rows (docs/architecture.md). Every hour whose minutes changed is marked in
+``rollup_1h_pending`` for maintenance.
 """
 
 from __future__ import annotations
@@ -67,6 +69,14 @@ _METRICS: Final[dict[Feed, str]] = {
          CASE WHEN n.paid_online THEN 1.0 ELSE 0.0 END))""",
 }
 
+_ROLLED: Final[dict[Feed, tuple[str, ...]]] = {
+    "sensor": ("metric", "value"),
+    "traffic": ("vehicle_count", "avg_speed_kmh", "occupancy", "incident"),
+    "service": ("status", "channel", "digitised", "due_at", "resolved_at", "fee_bearing",
+                "paid_online"),
+}
+"""The columns ``_METRICS`` reads: all the insert returns besides time, place and late."""
+
 WINDOW_COLUMNS: Final = ("commune_code", "province_code", "metric", "bucket", "count", "sum",
                          "min", "max", "last", "last_at")
 
@@ -122,8 +132,9 @@ WITH claimed AS (
 ), new AS (
     INSERT INTO {TABLES[feed]} ({cols})
     SELECT {", ".join(f"s.{c}" for c in COLUMNS[feed])}
-    FROM {staging_table(feed)} s JOIN claimed c USING (source_id, event_id)
-    RETURNING *
+    FROM {staging_table(feed)} s
+    WHERE (s.source_id, s.event_id) IN (SELECT source_id, event_id FROM claimed)
+    RETURNING {", ".join(("time", "commune_code", "province_code", "late", *_ROLLED[feed]))}
 ), points AS (
     SELECT n.time, n.commune_code, n.province_code, m.metric, m.value
     FROM new n CROSS JOIN LATERAL {_METRICS[feed]} AS m (metric, value)

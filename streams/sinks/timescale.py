@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -64,6 +64,12 @@ def _row(feed: Feed, r: Record, late: bool) -> tuple[Any, ...]:
                 r.incident, *tail)
     return (*common, r.dossier_id, r.procedure_code, r.agency, r.channel, r.status,
             r.due_at, r.resolved_at, r.fee_bearing, r.paid_online, r.digitised, *tail)
+
+
+def rows_of(feed: Feed, records: Sequence[Record], late: Sequence[bool]
+            ) -> Iterator[tuple[Any, ...]]:
+    """The staging rows of ``records`` (all of ``feed``), in ``statements.COLUMNS`` order."""
+    return (_row(feed, r, f) for r, f in zip(records, late, strict=True))
 
 
 class TimescaleSink:

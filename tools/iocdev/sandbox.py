@@ -64,6 +64,10 @@ class Pipeline:
         env["IOC__STREAM__BATCH_WITHIN_S"] = "0.2"
         for key, name in self.topics.items():
             env[f"IOC__KAFKA__TOPICS__{key.upper()}__NAME"] = name
+        # department topics of this pipeline only: workers read every topic the pattern
+        # matches, including ones created while they run
+        prefix = self.topics["sensor"].rsplit(".", 1)[0]
+        env["IOC__KAFKA__DEPARTMENT_TOPIC_PATTERN"] = f"{prefix}.dept.{{department}}.{{feed}}.v1"
         return env
 
     def start_worker(self, app_id: str | None = None, extra_env: dict[str, str] | None = None

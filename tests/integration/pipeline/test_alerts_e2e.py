@@ -18,33 +18,11 @@ import pytest
 from iocdev.sandbox import Pipeline, batches, envelope
 
 from ioc.core.settings import Settings
+from tests.support.rulefiles import pm25_rule, rules_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 COMMUNE = "00004"  # Phường Ba Đình, Hà Nội
-RULE = """
-groups:
-  - name: e2e
-    rules:
-      - id: e2e_pm25_high_{tag}
-        feed: sensor
-        metric: pm25
-        scope: commune
-        aggregate: avg
-        window: 1m
-        op: ">"
-        threshold: 100
-        clear: 50
-        for: 0m
-        severity: warning
-        labels: {{ test_run: "{tag}" }}
-        annotations:
-          summary:
-            vi: "PM2.5 tại {{commune}} là {{value:.0f}}"
-            en: "PM2.5 in {{commune_en}} is {{value:.0f}}"
-"""
-
-
 def readings(start: datetime, values: list[float], tag: str) -> list[dict[str, Any]]:
     return [envelope("sensor", f"{tag}-{start.timestamp()}-{i}", "aq-e2e",
                      start + timedelta(seconds=i), {"metric": "pm25", "value": v,
@@ -74,10 +52,8 @@ def wait(check: Any, timeout: float = 60.0) -> Any:
 def test_alert_fires_is_delivered_survives_sigkill_and_resolves(
         pipe: Pipeline, tmp_path: Path) -> None:
     tag = uuid.uuid4().hex[:8]
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "e2e.yaml").write_text(RULE.format(tag=tag))
-    env = {"IOC__ALERTS__RULES_DIR": str(rules)}
+    env = rules_env(tmp_path, pm25_rule(f"e2e_pm25_high_{tag}", label=tag,
+                                        summary="PM2.5 in {commune_en} is {value:.0f}"))
     where = f"FROM alert_transitions WHERE rule_id = 'e2e_pm25_high_{tag}' AND kind = 'state'"
     transitions = f"SELECT to_state {where} ORDER BY seq"
     count = f"SELECT count(*) {where}"

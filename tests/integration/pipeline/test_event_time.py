@@ -21,36 +21,15 @@ from typing import Any
 import pytest
 from iocdev.sandbox import Pipeline, batches, envelope
 
+from tests.support.rulefiles import pm25_rule, rules_env
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 M = timedelta(minutes=1)
-RULE = """
-groups:
-  - name: time
-    rules:
-      - id: pm25_{tag}
-        feed: sensor
-        metric: pm25
-        scope: commune
-        aggregate: avg
-        window: 1m
-        op: ">"
-        threshold: 100
-        clear: 50
-        for: 2m
-        severity: warning
-        labels: {{ test_run: "{tag}" }}
-        annotations:
-          summary: {{vi: "PM2.5 {{value:.0f}}", en: "PM2.5 {{value:.0f}}"}}
-"""
-
-
 def start(pipe: Pipeline, tmp_path: Path) -> str:
     tag = uuid.uuid4().hex[:8]
-    rules = tmp_path / "rules"
-    rules.mkdir(exist_ok=True)
-    (rules / "time.yaml").write_text(RULE.format(tag=tag))
-    pipe.start_worker(extra_env={"IOC__ALERTS__RULES_DIR": str(rules)})
+    pipe.start_worker(extra_env=rules_env(tmp_path, pm25_rule(f"pm25_{tag}", for_="2m",
+                                                              label=tag)))
     return tag
 
 

@@ -27,35 +27,15 @@ from prometheus_client import metrics as prom_metrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from ioc.core import metrics
+from tests.support.rulefiles import pm25_rule, rules_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[3]
-RULE = """
-groups:
-  - name: registry
-    rules:
-      - id: registry_pm25_high_{tag}
-        feed: sensor
-        metric: pm25
-        scope: commune
-        aggregate: avg
-        window: 1m
-        op: ">"
-        threshold: 100
-        clear: 50
-        for: 0m
-        severity: warning
-        annotations:
-          summary: {{ vi: "PM2.5 {{commune}}", en: "PM2.5 {{commune_en}}" }}
-"""
-
-
 def start_worker(pipe: Pipeline, tmp: Path, **env: str) -> str:
-    rules = tmp / "rules"
-    rules.mkdir(exist_ok=True)
-    (rules / "r.yaml").write_text(RULE.format(tag=uuid.uuid4().hex[:8]))
-    pipe.start_worker(extra_env={"IOC__ALERTS__RULES_DIR": str(rules), **env})
+    rule = pm25_rule(f"registry_pm25_high_{uuid.uuid4().hex[:8]}",
+                     summary="PM2.5 {commune_en}")
+    pipe.start_worker(extra_env={**rules_env(tmp, rule), **env})
     return f"127.0.0.1:{pipe.web_ports[-1]}"
 
 

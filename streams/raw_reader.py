@@ -1,0 +1,326 @@
+"""Stage 1's reader: raw topics in ``getmany`` batches, offsets committed after delivery.
+
+faust hands a stream its messages one at a time (fetcher, conductor, channel, stream
+iteration: about 100 µs of worker CPU per message, py-spy), which is nothing next to a
+1,000-record enriched message but is the whole budget of a one-event raw message. So
+stage 1 does not read through faust: :class:`RawReader` owns an ``AIOKafkaConsumer`` in
+a group of its own (``<app_id>-stage1``, :func:`ioc.core.settings.stage1_group`; faust's
+group speaks faust's assignor protocol and must not be shared) and takes what the
+fetcher has buffered, a batch at a time. faust still runs stage 2, the producer, pages
+and timers.
+
+The rules it keeps (docs/architecture.md, "Stage 1 reader"):
+
+- A batch closes at ``max_messages`` messages, ``max_bytes`` of values (one message can
+  hold 1,000 events) or ``within_s`` seconds. It goes through
+  :func:`streams.retry.run_batch`, which returns only once its enriched and dead-letter
+  messages are delivered (``acks=all``); only then are its offsets (last + 1 per
+  partition) *eligible* for a commit, which happens at most every
+  ``commit_interval_s`` and once more on a clean stop.
+- Commits name only partitions still assigned and never move an offset back below one
+  this reader committed since the partition was (re)assigned. A commit refused because
+  the group moved on (rebalance, new generation, unknown member) is logged and dropped:
+  the new owner re-reads from the last committed offset (at-least-once; stage 2 stores
+  each ``(source_id, event_id)`` once).
+- Nothing escapes :meth:`RawReader.run` but cancellation: a failure closes the consumer
+  (offsets delivered and not yet committed are dropped, so the next consumer re-reads
+  from the committed offset and nothing fetched is skipped), backs off and starts a new
+  one. A cancelled batch is never committed.
+- The rebalance listener only records partitions and calls the stage's
+  ``on_assign``/``on_revoke`` (no I/O: the Stage contract).
+- Memory: the fetcher buffers at most about ``fetch_max_bytes`` (per-partition requests
+  of ``max_partition_fetch_bytes``), plus the batch in hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence, Set
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    IllegalStateError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
+from aiokafka.structs import TopicPartition as KafkaPartition
+
+from ioc.core import metrics
+from ioc.core.settings import Settings
+from streams.degraded import Health
+from streams.retry import backoff_s, classify, run_batch
+from streams.stage import Stage, TopicPartition
+from streams.stage1 import InMessage
+
+log = logging.getLogger(__name__)
+
+REFUSED_AFTER_REBALANCE = (CommitFailedError, IllegalGenerationError,
+                           RebalanceInProgressError, UnknownMemberIdError, IllegalStateError)
+"""The group moved on: these partitions' offsets are the new owner's to commit."""
+LAG_EVERY_S = 5.0
+TOPICS_REFRESH_S = 30.0
+"""How often the consumer refreshes metadata: a new department topic is read within it."""
+_LOG_EVERY_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """When a batch closes: whichever of the three comes first."""
+
+    max_messages: int
+    max_bytes: int
+    within_s: float
+
+
+def next_offsets(messages: Sequence[InMessage]) -> dict[TopicPartition, int]:
+    """Per partition, the offset after the last message of ``messages``."""
+    out: dict[TopicPartition, int] = {}
+    for m in messages:
+        tp = (m.topic, m.partition)
+        if m.offset + 1 > out.get(tp, -1):
+            out[tp] = m.offset + 1
+    return out
+
+
+def commit_plan(pending: Mapping[TopicPartition, int], assigned: Set[TopicPartition],
+                committed: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+    """The offsets to commit now: delivered, still assigned, ahead of what was committed."""
+    return {tp: off for tp, off in pending.items()
+            if tp in assigned and off > committed.get(tp, -1)}
+
+
+def topics_pattern(names: Sequence[str], department_regex: str | None) -> str:
+    """One anchored pattern for the fixed raw topics and, when given, every department
+    topic (an anchored regex), so that a department's new topics are read without a
+    restart (the consumer refreshes its metadata every ``TOPICS_REFRESH_S``)."""
+    alternatives = [re.escape(n) for n in names]
+    if department_regex:
+        alternatives.append(department_regex.removeprefix("^").removesuffix("$"))
+    return "^(?:" + "|".join(alternatives) + ")$"
+
+
+def raw_consumer(settings: Settings, group: str, instance_id: str | None,
+                 *, fetch_max_bytes: int, partition_fetch_bytes: int) -> AIOKafkaConsumer:
+    """The reader's consumer: no auto-commit, static membership when ``instance_id``."""
+    stream = settings.stream
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        client_id=f"{settings.kafka.client_id}-stage1", group_id=group,
+        group_instance_id=instance_id, enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=int(stream.session_timeout_s * 1000),
+        heartbeat_interval_ms=int(stream.heartbeat_interval_s * 1000),
+        rebalance_timeout_ms=int(stream.rebalance_timeout_s * 1000),
+        fetch_max_bytes=fetch_max_bytes, max_partition_fetch_bytes=partition_fetch_bytes,
+        metadata_max_age_ms=int(TOPICS_REFRESH_S * 1000),
+        **settings.kafka.client_options())
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
+    """Called inside the rebalance: records partitions, never blocks."""
+
+    def __init__(self, reader: RawReader) -> None:
+        self._reader = reader
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self._reader.revoked({(tp.topic, tp.partition) for tp in revoked})
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self._reader.assigned({(tp.topic, tp.partition) for tp in assigned})
+
+
+class RawReader:
+    """Reads the raw topics for one stage in batches; see the module docstring."""
+
+    def __init__(self, stage: Stage[Sequence[InMessage]], topics: Sequence[str] | str, *,
+                 make_consumer: Callable[[], AIOKafkaConsumer], bounds: Bounds,
+                 health: Health, retry_max_s: float = 2.0,
+                 commit_interval_s: float = 1.0) -> None:
+        self._stage = stage
+        self._topics = topics
+        """Names, or one pattern (:func:`topics_pattern`)."""
+        self._make_consumer = make_consumer
+        self._bounds = bounds
+        self._health = health
+        self._retry_max_s = retry_max_s
+        self._commit_interval_s = commit_interval_s
+        self._consumer: AIOKafkaConsumer | None = None
+        self._assigned: set[TopicPartition] = set()
+        self._pending: dict[TopicPartition, int] = {}
+        """Delivered and not yet committed: offset after the last delivered message."""
+        self._committed: dict[TopicPartition, int] = {}
+        self._last_commit = 0.0
+        self._last_lag = 0.0
+        self._logged_at = 0.0
+        self._kafka_down = False
+        self._stopped = asyncio.Event()
+        self.batches = 0
+        """Batches delivered (for tests and logs)."""
+        metrics.PARTITIONS_ASSIGNED.labels(stage.name).set(0)
+
+    # ------------------------------------------------------------ rebalance (no I/O)
+    def assigned(self, partitions: Set[TopicPartition]) -> None:
+        self._assigned |= partitions
+        metrics.PARTITIONS_ASSIGNED.labels(self._stage.name).set(len(self._assigned))
+        self._stage.on_assign(partitions)
+
+    def revoked(self, partitions: Set[TopicPartition]) -> None:
+        self._assigned -= partitions
+        for tp in partitions:
+            self._pending.pop(tp, None)
+            self._committed.pop(tp, None)
+            with contextlib.suppress(KeyError):  # never reported for it yet
+                metrics.CONSUMER_LAG.remove(tp[0], str(tp[1]))
+        metrics.PARTITIONS_ASSIGNED.labels(self._stage.name).set(len(self._assigned))
+        self._stage.on_revoke(partitions)
+
+    # ------------------------------------------------------------ the loop
+    async def run(self, stop: asyncio.Event) -> None:
+        """Read, process, commit until ``stop`` is set; only cancellation escapes."""
+        failures = 0
+        try:
+            while not stop.is_set():
+                try:
+                    consumer = await self._started()
+                    batch = await self._take(consumer, stop)
+                    if batch:
+                        await run_batch(self._stage, batch, messages=len(batch),
+                                        health=self._health, retry_max_s=self._retry_max_s)
+                        self._delivered(batch)
+                        self.batches += 1
+                    await self._commit(consumer)
+                    self._report_lag(consumer)
+                    failures = 0
+                    if self._kafka_down:
+                        self._kafka_down = False
+                        self._health.ok("kafka")
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    failures += 1
+                    self._failed(exc, failures)
+                    await self._close()
+                    await asyncio.sleep(backoff_s(failures - 1, self._retry_max_s))
+            if self._consumer is not None:
+                try:
+                    await self._commit(self._consumer, force=True)
+                except Exception as exc:  # the new owner re-reads: at-least-once
+                    log.info("stage 1: final commit failed (%s)", type(exc).__name__)
+        finally:
+            await self._close()
+            self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        """Return once :meth:`run` has closed its consumer (bound it with a timeout)."""
+        await self._stopped.wait()
+
+    async def _started(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = self._make_consumer()
+            self._consumer = consumer
+            if isinstance(self._topics, str):
+                consumer.subscribe(pattern=self._topics, listener=_Listener(self))
+            else:
+                consumer.subscribe(list(self._topics), listener=_Listener(self))
+            await consumer.start()
+        return self._consumer
+
+    async def _take(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> list[InMessage]:
+        """One batch (possibly empty after ``within_s``); see :class:`Bounds`."""
+        b = self._bounds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + b.within_s
+        batch: list[InMessage] = []
+        size = 0
+        while not stop.is_set():
+            remaining = deadline - loop.time()
+            try:
+                got = await consumer.getmany(timeout_ms=max(0, int(remaining * 1000)),
+                                             max_records=b.max_messages - len(batch))
+            except Exception:
+                if batch:  # what was fetched is processed; the error comes back next time
+                    return batch
+                raise
+            for records in got.values():
+                for r in records:
+                    batch.append(InMessage(r.topic, r.partition, r.offset, r.key, r.value))
+                    size += len(r.value) if r.value is not None else 0
+            if (len(batch) >= b.max_messages or size >= b.max_bytes
+                    or loop.time() >= deadline):
+                break
+        return batch
+
+    def _delivered(self, batch: Sequence[InMessage]) -> None:
+        for tp, offset in next_offsets(batch).items():
+            if tp in self._assigned and offset > self._pending.get(tp, -1):
+                self._pending[tp] = offset
+
+    async def _commit(self, consumer: AIOKafkaConsumer, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self._pending or (not force and now - self._last_commit
+                                 < self._commit_interval_s):
+            return
+        plan = commit_plan(self._pending, self._assigned, self._committed)
+        self._pending.clear()
+        self._last_commit = now
+        if not plan:
+            return
+        try:
+            await consumer.commit({KafkaPartition(t, p): off for (t, p), off in plan.items()})
+        except REFUSED_AFTER_REBALANCE as exc:
+            log.info("stage 1: commit of %d partitions refused after a rebalance (%s); the "
+                     "new owner re-reads them", len(plan), type(exc).__name__)
+            return
+        except Exception:
+            for tp, off in plan.items():  # delivered all the same: try again next time
+                if tp in self._assigned and off > self._pending.get(tp, -1):
+                    self._pending[tp] = off
+            raise
+        for tp, off in plan.items():
+            if tp in self._assigned:
+                self._committed[tp] = off
+
+    def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Messages behind each assigned partition's high watermark (no I/O: the fetcher
+        keeps the high watermark of its last response)."""
+        now = time.monotonic()
+        if now - self._last_lag < LAG_EVERY_S:
+            return
+        self._last_lag = now
+        for tp in self._assigned:
+            done = max(self._committed.get(tp, -1), self._pending.get(tp, -1))
+            high = consumer.highwater(KafkaPartition(*tp))
+            if done >= 0 and high is not None:
+                metrics.CONSUMER_LAG.labels(tp[0], str(tp[1])).set(max(0, high - done))
+
+    def _failed(self, exc: Exception, failures: int) -> None:
+        """Log (bounded) and tell :class:`Health`."""
+        cause = classify(exc)
+        metrics.BATCH_RETRIES.labels(self._stage.name, cause).inc()
+        if cause == "kafka":
+            self._kafka_down = True
+            self._health.failed("kafka", exc)
+        now = time.monotonic()
+        if now - self._logged_at >= _LOG_EVERY_S:
+            self._logged_at = now
+            log.warning("stage 1 reader: %s (attempt %d); restarting the consumer",
+                        type(exc).__name__, failures, exc_info=cause == "unexpected")
+
+    async def _close(self) -> None:
+        """Close the consumer (no commit: a batch not delivered is re-read)."""
+        consumer, self._consumer = self._consumer, None
+        if self._assigned:
+            self.revoked(set(self._assigned))
+        if consumer is not None:
+            try:
+                await asyncio.wait_for(consumer.stop(), 10.0)
+            except Exception as exc:
+                log.info("stage 1: consumer stop failed (%s)", type(exc).__name__)

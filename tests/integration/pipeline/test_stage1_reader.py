@@ -1,0 +1,308 @@
+"""Stage 1's batching reader on the real broker: what it commits and when, who reads what.
+
+The reader (streams/raw_reader.py) commits a partition's offset only after the batch
+that read it was delivered, only for partitions it still holds; two workers split the
+raw partitions in the stage-1 group and a killed worker's partitions are taken over.
+The in-process tests drive the real reader and consumer with a stage that records what
+it was given (the subject is the commit protocol, not validation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections.abc import Callable, Sequence, Set
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from iocdev.sandbox import Pipeline, batches, envelope
+from kafka import KafkaProducer
+from kafka.structs import TopicPartition
+
+from ioc.core.settings import stage1_group
+from ioc.core.topics import admin_client
+from streams.degraded import Health
+from streams.raw_reader import Bounds, RawReader, raw_consumer
+from streams.stage import TopicPartition as StagePartition
+from streams.stage1 import InMessage
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.partitions(3)]
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=3)
+
+
+def readings(n: int, prefix: str) -> list[dict[str, Any]]:
+    """``n`` readings in one commune, one source per 50 events, distinct seconds."""
+    return [envelope("sensor", f"{prefix}{i}", f"{prefix}-src-{i % 50}",
+                     T0 + timedelta(milliseconds=10 * i),
+                     {"metric": "pm25", "value": float(i % 97), "unit": "ug/m3"},
+                     commune_code="00004") for i in range(n)]
+
+
+def one_per_message(events: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
+    return [(e["source_id"].encode(), json.dumps(e).encode()) for e in events]
+
+
+def committed(pipe: Pipeline, group: str) -> dict[tuple[str, int], int]:
+    admin = admin_client(pipe.settings.kafka)
+    try:
+        offsets = admin.list_group_offsets(group).get(group, {})
+    finally:
+        admin.close()
+    return {(tp.topic, tp.partition): om.offset for tp, om in offsets.items()
+            if om.offset >= 0}
+
+
+def end_offsets(pipe: Pipeline, topic: str) -> dict[tuple[str, int], int]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=pipe.settings.kafka.bootstrap_servers,
+                             **pipe.settings.kafka.client_options())
+    try:
+        tps = [TopicPartition(topic, p) for p in range(pipe.partitions)]
+        return {(tp.topic, tp.partition): off for tp, off in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+# ------------------------------------------------------------------ real workers
+def test_one_event_and_envelope_messages_are_stored_exactly_once(pipe: Pipeline) -> None:
+    singles, enveloped = readings(3000, "s"), readings(3000, "e")
+    pipe.produce("sensor", one_per_message(singles))
+    pipe.produce("sensor", batches(enveloped, 100))
+    pipe.start_worker()
+    pipe.wait_for("SELECT count(*) FROM sensor_readings", 6000, timeout=120)
+    pipe.wait_for("SELECT sum(count) FROM rollup_1m", 6000, timeout=60)
+    time.sleep(3)  # anything read twice would show now
+    assert pipe.query("SELECT count(*), count(DISTINCT (source_id, event_id)) "
+                      "FROM sensor_readings") == [(6000, 6000)]
+    group = stage1_group(pipe.app_id)
+    deadline = time.monotonic() + 20  # committed at most commit_interval_s after delivery
+    while committed(pipe, group) != end_offsets(pipe, pipe.topics["sensor"]):
+        assert time.monotonic() < deadline, committed(pipe, group)
+        time.sleep(0.5)
+
+
+def test_worker_killed_mid_stream_of_one_event_messages_stores_each_once(
+        pipe: Pipeline) -> None:
+    events = readings(30000, "k")
+    worker = pipe.start_worker()
+    time.sleep(4)
+    pipe.produce("sensor", one_per_message(events))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if pipe.query("SELECT count(*) FROM sensor_readings")[0][0] > 3000:
+            break
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    stored_at_kill = pipe.query("SELECT count(*) FROM sensor_readings")[0][0]
+    assert 0 < stored_at_kill < len(events), "kill must land mid-stream"
+    pipe.start_worker()
+    pipe.wait_for("SELECT count(*) FROM sensor_readings", len(events), timeout=180)
+    pipe.wait_for("SELECT sum(count) FROM rollup_1m", len(events), timeout=60)
+    assert pipe.query("SELECT count(DISTINCT (source_id, event_id)) FROM sensor_readings"
+                      ) == [(len(events),)]
+
+
+def assigned_partitions(port: int) -> float | None:
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=3).text
+    except httpx.HTTPError:
+        return None
+    for line in text.splitlines():
+        if line.startswith('ioc_stream_partitions_assigned{stage="stage1"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def wait_assigned(ports: list[int], ok: Callable[[list[float]], bool],
+                  timeout: float = 60.0) -> list[float]:
+    """Poll each worker's stage-1 partition count until ``ok`` holds for them."""
+    deadline = time.monotonic() + timeout
+    seen: list[float | None] = []
+    while time.monotonic() < deadline:
+        seen = [assigned_partitions(p) for p in ports]
+        counts = [s for s in seen if s is not None]
+        if len(counts) == len(ports) and ok(counts):
+            return counts
+        time.sleep(0.5)
+    raise AssertionError(f"stage-1 partitions per worker: {seen}")
+
+
+def test_two_workers_split_the_raw_partitions_and_a_killed_ones_are_taken_over(
+        pipe: Pipeline) -> None:
+    first, second = pipe.start_worker(), pipe.start_worker()
+    raw = 3 * pipe.partitions  # sensor, traffic, service (and any ioc.dept.* topics)
+    counts = wait_assigned(pipe.web_ports,
+                           lambda c: sum(c) >= raw and min(c) > 0 and max(c) - min(c) <= 1)
+    events = readings(9000, "t")
+    pipe.produce("sensor", one_per_message(events[:3000]))
+    pipe.wait_for("SELECT count(*) FROM sensor_readings", 3000, timeout=120)
+    second.send_signal(signal.SIGKILL)
+    second.wait()
+    wait_assigned(pipe.web_ports[:1], lambda c: c == [sum(counts)])  # after the session
+    pipe.produce("sensor", one_per_message(events[3000:]))             # timeout (6 s)
+    pipe.wait_for("SELECT count(*) FROM sensor_readings", 9000, timeout=120)
+    pipe.wait_for("SELECT sum(count) FROM rollup_1m", 9000, timeout=60)
+    assert first.poll() is None
+
+
+def test_a_department_topic_created_while_the_worker_runs_is_read(pipe: Pipeline) -> None:
+    from ioc.core.settings import TopicSettings
+    from ioc.core.topics import delete_topics, ensure_topics
+
+    pipe.query("INSERT INTO departments (code, name, feeds, source_quota) "
+               "VALUES ('late', 'Late', %s, 0) RETURNING code", (["sensor"],))
+    pipe.query("INSERT INTO sources (source_id, department, feed, registration) "
+               "VALUES ('late-1', 'late', 'sensor', 'explicit') RETURNING source_id")
+    pipe.start_worker()
+    pipe.produce("sensor", one_per_message(readings(10, "before")))
+    pipe.wait_for("SELECT count(*) FROM sensor_readings", 10)  # running, group joined
+    topic = f"{pipe.topics['sensor'].rsplit('.', 1)[0]}.dept.late.sensor.v1"
+    ensure_topics(pipe.settings.kafka, [TopicSettings(name=topic, partitions=1)])
+    try:
+        event = envelope("sensor", "late-e1", "late-1", T0,
+                         {"metric": "pm25", "value": 3.0, "unit": "ug/m3"},
+                         commune_code="00004", department="late")
+        producer = KafkaProducer(bootstrap_servers=pipe.settings.kafka.bootstrap_servers,
+                                 acks="all", **pipe.settings.kafka.client_options())
+        try:
+            producer.send(topic, key=b"late-1", value=json.dumps(event).encode()).get(15)
+        finally:
+            producer.close()
+        pipe.wait_for("SELECT count(*) FROM sensor_readings WHERE source_id = 'late-1'", 1,
+                      timeout=90)  # within the consumer's metadata refresh (30 s)
+    finally:
+        delete_topics(pipe.settings.kafka, [topic])
+
+
+# ------------------------------------------------------------------ the reader alone
+class Recording:
+    """A stage that records its batches; each waits for ``gate`` (set: pass through)."""
+
+    name = "stage1"
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.holding = asyncio.Event()
+        self.delivered: list[InMessage] = []
+        self.fail_next = 0
+        self.assignments: list[set[StagePartition]] = []
+
+    async def process(self, batch: Sequence[InMessage]) -> None:
+        self.holding.set()
+        await self.gate.wait()
+        if self.fail_next:
+            self.fail_next -= 1
+            raise RuntimeError("forced failure mid-batch")
+        self.delivered.extend(batch)
+
+    def on_assign(self, partitions: Set[StagePartition]) -> None:
+        self.assignments.append(set(partitions))
+
+    def on_revoke(self, partitions: Set[StagePartition]) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+def reader_for(pipe: Pipeline, stage: Recording, *, commit_interval_s: float = 0.0
+               ) -> RawReader:
+    group = stage1_group(pipe.app_id)
+    return RawReader(
+        stage, [pipe.topics["sensor"]], health=Health(), retry_max_s=0.2,
+        commit_interval_s=commit_interval_s, bounds=Bounds(500, 1 << 20, 0.2),
+        make_consumer=lambda: raw_consumer(pipe.settings, group, None,
+                                           fetch_max_bytes=1 << 20,
+                                           partition_fetch_bytes=256 << 10))
+
+
+WAIT_S = 60.0
+
+
+async def wait_until(check: Any) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+async def wait_committed(pipe: Pipeline, group: str, ends: dict[tuple[str, int], int]
+                         ) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while (seen := await asyncio.to_thread(committed, pipe, group)) != ends:
+        assert time.monotonic() < deadline, f"committed {seen}, end offsets {ends}"
+        await asyncio.sleep(0.5)
+
+
+async def test_nothing_is_committed_before_the_batch_is_delivered(pipe: Pipeline) -> None:
+    pipe.produce("sensor", one_per_message(readings(2000, "g")))
+    ends = end_offsets(pipe, pipe.topics["sensor"])
+    group = stage1_group(pipe.app_id)
+    stage = Recording()
+    stage.gate.clear()
+    stop = asyncio.Event()
+    reader = reader_for(pipe, stage)
+    task = asyncio.create_task(reader.run(stop))
+    try:
+        await asyncio.wait_for(stage.holding.wait(), 60)
+        await asyncio.sleep(2)  # a batch is in hand, not delivered
+        assert await asyncio.to_thread(committed, pipe, group) == {}
+        # Killed mid-batch (cancelled: the worker stopping uncleanly): nothing committed.
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await asyncio.to_thread(committed, pipe, group) == {}
+        # The next reader gets every message again, fails one batch once (retried whole),
+        # and commits exactly the end offsets once all is delivered.
+        again = Recording()
+        again.fail_next = 1
+        reader = reader_for(pipe, again)
+        task = asyncio.create_task(reader.run(stop))
+        await wait_until(lambda: len(again.delivered) >= 2000)
+        await wait_committed(pipe, group, ends)
+        keys = {(m.partition, m.offset) for m in again.delivered}
+        assert len(keys) == 2000
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    finally:
+        stop.set()
+        if not task.done():
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+
+async def test_a_commit_refused_after_a_rebalance_is_dropped_and_the_owner_rereads(
+        pipe: Pipeline) -> None:
+    """Reader A holds a batch while B joins and takes partitions: A's batch still finishes,
+    A commits only what it still holds, nothing escapes, and every message reaches a
+    stage at least once with every offset committed in the end."""
+    messages = one_per_message(readings(3000, "r"))
+    pipe.produce("sensor", messages)
+    ends = end_offsets(pipe, pipe.topics["sensor"])
+    group = stage1_group(pipe.app_id)
+    a, b = Recording(), Recording()
+    a.gate.clear()
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(reader_for(pipe, a).run(stop))]
+    try:
+        await asyncio.wait_for(a.holding.wait(), 60)
+        tasks.append(asyncio.create_task(reader_for(pipe, b).run(stop)))
+        await wait_until(lambda: bool(b.assignments))  # the group rebalanced
+        a.gate.set()
+        await wait_committed(pipe, group, ends)
+        both = {(m.partition, m.offset) for m in a.delivered + b.delivered}
+        assert len(both) == len(messages)
+        assert all(not t.done() for t in tasks)  # nothing escaped either loop
+    finally:
+        stop.set()
+        for t in tasks:
+            await asyncio.wait_for(t, 30)
