@@ -355,8 +355,8 @@ def gateway(settings: Settings, tmp: Path, *, seconds: float = 60.0, clients: in
             keys = [create_key(conn, role="department", department="env",
                                name=f"gw-{i}", pepper=pepper)[1] for i in range(clients)]
         env = pipe.env(0)
-        for k in ("IOC__STREAM__APP_ID", "IOC__STREAM__WORKER_WEB_PORT",
-                  "IOC__STREAM__BATCH_WITHIN_S"):
+        # the API keeps the pipeline's app id: its admission control reads that group's lag
+        for k in ("IOC__STREAM__WORKER_WEB_PORT", "IOC__STREAM__BATCH_WITHIN_S"):
             env.pop(k)
         spawned = time.monotonic()
         worker = pipe.start_worker()
@@ -381,6 +381,7 @@ def gateway(settings: Settings, tmp: Path, *, seconds: float = 60.0, clients: in
             waited = {"worker": run_queue_wait_s({worker.pid}) - waited["worker"],
                       "api": run_queue_wait_s(descendants([api_pid])) - waited["api"]}
             load_avg = os.getloadavg()
+            held = _backpressure_counts(url)
             window = (end - start).total_seconds()
             accepted = stats.events
             deadline = time.monotonic() + catch_up_timeout_s
@@ -422,11 +423,25 @@ def gateway(settings: Settings, tmp: Path, *, seconds: float = 60.0, clients: in
         "series_s_accepted_inserted": series,
         "worker_start_to_ready_s": round(ready_s, 1),
         "load_average_1_5_15": [round(x, 2) for x in load_avg],
+        "backpressure": settings.api.backpressure.model_dump(),
+        "backpressure_requests": held,
     }
     figures["keeps_up"] = bool(catch_up is not None and catch_up <= 5.0
                                and figures["backlog_at_end_s"] is not None
                                and figures["backlog_at_end_s"] <= 5.0)
     return figures
+
+
+def _backpressure_counts(url: str) -> dict[str, float]:
+    """The API's admission-control counters (held and admitted, refused, lag errors)."""
+    page = httpx.get(f"{url}/metrics", timeout=10).text
+    out: dict[str, float] = {}
+    for line in page.splitlines():
+        if line.startswith(("ioc_api_backpressure_requests_total{",
+                            "ioc_api_backpressure_lag_errors_total ")):
+            name, value = line.rsplit(" ", 1)
+            out[name.removeprefix("ioc_api_backpressure_")] = float(value)
+    return out
 
 
 def run_queue_wait_s(pids: set[int]) -> float:

@@ -275,7 +275,8 @@ _BODY_DOC: dict[str, Any] = {
         415: {"description": "Neither application/json nor application/x-ndjson."},
         429: {"description": "Request or event rate of the key (or the process) exceeded; "
                             "see Retry-After."},
-        503: {"description": "Kafka did not take the events; send them again."},
+        503: {"description": "Kafka did not take the events, or the pipeline is behind "
+                            "(pipeline_backlogged, see Retry-After); send them again."},
     },
     openapi_extra=_BODY_DOC,
 )
@@ -287,6 +288,8 @@ async def post_events(request: Request, key: DepartmentKey, res: ResourcesDep
     if wait > 0:
         raise RateLimitedError(f"more than {res.event_limiter.per_minute} events a minute "
                                "with this key", retry_after=wait, code="event_rate_limited")
+    # before reading the body: a held request costs an open connection, nothing more
+    await res.backpressure.admit()
     if res.validation_inflight.get(kid, 0) >= _INFLIGHT_PER_KEY:
         raise RateLimitedError("another request of this key is being validated",
                                retry_after=1.0, code="too_many_concurrent")
