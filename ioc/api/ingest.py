@@ -208,12 +208,12 @@ def envelopes(todo: Sequence[_Verdict], max_bytes: int
     return out
 
 
-async def publish(res: Resources, verdicts: list[_Verdict]) -> None:
+async def publish(res: Resources, verdicts: list[_Verdict]) -> int:
     """Produce every still-accepted event, batched into envelopes per source, and wait
-    for Kafka's acknowledgement of each."""
+    for Kafka's acknowledgement of each; the number of messages sent."""
     todo = [v for v in verdicts if v.record is not None]
     if not todo:
-        return
+        return 0
     producer = res.require_producer()
     topics = {feed: t.name for feed, t in res.settings.kafka.topics.raw().items()}
     limit = res.settings.kafka.max_message_bytes * 9 // 10  # headroom for the record
@@ -233,6 +233,7 @@ async def publish(res: Resources, verdicts: list[_Verdict]) -> None:
             for v in group:
                 _refuse(v, PUBLISH_FAILED,
                         f"Kafka did not acknowledge: {type(outcome).__name__}")
+    return len(sends)
 
 
 def _count(verdicts: list[_Verdict]) -> None:
@@ -306,7 +307,7 @@ async def post_events(request: Request, key: DepartmentKey, res: ResourcesDep
         else:
             res.validation_inflight.pop(kid, None)
     await authorise(res, key, verdicts)
-    await publish(res, verdicts)
+    messages = await publish(res, verdicts)
     _count(verdicts)
     # plain dicts (not one pydantic model per event): a request of 5,000 rejected events
     # must not cost the event loop more than its answer's JSON
@@ -315,6 +316,7 @@ async def post_events(request: Request, key: DepartmentKey, res: ResourcesDep
                 "reason": v.reason, "message": v.message, "count": v.run}
                for i, v in enumerate(verdicts) if v.run]
     accepted = sum(1 for v in verdicts if v.reason is None)
+    res.backpressure.published(accepted, messages)
     payload: dict[str, Any] = {"accepted": accepted, "rejected": len(verdicts) - accepted,
                                "results": results}
     _log_rejections(key, verdicts)

@@ -120,8 +120,9 @@ API_BACKLOG_SECONDS = Gauge(
     "rate, as the gateway's admission control last read it.", ["stage"])
 API_BACKPRESSURE_REQUESTS = Counter(
     "ioc_api_backpressure_requests_total",
-    "Ingest requests held because the pipeline was behind, by outcome (admitted after "
-    "waiting, refused with 503).", ["outcome"])
+    "Ingest requests that met a pipeline behind its bound, by outcome (paced: admitted "
+    "at the drain rate; admitted_after_wait: held until it caught up; refused: 503).",
+    ["outcome"])
 API_BACKPRESSURE_ERRORS = Counter(
     "ioc_api_backpressure_lag_errors_total",
     "Lag reads that failed (broker down, ACL missing): admission control fails open.")

@@ -244,7 +244,7 @@ class BackpressureSettings(_Section):
     max_wait_s: float = 5.0
     """A request held this long is answered 503 with ``Retry-After``."""
     sample_interval_s: float = 0.5
-    rate_window_s: float = 5.0
+    rate_window_s: float = 10.0
     """The consumption rate is measured over this much recent history."""
     min_rate_per_s: float = 20.0
     """Messages/s assumed at least, per consumer group (a stopped worker shows rate 0)."""
