@@ -93,7 +93,11 @@ class GroupLag:
     """Messages/s consumed over the window (no floor)."""
 
     def observe(self, t: float, committed_total: int, lag: int) -> float:
-        """Record one reading; the lag in seconds."""
+        """Record one reading; the lag in seconds. The rate is measured only while the
+        group has lag: an idle group consumes what arrives, not what it could."""
+        if self.lag == 0:  # the last caught-up reading starts the measurement
+            while len(self.history) > 1:
+                self.history.popleft()
         self.history.append((t, committed_total))
         while len(self.history) > 2 and self.history[1][0] <= t - self.window_s:
             self.history.popleft()

@@ -53,3 +53,12 @@ def test_seconds_grow_with_lag_and_never_go_negative(
     assert s >= 0
     assert lag_seconds(lag + 1, rate, floor) > s
     assert s <= lag / floor + 1e-9
+
+
+def test_idle_time_does_not_lower_the_rate() -> None:
+    g = GroupLag("stage1", "ioc-stage1", ("t",), window_s=10.0, floor=10.0)
+    for t in range(8):
+        g.observe(float(t), 0, 0)  # idle: nothing to consume
+    g.observe(8.0, 0, 500)
+    g.observe(9.0, 200, 500)
+    assert g.rate == 100.0  # from the last caught-up reading (7 s), not 200 / 9 s
