@@ -3,6 +3,8 @@
 One request carries a JSON array of events (``application/json``) or one event per line
 (``application/x-ndjson``). The path of a request:
 
+0. while the pipeline is behind, the request waits for admission
+   (:mod:`ioc.api.backpressure`; 503 ``pipeline_backlogged`` past ``max_wait_s``);
 1. the body is read up to ``api.max_body_bytes`` and refused with 413 past it, while
    reading (a ``Content-Length`` above the limit is refused before reading anything);
 2. the body is split into events (``index`` = position in the array, or among the
