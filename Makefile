@@ -72,7 +72,7 @@ bench: stack-up
 demo: stack-up
 	$(BIN)/ioc demo $(DEMO_ARGS)
 
-.PHONY: fuzz bench-api
+.PHONY: fuzz bench-api bench-gateway
 
 # Fuzz the validator and the batch splitter (hypothesis) for FUZZ_SECONDS (not in CI):
 # every element accepted or dead-lettered exactly once, nothing raises.
@@ -81,7 +81,14 @@ fuzz: setup
 	$(BIN)/python -m tests.fuzz.fuzz_validate --seconds $(FUZZ_SECONDS)
 
 # API load: 20 honest clients at full speed + one abusive client for BENCH_API_SECONDS
-# against a real `ioc api` (port 30300) on the local stack; prints p50/p99 and statuses.
+# against a real `ioc api` (port 30200) on the local stack; prints p50/p99 and statuses.
 BENCH_API_SECONDS ?= 60
 bench-api: stack-up
 	$(BIN)/python -m benchmarks.bench_api --seconds $(BENCH_API_SECONDS)
+
+# The gateway with one real `ioc worker` behind it (issue 18): 20 clients posting
+# 500-event batches for BENCH_API_SECONDS on a fresh pipeline; prints accepted vs stored
+# ev/s, the backlog at the end of the load, catch-up time, p50/p99, CPU, load average.
+bench-gateway: stack-up
+	$(BIN)/python -m benchmarks.bench_api --with-worker --clients 20 --batch 500 \
+		--seconds $(BENCH_API_SECONDS)

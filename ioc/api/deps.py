@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ioc.api import validation
 from ioc.api.auth import ApiKey, KeyStore, OperatorRole, settings_pepper
+from ioc.api.backpressure import Backpressure
 from ioc.api.errors import ForbiddenError, RateLimitedError, UnauthorizedError, UnavailableError
 from ioc.api.ratelimit import RateLimiter
 from ioc.core.events.validate import Validator
@@ -72,6 +73,8 @@ class Resources:
             max_message_bytes=settings.kafka.max_message_bytes,
             max_future_skew_s=settings.stream.max_future_skew_s, dedupe_capacity=0)
         self.producer: AIOKafkaProducer | None = None
+        self.backpressure = Backpressure(settings)
+        """Admission control of ``POST /v1/events`` by the pipeline's lag."""
         self._kafka_task: asyncio.Task[None] | None = None
         self.extras: dict[str, Any] = {}
         """Per-router state (caches), keyed by router."""
@@ -94,11 +97,13 @@ class Resources:
         if self._own_pool:
             await self.pool.open(wait=False)
         await validation.warm_up(self.validation, self.settings.api.validation_threads)
+        await self.backpressure.start()
         if not await self._start_producer():
             self._kafka_task = asyncio.create_task(self._retry_producer(),
                                                    name="ioc-api-kafka-connect")
 
     async def close(self) -> None:
+        await self.backpressure.close()
         if self._kafka_task is not None:
             self._kafka_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -99,3 +99,16 @@ class RateLimitedError(ApiError):
 class UnavailableError(ApiError):
     status = 503
     default_code = "unavailable"
+
+
+class BackloggedError(UnavailableError):
+    """503 with ``Retry-After``: the pipeline is behind and the request waited long enough."""
+
+    default_code = "pipeline_backlogged"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, int(-(-min(self.retry_after, 3600.0) // 1))))}

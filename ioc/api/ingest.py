@@ -3,6 +3,8 @@
 One request carries a JSON array of events (``application/json``) or one event per line
 (``application/x-ndjson``). The path of a request:
 
+0. while the pipeline is behind, the request waits for admission
+   (:mod:`ioc.api.backpressure`; 503 ``pipeline_backlogged`` past ``max_wait_s``);
 1. the body is read up to ``api.max_body_bytes`` and refused with 413 past it, while
    reading (a ``Content-Length`` above the limit is refused before reading anything);
 2. the body is split into events (``index`` = position in the array, or among the
@@ -161,8 +163,7 @@ async def authorise(res: Resources, key: ApiKey, verdicts: list[_Verdict]) -> No
         if v.record is not None:
             r = v.record
             claims.setdefault(r.source_id, r.feed)
-            locations.setdefault(r.source_id, registry.Location(
-                None if r.geo == "unassigned" else r.commune_code, r.lat, r.lon))
+            locations.setdefault(r.source_id, registry.Location(r.commune_code, r.lat, r.lon))
     async with res.pool.connection() as conn:
         refused = await registry.authorise(conn, key.department or "", claims,
                                            actor=f"api:{key.name}", locations=locations)
@@ -209,12 +210,12 @@ def envelopes(todo: Sequence[_Verdict], max_bytes: int
     return out
 
 
-async def publish(res: Resources, verdicts: list[_Verdict]) -> None:
+async def publish(res: Resources, verdicts: list[_Verdict]) -> int:
     """Produce every still-accepted event, batched into envelopes per source, and wait
-    for Kafka's acknowledgement of each."""
+    for Kafka's acknowledgement of each; the number of messages sent."""
     todo = [v for v in verdicts if v.record is not None]
     if not todo:
-        return
+        return 0
     producer = res.require_producer()
     topics = {feed: t.name for feed, t in res.settings.kafka.topics.raw().items()}
     limit = res.settings.kafka.max_message_bytes * 9 // 10  # headroom for the record
@@ -234,6 +235,7 @@ async def publish(res: Resources, verdicts: list[_Verdict]) -> None:
             for v in group:
                 _refuse(v, PUBLISH_FAILED,
                         f"Kafka did not acknowledge: {type(outcome).__name__}")
+    return len(sends)
 
 
 def _count(verdicts: list[_Verdict]) -> None:
@@ -276,7 +278,8 @@ _BODY_DOC: dict[str, Any] = {
         415: {"description": "Neither application/json nor application/x-ndjson."},
         429: {"description": "Request or event rate of the key (or the process) exceeded; "
                             "see Retry-After."},
-        503: {"description": "Kafka did not take the events; send them again."},
+        503: {"description": "Kafka did not take the events, or the pipeline is behind "
+                            "(pipeline_backlogged, see Retry-After); send them again."},
     },
     openapi_extra=_BODY_DOC,
 )
@@ -288,6 +291,8 @@ async def post_events(request: Request, key: DepartmentKey, res: ResourcesDep
     if wait > 0:
         raise RateLimitedError(f"more than {res.event_limiter.per_minute} events a minute "
                                "with this key", retry_after=wait, code="event_rate_limited")
+    # before reading the body: a held request costs an open connection, nothing more
+    await res.backpressure.admit()
     if res.validation_inflight.get(kid, 0) >= _INFLIGHT_PER_KEY:
         raise RateLimitedError("another request of this key is being validated",
                                retry_after=1.0, code="too_many_concurrent")
@@ -304,7 +309,7 @@ async def post_events(request: Request, key: DepartmentKey, res: ResourcesDep
         else:
             res.validation_inflight.pop(kid, None)
     await authorise(res, key, verdicts)
-    await publish(res, verdicts)
+    messages = await publish(res, verdicts)
     _count(verdicts)
     # plain dicts (not one pydantic model per event): a request of 5,000 rejected events
     # must not cost the event loop more than its answer's JSON
@@ -313,6 +318,7 @@ async def post_events(request: Request, key: DepartmentKey, res: ResourcesDep
                 "reason": v.reason, "message": v.message, "count": v.run}
                for i, v in enumerate(verdicts) if v.run]
     accepted = sum(1 for v in verdicts if v.reason is None)
+    res.backpressure.published(accepted, messages)
     payload: dict[str, Any] = {"accepted": accepted, "rejected": len(verdicts) - accepted,
                                "results": results}
     _log_rejections(key, verdicts)
@@ -333,7 +339,7 @@ async def _split_and_validate(res: Resources, kid: str, body: bytes,
     """Split and validate in a validation worker process, then charge the key's event
     budget in full (the route took one event before reading the body)."""
     try:
-        verdicts, err = await asyncio.get_running_loop().run_in_executor(
+        wire, err = await asyncio.get_running_loop().run_in_executor(
             res.validation, validation.run, body, content_type,
             res.settings.api.max_events_per_request)
     except BrokenProcessPool:  # a worker died (killed, out of memory): start new ones
@@ -346,7 +352,8 @@ async def _split_and_validate(res: Resources, kid: str, body: bytes,
             res.event_limiter.debit(kid, float(REJECTED_WEIGHT
                                                * res.settings.api.max_events_per_request))
         validation.raise_error(err)
-    assert verdicts is not None
+    assert wire is not None
+    verdicts = validation.from_wire(wire)
     rejected = sum(1 for v in verdicts if v.reason is not None)
     res.event_limiter.debit(kid, float(len(verdicts) - rejected - 1
                                        + REJECTED_WEIGHT * rejected))

@@ -59,7 +59,7 @@ def create(
         stream = get_settings().stream
         user = name or str(getattr(names, role, ""))
         grants = {"worker": lambda: p.worker_grants(kafka, group=stream.app_id),
-                  "gateway": lambda: p.gateway_grants(kafka),
+                  "gateway": lambda: p.gateway_grants(kafka, group=stream.app_id),
                   "operator": lambda: p.operator_grants(kafka, group_prefix=user)}
         if role not in grants:
             raise typer.BadParameter("role: department, worker, gateway or operator")

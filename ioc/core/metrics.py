@@ -114,6 +114,18 @@ API_INGEST_EVENTS = Counter(
     ["feed", "outcome"])
 HTTP_REQUESTS = Counter(
     "ioc_api_requests_total", "HTTP requests by route and status.", ["route", "status"])
+API_BACKLOG_SECONDS = Gauge(
+    "ioc_api_pipeline_backlog_seconds",
+    "The worker groups' lag on the gateway's topics, in seconds of their consumption "
+    "rate, as the gateway's admission control last read it.", ["stage"])
+API_BACKPRESSURE_REQUESTS = Counter(
+    "ioc_api_backpressure_requests_total",
+    "Ingest requests that met a pipeline behind its bound, by outcome (paced: admitted "
+    "at the drain rate; admitted_after_wait: held until it caught up; refused: 503).",
+    ["outcome"])
+API_BACKPRESSURE_ERRORS = Counter(
+    "ioc_api_backpressure_lag_errors_total",
+    "Lag reads that failed (broker down, ACL missing): admission control fails open.")
 
 # Which metrics may have no sample after a normal end-to-end run, and why (checked by
 # tests/integration/pipeline/test_metrics_registry.py; every other metric must have one).
@@ -126,7 +138,10 @@ ON_EVENT_ONLY: dict[str, str] = {
     "ioc_alerts_transitions_total": "only when an alert changes state",
     "ioc_latency_occurred_to_alert_seconds": "only when an alert changes state",
 }
-API_ONLY: frozenset[str] = frozenset({"ioc_api_ingest_events_total", "ioc_api_requests_total"})
+API_ONLY: frozenset[str] = frozenset({
+    "ioc_api_ingest_events_total", "ioc_api_requests_total",
+    "ioc_api_pipeline_backlog_seconds", "ioc_api_backpressure_requests_total",
+    "ioc_api_backpressure_lag_errors_total"})
 """Exported by the HTTP API process, not by workers."""
 SIMULATOR_ONLY: frozenset[str] = frozenset({"ioc_simulator_events_sent_total"})
 """Exported by ``ioc simulate`` (iocdev), not by workers."""

@@ -6,7 +6,8 @@ off, so a principal may do exactly what is granted here (docs/security.md has th
 * a department ``dept-<code>``: write (idempotently) its own feed topics
   ``ioc.dept.<code>.<feed>.v1``, nothing else;
 * the gateway: write the shared feed topics ``ioc.<feed>.v1`` (it has authenticated the
-  department by API key and checked the source registry before producing);
+  department by API key and checked the source registry before producing); describe the
+  enriched topic and the worker's groups (their lag drives its admission control);
 * a worker: read the feed topics (shared and per department, by prefix) and
   ``ioc.enriched.v1``, use its two consumer groups (faust's ``<app_id>``, stage 1's
   ``<app_id>-stage1``), write enriched, dead-letter and alerts;
@@ -96,13 +97,21 @@ def department_grants(kafka: KafkaSettings, department: str, feeds: Sequence[str
             Grant(ResourceType.CLUSTER, CLUSTER, ACLOperation.IDEMPOTENT_WRITE)]
 
 
-def gateway_grants(kafka: KafkaSettings, topics: dict[str, str] | None = None
-                   ) -> list[Grant]:
+def gateway_grants(kafka: KafkaSettings, topics: dict[str, str] | None = None,
+                   group: str | None = None) -> list[Grant]:
+    """Write the shared feed topics; DESCRIBE (never READ) the enriched topic and the
+    worker's two groups (``group``: the app id), so admission control can read their lag
+    (ioc/api/backpressure.py)."""
     names = topics or {f: t.name for f, t in kafka.topics.raw().items()}
     raw = [names[f] for f in FEEDS]
-    return [*(Grant(ResourceType.TOPIC, t, ACLOperation.WRITE) for t in raw),
-            *(Grant(ResourceType.TOPIC, t, ACLOperation.DESCRIBE) for t in raw),
-            Grant(ResourceType.CLUSTER, CLUSTER, ACLOperation.IDEMPOTENT_WRITE)]
+    enriched = names.get("enriched", kafka.topics.enriched.name)
+    grants = [*(Grant(ResourceType.TOPIC, t, ACLOperation.WRITE) for t in raw),
+              *(Grant(ResourceType.TOPIC, t, ACLOperation.DESCRIBE) for t in (*raw, enriched)),
+              Grant(ResourceType.CLUSTER, CLUSTER, ACLOperation.IDEMPOTENT_WRITE)]
+    if group is not None:
+        grants += [Grant(ResourceType.GROUP, g, ACLOperation.DESCRIBE)
+                   for g in (group, stage1_group(group))]
+    return grants
 
 
 def worker_grants(kafka: KafkaSettings, group: str, topics: dict[str, str] | None = None,

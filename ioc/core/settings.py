@@ -235,6 +235,21 @@ class GrafanaSettings(_Section):
     port: int = 13000
 
 
+class BackpressureSettings(_Section):
+    """Admission control of the ingest gateway (ioc/api/backpressure.py, docs/api.md)."""
+
+    enabled: bool = True
+    max_lag_s: float = 2.5
+    """Hold new ingest requests while the pipeline's backlog is longer than this."""
+    max_wait_s: float = 5.0
+    """A request held this long is answered 503 with ``Retry-After``."""
+    sample_interval_s: float = 0.5
+    rate_window_s: float = 10.0
+    """The consumption rate is measured over this much recent history."""
+    min_rate_per_s: float = 20.0
+    """Messages/s assumed at least, per consumer group (a stopped worker shows rate 0)."""
+
+
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 18080
@@ -250,6 +265,7 @@ class ApiSettings(_Section):
     validation_threads: int = 2
     key_pepper: SecretStr | None = None  # IOC__API__KEY_PEPPER; mixed into key hashes
     console_tile_url: str | None = None  # optional map tiles for /console ({z}/{x}/{y})
+    backpressure: BackpressureSettings = BackpressureSettings()
 
 
 class StreamSettings(_Section):

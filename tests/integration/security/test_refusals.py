@@ -7,6 +7,7 @@ Each test provisions its own department principals and topics and removes them a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import uuid
@@ -18,6 +19,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from iocdev.sandbox import Pipeline, envelope, fresh_database, pipeline
 from iocdev.stack.postgres import GRAFANA_USER
 from kafka import KafkaConsumer, KafkaProducer
@@ -367,3 +370,38 @@ def test_application_role_cannot_copy_to_program(stack: Settings, migrated: str)
         conn.execute("CREATE TABLE app_was_here (x int)")
     with psycopg.connect(app) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("DELETE FROM schema_migrations")
+
+
+def test_gateway_describes_the_worker_groups_but_cannot_join_them(stack: Settings) -> None:
+    """The gateway's admission control reads the groups' offsets (DESCRIBE); joining a
+    group (READ) stays refused, so a stolen gateway credential cannot move offsets."""
+    tag = uuid.uuid4().hex[:8]
+    app_id = f"t{tag}"
+    user = f"gw-{tag}"
+    password = principals.create_principal(
+        stack.kafka, user, principals.gateway_grants(stack.kafka, group=app_id))
+    kafka = as_principal(stack.kafka, user, password)
+    try:
+        async def offsets() -> None:  # the client admission control uses
+            admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers,
+                                        **kafka.client_options())
+            await admin.start()
+            try:
+                tp = TopicPartition(stack.kafka.topics.sensor.name, 0)
+                for group in (app_id, f"{app_id}-stage1"):  # DESCRIBE: allowed
+                    await admin.list_consumer_group_offsets(group, partitions=[tp])
+            finally:
+                await admin.close()
+
+        asyncio.run(offsets())
+        consumer = KafkaConsumer(stack.kafka.topics.sensor.name,
+                                 bootstrap_servers=kafka.bootstrap_servers,
+                                 group_id=f"{app_id}-stage1", request_timeout_ms=15_000,
+                                 **kafka.client_options())
+        try:
+            with pytest.raises(GroupAuthorizationFailedError):
+                consumer.poll(timeout_ms=10_000)
+        finally:
+            consumer.close()
+    finally:
+        principals.revoke(stack.kafka, user)

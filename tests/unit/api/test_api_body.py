@@ -108,6 +108,6 @@ def test_validate_maps_verdicts_to_their_index() -> None:
     assert got[3][1] == "message_too_large"
     assert got[4] == ("e4", "unknown_unit")
     assert got[5] == ("e5", None)
-    assert verdicts[0].record is not None and verdicts[0].record.event_id == "e0"
-    assert verdicts[5].record is not None and verdicts[5].record.event_id == "e5"
+    assert verdicts[0].record is not None and verdicts[0].record.source_id == "aq-1"
+    assert verdicts[5].record is not None and verdicts[5].record.feed == "sensor"
     assert verdicts[4].feed == "sensor"

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ioc.api import ingest
 from ioc.api.ingest import _Verdict, envelopes
-from ioc.core.events.record import Record
+from ioc.api.validation import Accepted
 
 
 def verdict(i: int, source: str, feed: str = "sensor", pad: int = 0) -> _Verdict:
     raw = orjson.dumps({"event_id": f"e{i}", "source_id": source, "pad": "x" * pad})
-    rec = Record(event_id=f"e{i}", source_id=source, department="d", feed=feed,  # type: ignore[arg-type]
-                 occurred_at=datetime(2026, 1, 1, tzinfo=UTC), received_at=0.0)
+    rec = Accepted(department="d", feed=feed, source_id=source, commune_code=None, lat=None,
+                   lon=None)
     return _Verdict(raw, event_id=f"e{i}", feed=feed, record=rec)
 
 

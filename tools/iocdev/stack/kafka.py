@@ -199,7 +199,7 @@ class Kafka(Service):
         names = kafka.principals
         wanted = {
             names.worker: p.worker_grants(kafka, group=self.settings.stream.app_id),
-            names.gateway: p.gateway_grants(kafka),
+            names.gateway: p.gateway_grants(kafka, group=self.settings.stream.app_id),
             names.operator: p.operator_grants(kafka, group_prefix=names.operator),
         }
         for user, grants in wanted.items():
