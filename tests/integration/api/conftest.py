@@ -22,7 +22,12 @@ def api_db(stack: Settings, pg_conninfo: str) -> Iterator[ApiDb]:
             ensure_department(conn, "env", ["sensor"], "Sở Tài nguyên và Môi trường")
             ensure_department(conn, "transport", ["traffic"], "Sở Giao thông")
             ensure_department(conn, "pscc", ["service"], "Trung tâm Phục vụ hành chính công")
+        # no worker consumes these tests' topics: admission control would see their lag
+        # grow without end and refuse ingest (test_api_backpressure.py tests it)
+        api = stack.api.model_copy(update={"backpressure": stack.api.backpressure.model_copy(
+            update={"enabled": False})})
         settings = stack.model_copy(update={
+            "api": api,
             "database": stack.database.model_copy(update={"dbname": name, "pool_max": 4})})
         yield ApiDb(name, conninfo, settings)
 
