@@ -357,7 +357,7 @@ def gateway(settings: Settings, tmp: Path, *, seconds: float = 60.0, clients: in
         env = pipe.env(0)
         # the API keeps the pipeline's app id: its admission control reads that group's lag
         for k in ("IOC__STREAM__WORKER_WEB_PORT", "IOC__STREAM__BATCH_WITHIN_S"):
-            env.pop(k)
+            env.pop(k, None)
         spawned = time.monotonic()
         worker = pipe.start_worker()
         with api_process(env, port, tmp / "api.log", nice=api_nice) as (url, api_pid):

@@ -84,6 +84,8 @@ def main() -> int:
         print(f"== {name}", flush=True)
         results[name] = fn()
         print(f"   {json.dumps(results[name])}", flush=True)
+        out.parent.mkdir(exist_ok=True)  # kept after every step: a later failure loses none
+        out.write_text(json.dumps(results, indent=2))
 
     step("geo_join", lambda: micro("bench_geo", "run(points=300_000)"))
     step("validator", lambda: micro("bench_validate", "run(n_events=50_000)"))
