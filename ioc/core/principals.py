@@ -240,30 +240,24 @@ def create_department(kafka: KafkaSettings, department: str, feeds: Sequence[str
 
 
 def create_principal(kafka: KafkaSettings, principal: str, grants: Sequence[Grant],
-                     password: str | None = None) -> str:
-    """Any principal with exactly ``grants``; returns its (new) password."""
+                     password: str | None = None, *, keep_other_acls: bool = False) -> str:
+    """Any principal with exactly ``grants``; returns its (new) password.
+
+    ``keep_other_acls``: at least ``grants``, the ACLs it has beyond them kept. For a
+    development stack that several pipelines share with different topic names (tests,
+    the demo, benchmarks): converging there would take one pipeline's ACLs away from
+    another that is running."""
     secret = password or new_secret()
     admin = admin_client(kafka)
     try:
         set_password(admin, principal, secret)
-        converge(admin, principal, grants)
+        if keep_other_acls:
+            grant(admin, principal, grants)
+        else:
+            converge(admin, principal, grants)
     finally:
         admin.close()
     return secret
-
-
-def ensure_principal(kafka: KafkaSettings, principal: str, grants: Sequence[Grant],
-                     password: str) -> None:
-    """The principal with ``password`` and at least ``grants`` (ACLs it has beyond them
-    are kept). For a development stack that several pipelines share with different topic
-    names (tests, the demo, benchmarks): converging there would take one pipeline's ACLs
-    away from another that is running."""
-    admin = admin_client(kafka)
-    try:
-        set_password(admin, principal, password)
-        grant(admin, principal, grants)
-    finally:
-        admin.close()
 
 
 def rotate(kafka: KafkaSettings, principal: str) -> str:

@@ -7,7 +7,6 @@ them under replay, two workers, late events and a worker killed with SIGKILL.
 from __future__ import annotations
 
 import random
-import signal
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -15,6 +14,8 @@ from typing import Any
 
 import pytest
 from iocdev.sandbox import Pipeline, batches, envelope
+
+from tests.support.kills import kill_mid_stream
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.partitions(3)]
 
@@ -148,15 +149,7 @@ def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
     worker = pipe.start_worker()
     time.sleep(5)
     pipe.produce("sensor", batches(events, 20))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # kill once part of the stream is stored
-        if pipe.query("SELECT count(*) FROM sensor_readings")[0][0] > 2000:
-            break
-        time.sleep(0.1)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
-    stored_at_kill = pipe.query("SELECT count(*) FROM sensor_readings")[0][0]
-    assert 0 < stored_at_kill < len(events), "kill must land mid-stream"
+    kill_mid_stream(pipe, worker, after_rows=2000, total=len(events))
     pipe.start_worker()
     pipe.wait_for("SELECT count(*) FROM sensor_readings", len(events), timeout=180)
     pipe.wait_for("SELECT sum(count) FROM rollup_1m", len(events), timeout=60)

@@ -29,6 +29,7 @@ from streams.degraded import Health
 from streams.raw_reader import Bounds, RawReader, raw_consumer
 from streams.stage import TopicPartition as StagePartition
 from streams.stage1 import InMessage
+from tests.support.kills import kill_mid_stream
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.partitions(3)]
 
@@ -93,15 +94,7 @@ def test_worker_killed_mid_stream_of_one_event_messages_stores_each_once(
     worker = pipe.start_worker()
     time.sleep(4)
     pipe.produce("sensor", one_per_message(events))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if pipe.query("SELECT count(*) FROM sensor_readings")[0][0] > 3000:
-            break
-        time.sleep(0.05)
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
-    stored_at_kill = pipe.query("SELECT count(*) FROM sensor_readings")[0][0]
-    assert 0 < stored_at_kill < len(events), "kill must land mid-stream"
+    kill_mid_stream(pipe, worker, after_rows=3000, total=len(events))
     pipe.start_worker()
     pipe.wait_for("SELECT count(*) FROM sensor_readings", len(events), timeout=180)
     pipe.wait_for("SELECT sum(count) FROM rollup_1m", len(events), timeout=60)

@@ -203,7 +203,8 @@ class Kafka(Service):
             names.operator: p.operator_grants(kafka, group_prefix=names.operator),
         }
         for user, grants in wanted.items():
-            p.ensure_principal(kafka, user, grants, password=self.secret(user))
+            p.create_principal(kafka, user, grants, password=self.secret(user),
+                               keep_other_acls=True)
 
 
 def roundtrip(bootstrap: str, options: dict[str, object], timeout_s: float = 15.0) -> bool:
