@@ -150,6 +150,7 @@ def ratios(r: dict[str, Any]) -> dict[str, float | None]:
                                               rate("one_event_1_worker")),
         "one_event_vs_flink_p2": ratio(rate("one_event_1_worker"), flink),
         "one_event_vs_flink_p1": ratio(rate("one_event_1_worker"), rate("flink_p1")),
+        "one_event_2_workers_vs_flink_p2": ratio(rate("one_event_2_workers"), flink),
         "envelopes_vs_flink_p2": ratio(rate("envelopes_1_worker"), flink),
         "flink_p2_vs_ceiling": ratio(flink, ceiling),
         "one_event_ceiling_vs_ceiling": ratio(rate("raw_ceiling_one_event"), ceiling),
@@ -247,6 +248,8 @@ def render(r: dict[str, Any], path: Path) -> None:
         "| ratio | measured | target |",
         "|---|---|---|",
         f"| ioc one-event / Flink p=2 raw + rollups | {q.get('one_event_vs_flink_p2')} | ≥ 1 |",
+        f"| ioc one-event, 2 workers / Flink p=2 (the same parallelism) | "
+        f"{q.get('one_event_2_workers_vs_flink_p2')} | — |",
         f"| ioc envelopes / Flink p=2 raw + rollups | {q.get('envelopes_vs_flink_p2')} | ≥ 2 |",
         f"| ioc one-event / bare client on one-event messages | "
         f"{q.get('one_event_vs_one_event_ceiling')} | — |",
