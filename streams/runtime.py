@@ -130,7 +130,8 @@ def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
 
 
 def department_topics(settings: Settings, topics: DepartmentTopics) -> tuple[str, ...]:
-    """The department topics that exist now (a new department: restart the workers)."""
+    """The department topics that exist at start (logged); ones created later are read too,
+    through the stage-1 reader's topic pattern (streams/raw_reader.py)."""
     from ioc.core.topics import admin_client
 
     admin = admin_client(settings.kafka)
