@@ -259,7 +259,11 @@ class RawReader:
         return batch
 
     def _delivered(self, batch: Sequence[InMessage]) -> None:
-        for tp, offset in next_offsets(batch).items():
+        self._hold(next_offsets(batch))
+
+    def _hold(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Offsets delivered and still assigned become (or stay) due for a commit."""
+        for tp, offset in offsets.items():
             if tp in self._assigned and offset > self._pending.get(tp, -1):
                 self._pending[tp] = offset
 
@@ -280,9 +284,7 @@ class RawReader:
                      "new owner re-reads them", len(plan), type(exc).__name__)
             return
         except Exception:
-            for tp, off in plan.items():  # delivered all the same: try again next time
-                if tp in self._assigned and off > self._pending.get(tp, -1):
-                    self._pending[tp] = off
+            self._hold(plan)  # delivered all the same: try again next time
             raise
         for tp, off in plan.items():
             if tp in self._assigned:
