@@ -173,11 +173,7 @@ class Backpressure:
             slot = max(self._next_slot, now)
             wait = slot - now
             if wait > self.cfg.max_wait_s:
-                API_BACKPRESSURE_REQUESTS.labels("refused").inc()
-                raise BackloggedError(
-                    f"the pipeline is {self.backlog_s:.1f} s behind (the bound is "
-                    f"{self.cfg.max_lag_s:g} s); send the events again later",
-                    retry_after=wait)
+                raise self._refused(retry_after=wait)
             # 0.9: a little less than it drains, so the backlog shrinks back to the bound
             self._next_slot = slot + self.events_per_request / (
                 0.9 * drain * self.events_per_message)
@@ -191,12 +187,17 @@ class Backpressure:
             async with asyncio.timeout(self.cfg.max_wait_s):
                 await self._open.wait()
         except TimeoutError:
-            API_BACKPRESSURE_REQUESTS.labels("refused").inc()
-            raise BackloggedError(
-                f"the pipeline is {self.backlog_s:.1f} s behind (the bound is "
-                f"{self.cfg.max_lag_s:g} s); send the events again later",
+            raise self._refused(
                 retry_after=max(1.0, self.backlog_s - self.cfg.max_lag_s)) from None
         API_BACKPRESSURE_REQUESTS.labels("admitted_after_wait").inc()
+
+    def _refused(self, *, retry_after: float) -> BackloggedError:
+        """Count a refusal and say how far behind the pipeline is (the 503's body)."""
+        API_BACKPRESSURE_REQUESTS.labels("refused").inc()
+        return BackloggedError(
+            f"the pipeline is {self.backlog_s:.1f} s behind (the bound is "
+            f"{self.cfg.max_lag_s:g} s); send the events again later",
+            retry_after=retry_after)
 
     # ------------------------------------------------------------------ sampling
     async def _run(self) -> None:
