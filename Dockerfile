@@ -24,13 +24,14 @@ COPY pyproject.toml README.md ./
 COPY ioc/__init__.py ioc/__init__.py
 RUN pip install --upgrade pip && pip install . && pip uninstall -y ioc
 
+COPY ioccore ioccore
 COPY ioc ioc
 COPY streams streams
 COPY geo geo
 COPY alerts alerts
 COPY config config
 COPY --from=console /src/ioc/api/console_static ioc/api/console_static
-# Editable, so settings find /app/config/ioc.yaml (ioc.core.settings.ROOT is the checkout).
+# Editable, so settings find /app/config/ioc.yaml (ioccore.settings.ROOT is the checkout).
 # The ioc user owns nothing it runs (the code stays root's, read-only to it).
 RUN pip install --no-deps -e . && useradd --system --uid 10001 ioc
 

@@ -1,20 +1,20 @@
-"""Errors of the alerts package, rooted in :mod:`ioc.core.errors`.
+"""Errors of the alerts package, rooted in :mod:`ioccore.errors`.
 
-    ioc.core.errors.IocError
+    ioccore.errors.IocError
      └── AlertsError                 root of everything this package raises
           ├── RuleFilesError         one or more rule files are invalid (also a RuleError;
           │                          ``errors`` holds every RuleError with file and line)
           ├── AlertNotFoundError          no alert (or silence) with that id
           ├── InvalidTransitionError      an operator action does not apply in the current state
           └── ReceiverError          a receiver refused or could not be reached
-                                     (also an ioc.core.errors.DeliveryError)
+                                     (also an ioccore.errors.DeliveryError)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ioc.core.errors import DeliveryError, IocError, RuleError
+from ioccore.errors import DeliveryError, IocError, RuleError
 
 
 class AlertsError(IocError):

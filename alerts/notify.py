@@ -22,7 +22,7 @@ from typing import Any, Literal
 from alerts import alertmanager, webhook
 from alerts.model import Transition
 from alerts.silences import Silence, silenced_by
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 
 Receiver = Literal["alertmanager", "webhook"]
 RECEIVERS: tuple[Receiver, ...] = ("alertmanager", "webhook")

@@ -33,7 +33,7 @@ from alerts.alertmanager import AlertmanagerClient, active_alert
 from alerts.errors import ReceiverError
 from alerts.silences import silenced_by
 from alerts.webhook import WebhookClient
-from ioc.core import metrics
+from ioccore import metrics
 
 log = logging.getLogger(__name__)
 

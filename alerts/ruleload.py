@@ -33,8 +33,8 @@ from alerts.rules import (
 )
 from alerts.templates import check_template
 from alerts.yamlnodes import Reader
-from ioc.core.errors import RuleError
-from ioc.core.events.record import FEEDS
+from ioccore.errors import RuleError
+from ioccore.events.record import FEEDS
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -54,7 +54,7 @@ _KEYS = {
 }
 KPI_IDS = ("online_share", "resolved_online_share", "on_time_share", "paid_online_share",
            "digitised_share")
-"""KPIs a kpi_target rule may name (ioc.core.kpis.KPI_IDS; a unit test keeps them equal)."""
+"""KPIs a kpi_target rule may name (ioccore.kpis.KPI_IDS; a unit test keeps them equal)."""
 _METRIC_PREFIX = {"traffic": "traffic.", "service": "service."}
 
 

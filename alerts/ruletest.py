@@ -30,7 +30,7 @@ from alerts.ruleload import load_rules
 from alerts.rules import RuleSet
 from alerts.series import expand
 from alerts.yamlnodes import Reader
-from ioc.core.errors import RuleError
+from ioccore.errors import RuleError
 
 DEFAULT_START = datetime(2025, 7, 1, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

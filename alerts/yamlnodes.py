@@ -1,6 +1,6 @@
 """Reading YAML with line numbers: a thin layer over ``yaml.compose`` nodes.
 
-Every problem is appended to a shared list of :class:`ioc.core.errors.RuleError` (file and
+Every problem is appended to a shared list of :class:`ioccore.errors.RuleError` (file and
 1-based line) instead of stopping at the first one, so a check reports all of them.
 """
 
@@ -11,7 +11,7 @@ from datetime import timedelta
 import yaml
 
 from alerts.durations import parse_duration
-from ioc.core.errors import RuleError
+from ioccore.errors import RuleError
 
 
 class Reader:

@@ -51,8 +51,8 @@ from iocdev.sandbox import fresh_database, pipeline
 
 from benchmarks.cpu import CpuMeter, descendants, kafka_pids, postgres_pids
 from ioc.api.auth import create_key, ensure_department, settings_pepper
-from ioc.core.settings import ROOT, Settings, TopicSettings, get_settings
-from ioc.core.topics import delete_topics, ensure_topics
+from ioccore.settings import ROOT, Settings, TopicSettings, get_settings
+from ioccore.topics import delete_topics, ensure_topics
 
 HONEST = 20
 EVENTS_PER_REQUEST = 50

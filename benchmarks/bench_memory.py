@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.cpu import peak_rss_mb
-from ioc.core.settings import get_settings
+from ioccore.settings import get_settings
 
 
 def _status_mb(pid: int, field: str) -> float:
@@ -150,7 +150,7 @@ class DictRing:
 def dedupe(keys: int) -> dict[str, Any]:
     """Footprint (tracemalloc: Python and NumPy allocations) and ns per recorded key of
     the store at ``keys`` = capacity, beside the former dict and ring."""
-    from ioc.core.events.dedupe import SeenKeys
+    from ioccore.events.dedupe import SeenKeys
 
     ids = [(f"source-{i % 5000}", f"event-{i}") for i in range(keys)]
     out: dict[str, Any] = {"keys": keys, "load_before": _load()}

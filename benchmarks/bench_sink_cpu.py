@@ -28,8 +28,8 @@ from typing import Any
 
 import psycopg
 
-from ioc.core.events.record import FEEDS, Feed, Record
-from ioc.core.settings import get_settings
+from ioccore.events.record import FEEDS, Feed, Record
+from ioccore.settings import get_settings
 from streams.sinks import statements
 from streams.sinks.timescale import TimescaleSink, rows_of
 

@@ -14,7 +14,7 @@ import msgspec
 from iocdev.simulate.communes import all_commune_codes
 from iocdev.simulate.generator import events
 
-from ioc.core.events.validate import Validator
+from ioccore.events.validate import Validator
 
 START = datetime.fromisoformat("2025-12-01T00:00:00+07:00")
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

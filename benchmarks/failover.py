@@ -39,7 +39,7 @@ from iocdev.sandbox import Pipeline, envelope, pipeline
 from kafka import KafkaProducer
 
 from benchmarks.workload import places
-from ioc.core.settings import Settings, get_settings
+from ioccore.settings import Settings, get_settings
 
 PROBE_EVERY_S = 0.25
 SOURCES = 12

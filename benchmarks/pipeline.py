@@ -38,7 +38,7 @@ from benchmarks.cpu import CpuMeter, descendants, kafka_pids, peak_rss_mb, postg
 from benchmarks.preload import preload
 from benchmarks.preload import producer as producer_for
 from benchmarks.workload import Expected, Workload, stamp
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 
 SPAN_S = 240.0
 """occurred_at of a preloaded backlog spreads over the last four minutes: several
@@ -496,7 +496,7 @@ def _step_row(pipe: Pipeline, watch: _FiringWatch, prev: tuple[int, datetime, da
 def sink_rate(settings: Settings, tmp: Path, n_events: int = 100_000) -> dict[str, Any]:
     """The TimescaleSink alone: records already decoded and enriched."""
     from benchmarks.workload import places
-    from ioc.core.events.record import Record
+    from ioccore.events.record import Record
     from streams.sinks.timescale import TimescaleSink
 
     communes = places()

@@ -20,14 +20,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ioc.core.settings import ROOT, get_settings
+from ioccore.settings import ROOT, get_settings
 
 AREAS = (  # first match wins, on the frame's file path or function
     ("waiting (event loop idle: select/epoll)", ("select (selectors.py", "_run_once (asyncio",
                                                  "poll (selectors.py")),
     ("waiting (idle thread pool)", ("_worker (concurrent/futures/thread.py",)),
     ("stage 1 reader (getmany, batching, commits)", ("streams/raw_reader.py",)),
-    ("validation", ("ioc/core/events/",)),
+    ("validation", ("ioccore/events/",)),
     ("geo", ("geo/",)),
     ("sink (psycopg, COPY, rollup SQL)", ("streams/sinks/", "psycopg/")),
     ("alerts", ("alerts/", "streams/alerting.py", "streams/global_alerts.py")),

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ioc.core.settings import ROOT, get_settings
+from ioccore.settings import ROOT, get_settings
 
 TARGETS = {
     "envelope_drain_vs_ceiling": 0.6, "one_event_vs_ceiling": 0.35,

@@ -1,6 +1,6 @@
 """Errors of the geo package.
 
-    ioc.core.errors.GeoError
+    ioccore.errors.GeoError
      ├── BoundaryFileError   a boundary file cannot be used (carries a reason code)
      └── CommuneCodeError    an event's commune code is not in the registry (reason code)
 
@@ -10,7 +10,7 @@ labels); messages are for people.
 
 from __future__ import annotations
 
-from ioc.core.errors import GeoError
+from ioccore.errors import GeoError
 
 
 class BoundaryFileError(GeoError):

@@ -39,12 +39,12 @@ import shapely
 from geo.errors import BoundaryFileError, CommuneCodeError
 from geo.grid import CellGrid
 from geo.legacy import UNKNOWN, LegacyCodes
-from ioc.core.events.record import UNASSIGNED, GeoOutcome
+from ioccore.events.record import UNASSIGNED, GeoOutcome
 
 if TYPE_CHECKING:
     import pandas as pd  # type: ignore[import-untyped]
 
-    from ioc.core.settings import Settings
+    from ioccore.settings import Settings
 
 ObjArray = npt.NDArray[np.object_]
 FloatArray = npt.NDArray[np.float64]

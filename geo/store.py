@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 import shapely
 
-from ioc.core.db.versioned import LoadReport, Versioned, apply_versions
-from ioc.core.errors import GeoError
+from ioccore.db.versioned import LoadReport, Versioned, apply_versions
+from ioccore.errors import GeoError
 
 if TYPE_CHECKING:
     import psycopg

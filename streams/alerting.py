@@ -29,8 +29,8 @@ from alerts.notify import generator_url, receivers_for
 from alerts.rules import RuleSet
 from alerts.step import Sighting, sightings
 from alerts.store import load_states
-from ioc.core.events.record import UNASSIGNED, Record
-from ioc.core.settings import Settings
+from ioccore.events.record import UNASSIGNED, Record
+from ioccore.settings import Settings
 from streams.evaluation import EvaluationStep, Publish
 
 log = logging.getLogger(__name__)

@@ -27,11 +27,12 @@ import faust
 from alerts.model import CommuneInfo
 from alerts.outbox import OutboxDelivery
 from alerts.rules import RuleSet
-from ioc.core.events.record import Feed
-from ioc.core.settings import Settings, stage1_group
+from ioccore.events.record import Feed
+from ioccore.settings import Settings, stage1_group
 from streams.alerting import PartitionAlerts
 from streams.batching import BoundedStream
 from streams.degraded import Health
+from streams.faust_options import faust_options
 from streams.global_alerts import GlobalAlerts
 from streams.kpi_alerts import KPI_TARGETS_EVERY_S, KpiTargetAlerts
 from streams.originals import Originals
@@ -102,7 +103,7 @@ def make_faust_app(settings: Settings, app_id: str, web_port: int,
         broker_rebalance_timeout=stream.rebalance_timeout_s,
         consumer_group_instance_id=instance_id,
         stream_wait_empty=False, logging_config=None,
-        **settings.kafka.faust_options())  # SASL/TLS: faust ignores kafka-python names
+        **faust_options(settings.kafka))  # SASL/TLS: faust ignores kafka-python names
 
 
 def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,

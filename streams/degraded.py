@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from ioc.core import metrics
+from ioccore import metrics
 
 log = logging.getLogger(__name__)
 

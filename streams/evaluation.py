@@ -28,7 +28,7 @@ from alerts.evaluator import Evaluator, Plan
 from alerts.model import Transition, WindowPoint
 from alerts.notify import Receiver
 from alerts.store import load_states, persist
-from ioc.core import metrics
+from ioccore import metrics
 
 Publish = Callable[[list[Transition]], Awaitable[None]]
 """Sends stored transitions to the alerts topic (awaits their delivery)."""

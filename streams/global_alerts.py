@@ -24,7 +24,7 @@ from alerts.notify import generator_url, receivers_for
 from alerts.rules import RuleSet
 from alerts.step import Sighting
 from alerts.store import load_states
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 from streams.alerting import evaluator_factory
 from streams.evaluation import EvaluationStep, Publish
 

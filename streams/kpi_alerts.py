@@ -3,7 +3,7 @@
 Like the global rules (:mod:`streams.global_alerts`), these need every commune, so one
 worker at a time evaluates them: the holder of their own PostgreSQL advisory lock. Every
 ``interval`` it counts the KPIs of the current Vietnam-time day/week/month per province
-and tier (:func:`ioc.core.kpis.fetch_counts`, exact per dossier) with the targets in
+and tier (:func:`ioccore.kpis.fetch_counts`, exact per dossier) with the targets in
 effect, lets :class:`alerts.kpi_targets.KpiTargetEvaluator` decide, and stores the
 transitions through the alerts store (alert rows and outbox in one transaction).
 """
@@ -22,8 +22,8 @@ from alerts.model import CommuneInfo, Transition
 from alerts.notify import generator_url, receivers_for
 from alerts.rules import KpiTargetRule, RuleSet
 from alerts.store import load_states, persist
-from ioc.core import kpis, metrics
-from ioc.core.settings import Settings
+from ioccore import kpis, metrics
+from ioccore.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Reading an event's original bytes back from its raw topic (the storage-refused path).
 
-Every record carries its :class:`~ioc.core.events.record.Origin` (raw topic, partition,
+Every record carries its :class:`~ioccore.events.record.Origin` (raw topic, partition,
 offset: about 30 bytes). When the database refuses a row that passed validation, which
 is rare (the validator should refuse whatever the database would), stage 2 fetches those
 raw messages once, finds the element with the record's ``(source_id, event_id)`` and
@@ -21,8 +21,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ioc.core.events.record import Origin
-from ioc.core.events.validate import split_array
+from ioccore.events.record import Origin
+from ioccore.events.validate import split_array
 
 log = logging.getLogger(__name__)
 

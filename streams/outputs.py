@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 
 from alerts.model import Transition
-from ioc.core import metrics
-from ioc.core.events.reasons import Reason
-from ioc.core.events.record import RECORDS_ENCODER, Origin, Record, encode_records
+from ioccore import metrics
+from ioccore.events.reasons import Reason
+from ioccore.events.record import RECORDS_ENCODER, Origin, Record, encode_records
 from streams.originals import Originals, Raw, element_of
 from streams.stage1 import DeadLetter
 from streams.stage2 import Refused

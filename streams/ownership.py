@@ -4,7 +4,7 @@ Kafka tells a consumer nothing about who produced a message, so the binding is t
 topic: only department ``d``'s principal may write ``ioc.dept.<d>.<feed>.v1`` (broker
 ACLs, ``ioc kafka principals create``). For a message from such a topic, every event
 must name department ``d`` (else ``forbidden_department``), ``d`` must publish the feed,
-and the source must be registered to ``d`` for that feed (:mod:`ioc.core.registry`, the
+and the source must be registered to ``d`` for that feed (:mod:`ioccore.registry`, the
 registry the HTTP gateway uses too). The shared topics ``ioc.<feed>.v1`` are written
 only by the gateway, which made the same checks before producing.
 
@@ -24,10 +24,10 @@ from typing import Any
 
 import psycopg
 
-from ioc.core import metrics
-from ioc.core.events.reasons import Reason
-from ioc.core.events.record import FEEDS, Feed, Record
-from ioc.core.registry import Location, Refusal, authorise
+from ioccore import metrics
+from ioccore.events.reasons import Reason
+from ioccore.events.record import FEEDS, Feed, Record
+from ioccore.registry import Location, Refusal, authorise
 from streams.stage1 import (
     DeadLetter,
     InMessage,

@@ -4,7 +4,7 @@ faust hands a stream its messages one at a time (fetcher, conductor, channel, st
 iteration: about 100 µs of worker CPU per message, py-spy), which is nothing next to a
 1,000-record enriched message but is the whole budget of a one-event raw message. So
 stage 1 does not read through faust: :class:`RawReader` owns an ``AIOKafkaConsumer`` in
-a group of its own (``<app_id>-stage1``, :func:`ioc.core.settings.stage1_group`; faust's
+a group of its own (``<app_id>-stage1``, :func:`ioccore.settings.stage1_group`; faust's
 group speaks faust's assignor protocol and must not be shared) and takes what the
 fetcher has buffered, a batch at a time. faust still runs stage 2, the producer, pages
 and timers.
@@ -53,8 +53,8 @@ from aiokafka.errors import (
 )
 from aiokafka.structs import TopicPartition as KafkaPartition
 
-from ioc.core import metrics
-from ioc.core.settings import Settings
+from ioccore import metrics
+from ioccore.settings import Settings
 from streams.degraded import Health
 from streams.retry import backoff_s, classify, run_batch
 from streams.stage import Stage, TopicPartition

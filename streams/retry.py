@@ -31,7 +31,7 @@ from typing import TypeVar
 import psycopg
 from aiokafka.errors import KafkaError
 
-from ioc.core import metrics
+from ioccore import metrics
 from streams.degraded import Health
 from streams.stage import Stage
 

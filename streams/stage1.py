@@ -17,10 +17,10 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from ioc.core import metrics
-from ioc.core.errors import GeoError
-from ioc.core.events.reasons import Reason
-from ioc.core.events.record import UNASSIGNED, Feed, Origin, Record
+from ioccore import metrics
+from ioccore.errors import GeoError
+from ioccore.events.reasons import Reason
+from ioccore.events.record import UNASSIGNED, Feed, Origin, Record
 from streams.originals import element_of
 from streams.stage import TopicPartition
 
@@ -228,7 +228,7 @@ def _dead_record(rec: Record, reason: str, message: str,
         return DeadLetter(key=msg.key, value=value, reason=reason, message=message,
                           feed=rec.feed, source_topic=o.topic, source_partition=o.partition,
                           source_offset=o.offset, batch_index=index)
-    from ioc.core.events.record import RECORDS_ENCODER
+    from ioccore.events.record import RECORDS_ENCODER
 
     return DeadLetter(key=rec.source_id.encode(), value=RECORDS_ENCODER.encode(rec),
                       reason=reason, message=message, feed=rec.feed, source_topic="",

@@ -15,7 +15,7 @@ import faust
 import psycopg
 
 from alerts.outbox import OutboxDelivery
-from ioc.core import metrics
+from ioccore import metrics
 from streams.global_alerts import GlobalAlerts
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def register_timers(app: faust.App, *, conninfo: str, global_alerts: GlobalAlert
 
     @app.timer(interval=300.0, on_leader=False)  # type: ignore[untyped-decorator]
     async def maintenance() -> None:
-        from ioc.core.db.maintenance import run_maintenance
+        from ioccore.db.maintenance import run_maintenance
 
         try:
             for line in await asyncio.to_thread(run_maintenance, conninfo):

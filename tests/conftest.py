@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from iocdev.sandbox import Pipeline, fresh_database, pipeline
 
-from ioc.core.settings import Settings, get_settings
+from ioccore.settings import Settings, get_settings
 
 
 @pytest.fixture(scope="session")

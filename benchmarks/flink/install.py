@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ioc.core.settings import KafkaSettings, Settings
+from ioccore.settings import KafkaSettings, Settings
 
 PYFLINK = "2.2.1"
 ARTIFACTS = (

@@ -29,7 +29,7 @@ from benchmarks.flink.install import ensure_runtime, kafka_properties
 from benchmarks.pipeline import basis
 from benchmarks.preload import preload
 from benchmarks.workload import Expected, Workload
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 
 JOB = Path(__file__).with_name("job.py")
 ROLLUP_SQL = ("SELECT commune_code, metric, bucket, count, sum, min, max FROM rollup_1m")

@@ -53,7 +53,7 @@ from ioc.api.deps import (
 )
 from ioc.api.errors import BadRequestError, ConflictError, NotFoundError, RateLimitedError
 from ioc.api.ingest import read_body
-from ioc.core.events.validate import FORBIDDEN_CHARS
+from ioccore.events.validate import FORBIDDEN_CHARS
 
 log = logging.getLogger("ioc.api.alerts")
 

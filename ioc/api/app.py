@@ -20,7 +20,7 @@ from ioc.api.deps import Resources
 from ioc.api.errors import ApiError
 from ioc.api.limits import BodyLimit
 from ioc.api.logs import AccessLog
-from ioc.core.settings import Settings, get_settings
+from ioccore.settings import Settings, get_settings
 
 log = logging.getLogger("ioc.api")
 

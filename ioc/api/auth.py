@@ -27,7 +27,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
-from ioc.core.errors import StorageError
+from ioccore.errors import StorageError
 
 Role = Literal["department", "viewer", "operator", "admin"]
 ROLES: Final[tuple[Role, ...]] = ("department", "viewer", "operator", "admin")
@@ -59,7 +59,7 @@ class ApiKey:
 def pepper_bytes(pepper: SecretStr | str | bytes | None) -> bytes:
     """The pepper as bytes; ``None`` (not configured) is the empty pepper.
 
-    Takes the value as an argument (only :mod:`ioc.core.settings` reads the environment):
+    Takes the value as an argument (only :mod:`ioccore.settings` reads the environment):
     callers pass ``getattr(settings.api, "key_pepper", None)``.
     """
     if pepper is None:

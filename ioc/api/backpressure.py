@@ -34,12 +34,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ioc.api.errors import BackloggedError
-from ioc.core.metrics import (
+from ioccore.metrics import (
     API_BACKLOG_SECONDS,
     API_BACKPRESSURE_ERRORS,
     API_BACKPRESSURE_REQUESTS,
 )
-from ioc.core.settings import BackpressureSettings, Settings, stage1_group
+from ioccore.settings import BackpressureSettings, Settings, stage1_group
 
 log = logging.getLogger("ioc.api.backpressure")
 

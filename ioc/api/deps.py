@@ -27,8 +27,8 @@ from ioc.api.auth import ApiKey, KeyStore, OperatorRole, settings_pepper
 from ioc.api.backpressure import Backpressure
 from ioc.api.errors import ForbiddenError, RateLimitedError, UnauthorizedError, UnavailableError
 from ioc.api.ratelimit import RateLimiter
-from ioc.core.events.validate import Validator
-from ioc.core.settings import Settings
+from ioccore.events.validate import Validator
+from ioccore.settings import Settings
 
 log = logging.getLogger("ioc.api")
 

@@ -1,6 +1,6 @@
 """Errors of the HTTP API, each carrying its HTTP status and a stable error code.
 
-    ioc.core.errors.IocError
+    ioccore.errors.IocError
      └── ApiError               root: ``status``, ``code``, ``message``
           ├── BadRequestError        400 the body cannot be read as events / bad parameters
           ├── UnauthorizedError      401 no key, an unknown key or a revoked key
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ioc.core.errors import IocError
+from ioccore.errors import IocError
 
 
 class ApiError(IocError):

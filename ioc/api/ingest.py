@@ -11,7 +11,7 @@ One request carries a JSON array of events (``application/json``) or one event p
    non-blank NDJSON lines), at most ``api.max_events_per_request`` of them (413
    ``too_many_events``), charged to the key's event budget (429; a rejected event
    costs :data:`REJECTED_WEIGHT`); each is validated on
-   its own by the shared :class:`ioc.core.events.validate.Validator`, with the stream's
+   its own by the shared :class:`ioccore.events.validate.Validator`, with the stream's
    reason codes, in a validation worker process (:mod:`ioc.api.validation`:
    splitting and validating never run on the event loop, so a large body cannot stall
    other requests);
@@ -19,7 +19,7 @@ One request carries a JSON array of events (``application/json``) or one event p
    (``forbidden_department``), its feed one of the department's feeds
    (``forbidden_feed``), its source one of the department's sources
    (``forbidden_source``) or a new one, registered on first use only within the
-   department's quota (``unregistered_source``; ioc.core.registry);
+   department's quota (``unregistered_source``; ioccore.registry);
 4. the allowed events are produced, as sent, to their feed's topic keyed by
    ``source_id`` by an idempotent producer with ``acks=all``, and every send is awaited:
    one JSON-array envelope per source per request (at most 1,000 events and 90 % of
@@ -53,9 +53,9 @@ from ioc.api.errors import (
     RateLimitedError,
     UnavailableError,
 )
-from ioc.core import registry
-from ioc.core.events.reasons import Reason
-from ioc.core.metrics import API_INGEST_EVENTS
+from ioccore import registry
+from ioccore.events.reasons import Reason
+from ioccore.metrics import API_INGEST_EVENTS
 
 log = logging.getLogger("ioc.api.ingest")
 
@@ -71,7 +71,7 @@ GATEWAY_REASONS: Final[dict[str, str]] = {
     UNREGISTERED_SOURCE: "The source is not registered and the quota is used up.",
     PUBLISH_FAILED: "Kafka did not acknowledge the event; send it again.",
 }
-"""Reasons only the gateway gives (the others are :class:`ioc.core.events.reasons.Reason`)."""
+"""Reasons only the gateway gives (the others are :class:`ioccore.events.reasons.Reason`)."""
 _FORBIDDEN: Final = frozenset({FORBIDDEN_DEPARTMENT, FORBIDDEN_FEED, FORBIDDEN_SOURCE,
                                UNREGISTERED_SOURCE})
 
@@ -140,7 +140,7 @@ def validate(res: Resources, items: Sequence[bytes]) -> list[_Verdict]:
 
 
 async def authorise(res: Resources, key: ApiKey, verdicts: list[_Verdict]) -> None:
-    """Department, feed and source checks against the source registry (ioc.core.registry,
+    """Department, feed and source checks against the source registry (ioccore.registry,
     shared with stage 1): a new source is registered only within the department's quota."""
     candidates: list[_Verdict] = []
     for v in verdicts:

@@ -1,7 +1,7 @@
 """``GET /v1/kpis``, ``/v1/kpis/national``, ``/v1/kpis/overdue``: public-service KPIs by
 tier, over time and across the 34 provinces, against their targets (docs/api.md,
 docs/kpis.md). Read-only, viewer keys and above; every figure comes with its exact
-numerator and denominator from :func:`ioc.core.kpis.fetch_counts`.
+numerator and denominator from :func:`ioccore.kpis.fetch_counts`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from fastapi import APIRouter, Query
 
 from ioc.api.deps import ResourcesDep, ViewerKey
 from ioc.api.errors import BadRequestError
-from ioc.core import kpis
-from ioc.core.kpis import KPI_IDS, Grain
+from ioccore import kpis
+from ioccore.kpis import KPI_IDS, Grain
 
 MAX_DAYS: Final = 400
 router = APIRouter(tags=["kpis"])

@@ -1,4 +1,4 @@
-"""The API's logs: JSON lines through :mod:`ioc.core.logs`, and the per-request access log.
+"""The API's logs: JSON lines through :mod:`ioccore.logs`, and the per-request access log.
 
 :class:`AccessLog` is an ASGI middleware writing one line per request (logger
 ``ioc.api.access``): method, route template, path, status, duration and the key's
@@ -13,15 +13,15 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ioc.api.deps import KEY_NAME_SCOPE
-from ioc.core.metrics import HTTP_REQUESTS
+from ioccore.metrics import HTTP_REQUESTS
 
 access = logging.getLogger("ioc.api.access")
 
 
 def configure_logging(level: str = "info") -> None:
-    """JSON logs for the whole process (:mod:`ioc.core.logs`), uvicorn's loggers included;
+    """JSON logs for the whole process (:mod:`ioccore.logs`), uvicorn's loggers included;
     uvicorn's own access log is off (:class:`AccessLog` replaces it)."""
-    from ioc.core.logs import configure_logging as configure_json
+    from ioccore.logs import configure_logging as configure_json
 
     configure_json(getattr(logging, level.upper(), logging.INFO))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

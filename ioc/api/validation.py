@@ -5,13 +5,13 @@ holds the GIL and every other request of the process waits for it (the event loo
 to win the GIL back after each system call). In a process of its own it only competes
 for a core. :func:`new_pool` starts ``api.validation_threads`` processes (``spawn``:
 nothing of the parent's threads or connections is inherited); each builds its own
-stateless :class:`ioc.core.events.validate.Validator` (no duplicate memory: stage 1 checks
+stateless :class:`ioccore.events.validate.Validator` (no duplicate memory: stage 1 checks
 duplicates). A request sends its body and gets back one verdict per event, or the API
 error (400/413/415) that splitting ended with.
 
 Verdicts cross the process boundary as plain tuples (:func:`to_wire`, :func:`from_wire`)
 holding only what the API process needs of an accepted event (:class:`Accepted`), not
-the whole :class:`ioc.core.events.record.Record`: pickling and rebuilding 500 records
+the whole :class:`ioccore.events.record.Record`: pickling and rebuilding 500 records
 and dataclasses cost the API's event loop about 2 ms a request (py-spy, issue 18), a
 tenth of that as tuples.
 """
@@ -28,8 +28,8 @@ from typing import Any, NamedTuple
 import msgspec
 
 from ioc.api import errors
-from ioc.core.events.reasons import Reason
-from ioc.core.events.validate import Validator, split_array
+from ioccore.events.reasons import Reason
+from ioccore.events.validate import Validator, split_array
 
 JSON_TYPES = frozenset({"application/json", ""})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson",

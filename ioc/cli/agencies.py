@@ -27,14 +27,14 @@ def load(
     """Write agencies to TimescaleDB (table agencies), keeping history."""
     import psycopg
 
-    from ioc.core.agencies import (
+    from ioccore.agencies import (
         BUNDLED,
         BUNDLED_VALID_FROM,
         RegistryFileError,
         read_registry,
         write_registry,
     )
-    from ioc.core.settings import get_settings
+    from ioccore.settings import get_settings
 
     settings = get_settings()
     path = file or BUNDLED
@@ -69,8 +69,8 @@ def list_(
     """Agencies open today, with their tier."""
     import psycopg
 
-    from ioc.core.agencies import iter_open
-    from ioc.core.settings import get_settings
+    from ioccore.agencies import iter_open
+    from ioccore.settings import get_settings
 
     with psycopg.connect(get_settings().database.conninfo(database)) as conn:
         for a in iter_open(conn):

@@ -27,7 +27,7 @@ Note = Annotated[str | None, typer.Option("--note", help="Why (stored with the t
 def _run(action: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
     from psycopg import AsyncConnection
 
-    from ioc.core.settings import get_settings
+    from ioccore.settings import get_settings
 
     async def main() -> T:
         conninfo = get_settings().database.conninfo()
@@ -39,7 +39,7 @@ def _run(action: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
 
 def _receivers() -> tuple[list[Receiver], str]:
     from alerts.notify import generator_url, receivers_for
-    from ioc.core.settings import get_settings
+    from ioccore.settings import get_settings
 
     settings = get_settings()
     return receivers_for(settings), generator_url(settings)

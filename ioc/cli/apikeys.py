@@ -42,7 +42,7 @@ def create(
         ensure_department,
         settings_pepper,
     )
-    from ioc.core.settings import get_settings
+    from ioccore.settings import get_settings
 
     if role not in ROLES:
         raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}")
@@ -81,7 +81,7 @@ def list_(
     import psycopg
 
     from ioc.api.auth import list_keys
-    from ioc.core.settings import get_settings
+    from ioccore.settings import get_settings
 
     with psycopg.connect(get_settings().database.conninfo(database)) as conn:
         rows = list_keys(conn)
@@ -102,7 +102,7 @@ def revoke(
     import psycopg
 
     from ioc.api.auth import revoke_key
-    from ioc.core.settings import get_settings
+    from ioccore.settings import get_settings
 
     with psycopg.connect(get_settings().database.conninfo(database), autocommit=True) as conn:
         done = revoke_key(conn, prefix)

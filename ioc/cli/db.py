@@ -10,9 +10,9 @@ app = typer.Typer(no_args_is_help=True)
 @app.command("migrate")
 def migrate() -> None:
     """Apply pending SQL migrations (idempotent) and report the TimescaleDB edition."""
-    from ioc.core.db.edition import timescale_edition
-    from ioc.core.db.migrate import apply_migrations
-    from ioc.core.settings import get_settings
+    from ioccore.db.edition import timescale_edition
+    from ioccore.db.migrate import apply_migrations
+    from ioccore.settings import get_settings
 
     conninfo = get_settings().database.owner_conninfo()  # migrations run as the owner
     applied = apply_migrations(conninfo)
@@ -23,8 +23,8 @@ def migrate() -> None:
 @app.command("maintain")
 def maintain() -> None:
     """Run the scheduled rollup refresh and retention once (Apache edition path)."""
-    from ioc.core.db.maintenance import run_maintenance
-    from ioc.core.settings import get_settings
+    from ioccore.db.maintenance import run_maintenance
+    from ioccore.settings import get_settings
 
     for line in run_maintenance(get_settings().database.conninfo()):
         typer.echo(line)

@@ -38,8 +38,8 @@ def load(
 
     from geo.errors import BoundaryFileError
     from geo.store import write_units
-    from ioc.core.errors import GeoError
-    from ioc.core.settings import get_settings
+    from ioccore.errors import GeoError
+    from ioccore.settings import get_settings
 
     settings = get_settings()
     try:
@@ -94,7 +94,7 @@ def lookup(
 ) -> None:
     """Show which commune a point falls in (debugging aid)."""
     from geo.index import index_for
-    from ioc.core.settings import get_settings
+    from ioccore.settings import get_settings
 
     index = index_for(get_settings(), source="database" if from_db else "reference")
     commune, province, outcome = index.assign([lat], [lon])

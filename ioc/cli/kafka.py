@@ -38,9 +38,9 @@ def create(
         help="Principal name for worker/gateway/operator (default from settings).")] = None,
 ) -> None:
     """Create (or re-create) a principal with exactly its ACLs; print its password once."""
-    from ioc.core import principals as p
-    from ioc.core.errors import ConfigError
-    from ioc.core.settings import get_settings
+    from ioccore import principals as p
+    from ioccore.errors import ConfigError
+    from ioccore.settings import get_settings
 
     kafka = get_settings().kafka
     try:
@@ -72,9 +72,9 @@ def create(
 @principals.command("rotate")
 def rotate(principal: Annotated[str, typer.Argument(help="e.g. dept-env")]) -> None:
     """Set a new password (the old one stops working at once); print it once."""
-    from ioc.core import principals as p
-    from ioc.core.errors import ConfigError
-    from ioc.core.settings import get_settings
+    from ioccore import principals as p
+    from ioccore.errors import ConfigError
+    from ioccore.settings import get_settings
 
     try:
         _once(principal, p.rotate(get_settings().kafka, principal))
@@ -86,8 +86,8 @@ def rotate(principal: Annotated[str, typer.Argument(help="e.g. dept-env")]) -> N
 @principals.command("revoke")
 def revoke(principal: Annotated[str, typer.Argument(help="e.g. dept-env")]) -> None:
     """Delete the principal's credential and every ACL naming it."""
-    from ioc.core import principals as p
-    from ioc.core.settings import get_settings
+    from ioccore import principals as p
+    from ioccore.settings import get_settings
 
     had, acls = p.revoke(get_settings().kafka, principal)
     typer.echo(f"revoked {principal}: credential {'deleted' if had else 'absent'}, "
@@ -97,8 +97,8 @@ def revoke(principal: Annotated[str, typer.Argument(help="e.g. dept-env")]) -> N
 @principals.command("list")
 def list_() -> None:
     """Every SCRAM user and its ACLs (never a password)."""
-    from ioc.core import principals as p
-    from ioc.core.settings import get_settings
+    from ioccore import principals as p
+    from ioccore.settings import get_settings
 
     for user, acls in p.list_principals(get_settings().kafka).items():
         typer.echo(user)

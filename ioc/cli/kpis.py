@@ -21,8 +21,8 @@ def load_targets(
     """Upsert targets from a file (table kpi_target_values)."""
     import psycopg
 
-    from ioc.core.kpi_targets import TargetFileError, read_targets, write_targets
-    from ioc.core.settings import get_settings
+    from ioccore.kpi_targets import TargetFileError, read_targets, write_targets
+    from ioccore.settings import get_settings
 
     try:
         rows = read_targets(file)
@@ -45,8 +45,8 @@ def list_targets(
     """Targets (of a province and the '*' defaults)."""
     import psycopg
 
-    from ioc.core.kpi_targets import list_targets as rows
-    from ioc.core.settings import get_settings
+    from ioccore.kpi_targets import list_targets as rows
+    from ioccore.settings import get_settings
 
     with psycopg.connect(get_settings().database.conninfo(database)) as conn:
         for t in rows(conn, province):

@@ -32,7 +32,7 @@ def test(files: Annotated[list[Path], typer.Argument(help="Rule unit-test files.
     """Run rule unit tests (like `promtool test rules`); exit 1 if any fails."""
     from alerts.errors import RuleFilesError
     from alerts.ruletest import run_file
-    from ioc.core.errors import RuleError
+    from ioccore.errors import RuleError
 
     failed = False
     for path in files:

@@ -13,8 +13,8 @@ def worker(
         "auto", help="Boundaries: database, reference, or auto (database when loaded)."),
 ) -> None:
     """Run a stream worker (stage 1 and stage 2 agents) until interrupted."""
-    from ioc.core.logs import configure_logging
-    from streams.runtime import run_worker
+    from ioc.worker import run_worker
+    from ioccore.logs import configure_logging
 
     configure_logging()
     run_worker(index=index, geo_source=geo_source)
@@ -33,7 +33,7 @@ def api(
 
     from ioc.api.app import create_app
     from ioc.api.logs import configure_logging
-    from ioc.core.settings import get_settings
+    from ioccore.settings import get_settings
 
     settings = get_settings()
     configure_logging(log_level)

@@ -1,4 +1,4 @@
-"""`ioc sources`: register sources to departments (ioc.core.registry), explicitly."""
+"""`ioc sources`: register sources to departments (ioccore.registry), explicitly."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ def register(
     """Register sources to a department's feed (idempotent; never takes another's)."""
     import psycopg
 
-    from ioc.core.registry import Location, RegistryError
-    from ioc.core.registry import register as do_register
-    from ioc.core.settings import get_settings
+    from ioccore.registry import Location, RegistryError
+    from ioccore.registry import register as do_register
+    from ioccore.settings import get_settings
 
     with psycopg.connect(get_settings().database.conninfo()) as conn:
         try:
@@ -43,8 +43,8 @@ def unregister(
     """Remove registrations (events already stored stay)."""
     import psycopg
 
-    from ioc.core.registry import unregister as do_unregister
-    from ioc.core.settings import get_settings
+    from ioccore.registry import unregister as do_unregister
+    from ioccore.settings import get_settings
 
     with psycopg.connect(get_settings().database.conninfo()) as conn:
         gone = do_unregister(conn, department, source_ids)
@@ -60,8 +60,8 @@ def quota(
     """Set a department's automatic registration quota."""
     import psycopg
 
-    from ioc.core.registry import set_quota
-    from ioc.core.settings import get_settings
+    from ioccore.registry import set_quota
+    from ioccore.settings import get_settings
 
     with psycopg.connect(get_settings().database.conninfo(), autocommit=True) as conn:
         if not set_quota(conn, department, limit):
@@ -76,8 +76,8 @@ def list_(department: Annotated[str | None, typer.Option(help="Only this one.")]
     """Registered sources: id, department, feed, how registered, by whom."""
     import psycopg
 
-    from ioc.core.registry import list_sources
-    from ioc.core.settings import get_settings
+    from ioccore.registry import list_sources
+    from ioccore.settings import get_settings
 
     with psycopg.connect(get_settings().database.conninfo()) as conn:
         for row in list_sources(conn, department):

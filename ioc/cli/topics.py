@@ -10,8 +10,8 @@ app = typer.Typer(no_args_is_help=True)
 @app.command("ensure")
 def ensure() -> None:
     """Create the configured topics (idempotent) and print their state."""
-    from ioc.core.settings import get_settings
-    from ioc.core.topics import ensure_topics
+    from ioccore.settings import get_settings
+    from ioccore.topics import ensure_topics
 
     for state in ensure_topics(get_settings().kafka):
         note = "created" if state.created else "exists"

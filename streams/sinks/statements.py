@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Final
 
-from ioc.core.events.record import Feed, Record
+from ioccore.events.record import Feed, Record
 
 COMMON: Final = ("time", "event_id", "source_id", "department", "commune_code",
                  "province_code")

@@ -25,8 +25,8 @@ from typing import Any
 import psycopg
 
 from alerts.model import WindowPoint
-from ioc.core import metrics
-from ioc.core.events.record import FEEDS, Feed, Record
+from ioccore import metrics
+from ioccore.events.record import FEEDS, Feed, Record
 from streams.sinks import statements
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from geo.reference import SOURCE, read_reference
 from geo.store import write_units
 from ioc.api.auth import create_key, ensure_department, settings_pepper
-from ioc.core.settings import ROOT, Settings
+from ioccore.settings import ROOT, Settings
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

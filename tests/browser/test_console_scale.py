@@ -26,7 +26,7 @@ from alerts import store
 from alerts.model import Transition
 from geo.reference import SOURCE, read_reference
 from geo.store import write_units
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 from tests.browser.conftest import ApiProcess, _key, context, copy_to_docs, save, sign_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

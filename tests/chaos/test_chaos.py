@@ -15,7 +15,7 @@ import pytest
 from iocdev.chaos import stack as chaos
 from iocdev.chaos.scenarios import SCENARIOS, Scenario, run_scenario
 
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.chaos]
 

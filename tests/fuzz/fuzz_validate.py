@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from ioc.api.errors import ApiError
 from ioc.api.ingest import split_events
-from ioc.core.events.validate import Validator, split_array
+from ioccore.events.validate import Validator, split_array
 
 NOW = 1_762_160_000.0
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])

@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from iocdev.supervise import free_port
 
-from ioc.core.settings import ROOT, Settings
-from ioc.core.topics import delete_topics
+from ioccore.settings import ROOT, Settings
+from ioccore.topics import delete_topics
 
 FEEDS = ("sensor", "traffic", "service", "enriched", "deadletter", "alerts")
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from ioc.core.db.edition import timescale_edition
-from ioc.core.db.maintenance import run_maintenance
+from ioccore.db.edition import timescale_edition
+from ioccore.db.maintenance import run_maintenance
 
 pytestmark = pytest.mark.integration
 

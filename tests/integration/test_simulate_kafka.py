@@ -8,7 +8,7 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 
 
 @pytest.mark.integration
@@ -26,7 +26,7 @@ def test_simulate_to_kafka_round_trip(stack: Settings, monkeypatch: pytest.Monke
     admin.close()
     for feed, name in names.items():
         monkeypatch.setenv(f"IOC__KAFKA__TOPICS__{feed.upper()}__NAME", name)
-    from ioc.core.settings import get_settings
+    from ioccore.settings import get_settings
 
     get_settings.cache_clear()
     try:

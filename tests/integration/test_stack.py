@@ -17,7 +17,7 @@ import pytest
 from iocdev import supervise
 from psycopg import sql
 
-from ioc.core.settings import Settings, get_settings
+from ioccore.settings import Settings, get_settings
 
 pytestmark = pytest.mark.integration
 
@@ -64,14 +64,15 @@ FAUST_APP = textwrap.dedent('''
 
     import faust
 
-    from ioc.core.settings import get_settings
+    from ioccore.settings import get_settings
+    from streams.faust_options import faust_options
 
     app_id, bootstrap, source_name, sink_name = sys.argv[1:5]
     del sys.argv[1:5]
     app = faust.App(app_id, broker=f"kafka://{bootstrap}", store="memory://",
                     web_enabled=False, topic_disable_leader=True, topic_partitions=1,
                     consumer_auto_offset_reset="earliest",
-                    **get_settings().kafka.faust_options())
+                    **faust_options(get_settings().kafka))
     source = app.topic(source_name, value_serializer="raw")
     sink = app.topic(sink_name, value_serializer="raw")
 

@@ -2,7 +2,7 @@
 
 For the behaviour test that scrapes every process after an end-to-end run: a name a
 rule or a panel reads must have samples there (a name merely declared in
-``ioc/core/metrics.py`` proves nothing; such declaration-only tests were removed).
+``ioccore/metrics.py`` proves nothing; such declaration-only tests were removed).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from ioc.core.settings import ROOT
+from ioccore.settings import ROOT
 
 _NAME = re.compile(r"\bioc_[a-z0-9_]+")
 _SUFFIX = re.compile(r"_(bucket|sum|count|total|created)$")

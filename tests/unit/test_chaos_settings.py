@@ -6,7 +6,7 @@ from pathlib import Path
 
 from iocdev.chaos.stack import chaos_settings
 
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 
 
 def test_chaos_stack_has_ports_and_kafka_passwords_of_its_own(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import jsonschema
 import pytest
 import yaml
 
-from ioc.core.settings import ROOT, Settings
+from ioccore.settings import ROOT, Settings
 
 COMPOSE = ROOT / "docker-compose.yml"
 SPEC_WHEEL = "docker_compose-1.29.2-py2.py3-none-any.whl"

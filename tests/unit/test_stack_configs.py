@@ -9,7 +9,7 @@ from iocdev.chaos.stack import chaos_settings
 from iocdev.stack.layout import Layout
 from iocdev.stack.prometheus import Alertmanager, Prometheus
 
-from ioc.core.settings import get_settings
+from ioccore.settings import get_settings
 
 
 def _targets(config: dict[str, object]) -> dict[str, list[str]]:

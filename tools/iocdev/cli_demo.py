@@ -31,7 +31,7 @@ def demo(
     simulated province with a live view, then an HTML + PNG report."""
     import sys
 
-    from ioc.core.settings import get_settings
+    from ioccore.settings import get_settings
     from iocdev.demo.errors import DemoError, DemoInterruptedError
     from iocdev.demo.orchestrate import log_tail
     from iocdev.demo.run import Demo, DemoOptions

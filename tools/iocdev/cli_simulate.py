@@ -40,7 +40,7 @@ def simulate(
              "YYYY-MM:before:after (Vietnam time), e.g. 2026-11:0.008:0.26.")] = None,
 ) -> None:
     """Publish simulated department feeds (air, water, traffic, dossiers)."""
-    from ioc.core.settings import get_settings
+    from ioccore.settings import get_settings
     from iocdev.simulate.dossiers import OnlineRise
     from iocdev.simulate.run import parse_span, run
     from iocdev.simulate.targets import FileTarget, HttpTarget, KafkaTarget, Target
@@ -97,7 +97,7 @@ def replay(
     """Send an NDJSON file to Kafka, each line to its feed's topic, keyed by source_id."""
     import msgspec
 
-    from ioc.core.settings import get_settings
+    from ioccore.settings import get_settings
     from iocdev.simulate.targets import KafkaTarget
 
     k = get_settings().kafka

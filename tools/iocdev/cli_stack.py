@@ -19,8 +19,8 @@ Only = Annotated[
 @app.command()
 def up(only: Only = None) -> None:
     """Install what is missing, start the services on loopback, wait until they answer."""
-    from ioc.core.errors import StackError
-    from ioc.core.settings import get_settings
+    from ioccore.errors import StackError
+    from ioccore.settings import get_settings
     from iocdev.stack import manager
 
     start = time.monotonic()
@@ -35,8 +35,8 @@ def up(only: Only = None) -> None:
 @app.command()
 def down(only: Only = None) -> None:
     """Stop exactly the processes `up` started (by their recorded pids)."""
-    from ioc.core.errors import StackError
-    from ioc.core.settings import get_settings
+    from ioccore.errors import StackError
+    from ioccore.settings import get_settings
     from iocdev.stack import manager
 
     try:
@@ -49,8 +49,8 @@ def down(only: Only = None) -> None:
 @app.command()
 def status(only: Only = None) -> None:
     """Print each service, its pid, port and whether it answers; exit 1 if one does not."""
-    from ioc.core.errors import StackError
-    from ioc.core.settings import get_settings
+    from ioccore.errors import StackError
+    from ioccore.settings import get_settings
     from iocdev.stack import manager
 
     try:

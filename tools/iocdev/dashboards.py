@@ -12,7 +12,7 @@ schemaVersion 41. Datasource uids match provisioning/datasources/ioc.yml.
 SQL panels read the per-commune tables and views (rollup_1m, service_kpi_daily,
 current_communes, alerts, kpi_targets) through Grafana's macros ($__timeFilter,
 $__timeGroupAlias, $__timeFrom/$__timeTo, $__interval); PromQL panels use the metric
-names of ioc/core/metrics.py. tests/unit/observability/test_dashboards.py checks the model,
+names of ioccore/metrics.py. tests/unit/observability/test_dashboards.py checks the model,
 tests/integration/observability/test_panel_queries.py runs every query for real.
 """
 
@@ -739,7 +739,7 @@ def kpi_national() -> Json:
 def pipeline() -> Json:
     ri = "$__rate_interval"
     return dashboard("ioc-pipeline", "Pipeline health",
-                     "The ioc processes themselves (Prometheus; names from ioc/core/metrics.py).", [
+                     "The ioc processes themselves (Prometheus; names from ioccore/metrics.py).", [
         row("Ingest"),
         stat("Targets up", [prom('sum by (job) (up{job=~"ioc-.*"})', "{{job}}",
                                  instant=True)],

@@ -25,8 +25,8 @@ import psycopg
 from kafka import KafkaProducer
 from psycopg import sql
 
-from ioc.core.settings import Settings, TopicSettings
-from ioc.core.topics import delete_topics, ensure_topics
+from ioccore.settings import Settings, TopicSettings
+from ioccore.topics import delete_topics, ensure_topics
 from iocdev import supervise
 from iocdev.supervise import Process, free_port, log_tail
 
@@ -146,7 +146,7 @@ def service_env(settings: Settings) -> dict[str, str]:
 def fresh_database(settings: Settings, prefix: str = "ioc_test") -> Iterator[tuple[str, str]]:
     """A uniquely named database with every migration applied: ``(name, conninfo)``;
     dropped (connections forced off) afterwards."""
-    from ioc.core.db.migrate import apply_migrations
+    from ioccore.db.migrate import apply_migrations
 
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = settings.database.owner_conninfo(dbname="postgres")  # migrations: the owner

@@ -26,7 +26,7 @@ from alerts.ruleload import load_rules
 from alerts.rules import RuleSet
 from alerts.silences import Matcher
 from alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookClient, verify
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from iocdev.sandbox import fresh_database
 
 from alerts.model import CommuneInfo
 from alerts.ruleload import load_rules
-from ioc.core.agencies import parse_registry, write_registry
-from ioc.core.settings import Settings
+from ioccore.agencies import parse_registry, write_registry
+from ioccore.settings import Settings
 from streams.kpi_alerts import KpiTargetAlerts
 
 pytestmark = pytest.mark.integration

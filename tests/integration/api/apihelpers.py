@@ -20,7 +20,7 @@ from alerts import store
 from alerts.model import Transition
 from ioc.api.app import create_app
 from ioc.api.auth import create_key, settings_pepper
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 
 
 @dataclass(frozen=True)

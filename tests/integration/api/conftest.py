@@ -9,7 +9,7 @@ import pytest
 from iocdev.sandbox import fresh_database
 
 from ioc.api.auth import ensure_department
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 from tests.integration.api.apihelpers import ApiDb
 
 

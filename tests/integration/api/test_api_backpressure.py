@@ -18,8 +18,8 @@ from iocdev.sandbox import Pipeline
 from pydantic import SecretStr
 
 from ioc.api.auth import create_key, ensure_department, settings_pepper
-from ioc.core import principals
-from ioc.core.settings import BackpressureSettings, Settings, TopicSettings
+from ioccore import principals
+from ioccore.settings import BackpressureSettings, Settings, TopicSettings
 from tests.integration.api.apihelpers import api_client, bearer
 from tests.integration.api.test_api_gateway_worker import reading
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from ioc.api.auth import ensure_department
-from ioc.core.settings import ROOT, Settings, TopicSettings
+from ioccore.settings import ROOT, Settings, TopicSettings
 from tests.integration.api.apihelpers import ApiDb, api_client, bearer, new_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]

@@ -16,7 +16,7 @@ import pytest
 from iocdev.sandbox import Pipeline
 
 from ioc.api.auth import create_key, ensure_department, settings_pepper
-from ioc.core.settings import Settings, TopicSettings
+from ioccore.settings import Settings, TopicSettings
 from tests.integration.api.apihelpers import api_client, bearer
 from tests.integration.api.test_api_ingest import events_of, read_topic
 

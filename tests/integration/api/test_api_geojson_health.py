@@ -9,7 +9,7 @@ import pytest
 
 from geo.reference import SOURCE, read_reference
 from geo.store import write_units
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 from tests.integration.api.apihelpers import ApiDb, api_client, bearer, firing_alert, new_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]

@@ -16,7 +16,7 @@ from kafka import KafkaConsumer
 from typer.testing import CliRunner
 
 from ioc.cli.apikeys import app as keys_app
-from ioc.core.settings import Settings, TopicSettings, get_settings
+from ioccore.settings import Settings, TopicSettings, get_settings
 from tests.integration.api.apihelpers import ApiDb, api_client, bearer, new_key, with_api
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]

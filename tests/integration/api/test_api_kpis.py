@@ -36,8 +36,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from ioc.core.agencies import parse_registry, write_registry
-from ioc.core.events.record import Record, encode_records
+from ioccore.agencies import parse_registry, write_registry
+from ioccore.events.record import Record, encode_records
 from tests.integration.api.apihelpers import ApiDb, api_client, bearer, new_key
 
 pytestmark = pytest.mark.integration

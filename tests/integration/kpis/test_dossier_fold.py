@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from iocdev.sandbox import fresh_database
 
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from iocdev.sandbox import fresh_database
 from typer.testing import CliRunner
 
 from ioc.cli import app
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 
 pytestmark = pytest.mark.integration
 

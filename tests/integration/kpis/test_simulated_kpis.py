@@ -20,9 +20,9 @@ from iocdev.sandbox import fresh_database
 from iocdev.simulate.generator import events
 from iocdev.simulate.physics import VN_TZ
 
-from ioc.core import kpis
-from ioc.core.agencies import BUNDLED, BUNDLED_VALID_FROM, read_registry, write_registry
-from ioc.core.settings import Settings
+from ioccore import kpis
+from ioccore.agencies import BUNDLED, BUNDLED_VALID_FROM, read_registry, write_registry
+from ioccore.settings import Settings
 
 pytestmark = pytest.mark.integration
 

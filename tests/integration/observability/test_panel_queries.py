@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from iocdev.sandbox import fresh_database
 
-from ioc.core.settings import ROOT, Settings
+from ioccore.settings import ROOT, Settings
 from tests.integration.observability.grafana_expand import Expander
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import yaml
 
-from ioc.core.settings import ROOT, Settings
+from ioccore.settings import ROOT, Settings
 from tests.integration.observability.grafana_expand import Expander
 
 pytestmark = pytest.mark.integration

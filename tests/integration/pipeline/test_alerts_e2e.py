@@ -17,7 +17,7 @@ import httpx
 import pytest
 from iocdev.sandbox import Pipeline, batches, envelope
 
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 from tests.support.rulefiles import pm25_rule, rules_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -22,10 +22,10 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from iocdev.sandbox import fresh_database
 
-from ioc.core.db.maintenance import run_maintenance
-from ioc.core.events.models import Status
-from ioc.core.events.record import Record, encode_records
-from ioc.core.settings import Settings
+from ioccore.db.maintenance import run_maintenance
+from ioccore.events.models import Status
+from ioccore.events.record import Record, encode_records
+from ioccore.settings import Settings
 from streams.stage2 import Enriched, Stage2, make_pool
 
 pytestmark = pytest.mark.integration

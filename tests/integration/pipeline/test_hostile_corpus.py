@@ -21,7 +21,7 @@ import pytest
 from iocdev.sandbox import Pipeline, envelope
 from kafka import KafkaConsumer, KafkaProducer
 
-from ioc.core.settings import ROOT
+from ioccore.settings import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -2,7 +2,7 @@
 
 1. After an end-to-end run (valid events that fire an alert, a late event, a bad
    message, the alert delivered to the stack's Alertmanager) the worker's ``/metrics``
-   has a sample of every metric ``ioc.core.metrics`` declares for workers, except those
+   has a sample of every metric ``ioccore.metrics`` declares for workers, except those
    declared ``ON_EVENT_ONLY`` with a reason.
 2. With Alertmanager unreachable, a real Prometheus scraping the worker and loading
    ``config/prometheus/rules/pipeline.yml`` fires ``IocAlertDeliveryFailing`` (its ``for``
@@ -26,7 +26,7 @@ from iocdev.supervise import free_port
 from prometheus_client import metrics as prom_metrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from ioc.core import metrics
+from ioccore import metrics
 from tests.support.rulefiles import pm25_rule, rules_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -59,7 +59,7 @@ def produce_run(pipe: Pipeline) -> None:
 
 
 def worker_metrics() -> dict[str, str]:
-    """Declared name (as exposed, counters with ``_total``) -> attribute in ioc.core.metrics."""
+    """Declared name (as exposed, counters with ``_total``) -> attribute in ioccore.metrics."""
     out: dict[str, str] = {}
     for attr, value in vars(metrics).items():
         if isinstance(value, prom_metrics.MetricWrapperBase):

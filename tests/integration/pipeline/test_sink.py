@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from ioc.core.events.record import Record, encode_records
+from ioccore.events.record import Record, encode_records
 from streams.degraded import Health
 from streams.retry import run_batch
 from streams.stage2 import Enriched, Refused, Stage2, make_pool

@@ -23,8 +23,8 @@ from iocdev.sandbox import Pipeline, batches, envelope
 from kafka import KafkaProducer
 from kafka.structs import TopicPartition
 
-from ioc.core.settings import stage1_group
-from ioc.core.topics import admin_client
+from ioccore.settings import stage1_group
+from ioccore.topics import admin_client
 from streams.degraded import Health
 from streams.raw_reader import Bounds, RawReader, raw_consumer
 from streams.stage import TopicPartition as StagePartition
@@ -146,8 +146,8 @@ def test_two_workers_split_the_raw_partitions_and_a_killed_ones_are_taken_over(
 
 
 def test_a_department_topic_created_while_the_worker_runs_is_read(pipe: Pipeline) -> None:
-    from ioc.core.settings import TopicSettings
-    from ioc.core.topics import delete_topics, ensure_topics
+    from ioccore.settings import TopicSettings
+    from ioccore.topics import delete_topics, ensure_topics
 
     pipe.query("INSERT INTO departments (code, name, feeds, source_quota) "
                "VALUES ('late', 'Late', %s, 0) RETURNING code", (["sensor"],))

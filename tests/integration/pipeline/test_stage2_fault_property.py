@@ -27,8 +27,8 @@ from psycopg.conninfo import make_conninfo
 
 from alerts.ruleload import load_rules
 from alerts.rules import RuleSet
-from ioc.core.events.record import Record, encode_records
-from ioc.core.settings import Settings
+from ioccore.events.record import Record, encode_records
+from ioccore.settings import Settings
 from streams.alerting import PartitionAlerts
 from streams.degraded import Health
 from streams.retry import run_batch

@@ -22,9 +22,9 @@ from psycopg.conninfo import make_conninfo
 
 from alerts.model import CommuneInfo
 from alerts.ruleload import load_rules
-from ioc.core import metrics
-from ioc.core.events.record import Record, encode_records
-from ioc.core.settings import Settings
+from ioccore import metrics
+from ioccore.events.record import Record, encode_records
+from ioccore.settings import Settings
 from streams.alerting import PartitionAlerts
 from streams.degraded import Health
 from streams.retry import run_batch

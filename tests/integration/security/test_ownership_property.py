@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from iocdev.sandbox import envelope, fresh_database
 
-from ioc.core.events.validate import Validator
-from ioc.core.settings import Settings
+from ioccore.events.validate import Validator
+from ioccore.settings import Settings
 from streams.ownership import DepartmentTopics, Ownership
 from streams.stage1 import InMessage, Stage1
 

@@ -32,9 +32,9 @@ from kafka.errors import (
 )
 from pydantic import SecretStr
 
-from ioc.core import principals
-from ioc.core.settings import KafkaSettings, Settings
-from ioc.core.topics import delete_topics, ensure_topics
+from ioccore import principals
+from ioccore.settings import KafkaSettings, Settings
+from ioccore.topics import delete_topics, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -313,7 +313,7 @@ def test_another_departments_source_is_dead_lettered(ownership_run: OwnershipRun
 def test_auto_registration_stops_at_the_quota(stack: Settings) -> None:
     import asyncio
 
-    from ioc.core.registry import authorise
+    from ioccore.registry import authorise
 
     with fresh_database(stack, "ioc_sec") as (_, conninfo):
         with psycopg.connect(conninfo, autocommit=True) as conn:

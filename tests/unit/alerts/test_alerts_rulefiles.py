@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from alerts.errors import RuleFilesError
 from alerts.ruleload import check_files, load_rules
 from ioc.cli import app
-from ioc.core.settings import ROOT
+from ioccore.settings import ROOT
 
 RULES = ROOT / "config" / "rules"
 

@@ -12,7 +12,7 @@ import pytest
 from alerts.errors import RuleFilesError
 from alerts.kpi_targets import KpiTargetEvaluator, TargetReading
 from alerts.ruleload import KPI_IDS, load_rules
-from ioc.core import kpis
+from ioccore import kpis
 
 RULE = """
 groups:

@@ -11,7 +11,7 @@ import pytest
 
 from ioc.api.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaError
 from ioc.api.ingest import read_body, split_events, validate
-from ioc.core.events.validate import Validator
+from ioccore.events.validate import Validator
 
 
 def event(i: int = 0, **over: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from ioc.core.settings import ROOT
+from ioccore.settings import ROOT
 
 
 def test_console_logic_properties() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from ioc.core.events.reasons import NOT_FROM_THE_VALIDATOR, Reason
-from ioc.core.events.validate import Validator
+from ioccore.events.reasons import NOT_FROM_THE_VALIDATOR, Reason
+from ioccore.events.validate import Validator
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "malformed" / "corpus.jsonl"
 CASES: list[dict[str, Any]] = [json.loads(line) for line in CORPUS.read_text("utf-8").splitlines()]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ioc.core.events.dedupe import SeenKeys
+from ioccore.events.dedupe import SeenKeys
 
 
 class Model:

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ioc.core.events import validate as validate_mod
-from ioc.core.events.reasons import Reason
-from ioc.core.events.validate import (
+from ioccore.events import validate as validate_mod
+from ioccore.events.reasons import Reason
+from ioccore.events.validate import (
     FORBIDDEN_CHARS,
     RUN_COLLAPSE,
     Rejection,

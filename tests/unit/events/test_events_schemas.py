@@ -9,9 +9,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from ioc.core.events import schemas
-from ioc.core.events.reasons import DESCRIPTIONS, Reason
-from ioc.core.events.validate import Validator
+from ioccore.events import schemas
+from ioccore.events.reasons import DESCRIPTIONS, Reason
+from ioccore.events.validate import Validator
 
 ROOT = Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs" / "events.md"
@@ -20,9 +20,9 @@ DOC = ROOT / "docs" / "events.md"
 @pytest.mark.parametrize("name", sorted(schemas.generate()))
 def test_schema_files_match_the_models(name: str) -> None:
     path = schemas.SCHEMA_DIR / name
-    assert path.exists(), "run: .venv/bin/python -m ioc.core.events.schemas"
+    assert path.exists(), "run: .venv/bin/python -m ioccore.events.schemas"
     assert path.read_text("utf-8") == schemas.render(schemas.generate()[name]), (
-        f"{name} is stale: run .venv/bin/python -m ioc.core.events.schemas")
+        f"{name} is stale: run .venv/bin/python -m ioccore.events.schemas")
     jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text("utf-8")))
 
 

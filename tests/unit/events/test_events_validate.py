@@ -8,11 +8,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from ioc.core.errors import ContractError
-from ioc.core.events import units
-from ioc.core.events.models import METRIC_NAMES
-from ioc.core.events.record import Record
-from ioc.core.events.validate import Validator, split_array
+from ioccore.errors import ContractError
+from ioccore.events import units
+from ioccore.events.models import METRIC_NAMES
+from ioccore.events.record import Record
+from ioccore.events.validate import Validator, split_array
 
 NOW = 1_762_160_000.0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from ioc.core.events.reasons import DESCRIPTIONS, Reason
+from ioccore.events.reasons import DESCRIPTIONS, Reason
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOYED = ("ioc", "streams", "geo", "alerts")

@@ -31,7 +31,7 @@ def test_legacy_targets_match_the_pandas_reader() -> None:
 
 
 def test_a_worker_does_not_import_pandas() -> None:
-    code = ("import sys, streams.runtime, geo.index, geo.legacy, streams.alerting; "
+    code = ("import sys, ioc.worker, geo.index, geo.legacy, streams.alerting; "
             "print(sorted(m for m in ('pandas', 'geopandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)

@@ -11,7 +11,7 @@ import shapely
 from geo.errors import CommuneCodeError
 from geo.index import CommuneIndex, index_from_reference
 from geo.legacy import LegacyCodes
-from ioc.core.events.record import UNASSIGNED
+from ioccore.events.record import UNASSIGNED
 
 # x = lon, y = lat. 00002 and 00001 share the edge x = 1; 00003 has a hole;
 # 00009 sits at 60° N where a degree of longitude is half as long.

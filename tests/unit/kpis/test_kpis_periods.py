@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ioc.core import kpis
-from ioc.core.agencies import RegistryFileError, parse_registry
+from ioccore import kpis
+from ioccore.agencies import RegistryFileError, parse_registry
 
 
 @given(st.dates(min_value=date(2001, 1, 1), max_value=date(2099, 12, 1)),

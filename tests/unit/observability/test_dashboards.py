@@ -5,7 +5,7 @@ grafana-foundation-sdk packages ship TypeScript and Python types only), so the m
 shape is checked with the JSON Schema below, written from the Grafana 11.6 dashboard
 types (schemaVersion 41), plus the rules a schema cannot say: unique ids, no overlapping
 panels, datasources that provisioning creates, variables that exist, time columns for
-time series, latitude/longitude for geomaps, metric names from ioc/core/metrics.py.
+time series, latitude/longitude for geomaps, metric names from ioccore/metrics.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 import yaml
 
-from ioc.core.settings import ROOT
+from ioccore.settings import ROOT
 
 GRAFANA = ROOT / "config" / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ioc.core.settings import ROOT
+from ioccore.settings import ROOT
 
 PROMETHEUS = ROOT / "config" / "prometheus"
 RULES = sorted((PROMETHEUS / "rules").glob("*.yml"))

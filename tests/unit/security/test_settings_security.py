@@ -8,8 +8,9 @@ import psycopg.conninfo
 import pytest
 from pydantic import SecretStr
 
-from ioc.core.errors import ConfigError
-from ioc.core.settings import DatabaseSettings, KafkaSettings, Settings, get_settings
+from ioccore.errors import ConfigError
+from ioccore.settings import DatabaseSettings, KafkaSettings, Settings, get_settings
+from streams.faust_options import faust_options
 
 
 def test_a_password_cannot_redirect_the_connection() -> None:
@@ -42,7 +43,7 @@ def test_no_password_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_faust_and_kcat_get_the_same_credentials(tmp_path: Path) -> None:
     k = _kafka(tmp_path, sasl_username="u", sasl_password=SecretStr("p"))
-    creds = k.faust_options()["broker_credentials"]
+    creds = faust_options(k)["broker_credentials"]
     assert (creds.username, creds.password, str(creds.mechanism.value)) == \
         ("u", "p", "SCRAM-SHA-512")
     args = k.kcat_args()
@@ -70,7 +71,7 @@ def test_department_topics_are_named_by_the_pattern() -> None:
 
 
 def test_worker_refuses_a_webhook_without_secret() -> None:
-    from streams.runtime import webhook_client
+    from ioc.worker import webhook_client
 
     base = get_settings()
     alerts = base.alerts.model_copy(update={"webhook_url": "http://127.0.0.1:9/hook"})

@@ -14,7 +14,7 @@ from iocdev.simulate.dossiers import OnlineRise
 from iocdev.simulate.generator import events
 from iocdev.simulate.physics import VN_TZ
 
-from ioc.core.agencies import BUNDLED, parse_registry
+from ioccore.agencies import BUNDLED, parse_registry
 
 START = datetime(2026, 10, 18, tzinfo=VN_TZ)
 SPAN = 28 * 86400.0

@@ -16,7 +16,7 @@ from iocdev.simulate.physics import local_hour
 from typer.testing import CliRunner
 
 from ioc.cli import app
-from ioc.core.events.validate import Validator
+from ioccore.events.validate import Validator
 
 WINTER = datetime.fromisoformat("2025-12-01T00:00:00+07:00")
 SUMMER = datetime.fromisoformat("2025-07-01T00:00:00+07:00")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ioc.core.settings import Settings, stage1_group
+from ioccore.settings import Settings, stage1_group
 from streams.raw_reader import commit_plan, next_offsets, topics_pattern
 from streams.stage1 import InMessage
 
@@ -56,7 +56,7 @@ def test_stage1_has_a_group_of_its_own() -> None:
 def test_the_worker_may_use_both_of_its_groups_and_no_other(settings: Settings) -> None:
     from kafka.admin import ACLOperation, ResourceType
 
-    from ioc.core.principals import worker_grants
+    from ioccore.principals import worker_grants
 
     groups = {(g.name, g.operation, g.prefixed) for g in worker_grants(settings.kafka, "app")
               if g.resource == ResourceType.GROUP}

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from ioc.core import metrics
+from ioccore import metrics
 from streams.degraded import Health, RateLimitFilter
 from streams.retry import backoff_s, classify, run_batch
 from streams.stage import TopicPartition

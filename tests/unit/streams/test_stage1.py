@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from geo.index import index_from_reference
-from ioc.core.events.validate import Validator
+from ioccore.events.validate import Validator
 from streams.stage1 import InMessage, Stage1
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 from iocdev.chaos.load import Published
 from iocdev.chaos.receiver import read_log
 

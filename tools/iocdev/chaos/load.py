@@ -35,7 +35,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 
 PROBE_RULE = """\
 groups:

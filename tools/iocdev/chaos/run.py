@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ioc.core.settings import get_settings
+from ioccore.settings import get_settings
 from iocdev.chaos import stack
 from iocdev.chaos.ledger import Ledger
 from iocdev.chaos.scenarios import SCENARIOS, by_name, run_scenario

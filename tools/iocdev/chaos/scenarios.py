@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 from iocdev import supervise
 from iocdev.chaos import stack
 from iocdev.chaos.ledger import Ledger, alertmanager_communes, collect

@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from ioc.core.settings import ROOT, Settings
+from ioccore.settings import ROOT, Settings
 from iocdev.stack import manager
 
 DEFAULT_HOME = ROOT / ".stack-chaos"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 
 from ioc.api.auth import create_key, settings_pepper
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 
 
 def console_url(settings: Settings) -> str:

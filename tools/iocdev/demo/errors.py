@@ -1,6 +1,6 @@
 """Errors of the demo.
 
-    IocError (ioc.core.errors)
+    IocError (ioccore.errors)
      └── DemoError            a part of the demo failed; names the part and its log
           └── DemoInterruptedError Ctrl-C or SIGTERM reached the demo
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ioc.core.errors import IocError
+from ioccore.errors import IocError
 
 
 class DemoError(IocError):

@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ioc.core.settings import ROOT, Settings
+from ioccore.settings import ROOT, Settings
 from iocdev.demo import queries
 from iocdev.demo.errors import DemoError, DemoInterruptedError
 from iocdev.demo.live import FEEDS, Snapshot, View, scrape
@@ -141,7 +141,7 @@ class Demo:
 
     # -------------------------------------------------------------- steps
     def stack_up(self) -> None:
-        from ioc.core.errors import StackError
+        from ioccore.errors import StackError
         from iocdev.stack import manager
 
         self._step("stack: starting what is not running")
@@ -156,8 +156,8 @@ class Demo:
                                  if pid is not None and before.get(n) is None]
 
     def migrate(self) -> None:
-        from ioc.core.db.migrate import apply_migrations
-        from ioc.core.errors import StorageError
+        from ioccore.db.migrate import apply_migrations
+        from ioccore.errors import StorageError
 
         db = self.settings.database
         self._step(f"database: {db.dbname} migrations")
@@ -193,7 +193,7 @@ class Demo:
 
     def agencies(self) -> None:
         """The bundled agency registry (tiers of the KPIs); a reload changes nothing."""
-        from ioc.core.agencies import BUNDLED, BUNDLED_VALID_FROM, read_registry, write_registry
+        from ioccore.agencies import BUNDLED, BUNDLED_VALID_FROM, read_registry, write_registry
 
         with self._conn() as conn:
             report = write_registry(conn, read_registry(BUNDLED), source=BUNDLED.name,
@@ -201,7 +201,7 @@ class Demo:
         self.echo(f"agencies: {report}")
 
     def topics(self) -> None:
-        from ioc.core.topics import ensure_topics
+        from ioccore.topics import ensure_topics
 
         self._step("topics: ensure")
         try:

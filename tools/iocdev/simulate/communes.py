@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ioc.core.settings import ROOT
+from ioccore.settings import ROOT
 
 DEFAULT_REFERENCE = ROOT / "geo" / "data" / "communes_2025.csv.gz"
 
@@ -70,9 +70,9 @@ def _from_package(province: str) -> list[Commune]:
 def load_communes(province: str = "01", reference: Path | None = None) -> list[Commune]:
     """The communes of ``province`` (two-digit code, e.g. ``"01"`` Hà Nội), sorted by code.
 
-    Raises :class:`ioc.core.errors.ConfigError` for a province with no communes.
+    Raises :class:`ioccore.errors.ConfigError` for a province with no communes.
     """
-    from ioc.core.errors import ConfigError
+    from ioccore.errors import ConfigError
 
     path = reference or DEFAULT_REFERENCE
     communes = _from_reference(path, province) if path.exists() else _from_package(province)

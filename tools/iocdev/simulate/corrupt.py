@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from ioc.core.events.reasons import Reason
+from ioccore.events.reasons import Reason
 
 _enc = msgspec.json.Encoder()
 Payload = dict[str, Any]

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from ioc.core.events.reasons import Reason
+from ioccore.events.reasons import Reason
 from iocdev.simulate import dossiers, physics
 from iocdev.simulate.communes import Commune, load_communes
 from iocdev.simulate.corrupt import corrupt

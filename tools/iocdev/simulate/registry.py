@@ -1,4 +1,4 @@
-"""The bundled agency registry (``ioc/core/data/agencies_2025.csv.gz``), generated from
+"""The bundled agency registry (``ioccore/data/agencies_2025.csv.gz``), generated from
 the geo reference for the simulator's agencies in all 34 provinces.
 
     python -m iocdev.simulate.registry           # write the file
@@ -19,7 +19,7 @@ import io
 import sys
 from pathlib import Path
 
-from ioc.core.agencies import BUNDLED, Agency, format_registry
+from ioccore.agencies import BUNDLED, Agency, format_registry
 from iocdev.simulate.communes import DEFAULT_REFERENCE
 from iocdev.simulate.dossiers import PROVINCE_DEPARTMENTS, agency_name, commune_agency
 

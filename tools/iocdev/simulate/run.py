@@ -12,7 +12,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from ioc.core.metrics import SIM_EVENTS_SENT
+from ioccore.metrics import SIM_EVENTS_SENT
 from iocdev.simulate.dossiers import OnlineRise
 from iocdev.simulate.generator import events
 from iocdev.simulate.targets import Target, encode

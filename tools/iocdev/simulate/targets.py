@@ -134,7 +134,7 @@ class HttpTarget:
         self._batcher = _Batcher(batch, max_delay_s, self._flush)
 
     def _flush(self, group: object, values: list[bytes]) -> None:
-        from ioc.core.errors import DeliveryError
+        from ioccore.errors import DeliveryError
 
         body = b"\n".join(values) + b"\n"
         for _attempt in range(10):

@@ -10,7 +10,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from ioc.core.errors import StackError
+from ioccore.errors import StackError
 
 
 def missing(packages: list[str]) -> list[str]:
@@ -60,7 +60,7 @@ def install(packages: list[str], *, log: Path, service: str = "apt") -> list[str
 
 def main(packages: list[str]) -> None:
     """Install what is missing of ``packages`` (``make setup``: chromium, node/npm)."""
-    from ioc.core.settings import get_settings
+    from ioccore.settings import get_settings
 
     settings = get_settings()
     done = install(packages, log=settings.resolve(settings.stack.home) / "logs" / "apt.log")

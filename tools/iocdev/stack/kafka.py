@@ -24,7 +24,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from ioc.core.errors import StackError
+from ioccore.errors import StackError
 from iocdev.stack.ready import port_open
 from iocdev.stack.service import Service
 
@@ -118,7 +118,7 @@ class Kafka(Service):
 
     def secret(self, user: str) -> str:
         """The user's password, generated (once) into the secrets folder."""
-        from ioc.core.principals import new_secret
+        from ioccore.principals import new_secret
 
         self.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.secrets / f"{user}.password"
@@ -193,7 +193,7 @@ class Kafka(Service):
     def provision(self) -> None:
         """The IOC's own principals with at least their ACLs (idempotent; passwords kept;
         grants other pipelines on this stack added are left alone)."""
-        from ioc.core import principals as p
+        from ioccore import principals as p
 
         kafka = self.settings.kafka
         names = kafka.principals

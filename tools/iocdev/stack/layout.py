@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ioc.core.settings import ROOT, Settings
+from ioccore.settings import ROOT, Settings
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ioc.core.errors import StackError
-from ioc.core.settings import Settings
+from ioccore.errors import StackError
+from ioccore.settings import Settings
 from iocdev import supervise
 from iocdev.stack import apt
 from iocdev.stack.kafka import Kafka

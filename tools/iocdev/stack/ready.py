@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from ioc.core.errors import StackError
+from ioccore.errors import StackError
 from iocdev import supervise
 
 

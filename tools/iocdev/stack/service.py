@@ -6,7 +6,7 @@ import signal
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from ioc.core.settings import Settings
+from ioccore.settings import Settings
 from iocdev.stack.layout import Layout
 from iocdev.supervise import PidFile
 

@@ -22,7 +22,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 """The project checkout (config/, .stack/ and reports/ are resolved against it)."""
 
 
@@ -132,14 +132,14 @@ class KafkaSettings(_Section):
     def client_options(self) -> dict[str, Any]:
         """Security options in kafka-python/aiokafka spelling (both accept these names).
 
-        Raises :class:`ioc.core.errors.ConfigError` when SASL is configured and no
+        Raises :class:`ioccore.errors.ConfigError` when SASL is configured and no
         password is found: a client without one would only fail later, less clearly.
         """
         opts: dict[str, Any] = {"security_protocol": self.security_protocol}
         if self.uses_sasl:
             password = self.password()
             if password is None:
-                from ioc.core.errors import ConfigError
+                from ioccore.errors import ConfigError
 
                 raise ConfigError(
                     f"no Kafka password for principal {self.username}: set "
@@ -161,19 +161,6 @@ class KafkaSettings(_Section):
             ctx.load_cert_chain(str(self.ssl_certfile),
                                 str(self.ssl_keyfile) if self.ssl_keyfile else None)
         return ctx
-
-    def faust_options(self) -> dict[str, Any]:
-        """``broker_credentials`` for faust (which ignores kafka-python option names)."""
-        if not self.uses_sasl:
-            if self.security_protocol == "SSL":
-                return {"broker_credentials": self.ssl_context()}
-            return {}
-        import faust
-
-        opts = self.client_options()
-        return {"broker_credentials": faust.SASLCredentials(
-            username=opts["sasl_plain_username"], password=opts["sasl_plain_password"],
-            mechanism=opts["sasl_mechanism"], ssl_context=opts.get("ssl_context"))}
 
     def kcat_args(self) -> list[str]:
         """``-X`` options for kcat (librdkafka spelling), password included: never log."""

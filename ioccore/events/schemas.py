@@ -1,8 +1,8 @@
 """JSON Schema files generated from the models: ``config/schemas/*.json``.
 
-Regenerate after changing :mod:`ioc.core.events.models` or :mod:`ioc.core.events.units`::
+Regenerate after changing :mod:`ioccore.events.models` or :mod:`ioccore.events.units`::
 
-    .venv/bin/python -m ioc.core.events.schemas
+    .venv/bin/python -m ioccore.events.schemas
 
 A unit test fails when the files differ from what this module generates.
 Rules JSON Schema cannot state (physical ranges after unit conversion, resolved_at
@@ -18,9 +18,9 @@ from typing import Annotated, Any
 
 import msgspec
 
-from ioc.core.events import units
-from ioc.core.events.models import BODY_V1_BY_FEED, EnvelopeV1
-from ioc.core.settings import ROOT
+from ioccore.events import units
+from ioccore.events.models import BODY_V1_BY_FEED, EnvelopeV1
+from ioccore.settings import ROOT
 
 SCHEMA_DIR = ROOT / "config" / "schemas"
 BASE_ID = "https://ioc.example.gov.vn/schemas/"

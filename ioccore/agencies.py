@@ -32,8 +32,8 @@ from typing import Any, Final
 
 import psycopg
 
-from ioc.core.db.versioned import LoadReport, Versioned, apply_versions
-from ioc.core.errors import ConfigError
+from ioccore.db.versioned import LoadReport, Versioned, apply_versions
+from ioccore.errors import ConfigError
 
 BUNDLED: Final = Path(__file__).with_name("data") / "agencies_2025.csv.gz"
 """The default registry: the simulator's agencies in every province."""
@@ -153,7 +153,7 @@ _TABLE: Final = Versioned(
 def write_registry(conn: psycopg.Connection[Any], agencies: list[Agency], *, source: str,
                    valid_from: date) -> LoadReport:
     """Load ``agencies`` valid from ``valid_from`` in one transaction (commits); the
-    history rule is :mod:`ioc.core.db.versioned`'s, the same as for boundaries."""
+    history rule is :mod:`ioccore.db.versioned`'s, the same as for boundaries."""
     with conn.transaction():
         conn.execute("LOCK TABLE agencies IN SHARE ROW EXCLUSIVE MODE")
         conn.execute(_STAGE)

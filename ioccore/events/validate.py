@@ -8,7 +8,7 @@ Contract of :meth:`Validator.validate`:
   scanner when it does not parse as a whole).
 * It never raises for any input bytes (nor for a tombstone, ``None``); every problem
   becomes a :class:`Rejection` with a stable reason code from
-  :class:`ioc.core.events.reasons.Reason`. A bug in a check is caught per element and
+  :class:`ioccore.events.reasons.Reason`. A bug in a check is caught per element and
   reported as ``internal_error`` for that element alone.
 * Every element of a batch ends up in exactly one place: a ``Record`` or a
   ``Rejection`` (whose ``index``/``count`` say which elements it covers). A batch that
@@ -16,7 +16,7 @@ Contract of :meth:`Validator.validate`:
   a malformed run becomes one piece. Amplification is bounded: more than
   ``max_events`` elements is one ``too_many_events`` rejection, and a run of more than
   :data:`RUN_COLLAPSE` consecutive rejected elements is one rejection with a count.
-* Accepted events become :class:`ioc.core.events.record.Record` with canonical units,
+* Accepted events become :class:`ioccore.events.record.Record` with canonical units,
   ``occurred_at`` in UTC, ``received_at=now``, and ``commune_code`` as sent (geo
   ``"code"``) or ``"unassigned"`` for the geo join to fill.
 * Speed: valid messages go through one typed msgspec decode and a few checks per event.
@@ -24,7 +24,7 @@ Contract of :meth:`Validator.validate`:
   name the first failing field and its precise reason.
 * Duplicates: the validator remembers the last ``dedupe_capacity`` accepted
   (source_id, event_id) pairs (first in, first out, hashed to 64 bits, about 16 bytes a
-  key: :mod:`ioc.core.events.dedupe`, which also bounds the chance of a hash collision).
+  key: :mod:`ioccore.events.dedupe`, which also bounds the chance of a hash collision).
   The state is per process; since messages are keyed by source_id a source's events
   reach one worker.
 """
@@ -43,9 +43,9 @@ from typing import Any, Final
 import msgspec
 import msgspec.inspect as mi
 
-from ioc.core.events import units
-from ioc.core.events.dedupe import SeenKeys
-from ioc.core.events.models import (
+from ioccore.events import units
+from ioccore.events.dedupe import SeenKeys
+from ioccore.events.models import (
     ENVELOPE_V1_BY_FEED,
     EVENT_TIME_MIN,
     FEED_OF,
@@ -57,8 +57,8 @@ from ioc.core.events.models import (
     TrafficBodyV1,
     TrafficEnvelopeV1,
 )
-from ioc.core.events.reasons import Reason
-from ioc.core.events.record import FEEDS, UNASSIGNED, Record
+from ioccore.events.reasons import Reason
+from ioccore.events.record import FEEDS, UNASSIGNED, Record
 
 RAW_KEEP_OVERSIZE: Final = 65_536
 """Bytes of an oversize message kept in its rejection (the rest would not fit a topic)."""

@@ -1,4 +1,4 @@
-"""Versioned SQL migrations: ``ioc/core/db/migrations/NNNN_name.sql`` applied in order.
+"""Versioned SQL migrations: ``ioccore/db/migrations/NNNN_name.sql`` applied in order.
 
 Each file runs in its own transaction and is recorded in ``schema_migrations`` with its
 checksum, so applying twice is a no-op and an edited, already-applied file is refused
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 
-from ioc.core.errors import StorageError
+from ioccore.errors import StorageError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")

@@ -10,7 +10,7 @@ Kafka topics). A row of ``sources`` is a registration. Sources are registered
   gets a contested id.
 
 :func:`authorise` answers for a batch of (source, feed) claims in one transaction and
-returns the refusals with their reason codes (:class:`ioc.core.events.reasons.Reason`).
+returns the refusals with their reason codes (:class:`ioccore.events.reasons.Reason`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 
-from ioc.core.events.reasons import Reason
+from ioccore.events.reasons import Reason
 
 FEEDS = ("sensor", "traffic", "service")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from ioc.core.settings import KafkaSettings, TopicSettings
+from ioccore.settings import KafkaSettings, TopicSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,9 +173,9 @@ def accepted_units(metric: str) -> list[str]:
 def convert(metric: str, value: float, unit: str) -> float:
     """``value`` in ``unit`` expressed in the metric's canonical unit.
 
-    Raises :class:`ioc.core.errors.ContractError` for a refused unit.
+    Raises :class:`ioccore.errors.ContractError` for a refused unit.
     """
-    from ioc.core.errors import ContractError
+    from ioccore.errors import ContractError
 
     hit = lookup(metric, unit)
     if hit is None:

@@ -15,9 +15,9 @@ from alerts.outbox import OutboxDelivery
 from alerts.ruleload import load_rules_dir
 from alerts.webhook import WebhookClient
 from geo.index import CommuneIndex
-from ioc.core.errors import ConfigError, GeoError
-from ioc.core.events.validate import Validator
-from ioc.core.settings import Settings, get_settings
+from ioccore.errors import ConfigError, GeoError
+from ioccore.events.validate import Validator
+from ioccore.settings import Settings, get_settings
 from streams.alerting import commune_names
 from streams.app import Parts, build_app
 from streams.degraded import quiet_libraries
@@ -132,7 +132,7 @@ def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
 def department_topics(settings: Settings, topics: DepartmentTopics) -> tuple[str, ...]:
     """The department topics that exist at start (logged); ones created later are read too,
     through the stage-1 reader's topic pattern (streams/raw_reader.py)."""
-    from ioc.core.topics import admin_client
+    from ioccore.topics import admin_client
 
     admin = admin_client(settings.kafka)
     try:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 
-from ioc.core.db.edition import timescale_edition
+from ioccore.db.edition import timescale_edition
 
 _LOCK_KEY = 0x10C_0002
 _POLICY_WINDOW = timedelta(days=3)  # start_offset of the continuous aggregate policy

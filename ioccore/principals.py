@@ -41,9 +41,9 @@ from kafka.admin import (
 )
 from kafka.errors import TopicAlreadyExistsError
 
-from ioc.core.errors import ConfigError
-from ioc.core.settings import KafkaSettings, stage1_group
-from ioc.core.topics import admin_client, topic_config
+from ioccore.errors import ConfigError
+from ioccore.settings import KafkaSettings, stage1_group
+from ioccore.topics import admin_client, topic_config
 
 DEPARTMENT_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 """Department codes become topic and principal names: keep them plain."""

@@ -5,8 +5,8 @@ The three envelope classes are a tagged union on ``feed``, so one decoder reads 
 feed. Constraints that JSON Schema can express (types, enums, bounds, patterns) live
 here as ``msgspec.Meta``; those it cannot (units per metric, physical ranges after
 conversion, cross-field rules, duplicates, future timestamps) live in
-:mod:`ioc.core.events.validate`. ``config/schemas/*.json`` are generated from these classes
-by :mod:`ioc.core.events.schemas` and a unit test keeps them identical.
+:mod:`ioccore.events.validate`. ``config/schemas/*.json`` are generated from these classes
+by :mod:`ioccore.events.schemas` and a unit test keeps them identical.
 
 Field order matters: the diagnostic pass reports the first failing field in it.
 """

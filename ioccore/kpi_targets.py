@@ -24,8 +24,8 @@ from typing import Any, Final
 
 import psycopg
 
-from ioc.core.errors import ConfigError
-from ioc.core.kpis import KPI_IDS
+from ioccore.errors import ConfigError
+from ioccore.kpis import KPI_IDS
 
 TIERS: Final = ("*", "province", "commune", "unassigned")
 _PROVINCE = re.compile(r"^([0-9]{2}|\*)$")

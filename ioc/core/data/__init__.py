@@ -1,1 +1,0 @@
-"""Bundled data of ioc.core (the default agency registry)."""

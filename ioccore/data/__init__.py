@@ -1,0 +1,1 @@
+"""Bundled data of ioccore (the default agency registry)."""
