@@ -12,7 +12,20 @@ from importlib.metadata import entry_points
 
 import typer
 
-from ioc.cli import agencies, alerts, apikeys, db, geo, kafka, kpis, rules, run, sources, topics
+from ioc.cli import (
+    agencies,
+    alerts,
+    apikeys,
+    db,
+    geo,
+    kafka,
+    kpis,
+    mqtt,
+    rules,
+    run,
+    sources,
+    topics,
+)
 
 HELP = ("IOC event-processing backend: workers, HTTP API, database, topics, boundaries, "
         "alert rules and operator actions.")
@@ -28,6 +41,8 @@ app.add_typer(kpis.app, name="kpis", help="Public-service KPI targets.")
 app.add_typer(rules.app, name="rules", help="Alert rule files: check and unit-test.")
 app.add_typer(alerts.app, name="alerts", help="Operator actions on alerts.")
 app.command("worker")(run.worker)
+app.command("mqtt-bridge")(mqtt.bridge)
+app.add_typer(mqtt.app, name="mqtt", help="MQTT users and Mosquitto's files.")
 api_app = typer.Typer(invoke_without_command=True, help="HTTP API server and its keys.")
 api_app.callback(invoke_without_command=True)(run.api)
 api_app.add_typer(apikeys.app, name="keys", help="Create, list and revoke API keys.")

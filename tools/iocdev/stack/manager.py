@@ -1,4 +1,4 @@
-"""``up``, ``down`` and ``status`` over the four local services."""
+"""``up``, ``down`` and ``status`` over the local services."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from iocdev import supervise
 from iocdev.stack import apt
 from iocdev.stack.kafka import Kafka
 from iocdev.stack.layout import Layout
+from iocdev.stack.mosquitto import Mosquitto
 from iocdev.stack.postgres import Postgres
 from iocdev.stack.prometheus import Alertmanager, Prometheus
 from iocdev.stack.ready import port_open
 from iocdev.stack.service import Service
 
-SERVICES: tuple[str, ...] = ("kafka", "postgres", "prometheus", "alertmanager")
+SERVICES: tuple[str, ...] = ("kafka", "postgres", "prometheus", "alertmanager",
+                             "mosquitto")
 """Start order; ``down`` stops in reverse."""
 
 Echo = Callable[[str], None]
@@ -46,7 +48,8 @@ def services(settings: Settings, only: Sequence[str] = ()) -> list[Service]:
     layout = Layout.from_settings(settings)
     classes: dict[str, type[Service]] = {"kafka": Kafka, "postgres": Postgres,
                                          "prometheus": Prometheus,
-                                         "alertmanager": Alertmanager}
+                                         "alertmanager": Alertmanager,
+                                         "mosquitto": Mosquitto}
     return [classes[name](settings, layout) for name in SERVICES if not only or name in only]
 
 
