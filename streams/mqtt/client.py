@@ -62,6 +62,7 @@ class MqttClient:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         self.client = c
 
     def start(self) -> None:
@@ -102,6 +103,14 @@ class MqttClient:
         log.info("connected to MQTT %s:%s (session present: %s)", self.settings.host,
                  self.settings.bridge_port, getattr(flags, "session_present", None))
         client.subscribe(shared_filter(self.settings), options=SubscribeOptions(qos=1))
+
+    def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int,
+                      reasons: list[ReasonCode], properties: Properties | None) -> None:
+        failed = [r for r in reasons if r.is_failure]
+        if failed:
+            log.error("subscription to %s refused: %s", shared_filter(self.settings), failed)
+        else:
+            log.info("subscribed to %s", shared_filter(self.settings))
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any,
                        reason: ReasonCode, properties: Properties | None) -> None:
