@@ -15,7 +15,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ioc.api import alerts, console, console_data, console_feeds, geojson, health, ingest, kpis
+from ioc.api import (
+    alerts,
+    console,
+    console_data,
+    console_feeds,
+    geojson,
+    health,
+    ingest,
+    kpis,
+    ngsi,
+)
 from ioc.api.deps import Resources
 from ioc.api.errors import ApiError
 from ioc.api.limits import BodyLimit
@@ -69,6 +79,7 @@ def create_app(settings: Settings | None = None, *,
 
     app.include_router(health.router)
     app.include_router(ingest.router)
+    app.include_router(ngsi.router)
     app.include_router(alerts.router)
     app.include_router(geojson.router)
     app.include_router(kpis.router)

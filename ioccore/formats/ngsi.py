@@ -72,7 +72,12 @@ def _short_type(value: Any) -> str | None:
 
 
 def _attr(entity: dict[str, Any], name: str) -> Any:
+    """The attribute ``name``, matched in any case (the models' examples spell ``NO2``
+    in one version and ``no2`` in the next)."""
     value = entity.get(name)
+    if value is None:
+        lower = name.lower()
+        value = next((v for k, v in entity.items() if k.lower() == lower), None)
     if isinstance(value, list) and value:  # a multi-attribute: its default instance
         plain = [v for v in value if isinstance(v, dict) and "datasetId" not in v]
         value = (plain or value)[0]
@@ -80,7 +85,11 @@ def _attr(entity: dict[str, Any], name: str) -> Any:
 
 
 def _is_typed(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("type") in _TYPED
+    """A normalized attribute: NGSI-LD (``Property``, ...) or NGSI v2 style (``Number``,
+    ``DateTime``, ``geo:json``) with its ``value``; a keyValues value such as an address
+    object or a GeoJSON geometry has no ``value`` member."""
+    return isinstance(value, dict) and (value.get("type") in _TYPED or (
+        isinstance(value.get("type"), str) and "value" in value))
 
 
 def _value(attr: Any) -> Any:
