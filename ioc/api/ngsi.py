@@ -20,6 +20,7 @@ dead-letter topic with its reason (a broker does not read answers), source topic
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import orjson
@@ -35,6 +36,7 @@ from ioccore.formats.problems import INVALID_NGSI, Problem
 from ioccore.metrics import NGSI_EVENTS
 from streams.stage1 import DeadLetter
 
+log = logging.getLogger("ioc.api.ngsi")
 router = APIRouter(tags=["ngsi-ld"])
 
 MEDIA_TYPES = frozenset({"application/json", "application/ld+json", ""})
@@ -141,8 +143,16 @@ async def _dead_letters(res: Resources, origin: str, entities: list[Any],
                                       v.message or "", e["feed"], origin, -1, -1, None))
     if not letters:
         return
+    # best effort: the refusals are in the answer whatever happens here
     producer = res.require_producer()
     topic = res.settings.kafka.topics.deadletter.name
-    sends = [await producer.send(topic, value=d.value, key=d.key, headers=d.headers())
-             for d in letters]
-    await asyncio.gather(*sends, return_exceptions=True)  # best effort: answered anyway
+    sends = []
+    try:
+        for d in letters:
+            sends.append(await producer.send(topic, value=d.value, key=d.key,
+                                             headers=d.headers()))
+    except Exception as exc:
+        log.warning("NGSI-LD dead letters not produced: %s", type(exc).__name__)
+    for outcome in await asyncio.gather(*sends, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            log.warning("NGSI-LD dead letter not acknowledged: %s", type(outcome).__name__)
