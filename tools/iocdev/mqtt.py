@@ -192,6 +192,13 @@ class Publisher:
         while len(self.acked) < n and time.monotonic() < deadline:
             time.sleep(0.05)
 
+    def drain(self, timeout: float = 60.0) -> int:
+        """Wait until the broker acknowledged everything published; how many are not."""
+        deadline = time.monotonic() + timeout
+        while self._mids and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return len(self._mids)
+
     def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
