@@ -339,6 +339,8 @@ class MqttSettings(_Section):
     topic_root: str = "ioc"
     """Departments publish under ``<topic_root>/<department>/<feed>/<source_id>``."""
     share_group: str = "ioc-bridge"
+    """MQTT 5 shared subscription group; "" subscribes plainly (a single bridge that must
+    lose nothing across Mosquitto restarts: docs/mqtt.md, "Mosquitto restarts")."""
     client_id: str = "ioc-bridge-0"
     """Stable per bridge instance: its persistent session (queued messages) follows it."""
     username: str = "ioc-bridge"

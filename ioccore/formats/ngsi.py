@@ -71,13 +71,19 @@ def _short_type(value: Any) -> str | None:
     return value.rsplit("/", 1)[-1].rsplit("#", 1)[-1]
 
 
+def _short_name(key: str) -> str:
+    return key.rsplit("/", 1)[-1].rsplit("#", 1)[-1].lower()
+
+
 def _attr(entity: dict[str, Any], name: str) -> Any:
     """The attribute ``name``, matched in any case (the models' examples spell ``NO2``
-    in one version and ``no2`` in the next)."""
+    in one version and ``no2`` in the next) and also when a broker sent it expanded
+    (``https://smartdatamodels.org/dataModel.Environment/NO2``: a subscription whose
+    ``@context`` lacks the model's)."""
     value = entity.get(name)
     if value is None:
         lower = name.lower()
-        value = next((v for k, v in entity.items() if k.lower() == lower), None)
+        value = next((v for k, v in entity.items() if _short_name(k) == lower), None)
     if isinstance(value, list) and value:  # a multi-attribute: its default instance
         plain = [v for v in value if isinstance(v, dict) and "datasetId" not in v]
         value = (plain or value)[0]

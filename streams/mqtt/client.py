@@ -37,7 +37,11 @@ log = logging.getLogger("ioc.mqtt.client")
 
 
 def shared_filter(mqtt: MqttSettings) -> str:
-    """``$share/<group>/<root>/+/+/+``: each message goes to one bridge of the group."""
+    """``$share/<group>/<root>/+/+/+``: each message goes to one bridge of the group;
+    ``<root>/+/+/+`` when ``mqtt.share_group`` is empty (one bridge: Mosquitto 2.0.11
+    restores a plain subscription after its own restart, not a shared one; docs/mqtt.md)."""
+    if not mqtt.share_group:
+        return f"{mqtt.topic_root}/+/+/+"
     return f"$share/{mqtt.share_group}/{mqtt.topic_root}/+/+/+"
 
 

@@ -101,22 +101,22 @@ def private_broker(tmp: Path, *, bridge_password: str = "bridge-test-secret"
         broker.stop()
 
 
-def bridge_env(pipe: Pipeline, broker: Broker, client_id: str = "ioc-bridge-test"
-               ) -> dict[str, str]:
+def bridge_env(pipe: Pipeline, broker: Broker, client_id: str = "ioc-bridge-test",
+               *, shared: bool = True) -> dict[str, str]:
     """Environment of an ``ioc mqtt-bridge`` on the pipeline's topics and database."""
     env = pipe.env(free_port())
     env.update({"IOC__MQTT__PORT": str(broker.port), "IOC__MQTT__CLIENT_ID": client_id,
                 "IOC__MQTT__PASSWORD": broker.mqtt.secret() or "",
-                "IOC__MQTT__SHARE_GROUP": f"g{broker.port}"})
+                "IOC__MQTT__SHARE_GROUP": f"g{broker.port}" if shared else ""})
     return env
 
 
 def start_bridge(pipe: Pipeline, broker: Broker, tmp: Path, n: int = 0,
                  client_id: str | None = None, *, wait: bool = True,
-                 append: bool = False) -> Process:
+                 append: bool = False, shared: bool = True) -> Process:
     """An ``ioc mqtt-bridge`` process; with ``wait``, returns once it has subscribed
     (the first time its session exists: what is published before is not queued)."""
-    env = bridge_env(pipe, broker, client_id or f"ioc-bridge-test-{n}")
+    env = bridge_env(pipe, broker, client_id or f"ioc-bridge-test-{n}", shared=shared)
     log = tmp / f"bridge-{n}.log"
     start = log.stat().st_size if append and log.exists() else 0
     proc = supervise.spawn(f"mqtt-bridge-{n}",
@@ -145,6 +145,8 @@ class Publisher:
     client_id: str
     client: paho.Client = field(init=False)
     acked: set[int] = field(default_factory=set)
+    refused: dict[str, int] = field(default_factory=dict)
+    """PUBACK failure reasons (e.g. "Not authorized") and how often."""
     _mids: dict[int, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     connected: threading.Event = field(default_factory=threading.Event)
@@ -186,6 +188,9 @@ class Publisher:
             index = self._mids.pop(mid, None)
         if index is not None and not getattr(reason, "is_failure", False):
             self.acked.add(index)
+        elif index is not None:
+            with self._lock:
+                self.refused[str(reason)] = self.refused.get(str(reason), 0) + 1
 
     def wait_acked(self, n: int, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

@@ -138,3 +138,15 @@ def test_notification_upsert_and_unknown_types() -> None:
     assert ngsi.entities_of({"type": "Notification", "data": 1})[1] is not None
     assert ngsi.entities_of(5)[1] is not None
     assert ngsi.entities_of([{}] * (ngsi.MAX_ENTITIES + 1))[1] is not None
+
+
+def test_expanded_attribute_names_and_type() -> None:
+    entity = {"id": "urn:x:1", "type": "https://smartdatamodels.org/dataModel.Environment/"
+              "AirQualityObserved",
+              "https://smartdatamodels.org/dateObserved": {
+                  "type": "Property", "value": "2025-11-03T01:00:00Z"},
+              "https://smartdatamodels.org/dataModel.Environment/pm25": {
+                  "type": "Property", "value": 42, "unitCode": "GQ"}}
+    events, problems = ngsi.convert([entity], department="env")
+    assert problems == []
+    assert [(e["body"]["metric"], e["body"]["value"]) for e in events] == [("pm25", 42.0)]
