@@ -148,6 +148,7 @@ class Publisher:
     refused: dict[str, int] = field(default_factory=dict)
     """PUBACK failure reasons (e.g. "Not authorized") and how often."""
     _mids: dict[int, int] = field(default_factory=dict)
+    _early: dict[int, str | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     connected: threading.Event = field(default_factory=threading.Event)
 
@@ -178,19 +179,30 @@ class Publisher:
         if content_type is not None:
             props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.ContentType = content_type
+        # never call paho while holding our lock: its network thread holds paho's own
+        # lock when it calls _on_publish, which takes ours (a lock-order deadlock)
+        info = self.client.publish(topic, payload, qos=1, properties=props)
         with self._lock:
-            info = self.client.publish(topic, payload, qos=1, properties=props)
-            self._mids[info.mid] = index
+            if info.mid in self._early:
+                self._settle(index, self._early.pop(info.mid))
+            else:
+                self._mids[info.mid] = index
+
+    def _settle(self, index: int, reason: str | None) -> None:
+        if reason is None:
+            self.acked.add(index)
+        else:
+            self.refused[reason] = self.refused.get(reason, 0) + 1
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any,
                     properties: Any) -> None:
+        failure = str(reason) if getattr(reason, "is_failure", False) else None
         with self._lock:
             index = self._mids.pop(mid, None)
-        if index is not None and not getattr(reason, "is_failure", False):
-            self.acked.add(index)
-        elif index is not None:
-            with self._lock:
-                self.refused[str(reason)] = self.refused.get(str(reason), 0) + 1
+            if index is None:  # PUBACK before publish() recorded the mid
+                self._early[mid] = failure
+            else:
+                self._settle(index, failure)
 
     def wait_acked(self, n: int, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
