@@ -47,7 +47,7 @@ const vi = {
   paid_online_share: "Tỷ lệ thanh toán trực tuyến", digitised_share: "Tỷ lệ số hóa hồ sơ",
   show_more: "Hiện thêm {n}", unknown: "không rõ",
   truncated: "Quá nhiều cảnh báo: chỉ hiển thị 20.000 cảnh báo thay đổi gần nhất. Hãy lọc theo tỉnh, quy tắc hoặc mức độ.",
-  kpi_drill: "Xem theo xã/phường", dossiers_short: "Hồ sơ", day: "Ngày", tier_province: "Cấp tỉnh", tier_commune: "Cấp xã", tier_unassigned: "Chưa phân cấp",
+  kpi_drill: "Xem theo xã/phường", dossiers_received: "Hồ sơ tiếp nhận", dossiers_short: "Hồ sơ", day: "Ngày", tier_province: "Cấp tỉnh", tier_commune: "Cấp xã", tier_unassigned: "Chưa phân cấp",
 };
 
 const en = {
@@ -97,7 +97,7 @@ const en = {
   paid_online_share: "Fees paid online", digitised_share: "Records digitised",
   show_more: "Show {n} more", unknown: "unknown",
   truncated: "Too many alerts: only the 20,000 most recently changed are shown. Filter by province, rule or severity.",
-  kpi_drill: "By commune", dossiers_short: "Dossiers", day: "Day", tier_province: "Province tier", tier_commune: "Commune tier", tier_unassigned: "Unassigned",
+  kpi_drill: "By commune", dossiers_received: "Dossiers received", dossiers_short: "Dossiers", day: "Day", tier_province: "Province tier", tier_commune: "Commune tier", tier_unassigned: "Unassigned",
 };
 
 const dicts = { vi, en };
