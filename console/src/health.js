@@ -7,15 +7,36 @@ import { state } from "./state.js";
 import { loadFeeds } from "./store.js";
 import { kpiStrip } from "./kpis.js";
 
+/** A table whose rows become labelled blocks on a narrow screen (`.stacked`, style.css). */
+function stackedTable(cls, cols, head, rows) {
+  return h("div", { class: "table-wrap" }, h("table", { class: `table stacked ${cls}` },
+    cols ? h("colgroup", {}, cols.map((c) => h("col", { class: c }))) : null,
+    h("thead", {}, h("tr", {}, head.map((x) => h("th", { scope: "col", text: x })))),
+    h("tbody", {}, rows)));
+}
+
+function cell(label, content, attrs = {}) {
+  return h("td", { ...attrs, "data-label": label }, content);
+}
+
 function deadLetters(rows) {
-  // Fixed layout with set column widths: long ids, reasons and messages wrap inside the
-  // card instead of widening the table past it (1920 px, three cards a row).
-  return h("div", { class: "table-wrap" }, h("table", { class: "table deadletters" },
-    h("colgroup", {}, ["dl-at", "dl-source", "dl-event", "dl-reason", "dl-message", "dl-raw"].map((c) => h("col", { class: c }))),
-    h("thead", {}, h("tr", {}, [t("at"), "source_id", t("event"), t("reason"), t("message"), t("raw")].map((x) => h("th", { scope: "col", text: x })))),
-    h("tbody", {}, rows.map((x) => h("tr", {}, h("td", { text: fmtTime(x.at) }), h("td", { text: x.source_id || "" }),
-      h("td", { text: x.event_id || "" }), h("td", {}, h("code", { text: x.reason })), h("td", { text: x.message }),
-      h("td", {}, h("details", {}, h("summary", { text: t("raw") }), h("pre", { class: "raw", text: x.value }))))))));
+  // Fixed layout, set column widths, long ids wrapping anywhere and the raw event on a
+  // row of its own across the card: nothing widens the table past its card (three cards
+  // a row at 1920 px), and on a phone each dead letter is a block of labelled lines.
+  const head = [t("at"), "source_id", t("event"), t("reason"), t("message")];
+  return stackedTable("deadletters", ["dl-at", "dl-source", "dl-event", "dl-reason", "dl-message"], head,
+    rows.map((x) => [
+      h("tr", { class: "dl" }, cell(head[0], fmtTime(x.at)), cell(head[1], x.source_id || ""),
+        cell(head[2], x.event_id || "", { class: "id" }), cell(head[3], h("code", { text: x.reason })), cell(head[4], x.message)),
+      h("tr", { class: "dl-raw" }, h("td", { colspan: head.length },
+        h("details", {}, h("summary", { text: t("raw") }), h("pre", { class: "raw", text: x.value }))))]));
+}
+
+function sources(list) {
+  const head = ["source_id", "feed", t("commune"), t("last_received")];
+  return stackedTable("sources", null, head, list.map((s) => h("tr", { class: s.silent ? "bad" : "" },
+    cell(head[0], s.source_id, { class: "id" }), cell(head[1], s.feed), cell(head[2], s.commune_code || ""),
+    cell(head[3], `${fmtTime(s.last_received_at)}${s.silent ? ` · ${t("silent")}` : ""}`))));
 }
 
 function department(d) {
@@ -26,10 +47,7 @@ function department(d) {
       h("span", { class: d.sources_silent ? "bad" : "ok", text: `${t("silent")}: ${d.sources_silent}` }),
       h("span", { text: `${t("rates")}: ${Object.entries(d.rates).map(([f, r]) => `${f} ${fmtNum(r, 2)}`).join(" · ") || "0"}` })),
     h("details", {}, h("summary", { text: `${t("sources")} (${d.sources.length})` }),
-      h("div", { class: "table-wrap" }, h("table", { class: "table sources" },
-        h("thead", {}, h("tr", {}, ["source_id", "feed", t("commune"), t("last_received")].map((x) => h("th", { scope: "col", text: x })))),
-        h("tbody", {}, d.sources.map((s) => h("tr", { class: s.silent ? "bad" : "" }, h("td", { text: s.source_id }), h("td", { text: s.feed }),
-          h("td", { text: s.commune_code || "" }), h("td", { text: `${fmtTime(s.last_received_at)}${s.silent ? ` · ${t("silent")}` : ""}` }))))))),
+      sources(d.sources)),
     h("h4", { text: t("rejections") }),
     Object.keys(d.rejections).length ? h("ul", { class: "compact rejections" }, Object.entries(d.rejections).map(([r, n]) =>
       h("li", { dataset: { reason: r } }, h("code", { text: r }), ` ${n}`))) : h("p", { class: "muted", text: "0" }),
@@ -49,6 +67,6 @@ export function renderHealth(root, province) {
     feeds.error ? h("p", { class: "error", text: feeds.error }) : [
       feeds.scope !== "all" ? h("p", { class: "note", text: t("dept_scope", { d: feeds.scope }) }) : null,
       tail ? h("p", { class: "muted", text: t("tail_note", { n: tail.messages, since: fmtTime(tail.since) }) + (tail.error ? ` (${tail.error})` : "") }) : null,
-      h("button", { class: "btn ghost", type: "button", "data-action": "refresh-feeds", onclick: () => loadFeeds() }, t("refresh")),
+      h("button", { class: "btn ghost", type: "button", id: "refresh-feeds", onclick: () => loadFeeds() }, t("refresh")),
       h("div", { class: "depts" }, feeds.departments.map(department))]));
 }

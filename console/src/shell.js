@@ -56,7 +56,7 @@ function topbar(v, views, act) {
         `${t("sound")}: ${state.sound ? t("on") : t("off")}`),
       h("button", { class: "btn ghost", type: "button", "aria-pressed": String(v.wall), "aria-keyshortcuts": "w", onclick: act.toggleWall }, t("wall")),
       h("button", { class: "btn ghost", type: "button", lang: v.lang === "vi" ? "en" : "vi", "aria-keyshortcuts": "l", onclick: act.toggleLang }, t("lang")),
-      h("button", { class: "btn ghost", type: "button", "data-action": "signout", onclick: () => act.signOut() }, t("signout"))));
+      h("button", { class: "btn ghost", type: "button", id: "signout", onclick: () => act.signOut() }, t("signout"))));
 }
 
 /** Top bar, an empty <main> (returned, for the view) and the keyboard help. */

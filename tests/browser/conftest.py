@@ -152,6 +152,7 @@ def console(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         with psycopg.connect(pipe.conninfo, autocommit=True) as conn:
             ensure_department(conn, "env", ["sensor"], "Sở Tài nguyên và Môi trường")
             ensure_department(conn, "transport", ["traffic"], "Sở Giao thông Vận tải")
+            ensure_department(conn, "home", ["service"], "Sở Nội vụ")  # three cards a row
         keys = {
             "admin": _key(pipe.conninfo, stack, "admin", "admin-trung-tam"),
             "operator": _key(pipe.conninfo, stack, "operator", "truc-ban-a"),
@@ -225,9 +226,9 @@ def axe_serious(page: Page) -> list[dict[str, Any]]:
     return [v for v in result if v["impact"] in ("serious", "critical")]
 
 
-def save(page: Page, out_dir: Path, name: str) -> Path:
+def save(page: Page, out_dir: Path, name: str, *, full_page: bool = False) -> Path:
     path = out_dir / f"{name}.png"
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

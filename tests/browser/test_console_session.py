@@ -108,7 +108,7 @@ def test_sign_out_stops_everything_and_a_second_sign_in_runs_one_session(
     timers = figures(page)["timers"]
     assert timers == 3  # silences, fresh highlights, KPIs
     calls = api_requests(page)
-    page.click('[data-action="signout"]')
+    page.click("#signout")
     expect(page.locator("#key")).to_be_visible()
     assert page.evaluate("sessionStorage.getItem('ioc.console.key')") is None
     after = figures(page)
