@@ -20,14 +20,16 @@ function cell(label, content, attrs = {}) {
 }
 
 function deadLetters(rows) {
-  // Fixed layout, set column widths, long ids wrapping anywhere and the raw event on a
-  // row of its own across the card: nothing widens the table past its card (three cards
-  // a row at 1920 px), and on a phone each dead letter is a block of labelled lines.
-  const head = [t("at"), "source_id", t("event"), t("reason"), t("message")];
-  return stackedTable("deadletters", ["dl-at", "dl-source", "dl-event", "dl-reason", "dl-message"], head,
+  // Fixed layout, three set columns (when; which source and event; why), long ids
+  // wrapping anywhere and the raw event on a row of its own across the card: nothing
+  // widens the table past its card (three cards a row at 1920 px), and on a phone each
+  // dead letter is a block of labelled lines.
+  const head = [t("at"), t("source_event"), t("reason")];
+  return stackedTable("deadletters", ["dl-at", "dl-event", "dl-reason"], head,
     rows.map((x) => [
-      h("tr", { class: "dl" }, cell(head[0], fmtTime(x.at)), cell(head[1], x.source_id || ""),
-        cell(head[2], x.event_id || "", { class: "id" }), cell(head[3], h("code", { text: x.reason })), cell(head[4], x.message)),
+      h("tr", { class: "dl" }, cell(head[0], fmtTime(x.at), { class: "time" }),
+        cell(head[1], [h("span", { class: "src", text: x.source_id || "" }), h("span", { class: "id", text: x.event_id || "" })]),
+        cell(head[2], [h("code", { class: "reason", text: x.reason }), h("span", { class: "msg", text: x.message })])),
       h("tr", { class: "dl-raw" }, h("td", { colspan: head.length },
         h("details", {}, h("summary", { text: t("raw") }), h("pre", { class: "raw", text: x.value }))))]));
 }

@@ -1,7 +1,7 @@
 // What the page knows: the alerts (snapshot + live transitions), who signed in, what the
 // store loaded for the views, and the view settings kept in the URL (so a view can be
-// bookmarked or put on the video wall). Only store.js and the live stream write here.
-import { SEV_RANK } from "./severity.js";
+// bookmarked or put on the video wall). What came from the API is written by store.js
+// only; the views write their own view state here (groups expanded, the sound toggle).
 
 export const STATES = ["firing", "acknowledged", "pending", "resolved"];
 export const ACTIVE = new Set(["pending", "firing", "acknowledged"]);

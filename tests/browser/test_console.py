@@ -351,7 +351,9 @@ def test_dead_letter_tables_fit_their_cards(console: Console, browser: Browser,
     for b in boxes:
         assert b["worst"] <= 0.5 and b["scroll"] <= 0, b
         assert b["page"] <= 0, b
-    save(page, out_dir, f"feeds-{width}", full_page=width < 1000)
+    shot = save(page, out_dir, f"feeds-{width}", full_page=width < 1000)
+    if width == 1920:
+        copy_to_docs([shot])
     ctx.close()
 
 
