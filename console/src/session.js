@@ -9,7 +9,7 @@ import * as store from "./store.js";
 import { startLive, stopLive } from "./live.js";
 import * as timers from "./timers.js";
 import { mount, unmount, queueUpdate, settings as v } from "./controller.js";
-import { signinForm } from "./shell.js";
+import { closeDialogs, signinForm } from "./shell.js";
 import { diagnostics } from "./diagnostics.js";
 
 const FRESH_FOR_MS = 5 * 60000;
@@ -73,6 +73,7 @@ export function signOut(reason = null) {
   clearKey();
   unmount();
   store.reset();
+  closeDialogs();
   signouts += 1;
   report();
   showSignin(reason);

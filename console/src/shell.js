@@ -16,6 +16,11 @@ export function applyPrefs(v) {
   if (skip) skip.textContent = t("skip");
 }
 
+/** Closes every open dialog (signing out: nothing of the session stays on screen). */
+export function closeDialogs() {
+  for (const d of document.querySelectorAll("dialog[open]")) d.close();
+}
+
 /** The sign-in form; `onKey(key)` signs in, `onLang()` switches the language. */
 export function signinForm(v, error, { onKey, onLang }) {
   applyPrefs(v);

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -23,7 +24,7 @@ from geo.reference import SOURCE, read_reference
 from geo.store import write_units
 from ioc.api.auth import key_prefix, revoke_key
 from ioccore.settings import Settings
-from tests.browser.conftest import ApiProcess, _key, context, save, sign_in
+from tests.browser.conftest import ApiProcess, _key, context, firing, persist, save, sign_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -144,6 +145,20 @@ def test_a_revoked_key_signs_out_once(site: Site, browser: Browser) -> None:
     ctx.close()
 
 
+def test_a_401_behind_an_open_dialog_signs_out_and_closes_it(site: Site, browser: Browser) -> None:
+    ctx = context(browser)
+    page = ctx.new_page()
+    sign_in(page, site, "operator")
+    page.locator(".kpi-card").first.click()
+    expect(page.locator("dialog[open]")).to_have_count(1)
+    # what api.js does on any 401: the stream or a request finding the key revoked
+    page.evaluate("document.dispatchEvent(new Event('ioc-unauthorized'))")
+    expect(page.locator("#key")).to_be_visible()
+    expect(page.locator("dialog[open]")).to_have_count(0)
+    assert figures(page)["signouts"] == 1
+    ctx.close()
+
+
 def test_commune_name_with_markup_is_shown_as_text_on_the_map(
         site: Site, browser: Browser, out_dir: Path) -> None:
     # Without the page's CSP (which would block an inline handler anyway): the console's
@@ -165,4 +180,22 @@ def test_commune_name_with_markup_is_shown_as_text_on_the_map(
     expect(page.locator("dialog[open] h2")).to_contain_text("<img src=x")
     assert page.evaluate("window.__xss") is None
     save(page, out_dir, "hostile-name")
+    ctx.close()
+
+
+def test_action_dialog_names_a_commune_of_a_province_the_map_has_not_loaded(
+        site: Site, browser: Browser) -> None:
+    # Two alerts in Hà Nội (01): the map loads Hà Nội's communes; one in Huế (46).
+    rule = f"flood_{uuid.uuid4().hex[:6]}"
+    persist(site.conninfo, [firing(uuid.uuid4().hex[:20], rule, code, "warning")
+                            for code in ("00025", "00070")]
+            + [firing(uuid.uuid4().hex[:20], rule, "19753", "warning", province="46")])
+    ctx = context(browser)
+    page = ctx.new_page()
+    sign_in(page, site, "operator", f"?rule={rule}")
+    group = page.locator(f'[data-group="{rule}\u241f46"]')
+    group.locator('[data-action="ack-group"]').click()
+    expect(page.locator("dialog[open] .action-alerts li")).to_have_text(
+        f"{rule} · Phường Phú Xuân")
+    page.keyboard.press("Escape")
     ctx.close()
