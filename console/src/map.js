@@ -12,6 +12,7 @@ import { openCommune } from "./commune.js";
 
 let map = null;
 let layer = null;
+let drawn = null;     // the GeoJSON the layer was drawn from (redrawing resets the zoom)
 let container = null;
 
 export function worstByCommune() {
@@ -61,8 +62,9 @@ function recolour() {
 }
 
 function drawLayer(province) {
-  if (!map || !state.geo || state.geoProvince !== province) return;
+  if (!map || !state.geo || state.geoProvince !== province || (layer && drawn === state.geo)) return;
   if (layer) { layer.remove(); layer = null; }
+  drawn = state.geo;
   const worst = worstByCommune();
   layer = L.geoJSON(state.geo, {
     style: (f) => style(f, worst),
@@ -111,5 +113,5 @@ export function updateMap(topics, v, side) {
 }
 
 export function dropMap() {
-  if (map) { map.remove(); map = null; layer = null; container = null; }
+  if (map) { map.remove(); map = null; layer = null; drawn = null; container = null; }
 }
