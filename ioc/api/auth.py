@@ -153,6 +153,11 @@ class KeyStore:
         self._cache[digest] = (key, now + self._ttl)
         return key
 
+    def known(self, token: str) -> ApiKey | None:
+        """The key if it was verified within the cache's lifetime (no database)."""
+        hit = self._cache.get(hash_key(token, self._pepper))
+        return hit[0] if hit is not None and hit[1] > self._clock() else None
+
     def forget(self) -> None:
         self._cache.clear()
 

@@ -313,7 +313,7 @@ def test_another_departments_source_is_dead_lettered(ownership_run: OwnershipRun
 def test_auto_registration_stops_at_the_quota(stack: Settings) -> None:
     import asyncio
 
-    from ioccore.registry import authorise
+    from ioccore.source_registry import authorise
 
     with fresh_database(stack, "ioc_sec") as (_, conninfo):
         with psycopg.connect(conninfo, autocommit=True) as conn:
