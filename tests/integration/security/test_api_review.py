@@ -16,6 +16,7 @@ import httpx
 import orjson
 import psycopg
 import pytest
+from fastapi import FastAPI
 from iocdev.sandbox import fresh_database
 from pydantic import SecretStr
 
@@ -185,7 +186,7 @@ async def test_no_cdn_pages_security_headers_and_private_metrics(api_db: ApiDb) 
         assert (await c.get("/metrics")).status_code == 403
 
 
-def _app(settings: Settings) -> object:
+def _app(settings: Settings) -> FastAPI:
     from ioc.api.app import create_app
 
     return create_app(settings)
