@@ -7,5 +7,7 @@ gateway), ``alerts``, ``alert_stream`` (server-sent events), ``silences``, ``aud
 ``console_feeds`` (its reads). Shared: dependencies in ``deps``, request bodies and query
 filters in ``inputs``, keys in ``auth``, rate limiting in ``ratelimit``, admission
 control in ``backpressure``, body limits in ``limits``, security headers in
-errors in ``errors``, JSON logs in ``logs``.
+``headers``, how ``ioc api`` serves (uvicorn limits, the pepper check) in ``server``,
+ingest validation processes in ``validation``, errors in ``errors``, JSON logs in
+``logs``.
 """
