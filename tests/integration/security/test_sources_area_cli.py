@@ -32,7 +32,8 @@ def test_area_binds_and_unbinds(stack: Settings, monkeypatch: pytest.MonkeyPatch
             with psycopg.connect(conninfo) as conn:
                 dept = conn.execute("SELECT area FROM departments WHERE code = 'water'"
                                     ).fetchone()
-                src = dict(conn.execute("SELECT source_id, area FROM sources").fetchall())
+                src: dict[str, list[str] | None] = dict(
+                    conn.execute("SELECT source_id, area FROM sources").fetchall())
             assert dept == (["01"],)
             assert src == {"gauge-1": ["00004", "00007"], "gauge-2": None}
             assert run(app, ["area", "--department", "water", "--clear"]).exit_code == 0
