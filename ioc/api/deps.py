@@ -187,14 +187,14 @@ async def _authenticate(request: Request, creds: HTTPAuthorizationCredentials | 
                         res: Resources) -> ApiKey:
     """The caller's key. A request without a valid key costs its client address one
     token of :attr:`Resources.anonymous_limiter`; an address out of tokens gets 429
-    before any key lookup, unless its key was verified moments ago (a keyless flood
-    from a shared address does not lock out that address's keyed clients). Only
-    authenticated requests take from the global bucket."""
+    before any key lookup, unless its key was valid within the last 10 minutes (a
+    keyless flood from a shared address does not lock out that address's keyed
+    clients). Only authenticated requests take from the global bucket."""
     address = request.client.host if request.client is not None else "unknown"
     token = (creds.credentials if creds is not None and creds.scheme.lower() == "bearer"
              else "")
     if (res.anonymous_limiter.wait(address) > 0
-            and (not token or res.keys.known(token) is None)):
+            and not (token and res.keys.seen_valid(token))):
         raise RateLimitedError("too many requests without a valid key from this address",
                                retry_after=1.0, code="too_many_unauthenticated")
     if not token:
