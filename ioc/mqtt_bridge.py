@@ -25,6 +25,7 @@ import logging
 import signal
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import orjson
@@ -68,9 +69,14 @@ class Admission:
         raws = [orjson.dumps(p.event) for p in events]
         verdicts: list[validation.Verdict] = []
         if raws:
-            wire, err = await asyncio.get_running_loop().run_in_executor(
-                self.validators, validation.run, b"[" + b",".join(raws) + b"]",
-                "application/json", len(raws))
+            try:
+                wire, err = await asyncio.get_running_loop().run_in_executor(
+                    self.validators, validation.run, b"[" + b",".join(raws) + b"]",
+                    "application/json", len(raws))
+            except BrokenProcessPool:  # the validation process died: a new one, retry
+                self.validators.shutdown(wait=False, cancel_futures=True)
+                self.validators = new_validators(self.settings)
+                raise
             if err is not None or wire is None:
                 raise NotDurableError(f"validation refused the whole batch: {err}")
             verdicts = validation.from_wire(wire)
@@ -140,6 +146,13 @@ class Admission:
                 raise NotDurableError(f"dead letter not acknowledged: {type(outcome).__name__}")
 
 
+def new_validators(settings: Settings) -> ProcessPoolExecutor:
+    """One validation process (as the gateway's: ioc.api.validation)."""
+    return validation.new_pool(1, max_message_bytes=settings.kafka.max_message_bytes,
+                               max_future_skew_s=settings.stream.max_future_skew_s,
+                               max_events=ingest.ENVELOPE_MAX_EVENTS * 10)
+
+
 async def run(settings: Settings, *, metrics_port: int | None = None) -> None:
     """Run one bridge until SIGTERM/SIGINT: the batch in hand is finished and
     acknowledged, the rest stays with Mosquitto."""
@@ -164,14 +177,13 @@ async def run(settings: Settings, *, metrics_port: int | None = None) -> None:
         except Exception as exc:  # Kafka not there yet: nothing is taken from MQTT
             log.warning("kafka producer not started (%s); retrying", type(exc).__name__)
             await asyncio.sleep(2.0)
-    validators = validation.new_pool(1, max_message_bytes=kafka.max_message_bytes,
-                                     max_future_skew_s=settings.stream.max_future_skew_s,
-                                     max_events=ingest.ENVELOPE_MAX_EVENTS * 10)
+    validators = new_validators(settings)
     await validation.warm_up(validators, 1)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Inbound] = asyncio.Queue()
     client = MqttClient(mqtt, queue, loop, password=mqtt.secret())
-    bridge = Bridge(client, queue, Admission(settings, pool, producer, validators),
+    admission = Admission(settings, pool, producer, validators)
+    bridge = Bridge(client, queue, admission,
                     root=mqtt.topic_root, max_bytes=mqtt.max_payload_bytes,
                     batch_max=mqtt.batch_max, within_s=mqtt.batch_within_s)
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -186,5 +198,5 @@ async def run(settings: Settings, *, metrics_port: int | None = None) -> None:
         with contextlib.suppress(Exception):
             await producer.stop()
         await pool.close()
-        validators.shutdown(wait=False, cancel_futures=True)
+        admission.validators.shutdown(wait=False, cancel_futures=True)
         log.info("mqtt bridge stopped after acknowledging %d messages", bridge.acked)

@@ -30,21 +30,30 @@ RETRY_MIN_S: Final = 0.2
 RETRY_MAX_S: Final = 5.0
 
 
-async def take(queue: asyncio.Queue[Inbound], *, batch_max: int, within_s: float
-               ) -> list[Inbound]:
-    """At least one message, then whatever arrives within ``within_s`` up to ``batch_max``."""
+BATCH_BYTES: Final = 8 << 20
+"""A batch closes past this many payload bytes (500 messages of 256 KiB would be 128 MB)."""
+
+
+async def take(queue: asyncio.Queue[Inbound], *, batch_max: int, within_s: float,
+               max_bytes: int = BATCH_BYTES) -> list[Inbound]:
+    """At least one message, then whatever arrives within ``within_s``, up to
+    ``batch_max`` messages or ``max_bytes`` of payload."""
     batch = [await queue.get()]
+    size = len(batch[0].payload)
     deadline = time.monotonic() + within_s
-    while len(batch) < batch_max:
-        while not queue.empty() and len(batch) < batch_max:
-            batch.append(queue.get_nowait())
-        left = deadline - time.monotonic()
-        if left <= 0 or len(batch) >= batch_max:
-            break
-        try:
-            batch.append(await asyncio.wait_for(queue.get(), left))
-        except TimeoutError:
-            break
+    while len(batch) < batch_max and size < max_bytes:
+        if queue.empty():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                msg = await asyncio.wait_for(queue.get(), left)
+            except TimeoutError:
+                break
+        else:
+            msg = queue.get_nowait()
+        batch.append(msg)
+        size += len(msg.payload)
     return batch
 
 

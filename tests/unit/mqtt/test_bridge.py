@@ -79,6 +79,10 @@ async def test_take_batches_up_to_the_bound() -> None:
     assert [m.mid for m in first] == list(range(10))
     rest = [await take(q, batch_max=10, within_s=0.01) for _ in range(2)]
     assert [len(r) for r in rest] == [10, 5]
+    for i in range(5):
+        q.put_nowait(inbound(i))
+    size = len(inbound(0).payload)
+    assert len(await take(q, batch_max=10, within_s=0.01, max_bytes=2 * size)) == 2
 
 
 @pytest.mark.asyncio
