@@ -1,0 +1,314 @@
+"""Two provinces and the nation, each with its own Kafka, joined by MirrorMaker 2.
+
+Province 01 is the shared stack's broker, province 31 and the nation get brokers of
+their own (ports 32xxx, 33xxx); each has its own database on the shared PostgreSQL. Real
+processes throughout: ``ioc federation publish`` per province, one MirrorMaker per
+province, ``ioc federation ingest`` at the nation. The national rows must equal the
+provinces' own, exactly, after: the first sync, new and late dossier events, a replay
+of everything a province ever published, a province cut off (its MirrorMaker stopped)
+while it keeps working, and a forged record naming the other province.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from iocdev import supervise
+from iocdev.federation import mirror, topology
+from iocdev.sandbox import fresh_database
+from iocdev.simulate.generator import events
+from iocdev.simulate.physics import VN_TZ
+
+from ioccore import kpis
+from ioccore.agencies import BUNDLED, BUNDLED_VALID_FROM, read_registry, write_registry
+from ioccore.settings import KafkaSettings, Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+START = datetime(2026, 10, 30, tzinfo=VN_TZ)  # a Vietnam-time month boundary inside
+SPAN = 3 * 86400.0
+CODES = ("01", "31")
+INSERT = """
+INSERT INTO service_events (time, event_id, source_id, department, commune_code,
+    province_code, dossier_id, procedure_code, agency, channel, status, due_at, resolved_at,
+    fee_bearing, paid_online, digitised, geo, received_at)
+VALUES (%s, %s, %s, 'pscc', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'code', now())
+ON CONFLICT DO NOTHING
+"""
+COLS = ", ".join(kpis.COUNTS)
+PROVINCE_ROWS = (f"SELECT day, agency, applicant_province, applicant_commune, province_code,"
+                 f" commune_code, tier, {COLS} FROM kpi_daily"
+                 " WHERE received + resolved + paid_fee_bearing > 0")
+NATION_ROWS = (f"SELECT day, agency, applicant_province, applicant_commune, province_code,"
+               f" commune_code, tier, {COLS} FROM fed_kpi_counts WHERE origin = %s"
+               " AND received + resolved + paid_fee_bearing > 0")
+
+
+def _rows(province: str, seed: int) -> list[tuple[Any, ...]]:
+    out = []
+    for ev in events(province, START, SPAN, rate=0.3, seed=seed):
+        p = ev.payload
+        if ev.feed != "service" or not isinstance(p, dict):
+            continue
+        b = p["body"]
+        out.append((datetime.fromisoformat(p["occurred_at"]), p["event_id"], p["source_id"],
+                    p["commune_code"], province, b["dossier_id"], b["procedure_code"],
+                    b["agency"], b["channel"], b["status"], datetime.fromisoformat(b["due_at"]),
+                    datetime.fromisoformat(b["resolved_at"]) if b.get("resolved_at") else None,
+                    b["fee_bearing"], b.get("paid_online"), b["digitised"]))
+    return out
+
+
+def _store(conninfo: str, rows: list[tuple[Any, ...]]) -> None:
+    with psycopg.connect(conninfo) as conn:
+        for i in range(0, len(rows), 500):
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(INSERT, rows[i:i + 500])
+
+
+@dataclass
+class Province:
+    code: str
+    kafka: KafkaSettings
+    db: str
+    conninfo: str
+    publisher: supervise.Process | None = None
+    mirror: topology.Mirror | None = None
+
+
+@dataclass
+class Federation:
+    topic: str
+    provinces: dict[str, Province]
+    nation_kafka: KafkaSettings
+    nation_conninfo: str
+    home: Path
+    libs: Path
+    log4j: Path
+
+
+def _ioc(args: list[str], name: str, log: Path, env: dict[str, str]) -> supervise.Process:
+    return supervise.spawn(name, [sys.executable, "-m", "ioc.cli", *args], log=log,
+                           cwd=Path.cwd(), env=env)
+
+
+@pytest.fixture(scope="module")
+def federation(stack: Settings, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[Federation]:
+    topic = f"ioc.federation.t{uuid.uuid4().hex[:8]}"
+    home = tmp_path_factory.mktemp("federation")
+    p31 = topology.cluster_settings(stack, "p31", 32000)
+    nation = topology.cluster_settings(stack, "nation", 33000)
+    topology.up_cluster(p31, stack)
+    topology.up_cluster(nation, stack)
+    libs = mirror.install(stack, stack.stack.root / "logs" / "mirror-install.log")
+    log4j = stack.resolve(Path("config/kafka/log4j.properties"))
+    kafkas = {"01": stack.kafka, "31": p31.kafka}
+    aliases = [mirror.alias_of(c) for c in CODES]
+    group = f"ioc-national-{uuid.uuid4().hex[:6]}"
+    for kafka in kafkas.values():
+        topology.provision_province(kafka, topic)
+    topology.provision_nation(nation.kafka, aliases, topic, group)
+    procs: list[supervise.Process] = []
+    mirrors: list[topology.Mirror] = []
+    with fresh_database(stack, "ioc_fed01") as (db01, c01), \
+            fresh_database(stack, "ioc_fed31") as (db31, c31), \
+            fresh_database(stack, "ioc_fednat") as (dbn, cn):
+        provinces = {"01": Province("01", kafkas["01"], db01, c01),
+                     "31": Province("31", kafkas["31"], db31, c31)}
+        try:
+            for p in provinces.values():
+                with psycopg.connect(p.conninfo) as conn:
+                    write_registry(conn, read_registry(BUNDLED), source="bundled",
+                                   valid_from=BUNDLED_VALID_FROM)
+                env = topology.process_env(p.kafka, topology.PUBLISHER, {
+                    "IOC__FEDERATION__ENABLED": "true", "IOC__FEDERATION__PROVINCE_CODE": p.code,
+                    "IOC__FEDERATION__TOPIC": topic, "IOC__FEDERATION__PUBLISH_EVERY_S": "0.5",
+                    "IOC__FEDERATION__SNAPSHOT_EVERY_S": "2"})
+                p.publisher = _ioc(["federation", "publish", "--database", p.db],
+                                   f"publish-{p.code}", home / f"publish-{p.code}.log", env)
+                procs.append(p.publisher)
+                p.mirror = topology.mirror_for(stack, mirror.alias_of(p.code), p.kafka,
+                                               nation.kafka, topic, home / f"mirror-{p.code}")
+                p.mirror.start(libs, log4j)
+                mirrors.append(p.mirror)
+            env = topology.process_env(nation.kafka, topology.NATIONAL, {
+                "IOC__FEDERATION__ROLE": "national", "IOC__FEDERATION__TOPIC": topic,
+                "IOC__FEDERATION__INGEST_GROUP": group,
+                "IOC__FEDERATION__ORIGINS": json.dumps(
+                    {mirror.alias_of(c): c for c in CODES})})
+            procs.append(_ioc(["federation", "ingest", "--database", dbn], "ingest",
+                              home / "ingest.log", env))
+            yield Federation(topic, provinces, nation.kafka, cn, home, libs, log4j)
+        finally:
+            for m in mirrors:
+                m.stop()
+            for proc in procs:
+                proc.stop()
+            topology.down_cluster(p31)
+            topology.down_cluster(nation)
+
+
+def _province_rows(p: Province) -> set[tuple[Any, ...]]:
+    with psycopg.connect(p.conninfo) as conn:
+        return set(conn.execute(PROVINCE_ROWS).fetchall())
+
+
+def _nation_rows(fed: Federation, code: str) -> set[tuple[Any, ...]]:
+    with psycopg.connect(fed.nation_conninfo) as conn:
+        return set(conn.execute(NATION_ROWS, (code,)).fetchall())
+
+
+def _in_sync(fed: Federation) -> bool:
+    return all(_province_rows(p) == _nation_rows(fed, c) for c, p in fed.provinces.items())
+
+
+def _explain(fed: Federation) -> str:
+    lines = []
+    for c, p in fed.provinces.items():
+        mine, theirs = _province_rows(p), _nation_rows(fed, c)
+        lines.append(f"{c}: province {len(mine)} rows, nation {len(theirs)}, "
+                     f"missing {len(mine - theirs)}, extra {len(theirs - mine)}")
+    for p in fed.provinces.values():
+        assert p.publisher is not None and p.mirror is not None
+        lines.append(p.publisher.describe())
+        lines.append(supervise.log_tail(p.mirror.log, 15))
+    return "\n".join(lines)
+
+
+def _wait_in_sync(fed: Federation, timeout: float = 120.0) -> None:
+    try:
+        topology.wait_for(lambda: _in_sync(fed), timeout, "national rows equal to provinces'")
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{_explain(fed)}") from None
+
+
+def _nation_totals(fed: Federation) -> dict[tuple[Any, ...], dict[str, int]]:
+    async def go() -> dict[tuple[Any, ...], dict[str, int]]:
+        async with await psycopg.AsyncConnection.connect(fed.nation_conninfo) as conn:
+            rows = await kpis.fetch_counts(conn, grain="month", start=START.date().replace(day=1),
+                                           end=datetime(2026, 12, 1).date(), by_province=True,
+                                           source="fed_kpi_daily")
+        return {(r.period, r.province_code, r.tier): r.counts for r in rows}
+    return asyncio.run(go())
+
+
+def _province_totals(fed: Federation) -> dict[tuple[Any, ...], dict[str, int]]:
+    async def one(p: Province) -> list[kpis.CountRow]:
+        async with await psycopg.AsyncConnection.connect(p.conninfo) as conn:
+            return await kpis.fetch_counts(conn, grain="month",
+                                           start=START.date().replace(day=1),
+                                           end=datetime(2026, 12, 1).date(), by_province=True)
+    out: dict[tuple[Any, ...], dict[str, int]] = {}
+    for p in fed.provinces.values():
+        for r in asyncio.run(one(p)):
+            if r.province_code is None:
+                continue
+            out[(r.period, r.province_code, r.tier)] = r.counts
+    return out
+
+
+def test_the_nation_equals_the_provinces_under_late_events_replays_and_an_outage(
+        federation: Federation) -> None:
+    fed = federation
+    rows = {c: _rows(c, seed=int(c)) for c in CODES}
+    for c in CODES:
+        assert len(rows[c]) > 300
+        random.Random(5).shuffle(rows[c])
+    half = {c: len(rows[c]) // 2 for c in CODES}
+    for c in CODES:
+        _store(fed.provinces[c].conninfo, rows[c][:half[c]])
+    _wait_in_sync(fed)
+
+    # late events (the shuffled second half reaches back over the whole span) and a
+    # partial replay of the first half
+    for c in CODES:
+        _store(fed.provinces[c].conninfo, rows[c][half[c]:] + rows[c][: half[c] // 3])
+    _wait_in_sync(fed)
+
+    # province 31 cut off from the nation while it keeps working, then back
+    p31 = fed.provinces["31"]
+    assert p31.mirror is not None
+    p31.mirror.stop()
+    extra = _rows("31", seed=99)[:300]
+    _store(p31.conninfo, extra)
+    with psycopg.connect(p31.conninfo) as conn:
+        topology.wait_for(lambda: conn.execute(
+            "SELECT count(*) FROM federation_dirty").fetchone() == (0,), 30,
+            "province 31 publishing while cut off")
+    assert _province_rows(p31) != _nation_rows(fed, "31")
+    p31.mirror.start(fed.libs, fed.log4j)
+    _wait_in_sync(fed)
+
+    # a replay of everything: every key queued again and re-sent (duplicates)
+    for p in fed.provinces.values():
+        with psycopg.connect(p.conninfo) as conn:
+            conn.execute("INSERT INTO federation_dirty SELECT day, agency, province_code, "
+                         "commune_code FROM kpi_counts_daily ON CONFLICT DO NOTHING")
+    before = {c: _nation_rows(fed, c) for c in CODES}
+    with psycopg.connect(fed.provinces["01"].conninfo) as conn:
+        topology.wait_for(lambda: conn.execute(
+            "SELECT count(*) FROM federation_dirty").fetchone() == (0,), 60, "replay sent")
+    assert {c: _nation_rows(fed, c) for c in CODES} == before
+    assert _nation_totals(fed) == _province_totals(fed)
+
+    # the KPI API's query at the nation gives the provinces' own totals
+    totals = _nation_totals(fed)
+    assert {k for k in totals if k[1] is not None} >= {
+        (START.date().replace(day=1), "01", "all"), (START.date().replace(day=1), "31", "all")}
+
+
+def test_a_record_naming_another_province_is_refused(federation: Federation) -> None:
+    """Province 01's topic carries a forged record for 31: dead-lettered, not stored."""
+    fed = federation
+    forged = {"kind": "kpi_day", "schema": "ioc.federation.v1", "province_code": "31",
+              "as_of": "2099-01-01T00:00:00Z",
+              "key": {"day": "2026-10-30", "agency": "forged", "applicant_province": "31",
+                      "applicant_commune": "unassigned"},
+              "values": {"province_code": "31", "commune_code": "unassigned",
+                         "tier": "unassigned", **dict.fromkeys(kpis.COUNTS, 1)}}
+
+    async def send() -> None:
+        kafka = topology.as_user(fed.provinces["01"].kafka, topology.PUBLISHER)
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers,
+                                    **kafka.client_options())
+        await producer.start()
+        try:
+            await producer.send_and_wait(fed.topic, json.dumps(forged).encode(),
+                                         key=b"31|kpi_day|forged")
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+    async def dead_letters() -> list[bytes]:
+        kafka = fed.nation_kafka  # the nation's admin reads its dead letters
+        consumer = AIOKafkaConsumer(kafka.topics.deadletter.name,
+                                    bootstrap_servers=kafka.bootstrap_servers,
+                                    auto_offset_reset="earliest", **kafka.client_options())
+        await consumer.start()
+        try:
+            got = await consumer.getmany(timeout_ms=2000)
+            return [h[1] for msgs in got.values() for m in msgs for h in m.headers
+                    if h[0] == "ioc-reason"]
+        finally:
+            await consumer.stop()
+
+    topology.wait_for(lambda: b"foreign_province" in asyncio.run(dead_letters()), 60,
+                      "the forged record dead-lettered")
+    with psycopg.connect(fed.nation_conninfo) as conn:
+        assert conn.execute("SELECT count(*) FROM fed_kpi_counts WHERE agency = 'forged'"
+                            ).fetchone() == (0,)
+
