@@ -1,13 +1,14 @@
 """A province's federation publisher: its summaries, as absolute values, to Kafka.
 
-KPI day rows go out when they change. The database queues the keys a statement changed
-(migration 0080's triggers on ``kpi_counts_daily`` and ``agencies``); one publishing
-round takes up to ``batch_keys`` of them in a transaction (``SKIP LOCKED``, so several
-publishers share the queue), reads their current ``kpi_daily`` rows and the database
-clock, sends one record per key and waits for Kafka's acknowledgement of every one
-before it commits the removal of those keys from the queue. A crash or a refused send
-leaves the keys queued: they are sent again (absolute values: harmless). A key written
-again while it is being sent is queued again behind the lock and sent next round.
+KPI day rows go out when they change. The database appends the keys a statement changed
+to a queue (migration 0080's triggers on ``kpi_counts_daily`` and ``agencies``); one
+publishing round claims up to ``batch_keys`` queue rows in a transaction (``SKIP
+LOCKED``, so several publishers share the queue), reads the keys' current ``kpi_daily``
+rows and the database clock, sends one record per key and waits for Kafka's
+acknowledgement of every one before it commits the removal of those rows. A crash or a
+refused send leaves them queued: they are sent again (absolute values: harmless). A key
+changed after the claim has appended a row the claim did not see, so it is sent next
+round (the migration says why the queue is append-only).
 
 The alert summary and feed health are small; they are read whole and sent every
 ``snapshot_every_s``.
@@ -20,6 +21,7 @@ history, not only from what changes after.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
@@ -60,17 +62,12 @@ WITH switched AS (
 INSERT INTO federation_dirty (day, agency, province_code, commune_code)
 SELECT day, agency, province_code, commune_code FROM kpi_counts_daily
 WHERE EXISTS (SELECT 1 FROM switched)
-ON CONFLICT DO NOTHING
 """
 
 _CLAIM: Final = """
-DELETE FROM federation_dirty d
-USING (SELECT day, agency, province_code, commune_code FROM federation_dirty
-       ORDER BY day, agency, province_code, commune_code
-       LIMIT %(n)s FOR UPDATE SKIP LOCKED) c
-WHERE (d.day, d.agency, d.province_code, d.commune_code)
-    = (c.day, c.agency, c.province_code, c.commune_code)
-RETURNING d.day, d.agency, d.province_code, d.commune_code
+DELETE FROM federation_dirty
+WHERE id IN (SELECT id FROM federation_dirty ORDER BY id LIMIT %(n)s FOR UPDATE SKIP LOCKED)
+RETURNING day, agency, province_code, commune_code
 """
 
 _VALUES: Final = f"""
@@ -110,17 +107,26 @@ class Publisher:
         self._batch = batch_keys
 
     async def enable(self, conn: psycopg.AsyncConnection[Any]) -> int:
-        """Switch the queue on; the first time, queue every existing key (their number)."""
+        """Switch the queue on; the first time, queue every existing key (their number).
+
+        The SHARE locks wait for writers in flight and hold new ones until the switch
+        commits: a write either finished before the keys are read (and is among them) or
+        starts after the switch (and queues itself)."""
+        row = await (await conn.execute("SELECT count(*) FROM federation_publishing")).fetchone()
+        if row and row[0]:
+            return 0
         async with conn.transaction():
+            await conn.execute("LOCK TABLE kpi_counts_daily, agencies IN SHARE MODE")
             cur = await conn.execute(_ENABLE)
             return cur.rowcount
 
     async def publish_kpis(self, conn: psycopg.AsyncConnection[Any]) -> int:
         """One round: up to ``batch_keys`` queued keys sent and removed; how many."""
         async with conn.transaction():
-            keys = await (await conn.execute(_CLAIM, {"n": self._batch})).fetchall()
-            if not keys:
+            claimed = await (await conn.execute(_CLAIM, {"n": self._batch})).fetchall()
+            if not claimed:
                 return 0
+            keys = sorted(set(claimed))
             clock = await (await conn.execute("SELECT clock_timestamp()")).fetchone()
             as_of = _now(clock[0] if clock else None)
             cur = await conn.execute(_VALUES, {
@@ -130,7 +136,7 @@ class Publisher:
             records = [self._kpi_record(k, found.get((k[0], k[1], k[2], k[3])), as_of)
                        for k in keys]
             await self._send_all(records)
-        return len(keys)
+        return len(claimed)
 
     def _kpi_record(self, key: Sequence[Any], row: Sequence[Any] | None,
                     as_of: datetime) -> KpiDayRecord:
@@ -219,7 +225,5 @@ async def run(publisher: Publisher, connect: Callable[[], Awaitable[psycopg.Asyn
             log.warning("federation: publishing failed, retrying: %r", exc)
         if once:
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every_s)
-        except TimeoutError:
-            pass

@@ -1,13 +1,14 @@
 """The nation's copy of what provinces published: newest ``as_of`` per key wins.
 
-Every write is an upsert guarded by ``as_of``: a record older than (or as old as) the
-stored one changes nothing, so duplicates, MirrorMaker replays and reordering leave the
+Every write is an upsert guarded by (``as_of``, :func:`digest`): a record not newer than
+the stored one changes nothing, so duplicates, MirrorMaker replays and reordering leave the
 same rows as one in-order delivery (tests/unit/federation: property test). Within one
 batch the newest record per key is kept first (an upsert cannot touch a row twice).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -19,22 +20,24 @@ from ioccore.federation import AlertSummaryRecord, FeedHealthRecord, KpiDayRecor
 from ioccore.kpis import COUNTS
 
 _KPI_COLS: Final = ("origin", "day", "agency", "applicant_province", "applicant_commune",
-                    "province_code", "commune_code", "tier", *COUNTS, "as_of")
+                    "province_code", "commune_code", "tier", *COUNTS, "as_of", "digest")
 _KPI_UPSERT: Final = f"""
 INSERT INTO fed_kpi_counts AS f ({", ".join(_KPI_COLS)})
 SELECT * FROM unnest({", ".join(f"%({c})s::{t}[]" for c, t in (
     ("origin", "text"), ("day", "date"), ("agency", "text"), ("applicant_province", "text"),
     ("applicant_commune", "text"), ("province_code", "text"), ("commune_code", "text"),
-    ("tier", "text"), *((c, "bigint") for c in COUNTS), ("as_of", "timestamptz")))})
+    ("tier", "text"), *((c, "bigint") for c in COUNTS), ("as_of", "timestamptz"),
+    ("digest", "bytea")))})
 ON CONFLICT (origin, day, agency, applicant_province, applicant_commune) DO UPDATE SET
     {", ".join(f"{c} = EXCLUDED.{c}" for c in _KPI_COLS[5:])}, stored_at = now()
-WHERE f.as_of < EXCLUDED.as_of
+WHERE (f.as_of, f.digest) < (EXCLUDED.as_of, EXCLUDED.digest)
 """
 _SNAPSHOT_UPSERT: Final = """
-INSERT INTO fed_snapshots AS s (origin, kind, body, as_of) VALUES (%s, %s, %s, %s)
+INSERT INTO fed_snapshots AS s (origin, kind, body, as_of, digest)
+VALUES (%s, %s, %s, %s, %s)
 ON CONFLICT (origin, kind) DO UPDATE SET body = EXCLUDED.body, as_of = EXCLUDED.as_of,
-    stored_at = now()
-WHERE s.as_of < EXCLUDED.as_of
+    digest = EXCLUDED.digest, stored_at = now()
+WHERE (s.as_of, s.digest) < (EXCLUDED.as_of, EXCLUDED.digest)
 """
 _ORIGIN: Final = """
 INSERT INTO fed_origins AS o (origin, last_as_of, last_stored, records)
@@ -44,15 +47,22 @@ ON CONFLICT (origin) DO UPDATE SET last_as_of = greatest(o.last_as_of, EXCLUDED.
 """
 
 
+def digest(r: Record) -> bytes:
+    """Orders two records of one key with the same ``as_of`` (the database compares the
+    same bytes the same way)."""
+    return hashlib.sha256(msgspec.json.encode(r.values)).digest()
+
+
 def newest_per_key(records: Iterable[Record]) -> list[Record]:
-    """The newest record of each (province, key); ties keep the first seen."""
-    best: dict[tuple[Any, ...], Record] = {}
+    """The newest record of each (province, key), by (``as_of``, :func:`digest`)."""
+    best: dict[tuple[Any, ...], tuple[tuple[datetime, bytes], Record]] = {}
     for r in records:
         k = _key(r)
+        rank = (r.as_of, digest(r))
         have = best.get(k)
-        if have is None or have.as_of < r.as_of:
-            best[k] = r
-    return list(best.values())
+        if have is None or have[0] < rank:
+            best[k] = (rank, r)
+    return [r for _, r in best.values()]
 
 
 def _key(r: Record) -> tuple[Any, ...]:
@@ -80,12 +90,14 @@ async def apply(conn: psycopg.AsyncConnection[Any], records: Sequence[Record]) -
             for c in COUNTS:
                 cols[c].append(getattr(r.values, c))
             cols["as_of"].append(r.as_of)
+            cols["digest"].append(digest(r))
         await conn.execute(_KPI_UPSERT, cols)
     for r in kept:
         if isinstance(r, AlertSummaryRecord | FeedHealthRecord):
             kind = "alert_summary" if isinstance(r, AlertSummaryRecord) else "feed_health"
             body = msgspec.json.encode(r.values).decode()
-            await conn.execute(_SNAPSHOT_UPSERT, (r.province_code, kind, body, r.as_of))
+            await conn.execute(_SNAPSHOT_UPSERT, (r.province_code, kind, body, r.as_of,
+                                                  digest(r)))
     newest: dict[str, tuple[datetime, int]] = {}
     for r in records:
         at, n = newest.get(r.province_code, (r.as_of, 0))

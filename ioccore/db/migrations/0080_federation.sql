@@ -4,32 +4,40 @@
 --
 -- Province half. The publisher (streams/federation/publisher.py) sends each KPI day row
 -- of kpi_daily as an absolute value under its storage key. Which keys to send is kept
--- here, by triggers, so that nothing the dossier fold changes is missed and nothing
--- unchanged is re-read: a statement that writes kpi_counts_daily queues its keys in
--- federation_dirty (one row per key, whatever the number of writes), and a registry
--- load that changes an agency queues that agency's keys (its tier is joined at query
--- time, so a reload changes published rows). The queue is written only while a
--- publisher has switched federation_publishing on, so a province that does not
--- federate pays one empty-table lookup per statement and keeps no growing queue.
+-- here, by triggers, so that nothing the dossier fold changes is missed: a statement
+-- that writes kpi_counts_daily appends its keys to federation_dirty, and a registry load
+-- that changes an agency appends that agency's keys (its tier is joined at query time,
+-- so a reload changes published rows).
+--
+-- The queue is append-only on purpose. A publisher claims rows (DELETE ... SKIP LOCKED)
+-- and then reads the keys' current values; a change committed after its claim has
+-- appended a row the claim could not see, so it is sent next round. With one row per
+-- key and ON CONFLICT DO NOTHING, a change committing between the claim and the read
+-- would find the old row still there, add nothing, and be lost; with ON CONFLICT DO
+-- UPDATE the fold would wait on the publisher's Kafka round trip. Appending never
+-- waits and never loses a change; the publisher sends each claimed key once.
+--
+-- The queue is written only while a publisher has switched federation_publishing on,
+-- so a province that does not federate pays one empty-table lookup per statement and
+-- keeps no growing queue.
 CREATE TABLE federation_publishing (
     singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     since      timestamptz NOT NULL DEFAULT now()
 );
 
 CREATE TABLE federation_dirty (
+    id                 bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     day                date NOT NULL,
     agency             text NOT NULL,
     province_code      text NOT NULL,
-    commune_code       text NOT NULL,
-    PRIMARY KEY (day, agency, province_code, commune_code)
+    commune_code       text NOT NULL
 );
 
 CREATE FUNCTION federation_queue_kpi() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
     IF EXISTS (SELECT 1 FROM federation_publishing) THEN
         INSERT INTO federation_dirty (day, agency, province_code, commune_code)
-        SELECT DISTINCT day, agency, province_code, commune_code FROM changed
-        ON CONFLICT DO NOTHING;
+        SELECT DISTINCT day, agency, province_code, commune_code FROM changed;
     END IF;
     RETURN NULL;
 END $fn$;
@@ -47,8 +55,7 @@ BEGIN
         INSERT INTO federation_dirty (day, agency, province_code, commune_code)
         SELECT k.day, k.agency, k.province_code, k.commune_code
         FROM kpi_counts_daily k
-        WHERE k.agency IN (SELECT code FROM changed)
-        ON CONFLICT DO NOTHING;
+        WHERE k.agency IN (SELECT code FROM changed);
     END IF;
     RETURN NULL;
 END $fn$;
@@ -65,7 +72,10 @@ CREATE TRIGGER agencies_federation_del AFTER DELETE ON agencies
 
 -- National half. One row per (origin province, storage key): the absolute values the
 -- province sent last, kept only when newer (as_of, the province's clock at reading) than
--- what is stored, so a replayed, duplicated or reordered record changes nothing.
+-- what is stored, so a replayed, duplicated or reordered record changes nothing. Two
+-- records of one key with the same as_of (two publishers in one microsecond) are ordered
+-- by `digest` (SHA-256 of the encoded values), so even a tie ends the same way in any
+-- order of arrival.
 CREATE TABLE fed_kpi_counts (
     origin              text NOT NULL,     -- the province that published (its topic)
     day                 date NOT NULL,
@@ -85,6 +95,7 @@ CREATE TABLE fed_kpi_counts (
     paid_fee_bearing    bigint NOT NULL,
     paid_online         bigint NOT NULL,
     as_of               timestamptz NOT NULL,
+    digest              bytea NOT NULL,
     stored_at           timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (origin, day, agency, applicant_province, applicant_commune)
 );
@@ -104,6 +115,7 @@ CREATE TABLE fed_snapshots (
     kind        text NOT NULL,
     body        jsonb NOT NULL,
     as_of       timestamptz NOT NULL,
+    digest      bytea NOT NULL,
     stored_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (origin, kind)
 );

@@ -77,9 +77,10 @@ def install(settings: Settings, log: Path) -> Path:
 
 
 def source_grants(topic: str) -> list[Grant]:
-    """At a province: read the federation topic, nothing else."""
-    return [Grant(ResourceType.TOPIC, topic, ACLOperation.READ),
-            Grant(ResourceType.TOPIC, topic, ACLOperation.DESCRIBE)]
+    """At a province: read the federation topic (and its configuration, which
+    MirrorMaker copies when it creates the national copy), nothing else."""
+    return [Grant(ResourceType.TOPIC, topic, op) for op in (
+        ACLOperation.READ, ACLOperation.DESCRIBE, ACLOperation.DESCRIBE_CONFIGS)]
 
 
 def target_grants(alias: str) -> list[Grant]:
@@ -134,8 +135,6 @@ def properties(flow: Flow) -> str:
         "sync.topic.configs.enabled = false",
         "refresh.topics.interval.seconds = 5",
         "replication.factor = 1",
-        "offset-syncs.topic.location = target",
-        "offset-syncs.topic.replication.factor = 1",
         "heartbeats.topic.replication.factor = 1",
         "checkpoints.topic.replication.factor = 1",
         "config.storage.replication.factor = 1",

@@ -15,6 +15,7 @@ PostgreSQL is shared: each province and the nation get a database of their own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -95,11 +96,9 @@ def ensure_topic(kafka: KafkaSettings, topic: str, partitions: int = 3) -> None:
     admin = admin_client(kafka)
     try:
         if topic not in set(admin.list_topics()):
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([NewTopic(topic, partitions, 1, topic_configs={
                     "cleanup.policy": "compact", "min.compaction.lag.ms": "3600000"})])
-            except TopicAlreadyExistsError:
-                pass
     finally:
         admin.close()
 
