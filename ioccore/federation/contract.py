@@ -141,6 +141,7 @@ def decode(raw: bytes) -> Record:
 
 def record_key(record: Record) -> bytes:
     """The Kafka key: one per quantity, so a compacted topic keeps the latest of each."""
+    parts: tuple[str, ...]
     if isinstance(record, KpiDayRecord):
         k = record.key
         parts = ("kpi_day", k.day.isoformat(), k.agency, k.applicant_province,

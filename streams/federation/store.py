@@ -92,15 +92,15 @@ async def apply(conn: psycopg.AsyncConnection[Any], records: Sequence[Record]) -
             cols["as_of"].append(r.as_of)
             cols["digest"].append(digest(r))
         await conn.execute(_KPI_UPSERT, cols)
-    for r in kept:
-        if isinstance(r, AlertSummaryRecord | FeedHealthRecord):
-            kind = "alert_summary" if isinstance(r, AlertSummaryRecord) else "feed_health"
-            body = msgspec.json.encode(r.values).decode()
-            await conn.execute(_SNAPSHOT_UPSERT, (r.province_code, kind, body, r.as_of,
-                                                  digest(r)))
+    for snap in kept:
+        if isinstance(snap, AlertSummaryRecord | FeedHealthRecord):
+            kind = "alert_summary" if isinstance(snap, AlertSummaryRecord) else "feed_health"
+            body = msgspec.json.encode(snap.values).decode()
+            await conn.execute(_SNAPSHOT_UPSERT, (snap.province_code, kind, body, snap.as_of,
+                                                  digest(snap)))
     newest: dict[str, tuple[datetime, int]] = {}
-    for r in records:
-        at, n = newest.get(r.province_code, (r.as_of, 0))
-        newest[r.province_code] = (max(at, r.as_of), n + 1)
+    for rec in records:
+        at, n = newest.get(rec.province_code, (rec.as_of, 0))
+        newest[rec.province_code] = (max(at, rec.as_of), n + 1)
     for origin, (at, n) in sorted(newest.items()):
         await conn.execute(_ORIGIN, (origin, at, n))

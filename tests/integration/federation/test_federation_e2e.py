@@ -14,26 +14,21 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import sys
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from iocdev import supervise
-from iocdev.federation import mirror, topology
-from iocdev.sandbox import fresh_database
+from iocdev.federation import running, topology
+from iocdev.federation.running import Running
 from iocdev.simulate.generator import events
 from iocdev.simulate.physics import VN_TZ
 
 from ioccore import kpis
-from ioccore.agencies import BUNDLED, BUNDLED_VALID_FROM, read_registry, write_registry
-from ioccore.settings import KafkaSettings, Settings
+from ioccore.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -78,104 +73,28 @@ def _store(conninfo: str, rows: list[tuple[Any, ...]]) -> None:
                 cur.executemany(INSERT, rows[i:i + 500])
 
 
-@dataclass
-class Province:
-    code: str
-    kafka: KafkaSettings
-    db: str
-    conninfo: str
-    publisher: supervise.Process | None = None
-    mirror: topology.Mirror | None = None
-
-
-@dataclass
-class Federation:
-    topic: str
-    provinces: dict[str, Province]
-    nation_kafka: KafkaSettings
-    nation_conninfo: str
-    home: Path
-    libs: Path
-    log4j: Path
-
-
-def _ioc(args: list[str], name: str, log: Path, env: dict[str, str]) -> supervise.Process:
-    return supervise.spawn(name, [sys.executable, "-m", "ioc.cli", *args], log=log,
-                           cwd=Path.cwd(), env=env)
-
-
 @pytest.fixture(scope="module")
 def federation(stack: Settings, tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[Federation]:
-    topic = f"ioc.federation.t{uuid.uuid4().hex[:8]}"
-    home = tmp_path_factory.mktemp("federation")
-    p31 = topology.cluster_settings(stack, "p31", 32000)
-    nation = topology.cluster_settings(stack, "nation", 33000)
-    topology.up_cluster(p31, stack)
-    topology.up_cluster(nation, stack)
-    libs = mirror.install(stack, stack.stack.root / "logs" / "mirror-install.log")
-    log4j = stack.resolve(Path("config/kafka/log4j.properties"))
-    kafkas = {"01": stack.kafka, "31": p31.kafka}
-    aliases = [mirror.alias_of(c) for c in CODES]
-    group = f"ioc-national-{uuid.uuid4().hex[:6]}"
-    for kafka in kafkas.values():
-        topology.provision_province(kafka, topic)
-    topology.provision_nation(nation.kafka, aliases, topic, group)
-    procs: list[supervise.Process] = []
-    mirrors: list[topology.Mirror] = []
-    with fresh_database(stack, "ioc_fed01") as (db01, c01), \
-            fresh_database(stack, "ioc_fed31") as (db31, c31), \
-            fresh_database(stack, "ioc_fednat") as (dbn, cn):
-        provinces = {"01": Province("01", kafkas["01"], db01, c01),
-                     "31": Province("31", kafkas["31"], db31, c31)}
-        try:
-            for p in provinces.values():
-                with psycopg.connect(p.conninfo) as conn:
-                    write_registry(conn, read_registry(BUNDLED), source="bundled",
-                                   valid_from=BUNDLED_VALID_FROM)
-                env = topology.process_env(p.kafka, topology.PUBLISHER, {
-                    "IOC__FEDERATION__ENABLED": "true", "IOC__FEDERATION__PROVINCE_CODE": p.code,
-                    "IOC__FEDERATION__TOPIC": topic, "IOC__FEDERATION__PUBLISH_EVERY_S": "0.5",
-                    "IOC__FEDERATION__SNAPSHOT_EVERY_S": "2"})
-                p.publisher = _ioc(["federation", "publish", "--database", p.db],
-                                   f"publish-{p.code}", home / f"publish-{p.code}.log", env)
-                procs.append(p.publisher)
-                p.mirror = topology.mirror_for(stack, mirror.alias_of(p.code), p.kafka,
-                                               nation.kafka, topic, home / f"mirror-{p.code}")
-                p.mirror.start(libs, log4j)
-                mirrors.append(p.mirror)
-            env = topology.process_env(nation.kafka, topology.NATIONAL, {
-                "IOC__FEDERATION__ROLE": "national", "IOC__FEDERATION__TOPIC": topic,
-                "IOC__FEDERATION__INGEST_GROUP": group,
-                "IOC__FEDERATION__ORIGINS": json.dumps(
-                    {mirror.alias_of(c): c for c in CODES})})
-            procs.append(_ioc(["federation", "ingest", "--database", dbn], "ingest",
-                              home / "ingest.log", env))
-            yield Federation(topic, provinces, nation.kafka, cn, home, libs, log4j)
-        finally:
-            for m in mirrors:
-                m.stop()
-            for proc in procs:
-                proc.stop()
-            topology.down_cluster(p31)
-            topology.down_cluster(nation)
+               ) -> Iterator[Running]:
+    with running.federation(stack, CODES, tmp_path_factory.mktemp("federation")) as fed:
+        yield fed
 
 
-def _province_rows(p: Province) -> set[tuple[Any, ...]]:
+def _province_rows(p: running.Province) -> set[tuple[Any, ...]]:
     with psycopg.connect(p.conninfo) as conn:
         return set(conn.execute(PROVINCE_ROWS).fetchall())
 
 
-def _nation_rows(fed: Federation, code: str) -> set[tuple[Any, ...]]:
+def _nation_rows(fed: Running, code: str) -> set[tuple[Any, ...]]:
     with psycopg.connect(fed.nation_conninfo) as conn:
         return set(conn.execute(NATION_ROWS, (code,)).fetchall())
 
 
-def _in_sync(fed: Federation) -> bool:
+def _in_sync(fed: Running) -> bool:
     return all(_province_rows(p) == _nation_rows(fed, c) for c, p in fed.provinces.items())
 
 
-def _explain(fed: Federation) -> str:
+def _explain(fed: Running) -> str:
     lines = []
     for c, p in fed.provinces.items():
         mine, theirs = _province_rows(p), _nation_rows(fed, c)
@@ -188,14 +107,14 @@ def _explain(fed: Federation) -> str:
     return "\n".join(lines)
 
 
-def _wait_in_sync(fed: Federation, timeout: float = 120.0) -> None:
+def _wait_in_sync(fed: Running, timeout: float = 120.0) -> None:
     try:
         topology.wait_for(lambda: _in_sync(fed), timeout, "national rows equal to provinces'")
     except TimeoutError as exc:
         raise AssertionError(f"{exc}\n{_explain(fed)}") from None
 
 
-def _nation_totals(fed: Federation) -> dict[tuple[Any, ...], dict[str, int]]:
+def _nation_totals(fed: Running) -> dict[tuple[Any, ...], dict[str, int]]:
     async def go() -> dict[tuple[Any, ...], dict[str, int]]:
         async with await psycopg.AsyncConnection.connect(fed.nation_conninfo) as conn:
             rows = await kpis.fetch_counts(conn, grain="month", start=START.date().replace(day=1),
@@ -205,8 +124,8 @@ def _nation_totals(fed: Federation) -> dict[tuple[Any, ...], dict[str, int]]:
     return asyncio.run(go())
 
 
-def _province_totals(fed: Federation) -> dict[tuple[Any, ...], dict[str, int]]:
-    async def one(p: Province) -> list[kpis.CountRow]:
+def _province_totals(fed: Running) -> dict[tuple[Any, ...], dict[str, int]]:
+    async def one(p: running.Province) -> list[kpis.CountRow]:
         async with await psycopg.AsyncConnection.connect(p.conninfo) as conn:
             return await kpis.fetch_counts(conn, grain="month",
                                            start=START.date().replace(day=1),
@@ -221,7 +140,7 @@ def _province_totals(fed: Federation) -> dict[tuple[Any, ...], dict[str, int]]:
 
 
 def test_the_nation_equals_the_provinces_under_late_events_replays_and_an_outage(
-        federation: Federation) -> None:
+        federation: Running) -> None:
     fed = federation
     rows = {c: _rows(c, seed=int(c)) for c in CODES}
     for c in CODES:
@@ -278,7 +197,7 @@ def test_the_nation_equals_the_provinces_under_late_events_replays_and_an_outage
     assert (START.date().replace(day=1), "31", "all") in totals
 
 
-def test_a_record_naming_another_province_is_refused(federation: Federation) -> None:
+def test_a_record_naming_another_province_is_refused(federation: Running) -> None:
     """Province 01's topic carries a forged record for 31: dead-lettered, not stored."""
     fed = federation
     forged = {"kind": "kpi_day", "schema": "ioc.federation.v1", "province_code": "31",
