@@ -107,7 +107,7 @@ def run(rate: int = 5000, seconds: int = 60, batch: int = 500) -> dict[str, Any]
             total = nat.execute("SELECT coalesce(sum(records), 0) FROM fed_origins").fetchone()
     lat = sorted((got[k] - probes[k]).total_seconds() for k in probes if k in got)
     rows_n, size = stats if stats else (0, 0)
-    records = total[0] if total else 0
+    records = int(total[0]) if total else 0
     q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [float("nan")] * 99
     return {"rate_offered": rate, "events": sent, "events_per_s": round(sent / elapsed),
             "probes": len(probes), "probes_arrived": len(lat),

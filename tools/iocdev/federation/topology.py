@@ -40,8 +40,9 @@ Echo = Callable[[str], None]
 
 
 def cluster_settings(base: Settings, name: str, port_base: int) -> Settings:
-    """``base`` with its Kafka moved to ``<stack>/federation/<name>`` and ``port_base``."""
-    home = base.stack.root / "federation" / name
+    """``base`` with its Kafka moved to ``<stack>/federation/<name>-<port_base>`` (a
+    KRaft broker's stored metadata names its ports: one home per set of ports)."""
+    home = base.stack.root / "federation" / f"{name}-{port_base}"
     return base.model_copy(update={
         "stack": base.stack.model_copy(update={"home": home}),
         "kafka": base.kafka.model_copy(update={
