@@ -7,6 +7,9 @@ and ``receiver``. An escalation changes the label set, so the payload also close
 alert under its old labels (``endsAt`` = the escalation time). Alertmanager resolves
 alerts that are not re-sent within its ``resolve_timeout``: :func:`resend_active` posts
 every active alert again and the outbox loop calls it every 60 s.
+
+Every alert also carries the annotation ``console_url``, the operator console opened on
+that alert: Alertmanager's e-mails and webhooks (config/alertmanager/) link to it.
 """
 
 from __future__ import annotations
@@ -21,10 +24,20 @@ from alerts.errors import ReceiverError
 from alerts.model import Transition
 
 API_PATH = "/api/v2/alerts"
+ALERTS_PATH = "/v1/alerts"
+"""The API's alerts, under which ``generator_url`` ends (``notify.generator_url``)."""
 
 
 def _url(generator_url: str, fingerprint: str) -> str:
     return f"{generator_url.rstrip('/')}/{fingerprint}" if generator_url else ""
+
+
+def console_url(generator_url: str, fingerprint: str) -> str:
+    """The console opened on one alert, beside the API that ``generator_url`` names."""
+    if not generator_url:
+        return ""
+    base = generator_url.rstrip("/").removesuffix(ALERTS_PATH)
+    return f"{base}/console/?alert={fingerprint}"
 
 
 def _am_alert(labels: Mapping[str, str], annotations: Mapping[str, str], starts_at: datetime,
@@ -44,7 +57,8 @@ def alerts_for(t: Transition, generator_url: str) -> list[dict[str, Any]]:
     """The Alertmanager alerts one transition posts (``resolved`` carries ``endsAt``)."""
     url = _url(generator_url, t.fingerprint)
     starts = t.since or t.at
-    annotations = {**t.annotations, "fingerprint": t.fingerprint}
+    annotations = {**t.annotations, "fingerprint": t.fingerprint,
+                   "console_url": console_url(generator_url, t.fingerprint)}
     ends = t.at if t.to_state == "resolved" else None
     out = [_am_alert(t.labels, annotations, starts, ends, url)]
     if t.replaces is not None and dict(t.replaces) != dict(t.labels):
@@ -55,8 +69,9 @@ def alerts_for(t: Transition, generator_url: str) -> list[dict[str, Any]]:
 def active_alert(fingerprint: str, labels: Mapping[str, str], annotations: Mapping[str, str],
                  since: datetime, generator_url: str) -> dict[str, Any]:
     """The periodic re-send of an alert that is still firing or acknowledged."""
-    return _am_alert(labels, {**annotations, "fingerprint": fingerprint}, since, None,
-                     _url(generator_url, fingerprint))
+    return _am_alert(labels, {**annotations, "fingerprint": fingerprint,
+                              "console_url": console_url(generator_url, fingerprint)},
+                     since, None, _url(generator_url, fingerprint))
 
 
 class AlertmanagerClient:

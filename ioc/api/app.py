@@ -15,7 +15,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ioc.api import alerts, console, console_data, console_feeds, geojson, health, ingest, kpis
+from ioc.api import (
+    alertmanager_hook,
+    alerts,
+    console,
+    console_data,
+    console_feeds,
+    geojson,
+    health,
+    ingest,
+    kpis,
+)
 from ioc.api.deps import Resources
 from ioc.api.errors import ApiError
 from ioc.api.limits import BodyLimit
@@ -32,6 +42,8 @@ HTTP API of the provincial Intelligent Operations Center.
 * **Operator API** — alerts, acknowledgements, silences, a live stream
   (viewer, operator and admin keys).
 * **Map** — `GET /v1/geo/communes`, a GeoJSON layer of communes with their state.
+* **Alertmanager receivers** — `POST /v1/alertmanager/webhook/{receiver}` records the
+  notifications Alertmanager routed (the receiver's bearer token).
 
 Authenticate with `Authorization: Bearer <key>`; keys are issued with
 `ioc api keys create`. See docs/api.md.
@@ -72,6 +84,7 @@ def create_app(settings: Settings | None = None, *,
     app.include_router(alerts.router)
     app.include_router(geojson.router)
     app.include_router(kpis.router)
+    app.include_router(alertmanager_hook.router)
     for part in (console_data, console_feeds, console):  # the operator console
         app.include_router(part.router)
     app.add_middleware(BodyLimit, ingest_limit=cfg.api.max_body_bytes,
