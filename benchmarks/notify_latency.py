@@ -20,8 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ioccore.settings import get_settings
 from iocdev import mail_episode
+
+from ioccore.settings import get_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         good = latency is not None and latency <= target and exact
         ok = ok and good
         worst = max(worst, latency or float("inf"))
-        print(f"run {n + 1}: firing -> owner's inbox {latency:.2f} s "
+        shown = "-" if latency is None else f"{latency:.2f}"
+        print(f"run {n + 1}: firing -> owner's inbox {shown} s "
               f"(target <= group_wait {episode.group_wait_s:.0f} s + 5 s = {target:.0f} s); "
               f"owner messages {len(episode.owner_messages)}, others "
               f"{len(episode.other_messages)}: {'OK' if good else 'MISSED'}", flush=True)

@@ -86,8 +86,10 @@ def test_host_ports_equal_the_configured_ports(compose: dict[str, Any],
     }
     for name, port in expected.items():
         assert port in _published(services[name]).values(), (name, port)
+    mail = {settings.mail.smtp_port, settings.mail.web_port}  # Mailpit: SMTP, web inbox
+    assert set(_published(services["mailpit"]).values()) == mail
     published_anywhere = {p for s in services.values() for p in _published(s).values()}
-    assert published_anywhere == set(expected.values())
+    assert published_anywhere == set(expected.values()) | mail
 
 
 def _env(service: dict[str, Any]) -> dict[str, str]:

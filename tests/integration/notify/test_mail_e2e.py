@@ -31,8 +31,8 @@ def check(episode: Episode) -> None:
     assert all(m.to == (OWNER_ADDRESS,) for m in owner)
     # the department's webhook was told the same, and nobody else's
     assert {r for r, _, _ in episode.receipts} == {OWNER_RECEIVER}
-    assert [s for _, s, _ in episode.receipts][0] == "firing"
-    assert [s for _, s, _ in episode.receipts][-1] == "resolved"
+    statuses = [s for _, s, _ in episode.receipts]
+    assert (statuses[0], statuses[-1]) == ("firing", "resolved"), statuses
 
 
 def test_episode_reaches_the_owner_once_firing_once_resolved(

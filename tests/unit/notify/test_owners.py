@@ -16,7 +16,7 @@ import yaml
 from iocdev.stack.prometheus import render_alertmanager
 
 from alerts.alertmanager import active_alert, alerts_for, console_url
-from alerts.model import Transition
+from alerts.model import State, Transition
 from alerts.receiver_tokens import ensure_tokens, read_token, token_matches, webhook_receivers
 from alerts.ruleload import check_files, load_rules, load_rules_dir
 from ioccore.settings import ROOT, get_settings
@@ -39,6 +39,8 @@ RULE = """groups:
         severity: warning
         owner: {owner}
         labels: {{ domain: environment }}
+        annotations:
+          summary: {{ vi: "PM2.5 {{value}}", en: "PM2.5 {{value}}" }}
 """
 
 
@@ -65,7 +67,7 @@ def test_an_owner_that_is_no_department_code_is_refused_with_its_line(
     path = tmp_path / "r.yaml"
     path.write_text(RULE.format(owner=owner))
     errors = check_files([path])
-    assert [(e.line, "owner" in e.message) for e in errors] == [(14, True)], errors
+    assert [(e.line, "owner" in e.message) for e in errors] == [(13, True)], errors
 
 
 def test_every_shipped_rule_has_an_owner_with_a_route_of_its_own() -> None:
@@ -109,7 +111,7 @@ def test_rendered_config_has_absolute_paths_and_the_settings_smarthost(tmp_path:
     assert config["route"] == yaml.safe_load(AM_CONFIG.read_text())["route"]
 
 
-def _transition(to: str) -> Transition:
+def _transition(to: State) -> Transition:
     return Transition(fingerprint="fp1", seq=1, rule_id="r", kind="state",
                       from_state="pending" if to == "firing" else "firing", to_state=to,
                       at=T, severity="warning",
@@ -121,7 +123,8 @@ def _transition(to: str) -> Transition:
 def test_every_alertmanager_alert_links_to_the_console() -> None:
     base = "https://ioc.example.vn/v1/alerts"
     assert console_url(base, "fp1") == "https://ioc.example.vn/console/?alert=fp1"
-    for to in ("firing", "resolved"):
+    states: tuple[State, ...] = ("firing", "resolved")
+    for to in states:
         (alert,) = alerts_for(_transition(to), base)
         assert alert["annotations"]["console_url"] == "https://ioc.example.vn/console/?alert=fp1"
         assert alert["labels"]["department"] == "snnmt"
