@@ -79,6 +79,8 @@ class Episode:
     """Every message Mailpit received, oldest first."""
     receipts: list[tuple[str, str, int]] = field(default_factory=list)
     """(receiver, status, alerts) of every webhook notification the API recorded."""
+    texts: list[str] = field(default_factory=list)
+    """The text bodies of the owner's messages, in order."""
     firing_at: datetime | None = None
     """When the worker committed the first firing transition (outbox row)."""
     firing_mail_at: datetime | None = None
@@ -153,6 +155,7 @@ def run(settings: Settings, tmp: Path, *, communes: int = 30, smtp_down_s: float
     rules.mkdir(parents=True, exist_ok=True)
     (rules / "pm25.yaml").write_text(rule_text(rule_id, tag))
     episode = Episode(rule_id, len(places), smtp_down_s=smtp_down_s)
+    tokens = tmp / "tokens"
     t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=4)
 
     def readings(minute: int, values: list[float], close: float) -> list[dict[str, Any]]:
@@ -172,8 +175,10 @@ def run(settings: Settings, tmp: Path, *, communes: int = 30, smtp_down_s: float
 
     with private_mailpit(settings, tmp / "mailpit") as box, \
             pipeline(settings, tmp / "pipe", partitions=1) as pipe, \
-            api_process(settings, pipe.dbname, tmp) as api, \
+            api_process(settings, pipe.dbname, tmp,
+                        {"IOC__ALERTS__RECEIVER_TOKENS_DIR": str(tokens)}) as api, \
             private_alertmanager(settings, tmp / "am", smarthost=box.smarthost, api_url=api,
+                                 tokens_dir=tokens,
                                  timing={"group_interval": group_interval}) as am:
         episode.group_wait_s = _seconds(str(am.config["route"]["group_wait"]))
         env = {"IOC__ALERTS__RULES_DIR": str(rules),
@@ -189,9 +194,14 @@ def run(settings: Settings, tmp: Path, *, communes: int = 30, smtp_down_s: float
             down_until = time.monotonic() + smtp_down_s
         pipe.produce("sensor", batches(readings(0, [150.0, 170.0, 160.0], 150.0), 10))
         pipe.wait_for(transitions.format(state="firing"), len(places), timeout=120)
-        first = pipe.query("SELECT min(created_at) FROM alert_outbox WHERE receiver ="
-                           " 'alertmanager'")[0][0]
+        pipe.wait_for("SELECT count(*) FROM alert_outbox WHERE receiver = 'alertmanager'"
+                      " AND delivered_at IS NULL", 0, timeout=60)
+        first, last, delivered = pipe.query(
+            "SELECT min(created_at), max(created_at), max(delivered_at) FROM alert_outbox"
+            " WHERE receiver = 'alertmanager'")[0]
         episode.firing_at = first
+        echo(f"   firing transitions committed over {(last - first).total_seconds():.1f} s,"
+             f" posted to Alertmanager by +{(delivered - first).total_seconds():.1f} s")
         echo(f"   {len(places)} alerts firing (first committed {first:%H:%M:%S.%f})")
         if smtp_down_s:
             time.sleep(max(0.0, down_until - time.monotonic()))
@@ -221,6 +231,7 @@ def run(settings: Settings, tmp: Path, *, communes: int = 30, smtp_down_s: float
         # anything else routed would arrive within a group interval: wait one out
         time.sleep(_seconds(group_interval) + 2)
         episode.messages = sorted(api_box.messages(), key=lambda m: m.created)
+        episode.texts = [api_box.text(m.id) for m in episode.owner_messages]
         episode.receipts = [(str(r), str(s), int(n)) for r, s, n in pipe.query(
             "SELECT receiver, status, jsonb_array_length(alerts) FROM alertmanager_receipts"
             " ORDER BY id")]

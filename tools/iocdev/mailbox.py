@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import yaml
 
+from alerts.receiver_tokens import ensure_tokens, webhook_receivers
 from ioccore.settings import ROOT, Settings
 from iocdev import supervise
 from iocdev.stack.mailpit import argv as mailpit_argv
@@ -143,15 +144,19 @@ class PrivateAlertmanager:
 
 @contextlib.contextmanager
 def private_alertmanager(settings: Settings, tmp: Path, *, smarthost: str,
-                         api_url: str | None = None, source: Path = SHIPPED_CONFIG,
-                         timing: dict[str, str] | None = None
+                         api_url: str | None = None, tokens_dir: Path | None = None,
+                         source: Path = SHIPPED_CONFIG, timing: dict[str, str] | None = None
                          ) -> Iterator[PrivateAlertmanager]:
     """An Alertmanager running the shipped routing tree (``source``) with mail to
-    ``smarthost`` and webhooks to ``api_url`` (default: the API of ``settings``).
-    ``timing`` overrides the root route's ``group_wait``/``group_interval``/
-    ``repeat_interval`` (tests that cannot wait a minute); nothing else changes."""
+    ``smarthost`` and webhooks to ``api_url`` (default: the API of ``settings``) with
+    the receivers' tokens of ``tokens_dir`` (made when missing). ``timing`` overrides
+    the root route's ``group_wait``/``group_interval``/``repeat_interval`` (tests that
+    cannot wait a minute); nothing else changes."""
     tmp.mkdir(parents=True, exist_ok=True)
-    config = render_alertmanager(source, settings, api_url=api_url, smarthost=smarthost)
+    tokens = tokens_dir or settings.receiver_tokens_dir()
+    config = render_alertmanager(source, settings, api_url=api_url, smarthost=smarthost,
+                                 tokens_dir=tokens)
+    ensure_tokens(tokens, sorted({w.receiver for w in webhook_receivers(config)}))
     config["route"].update(timing or {})
     path = tmp / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -27,6 +27,11 @@ def check(episode: Episode) -> None:
     assert "30 đang cảnh báo / firing" in owner[0].subject
     assert "30 đã hết / resolved" in owner[1].subject
     assert episode.rule_id in owner[0].subject
+    # Vietnamese first, the English fallback below, each alert with its console link
+    firing = episode.texts[0]
+    assert firing.index("PM2.5 tại") < firing.index("-- English --") < firing.index("PM2.5 in")
+    assert firing.count("/console/?alert=") == 2 * 30
+    assert "(ICT)" in firing and "Đơn vị chủ trì: snnmt" in firing
     assert episode.other_messages == []  # no other department, not the duty desk
     assert all(m.to == (OWNER_ADDRESS,) for m in owner)
     # the department's webhook was told the same, and nobody else's

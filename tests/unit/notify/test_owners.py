@@ -7,7 +7,7 @@ mail in the inbox (tests/integration/notify)."""
 from __future__ import annotations
 
 import stat
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,25 @@ def test_every_alertmanager_alert_links_to_the_console() -> None:
         assert alert["labels"]["department"] == "snnmt"
     again = active_alert("fp1", {"alertname": "r"}, {}, T, base)
     assert again["annotations"]["console_url"].endswith("/console/?alert=fp1")
+
+
+def test_an_open_alert_starts_when_posted_and_says_since_when_in_vietnam_time() -> None:
+    """Alertmanager skips group_wait for alerts whose startsAt is older than it, so an
+    open alert is posted with the posting time; the episode's start is an annotation."""
+    posted = T + timedelta(minutes=30)
+    (firing,) = alerts_for(_transition("firing"), "", now=posted)
+    assert datetime.fromisoformat(firing["startsAt"]) == posted
+    assert firing["annotations"]["since"] == T.isoformat()
+    assert firing["annotations"]["since_vn"] == "15:00 01/03/2026"  # 08:00 UTC
+    assert "endsAt" not in firing
+    (resolved,) = alerts_for(_transition("resolved"), "", now=posted)
+    assert (resolved["startsAt"], resolved["endsAt"]) == (T.isoformat(), T.isoformat())
+    assert resolved["annotations"]["ended_vn"] == "15:00 01/03/2026"
+    again = active_alert("fp1", {"alertname": "r"}, {}, T, "", now=posted)
+    assert datetime.fromisoformat(again["startsAt"]) == posted
+    # a start in the future (a skewed source clock) is never moved earlier
+    (ahead,) = alerts_for(_transition("firing"), "", now=T - timedelta(minutes=1))
+    assert datetime.fromisoformat(ahead["startsAt"]) == T
 
 
 def test_receiver_tokens_are_private_kept_and_compared(tmp_path: Path) -> None:
