@@ -135,6 +135,18 @@ class PrivateAlertmanager:
     config: dict[str, Any]
     process: Process
 
+    def failed_requests(self, integration: str) -> float:
+        """Failed attempts (``alertmanager_notification_requests_failed_total``) of one
+        integration (email, webhook): every retry counts."""
+        r = httpx.get(f"{self.base}/metrics", timeout=5)
+        r.raise_for_status()
+        total = 0.0
+        for line in r.text.splitlines():
+            if line.startswith("alertmanager_notification_requests_failed_total{") and \
+                    f'integration="{integration}"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
     def alerts(self, filters: list[str] | None = None) -> list[dict[str, Any]]:
         r = httpx.get(f"{self.base}/api/v2/alerts",
                       params=[("filter", f) for f in filters or []], timeout=5)

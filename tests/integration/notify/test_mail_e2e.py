@@ -44,6 +44,7 @@ def test_episode_reaches_the_owner_once_firing_once_resolved(
         stack: Settings, tmp_path: Path) -> None:
     episode = mail_episode.run(stack, tmp_path, communes=30, echo=print)
     check(episode)
+    assert episode.email_failures == [0, 0]
     latency = episode.firing_latency_s
     assert latency is not None
     print(f"firing -> owner's inbox: {latency:.1f} s (group_wait {episode.group_wait_s:.0f} s)")
@@ -53,3 +54,6 @@ def test_episode_reaches_the_owner_once_firing_once_resolved(
 def test_nothing_is_lost_while_the_smtp_server_is_down(stack: Settings, tmp_path: Path) -> None:
     episode = mail_episode.run(stack, tmp_path, communes=30, smtp_down_s=20.0, echo=print)
     check(episode)
+    # the outage was real: Alertmanager's attempts failed while firing and while resolving
+    firing, resolving = episode.email_failures
+    assert firing >= 1 and resolving >= 1, episode.email_failures
