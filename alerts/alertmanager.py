@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -43,12 +44,24 @@ def _url(generator_url: str, fingerprint: str) -> str:
     return f"{generator_url.rstrip('/')}/{fingerprint}" if generator_url else ""
 
 
-def console_url(generator_url: str, fingerprint: str) -> str:
-    """The console opened on one alert, beside the API that ``generator_url`` names."""
+def console_url(generator_url: str, fingerprint: str,
+                labels: Mapping[str, str] | None = None) -> str:
+    """The console beside the API that ``generator_url`` names, its board filtered to
+    the alert's rule and place (``rule``, ``commune`` or ``province``, the console's own
+    URL filters) and naming the alert (``alert``)."""
     if not generator_url:
         return ""
     base = generator_url.rstrip("/").removesuffix(ALERTS_PATH)
-    return f"{base}/console/?alert={fingerprint}"
+    query: dict[str, str] = {}
+    labels = labels or {}
+    if labels.get("alertname"):
+        query["rule"] = labels["alertname"]
+    if labels.get("commune_code"):
+        query["commune"] = labels["commune_code"]
+    elif labels.get("province_code"):
+        query["province"] = labels["province_code"]
+    query["alert"] = fingerprint
+    return f"{base}/console/?{urlencode(query)}"
 
 
 def _am_alert(labels: Mapping[str, str], annotations: Mapping[str, str], starts_at: datetime,
@@ -70,9 +83,10 @@ def vietnam_time(at: datetime) -> str:
 
 
 def _annotations(annotations: Mapping[str, str], fingerprint: str, generator_url: str,
-                 since: datetime, ended: datetime | None = None) -> dict[str, str]:
+                 labels: Mapping[str, str], since: datetime,
+                 ended: datetime | None = None) -> dict[str, str]:
     out = {**annotations, "fingerprint": fingerprint,
-           "console_url": console_url(generator_url, fingerprint),
+           "console_url": console_url(generator_url, fingerprint, labels),
            "since": since.isoformat(), "since_vn": vietnam_time(since)}
     if ended is not None:
         out["ended_vn"] = vietnam_time(ended)
@@ -91,7 +105,7 @@ def alerts_for(t: Transition, generator_url: str, *, now: datetime | None = None
     url = _url(generator_url, t.fingerprint)
     since = t.since or t.at
     resolved = t.to_state == "resolved"
-    annotations = _annotations(t.annotations, t.fingerprint, generator_url, since,
+    annotations = _annotations(t.annotations, t.fingerprint, generator_url, t.labels, since,
                                t.at if resolved else None)
     if resolved:
         out = [_am_alert(t.labels, annotations, since, t.at, url)]
@@ -106,7 +120,8 @@ def active_alert(fingerprint: str, labels: Mapping[str, str], annotations: Mappi
                  since: datetime, generator_url: str, *, now: datetime | None = None
                  ) -> dict[str, Any]:
     """The periodic re-send of an alert that is still firing or acknowledged."""
-    return _am_alert(labels, _annotations(annotations, fingerprint, generator_url, since),
+    return _am_alert(labels, _annotations(annotations, fingerprint, generator_url, labels,
+                                          since),
                      _posted(since, now), None, _url(generator_url, fingerprint))
 
 

@@ -30,7 +30,7 @@ def check(episode: Episode) -> None:
     # Vietnamese first, the English fallback below, each alert with its console link
     firing = episode.texts[0]
     assert firing.index("PM2.5 tại") < firing.index("-- English --") < firing.index("PM2.5 in")
-    assert firing.count("/console/?alert=") == 2 * 30
+    assert firing.count("/console/?rule=") == 2 * 30
     assert "(ICT)" in firing and "Đơn vị chủ trì: snnmt" in firing
     assert episode.other_messages == []  # no other department, not the duty desk
     assert all(m.to == (OWNER_ADDRESS,) for m in owner)

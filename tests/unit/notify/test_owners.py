@@ -123,13 +123,14 @@ def _transition(to: State) -> Transition:
 def test_every_alertmanager_alert_links_to_the_console() -> None:
     base = "https://ioc.example.vn/v1/alerts"
     assert console_url(base, "fp1") == "https://ioc.example.vn/console/?alert=fp1"
+    link = "https://ioc.example.vn/console/?rule=r&commune=00004&alert=fp1"
     states: tuple[State, ...] = ("firing", "resolved")
     for to in states:
         (alert,) = alerts_for(_transition(to), base)
-        assert alert["annotations"]["console_url"] == "https://ioc.example.vn/console/?alert=fp1"
+        assert alert["annotations"]["console_url"] == link  # the board's own filters
         assert alert["labels"]["department"] == "snnmt"
-    again = active_alert("fp1", {"alertname": "r"}, {}, T, base)
-    assert again["annotations"]["console_url"].endswith("/console/?alert=fp1")
+    again = active_alert("fp1", {"alertname": "r", "province_code": "01"}, {}, T, base)
+    assert again["annotations"]["console_url"].endswith("/console/?rule=r&province=01&alert=fp1")
 
 
 def test_an_open_alert_starts_when_posted_and_says_since_when_in_vietnam_time() -> None:
