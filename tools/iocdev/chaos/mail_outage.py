@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     for s in subjects:
         print(f"  owner got: {s}")
     print(f"  others got: {len(episode.other_messages)}")
+    print(f"  Alertmanager's failed e-mail attempts (firing, resolving): "
+          f"{', '.join(f'{n:.0f}' for n in episode.email_failures)}")
     print(f"  {'OK' if ok else 'FAILED'}: lost {max(0, 2 - len(subjects))}, "
           f"duplicated {max(0, len(subjects) - 2)}, misrouted {len(episode.other_messages)}")
     return 0 if ok else 1
