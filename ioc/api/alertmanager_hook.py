@@ -7,7 +7,8 @@ for incidents and audits. It routes nothing itself.
 
 Authentication: ``Authorization: Bearer <token>``, the receiver's own token
 (``<alerts.receiver_tokens_dir>/<receiver>.token``, :mod:`alerts.receiver_tokens`),
-compared in constant time; a wrong, missing or unknown receiver's token is 401 alike.
+compared in constant time; a wrong, missing or unknown receiver's token is 401 alike,
+and costs the client address a token of the keyless throttle (429 once spent).
 The body is Alertmanager's webhook payload (version 4), bounded by
 ``api.max_operator_body_bytes`` and by the field limits below; the payload must name
 the receiver of the path.
@@ -81,15 +82,24 @@ async def receive(
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> dict[str, Any]:
     """Record one notification Alertmanager sent to ``receiver``."""
-    if res.global_limiter.check("*") > 0:
-        raise RateLimitedError("the API is busy; retry shortly", retry_after=1.0)
     presented = creds.credentials if creds is not None and \
         creds.scheme.lower() == "bearer" else ""
     if not RECEIVER.match(receiver) or not presented or not token_matches(
             res.settings.receiver_tokens_dir(), receiver, presented):
+        # wrong tokens cost the address like keyless requests (ioc.api.deps); a right
+        # token is never throttled, so a flood cannot lock Alertmanager out
+        address = request.client.host if request.client is not None else "unknown"
+        if res.anonymous_limiter.wait(address) > 0:
+            raise RateLimitedError("too many requests without a valid token from this "
+                                   "address", retry_after=1.0,
+                                   code="too_many_unauthenticated")
+        res.anonymous_limiter.debit(address, 1.0)
         raise UnauthorizedError("send the receiver's token as 'Authorization: Bearer "
                                 "<token>' (alerts.receiver_tokens_dir/<receiver>.token)",
                                 code="invalid_receiver_token")
+    if res.global_limiter.check("*") > 0:
+        raise RateLimitedError("the API is busy; retry shortly", retry_after=1.0,
+                               code="overloaded")
     request.scope[KEY_NAME_SCOPE] = f"alertmanager:{receiver}"
     try:
         note = AmNotification.model_validate(orjson.loads(await request.body()))

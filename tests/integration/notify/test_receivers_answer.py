@@ -3,7 +3,8 @@
 Webhooks: a real ``ioc api`` (uvicorn, its own migrated database) gets a version-4
 payload at each webhook URL of the shipped configuration, with that receiver's token,
 and answers 2xx, recording one receipt each; wrong tokens, another receiver's token, a
-mismatched or malformed payload are refused. E-mail: the stack's SMTP server (Mailpit,
+mismatched or malformed payload are refused, and wrong tokens are throttled per address
+while the right one never is. E-mail: the stack's SMTP server (Mailpit,
 ``mail.smarthost``) accepts a message for every address of the shipped configuration,
 and its HTTP API shows it.
 """
@@ -39,7 +40,8 @@ def hooked(stack: Settings, migrated_db: tuple[str, str], tmp_path: Path
     """(API base URL, tokens folder, the shipped config rendered onto that API)."""
     tokens = tmp_path / "tokens"
     with api_process(stack, migrated_db[0], tmp_path,
-                     {"IOC__ALERTS__RECEIVER_TOKENS_DIR": str(tokens)}) as api:
+                     {"IOC__ALERTS__RECEIVER_TOKENS_DIR": str(tokens),
+                      "IOC__API__UNAUTHENTICATED_PER_MINUTE": "4"}) as api:
         config = render_alertmanager(SHIPPED, stack, api_url=api, tokens_dir=tokens)
         ensure_tokens(tokens, sorted({w.receiver for w in webhook_receivers(config)}))
         yield api, tokens, config
@@ -102,6 +104,9 @@ def test_the_webhook_refuses_what_it_must(hooked: tuple[str, Path, dict[str, Any
                       timeout=10).status_code == 401
     assert httpx.post(f"{api}/v1/alertmanager/webhook/no-such", json=payload("no-such"),
                       headers=bearer(tokens, "dept-sxd"), timeout=10).status_code == 401
+    # four wrong tokens spent the address's keyless budget (4 a minute here) ...
+    r = httpx.post(url, json=body, headers={"Authorization": "Bearer nope"}, timeout=10)
+    assert (r.status_code, r.json()["error"]) == (429, "too_many_unauthenticated")
     own = bearer(tokens, "dept-snnmt")
     r = httpx.post(url, json=payload("dept-sxd"), headers=own, timeout=10)
     assert (r.status_code, r.json()["error"]) == (400, "receiver_mismatch")
@@ -114,6 +119,8 @@ def test_the_webhook_refuses_what_it_must(hooked: tuple[str, Path, dict[str, Any
     with psycopg.connect(migrated_db[1]) as conn:
         n = conn.execute("SELECT count(*) FROM alertmanager_receipts").fetchone()
     assert n == (0,)
+    # ... but a right token is never throttled: Alertmanager cannot be locked out
+    assert httpx.post(url, json=body, headers=own, timeout=10).status_code == 200
 
 
 def test_every_mail_address_of_the_shipped_config_is_accepted_by_the_smtp_server(
