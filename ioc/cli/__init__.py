@@ -17,6 +17,7 @@ from ioc.cli import (
     alerts,
     apikeys,
     db,
+    federation,
     geo,
     kafka,
     kpis,
@@ -40,6 +41,8 @@ app.add_typer(agencies.app, name="agencies", help="Agency registry (tiers of the
 app.add_typer(kpis.app, name="kpis", help="Public-service KPI targets.")
 app.add_typer(rules.app, name="rules", help="Alert rule files: check and unit-test.")
 app.add_typer(alerts.app, name="alerts", help="Operator actions on alerts.")
+app.add_typer(federation.app, name="federation",
+             help="Provinces to the nation: publish, ingest, status.")
 app.command("worker")(run.worker)
 app.command("mqtt-bridge")(mqtt.bridge)
 app.add_typer(mqtt.app, name="mqtt", help="MQTT users and Mosquitto's files.")
