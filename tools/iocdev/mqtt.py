@@ -82,12 +82,17 @@ class Broker:
 
 
 @contextlib.contextmanager
-def private_broker(tmp: Path, *, bridge_password: str = "bridge-test-secret"
-                   ) -> Iterator[Broker]:
+def private_broker(tmp: Path, *, bridge_password: str = "bridge-test-secret",
+                   tls: tuple[Path, Path] | None = None) -> Iterator[Broker]:
+    """``tls``: (certificate, key) for a TLS listener on ``broker.mqtt.tls_port``."""
     home = tmp / "mosquitto"
     (home / "data").mkdir(parents=True, exist_ok=True)
     port = free_port()
     mqtt = MqttSettings(port=port, password=bridge_password)  # type: ignore[arg-type]
+    if tls is not None:
+        mqtt = mqtt.model_copy(update={"tls": True, "tls_port": free_port(),
+                                       "cert_file": tls[0], "key_file": tls[1],
+                                       "ca_file": tls[0]})
     mp.write_files(home / "passwd", home / "acl",
                    [mp.MqttUser(mqtt.username, "bridge", None,
                                 mp.hash_password(bridge_password))], {}, mqtt.topic_root)
