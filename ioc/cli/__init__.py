@@ -21,6 +21,7 @@ from ioc.cli import (
     geo,
     kafka,
     kpis,
+    mqtt,
     rules,
     run,
     sources,
@@ -43,6 +44,8 @@ app.add_typer(alerts.app, name="alerts", help="Operator actions on alerts.")
 app.add_typer(federation.app, name="federation",
              help="Provinces to the nation: publish, ingest, status.")
 app.command("worker")(run.worker)
+app.command("mqtt-bridge")(mqtt.bridge)
+app.add_typer(mqtt.app, name="mqtt", help="MQTT users and Mosquitto's files.")
 api_app = typer.Typer(invoke_without_command=True, help="HTTP API server and its keys.")
 api_app.callback(invoke_without_command=True)(run.api)
 api_app.add_typer(apikeys.app, name="keys", help="Create, list and revoke API keys.")
