@@ -32,11 +32,11 @@ def api(
     import uvicorn
 
     from ioc.api.app import create_app
-    from ioc.api.logs import configure_logging
+    from ioc.api.logs import configure_api_logging
     from ioccore.settings import get_settings
 
     settings = get_settings()
-    configure_logging(log_level)
+    configure_api_logging(log_level)
     uvicorn.run(create_app(settings), host=host or settings.api.host,
                 port=port or settings.api.port, log_config=None, access_log=False,
                 server_header=False, log_level=log_level.lower())

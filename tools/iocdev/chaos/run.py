@@ -13,10 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from ioccore.settings import get_settings
 from iocdev.chaos import stack
 from iocdev.chaos.ledger import Ledger
 from iocdev.chaos.scenarios import SCENARIOS, by_name, run_scenario
+from iocdev.settings import get_dev_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the ledgers here")
     args = parser.parse_args(argv)
 
-    base = get_settings()
+    base = get_dev_settings()
     settings = base if args.same_stack else stack.chaos_settings(
         base, home=args.home, port_base=args.port_base)
     selected = by_name(args.scenarios) if args.scenarios else list(SCENARIOS)

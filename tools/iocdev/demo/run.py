@@ -141,7 +141,7 @@ class Demo:
 
     # -------------------------------------------------------------- steps
     def stack_up(self) -> None:
-        from ioccore.errors import StackError
+        from iocdev.errors import StackError
         from iocdev.stack import manager
 
         self._step("stack: starting what is not running")

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from ioccore.errors import StackError
+from iocdev.errors import StackError
 from iocdev.stack.ready import http_ok
 from iocdev.stack.service import Service
 

@@ -1,0 +1,45 @@
+"""The development tooling's settings: the deployed ones plus what only tools/ reads.
+
+:class:`DevSettings` extends :class:`ioccore.settings.Settings` with the local stack's
+keys (Kafka and Scala versions, the loopback host every service binds) and Grafana's
+port. Same sources, same overrides (``IOC__STACK__KAFKA_VERSION``, ``IOC__GRAFANA__PORT``);
+deployed processes ignore these variables (``ioccore.settings.DataHome``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict
+
+from ioccore.settings import DataHome, Settings
+
+
+class StackSettings(DataHome):
+    """The local stack: where it installs and stores (``home``), what it installs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kafka_version: str = "3.9.1"
+    scala_version: str = "2.13"
+    host: str = "127.0.0.1"
+    """Every service listens on this loopback address only."""
+
+
+class GrafanaSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    port: int = 13000
+
+
+class DevSettings(Settings):
+    """Settings of the development tooling (stack, demo, simulators, tests, chaos)."""
+
+    stack: StackSettings = StackSettings()
+    grafana: GrafanaSettings = GrafanaSettings()
+
+
+@lru_cache(maxsize=1)
+def get_dev_settings() -> DevSettings:
+    """The process-wide development settings (read once)."""
+    return DevSettings()  # type: ignore[call-arg]
