@@ -72,7 +72,8 @@ def demo(
         typer.echo(f"map:    {outcome.report.map_png}")
     from iocdev.demo.console import console_lines
 
-    for line in console_lines(get_dev_settings(),
+    typer.echo(f"database: {run.run_db} (this run's own; the next demo drops it)")
+    for line in console_lines(run.settings,
                               keep_running=keep_running and not outcome.problems):
         typer.echo(line)
     if outcome.problems:
