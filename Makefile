@@ -40,22 +40,24 @@ stack-down: setup
 stack-status: setup
 	$(BIN)/ioc stack status
 
-# Fail fast before any service starts: lint, then the unit tests on Python 3.11 and on
-# the other supported versions (3.12, 3.13); then every other test against the real
-# local stack (the full suite thus runs on 3.11). The stack keeps running afterwards (the
+# Fail fast before any service starts: lint, then the quick unit tests on Python 3.11
+# and on the other supported versions (3.12, 3.13); then every other test (the slow unit
+# tests among them) against the real local stack: the full suite thus runs on 3.11. The stack keeps running afterwards (the
 # next run reuses it) unless CI=true: then it is stopped whatever the outcome, and
 # pytest's exit code is kept.
 test: lint unit unit-versions
 	@set +e; \
 	$(BIN)/ioc stack up; rc=$$?; \
-	if [ $$rc -eq 0 ]; then $(BIN)/pytest -m "not unit"; rc=$$?; fi; \
+	if [ $$rc -eq 0 ]; then $(BIN)/pytest -m "not unit or slow"; rc=$$?; fi; \
 	if [ "$${CI:-}" = "true" ]; then $(BIN)/ioc stack down; fi; \
 	exit $$rc
 
 # The quick check: tests/unit (marked `unit` by tests/conftest.py): pure logic, no
-# services, no network, well under a minute.
+# services, no network, under a minute; its few `slow` tests (simulated days) are left
+# to `make test`.
+UNIT_MARKERS = unit and not slow
 unit: setup
-	$(BIN)/pytest -m unit -q tests/unit
+	$(BIN)/pytest -m "$(UNIT_MARKERS)" -q tests/unit
 
 # `make unit` on another Python, in a venv of its own (.venv-<version>, redone when
 # pyproject.toml changes): PY=python3.12 or PY=python3.13. An interpreter that is not on
@@ -78,7 +80,7 @@ unit-py:
 	  $(PYVENV)/bin/python -m pip install -q -e '.[dev]' -e tools && \
 	  touch $(PYVENV)/.installed || exit 1; fi; \
 	echo "unit tests on $$($(PYVENV)/bin/python --version)"; \
-	$(PYVENV)/bin/pytest -m unit -q -p no:cacheprovider tests/unit
+	$(PYVENV)/bin/pytest -m "$(UNIT_MARKERS)" -q -p no:cacheprovider tests/unit
 
 # The unit tests on every other supported Python (CI runs them through `make test`, and a
 # missing interpreter fails there; elsewhere it is reported and skipped).

@@ -44,5 +44,6 @@ def test_pools_take_their_sizes_from_the_caller_and_open_nothing() -> None:
     db = DatabaseSettings(pool_min=2, pool_max=5)
     p = pool(db.conninfo(), purpose="api", min_size=db.pool_min, max_size=db.pool_max)
     assert (p.min_size, p.max_size, p.name) == (2, 5, "ioc-api")
+    assert isinstance(p.conninfo, str)
     assert conninfo_to_dict(p.conninfo)["application_name"] == "ioc-api"
     assert p.closed  # not opened: no connection attempted
