@@ -342,8 +342,9 @@ def config_file() -> Path:
 
 class Settings(BaseSettings):
     """All of ioc's configuration, frozen once read. The development tooling's own keys
-    (the local stack's versions and host, Grafana's port) are ``iocdev.settings.
-    DevSettings``, a subclass; deployed processes ignore their ``IOC__`` variables."""
+    (the local stack's versions and host, Prometheus' address, Grafana's port) are
+    ``iocdev.settings.DevSettings``, a subclass; deployed processes ignore their ``IOC__``
+    variables."""
 
     model_config = SettingsConfigDict(
         env_prefix="IOC__", env_nested_delimiter="__", frozen=True, extra="forbid"
@@ -352,7 +353,6 @@ class Settings(BaseSettings):
     stack: DataHome = DataHome()
     kafka: KafkaSettings
     database: DatabaseSettings = DatabaseSettings()
-    prometheus: HttpService = HttpService(port=19090)
     alertmanager: HttpService = HttpService(port=19093)
     api: ApiSettings = ApiSettings()
     stream: StreamSettings = StreamSettings()

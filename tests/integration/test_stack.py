@@ -210,7 +210,7 @@ def test_alertmanager_accepts_and_lists_an_alert(stack: Settings) -> None:
     assert listed[0]["labels"] == alert["labels"]
 
 
-def test_prometheus_answers_a_query(stack: Settings) -> None:
+def test_prometheus_answers_a_query(stack: DevSettings) -> None:
     base = stack.prometheus.url
     body = httpx.get(f"{base}/api/v1/query", params={"query": "up"}, timeout=10).json()
     assert body["status"] == "success"

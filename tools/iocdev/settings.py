@@ -1,9 +1,10 @@
 """The development tooling's settings: the deployed ones plus what only tools/ reads.
 
 :class:`DevSettings` extends :class:`ioccore.settings.Settings` with the local stack's
-keys (Kafka and Scala versions, the loopback host every service binds) and Grafana's
-port. Same sources, same overrides (``IOC__STACK__KAFKA_VERSION``, ``IOC__GRAFANA__PORT``);
-deployed processes ignore these variables (``ioccore.settings.DataHome``).
+keys (Kafka and Scala versions, the loopback host every service binds), the address of
+its Prometheus and Grafana's port. Same sources, same overrides
+(``IOC__STACK__KAFKA_VERSION``, ``IOC__PROMETHEUS__PORT``, ``IOC__GRAFANA__PORT``);
+deployed processes ignore these variables.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict
 
-from ioccore.settings import DataHome, Settings
+from ioccore.settings import DataHome, HttpService, Settings
 
 
 class StackSettings(DataHome):
@@ -36,6 +37,8 @@ class DevSettings(Settings):
     """Settings of the development tooling (stack, demo, simulators, tests, chaos)."""
 
     stack: StackSettings = StackSettings()
+    prometheus: HttpService = HttpService(port=19090)
+    """The local stack's Prometheus (the deployed processes are scraped, never ask it)."""
     grafana: GrafanaSettings = GrafanaSettings()
 
 
