@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: setup browser stack-up stack-down stack-status test unit unit-py unit-versions lint \
-	chaos chaos-down bench demo fuzz bench-api
+	lock chaos chaos-down bench demo fuzz bench-api
 
 # The virtual environment with the project and its dev tools; redone when
 # pyproject.toml changes.
@@ -92,6 +92,14 @@ unit-versions:
 
 # ruff, mypy --strict (ioc, streams, geo, alerts, benchmarks, tools/iocdev, tests) and
 # the import-linter layer contracts of pyproject.toml.
+# The deployed image's hashed lock (Dockerfile: pip install --require-hashes): run after
+# changing [project].dependencies in pyproject.toml, and commit requirements.lock.
+lock: setup
+	$(BIN)/pip install -q uv
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --no-header --annotation-style line \
+	  -o requirements.lock
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
