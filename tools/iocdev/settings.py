@@ -41,6 +41,10 @@ class DevSettings(Settings):
     """The local stack's Prometheus (the deployed processes are scraped, never ask it)."""
     grafana: GrafanaSettings = GrafanaSettings()
 
+    def smarthost(self) -> str:
+        """Where Alertmanager sends mail: ``mail.smarthost``, else the local Mailpit."""
+        return self.mail.smarthost or f"{self.stack.host}:{self.mail.smtp_port}"
+
 
 @lru_cache(maxsize=1)
 def get_dev_settings() -> DevSettings:
