@@ -12,7 +12,7 @@ import ssl
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from psycopg.conninfo import make_conninfo
 from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
@@ -381,6 +381,25 @@ class MailSettings(_Section):
     """STARTTLS to the smarthost (a relay outside the host must say true)."""
 
 
+class FederationSettings(_Section):
+    """Province or nation (docs/federation.md). A province publishes its summaries to
+    ``topic``; the nation reads every province's replicated copy of it."""
+
+    role: Literal["province", "national"] = "province"
+    enabled: bool = False
+    """A province publishes only when enabled (``ioc federation publish``)."""
+    province_code: str | None = None
+    """This province's two-digit code (a province's records all carry it)."""
+    topic: str = "ioc.federation.v1"
+    publish_every_s: float = 2.0
+    snapshot_every_s: float = 30.0
+    batch_keys: int = 5000
+    origins: dict[str, str] = {}
+    """National: MirrorMaker's source alias -> province code. A record is accepted only
+    from the replicated topic of the province it names (``<alias>.<topic>``)."""
+    ingest_group: str = "ioc-national-federation"
+
+
 def config_file() -> Path:
     """The YAML file the settings start from."""
     return Path(os.environ.get("IOC_CONFIG", ROOT / "config" / "ioc.yaml"))
@@ -404,6 +423,7 @@ class Settings(BaseSettings):
     stream: StreamSettings = StreamSettings()
     geo: GeoSettings = GeoSettings()
     alerts: AlertSettings = AlertSettings()
+    federation: FederationSettings = FederationSettings()
     mail: MailSettings = MailSettings()
 
     @classmethod

@@ -23,6 +23,7 @@ from ioc.api import (
     console,
     console_data,
     console_feeds,
+    federation,
     geojson,
     health,
     ingest,
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, *,
         app.include_router(part.router)
     app.include_router(geojson.router)
     app.include_router(kpis.router)
+    app.include_router(federation.router)
     app.include_router(alertmanager_hook.router)
     for part in (console_data, console_feeds, console):  # the operator console
         app.include_router(part.router)
