@@ -26,10 +26,10 @@ GEO_LOOKUPS = Counter(
     ["outcome"])
 
 # Stage 2 and sinks
-EVENTS_STORED = Counter(
+SINK_ROWS_INSERTED = Counter(
     "ioc_sink_rows_inserted_total", "Raw rows the sink inserted (replays insert none).",
     ["feed"])
-EVENTS_DUPLICATE = Counter(
+SINK_ROWS_DUPLICATE = Counter(
     "ioc_sink_rows_duplicate_total", "Rows skipped because the event was already stored.",
     ["feed"])
 EVENTS_LATE = Counter(

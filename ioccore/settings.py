@@ -31,15 +31,23 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class StackSettings(_Section):
+class DataHome(BaseModel):
+    """The folder this process keeps local files in unless configured otherwise: Kafka
+    password files (``secrets/kafka``) and faust's folders (``faust/``).
+
+    The section is named ``stack`` (``IOC__STACK__HOME``) because the local development
+    stack writes those files there; the stack's own keys (versions, host: the
+    ``iocdev.settings.StackSettings`` of tools/) are not the deployed code's, so this
+    section ignores them instead of refusing them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
     home: Path = Path(".stack")
-    kafka_version: str = "3.9.1"
-    scala_version: str = "2.13"
-    host: str = "127.0.0.1"
 
     @property
     def root(self) -> Path:
-        """Absolute folder holding every install, data directory, log and pid file."""
+        """The folder, absolute (a relative ``home`` is resolved against the checkout)."""
         return self.home if self.home.is_absolute() else ROOT / self.home
 
 
@@ -200,11 +208,20 @@ class DatabaseSettings(_Section):
     sslmode: str | None = None
     pool_min: int = 1
     pool_max: int = 8
+    """Sizes of each process's pool (the API's, stage 2's): ioccore/db/connect.py."""
+    connect_timeout_s: int = 5
+    """A connection attempt gives up after this long (libpq ``connect_timeout``)."""
+    statement_timeout_s: float = 60.0
+    """The application role's statement timeout (0: none); the owner role has none."""
 
-    def _conninfo(self, user: str, password: SecretStr | None, dbname: str | None) -> str:
+    def _conninfo(self, user: str, password: SecretStr | None, dbname: str | None,
+                  statement_timeout_s: float) -> str:
         params: dict[str, Any] = {"host": self.host, "port": self.port,
                                   "dbname": dbname or self.dbname, "user": user,
-                                  "application_name": "ioc"}
+                                  "application_name": "ioc",
+                                  "connect_timeout": self.connect_timeout_s,
+                                  "options": f"-c statement_timeout="
+                                             f"{round(statement_timeout_s * 1000)}"}
         if password is not None:
             params["password"] = password.get_secret_value()
         if self.sslmode:
@@ -212,12 +229,13 @@ class DatabaseSettings(_Section):
         return make_conninfo("", **params)
 
     def conninfo(self, dbname: str | None = None) -> str:
-        """The application role's libpq connection string (quoted by psycopg)."""
-        return self._conninfo(self.user, self.password, dbname)
+        """The application role's libpq connection string (quoted by psycopg), with the
+        connection policy's timeouts (ioccore/db/connect.py opens it)."""
+        return self._conninfo(self.user, self.password, dbname, self.statement_timeout_s)
 
     def owner_conninfo(self, dbname: str | None = None) -> str:
         """The owner role's: migrations, and tests creating their own databases."""
-        return self._conninfo(self.owner_user, self.owner_password, dbname)
+        return self._conninfo(self.owner_user, self.owner_password, dbname, 0)
 
 
 class HttpService(_Section):
@@ -227,10 +245,6 @@ class HttpService(_Section):
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-
-class GrafanaSettings(_Section):
-    port: int = 13000
 
 
 class BackpressureSettings(_Section):
@@ -442,18 +456,19 @@ def config_file() -> Path:
 
 
 class Settings(BaseSettings):
-    """All of ioc's configuration, frozen once read."""
+    """All of ioc's configuration, frozen once read. The development tooling's own keys
+    (the local stack's versions and host, Prometheus' address, Grafana's port) are
+    ``iocdev.settings.DevSettings``, a subclass; deployed processes ignore their ``IOC__``
+    variables."""
 
     model_config = SettingsConfigDict(
         env_prefix="IOC__", env_nested_delimiter="__", frozen=True, extra="forbid"
     )
 
-    stack: StackSettings = StackSettings()
+    stack: DataHome = DataHome()
     kafka: KafkaSettings
     database: DatabaseSettings = DatabaseSettings()
-    prometheus: HttpService = HttpService(port=19090)
     alertmanager: HttpService = HttpService(port=19093)
-    grafana: GrafanaSettings = GrafanaSettings()
     api: ApiSettings = ApiSettings()
     stream: StreamSettings = StreamSettings()
     geo: GeoSettings = GeoSettings()
@@ -484,7 +499,7 @@ class Settings(BaseSettings):
         if isinstance(kafka, dict) and kafka.get("secrets_dir") is None:
             stack = data.get("stack")
             home = Path(str((stack.get("home") if isinstance(stack, dict) else None)
-                            or StackSettings().home))
+                            or DataHome().home))
             root = home if home.is_absolute() else ROOT / home
             data = {**data, "kafka": {**kafka, "secrets_dir": root / "secrets" / "kafka"}}
         mqtt = data.get("mqtt") or {}
@@ -504,10 +519,6 @@ class Settings(BaseSettings):
         """Where the Alertmanager webhook receivers' bearer tokens are (resolved)."""
         return self.resolve(self.alerts.receiver_tokens_dir
                             or self.stack.root / "secrets" / "alertmanager")
-
-    def smarthost(self) -> str:
-        """Where Alertmanager sends mail: ``mail.smarthost``, else the local Mailpit."""
-        return self.mail.smarthost or f"{self.stack.host}:{self.mail.smtp_port}"
 
     def public_url(self) -> str:
         """The base of links in notifications (``api.public_url`` or the API's address)."""

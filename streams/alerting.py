@@ -29,6 +29,7 @@ from alerts.notify import generator_url, receivers_for
 from alerts.rules import RuleSet
 from alerts.step import Sighting, sightings
 from alerts.store import load_states
+from ioccore.db.connections import connect
 from ioccore.events.record import UNASSIGNED, Record
 from ioccore.settings import Settings
 from streams.evaluation import EvaluationStep, Publish
@@ -40,7 +41,7 @@ def commune_names(conninfo: str) -> dict[str, CommuneInfo]:
     """Names for annotations: from the database when boundaries are loaded, else the
     bundled reference."""
     try:
-        with psycopg.connect(conninfo) as conn:
+        with connect(conninfo, purpose="worker") as conn:
             rows = conn.execute(
                 "SELECT commune_code, commune_name, province_code, province_name "
                 "FROM current_communes").fetchall()

@@ -31,9 +31,9 @@ from ioccore.events.record import Feed
 from ioccore.settings import Settings, stage1_group
 from streams.alerting import PartitionAlerts
 from streams.batching import BoundedStream
-from streams.degraded import Health
 from streams.faust_options import faust_options
 from streams.global_alerts import GlobalAlerts
+from streams.health import Health
 from streams.kpi_alerts import KPI_TARGETS_EVERY_S, KpiTargetAlerts
 from streams.originals import Originals
 from streams.outputs import KafkaOutputs
@@ -61,7 +61,7 @@ what was delivered and leave its group before faust stops the producer."""
 
 
 @dataclass(frozen=True, slots=True)
-class Parts:
+class WorkerResources:
     """What the stages need, built by the caller (real or, in unit tests, small)."""
 
     validator: ValidatorLike
@@ -106,7 +106,7 @@ def make_faust_app(settings: Settings, app_id: str, web_port: int,
         **faust_options(settings.kafka))  # SASL/TLS: faust ignores kafka-python names
 
 
-def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
+def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None = None,
               web_port: int | None = None, topic_names: dict[str, str] | None = None,
               instance_id: str | None = None) -> faust.App:
     """A configured faust app; ``topic_names`` overrides names (tests use unique ones);
@@ -141,7 +141,9 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
                              outputs.enriched_and_dead) if own is None else
               OwnedValidateEnrich(Stage1(parts.validator, parts.index, own.feeds(feeds)),
                                   outputs.enriched_and_dead, own))
-    stage2 = Stage2(make_pool(parts.conninfo), allowed_lateness_s=stream.allowed_lateness_s,
+    stage2 = Stage2(make_pool(parts.conninfo, min_size=settings.database.pool_min,
+                              max_size=settings.database.pool_max),
+                    allowed_lateness_s=stream.allowed_lateness_s,
                     alerts=partition_alerts, on_rejected=outputs.storage_refused,
                     max_rows=stream.sink_buffer_max_rows)
     stages: tuple[Stage[Any], ...] = (stage1, stage2)

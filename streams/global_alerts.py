@@ -24,6 +24,7 @@ from alerts.notify import generator_url, receivers_for
 from alerts.rules import RuleSet
 from alerts.step import Sighting
 from alerts.store import load_states
+from ioccore.db.connections import aconnect
 from ioccore.settings import Settings
 from streams.alerting import evaluator_factory
 from streams.evaluation import EvaluationStep, Publish
@@ -57,8 +58,7 @@ class GlobalAlerts:
         """The lock's connection when this process holds the lock, else None."""
         if self._conn is not None and not self._conn.closed:
             return self._conn
-        conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True,
-                                                     connect_timeout=5)
+        conn = await aconnect(self._conninfo, purpose="global-rules", autocommit=True)
         row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,))
                      ).fetchone()
         if not row or not row[0]:

@@ -23,6 +23,7 @@ from alerts.notify import generator_url, receivers_for
 from alerts.rules import KpiTargetRule, RuleSet
 from alerts.store import load_states, persist
 from ioccore import kpis, metrics
+from ioccore.db.connections import aconnect
 from ioccore.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class KpiTargetAlerts:
     async def _holder(self) -> psycopg.AsyncConnection[Any] | None:
         if self._conn is not None and not self._conn.closed:
             return self._conn
-        conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        conn = await aconnect(self._conninfo, purpose="kpi-rules", autocommit=True)
         row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,))
                      ).fetchone()
         if not row or not row[0]:

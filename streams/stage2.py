@@ -30,6 +30,7 @@ import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from ioccore import metrics
+from ioccore.db import connections
 from ioccore.events.progress import SourceProgress
 from ioccore.events.record import Record, decode_records
 from streams.alerting import Evaluated, PartitionAlerts
@@ -194,9 +195,9 @@ class Stage2:
 
     def _observe(self, records: list[Record], result: WriteResult, committed: float) -> None:
         for feed, n in result.inserted.items():
-            metrics.EVENTS_STORED.labels(feed).inc(n)
+            metrics.SINK_ROWS_INSERTED.labels(feed).inc(n)
         for feed, n in result.duplicates.items():
-            metrics.EVENTS_DUPLICATE.labels(feed).inc(n)
+            metrics.SINK_ROWS_DUPLICATE.labels(feed).inc(n)
         for feed, n in result.late.items():
             if n:
                 metrics.EVENTS_LATE.labels(feed).inc(n)
@@ -210,14 +211,13 @@ class Stage2:
                     max(0.0, committed - rec.occurred_at.timestamp()))
 
 
-def make_pool(conninfo: str, *, timeout_s: float = 5.0,
+def make_pool(conninfo: str, *, min_size: int = 1, max_size: int = 2, timeout_s: float = 5.0,
               reconnect_timeout_s: float = 4.0) -> AsyncConnectionPool:
-    """Stage 2's connections: checked before every batch, so a connection a PostgreSQL
-    restart killed is replaced instead of failing the batch; a failed reconnect cycle
-    gives up after ``reconnect_timeout_s`` and the next batch starts a new one, which
-    caps the wait after PostgreSQL returns (psycopg_pool's own back-off is uncapped)."""
-    return AsyncConnectionPool(
-        conninfo, min_size=1, max_size=2, open=False, timeout=timeout_s,
-        reconnect_timeout=reconnect_timeout_s, configure=TimescaleSink.prepare,
-        check=AsyncConnectionPool.check_connection, name="stage2",
-        kwargs={"connect_timeout": 5})
+    """Stage 2's connections (sizes from ``database.pool_min/max``): checked before every
+    batch, so a connection a PostgreSQL restart killed is replaced instead of failing the
+    batch; a failed reconnect cycle gives up after ``reconnect_timeout_s`` and the next
+    batch starts a new one, which caps the wait after PostgreSQL returns (psycopg_pool's
+    own back-off is uncapped)."""
+    return connections.pool(conninfo, purpose="stage2", min_size=min_size, max_size=max_size,
+                            timeout_s=timeout_s, reconnect_timeout_s=reconnect_timeout_s,
+                            check=True, configure=TimescaleSink.prepare)

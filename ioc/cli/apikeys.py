@@ -33,8 +33,6 @@ def create(
         help="Database name; default from settings.")] = None,
 ) -> None:
     """Create a key and print it once."""
-    import psycopg
-
     from ioc.api.auth import (
         ROLES,
         UnknownDepartmentError,
@@ -42,6 +40,7 @@ def create(
         ensure_department,
         settings_pepper,
     )
+    from ioccore.db.connections import connect
     from ioccore.settings import get_settings
 
     if role not in ROLES:
@@ -56,7 +55,7 @@ def create(
             raise typer.BadParameter(
                 "--feeds needs --department and takes sensor, traffic, service")
     settings = get_settings()
-    with psycopg.connect(settings.database.conninfo(database), autocommit=True) as conn:
+    with connect(settings.database.conninfo(database), purpose="cli", autocommit=True) as conn:
         if feed_list is not None and department:
             ensure_department(conn, department, feed_list, department_name)
         try:
@@ -78,12 +77,11 @@ def list_(
         help="Database name; default from settings.")] = None,
 ) -> None:
     """List keys (prefix, name, role, department, created, revoked) — never the keys."""
-    import psycopg
-
     from ioc.api.auth import list_keys
+    from ioccore.db.connections import connect
     from ioccore.settings import get_settings
 
-    with psycopg.connect(get_settings().database.conninfo(database)) as conn:
+    with connect(get_settings().database.conninfo(database), purpose="cli") as conn:
         rows = list_keys(conn)
     typer.echo(f"{'prefix':<9} {'role':<10} {'department':<14} {'created':<26} "
                f"{'revoked':<26} name")
@@ -99,12 +97,12 @@ def revoke(
         help="Database name; default from settings.")] = None,
 ) -> None:
     """Revoke a key (the API refuses it within a few seconds)."""
-    import psycopg
-
     from ioc.api.auth import revoke_key
+    from ioccore.db.connections import connect
     from ioccore.settings import get_settings
 
-    with psycopg.connect(get_settings().database.conninfo(database), autocommit=True) as conn:
+    with connect(get_settings().database.conninfo(database), purpose="cli",
+                 autocommit=True) as conn:
         done = revoke_key(conn, prefix)
     if not done:
         typer.echo(f"no active key with prefix {prefix}", err=True)

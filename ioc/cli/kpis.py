@@ -21,12 +21,13 @@ def load_targets(
     """Upsert targets from a file (table kpi_target_values)."""
     import psycopg
 
+    from ioccore.db.connections import connect
     from ioccore.kpi_targets import TargetFileError, read_targets, write_targets
     from ioccore.settings import get_settings
 
     try:
         rows = read_targets(file)
-        with psycopg.connect(get_settings().database.conninfo(database)) as conn:
+        with connect(get_settings().database.conninfo(database), purpose="cli") as conn:
             n = write_targets(conn, rows, source=file.name)
     except TargetFileError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -43,12 +44,11 @@ def list_targets(
     database: Annotated[str | None, typer.Option(help="Database name.")] = None,
 ) -> None:
     """Targets (of a province and the '*' defaults)."""
-    import psycopg
-
+    from ioccore.db.connections import connect
     from ioccore.kpi_targets import list_targets as rows
     from ioccore.settings import get_settings
 
-    with psycopg.connect(get_settings().database.conninfo(database)) as conn:
+    with connect(get_settings().database.conninfo(database), purpose="cli") as conn:
         for t in rows(conn, province):
             typer.echo(f"{t.kpi}\t{t.province_code}\t{t.tier}\t{t.target:g}\t{t.valid_from}"
                        f"\t{t.valid_to or ''}")

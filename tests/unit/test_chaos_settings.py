@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from iocdev.chaos.stack import chaos_settings
-
-from ioccore.settings import Settings
+from iocdev.settings import DevSettings
 
 
 def test_chaos_stack_has_ports_and_kafka_passwords_of_its_own(tmp_path: Path) -> None:
-    base = Settings()  # type: ignore[call-arg]
+    base = DevSettings()  # type: ignore[call-arg]
     chaos = chaos_settings(base, home=tmp_path / "chaos", port_base=31000)
     assert chaos.kafka.secrets_dir == tmp_path / "chaos" / "secrets" / "kafka"
     assert chaos.kafka.secrets_dir != base.kafka.secrets_dir

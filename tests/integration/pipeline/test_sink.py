@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from ioccore.events.record import Record, encode_records
-from streams.degraded import Health
+from streams.health import Health
 from streams.retry import run_batch
 from streams.stage2 import Enriched, Refused, Stage2, make_pool
 
