@@ -506,7 +506,7 @@ class Settings(BaseSettings):
         if isinstance(mqtt, dict) and mqtt.get("secrets_dir") is None:
             stack = data.get("stack")
             home = Path(str((stack.get("home") if isinstance(stack, dict) else None)
-                            or StackSettings().home))
+                            or DataHome().home))
             root = home if home.is_absolute() else ROOT / home
             data = {**data, "mqtt": {**mqtt, "secrets_dir": root / "secrets" / "mqtt"}}
         return data
