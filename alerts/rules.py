@@ -12,7 +12,7 @@ Three kinds:
   week or month), per province or national and per agency tier, below its target from
   ``kpi_target_values`` (docs/kpis.md). Exact per-dossier counts from the database, so
   these rules are kept apart (``RuleSet.kpi_targets``) from the windowed rules the
-  evaluators see, and evaluated by :mod:`alerts.kpi_targets`.
+  evaluators see, and evaluated by :mod:`alerts.kpi_target_evaluator`.
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ class RuleSet:
 
     rules: tuple[Rule, ...] = ()
     kpi_targets: tuple[KpiTargetRule, ...] = ()
-    """Evaluated from the database by :mod:`alerts.kpi_targets`; no subset keeps them."""
+    """Evaluated from the database by :mod:`alerts.kpi_target_evaluator`; no subset keeps them."""
 
     def __iter__(self) -> Iterator[Rule]:
         return iter(self.rules)

@@ -13,7 +13,8 @@ from iocdev.sandbox import Pipeline
 
 from alerts.model import CommuneInfo
 from alerts.ruleload import load_rules
-from streams.global_alerts import GlobalAlerts
+from streams.global_rules import GlobalRules
+from streams.singleton_rules import SingletonRules
 
 pytestmark = pytest.mark.integration
 
@@ -62,16 +63,17 @@ def test_province_and_feed_absence_rules_fire_in_exactly_one_worker(
                              (b, code, 2 * value, value, value, value, b))
         conn.execute("INSERT INTO sources (source_id, department, feed, commune_code,"
                      " last_received_at) VALUES ('cam-1', 'sgtvt', 'traffic', '00004', %s),"
-                     " ('aq-1', 'stnmt', 'sensor', '00004', %s)",
-                     (now - timedelta(minutes=20), now))
+                     " ('aq-1', 'stnmt', 'sensor', '00004', %s),"
+                     " ('aq-2', 'stnmt', 'sensor', '00008', %s)",
+                     (now - timedelta(minutes=20), now, now))
 
     async def run() -> tuple[int, int]:
-        first = GlobalAlerts(pipe.settings, pipe.conninfo, rules, COMMUNES)
-        second = GlobalAlerts(pipe.settings, pipe.conninfo, rules, COMMUNES)
+        first, second = (SingletonRules(pipe.conninfo, [
+            GlobalRules(pipe.settings, rules, COMMUNES)]) for _ in range(2))
         try:
             stored_first = await first.tick(now)
             stored_second = await second.tick(now)  # lock held by `first`: does nothing
-            again = await first.tick(now)  # same facts: no new transition
+            again = await first.tick(now, force=True)  # same facts: no new transition
             assert again == 0
             return stored_first, stored_second
         finally:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from alerts.evaluator import Evaluator
 from alerts.model import CommuneInfo, Transition, WindowPoint
-from alerts.progress import Sighting
 from alerts.ruleload import load_rules
 from alerts.rules import RuleSet
+from alerts.source_clocks import Sighting
 
 T0 = datetime(2025, 7, 1, 0, 0, tzinfo=UTC)
 COMMUNES = {

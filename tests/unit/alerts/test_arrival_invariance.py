@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from alerts.evaluator import Evaluator
 from alerts.model import AlertState, Transition, WindowPoint
-from alerts.progress import Sighting, sightings
+from alerts.source_clocks import Sighting, sightings
 from tests.unit.alerts.alerts_helpers import COMMUNES, rules_from
 
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)

@@ -16,7 +16,7 @@ from iocdev.chaos.load import PROBE_RULE, PROBE_VALUE
 
 from alerts.evaluator import Evaluator
 from alerts.model import Transition, WindowPoint
-from alerts.progress import Sighting
+from alerts.source_clocks import Sighting
 from tests.unit.alerts.alerts_helpers import COMMUNES, rules_from
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from pathlib import Path
 from alerts.evaluator import Evaluator
 from alerts.model import WindowPoint
 from alerts.notify import plan as notify_plan
-from alerts.progress import Sighting
+from alerts.source_clocks import Sighting
 from ioccore.events.progress import SourceProgress
 from tests.unit.alerts.alerts_helpers import COMMUNES, rules_from
 
@@ -132,7 +132,7 @@ def test_an_uncommitted_plan_is_undone(tmp_path: Path) -> None:
     sight = [seen("s", T0 + 25 * M, wall)]
     first = ev.evaluate(windows, sight, wall_now=wall)
     assert first.transitions
-    ev.rollback()
+    ev.discard()
     assert ev.alerts == {} and ev.cursors == {} and ev.sources == {}
     again = ev.evaluate(windows, sight, wall_now=wall)
     assert again.transitions == first.transitions
