@@ -10,9 +10,11 @@ with its transitions (``alert_cursors``), so a new holder resumes where the last
 What a tick reads: the sources whose data arrived since the previous read (every source
 on the first tick of a holder), and, for their communes, the window totals from where
 their province's scopes still need them: the slowest of its scopes' stored progress
-minus the longest window. A province never evaluated starts at the first minute the
-holder holds of it, or (first sight) ``idle_grace_max_s`` plus the longest window before
-its newest data. Re-reading a window is harmless (a repeated minute replaces).
+minus the longest window. For a province not evaluated yet: a commune first heard of
+since the previous read is read whole (all its data arrived since); one this holder has
+read before, from its newest data then minus the longest window; on the holder's first
+tick, from its newest data minus the longest window (as stage 2 recovers a commune).
+Re-reading a window is harmless (a repeated minute replaces).
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from typing import Any
 import psycopg
 
 from alerts.evaluator import Evaluator
-from alerts.model import CommuneInfo, fingerprint
+from alerts.model import AlertState, CommuneInfo, fingerprint
 from alerts.notify import generator_url, receivers_for
 from alerts.rules import AbsenceRule, RuleSet
-from alerts.source_clocks import Sighting
+from alerts.source_clocks import EPOCH, Sighting
 from alerts.store import load_cursors, load_sightings, load_states, load_windows, save_cursors
 from ioccore.settings import Settings
 from streams.alerting import evaluator_factory
@@ -86,7 +88,6 @@ class GlobalRules:
         self.rule_ids = [r.id for r in self._rules.rules]
         self._metrics = sorted(self._rules.metrics())
         self._history = self._rules.longest_window() + timedelta(minutes=2)
-        self._first_sight = timedelta(seconds=settings.alerts.idle_grace_max_s)
         self._province_rules = [r.id for r in self._rules.rules
                                 if not isinstance(r, AbsenceRule) and r.scope == "province"]
         self._communes = communes
@@ -96,6 +97,9 @@ class GlobalRules:
             publish=publish)
         self._read_at: datetime | None = None
         self._reading_at: datetime | None = None
+        self._newest: dict[str, datetime] = {}
+        """Per commune this holder has read: its sources' newest event time then."""
+        self._reading: dict[str, datetime] = {}
 
     @property
     def has_rules(self) -> bool:
@@ -110,11 +114,15 @@ class GlobalRules:
         self.resume(await load_cursors(conn, self.rule_ids),
                     await load_states(conn, rule_ids=self.rule_ids, active_only=True))
 
-    def resume(self, cursors: Mapping[str, datetime], active: Iterable[Any]) -> None:
-        """A new holder: stored progress first, then active alerts (whose own marks are
-        used only where no progress is stored)."""
-        self.evaluator.resume(cursors)
-        self.evaluator.restore(active)
+    def resume(self, cursors: Mapping[str, datetime], active: Iterable[AlertState]) -> None:
+        """A new holder: the scopes' stored progress, then the active alerts. An active
+        alert resumes at its last stored change instead, as stage 2's do: the minutes
+        since are evaluated again from the stored windows, which rebuilds what was not
+        stored (``keep_firing_for``'s clear_since, reminders) and repeats no transition."""
+        states = list(active)
+        again = {a.fingerprint for a in states}
+        self.evaluator.resume({fp: at for fp, at in cursors.items() if fp not in again})
+        self.evaluator.restore(states)
 
     async def plan(self, conn: psycopg.AsyncConnection[Any], wall: datetime) -> Planned:
         planned = await self.plan_from(SqlReads(conn), wall, conn)
@@ -138,13 +146,14 @@ class GlobalRules:
         return await self.step.plan(conn, evaluate)
 
     def _since(self, seen: list[Sighting]) -> dict[str, datetime]:
-        """Per commune with new data: the first window minute its province still needs."""
+        """Per commune with new data: the first window minute to read (module docstring)."""
         newest: dict[str, datetime] = {}
         for s in seen:
             if s.commune_code and (s.commune_code not in newest
                                    or newest[s.commune_code] < s.newest):
                 newest[s.commune_code] = s.newest
         ev = self.evaluator
+        first_tick = self._read_at is None
         out: dict[str, datetime] = {}
         for commune, latest in newest.items():
             info = self._communes.get(commune)
@@ -154,16 +163,21 @@ class GlobalRules:
                             for rule_id in self._province_rules) if c is not None]
             if cursors:
                 out[commune] = min(cursors) - self._history
-                continue
-            firsts = [f for f in (ev.windows.first(commune, None, m) for m in self._metrics)
-                      if f is not None]
-            out[commune] = (min(firsts) if firsts
-                            else latest - self._first_sight - self._history)
+            elif first_tick:
+                out[commune] = latest - self._history
+            elif commune in self._newest:
+                out[commune] = self._newest[commune] - self._history
+            else:
+                out[commune] = EPOCH
+        self._reading = newest
         return out
 
     def commit(self, planned: Planned) -> None:
         self.step.commit(planned)
         self._read_at = self._reading_at
+        for commune, at in self._reading.items():
+            if commune not in self._newest or self._newest[commune] < at:
+                self._newest[commune] = at
 
     async def publish(self, planned: Planned) -> None:
         await self.step.publish(planned)
@@ -171,3 +185,4 @@ class GlobalRules:
     def discard(self) -> None:
         self.step.discard()
         self._read_at = None
+        self._newest.clear()
