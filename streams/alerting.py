@@ -37,15 +37,17 @@ log = logging.getLogger(__name__)
 
 
 def commune_names(conninfo: str) -> dict[str, CommuneInfo]:
-    """Names for annotations: from the database when boundaries are loaded, else the
-    bundled reference."""
+    """Names for annotations (Vietnamese and, where the boundaries have them, English):
+    from the database when boundaries are loaded, else the bundled reference."""
     try:
         with psycopg.connect(conninfo) as conn:
             rows = conn.execute(
-                "SELECT commune_code, commune_name, province_code, province_name "
-                "FROM current_communes").fetchall()
+                "SELECT c.commune_code, c.commune_name, c.province_code, c.province_name,"
+                " c.commune_name_en, p.province_name_en FROM current_communes c"
+                " LEFT JOIN current_provinces p USING (province_code)").fetchall()
         if rows:
-            return {str(c): CommuneInfo(str(n), str(p), str(pn)) for c, n, p, pn in rows}
+            return {str(c): CommuneInfo(str(n), str(p), str(pn), ne, pne)
+                    for c, n, p, pn, ne, pne in rows}
     except psycopg.Error as exc:
         log.warning("alerts: commune names from the database failed: %s", exc)
     from geo.bundled import read_units  # not geo.reference: no pandas in a worker

@@ -11,9 +11,12 @@ What a tick reads: the sources whose data arrived since the previous read (every
 on the first tick of a holder), and, for their communes, the window totals from where
 their province's scopes still need them: the slowest of its scopes' stored progress
 minus the longest window. For a province not evaluated yet: a commune first heard of
-since the previous read is read whole (all its data arrived since); one this holder has
-read before, from its newest data then minus the longest window; on the holder's first
-tick, from its newest data minus the longest window (as stage 2 recovers a commune).
+since the previous read is read whole (all its data arrived since), and so is one on a
+holder's first tick when other provinces have stored progress (the province is new);
+one this holder has read before, from its newest data then minus the longest window.
+Only the very first start (no stored progress at all: a new installation or the
+upgrade that added it) reads, like stage 2 recovering a commune, from the newest data
+minus the longest window.
 Re-reading a window is harmless (a repeated minute replaces).
 """
 
@@ -100,6 +103,7 @@ class GlobalRules:
         self._newest: dict[str, datetime] = {}
         """Per commune this holder has read: its sources' newest event time then."""
         self._reading: dict[str, datetime] = {}
+        self._stored_progress = False
 
     @property
     def has_rules(self) -> bool:
@@ -121,6 +125,7 @@ class GlobalRules:
         stored (``keep_firing_for``'s clear_since, reminders) and repeats no transition."""
         states = list(active)
         again = {a.fingerprint for a in states}
+        self._stored_progress = bool(cursors)
         self.evaluator.resume({fp: at for fp, at in cursors.items() if fp not in again})
         self.evaluator.restore(states)
 
@@ -163,8 +168,8 @@ class GlobalRules:
                             for rule_id in self._province_rules) if c is not None]
             if cursors:
                 out[commune] = min(cursors) - self._history
-            elif first_tick:
-                out[commune] = latest - self._history
+            elif first_tick and not self._stored_progress:
+                out[commune] = latest - self._history  # a first start: as stage 2 recovers
             elif commune in self._newest:
                 out[commune] = self._newest[commune] - self._history
             else:

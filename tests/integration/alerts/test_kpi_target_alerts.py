@@ -13,8 +13,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from prometheus_client import REGISTRY as METRICS
 from iocdev.sandbox import fresh_database
+from prometheus_client import REGISTRY as METRICS
 
 from alerts.model import CommuneInfo
 from alerts.ruleload import load_rules
