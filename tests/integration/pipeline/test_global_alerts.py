@@ -15,27 +15,14 @@ from alerts.model import CommuneInfo
 from alerts.ruleload import load_rules
 from streams.global_rules import GlobalRules
 from streams.singleton_rules import SingletonRules
+from tests.support.rulefiles import pm25_entry, rule_file
 
 pytestmark = pytest.mark.integration
 
-RULES = """
-groups:
-  - name: global
-    rules:
-      - id: province_pm25_high
-        feed: sensor
-        metric: pm25
-        scope: province
-        aggregate: avg
-        window: 10m
-        op: ">"
-        threshold: 100
-        clear: 80
-        for: 0m
-        severity: warning
-        annotations:
-          summary: { vi: "PM2.5 {province}: {value:.0f}", en: "PM2.5 {province_en}: {value:.0f}" }
-      - id: traffic_feed_silent
+RULES = rule_file("global", pm25_entry(
+    "province_pm25_high", scope="province", window="10m", clear=80,
+    summary="PM2.5 {province}: {value:.0f}", summary_en="PM2.5 {province_en}: {value:.0f}"),
+    """      - id: traffic_feed_silent
         kind: absence
         by: feed
         feed: traffic
@@ -43,7 +30,7 @@ groups:
         severity: critical
         annotations:
           summary: { vi: "{feed} im lặng", en: "{feed} silent" }
-"""
+""")
 COMMUNES = {"00004": CommuneInfo("Ba Đình", "01", "Hà Nội"),
             "00008": CommuneInfo("Ngọc Hà", "01", "Hà Nội")}
 

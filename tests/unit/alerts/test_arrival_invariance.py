@@ -31,6 +31,7 @@ from alerts.source_clocks import Sighting, sightings
 from ioccore.settings import get_settings
 from streams.global_rules import GlobalRules, Reads
 from tests.support.clock import T0
+from tests.support.rulefiles import pm25_entry, rule_file
 from tests.unit.alerts.alerts_helpers import COMMUNES, rules_from
 
 T = TypeVar("T")
@@ -38,38 +39,19 @@ MINUTE = timedelta(minutes=1)
 OOO = timedelta(seconds=60)
 TICK = timedelta(minutes=5)
 
-RULES = """
-groups:
-  - name: aq
-    rules:
-      - id: pm25_high
-        feed: sensor
-        metric: pm25
-        aggregate: avg
-        window: 5m
-        op: ">"
-        threshold: 80
-        clear: 60
-        for: 3m
-        keep_firing_for: 2m
-        renotify_every: 10m
-        severity: warning
-        escalate: { after: 20m, severity: critical }
-        annotations:
-          summary: {vi: "PM2.5 {value:.1f}", en: "PM2.5 {value:.1f}"}
-      - id: pm25_max
-        feed: sensor
-        metric: pm25
-        aggregate: max
-        window: 2m
-        op: ">="
-        threshold: 150
-        clear: 150
-        for: 0m
-        severity: critical
-        annotations:
-          summary: {vi: "PM2.5 max {value:.1f}", en: "PM2.5 max {value:.1f}"}
-"""
+def rules(scope: str | None = None, suffix: str = "") -> str:
+    return rule_file(
+        "aq",
+        pm25_entry(f"pm25_high{suffix}", scope=scope, window="5m", threshold=80, clear=60,
+                   for_="3m", keep_firing_for="2m", renotify_every="10m",
+                   escalate="{ after: 20m, severity: critical }",
+                   summary="PM2.5 {value:.1f}"),
+        pm25_entry(f"pm25_max{suffix}", scope=scope, aggregate="max", window="2m", op=">=",
+                   threshold=150, clear=150, severity="critical",
+                   summary="PM2.5 max {value:.1f}"))
+
+
+RULES = rules()
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,9 +341,7 @@ def test_backfill_policy_of_a_backlog(tmp_path: Path, events: list[Ev]) -> None:
 
 
 # -- singleton rules: province scope ------------------------------------------------------
-PROVINCE_RULES = RULES.replace("      - id: pm25_high\n", "      - id: pm25_high_province\n"
-                               "        scope: province\n").replace(
-    "      - id: pm25_max\n", "      - id: pm25_max_province\n        scope: province\n")
+PROVINCE_RULES = rules("province", "_province")
 
 
 def run_now(coro: Coroutine[Any, Any, T]) -> T:

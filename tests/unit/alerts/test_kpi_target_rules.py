@@ -4,7 +4,7 @@ without a reading resolving)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from alerts.kpi_target_evaluator import KpiTargetEvaluator, TargetReading
 from alerts.model import CommuneInfo, Transition
 from alerts.ruleload import KPI_IDS, load_rules
 from ioccore import kpis
+from tests.support.clock import T0
 
 RULE = """
 groups:
@@ -32,7 +33,6 @@ groups:
           summary: { vi: "{province} {kpi} {tier} {period} {value:.1f} < {threshold}",
                      en: "{province_en} {value:.1f} < {threshold}" }
 """
-T0 = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 P = date(2026, 11, 1)
 
 
