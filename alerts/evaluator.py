@@ -5,14 +5,17 @@ Alert evaluation is a function of the event-time series, not of batching (docs/a
 each rule and scope is evaluated at every minute boundary its clock newly covers, in
 order, so ``for``, ``keep_firing_for``, renotify and escalation follow event time and the
 state after any input is the same however that input was split into batches. Absence
-rules ("a feed silent for 15 minutes") are about arrival and run on the wall clock.
+rules ("a feed silent for 15 minutes", :mod:`alerts.absence`) are about arrival and run
+on the wall clock.
 
-:meth:`Evaluator.evaluate` returns a :class:`Plan` and keeps an undo log: nothing is final
-until :meth:`Evaluator.commit` (called after the transaction that stored the plan's
-transitions committed); an uncommitted plan is undone by the next ``evaluate`` or by
-:meth:`Evaluator.discard`. After a restart or a rebalance, :meth:`Evaluator.restore` and
-:meth:`Evaluator.restore_sources` load persisted state, so an alert already firing is not
-announced again. The API stage 2 uses is described in docs/alerts.md.
+One protocol, shared with :class:`alerts.kpi_target_evaluator.KpiTargetEvaluator`:
+:meth:`Evaluator.evaluate` returns a :class:`~alerts.undo.Plan` and records every change
+in the undo log (:mod:`alerts.undo`); :meth:`Evaluator.commit` makes it final once the
+transaction that stored its transitions committed, :meth:`Evaluator.discard` (or the
+next ``evaluate``) undoes it. After a restart, a rebalance or a new lock holder,
+:meth:`Evaluator.restore`, :meth:`Evaluator.restore_sources` and :meth:`Evaluator.resume`
+load persisted state, so an alert already firing is not announced again. Annotations
+are rendered by :mod:`alerts.annotations`; the backfill policy is :mod:`alerts.backfill`.
 """
 
 from __future__ import annotations
