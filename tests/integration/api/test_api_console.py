@@ -57,14 +57,17 @@ async def test_board_preview_audit_and_series(api_db: ApiDb) -> None:
         board = (await c.get("/v1/console/board", headers=bearer(viewer))).json()
         assert board["as_of"] and not board["truncated"]
         assert fp in {a["fingerprint"] for a in board["alerts"]}
-        preview = (await c.post("/v1/console/silences/preview", headers=bearer(viewer),
+        # a preview is for whoever may create the silence (issue 24, finding 4)
+        assert (await c.post("/v1/console/silences/preview", headers=bearer(viewer),
+                             json={"matchers": ['severity="critical"']})).status_code == 403
+        preview = (await c.post("/v1/console/silences/preview", headers=bearer(operator),
                                 json={"matchers": ['commune_code="00004"',
                                                    'severity="critical"']})).json()
         assert fp in {a["fingerprint"] for a in preview["sample"]}
-        none = (await c.post("/v1/console/silences/preview", headers=bearer(viewer),
+        none = (await c.post("/v1/console/silences/preview", headers=bearer(operator),
                              json={"matchers": ['commune_code="99999"']})).json()
         assert none["count"] == 0
-        bad = await c.post("/v1/console/silences/preview", headers=bearer(viewer),
+        bad = await c.post("/v1/console/silences/preview", headers=bearer(operator),
                            json={"matchers": ["no operator here"]})
         assert bad.status_code == 400
         r = await c.post(f"/v1/alerts/{fp}/ack", headers=bearer(operator),
