@@ -16,6 +16,7 @@ __all__ = [
     "model",  # WindowPoint, AlertState, Transition, CommuneInfo, Reading
     "notify",  # receivers of a transition
     "outbox",  # delivery of stored notifications
+    "receiver_tokens",  # department receivers' tokens (the Alertmanager webhook route)
     "ruleload",  # rule files -> RuleSet (with file:line errors)
     "rules",  # the rule kinds and RuleSet
     "ruletest",  # `ioc rules test`
