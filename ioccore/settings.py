@@ -350,6 +350,10 @@ class AlertSettings(_Section):
     idle_grace_max_s: int = 7200
     """Upper bound of a source's adaptive idle grace (1.5 x its longest arrival gap)."""
     max_sources: int = 200_000
+    singleton_every_s: float = 30.0
+    """How often the lock holder evaluates the singleton rules (province scope, absence by
+    feed or department); every minute boundary their data covers is evaluated whatever
+    this is, a shorter period only makes them sooner."""
     outbox_retry_max_s: int = 300
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None

@@ -32,15 +32,16 @@ from ioccore.settings import Settings, stage1_group
 from streams.alerting import PartitionAlerts
 from streams.batching import BoundedStream
 from streams.faust_options import faust_options
-from streams.global_alerts import GlobalAlerts
+from streams.global_rules import GlobalRules
 from streams.health import Health
-from streams.kpi_alerts import KPI_TARGETS_EVERY_S, KpiTargetAlerts
+from streams.kpi_target_rules import KpiTargetRules
 from streams.originals import Originals
 from streams.outputs import KafkaOutputs
 from streams.ownership import OwnedValidateEnrich, Ownership
 from streams.pages import register_pages
 from streams.raw_reader import Bounds, RawReader, raw_consumer, topics_pattern
 from streams.retry import run_batch
+from streams.singleton_rules import SingletonRules
 from streams.stage import Stage, TopicPartition
 from streams.stage1 import CommuneIndexLike, Stage1, ValidateEnrich, ValidatorLike
 from streams.stage2 import Enriched, Stage2, make_pool
@@ -131,11 +132,10 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
     rules, communes = parts.rules, parts.communes or {}
     partition_alerts = (PartitionAlerts(settings, rules, communes,
                                         publish=outputs.transitions) if rules else None)
-    global_alerts = (GlobalAlerts(settings, parts.conninfo, rules, communes,
-                                  publish=outputs.transitions) if rules else None)
-    kpi_targets = (KpiTargetAlerts(settings, parts.conninfo, rules, communes,
-                                   publish=outputs.transitions)
-                   if rules and rules.kpi_targets else None)
+    singleton = (SingletonRules(parts.conninfo, [
+        GlobalRules(settings, rules, communes, publish=outputs.transitions),
+        KpiTargetRules(settings, rules, communes, publish=outputs.transitions)])
+        if rules else None)
     own = parts.ownership
     stage1 = (ValidateEnrich(Stage1(parts.validator, parts.index, feeds),
                              outputs.enriched_and_dead) if own is None else
@@ -195,21 +195,14 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
         except TimeoutError:
             log.warning("stage 1 reader still busy after %.0f s; its batch is re-read by "
                         "the next owner", READER_STOP_S)
-        for closable in (*stages, global_alerts, kpi_targets, parts.outbox):
+        for closable in (*stages, singleton, parts.outbox):
             if closable is not None:
                 with contextlib.suppress(Exception):
                     await closable.close()
 
     register_pages(app, health=health, conninfo=parts.conninfo,
                    bootstrap=settings.kafka.bootstrap_servers)
-    register_timers(app, conninfo=parts.conninfo, global_alerts=global_alerts,
+    register_timers(app, conninfo=parts.conninfo, singleton=singleton,
                     outbox=parts.outbox, stop=stop,
                     idle_tick=stage2.tick if partition_alerts is not None else None)
-    if kpi_targets is not None:
-        targets = kpi_targets
-
-        @app.timer(interval=KPI_TARGETS_EVERY_S, on_leader=False)  # type: ignore[untyped-decorator]
-        async def evaluate_kpi_targets() -> None:
-            await targets.tick()
-
     return app
