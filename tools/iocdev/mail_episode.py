@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -121,8 +120,8 @@ def api_process(settings: Settings, dbname: str, tmp: Path,
     env = {**os.environ, **service_env(settings), "IOC__DATABASE__DBNAME": dbname,
            "IOC__API__PORT": str(port), **(extra_env or {})}
     proc: Process = supervise.spawn(
-        "api", [sys.executable, "-m", "ioc.cli", "api", "--port", str(port),
-                "--log-level", "warning"], log=tmp / "api.log", cwd=tmp, env=env)
+        "api", supervise.ioc_argv("api", "--port", str(port), "--log-level", "warning"),
+        log=tmp / "api.log", cwd=tmp, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

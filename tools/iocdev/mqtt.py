@@ -10,7 +10,6 @@ does for Prometheus.
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -125,7 +124,7 @@ def start_bridge(pipe: Pipeline, broker: Broker, tmp: Path, n: int = 0,
     log = tmp / f"bridge-{n}.log"
     start = log.stat().st_size if append and log.exists() else 0
     proc = supervise.spawn(f"mqtt-bridge-{n}",
-                           [sys.executable, "-m", "ioc.cli", "mqtt-bridge"],
+                           supervise.ioc_argv("mqtt-bridge"),
                            log=log, cwd=tmp, env=env, append=append)
     deadline = time.monotonic() + 60
     while wait:

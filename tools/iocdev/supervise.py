@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -323,6 +324,12 @@ class Process:
         how = ("running" if code is None else
                f"killed by signal {-code}" if code < 0 else f"exited with code {code}")
         return f"{self.name} (pid {self.pid}) {how}; last lines of {self.log}:\n{self.tail()}"
+
+
+def ioc_argv(*args: str) -> list[str]:
+    """The command line of ``ioc ARGS`` from this interpreter (its virtualenv's ``ioc``,
+    whatever is on PATH)."""
+    return [sys.executable, "-m", "ioc.cli", *args]
 
 
 def spawn(name: str, argv: list[str], *, log: Path, cwd: Path,
