@@ -495,23 +495,20 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _stack_secrets(cls, data: Any) -> Any:
-        """Default ``kafka.secrets_dir`` to the stack's (which follows IOC__STACK__HOME)."""
+        """Default ``kafka.secrets_dir`` and ``mqtt.secrets_dir`` to the stack's (which
+        follows IOC__STACK__HOME)."""
         if not isinstance(data, dict):
             return data
+        stack = data.get("stack")
+        home = Path(str((stack.get("home") if isinstance(stack, dict) else None)
+                        or DataHome().home))
+        secrets = DataHome(home=home).root / "secrets"
         kafka = data.get("kafka")
         if isinstance(kafka, dict) and kafka.get("secrets_dir") is None:
-            stack = data.get("stack")
-            home = Path(str((stack.get("home") if isinstance(stack, dict) else None)
-                            or DataHome().home))
-            root = home if home.is_absolute() else ROOT / home
-            data = {**data, "kafka": {**kafka, "secrets_dir": root / "secrets" / "kafka"}}
+            data = {**data, "kafka": {**kafka, "secrets_dir": secrets / "kafka"}}
         mqtt = data.get("mqtt") or {}
         if isinstance(mqtt, dict) and mqtt.get("secrets_dir") is None:
-            stack = data.get("stack")
-            home = Path(str((stack.get("home") if isinstance(stack, dict) else None)
-                            or DataHome().home))
-            root = home if home.is_absolute() else ROOT / home
-            data = {**data, "mqtt": {**mqtt, "secrets_dir": root / "secrets" / "mqtt"}}
+            data = {**data, "mqtt": {**mqtt, "secrets_dir": secrets / "mqtt"}}
         return data
 
     def resolve(self, path: Path) -> Path:

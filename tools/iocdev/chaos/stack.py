@@ -25,9 +25,10 @@ def chaos_settings(base: DevSettings, *, home: Path = DEFAULT_HOME,
                    port_base: int = DEFAULT_PORT_BASE) -> DevSettings:
     """``base`` with the stack home and every service port moved to the chaos stack."""
     host = base.stack.host
-    root = home if home.is_absolute() else ROOT / home
+    stack = base.stack.model_copy(update={"home": home})
+    root = stack.root
     return base.model_copy(update={
-        "stack": base.stack.model_copy(update={"home": home}),
+        "stack": stack,
         # its own Kafka passwords (SCRAM): where its workers, started with
         # IOC__STACK__HOME=<home>, look for them; the base stack's are never used
         "kafka": kafka.relocated(base.kafka, host, port_base, root),
