@@ -23,14 +23,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from ioccore.settings import Settings
 from iocdev import supervise
 from iocdev.mailbox import Message, private_alertmanager, private_mailpit
 from iocdev.sandbox import batches, envelope, pipeline, service_env
 from iocdev.settings import DevSettings
 from iocdev.simulate.communes import load_communes
+from iocdev.stack.ready import http_ok
 from iocdev.supervise import Process, free_port
 
 OWNER = "snnmt"
@@ -124,16 +123,8 @@ def api_process(settings: Settings, dbname: str, tmp: Path,
         log=tmp / "api.log", cwd=tmp, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ioc api did not start\n{proc.describe()}")
-            time.sleep(0.3)
+        supervise.wait_started(proc, lambda: http_ok(f"{base}/healthz"), "ioc api",
+                               timeout=60, interval=0.3)
         yield base
     finally:
         proc.stop(timeout=20)

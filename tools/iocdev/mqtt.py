@@ -47,11 +47,8 @@ class Broker:
         self.process = supervise.spawn(
             f"mosquitto-{self.port}", [BINARY, "-c", str(self.home / "mosquitto.conf")],
             log=self.home / "mosquitto.log", cwd=self.home)
-        deadline = time.monotonic() + 20
-        while not port_open("127.0.0.1", self.port):
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError(f"mosquitto did not start\n{self.process.describe()}")
-            time.sleep(0.05)
+        supervise.wait_started(self.process, lambda: port_open("127.0.0.1", self.port),
+                               "mosquitto", timeout=20, interval=0.05)
 
     def stop(self, *, kill: bool = False) -> None:
         if self.process is not None:

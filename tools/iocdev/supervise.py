@@ -24,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -324,6 +324,17 @@ class Process:
         how = ("running" if code is None else
                f"killed by signal {-code}" if code < 0 else f"exited with code {code}")
         return f"{self.name} (pid {self.pid}) {how}; last lines of {self.log}:\n{self.tail()}"
+
+
+def wait_started(proc: Process, ready: Callable[[], bool], what: str, *,
+                 timeout: float, interval: float) -> None:
+    """Poll ``ready`` until it is true; RuntimeError ``<what> did not start`` with the
+    process's log tail as soon as the process exits, or after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start\n{proc.describe()}")
+        time.sleep(interval)
 
 
 def ioc_argv(*args: str) -> list[str]:
