@@ -23,7 +23,7 @@ from ioc.api.deps import DepartmentKey, ResourcesDep, ViewerKey, bearer_scheme
 from ioc.api.deps import _authenticate as authenticate
 from ioc.api.errors import ApiError, BadRequestError, ForbiddenError, NotFoundError
 from ioccore import kpis as core_kpis
-from ioccore.feedback import kpis, store
+from ioccore.feedback import catalogue, kpis, store
 from ioccore.feedback.contract import (
     FeedbackRatingV1,
     FeedbackStatusV1,
@@ -132,8 +132,10 @@ async def report_contact(
     async with res.pool.connection() as conn:
         row = await (await conn.execute(
             "SELECT r.department, c.email, c.phone, c.first_name, c.last_name"
-            " FROM feedback_reports r LEFT JOIN feedback_contacts c USING (report_id)"
-            " WHERE r.report_id = %s", (report_id[:64],))).fetchone()
+            " FROM feedback_reports r LEFT JOIN feedback_contacts c ON c.report_id ="
+            " r.report_id AND c.stored_at >= now() - make_interval(days => %s)"
+            " WHERE r.report_id = %s",
+            (catalogue.default().contact_retention_days, report_id[:64]))).fetchone()
     allowed = row is not None and (key.role == "admin" or (
         key.role == "department" and key.department == row[0]))
     if not allowed:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 from psycopg import AsyncConnection
@@ -158,14 +158,6 @@ async def dead_letter(conn: AsyncConnection[Any], *, principal: str, reason: str
         "INSERT INTO feedback_dead_letters (principal, reason, detail, payload)"
         " VALUES (%s, %s, %s, %s)",
         (principal[:128], reason[:64], detail[:512], text[:MAX_DEAD_PAYLOAD]))
-
-
-async def purge_contacts(conn: AsyncConnection[Any], *, now: datetime,
-                         retention_days: int) -> int:
-    """Delete contacts older than the retention; the number deleted."""
-    cur = await conn.execute("DELETE FROM feedback_contacts WHERE stored_at < %s",
-                             (now - timedelta(days=retention_days),))
-    return cur.rowcount
 
 
 @dataclass(frozen=True, slots=True)
