@@ -85,6 +85,24 @@ async def locate(conn: AsyncConnection[Any], report: FeedbackReportV1,
     return str(row[0]), str(row[1])
 
 
+# the reports per commune and minute, like the other feeds' rollups (what Grafana and a
+# rule over the rollup read): metric feedback.received.<service_code>, value 1 a report
+_ROLLUP_SQL = """
+WITH up AS (
+    INSERT INTO rollup_1m AS r (bucket, commune_code, metric, province_code, count, sum,
+                                min, max, last, last_at)
+    VALUES (time_bucket('1 minute', %(t)s::timestamptz), %(commune)s, %(metric)s,
+            %(province)s, 1, 1, 1, 1, 1, %(t)s)
+    ON CONFLICT (commune_code, metric, bucket) DO UPDATE SET
+        count = r.count + 1, sum = r.sum + 1,
+        last_at = GREATEST(r.last_at, EXCLUDED.last_at), updated_at = clock_timestamp()
+    RETURNING r.bucket
+)
+INSERT INTO rollup_1h_pending (hour) SELECT time_bucket('1 hour', bucket) FROM up
+ON CONFLICT DO NOTHING
+"""
+
+
 async def store_report(conn: AsyncConnection[Any], report: FeedbackReportV1,
                        service: Service, contact: Contact, *,
                        nearest_max_m: float) -> tuple[str, bool]:
@@ -102,6 +120,10 @@ async def store_report(conn: AsyncConnection[Any], report: FeedbackReportV1,
              commune, province, service.department, report.occurred_at,
              service.due_at(report.occurred_at)))
         created = cur.rowcount == 1
+        if created:  # only a new report counts: replays leave the rollup alone
+            await conn.execute(_ROLLUP_SQL, {"t": report.occurred_at, "commune": commune,
+                                             "province": province,
+                                             "metric": f"feedback.received.{service.code}"})
         if created and not contact.empty():
             await conn.execute(
                 "INSERT INTO feedback_contacts (report_id, email, phone, first_name,"

@@ -58,6 +58,10 @@ def test_create_query_and_workflow(api_url: str, feedback_db: FeedbackDb) -> Non
     # a retried submission (same client_request_id) is the same report
     again = _create(api_url, app_key, device_id="phone-1", client_request_id="c-1")
     assert again.json()[0]["service_request_id"] == report_id
+    with psycopg.connect(feedback_db.conninfo) as conn:
+        counted = conn.execute("SELECT sum(count) FROM rollup_1m"
+                               " WHERE metric = 'feedback.received.flooding'").fetchone()
+    assert counted == (1,)  # the rollup counts the report once, not the retry
 
     client = GeoReport(f"{api_url}/open311/v2")
     one = client.get_service_request(report_id)
