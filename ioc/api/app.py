@@ -15,7 +15,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ioc.api import alerts, console, console_data, console_feeds, geojson, health, ingest, kpis
+from ioc.api import (
+    alerts,
+    console,
+    console_data,
+    console_feeds,
+    geojson,
+    health,
+    incidents,
+    ingest,
+    kpis,
+)
 from ioc.api.deps import Resources
 from ioc.api.errors import ApiError
 from ioc.api.limits import BodyLimit
@@ -72,6 +82,7 @@ def create_app(settings: Settings | None = None, *,
     app.include_router(alerts.router)
     app.include_router(geojson.router)
     app.include_router(kpis.router)
+    app.include_router(incidents.router)
     for part in (console_data, console_feeds, console):  # the operator console
         app.include_router(part.router)
     app.add_middleware(BodyLimit, ingest_limit=cfg.api.max_body_bytes,

@@ -1,0 +1,137 @@
+"""The intake: firing alert episodes join incidents, or open one, exactly once.
+
+An episode (an alert's fingerprint and the start of its current episode) that no
+incident holds yet, in this order:
+
+1. its alert was in an incident before: that incident takes it (reopening it when it
+   was resolved or closed less than ``reopen_window`` ago; a merged incident passes it
+   to the one it was merged into);
+2. an active incident of the same rule and province takes it (one response);
+3. the rule says ``incident: auto``: a new incident opens, owned by the alert's
+   department, with the rule's SOP.
+
+Otherwise the alert waits for an operator. One round runs in one transaction under a
+transaction-level advisory lock, so several runners never open two incidents for the
+same response; the state is the database's, so a round after a crash redoes exactly
+what the crashed one did not commit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final
+
+from psycopg.rows import dict_row
+
+from alerts.incidents import store
+from alerts.incidents.config import IncidentConfig
+from alerts.incidents.machine import Action
+
+INTAKE_LOCK: Final = 0x10C1_4C1D
+"""pg_advisory_xact_lock key of the intake round."""
+ACTOR: Final = "system:intake"
+
+_PENDING = """
+SELECT a.fingerprint, a.rule_id, a.province_code, a.severity, a.labels, a.annotations,
+       coalesce(a.started_at, a.firing_at, a.updated_at) AS start
+FROM alerts a
+WHERE a.state IN ('firing', 'acknowledged')
+  AND NOT EXISTS (SELECT 1 FROM incident_alerts l WHERE l.fingerprint = a.fingerprint
+                  AND l.episode_start = coalesce(a.started_at, a.firing_at, a.updated_at))
+  AND (a.rule_id = ANY(%(auto)s)
+       OR EXISTS (SELECT 1 FROM incidents i WHERE i.rule_id = a.rule_id
+                  AND i.province_code IS NOT DISTINCT FROM a.province_code
+                  AND i.state IN ('open', 'acknowledged', 'in_progress')
+                  AND i.merged_into IS NULL)
+       OR EXISTS (SELECT 1 FROM incident_alerts l JOIN incidents i ON i.id = l.incident_id
+                  WHERE l.fingerprint = a.fingerprint AND l.detached_at IS NULL
+                    AND (i.state IN ('open', 'acknowledged', 'in_progress')
+                         OR coalesce(i.resolved_at, i.closed_at) >= %(since)s)))
+ORDER BY coalesce(a.firing_at, a.updated_at), a.fingerprint
+LIMIT %(limit)s
+"""
+
+_PREVIOUS = """
+SELECT i.id, i.state, i.resolved_at, i.closed_at, i.merged_into
+FROM incident_alerts l JOIN incidents i ON i.id = l.incident_id
+WHERE l.fingerprint = %s AND l.detached_at IS NULL
+ORDER BY l.attached_at DESC LIMIT 1
+"""
+
+_ACTIVE = """
+SELECT id FROM incidents WHERE rule_id = %s AND province_code IS NOT DISTINCT FROM %s
+  AND state IN ('open', 'acknowledged', 'in_progress') AND merged_into IS NULL
+ORDER BY opened_at LIMIT 1
+"""
+
+
+async def _follow_merges(conn: store.Conn, iid: int) -> tuple[int, str, Any, Any]:
+    for _ in range(20):
+        cur = await conn.execute("SELECT id, state, resolved_at, closed_at, merged_into"
+                                 " FROM incidents WHERE id = %s", (iid,))
+        row = await cur.fetchone()
+        assert row is not None
+        if row[4] is None:
+            return int(row[0]), str(row[1]), row[2], row[3]
+        iid = int(row[4])
+    raise RuntimeError("merge chain too long")
+
+
+async def intake_once(conn: store.Conn, cfg: IncidentConfig, at: datetime,
+                      limit: int = 500) -> list[int]:
+    """One round; returns the incidents opened or reopened (ids)."""
+    changed: list[int] = []
+    async with conn.transaction():
+        cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (INTAKE_LOCK,))
+        got = await cur.fetchone()
+        if not got or not got[0]:
+            return []
+        async with conn.cursor(row_factory=dict_row) as c:
+            await c.execute(_PENDING, {"auto": list(cfg.auto_rules), "limit": limit,
+                                        "since": at - cfg.reopen_window})
+            pending = await c.fetchall()
+        for a in pending:
+            iid = await _place(conn, cfg, a, at, changed)
+            if iid is None and a["rule_id"] in cfg.auto_rules:
+                title = str((a["annotations"] or {}).get("summary") or a["rule_id"])
+                iid = await store.create(
+                    conn, cfg, title=title, rule_id=a["rule_id"],
+                    province_code=a["province_code"],
+                    department=store.alert_department(a["labels"]), severity=a["severity"],
+                    actor=ACTOR, at=at, episodes=[(a["fingerprint"], a["start"])],
+                    sop=cfg.sops.get(a["rule_id"]))
+                changed.append(iid)
+    return changed
+
+
+async def _place(conn: store.Conn, cfg: IncidentConfig, a: dict[str, Any], at: datetime,
+                 changed: list[int]) -> int | None:
+    """Attach to a previous or active incident; ``None`` when none takes the alert."""
+    fp, start = a["fingerprint"], a["start"]
+    cur = await conn.execute(_PREVIOUS, (fp,))
+    prev = await cur.fetchone()
+    if prev is not None:
+        iid, state, resolved_at, closed_at = await _follow_merges(conn, int(prev[0]))
+        if state in ("open", "acknowledged", "in_progress"):
+            await _attach(conn, iid, fp, start, at)
+            return iid
+        ended = resolved_at or closed_at
+        if ended is not None and at - ended <= cfg.reopen_window:
+            await store.act(conn, cfg, iid, Action("reopen", ACTOR, at,
+                                                   note="alert fired again"), None,
+                            detail={"fingerprint": fp})
+            await _attach(conn, iid, fp, start, at)
+            changed.append(iid)
+            return iid
+    cur = await conn.execute(_ACTIVE, (a["rule_id"], a["province_code"]))
+    row = await cur.fetchone()
+    if row is not None:
+        await _attach(conn, int(row[0]), fp, start, at)
+        return int(row[0])
+    return None
+
+
+async def _attach(conn: store.Conn, iid: int, fp: str, start: datetime, at: datetime) -> None:
+    await store.lock(conn, iid, None)
+    await store.link(conn, iid, fp, start, ACTOR, at)
+    await conn.execute("UPDATE incidents SET updated_at = %s WHERE id = %s", (at, iid))
