@@ -142,33 +142,52 @@ def parse(file: str, text: str, errors: list[RuleError]) -> Sop | None:
     if len(nodes) > MAX_STEPS:
         r.error(raw["steps"], f"sop.steps: at most {MAX_STEPS} steps")
     for i, node in enumerate(nodes[:MAX_STEPS]):
+        raw_id = _raw(node, "id")
+        duplicate = raw_id is not None and raw_id in seen
+        if duplicate:
+            r.error(node, f"sop.steps[{i}]: duplicate step id {raw_id!r}")
+        if raw_id is not None:
+            seen.add(raw_id)
         step = _step(r, node, f"sop.steps[{i}]")
-        if step is None:
-            continue
-        if step.id in seen:
-            r.error(node, f"sop.steps[{i}]: duplicate step id {step.id!r}")
-            continue
-        seen.add(step.id)
-        steps.append(step)
+        if step is not None and not duplicate:
+            steps.append(step)
     if len(errors) > before or sid is None or title is None:
         return None
     return Sop(sid, title, tuple(rules), tuple(steps), file, root.start_mark.line + 1)
 
 
-def _rule_lines(file: str, text: str) -> dict[str, int]:
-    """Line of each entry of ``rules:`` (for cross-file errors)."""
+def _raw(node: yaml.Node, key: str) -> str | None:
+    """A scalar value of a mapping node, without reporting anything."""
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if k.value == key and isinstance(v, yaml.ScalarNode):
+                return str(v.value)
+    return None
+
+
+def _positions(text: str) -> tuple[dict[str, int], list[tuple[str, int]]]:
+    """Line of each entry of ``rules:`` and (department, line) of each step, read
+    without the parser (so cross-file checks run even when a step is invalid)."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
-        return {}
-    out: dict[str, int] = {}
+        return {}, []
+    rules: dict[str, int] = {}
+    depts: list[tuple[str, int]] = []
     if isinstance(root, yaml.MappingNode):
         for key, value in root.value:
             if key.value == "rules" and isinstance(value, yaml.SequenceNode):
                 for item in value.value:
                     if isinstance(item, yaml.ScalarNode):
-                        out.setdefault(item.value, item.start_mark.line + 1)
-    return out
+                        rules.setdefault(item.value, item.start_mark.line + 1)
+            if key.value == "steps" and isinstance(value, yaml.SequenceNode):
+                for step in value.value:
+                    if not isinstance(step, yaml.MappingNode):
+                        continue
+                    for k, v in step.value:
+                        if k.value == "department" and isinstance(v, yaml.ScalarNode):
+                            depts.append((str(v.value), v.start_mark.line + 1))
+    return rules, depts
 
 
 def check(paths: Iterable[Path | str], *, rule_ids: Collection[str] | None = None,
@@ -186,9 +205,16 @@ def check(paths: Iterable[Path | str], *, rule_ids: Collection[str] | None = Non
             errors.append(RuleError(file, None, f"cannot read: {exc.strerror}"))
             continue
         sop = parse(file, text, errors)
+        lines, depts = _positions(text)
+        for rid, line in lines.items():
+            if rule_ids is not None and rid not in rule_ids:
+                errors.append(RuleError(file, line, f"no rule file defines {rid!r}"))
+        for dept, line in depts:
+            if departments is not None and dept not in departments:
+                errors.append(RuleError(file, line, f"department {dept!r} is not in the "
+                                                    "duty rota"))
         if sop is None:
             continue
-        lines = _rule_lines(file, text)
         if sop.id in ids:
             errors.append(RuleError(file, sop.line, f"sop id {sop.id!r} is also used by "
                                                     f"{ids[sop.id]}"))
@@ -198,24 +224,10 @@ def check(paths: Iterable[Path | str], *, rule_ids: Collection[str] | None = Non
                 errors.append(RuleError(file, lines.get(rid), f"rule {rid!r} already "
                                                               f"follows SOP {owner[rid]}"))
             owner.setdefault(rid, sop.id)
-            if rule_ids is not None and rid not in rule_ids:
-                errors.append(RuleError(file, lines.get(rid), f"no rule file defines {rid!r}"))
-        if departments is not None:
-            for step in sop.steps:
-                if step.department not in departments:
-                    errors.append(RuleError(file, _step_line(text, step.id),
-                                            f"step {step.id}: department {step.department!r}"
-                                            " is not in the duty rota"))
         sops.append(sop)
     errors.sort(key=lambda e: (e.file, e.line or 0))
     return sops, errors
 
-
-def _step_line(text: str, step_id: str) -> int | None:
-    for n, line in enumerate(text.splitlines(), start=1):
-        if re.search(rf"\bid:\s*{re.escape(step_id)}\s*$", line):
-            return n
-    return None
 
 
 def load_dir(directory: Path, *, rule_ids: Collection[str] | None = None,
