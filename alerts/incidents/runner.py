@@ -55,6 +55,8 @@ class IncidentRunner:
         return opened, len(fired)
 
     async def run(self, stop: asyncio.Event) -> None:
+        log.info("incident runner %s started (poll every %.2f s)", self.name,
+                 self.poll_interval_s)
         while not stop.is_set():
             try:
                 await self.round()
