@@ -30,16 +30,8 @@ SELECT i.id, i.title, i.rule_id, i.province_code, i.department, i.assignee, i.se
         FROM incident_steps s WHERE s.incident_id = i.id) AS steps,
        (i.state IN ('open', 'acknowledged', 'in_progress')
         AND ((i.acknowledged_at IS NULL AND now() > i.ack_due_at)
-             OR now() > i.resolve_due_at)) AS overdue,
-       c.lat, c.lon
+             OR now() > i.resolve_due_at)) AS overdue{location}
 FROM incidents i
-LEFT JOIN LATERAL (
-    SELECT avg(ST_Y(ST_Centroid(u.geom)))::float8 AS lat,
-           avg(ST_X(ST_Centroid(u.geom)))::float8 AS lon
-    FROM incident_alerts l JOIN alerts a ON a.fingerprint = l.fingerprint
-    JOIN current_communes u ON u.commune_code = a.commune_code
-    WHERE l.incident_id = i.id AND l.detached_at IS NULL
-) c ON %(with_location)s
 WHERE {where}
 ORDER BY i.updated_at DESC, i.id DESC
 LIMIT %(limit)s
