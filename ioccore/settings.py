@@ -341,8 +341,11 @@ class IncidentSettings(_Section):
     """Who is on duty which week, each department's head, the IOC leader."""
     reopen_window_s: int = 3600
     """An incident resolved less than this ago reopens when its alerts fire again."""
-    poll_interval_s: float = 0.25
-    """How often ``ioc incidents run`` looks for new alerts and due timers."""
+    poll_interval_s: float = 0.5
+    """How often the incident loop looks for new alerts and due timers."""
+    in_worker: bool = True
+    """Every ``ioc worker`` runs the incident loop (any number may: each timer fires
+    once); false when it runs as ``ioc incidents run`` instead."""
     sla: dict[str, SlaSettings] = Field(default_factory=_default_sla)
     console_url: str = "http://127.0.0.1:18080/console/#/incidents"
     """Link to an incident in escalation notifications (``/<id>`` is appended)."""

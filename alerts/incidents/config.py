@@ -39,15 +39,17 @@ def sla_from(settings: Settings) -> dict[str, Sla]:
 
 
 def load(settings: Settings) -> IncidentConfig:
-    """Everything from the configured files; raises on invalid SOPs or rota."""
+    """Everything from the configured files; raises on an invalid SOP or rota file.
+
+    Cross-references (an SOP naming a rule no rule file defines, a step department the
+    rota lacks) are ``ioc sops check``'s errors, not start-up failures: a deployment
+    with fewer rule files (or a test's own) still runs the SOPs of the rules it has."""
     from alerts.ruleload import load_rules_dir
 
     rules = load_rules_dir(settings.resolve(settings.alerts.rules_dir))
     all_rules = [*rules, *rules.kpi_targets]
     rota = rota_mod.load(settings.resolve(settings.incidents.rota))
-    sops = sops_mod.load_dir(settings.resolve(settings.incidents.sops_dir),
-                             rule_ids={r.id for r in all_rules},
-                             departments=set(rota.departments))
+    sops = sops_mod.load_dir(settings.resolve(settings.incidents.sops_dir))
     auto = frozenset(r.id for r in all_rules if getattr(r, "incident", "manual") == "auto")
     return IncidentConfig(sla=sla_from(settings), sops=sops, rota=rota, auto_rules=auto,
                           reopen_window=timedelta(seconds=settings.incidents.reopen_window_s),

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -21,8 +21,7 @@ from alerts.incidents import store
 from ioccore.settings import Settings
 from tests.integration.incidents.helpers import config, rows, runner_process
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow,
-              pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CFG = config()
 
 
@@ -64,11 +63,11 @@ def _count(conninfo: str) -> int:
     return int(rows(conninfo, "SELECT count(*) FROM incident_escalations")[0][0])
 
 
-async def test_two_processes_never_escalate_twice(db: tuple[str, str], stack: Settings,
+def test_two_processes_never_escalate_twice(db: tuple[str, str], stack: Settings,
                                                   tmp_path: Path) -> None:
     name, conninfo = db
     n = 300
-    await _incidents(conninfo, n)
+    asyncio.run(_incidents(conninfo, n))
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = [runner_process(stack, name, log) for log in logs]
     try:
@@ -76,7 +75,7 @@ async def test_two_processes_never_escalate_twice(db: tuple[str, str], stack: Se
         with psycopg.connect(conninfo, autocommit=True) as conn:  # all due at once
             conn.execute("UPDATE incident_timers SET due_at = now() WHERE kind = 'ack'")
         _wait(lambda: _count(conninfo) >= n, 60, f"{n} escalations")
-        await asyncio.sleep(1.0)  # anything doubled would show now
+        time.sleep(1.0)  # anything doubled would show now
     finally:
         for p in procs:
             _stop(p)
@@ -93,10 +92,10 @@ async def test_two_processes_never_escalate_twice(db: tuple[str, str], stack: Se
     print(f"escalations per runner: {sorted(c for _, c in by)}")
 
 
-async def test_pending_escalations_survive_a_kill_and_fire_once(
+def test_pending_escalations_survive_a_kill_and_fire_once(
         db: tuple[str, str], stack: Settings, tmp_path: Path) -> None:
     name, conninfo = db
-    await _incidents(conninfo, 5)
+    asyncio.run(_incidents(conninfo, 5))
     log = tmp_path / "runner.log"
     first = runner_process(stack, name, log)
     try:
