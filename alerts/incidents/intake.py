@@ -10,14 +10,16 @@ incident holds yet, in this order:
 3. the rule says ``incident: auto``: a new incident opens, owned by the alert's
    department, with the rule's SOP.
 
-Otherwise the alert waits for an operator. One round runs in one transaction under a
-transaction-level advisory lock, so several runners never open two incidents for the
-same response; the state is the database's, so a round after a crash redoes exactly
-what the crashed one did not commit.
+Otherwise the alert waits for an operator. A round holds a session advisory lock, so
+several runners never open two incidents for the same response, and places each alert
+in its own transaction (its incident is visible as soon as it is placed). The state is
+the database's: a round after a crash redoes exactly what the crashed one did not
+commit.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any, Final
 
@@ -25,31 +27,42 @@ from psycopg.rows import dict_row
 
 from alerts.incidents import store
 from alerts.incidents.config import IncidentConfig
+from alerts.incidents.errors import IllegalActionError
 from alerts.incidents.machine import Action
 
+log = logging.getLogger(__name__)
+
 INTAKE_LOCK: Final = 0x10C1_4C1D
-"""pg_advisory_xact_lock key of the intake round."""
+"""Session advisory lock held by the runner doing an intake round."""
 ACTOR: Final = "system:intake"
 
 _PENDING = """
-SELECT a.fingerprint, a.rule_id, a.province_code, a.severity, a.labels, a.annotations,
-       coalesce(a.started_at, a.firing_at, a.updated_at) AS start
-FROM alerts a
-WHERE a.state IN ('firing', 'acknowledged')
-  AND NOT EXISTS (SELECT 1 FROM incident_alerts l WHERE l.fingerprint = a.fingerprint
-                  AND l.episode_start = coalesce(a.started_at, a.firing_at, a.updated_at))
-  AND (a.rule_id = ANY(%(auto)s)
-       OR EXISTS (SELECT 1 FROM incidents i WHERE i.rule_id = a.rule_id
-                  AND i.province_code IS NOT DISTINCT FROM a.province_code
-                  AND i.state IN ('open', 'acknowledged', 'in_progress')
-                  AND i.merged_into IS NULL)
-       OR EXISTS (SELECT 1 FROM incident_alerts l JOIN incidents i ON i.id = l.incident_id
-                  WHERE l.fingerprint = a.fingerprint AND l.detached_at IS NULL
-                    AND (i.state IN ('open', 'acknowledged', 'in_progress')
-                         OR coalesce(i.resolved_at, i.closed_at) >= %(since)s)))
-ORDER BY coalesce(a.firing_at, a.updated_at), a.fingerprint
+WITH unlinked AS MATERIALIZED (
+    SELECT a.fingerprint, a.rule_id, a.province_code, a.severity, a.labels, a.annotations,
+           coalesce(a.started_at, a.firing_at, a.updated_at) AS start,
+           coalesce(a.firing_at, a.updated_at) AS since
+    FROM alerts a
+    WHERE a.state IN ('firing', 'acknowledged')
+      AND NOT EXISTS (SELECT 1 FROM incident_alerts l WHERE l.fingerprint = a.fingerprint
+                      AND l.episode_start = coalesce(a.started_at, a.firing_at, a.updated_at))
+)
+SELECT u.fingerprint, u.rule_id, u.province_code, u.severity, u.labels, u.annotations, u.start
+FROM unlinked u
+WHERE u.rule_id = ANY(%(auto)s)
+   OR EXISTS (SELECT 1 FROM incidents i WHERE i.rule_id = u.rule_id
+              AND i.province_code IS NOT DISTINCT FROM u.province_code
+              AND i.state IN ('open', 'acknowledged', 'in_progress')
+              AND i.merged_into IS NULL)
+   OR EXISTS (SELECT 1 FROM incident_alerts l JOIN incidents i ON i.id = l.incident_id
+              WHERE l.fingerprint = u.fingerprint AND l.detached_at IS NULL
+                AND (i.state IN ('open', 'acknowledged', 'in_progress')
+                     OR coalesce(i.resolved_at, i.closed_at) >= %(since)s))
+ORDER BY u.since, u.fingerprint
 LIMIT %(limit)s
 """
+"""Alert episodes no incident holds (first, with the cheap anti-join: usually few),
+that an incident should take: an auto rule, an active incident of the same rule and
+province, or an incident the alert was in that is active or ended within the window."""
 
 _PREVIOUS = """
 SELECT i.id, i.state, i.resolved_at, i.closed_at, i.merged_into
@@ -79,29 +92,40 @@ async def _follow_merges(conn: store.Conn, iid: int) -> tuple[int, str, Any, Any
 
 async def intake_once(conn: store.Conn, cfg: IncidentConfig, at: datetime,
                       limit: int = 500) -> list[int]:
-    """One round; returns the incidents opened or reopened (ids)."""
+    """One round; returns the incidents opened or reopened (ids). ``conn`` must be in
+    autocommit mode: each alert is placed in its own transaction (visible at once)."""
     changed: list[int] = []
-    async with conn.transaction():
-        cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (INTAKE_LOCK,))
-        got = await cur.fetchone()
-        if not got or not got[0]:
-            return []
+    cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (INTAKE_LOCK,))
+    got = await cur.fetchone()
+    if not got or not got[0]:
+        return []
+    try:
         async with conn.cursor(row_factory=dict_row) as c:
             await c.execute(_PENDING, {"auto": list(cfg.auto_rules), "limit": limit,
-                                        "since": at - cfg.reopen_window})
+                                       "since": at - cfg.reopen_window})
             pending = await c.fetchall()
         for a in pending:
-            iid = await _place(conn, cfg, a, at, changed)
-            if iid is None and a["rule_id"] in cfg.auto_rules:
-                title = str((a["annotations"] or {}).get("summary") or a["rule_id"])
-                iid = await store.create(
-                    conn, cfg, title=title, rule_id=a["rule_id"],
-                    province_code=a["province_code"],
-                    department=store.alert_department(a["labels"]), severity=a["severity"],
-                    actor=ACTOR, at=at, episodes=[(a["fingerprint"], a["start"])],
-                    sop=cfg.sops.get(a["rule_id"]))
-                changed.append(iid)
+            try:
+                async with conn.transaction():
+                    await _one(conn, cfg, a, at, changed)
+            except IllegalActionError as exc:  # an operator acted in between: next round
+                log.info("intake: alert %s left for the next round: %s", a["fingerprint"], exc)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (INTAKE_LOCK,))
     return changed
+
+
+async def _one(conn: store.Conn, cfg: IncidentConfig, a: dict[str, Any], at: datetime,
+               changed: list[int]) -> None:
+    iid = await _place(conn, cfg, a, at, changed)
+    if iid is None and a["rule_id"] in cfg.auto_rules:
+        title = str((a["annotations"] or {}).get("summary") or a["rule_id"])
+        iid = await store.create(
+            conn, cfg, title=title, rule_id=a["rule_id"], province_code=a["province_code"],
+            department=store.alert_department(a["labels"]), severity=a["severity"],
+            actor=ACTOR, at=at, episodes=[(a["fingerprint"], a["start"])],
+            sop=cfg.sops.get(a["rule_id"]))
+        changed.append(iid)
 
 
 async def _place(conn: store.Conn, cfg: IncidentConfig, a: dict[str, Any], at: datetime,

@@ -38,11 +38,13 @@ LIMIT %(limit)s
 """
 
 _LOCATION = """,
-       (SELECT array[avg(u.latitude), avg(u.longitude)]::float8[]
-        FROM incident_alerts l JOIN alerts a ON a.fingerprint = l.fingerprint
-        JOIN current_communes u ON u.commune_code = a.commune_code
-        WHERE l.incident_id = i.id AND l.detached_at IS NULL) AS location"""
-"""Where the incident is on the map: the mean of its communes' centroids."""
+       (SELECT array[u.latitude, u.longitude]::float8[]
+        FROM (SELECT a.commune_code FROM incident_alerts l
+              JOIN alerts a ON a.fingerprint = l.fingerprint
+              WHERE l.incident_id = i.id AND l.detached_at IS NULL AND a.commune_code IS NOT NULL
+              ORDER BY l.attached_at, l.fingerprint LIMIT 1) f
+        JOIN current_communes u ON u.commune_code = f.commune_code) AS location"""
+"""Where the incident is on the map: the centroid of its first alert's commune."""
 
 
 async def board(conn: Conn, *, scope: str | None, view: str = "all", me: str | None = None,
@@ -73,7 +75,9 @@ async def board(conn: Conn, *, scope: str | None, view: str = "all", me: str | N
         params.update(b_at=before[0], b_id=before[1])
     query = sql.SQL(_BOARD).format(where=sql.SQL(" AND ").join(where),
                                    location=sql.SQL(_LOCATION if with_location else ""))
-    async with conn.cursor(row_factory=dict_row) as cur:
+    async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        # a thousand rows of index lookups: JIT compilation would cost more than it saves
+        await cur.execute("SET LOCAL jit = off")
         await cur.execute(query, params)
         return list(await cur.fetchall())
 

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal, TypeVar
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
 from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
@@ -126,6 +128,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    """orjson straight from rows (a thousand incidents: FastAPI's encoder costs more
+    than the query)."""
+    return Response(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS), status_code=status,
+                    media_type="application/json")
+
+
 # --------------------------------------------------------------------------- bodies
 class NoteIn(BaseModel):
     note: str | None = Field(None, max_length=_TEXT)
@@ -169,7 +178,7 @@ class MergeIn(BaseModel):
 
 
 # --------------------------------------------------------------------------- reads
-@router.get("/v1/incidents", summary="The incident board")
+@router.get("/v1/incidents", summary="The incident board", response_class=Response)
 async def list_incidents(
         c: CallerDep, res: ResourcesDep,
         view: Literal["mine", "department", "all"] = "all",
@@ -178,7 +187,7 @@ async def list_incidents(
         province: Annotated[str | None, Query(max_length=10)] = None,
         limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 200,
         before_at: AwareDatetime | None = None, before_id: int | None = None,
-        location: bool = False) -> dict[str, Any]:
+        location: bool = False) -> Response:
     """``mine``: assigned to the key's name; ``department``: the key's department (or
     ``department=``); ``all``: everything the key may see. Newest activity first; page
     with ``before_at``/``before_id`` of the last row."""
@@ -193,7 +202,7 @@ async def list_incidents(
         rows = await queries.board(conn, scope=c.scope, view=view, me=c.name, department=dept,
                                    states=states or None, province=province, before=before,
                                    limit=limit, with_location=location)
-    return {"incidents": rows, "count": len(rows)}
+    return _json({"incidents": rows, "count": len(rows)})
 
 
 @router.get("/v1/incidents/kpis", summary="Response KPIs per department and province")
