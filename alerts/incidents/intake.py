@@ -46,7 +46,13 @@ WITH unlinked AS MATERIALIZED (
       AND NOT EXISTS (SELECT 1 FROM incident_alerts l WHERE l.fingerprint = a.fingerprint
                       AND l.episode_start = coalesce(a.started_at, a.firing_at, a.updated_at))
 )
-SELECT u.fingerprint, u.rule_id, u.province_code, u.severity, u.labels, u.annotations, u.start
+SELECT u.fingerprint, u.rule_id, u.province_code, u.severity, u.labels, u.annotations, u.start,
+       EXISTS (SELECT 1 FROM incident_alerts l WHERE l.fingerprint = u.fingerprint
+               AND l.detached_at IS NULL) AS was_linked,
+       EXISTS (SELECT 1 FROM incidents i WHERE i.rule_id = u.rule_id
+               AND i.province_code IS NOT DISTINCT FROM u.province_code
+               AND i.state IN ('open', 'acknowledged', 'in_progress')
+               AND i.merged_into IS NULL) AS has_active
 FROM unlinked u
 WHERE u.rule_id = ANY(%(auto)s)
    OR EXISTS (SELECT 1 FROM incidents i WHERE i.rule_id = u.rule_id
@@ -57,12 +63,14 @@ WHERE u.rule_id = ANY(%(auto)s)
               WHERE l.fingerprint = u.fingerprint AND l.detached_at IS NULL
                 AND (i.state IN ('open', 'acknowledged', 'in_progress')
                      OR coalesce(i.resolved_at, i.closed_at) >= %(since)s))
-ORDER BY u.since, u.fingerprint
+ORDER BY was_linked DESC, u.since, u.fingerprint
 LIMIT %(limit)s
 """
 """Alert episodes no incident holds (first, with the cheap anti-join: usually few),
 that an incident should take: an auto rule, an active incident of the same rule and
-province, or an incident the alert was in that is active or ended within the window."""
+province, or an incident the alert was in that is active or ended within the window.
+Alerts that were in an incident come first, so a reopening happens before newcomers of
+the same round look for an active incident (the answer does not depend on order)."""
 
 _PREVIOUS = """
 SELECT i.id, i.state, i.resolved_at, i.closed_at, i.merged_into
@@ -104,10 +112,11 @@ async def intake_once(conn: store.Conn, cfg: IncidentConfig, at: datetime,
             await c.execute(_PENDING, {"auto": list(cfg.auto_rules), "limit": limit,
                                        "since": at - cfg.reopen_window})
             pending = await c.fetchall()
+        opened: dict[tuple[str, str | None], int] = {}
         for a in pending:
             try:
                 async with conn.transaction():
-                    await _one(conn, cfg, a, at, changed)
+                    await _one(conn, cfg, a, at, changed, opened)
             except IllegalActionError as exc:  # an operator acted in between: next round
                 log.info("intake: alert %s left for the next round: %s", a["fingerprint"], exc)
     finally:
@@ -116,9 +125,16 @@ async def intake_once(conn: store.Conn, cfg: IncidentConfig, at: datetime,
 
 
 async def _one(conn: store.Conn, cfg: IncidentConfig, a: dict[str, Any], at: datetime,
-               changed: list[int]) -> None:
+               changed: list[int], opened: dict[tuple[str, str | None], int]) -> None:
+    key = (a["rule_id"], a["province_code"])
+    if not a["was_linked"] and key in opened:  # opened earlier in this round
+        await _attach(conn, opened[key], a["fingerprint"], a["start"], at)
+        return
     iid = await _place(conn, cfg, a, at, changed)
-    if iid is None and a["rule_id"] in cfg.auto_rules:
+    if iid is not None:  # attached (to an active or a reopened incident)
+        opened.setdefault(key, iid)
+        return
+    if a["rule_id"] in cfg.auto_rules:
         title = str((a["annotations"] or {}).get("summary") or a["rule_id"])
         iid = await store.create(
             conn, cfg, title=title, rule_id=a["rule_id"], province_code=a["province_code"],
@@ -126,14 +142,17 @@ async def _one(conn: store.Conn, cfg: IncidentConfig, a: dict[str, Any], at: dat
             actor=ACTOR, at=at, episodes=[(a["fingerprint"], a["start"])],
             sop=cfg.sops.get(a["rule_id"]))
         changed.append(iid)
+        opened[key] = iid
 
 
 async def _place(conn: store.Conn, cfg: IncidentConfig, a: dict[str, Any], at: datetime,
                  changed: list[int]) -> int | None:
     """Attach to a previous or active incident; ``None`` when none takes the alert."""
     fp, start = a["fingerprint"], a["start"]
-    cur = await conn.execute(_PREVIOUS, (fp,))
-    prev = await cur.fetchone()
+    prev = None
+    if a["was_linked"]:
+        cur = await conn.execute(_PREVIOUS, (fp,))
+        prev = await cur.fetchone()
     if prev is not None:
         iid, state, resolved_at, closed_at = await _follow_merges(conn, int(prev[0]))
         if state in ("open", "acknowledged", "in_progress"):
@@ -147,6 +166,8 @@ async def _place(conn: store.Conn, cfg: IncidentConfig, a: dict[str, Any], at: d
             await _attach(conn, iid, fp, start, at)
             changed.append(iid)
             return iid
+    if not a["has_active"]:  # none when the round started (this round's are in `opened`)
+        return None
     cur = await conn.execute(_ACTIVE, (a["rule_id"], a["province_code"]))
     row = await cur.fetchone()
     if row is not None:

@@ -116,45 +116,79 @@ async def act(conn: Conn, cfg: IncidentConfig, incident_id: int, action: Action,
         return out.incident
 
 
+_CREATE = """
+WITH inc AS (
+    INSERT INTO incidents (title, rule_id, province_code, department, assignee, severity,
+                           state, sop_id, cycle, created_at, created_by, opened_at,
+                           ack_due_at, resolve_due_at, updated_at)
+    VALUES (%(title)s, %(rule)s, %(province)s, %(department)s, %(assignee)s, %(severity)s,
+            'open', %(sop)s, 1, %(at)s, %(actor)s, %(at)s, %(ack_due)s, %(resolve_due)s,
+            %(at)s)
+    RETURNING id),
+resp AS (
+    INSERT INTO incident_responses (incident_id, cycle, opened_at, ack_due_at, resolve_due_at)
+    SELECT id, 1, %(at)s, %(ack_due)s, %(resolve_due)s FROM inc),
+timers AS (
+    INSERT INTO incident_timers (incident_id, cycle, kind, level, due_at)
+    SELECT inc.id, 1, t.kind, 1, t.due FROM inc,
+           unnest(%(timer_kinds)s::text[], %(timer_dues)s::timestamptz[]) AS t(kind, due)),
+steps AS (
+    INSERT INTO incident_steps (incident_id, step_id, position, title_vi, title_en,
+                                department, requires, due_at)
+    SELECT inc.id, s.id, s.pos - 1, s.vi, s.en, s.dept, s.req, s.due FROM inc,
+           unnest(%(step_ids)s::text[], %(step_vi)s::text[], %(step_en)s::text[],
+                  %(step_dept)s::text[], %(step_req)s::text[], %(step_due)s::timestamptz[])
+           WITH ORDINALITY AS s(id, vi, en, dept, req, due, pos)),
+links AS (
+    INSERT INTO incident_alerts (incident_id, fingerprint, episode_start, attached_at,
+                                 attached_by)
+    SELECT inc.id, l.fp, l.start, %(at)s, %(actor)s FROM inc,
+           unnest(%(fps)s::text[], %(starts)s::timestamptz[]) AS l(fp, start)),
+events AS (
+    INSERT INTO incident_events (incident_id, at, actor, action, to_state, note, detail)
+    SELECT inc.id, %(at)s, %(actor)s, 'open', 'open', %(note)s, %(detail)s FROM inc
+    UNION ALL
+    SELECT inc.id, %(at)s, %(actor)s, 'attach', NULL, NULL,
+           jsonb_build_object('fingerprint', l.fp, 'episode_start', l.start)
+    FROM inc, unnest(%(fps)s::text[], %(starts)s::timestamptz[]) AS l(fp, start))
+SELECT id FROM inc
+"""
+"""An incident with its response, timers, checklist, alert episodes and audit events
+in one statement (one round trip: the intake's latency is mostly round trips)."""
+
+
 async def create(conn: Conn, cfg: IncidentConfig, *, title: str, rule_id: str | None,
                  province_code: str | None, department: str, severity: Severity,
                  actor: str, at: datetime, episodes: Sequence[tuple[str, datetime]] = (),
                  assignee: str | None = None, sop: Sop | None = None,
                  note: str | None = None) -> int:
-    """Open an incident with its SOP checklist, timers and alert episodes. Runs in the
-    caller's transaction (or its own when there is none)."""
-    async with conn.transaction():
-        inc, timers = open_incident(severity=severity, department=department,
-                                    assignee=assignee, at=at, sla=cfg.sla_for(severity))
-        cur = await conn.execute(
-            "INSERT INTO incidents (title, rule_id, province_code, department, assignee,"
-            " severity, state, sop_id, cycle, created_at, created_by, opened_at, ack_due_at,"
-            " resolve_due_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, 'open', %s, 1,"
-            " %s, %s, %s, %s, %s, %s) RETURNING id",
-            (title[:300], rule_id, province_code, department, assignee, severity,
-             sop.id if sop else None, at, actor, at, inc.ack_due_at, inc.resolve_due_at, at))
-        row = await cur.fetchone()
-        assert row is not None
-        iid = int(row[0])
-        await conn.execute(
-            "INSERT INTO incident_responses (incident_id, cycle, opened_at, ack_due_at,"
-            " resolve_due_at) VALUES (%s, 1, %s, %s, %s)",
-            (iid, at, inc.ack_due_at, inc.resolve_due_at))
-        await add_timers(conn, iid, timers)
-        if sop is not None:
-            for pos, step in enumerate(sop.steps):
-                await conn.execute(
-                    "INSERT INTO incident_steps (incident_id, step_id, position, title_vi,"
-                    " title_en, department, requires, due_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
-                    (iid, step.id, pos, step.title.vi, step.title.en, step.department,
-                     step.requires, at + step.due))
-        await event(conn, iid, at, actor, "open", to_state="open", note=note,
-                    detail={"rule_id": rule_id, "province_code": province_code,
-                            "department": department, "severity": severity,
-                            "sop": sop.id if sop else None})
-        for fingerprint, start in episodes:
-            await link(conn, iid, fingerprint, start, actor, at)
-        return iid
+    """Open an incident with its SOP checklist, timers and alert episodes; an episode
+    another incident holds is a conflict (nothing is written)."""
+    inc, timers = open_incident(severity=severity, department=department,
+                                assignee=assignee, at=at, sla=cfg.sla_for(severity))
+    steps = sop.steps if sop is not None else ()
+    params = {
+        "title": title[:300], "rule": rule_id, "province": province_code,
+        "department": department, "assignee": assignee, "severity": severity,
+        "sop": sop.id if sop else None, "at": at, "actor": actor,
+        "ack_due": inc.ack_due_at, "resolve_due": inc.resolve_due_at,
+        "timer_kinds": [t.kind for t in timers], "timer_dues": [t.due_at for t in timers],
+        "step_ids": [s.id for s in steps], "step_vi": [s.title.vi for s in steps],
+        "step_en": [s.title.en for s in steps], "step_dept": [s.department for s in steps],
+        "step_req": [s.requires for s in steps], "step_due": [at + s.due for s in steps],
+        "fps": [f for f, _ in episodes], "starts": [t for _, t in episodes],
+        "note": note, "detail": Jsonb({"rule_id": rule_id, "province_code": province_code,
+                                       "department": department, "severity": severity,
+                                       "sop": sop.id if sop else None})}
+    try:
+        async with conn.transaction():
+            cur = await conn.execute(_CREATE, params)
+            row = await cur.fetchone()
+    except psycopg.errors.UniqueViolation as exc:
+        raise IncidentConflictError("an alert belongs to another incident; detach it there "
+                                    "first") from exc
+    assert row is not None
+    return int(row[0])
 
 
 async def link(conn: Conn, incident_id: int, fingerprint: str, episode_start: datetime,

@@ -184,3 +184,21 @@ async def test_timers_escalate_up_the_chain_once_and_stop_on_ack(
     cancelled = rows(db, "SELECT kind, level FROM incident_timers WHERE cancelled_at IS NOT"
                          " NULL ORDER BY 1, 2")
     assert cancelled == [("ack", 3)]
+
+
+async def test_one_round_reopens_and_gathers_the_newcomers(
+        db: str, conn: psycopg.AsyncConnection[Any]) -> None:
+    a, b, c = fp(), fp(), fp()
+    put_alert(db, a, started=T0)
+    [iid] = await intake_once(conn, CFG, T0)
+    await store.act(conn, CFG, iid, Action("resolve", "op", T0 + timedelta(minutes=5),
+                                           note="ok"), None)
+    later = T0 + timedelta(minutes=20)
+    # fires again, with two newcomers of the same response that fired a moment earlier
+    put_alert(db, b, started=later - timedelta(seconds=2), commune="00007")
+    put_alert(db, c, started=later - timedelta(seconds=1), commune="00010")
+    put_alert(db, a, started=later)
+    assert await intake_once(conn, CFG, later + timedelta(seconds=3)) == [iid]
+    held = rows(db, "SELECT DISTINCT incident_id FROM incident_alerts WHERE detached_at IS NULL")
+    assert held == [(iid,)]
+    assert rows(db, "SELECT count(*) FROM incidents") == [(1,)]
