@@ -4,7 +4,7 @@ Kafka tells a consumer nothing about who produced a message, so the binding is t
 topic: only department ``d``'s principal may write ``ioc.dept.<d>.<feed>.v1`` (broker
 ACLs, ``ioc kafka principals create``). For a message from such a topic, every event
 must name department ``d`` (else ``forbidden_department``), ``d`` must publish the feed,
-and the source must be registered to ``d`` for that feed (:mod:`ioccore.registry`, the
+and the source must be registered to ``d`` for that feed (:mod:`ioccore.source_registry`, the
 registry the HTTP gateway uses too). The shared topics ``ioc.<feed>.v1`` are written
 only by the gateway, which made the same checks before producing.
 
@@ -27,7 +27,8 @@ import psycopg
 from ioccore import metrics
 from ioccore.events.reasons import Reason
 from ioccore.events.record import FEEDS, Feed, Record
-from ioccore.registry import Location, Refusal, authorise
+from ioccore.source_registry import Location, Refusal, authorise
+from streams.area_scope import AreaScope
 from streams.stage1 import (
     DeadLetter,
     InMessage,
@@ -86,7 +87,7 @@ class Ownership:
 
     def __init__(self, conninfo: str, topics: DepartmentTopics, *, actor: str = "stage1",
                  retry_max_s: float = 30.0) -> None:
-        self._conninfo = conninfo
+        self.conninfo = conninfo
         self.topics = topics
         self._actor = actor
         self._retry_max_s = retry_max_s
@@ -156,7 +157,7 @@ class Ownership:
         while True:
             try:
                 if self._conn is None or self._conn.closed:
-                    self._conn = await psycopg.AsyncConnection.connect(self._conninfo)
+                    self._conn = await psycopg.AsyncConnection.connect(self.conninfo)
                 return await authorise(self._conn, department, claims, actor=self._actor,
                                        locations=locations)
             except psycopg.OperationalError as exc:
@@ -175,16 +176,20 @@ class Ownership:
 class OwnedValidateEnrich(ValidateEnrich):
     """:class:`ValidateEnrich` with the ownership checks between validation and sending."""
 
-    def __init__(self, stage1: Stage1, send: SendEnriched, ownership: Ownership) -> None:
+    def __init__(self, stage1: Stage1, send: SendEnriched, ownership: Ownership,
+                 area: AreaScope | None = None) -> None:
         super().__init__(stage1, send)
         self._ownership = ownership
+        self._area = area or AreaScope(ownership.conninfo)
 
     async def process(self, batch: Sequence[InMessage]) -> Stage1Output:
         out = self._stage1.process(batch)
         await self._ownership.enforce(out, batch)
+        await self._area.enforce(out, batch)  # geographic scope (streams/area_scope.py)
         await self._send(out.enriched, out.deadletters)
         observe_latency(out)
         return out
 
     async def close(self) -> None:
         await self._ownership.close()
+        await self._area.close()

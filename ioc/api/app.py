@@ -16,7 +16,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from ioc.api import (
+    alert_stream,
     alerts,
+    audit,
     console,
     console_data,
     console_feeds,
@@ -25,9 +27,11 @@ from ioc.api import (
     incidents,
     ingest,
     kpis,
+    silences,
 )
 from ioc.api.deps import Resources
 from ioc.api.errors import ApiError
+from ioc.api.headers import SecurityHeaders
 from ioc.api.limits import BodyLimit
 from ioc.api.logs import AccessLog
 from ioccore.settings import Settings, get_settings
@@ -44,7 +48,7 @@ HTTP API of the provincial Intelligent Operations Center.
 * **Map** — `GET /v1/geo/communes`, a GeoJSON layer of communes with their state.
 
 Authenticate with `Authorization: Bearer <key>`; keys are issued with
-`ioc api keys create`. See docs/api.md.
+`ioc api keys create`. See docs/api.md; this schema is at `/openapi.json`.
 """
 
 
@@ -62,7 +66,10 @@ def create_app(settings: Settings | None = None, *,
         finally:
             await res.close()
 
-    app = FastAPI(title="ioc API", version="1", description=DESCRIPTION, lifespan=lifespan)
+    # no /docs, /redoc: FastAPI's pages load JavaScript from a public CDN on this
+    # origin (issue 24, finding 10); /openapi.json stays for tools
+    app = FastAPI(title="ioc API", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.resources = res
 
     @app.exception_handler(ApiError)
@@ -79,7 +86,9 @@ def create_app(settings: Settings | None = None, *,
 
     app.include_router(health.router)
     app.include_router(ingest.router)
-    app.include_router(alerts.router)
+    # the stream's path first: /v1/alerts/stream would otherwise match /v1/alerts/{fingerprint}
+    for part in (alert_stream, alerts, silences, audit):
+        app.include_router(part.router)
     app.include_router(geojson.router)
     app.include_router(kpis.router)
     app.include_router(incidents.router)
@@ -88,4 +97,5 @@ def create_app(settings: Settings | None = None, *,
     app.add_middleware(BodyLimit, ingest_limit=cfg.api.max_body_bytes,
                        other_limit=cfg.api.max_operator_body_bytes)
     app.add_middleware(AccessLog)
+    app.add_middleware(SecurityHeaders)
     return app
