@@ -232,3 +232,21 @@ async def test_escalations_reach_alertmanager_with_the_department_label(
     assert labels["escalated_to"] == "duty_officer" and labels["province_code"] == "01"
     assert labels["severity"] == "critical"
     assert mine[0]["annotations"]["console_url"].endswith(f"/incidents/{iid}")
+
+
+async def test_the_loop_wakes_on_an_alert_not_on_its_poll_interval(db: str) -> None:
+    from alerts.incidents.runner import IncidentRunner
+
+    runner = IncidentRunner(db, CFG, poll_interval_s=30.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        await asyncio.sleep(1.0)  # first round done, listening
+        started = asyncio.get_running_loop().time()
+        put_alert(db, fp(), started=datetime.now(UTC))
+        while not rows(db, "SELECT id FROM incidents"):
+            assert asyncio.get_running_loop().time() - started < 5.0, "not woken"
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
