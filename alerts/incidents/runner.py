@@ -29,8 +29,9 @@ from alerts.incidents.timers import fire_due
 log = logging.getLogger(__name__)
 
 CHANNEL = "ioc_alerts_changed"
-MIN_GAP_S = 0.05
-"""Least time between two rounds woken by notifications (a burst of stage-2 batches)."""
+MIN_GAP_S = 0.1
+"""Least time between two rounds woken by notifications: alerts are written only on
+transitions, and a burst of them (many batches of a storm) costs at most 10 rounds/s."""
 
 
 def _now() -> datetime:
