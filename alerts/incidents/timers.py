@@ -13,7 +13,7 @@ and plan the next level. A crash before COMMIT leaves the timer due; after it, f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -54,8 +54,11 @@ class Fired:
 
 
 def escalation_alert(cfg: IncidentConfig, *, incident_id: int, title: str, f: Fired,
-                     severity: str, province_code: str | None, at: datetime) -> dict[str, Any]:
-    """The Alertmanager alert of one escalation (routed by ``department``)."""
+                     severity: str, province_code: str | None, at: datetime,
+                     lasts: timedelta) -> dict[str, Any]:
+    """The Alertmanager alert of one escalation (routed by ``department``). It is posted
+    once and ends after ``lasts`` (when the next level is due), so Alertmanager does not
+    resolve it after its own ``resolve_timeout`` while the deadline is still missed."""
     what_vi = "chưa được tiếp nhận" if f.kind == "ack" else "chưa được xử lý xong"
     what_en = "not acknowledged" if f.kind == "ack" else "not resolved"
     labels = {"alertname": "IncidentEscalation", "department": f.department,
@@ -76,6 +79,7 @@ def escalation_alert(cfg: IncidentConfig, *, incident_id: int, title: str, f: Fi
             "console_url": link,
         },
         "startsAt": at.isoformat(),
+        "endsAt": (at + lasts).isoformat(),
         "generatorURL": link,
     }
 
@@ -122,8 +126,10 @@ async def _fire_incident(conn: store.Conn, cfg: IncidentConfig, iid: int, at: da
             await store.event(conn, iid, at, "system:escalation", "escalate",
                               detail={"kind": kind, "level": level, "to": esc.target_role,
                                       "name": name, "department": inc.department})
+            sla = cfg.sla_for(inc.severity)
             alert = escalation_alert(cfg, incident_id=iid, title=str(title), f=f,
-                                     severity=inc.severity, province_code=province, at=at)
+                                     severity=inc.severity, province_code=province, at=at,
+                                     lasts=sla.escalate_every)
             await conn.execute(
                 "INSERT INTO alert_outbox (fingerprint, seq, receiver, payload)"
                 " VALUES (%s, %s, 'alertmanager', %s) ON CONFLICT DO NOTHING",
