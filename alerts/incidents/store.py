@@ -83,6 +83,7 @@ async def _apply(conn: Conn, incident_id: int, before: Incident, out: Outcome,
             "UPDATE incident_timers SET cancelled_at = %s WHERE incident_id = %s"
             " AND cycle = %s AND kind = ANY(%s) AND fired_at IS NULL AND cancelled_at IS NULL",
             (action.at, incident_id, before.cycle, list(out.cancel)))
+        await _end_escalations(conn, incident_id, before.cycle, out.cancel, action.at)
     if out.new_cycle:
         await conn.execute(
             "INSERT INTO incident_responses (incident_id, cycle, opened_at, ack_due_at,"
@@ -102,6 +103,31 @@ async def _apply(conn: Conn, incident_id: int, before: Incident, out: Outcome,
     await event(conn, incident_id, action.at, action.actor, action.kind,
                 from_state=out.from_state, to_state=out.to_state, note=action.note,
                 detail=info)
+
+
+_LIVE_ESCALATIONS = """
+SELECT e.id, o.payload FROM incident_escalations e
+JOIN incident_timers t ON t.id = e.timer_id
+JOIN alert_outbox o ON o.fingerprint = 'incident-' || e.incident_id AND o.seq = e.id
+                   AND o.receiver = 'alertmanager'
+WHERE e.incident_id = %s AND t.cycle = %s AND e.kind = ANY(%s)
+"""
+
+
+async def _end_escalations(conn: Conn, incident_id: int, cycle: int,
+                           kinds: Sequence[str], at: datetime) -> None:
+    """Post the escalations this action answers again, ended now (``endsAt``), so the
+    receivers hear the incident was taken (seq = -escalation id: once each)."""
+    cur = await conn.execute(_LIVE_ESCALATIONS, (incident_id, cycle, list(kinds)))
+    for esc_id, payload in await cur.fetchall():
+        alerts = [a for a in payload.get("alerts", [])
+                  if datetime.fromisoformat(a["endsAt"]) > at]
+        if alerts:
+            await conn.execute(
+                "INSERT INTO alert_outbox (fingerprint, seq, receiver, payload)"
+                " VALUES (%s, %s, 'alertmanager', %s) ON CONFLICT DO NOTHING",
+                (f"incident-{incident_id}", -int(esc_id),
+                 Jsonb({"alerts": [{**a, "endsAt": at.isoformat()} for a in alerts]})))
 
 
 async def act(conn: Conn, cfg: IncidentConfig, incident_id: int, action: Action,

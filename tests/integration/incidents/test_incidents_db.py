@@ -174,8 +174,15 @@ async def test_timers_escalate_up_the_chain_once_and_stop_on_ack(
     assert [(f.level, f.target_role) for f in second] == [(2, "head")]
     await store.act(conn, CFG, iid, Action("ack", "trực ban", T0 + ack + every), None)
     assert await fire_due(conn, CFG, T0 + ack + 3 * every, fired_by="t") == []
-    payloads = rows(db, "SELECT fingerprint, payload FROM alert_outbox ORDER BY seq")
+    payloads = rows(db, "SELECT fingerprint, payload FROM alert_outbox WHERE seq > 0"
+                        " ORDER BY seq")
     assert [p[0] for p in payloads] == [f"incident-{iid}"] * 2
+    # the acknowledgement ends the level-2 escalation still live (level 1 had ended)
+    ended = rows(db, "SELECT payload FROM alert_outbox WHERE seq < 0")
+    assert len(ended) == 1
+    [alert] = ended[0][0]["alerts"]
+    assert alert["labels"] == payloads[1][1]["alerts"][0]["labels"]
+    assert datetime.fromisoformat(alert["endsAt"]) == T0 + ack + every
     labels = payloads[0][1]["alerts"][0]["labels"]
     assert labels["alertname"] == "IncidentEscalation"
     assert labels["department"] == "ban-chi-huy-pctt"
