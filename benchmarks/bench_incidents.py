@@ -40,7 +40,7 @@ from ioccore.settings import ROOT, Settings, get_settings
 
 OPEN_INCIDENTS = 1_000
 ALERTS_PER_INCIDENT = 10
-DEPARTMENTS = ("ban-chi-huy-pctt", "so-tnmt", "so-xay-dung", "cong-an-tinh", "ioc-ops")
+DEPARTMENTS = ("pctt", "snnmt", "sxd", "cong-an-tinh", "ioc-ops")
 FIRING = 200
 FIRING_EVERY_S = 0.05
 REQUESTS = 30
@@ -59,7 +59,7 @@ def seed(conninfo: str) -> None:
                               array_agg(province_code ORDER BY commune_code) AS provs,
                               count(*)::int AS n FROM current_communes)
             SELECT 'seed-' || g, 'seed_rule_' || (g / 10) %% 50, 'firing', 'warning',
-                   jsonb_build_object('team', (%(depts)s::text[])[1 + (g / 10) %% 5]),
+                   jsonb_build_object('department', (%(depts)s::text[])[1 + (g / 10) %% 5]),
                    c.codes[1 + (g * 7) %% c.n], c.provs[1 + (g * 7) %% c.n], 1,
                    %(now)s - interval '1 hour', %(now)s - interval '1 hour', %(now)s
             FROM generate_series(0, %(n)s - 1) g, c
@@ -140,7 +140,7 @@ async def intake_latency(settings: Settings, conninfo: str) -> dict[str, Any]:
             await conn.execute(
                 "INSERT INTO alerts (fingerprint, rule_id, state, severity, labels,"
                 " province_code, commune_code, seq, started_at, firing_at, updated_at)"
-                " VALUES (%s, %s, 'firing', 'critical', '{\"team\": \"so-tnmt\"}', '01',"
+                " VALUES (%s, %s, 'firing', 'critical', '{\"department\": \"snnmt\"}', '01',"
                 " '00004', 1, %s, %s, %s)", (fp, rule, at, at, at))
             committed[fp] = time.monotonic()
             await asyncio.sleep(FIRING_EVERY_S)
@@ -161,7 +161,7 @@ def board_latency(settings: Settings, dbname: str, conninfo: str) -> dict[str, A
             ensure_department(conn, d, ["sensor"], d)
         ops = create_key(conn, role="operator", department=None, name="bench-ops",
                          pepper=pepper)[1]
-        dept = create_key(conn, role="responder", department="so-tnmt", name="bench-dept",
+        dept = create_key(conn, role="responder", department="snnmt", name="bench-dept",
                           pepper=pepper)[1]
     env = dict(os.environ, IOC__DATABASE__DBNAME=dbname)
     out: dict[str, Any] = {}

@@ -53,4 +53,5 @@ def load(settings: Settings) -> IncidentConfig:
     auto = frozenset(r.id for r in all_rules if getattr(r, "incident", "manual") == "auto")
     return IncidentConfig(sla=sla_from(settings), sops=sops, rota=rota, auto_rules=auto,
                           reopen_window=timedelta(seconds=settings.incidents.reopen_window_s),
-                          console_url=settings.incidents.console_url)
+                          console_url=settings.incidents.console_url
+                          or f"{settings.public_url()}/console/?incident=")

@@ -40,7 +40,7 @@ def escalation_alert(cfg: IncidentConfig, *, incident_id: int, title: str, f: Fi
               "escalated_to": f.target_role, "deadline": f.kind}
     if province_code:
         labels["province_code"] = province_code
-    link = f"{cfg.console_url.rstrip('/')}/{incident_id}" if cfg.console_url else ""
+    link = f"{cfg.console_url}{incident_id}" if cfg.console_url else ""
     return {
         "labels": labels,
         "annotations": {

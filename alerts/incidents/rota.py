@@ -4,7 +4,7 @@
 
     ioc_leader: "Lãnh đạo trực IOC"
     departments:
-      so-tnmt:
+      snnmt:
         head: "Trưởng phòng Môi trường"
         officers: ["Trực ban A", "Trực ban B"]   # rotate by ISO week (Vietnam time)
         weeks: {"2026-W50": "Trực ban B"}        # explicit weeks win over the rotation

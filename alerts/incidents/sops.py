@@ -8,7 +8,7 @@ One file holds one SOP::
     steps:
       - id: warn_communes
         title: {vi: "...", en: "..."}
-        department: ban-chi-huy-pctt       # who owns the step
+        department: pctt       # who owns the step
         due: 30m                           # after the incident opened
         requires: note                     # none | note | evidence
 

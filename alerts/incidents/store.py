@@ -36,7 +36,8 @@ _COLUMNS = ("state, cycle, severity, department, assignee, opened_at, ack_due_at
 
 
 def alert_department(labels: dict[str, Any]) -> str:
-    """The department that owns an alert: its ``department`` label, else ``team``."""
+    """The department that owns an alert: its ``department`` label (the rule's ``owner``),
+    else the ``team`` label older rules carried."""
     return str(labels.get("department") or labels.get("team") or "ioc-ops")
 
 

@@ -17,6 +17,7 @@ from ioc.cli import (
     alerts,
     apikeys,
     db,
+    federation,
     geo,
     incidents,
     kafka,
@@ -42,6 +43,8 @@ app.add_typer(rules.app, name="rules", help="Alert rule files: check and unit-te
 app.add_typer(alerts.app, name="alerts", help="Operator actions on alerts.")
 app.add_typer(incidents.sops_app, name="sops", help="Standard operating procedures: check.")
 app.add_typer(incidents.app, name="incidents", help="The incident loop (intake, escalation).")
+app.add_typer(federation.app, name="federation",
+             help="Provinces to the nation: publish, ingest, status.")
 app.command("worker")(run.worker)
 api_app = typer.Typer(invoke_without_command=True, help="HTTP API server and its keys.")
 api_app.callback(invoke_without_command=True)(run.api)

@@ -29,16 +29,16 @@ def config(*, ack: timedelta = timedelta(minutes=15), every: timedelta = timedel
                           sops=sops.by_rule(found), rota=rota.load(ROOT / "config" /
                                                                   "duty_rota.yaml"),
                           auto_rules=AUTO, reopen_window=reopen,
-                          console_url="http://127.0.0.1:18080/console/#/incidents")
+                          console_url="http://127.0.0.1:18080/console/?incident=")
 
 
 def put_alert(conninfo: str, fp: str, *, rule: str = "water_level_alarm_3",
               province: str = "01", commune: str = "00004", state: str = "firing",
-              started: datetime, team: str = "ban-chi-huy-pctt",
+              started: datetime, department: str = "pctt",
               severity: str = "critical") -> None:
     """Insert or update an alert row as the evaluator would leave it."""
     labels = {"alertname": rule, "commune_code": commune, "province_code": province,
-              "severity": severity, "team": team}
+              "severity": severity, "department": department}
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO alerts (fingerprint, rule_id, state, severity, labels, annotations,"

@@ -36,7 +36,7 @@ async def _incidents(conninfo: str, n: int) -> None:
     async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
         for i in range(n):
             await store.create(conn, CFG, title=f"sự cố {i}", rule_id="traffic_incident",
-                               province_code="01", department="so-xay-dung",
+                               province_code="01", department="sxd",
                                severity="critical", actor="test", at=at)
 
 

@@ -25,8 +25,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 def inc_db(stack: Settings) -> Iterator[ApiDb]:
     with fresh_database(stack, "ioc_inca") as (name, conninfo):
         with psycopg.connect(conninfo, autocommit=True) as conn:
-            ensure_department(conn, "ban-chi-huy-pctt", ["sensor"], "Ban Chỉ huy PCTT")
-            ensure_department(conn, "so-xay-dung", ["traffic"], "Sở Xây dựng")
+            ensure_department(conn, "pctt", ["sensor"], "Ban Chỉ huy PCTT")
+            ensure_department(conn, "sxd", ["traffic"], "Sở Xây dựng")
         api = stack.api.model_copy(update={"backpressure": stack.api.backpressure.model_copy(
             update={"enabled": False})})
         yield ApiDb(name, conninfo, stack.model_copy(update={
@@ -38,20 +38,20 @@ async def test_department_scoping_and_actions(inc_db: ApiDb) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     flood, traffic = uuid.uuid4().hex[:12], uuid.uuid4().hex[:12]
     put_alert(inc_db.conninfo, flood, started=now)
-    put_alert(inc_db.conninfo, traffic, rule="traffic_incident", team="so-xay-dung",
+    put_alert(inc_db.conninfo, traffic, rule="traffic_incident", department="sxd",
               severity="warning", started=now)
-    pctt = new_key(inc_db, "responder", "ban-chi-huy-pctt", name="pctt-lan")
-    xd = new_key(inc_db, "responder", "so-xay-dung", name="xd-minh")
+    pctt = new_key(inc_db, "responder", "pctt", name="pctt-lan")
+    xd = new_key(inc_db, "responder", "sxd", name="xd-minh")
     ops = new_key(inc_db, "operator", name="ioc-ops-hoa")
     viewer = new_key(inc_db, "viewer")
-    ingest = new_key(inc_db, "department", "ban-chi-huy-pctt")
+    ingest = new_key(inc_db, "department", "pctt")
     async with api_server(inc_db.settings) as base, httpx.AsyncClient(base_url=base,
                                                                        timeout=30) as c:
         # the IOC opens both from the board; each department sees only its own
         r = await c.post("/v1/incidents", json={"alerts": [flood]}, headers=bearer(ops))
         assert r.status_code == 201, r.text
         flood_id = r.json()["id"]
-        assert r.json()["department"] == "ban-chi-huy-pctt"
+        assert r.json()["department"] == "pctt"
         assert [s["step_id"] for s in r.json()["steps"]][:2] == ["confirm", "order_evacuation"]
         r = await c.post("/v1/incidents", json={"alerts": [traffic]}, headers=bearer(xd))
         assert r.status_code == 201, r.text
@@ -63,7 +63,7 @@ async def test_department_scoping_and_actions(inc_db: ApiDb) -> None:
         assert [i["id"] for i in board["incidents"]] == [flood_id]
         board = (await c.get("/v1/incidents?view=all", headers=bearer(ops))).json()
         assert {i["id"] for i in board["incidents"]} == {flood_id, traffic_id}
-        r = await c.get("/v1/incidents?view=department&department=so-xay-dung",
+        r = await c.get("/v1/incidents?view=department&department=sxd",
                         headers=bearer(ops))
         assert [i["id"] for i in r.json()["incidents"]] == [traffic_id]
         assert (await c.get(f"/v1/incidents/{traffic_id}", headers=bearer(pctt))
@@ -82,7 +82,7 @@ async def test_department_scoping_and_actions(inc_db: ApiDb) -> None:
         r = await c.post(f"/v1/incidents/{flood_id}/ack", headers=bearer(viewer))
         assert r.status_code == 403
         r = await c.post(f"/v1/incidents/{flood_id}/assign",
-                         json={"department": "so-xay-dung"}, headers=bearer(pctt))
+                         json={"department": "sxd"}, headers=bearer(pctt))
         assert r.status_code == 403  # only the IOC moves it to another department
         r = await c.post(f"/v1/incidents/{flood_id}/assign", json={"department": "nobody"},
                          headers=bearer(ops))
@@ -124,11 +124,11 @@ async def test_department_scoping_and_actions(inc_db: ApiDb) -> None:
         assert r.status_code == 200
         kp = r.json()["rows"]
         assert [(k["department"], k["responses"], k["resolved"]) for k in kp] == [
-            ("ban-chi-huy-pctt", 1, 1)]
+            ("pctt", 1, 1)]
         assert kp[0]["ack_within_sla"] == 1.0
         r = await c.get("/v1/incidents/kpis?period=month", headers=bearer(ops))
-        assert {k["department"] for k in r.json()["rows"]} == {"ban-chi-huy-pctt",
-                                                              "so-xay-dung"}
+        assert {k["department"] for k in r.json()["rows"]} == {"pctt",
+                                                              "sxd"}
         bad = await c.get("/v1/incidents/kpis?period=year", headers=bearer(ops))
         assert bad.status_code == 422
     actors = rows(inc_db.conninfo, "SELECT DISTINCT actor FROM incident_events")
@@ -141,7 +141,7 @@ async def test_merge_and_split_by_http(inc_db: ApiDb) -> None:
     put_alert(inc_db.conninfo, a, started=now, province="46", commune="19753")
     put_alert(inc_db.conninfo, b, started=now, province="48", commune="20194")
     ops = new_key(inc_db, "operator")
-    pctt = new_key(inc_db, "responder", "ban-chi-huy-pctt")
+    pctt = new_key(inc_db, "responder", "pctt")
     async with api_server(inc_db.settings) as base, httpx.AsyncClient(base_url=base,
                                                                        timeout=30) as c:
         one = (await c.post("/v1/incidents", json={"alerts": [a]}, headers=bearer(pctt))

@@ -55,8 +55,8 @@ async def test_intake_opens_one_incident_per_rule_and_province(
     got = rows(db, "SELECT i.province_code, i.department, i.sop_id, i.state,"
                    " array_agg(l.fingerprint ORDER BY l.fingerprint) FROM incidents i"
                    " JOIN incident_alerts l ON l.incident_id = i.id GROUP BY i.id ORDER BY 1")
-    assert got == [("01", "ban-chi-huy-pctt", "flood_alarm_3", "open", sorted([a, b])),
-                   ("46", "ban-chi-huy-pctt", "flood_alarm_3", "open", [c])]
+    assert got == [("01", "pctt", "flood_alarm_3", "open", sorted([a, b])),
+                   ("46", "pctt", "flood_alarm_3", "open", [c])]
     steps = rows(db, "SELECT count(*) FROM incident_steps")
     assert steps == [(12,)]
     timers = rows(db, "SELECT kind, level, due_at FROM incident_timers ORDER BY 1, 3")
@@ -143,7 +143,7 @@ async def test_detach_merge_split(db: str, conn: psycopg.AsyncConnection[Any]) -
     assert rows(db, "SELECT incident_id FROM incident_alerts WHERE fingerprint = %s"
                     " AND detached_at IS NULL", b) == [(new,)]
     assert rows(db, "SELECT state, department FROM incidents WHERE id = %s", new) == [
-        ("open", "ban-chi-huy-pctt")]
+        ("open", "pctt")]
 
 
 async def test_steps_require_note_or_evidence(db: str, conn: psycopg.AsyncConnection[Any]
@@ -185,7 +185,7 @@ async def test_timers_escalate_up_the_chain_once_and_stop_on_ack(
     assert datetime.fromisoformat(alert["endsAt"]) == T0 + ack + every
     labels = payloads[0][1]["alerts"][0]["labels"]
     assert labels["alertname"] == "IncidentEscalation"
-    assert labels["department"] == "ban-chi-huy-pctt"
+    assert labels["department"] == "pctt"
     assert labels["escalated_to"] == "duty_officer"
     assert payloads[1][1]["alerts"][0]["annotations"]["escalated_to_name"].startswith("Chánh")
     cancelled = rows(db, "SELECT kind, level FROM incident_timers WHERE cancelled_at IS NOT"
@@ -219,7 +219,7 @@ async def test_escalations_reach_alertmanager_with_the_department_label(
     title = f"Kẹt xe cầu {uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
     iid = await store.create(conn, CFG, title=title, rule_id="traffic_incident",
-                             province_code="01", department="so-xay-dung",
+                             province_code="01", department="sxd",
                              severity="critical", actor="test", at=now - timedelta(hours=1))
     fired = await fire_due(conn, CFG, now, fired_by="test")
     assert {(f.kind, f.level) for f in fired} == {("ack", 1)}
@@ -230,7 +230,7 @@ async def test_escalations_reach_alertmanager_with_the_department_label(
         await delivery.close()
         assert result.delivered == 1
         found = await am.list(filters=['alertname="IncidentEscalation"',
-                                       f'incident_id="{iid}"', 'department="so-xay-dung"'])
+                                       f'incident_id="{iid}"', 'department="sxd"'])
     finally:
         await am.aclose()
     mine = [a for a in found if title in a["annotations"]["summary"]]
@@ -238,7 +238,7 @@ async def test_escalations_reach_alertmanager_with_the_department_label(
     labels = mine[0]["labels"]
     assert labels["escalated_to"] == "duty_officer" and labels["province_code"] == "01"
     assert labels["severity"] == "critical"
-    assert mine[0]["annotations"]["console_url"].endswith(f"/incidents/{iid}")
+    assert mine[0]["annotations"]["console_url"].endswith(f"?incident={iid}")
 
 
 async def test_the_loop_wakes_on_an_alert_not_on_its_poll_interval(db: str) -> None:

@@ -130,8 +130,8 @@ def _seed_incidents(cur: psycopg.Cursor[Any]) -> None:
     """Responses for the incident dashboard: one in SLA, one reopened, one overdue now."""
     m = timedelta(minutes=1)
     for i, (dept, state, ack, res, cycle) in enumerate([
-            ("so-tnmt", "closed", 5, 40, 1), ("ban-chi-huy-pctt", "resolved", 20, 300, 2),
-            ("ban-chi-huy-pctt", "open", None, None, 1)]):
+            ("snnmt", "closed", 5, 40, 1), ("pctt", "resolved", 20, 300, 2),
+            ("pctt", "open", None, None, 1)]):
         opened = START + 10 * i * m
         acked = opened + ack * m if ack is not None else None
         resolved = opened + res * m if res is not None else None

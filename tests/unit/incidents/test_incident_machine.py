@@ -95,7 +95,7 @@ class Sim:
 
 
 def run(ops: list[tuple[str, int]]) -> Sim:
-    inc, timers = open_incident(severity="warning", department="so-tnmt", assignee=None,
+    inc, timers = open_incident(severity="warning", department="snnmt", assignee=None,
                                 at=T0, sla=SLA)
     sim = Sim(inc, T0)
     sim.history.append(("open", "open"))

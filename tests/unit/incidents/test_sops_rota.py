@@ -51,7 +51,7 @@ rules: [water_level_alarm_1, no_such_rule]
 steps:
   - id: one
     title: {vi: "Một"}
-    department: so-tnmt
+    department: snnmt
     due: 10 minutes
   - id: one
     title: {vi: "Hai", en: "Two"}
@@ -65,7 +65,7 @@ steps:
 def test_errors_carry_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text(BAD, encoding="utf-8")
-    _, errors = sops.check([path], rule_ids=_rule_ids(), departments={"so-tnmt"})
+    _, errors = sops.check([path], rule_ids=_rule_ids(), departments={"snnmt"})
     got = {(e.line, e.message.split(":")[0]) for e in errors}
     text = "\n".join(str(e) for e in errors)
     assert (3, "no rule file defines 'no_such_rule'") in got, text
@@ -106,7 +106,7 @@ def test_rota_rotates_by_vietnam_week_and_explicit_weeks_win() -> None:
     sunday_vn = monday_vn - timedelta(minutes=1)  # still W49 in Vietnam
     assert rota.week_of(monday_vn) == "2026-W50"
     assert rota.week_of(sunday_vn) == "2026-W49"
-    pctt = "ban-chi-huy-pctt"
+    pctt = "pctt"
     assert roster.who(pctt, "duty_officer", monday_vn) == "Trực ban PCTT 3 / Flood duty officer 3"
     officers = roster.departments[pctt].officers
     assert roster.who(pctt, "duty_officer", sunday_vn) == officers[49 % len(officers)]
