@@ -80,7 +80,7 @@ bench: stack-up
 demo: stack-up
 	$(BIN)/ioc demo $(DEMO_ARGS)
 
-.PHONY: fuzz bench-api bench-gateway
+.PHONY: fuzz bench-api bench-gateway bench-mqtt
 
 # Fuzz the validator and the batch splitter (hypothesis) for FUZZ_SECONDS (not in CI):
 # every element accepted or dead-lettered exactly once, nothing raises.
@@ -100,3 +100,11 @@ bench-api: stack-up
 bench-gateway: stack-up
 	$(BIN)/python -m benchmarks.bench_api --with-worker --clients 20 --batch 500 \
 		--seconds $(BENCH_API_SECONDS)
+
+# MQTT through the bridge beside direct Kafka, in one run (issue 26): QoS 1 messages/s
+# into stored rows, and p50/p99 publish -> stored row at BENCH_MQTT_RATE msg/s.
+BENCH_MQTT_SECONDS ?= 10
+BENCH_MQTT_RATE ?= 5000
+bench-mqtt: stack-up
+	$(BIN)/python -m benchmarks.bench_mqtt --seconds $(BENCH_MQTT_SECONDS) \
+		--rate $(BENCH_MQTT_RATE)

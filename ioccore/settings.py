@@ -417,6 +417,56 @@ class IncidentSettings(_Section):
     ``<api public url>/console/?incident=``."""
 
 
+class MqttSettings(_Section):
+    """Mosquitto (the stack's, or the department-facing broker) and ``ioc mqtt-bridge``
+    (docs/mqtt.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 11883
+    """Plain MQTT (loopback in development); with ``tls`` the broker listens on
+    ``tls_port`` too and the bridge uses it."""
+    tls: bool = False
+    tls_port: int = 18883
+    ca_file: Path | None = None
+    """The CA the bridge verifies the broker with (None: the system's)."""
+    cert_file: Path | None = None
+    """The broker's certificate and key (``ioc stack up`` writes them into its config)."""
+    key_file: Path | None = None
+    topic_root: str = "ioc"
+    """Departments publish under ``<topic_root>/<department>/<feed>/<source_id>``."""
+    share_group: str = "ioc-bridge"
+    """MQTT 5 shared subscription group; "" subscribes plainly (a single bridge that must
+    lose nothing across Mosquitto restarts: docs/mqtt.md, "Mosquitto restarts")."""
+    client_id: str = "ioc-bridge-0"
+    """Stable per bridge instance: its persistent session (queued messages) follows it."""
+    username: str = "ioc-bridge"
+    password: SecretStr | None = None
+    """From IOC__MQTT__PASSWORD; else ``<secrets_dir>/<username>.password``."""
+    secrets_dir: Path | None = None
+    """Password files of the local stack (default ``<stack.home>/secrets/mqtt``)."""
+    session_expiry_s: int = 7 * 24 * 3600
+    """How long Mosquitto keeps a bridge's session (and queues for it) while it is away."""
+    receive_maximum: int = 1000
+    """Unacknowledged QoS 1 messages Mosquitto may send a bridge at once."""
+    batch_max: int = 500
+    batch_within_s: float = 0.05
+    max_payload_bytes: int = 262_144
+    keepalive_s: int = 30
+
+    def secret(self) -> str | None:
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.secrets_dir is not None:
+            path = self.secrets_dir / f"{self.username}.password"
+            if path.is_file():
+                return path.read_text().strip()
+        return None
+
+    @property
+    def bridge_port(self) -> int:
+        return self.tls_port if self.tls else self.port
+
+
 def config_file() -> Path:
     """The YAML file the settings start from."""
     return Path(os.environ.get("IOC_CONFIG", ROOT / "config" / "ioc.yaml"))
@@ -442,6 +492,7 @@ class Settings(BaseSettings):
     incidents: IncidentSettings = IncidentSettings()
     federation: FederationSettings = FederationSettings()
     mail: MailSettings = MailSettings()
+    mqtt: MqttSettings = MqttSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -468,6 +519,13 @@ class Settings(BaseSettings):
                             or StackSettings().home))
             root = home if home.is_absolute() else ROOT / home
             data = {**data, "kafka": {**kafka, "secrets_dir": root / "secrets" / "kafka"}}
+        mqtt = data.get("mqtt") or {}
+        if isinstance(mqtt, dict) and mqtt.get("secrets_dir") is None:
+            stack = data.get("stack")
+            home = Path(str((stack.get("home") if isinstance(stack, dict) else None)
+                            or StackSettings().home))
+            root = home if home.is_absolute() else ROOT / home
+            data = {**data, "mqtt": {**mqtt, "secrets_dir": root / "secrets" / "mqtt"}}
         return data
 
     def resolve(self, path: Path) -> Path:

@@ -29,6 +29,7 @@ from ioc.api import (
     incidents,
     ingest,
     kpis,
+    ngsi,
     silences,
 )
 from ioc.api.deps import Resources
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *,
 
     app.include_router(health.router)
     app.include_router(ingest.router)
+    app.include_router(ngsi.router)
     # the stream's path first: /v1/alerts/stream would otherwise match /v1/alerts/{fingerprint}
     for part in (alert_stream, alerts, silences, audit):
         app.include_router(part.router)

@@ -22,6 +22,7 @@ from ioc.cli import (
     incidents,
     kafka,
     kpis,
+    mqtt,
     rules,
     run,
     sources,
@@ -46,6 +47,8 @@ app.add_typer(incidents.app, name="incidents", help="The incident loop (intake, 
 app.add_typer(federation.app, name="federation",
              help="Provinces to the nation: publish, ingest, status.")
 app.command("worker")(run.worker)
+app.command("mqtt-bridge")(mqtt.bridge)
+app.add_typer(mqtt.app, name="mqtt", help="MQTT users and Mosquitto's files.")
 api_app = typer.Typer(invoke_without_command=True, help="HTTP API server and its keys.")
 api_app.callback(invoke_without_command=True)(run.api)
 api_app.add_typer(apikeys.app, name="keys", help="Create, list and revoke API keys.")

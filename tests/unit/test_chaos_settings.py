@@ -17,3 +17,11 @@ def test_chaos_stack_has_ports_and_kafka_passwords_of_its_own(tmp_path: Path) ->
     assert chaos.stack.root == tmp_path / "chaos"
     assert chaos.kafka.bootstrap_servers.endswith(":31092")
     assert chaos.database.port == 31432
+
+
+def test_chaos_stack_has_an_mqtt_broker_of_its_own(tmp_path: Path) -> None:
+    base = Settings()  # type: ignore[call-arg]
+    chaos = chaos_settings(base, home=tmp_path / "chaos", port_base=31000)
+    assert (chaos.mqtt.port, chaos.mqtt.tls_port) == (31883, 31884)
+    assert chaos.mqtt.secrets_dir == tmp_path / "chaos" / "secrets" / "mqtt"
+    assert chaos.mqtt.port != base.mqtt.port

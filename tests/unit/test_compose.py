@@ -83,6 +83,7 @@ def test_host_ports_equal_the_configured_ports(compose: dict[str, Any],
         "grafana": settings.grafana.port,
         "api": settings.api.port,
         "worker": settings.stream.worker_web_port,
+        "mosquitto": settings.mqtt.port,
     }
     for name, port in expected.items():
         assert port in _published(services[name]).values(), (name, port)

@@ -16,13 +16,15 @@ from pathlib import Path
 from ioccore.settings import get_settings
 from iocdev.chaos import stack
 from iocdev.chaos.ledger import Ledger
+from iocdev.chaos.mqtt import MQTT_SCENARIOS, run_mqtt_scenario
 from iocdev.chaos.scenarios import SCENARIOS, by_name, run_scenario
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m iocdev.chaos", description=__doc__)
     parser.add_argument("scenarios", nargs="*",
-                        help=f"scenarios to run (default: all): {[s.name for s in SCENARIOS]}")
+                        help="scenarios to run (default: all): "
+                             f"{[s.name for s in SCENARIOS] + [s.name for s in MQTT_SCENARIOS]}")
     parser.add_argument("--quick", action="store_true", help="only the short (CI) scenarios")
     parser.add_argument("--home", type=Path, default=stack.DEFAULT_HOME,
                         help="the chaos stack's folder (default: .stack-chaos)")
@@ -40,9 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     base = get_settings()
     settings = base if args.same_stack else stack.chaos_settings(
         base, home=args.home, port_base=args.port_base)
-    selected = by_name(args.scenarios) if args.scenarios else list(SCENARIOS)
+    mqtt_names = {s.name: s for s in MQTT_SCENARIOS}
+    wanted = args.scenarios or ([s.name for s in SCENARIOS]
+                                + [s.name for s in MQTT_SCENARIOS])
+    selected = by_name([n for n in wanted if n not in mqtt_names])
+    mqtt_selected = [mqtt_names[n] for n in wanted if n in mqtt_names]
     if args.quick:
         selected = [s for s in selected if s.quick]
+        mqtt_selected = [s for s in mqtt_selected if s.quick]
     print(f"chaos stack: {settings.stack.root} (Kafka {settings.kafka.bootstrap_servers}, "
           f"PostgreSQL port {settings.database.port}, Alertmanager "
           f"{settings.alertmanager.url})", flush=True)
@@ -55,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
                 ledgers.append(run_scenario(scenario, settings, Path(tmp) / scenario.name,
                                             echo=lambda s: print(s, flush=True),
                                             rate=args.rate))
+            for mqtt_scenario in mqtt_selected:
+                ledgers.append(run_mqtt_scenario(
+                    mqtt_scenario, settings, Path(tmp) / mqtt_scenario.name,
+                    echo=lambda s: print(s, flush=True), rate=args.rate))
     finally:
         if args.down:
             stack.down(settings)

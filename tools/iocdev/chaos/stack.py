@@ -40,6 +40,9 @@ def chaos_settings(base: Settings, *, home: Path = DEFAULT_HOME,
         "api": base.api.model_copy(update={"port": port_base + 80}),
         "mail": base.mail.model_copy(update={"smtp_port": port_base + 25,
                                              "web_port": port_base + 26}),
+        "mqtt": base.mqtt.model_copy(update={"port": port_base + 883,
+                                             "tls_port": port_base + 884,
+                                             "secrets_dir": root / "secrets" / "mqtt"}),
     })
 
 

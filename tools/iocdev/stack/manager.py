@@ -13,12 +13,14 @@ from iocdev.stack import apt
 from iocdev.stack.kafka import Kafka
 from iocdev.stack.layout import Layout
 from iocdev.stack.mailpit import Mailpit
+from iocdev.stack.mosquitto import Mosquitto
 from iocdev.stack.postgres import Postgres
 from iocdev.stack.prometheus import Alertmanager, Prometheus
 from iocdev.stack.ready import port_open
 from iocdev.stack.service import Service
 
-SERVICES: tuple[str, ...] = ("kafka", "postgres", "prometheus", "mailpit", "alertmanager")
+SERVICES: tuple[str, ...] = ("kafka", "postgres", "prometheus", "mailpit", "alertmanager",
+                             "mosquitto")
 """Start order; ``down`` stops in reverse."""
 
 Echo = Callable[[str], None]
@@ -47,7 +49,8 @@ def services(settings: Settings, only: Sequence[str] = ()) -> list[Service]:
     layout = Layout.from_settings(settings)
     classes: dict[str, type[Service]] = {"kafka": Kafka, "postgres": Postgres,
                                          "prometheus": Prometheus, "mailpit": Mailpit,
-                                         "alertmanager": Alertmanager}
+                                         "alertmanager": Alertmanager,
+                                         "mosquitto": Mosquitto}
     return [classes[name](settings, layout) for name in SERVICES if not only or name in only]
 
 
