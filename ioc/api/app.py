@@ -26,6 +26,7 @@ from ioc.api import (
     federation,
     geojson,
     health,
+    incidents,
     ingest,
     kpis,
     ngsi,
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, *,
         app.include_router(part.router)
     app.include_router(geojson.router)
     app.include_router(kpis.router)
+    app.include_router(incidents.router)
     app.include_router(federation.router)
     app.include_router(alertmanager_hook.router)
     for part in (console_data, console_feeds, console):  # the operator console
