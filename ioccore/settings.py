@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from psycopg.conninfo import make_conninfo
-from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -344,6 +344,36 @@ class AlertSettings(_Section):
     webhook_previous_key_id: str | None = None
 
 
+class SlaSettings(_Section):
+    """Response deadlines of one severity (docs/incidents.md)."""
+
+    ack_s: int
+    resolve_s: int
+    escalate_every_s: int
+
+
+def _default_sla() -> dict[str, SlaSettings]:
+    return {"critical": SlaSettings(ack_s=300, resolve_s=4 * 3600, escalate_every_s=600),
+            "warning": SlaSettings(ack_s=900, resolve_s=24 * 3600, escalate_every_s=1800),
+            "info": SlaSettings(ack_s=3600, resolve_s=72 * 3600, escalate_every_s=7200)}
+
+
+class IncidentSettings(_Section):
+    sops_dir: Path = Path("config/sops")
+    rota: Path = Path("config/duty_rota.yaml")
+    """Who is on duty which week, each department's head, the IOC leader."""
+    reopen_window_s: int = 3600
+    """An incident resolved less than this ago reopens when its alerts fire again."""
+    poll_interval_s: float = 0.5
+    """How often the incident loop looks for new alerts and due timers."""
+    in_worker: bool = True
+    """Every ``ioc worker`` runs the incident loop (any number may: each timer fires
+    once); false when it runs as ``ioc incidents run`` instead."""
+    sla: dict[str, SlaSettings] = Field(default_factory=_default_sla)
+    console_url: str = "http://127.0.0.1:18080/console/#/incidents"
+    """Link to an incident in escalation notifications (``/<id>`` is appended)."""
+
+
 def config_file() -> Path:
     """The YAML file the settings start from."""
     return Path(os.environ.get("IOC_CONFIG", ROOT / "config" / "ioc.yaml"))
@@ -366,6 +396,7 @@ class Settings(BaseSettings):
     stream: StreamSettings = StreamSettings()
     geo: GeoSettings = GeoSettings()
     alerts: AlertSettings = AlertSettings()
+    incidents: IncidentSettings = IncidentSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -24,6 +24,7 @@ from ioc.api import (
     console_feeds,
     geojson,
     health,
+    incidents,
     ingest,
     kpis,
     silences,
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *,
         app.include_router(part.router)
     app.include_router(geojson.router)
     app.include_router(kpis.router)
+    app.include_router(incidents.router)
     for part in (console_data, console_feeds, console):  # the operator console
         app.include_router(part.router)
     app.add_middleware(BodyLimit, ingest_limit=cfg.api.max_body_bytes,
