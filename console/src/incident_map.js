@@ -5,20 +5,13 @@ import L from "leaflet";
 import { h } from "./dom.js";
 import { t } from "./i18n.js";
 import { state } from "./state.js";
-import { SEV_RANK, colourOf } from "./severity.js";
+import { colourOf } from "./severity.js";
+import { incidentMarkers } from "./incidents.js";
 import { leafletMap } from "./map.js";
 import "./incident_texts.js";
 
 let layer = null;
 let on = null;  // the map the layer was added to
-
-/** The markers to draw: one per incident with a place, worst drawn last (on top). */
-export function incidentMarkers(rows) {
-  return (rows || []).filter((r) => Array.isArray(r.location) && r.location.length === 2)
-    .sort((a, b) => (SEV_RANK[a.severity] || 0) - (SEV_RANK[b.severity] || 0))
-    .map((r) => ({ id: r.id, lat: r.location[0], lon: r.location[1], severity: r.severity,
-      radius: 6 + 3 * (SEV_RANK[r.severity] || 0), title: `#${r.id} ${r.title}`, overdue: !!r.overdue }));
-}
 
 /** (Re)draws the layer on the map view's Leaflet map, if it is shown. */
 export function drawIncidentLayer(openIncident) {

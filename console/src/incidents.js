@@ -4,7 +4,7 @@
 import { h } from "./dom.js";
 import { t, fmtTime } from "./i18n.js";
 import { state } from "./state.js";
-import { SEVERITIES, SEV_RANK } from "./severity.js";
+import { SEV_RANK } from "./severity.js";
 import { ACTIVE_STATES, ALL_STATES, incidentRights } from "./incident_store.js";
 import { openNewIncident } from "./incident_actions.js";
 import "./incident_texts.js";
@@ -102,6 +102,14 @@ function row(inc, openIncident) {
     h("td", { "data-label": t("resolve_due") }, deadline(inc.resolve_due_at, m.resolve, !ACTIVE_STATES.includes(inc.state))));
 }
 
+/** The map's markers: one per incident with a place, worst drawn last (on top). */
+export function incidentMarkers(rows) {
+  return (rows || []).filter((r) => Array.isArray(r.location) && r.location.length === 2)
+    .sort((a, b) => (SEV_RANK[a.severity] || 0) - (SEV_RANK[b.severity] || 0) || a.id - b.id)
+    .map((r) => ({ id: r.id, lat: r.location[0], lon: r.location[1], severity: r.severity,
+      radius: 6 + 3 * (SEV_RANK[r.severity] || 0), title: `#${r.id} ${r.title}`, overdue: !!r.overdue }));
+}
+
 /** The board, whole (navigation, a tab changed, a poll answered). */
 export function renderIncidentBoard(root, v, settingsChanged, openIncident) {
   const list = state.incidents;
@@ -133,5 +141,3 @@ export function renderIncidentBoard(root, v, settingsChanged, openIncident) {
   root.replaceChildren(h("section", { class: "iboard", "aria-labelledby": "iboard-title" }, ...parts));
   root.querySelector("h2").id = "iboard-title";
 }
-
-export { SEVERITIES };
