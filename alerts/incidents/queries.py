@@ -39,11 +39,11 @@ LIMIT %(limit)s
 
 _LOCATION = """,
        (SELECT array[u.latitude, u.longitude]::float8[]
-        FROM (SELECT a.commune_code FROM incident_alerts l
-              JOIN alerts a ON a.fingerprint = l.fingerprint
-              WHERE l.incident_id = i.id AND l.detached_at IS NULL AND a.commune_code IS NOT NULL
+        FROM (SELECT l.fingerprint FROM incident_alerts l
+              WHERE l.incident_id = i.id AND l.detached_at IS NULL
               ORDER BY l.attached_at, l.fingerprint LIMIT 1) f
-        JOIN current_communes u ON u.commune_code = f.commune_code) AS location"""
+        JOIN alerts a ON a.fingerprint = f.fingerprint
+        JOIN current_communes u ON u.commune_code = a.commune_code) AS location"""
 """Where the incident is on the map: the centroid of its first alert's commune."""
 
 

@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS incident_alerts (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS incident_alerts_one_owner_idx
     ON incident_alerts (fingerprint, episode_start) WHERE detached_at IS NULL;
-CREATE INDEX IF NOT EXISTS incident_alerts_incident_idx ON incident_alerts (incident_id);
+CREATE INDEX IF NOT EXISTS incident_alerts_incident_idx
+    ON incident_alerts (incident_id, attached_at, fingerprint);
 
 -- The audit trail and timeline: who did what, when, with which note.
 CREATE TABLE IF NOT EXISTS incident_events (
