@@ -48,6 +48,14 @@ export function timelineOf(inc) {
   return out.sort((a, b) => String(a.at).localeCompare(String(b.at)));
 }
 
+/** " · acknowledged: TIME" and how late, when it was after the deadline. */
+function metAt(label, at, due) {
+  if (!at) return null;
+  const late = due && Date.parse(at) > Date.parse(due);
+  return h("span", { class: late ? "met-late" : "muted" },
+    ` · ${label}: ${fmtTime(at)}${late ? ` (${t("late", { t: span(Date.parse(at) - Date.parse(due)) })})` : ""}`);
+}
+
 function head(inc) {
   const m = missed(inc);
   const done = !ACTIVE_STATES.includes(inc.state);
@@ -62,9 +70,9 @@ function head(inc) {
       h("dt", { text: t("assignee") }), h("dd", { id: "incident-assignee", class: inc.assignee ? "" : "muted", text: inc.assignee || t("unassigned") }),
       h("dt", { text: t("opened") }), h("dd", { text: `${fmtTime(inc.opened_at)} (${span(Date.now() - Date.parse(inc.opened_at))})${inc.cycle > 1 ? ` · ${t("cycle")} ${inc.cycle}` : ""}` }),
       h("dt", { text: t("ack_due") }), h("dd", {}, deadline(inc.ack_due_at, m.ack, !!inc.acknowledged_at || done),
-        inc.acknowledged_at ? h("span", { class: "muted", text: ` · ${t("acknowledged")}: ${fmtTime(inc.acknowledged_at)}` }) : null),
+        metAt(t("acknowledged"), inc.acknowledged_at, inc.ack_due_at)),
       h("dt", { text: t("resolve_due") }), h("dd", {}, deadline(inc.resolve_due_at, m.resolve, done),
-        inc.resolved_at ? h("span", { class: "muted", text: ` · ${t("resolved")}: ${fmtTime(inc.resolved_at)}` }) : null),
+        metAt(t("resolved"), inc.resolved_at, inc.resolve_due_at)),
       inc.rule_id ? [h("dt", { text: t("rule") }), h("dd", { text: `${inc.rule_id}${inc.sop_id ? ` · ${t("rule_sop")}: ${inc.sop_id}` : ""}` })] : null,
       inc.province_code ? [h("dt", { text: t("province") }), h("dd", { text: inc.province_code })] : null));
 }

@@ -219,7 +219,8 @@ def test_a_department_user_sees_and_works_only_its_own_incidents(
     phone = context(browser, width=390, height=844)
     page = phone.new_page()
     sign_in(page, site, "tnmt", "?view=incidents")
-    expect(page.locator(f'#incident-table tr[data-incident="{pm25}"]')).to_be_visible(timeout=15_000)
+    expect(page.locator(f'#incident-table tr[data-incident="{pm25}"]')).to_be_visible(
+        timeout=15_000)
     no_sideways_scroll(page)
     shot(page, out_dir, "incidents-department-390", shots)
     page.locator(f'tr[data-incident="{pm25}"] a.ititle').click()
