@@ -37,7 +37,16 @@ from geo.reference import SOURCE, read_reference
 from geo.store import write_units
 from ioc.api.auth import ensure_department
 from ioccore.settings import ROOT, Settings
-from tests.browser.conftest import ApiProcess, _key, context, copy_to_docs, persist, save, sign_in
+from tests.browser.conftest import (
+    ApiProcess,
+    _key,
+    axe_serious,
+    context,
+    copy_to_docs,
+    persist,
+    save,
+    sign_in,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -253,6 +262,7 @@ def test_an_operator_sees_all_and_works_an_incident_through_its_sop(
     expect(table.locator(f'tr[data-incident="{traffic}"]')).to_be_visible()
     page.click('[data-itab="all"]')
     shot(page, out_dir, "incidents-operator-1920", shots)
+    assert axe_serious(page) == []
 
     table.locator(f'tr[data-incident="{traffic}"] a.ititle').click()
     timeline = page.locator("#incident-timeline")
@@ -287,6 +297,7 @@ def test_an_operator_sees_all_and_works_an_incident_through_its_sop(
                                                                    "Thêm ghi chú", "Giao việc",
                                                                    "Đổi mức độ", "Gắn cảnh báo"])
     shot(page, out_dir, "incident-operator-1920", shots)
+    assert axe_serious(page) == []
     page.click('[data-action="close"]')
     page.click("dialog[open] button[type=submit]")
     expect(page.locator("#incident-state")).to_have_attribute("data-state", "closed")
