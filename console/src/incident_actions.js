@@ -135,6 +135,14 @@ export function detachAlert(inc, fingerprint) {
     () => istore.attachAlerts(inc.id, "detach", [fingerprint]));
 }
 
+/** Opens an incident for one alert of the sector, with a note. */
+export function openFromAlert(a, then) {
+  const [label, note] = noteField(false);
+  formDialog(t("open_incident"), [h("p", { text: `${a.rule_id} · ${a.commune_code ? communeName(a.commune_code) : a.province_code || ""}` }), label, note],
+    async () => then(await istore.openIncident({ alerts: [a.fingerprint], note: note.value.trim() || null })));
+  note.focus();
+}
+
 /** Opens an incident from the board: a title (or alerts), severity, department (IOC). */
 export async function openNewIncident(then) {
   const ioc = istore.incidentRights(state.me).ioc;

@@ -121,11 +121,25 @@ export async function workspaceAlerts() {
   return (await api("/v1/workspace/alerts?limit=1000")).alerts;
 }
 
+/** A responder's sector: its department's active alerts, each with the incident holding
+ * it (`state.sector`, topic `incidents`); IOC keys have the alert board instead. */
+export async function loadSector() {
+  let rows;
+  try { rows = await workspaceAlerts(); } catch (e) { rows = { error: e.message }; }
+  if (!state.me) return null;
+  state.sector = rows;
+  publish("incidents");
+  return rows;
+}
+
 /** The periodic refresh: what the shown view draws from. */
 export function tick(v) {
   if (!state.me || !incidentRights(state.me).read) return;
   if (v.view === "incidents" && v.incident) loadIncident(v.incident);
-  else if (v.view === "incidents") loadIncidents(v);
+  else if (v.view === "incidents") {
+    loadIncidents(v);
+    if (state.me.role === "responder") loadSector();
+  }
   else if (v.view === "map") loadIncidentMap();
 }
 

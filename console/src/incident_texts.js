@@ -32,7 +32,7 @@ addTexts({
     read_only: "Chỉ xem: khóa này không có quyền thao tác trên sự cố.", no_candidates: "Không có cảnh báo nào để gắn.",
     map_incidents: "Sự cố đang mở", incidents_on_map: "Sự cố trên bản đồ (vòng tròn, theo mức độ)",
     choose_alerts: "Chọn cảnh báo", in_incident: "thuộc sự cố #{id}", ago_min: "{n} phút", ago_h: "{h} giờ {m} phút", ago_d: "{d} ngày {h} giờ",
-    left: "còn {t}", late: "trễ {t}",
+    left: "còn {t}", late: "trễ {t}", sector_alerts: "Cảnh báo đang hoạt động của đơn vị",
   },
   en: {
     view_incidents: "Incidents", incidents_title: "Incident board",
@@ -64,6 +64,6 @@ addTexts({
     read_only: "Read only: this key may not act on incidents.", no_candidates: "No alert to attach.",
     map_incidents: "Open incidents", incidents_on_map: "Incidents on the map (circles, by severity)",
     choose_alerts: "Choose alerts", in_incident: "in incident #{id}", ago_min: "{n} min", ago_h: "{h} h {m} min", ago_d: "{d} d {h} h",
-    left: "{t} left", late: "{t} late",
+    left: "{t} left", late: "{t} late", sector_alerts: "Active alerts of the department",
   },
 });

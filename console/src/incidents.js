@@ -2,11 +2,11 @@
 // row per incident with its severity, state, owner department, assignee, age and SLA
 // deadlines (missed ones highlighted). Drawn from `state.incidents` (incident_store.js).
 import { h } from "./dom.js";
-import { t, fmtTime } from "./i18n.js";
+import { t, fmtTime, getLang } from "./i18n.js";
 import { state } from "./state.js";
 import { SEV_RANK } from "./severity.js";
 import { ACTIVE_STATES, ALL_STATES, incidentRights } from "./incident_store.js";
-import { openNewIncident } from "./incident_actions.js";
+import { openFromAlert, openNewIncident } from "./incident_actions.js";
 import "./incident_texts.js";
 
 /** A duration in words: minutes, hours and minutes, days and hours. */
@@ -110,6 +110,25 @@ export function incidentMarkers(rows) {
       radius: 6 + 3 * (SEV_RANK[r.severity] || 0), title: `#${r.id} ${r.title}`, overdue: !!r.overdue }));
 }
 
+/** A responder's sector: its department's active alerts; those no incident holds can
+ * open one, the others link to theirs. */
+function sector(openIncident, canAct) {
+  const rows = state.sector;
+  if (!rows) return null;
+  const body = rows.error ? h("p", { class: "error", text: `${t("failed")}: ${rows.error}` })
+    : !rows.length ? h("p", { class: "muted", text: t("empty") })
+      : h("ul", { class: "compact sector", id: "sector-alerts" }, rows.map((a) => h("li", { dataset: { fp: a.fingerprint } },
+        h("span", { class: `sev sev-${a.severity}`, text: t(a.severity) }),
+        h("span", { text: ` ${a.annotations?.[`summary_${getLang()}`] || a.rule_id} · ${t(a.state)} · ${fmtTime(a.firing_at || a.started_at)} ` }),
+        a.incident_id
+          ? h("a", { href: `?view=incidents&incident=${a.incident_id}`, onclick: (e) => { e.preventDefault(); openIncident(a.incident_id); } },
+            t("in_incident", { id: a.incident_id }))
+          : canAct ? h("button", { class: "btn", type: "button", dataset: { openFrom: a.fingerprint },
+            onclick: () => openFromAlert(a, (inc) => openIncident(inc.id)) }, t("open_incident")) : null)));
+  return h("section", { class: "panel isection sector-panel", "aria-labelledby": "sector-title" },
+    h("h3", { id: "sector-title", text: `${t("sector_alerts")} (${rows.length ?? 0})` }), body);
+}
+
 /** The board, whole (navigation, a tab changed, a poll answered). */
 export function renderIncidentBoard(root, v, settingsChanged, openIncident) {
   const list = state.incidents;
@@ -138,6 +157,7 @@ export function renderIncidentBoard(root, v, settingsChanged, openIncident) {
       h("tbody", {}, rows.map((r) => row(r, openIncident)))))
       : h("p", { class: "empty", text: t("no_incidents") }));
   }
+  if (state.me.role === "responder") parts.push(sector(openIncident, rights.act));
   root.replaceChildren(h("section", { class: "iboard", "aria-labelledby": "iboard-title" }, ...parts));
   root.querySelector("h2").id = "iboard-title";
 }

@@ -25,6 +25,7 @@ export const state = {
   incidents: null,        // the incident board's list ({incidents, count, view}: incident_store.js)
   incidentMap: null,      // active incidents with their place, for the map
   incident: null,         // the incident page's incident with its timeline
+  sector: null,           // a responder's department's active alerts (incident_store.js)
   sound: typeof sessionStorage !== "undefined" && sessionStorage.getItem("ioc.console.sound") === "1",
 };
 

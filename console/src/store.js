@@ -225,6 +225,6 @@ export function reset() {
   state.kpis = null; state.kpisProvince = null; state.feeds = null;
   state.geo = null; state.geoProvince = undefined; geoWanted = undefined;
   state.stream = "connecting";
-  state.incidents = null; state.incidentMap = null; state.incident = null;
+  state.incidents = null; state.incidentMap = null; state.incident = null; state.sector = null;
   for (const topic of TOPICS) publish(topic);
 }

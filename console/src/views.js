@@ -9,7 +9,7 @@ import { kpiStrip } from "./kpis.js";
 import { renderMap, updateMap, dropMap } from "./map.js";
 import { renderHealth } from "./health.js";
 import { overview } from "./overview.js";
-import { incidentRights, loadIncident, loadIncidentMap, loadIncidents } from "./incident_store.js";
+import { incidentRights, loadIncident, loadIncidentMap, loadIncidents, loadSector } from "./incident_store.js";
 import { renderIncidentBoard } from "./incidents.js";
 import { renderIncidentPage } from "./incident_page.js";
 import { drawIncidentLayer, incidentSide } from "./incident_map.js";
@@ -71,6 +71,7 @@ const incidents = {
     const list = state.incidents;
     if (!list || list.tab !== v.itab || list.done !== v.idone || list.dept !== v.idept) loadIncidents(v);
     if (v.itab === "department" && !state.me.department && !state.incidentMap) loadIncidentMap();
+    if (state.me.role === "responder" && !state.sector) loadSector();
     renderIncidentBoard(root, v, ctx.settingsChanged, incidentOpener(v, ctx));
   },
   update(root, v, topics, ctx) {

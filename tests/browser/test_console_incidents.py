@@ -52,6 +52,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PM25 = "pm25_1h_very_unhealthy"   # auto, SOP pm25_unhealthy, owner so-tnmt
 TRAFFIC = "traffic_incident"      # auto, SOP traffic_incident, owner so-xay-dung
+MANUAL = "pm25_1h_unhealthy"      # not auto (same SOP): waits for a person to open one
 SLA_ENV = {  # warnings escalate 6 s after opening: the traffic incident shows one.
     # An override of the SLA replaces the whole table (a missing severity falls back to
     # warning's), and each severity named needs all three fields.
@@ -127,7 +128,8 @@ def site(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             api.start()
             persist(conninfo, [fire(PM25, "00004", "critical", "so-tnmt"),
                                fire(PM25, "00008", "critical", "so-tnmt"),
-                               fire(TRAFFIC, "00070", "warning", "so-xay-dung")])
+                               fire(TRAFFIC, "00070", "warning", "so-xay-dung"),
+                               fire(MANUAL, "00025", "critical", "so-tnmt")])
             incidents = {"pm25": _opened(conninfo, PM25), "traffic": _opened(conninfo, TRAFFIC)}
             yield Site(api, keys, conninfo, incidents)
         finally:
@@ -215,6 +217,17 @@ def test_a_department_user_sees_and_works_only_its_own_incidents(
     page.click("a.back")
     page.click('[data-itab="mine"]')
     expect(table.locator(f'tr[data-incident="{pm25}"]')).to_be_visible()
+    # its sector's alerts, each with its incident; one of a manual rule opens one here
+    sector = page.locator("#sector-alerts li")
+    expect(sector).to_have_count(3)  # the two in the PM2.5 incident and the manual one
+    expect(page.locator("#sector-alerts")).not_to_contain_text(TRAFFIC)
+    expect(page.locator(f'#sector-alerts a:has-text("#{pm25}")')).to_have_count(2)
+    page.click("#sector-alerts [data-open-from]")
+    page.fill("#incident-note", "Mở sự cố từ cảnh báo của đơn vị")
+    page.click("dialog[open] button[type=submit]")
+    expect(page.locator("#incident-title")).to_contain_text(MANUAL)
+    expect(page.locator(".checklist li")).to_have_count(4)  # the rule's SOP
+    expect(page.locator("#incident-dept")).to_have_text("so-tnmt")
     # another department's incident: not found, in the page as in the API
     page.goto(f"{site.url}/console/?view=incidents&incident={traffic}")
     expect(page.locator("#incident-error")).to_contain_text("Không tìm thấy")
