@@ -1,8 +1,12 @@
-"""The incident loop: intake and escalation timers, every ``poll_interval_s``.
+"""The incident loop: intake and escalation timers.
 
-Run any number (``ioc incidents run``, one per worker host is typical): the intake
-round is serialised by an advisory lock and each timer fires once under its
-incident's row lock. Survives database outages (reconnects) and bugs (logs, retries).
+A round runs every ``poll_interval_s`` and at once when alerts change: a second
+connection LISTENs on ``ioc_alerts_changed`` (a statement trigger on ``alerts``,
+migration 0052, notifies at COMMIT), so a firing alert is in an incident within a
+round's time, not a poll interval. Run any number (every worker does, or ``ioc
+incidents run``): the intake round is serialised by an advisory lock and each timer
+fires once under its incident's row lock. Survives database outages (reconnects) and
+bugs (logs, retries).
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ from alerts.incidents.intake import intake_once
 from alerts.incidents.timers import fire_due
 
 log = logging.getLogger(__name__)
+
+CHANNEL = "ioc_alerts_changed"
+MIN_GAP_S = 0.05
+"""Least time between two rounds woken by notifications (a burst of stage-2 batches)."""
 
 
 def _now() -> datetime:
@@ -55,21 +63,56 @@ class IncidentRunner:
         return opened, len(fired)
 
     async def run(self, stop: asyncio.Event) -> None:
-        log.info("incident runner %s started (poll every %.2f s)", self.name,
-                 self.poll_interval_s)
+        log.info("incident runner %s started (poll every %.2f s, woken by %s)", self.name,
+                 self.poll_interval_s, CHANNEL)
+        wake = asyncio.Event()
+        listener = asyncio.create_task(self._listen(wake, stop), name="incidents-listen")
+        try:
+            while not stop.is_set():
+                wake.clear()
+                try:
+                    await self.round()
+                except psycopg.Error as exc:
+                    log.warning("incident round: database error, reconnecting: %s",
+                                type(exc).__name__)
+                    await self.close()
+                except Exception:  # the loop must outlive a bug
+                    log.exception("incident round failed; retrying")
+                    await self.close()
+                await self._wait(wake, stop)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await self.close()
+
+    async def _wait(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
+        """Until the poll interval passed, alerts changed, or ``stop``."""
+        waiters = [asyncio.create_task(wake.wait()), asyncio.create_task(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=self.poll_interval_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+        if wake.is_set() and not stop.is_set():
+            await asyncio.sleep(MIN_GAP_S)
+
+    async def _listen(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
+        """Sets ``wake`` on every notification; reconnects after a failure (the poll
+        interval covers the gap)."""
         while not stop.is_set():
             try:
-                await self.round()
+                async with await psycopg.AsyncConnection.connect(self.conninfo,
+                                                                 autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    wake.set()  # anything missed while not listening
+                    async for _ in conn.notifies():
+                        wake.set()
             except psycopg.Error as exc:
-                log.warning("incident round: database error, reconnecting: %s",
+                log.warning("incident listener: %s; polling until it reconnects",
                             type(exc).__name__)
-                await self.close()
-            except Exception:  # the loop must outlive a bug
-                log.exception("incident round failed; retrying")
-                await self.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.poll_interval_s)
-        await self.close()
+                await asyncio.sleep(1.0)
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -331,6 +331,12 @@ async def assign(incident_id: int, request: Request, c: CallerDep, res: Resource
                              code="insufficient_role")
     cfg = config(res)
     async with res.pool.connection() as conn:
+        if body.department is not None and body.department not in cfg.rota.departments:
+            cur = await conn.execute("SELECT 1 FROM departments WHERE code = %s",
+                                     (body.department,))
+            if await cur.fetchone() is None:
+                raise BadRequestError(f"unknown department {body.department!r} (neither in "
+                                      "the duty rota nor registered)", code="bad_department")
         await _run(lambda: store.act(conn, cfg, incident_id, Action(
             "assign", c.name, _now(), note=body.note, department=body.department,
             assignee=body.assignee), c.scope))
@@ -355,6 +361,8 @@ async def severity(incident_id: int, request: Request, c: CallerDep, res: Resour
 async def step_done(incident_id: int, step_id: str,
                     request: Request, c: CallerDep, res: ResourcesDep) -> dict[str, Any]:
     _actor(c)
+    if len(step_id) > 64:
+        raise NotFoundError("no such step", code="not_found")
     body = await _body(request, StepIn, optional=True)
     async with res.pool.connection() as conn:
         await _run(lambda: store.step_done(conn, incident_id, step_id, actor=c.name,

@@ -84,6 +84,9 @@ async def test_department_scoping_and_actions(inc_db: ApiDb) -> None:
         r = await c.post(f"/v1/incidents/{flood_id}/assign",
                          json={"department": "so-xay-dung"}, headers=bearer(pctt))
         assert r.status_code == 403  # only the IOC moves it to another department
+        r = await c.post(f"/v1/incidents/{flood_id}/assign", json={"department": "nobody"},
+                         headers=bearer(ops))
+        assert r.status_code == 400 and r.json()["error"] == "bad_department"
 
         # the department works its incident
         r = await c.post(f"/v1/incidents/{flood_id}/ack", json={"note": "đã nhận"},

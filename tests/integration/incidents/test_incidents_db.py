@@ -202,3 +202,51 @@ async def test_one_round_reopens_and_gathers_the_newcomers(
     held = rows(db, "SELECT DISTINCT incident_id FROM incident_alerts WHERE detached_at IS NULL")
     assert held == [(iid,)]
     assert rows(db, "SELECT count(*) FROM incidents") == [(1,)]
+
+
+async def test_escalations_reach_alertmanager_with_the_department_label(
+        db: str, conn: psycopg.AsyncConnection[Any], stack: Settings) -> None:
+    from alerts.alertmanager import AlertmanagerClient
+    from alerts.outbox import OutboxDelivery
+
+    title = f"Kẹt xe cầu {uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    iid = await store.create(conn, CFG, title=title, rule_id="traffic_incident",
+                             province_code="01", department="so-xay-dung",
+                             severity="critical", actor="test", at=now - timedelta(hours=1))
+    fired = await fire_due(conn, CFG, now, fired_by="test")
+    assert {(f.kind, f.level) for f in fired} == {("ack", 1)}
+    am = AlertmanagerClient(stack.alertmanager.url)
+    try:
+        delivery = OutboxDelivery(db, alertmanager=am, webhook=None)
+        result = await delivery.deliver_once()
+        await delivery.close()
+        assert result.delivered == 1
+        found = await am.list(filters=['alertname="IncidentEscalation"',
+                                       f'incident_id="{iid}"', 'department="so-xay-dung"'])
+    finally:
+        await am.aclose()
+    mine = [a for a in found if title in a["annotations"]["summary"]]
+    assert len(mine) == 1, found
+    labels = mine[0]["labels"]
+    assert labels["escalated_to"] == "duty_officer" and labels["province_code"] == "01"
+    assert labels["severity"] == "critical"
+    assert mine[0]["annotations"]["console_url"].endswith(f"/incidents/{iid}")
+
+
+async def test_the_loop_wakes_on_an_alert_not_on_its_poll_interval(db: str) -> None:
+    from alerts.incidents.runner import IncidentRunner
+
+    runner = IncidentRunner(db, CFG, poll_interval_s=30.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        await asyncio.sleep(1.0)  # first round done, listening
+        started = asyncio.get_running_loop().time()
+        put_alert(db, fp(), started=datetime.now(UTC))
+        while not rows(db, "SELECT id FROM incidents"):
+            assert asyncio.get_running_loop().time() - started < 5.0, "not woken"
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
