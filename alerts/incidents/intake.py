@@ -135,7 +135,8 @@ async def _one(conn: store.Conn, cfg: IncidentConfig, a: dict[str, Any], at: dat
         opened.setdefault(key, iid)
         return
     if a["rule_id"] in cfg.auto_rules:
-        title = str((a["annotations"] or {}).get("summary") or a["rule_id"])
+        ann = a["annotations"] or {}  # rules' annotations are stored per language
+        title = str(ann.get("summary") or ann.get("summary_vi") or a["rule_id"])
         iid = await store.create(
             conn, cfg, title=title, rule_id=a["rule_id"], province_code=a["province_code"],
             department=store.alert_department(a["labels"]), severity=a["severity"],

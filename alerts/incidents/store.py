@@ -267,7 +267,8 @@ async def open_from_alerts(conn: Conn, cfg: IncidentConfig, fingerprints: Sequen
         if dept is None:
             raise IncidentConflictError("an incident without alerts needs a department")
         sev: Severity = severity or (first["severity"] if first else "warning")
-        name = title or (str((first["annotations"] or {}).get("summary") or rule_id)
+        ann = (first["annotations"] or {}) if first else {}  # stored per language
+        name = title or (str(ann.get("summary") or ann.get("summary_vi") or rule_id)
                          if first else None)
         if not name:
             raise IncidentConflictError("an incident without alerts needs a title")
