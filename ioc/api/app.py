@@ -27,6 +27,7 @@ from ioc.api import (
     feedback,
     geojson,
     health,
+    incidents,
     ingest,
     kpis,
     ngsi,
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, *,
         app.include_router(part.router)
     app.include_router(geojson.router)
     app.include_router(kpis.router)
+    app.include_router(incidents.router)
     app.include_router(federation.router)
     app.include_router(alertmanager_hook.router)
     app.include_router(feedback.router)

@@ -20,6 +20,7 @@ from ioc.cli import (
     federation,
     feedback,
     geo,
+    incidents,
     kafka,
     kpis,
     mqtt,
@@ -43,6 +44,8 @@ app.add_typer(kpis.app, name="kpis", help="Public-service KPI targets.")
 app.add_typer(feedback.app, name="feedback", help="Citizen reports: contact retention.")
 app.add_typer(rules.app, name="rules", help="Alert rule files: check and unit-test.")
 app.add_typer(alerts.app, name="alerts", help="Operator actions on alerts.")
+app.add_typer(incidents.sops_app, name="sops", help="Standard operating procedures: check.")
+app.add_typer(incidents.app, name="incidents", help="The incident loop (intake, escalation).")
 app.add_typer(federation.app, name="federation",
              help="Provinces to the nation: publish, ingest, status.")
 app.command("worker")(run.worker)
