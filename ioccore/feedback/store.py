@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from psycopg import AsyncConnection
@@ -24,6 +24,7 @@ from ioccore.feedback.contract import (
 )
 
 MAX_DEAD_PAYLOAD: Final = 8192
+MAX_FUTURE_SKEW: Final = timedelta(minutes=5)
 
 
 def report_id_of(source_id: str, event_id: str) -> str:
@@ -138,13 +139,19 @@ async def store_status(conn: AsyncConnection[Any], change: FeedbackStatusV1) -> 
     """Store a department's status change; only the report's department may. True when
     new, False for a replay; :class:`FeedbackRefusedError` otherwise."""
     row = await (await conn.execute(
-        "SELECT department FROM feedback_reports WHERE report_id = %s",
+        "SELECT department, received_at, now() FROM feedback_reports WHERE report_id = %s",
         (change.report_id,))).fetchone()
     if row is None:
         raise FeedbackRefusedError("unknown_report", "no report has this report_id")
     if row[0] != change.department:
         raise FeedbackRefusedError("not_routed_to_department",
                               "the report is routed to another department")
+    # a change dated before the report or in the future would make times to resolve
+    # meaningless; both depend only on the report, so refusals do not depend on order
+    if change.occurred_at < row[1]:
+        raise FeedbackRefusedError("before_report", "occurred_at precedes the report")
+    if change.occurred_at > row[2] + MAX_FUTURE_SKEW:
+        raise FeedbackRefusedError("timestamp_in_future", "occurred_at is in the future")
     cur = await conn.execute(
         "INSERT INTO feedback_status_events (source_id, event_id, report_id, department,"
         " status, reason, note, occurred_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"

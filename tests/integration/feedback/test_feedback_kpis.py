@@ -70,7 +70,10 @@ async def _fold(conninfo: str, batches: list[list[Event]]) -> list[list[dict[str
         await _reset(conn)
         for batch in batches:
             for ev in batch:
-                await store.store_status(conn, _change(ev))
+                try:
+                    await store.store_status(conn, _change(ev))
+                except store.FeedbackRefusedError as exc:  # dated before its report
+                    assert exc.reason == "before_report"
         await conn.execute("INSERT INTO feedback_ratings VALUES ('fb-0', 3, %s)", (T0,))
         return await _kpis(conn)
 
@@ -94,8 +97,9 @@ def test_kpis_do_not_depend_on_order_lateness_or_replay(feedback_db: FeedbackDb,
 def test_a_worked_example(feedback_db: FeedbackDb) -> None:
     events: list[Event] = [
         (0, "assigned", 10, 0), (0, "resolved", 120, 1),       # 2 h, within its 4 h SLA
-        (1, "in_progress", 60, 2), (1, "resolved", 3 * 60 + 60 * 25, 3),  # 28 h > 24 h
+        (1, "in_progress", 3 * 60, 2), (1, "resolved", 3 * 60 + 60 * 25, 3),  # 25 h > 24 h
         (2, "rejected", 30 + 6 * 60, 4),                        # rejected: no SLA figure
+        (3, "assigned", 60, 5),                       # before fb-3 was received: refused
     ]                                                           # fb-3: open, due T0+73 h
     rows = asyncio.run(_fold(feedback_db.conninfo, [events]))
     province_month = rows[5]
