@@ -46,7 +46,9 @@ class Open311Error(Exception):
 
 
 def register(app: FastAPI) -> None:
-    """Include the router and its error handler (the spec's error format)."""
+    """Include the router and its error handler (the spec's error format). Reads the
+    catalogue now: a broken config/feedback.yaml stops the API at start."""
+    catalogue_mod.default()
 
     async def handler(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Open311Error)
