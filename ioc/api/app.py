@@ -26,6 +26,8 @@ from ioc.api import (
     health,
     ingest,
     kpis,
+    reports,
+    scorecards,
     silences,
 )
 from ioc.api.deps import Resources
@@ -90,6 +92,8 @@ def create_app(settings: Settings | None = None, *,
         app.include_router(part.router)
     app.include_router(geojson.router)
     app.include_router(kpis.router)
+    app.include_router(scorecards.router)
+    app.include_router(reports.router)
     for part in (console_data, console_feeds, console):  # the operator console
         app.include_router(part.router)
     app.add_middleware(BodyLimit, ingest_limit=cfg.api.max_body_bytes,

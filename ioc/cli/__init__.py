@@ -12,7 +12,20 @@ from importlib.metadata import entry_points
 
 import typer
 
-from ioc.cli import agencies, alerts, apikeys, db, geo, kafka, kpis, rules, run, sources, topics
+from ioc.cli import (
+    agencies,
+    alerts,
+    apikeys,
+    db,
+    geo,
+    kafka,
+    kpis,
+    reports,
+    rules,
+    run,
+    sources,
+    topics,
+)
 
 HELP = ("IOC event-processing backend: workers, HTTP API, database, topics, boundaries, "
         "alert rules and operator actions.")
@@ -25,6 +38,7 @@ app.add_typer(sources.app, name="sources", help="The source registry.")
 app.add_typer(geo.app, name="geo", help="Administrative boundaries.")
 app.add_typer(agencies.app, name="agencies", help="Agency registry (tiers of the KPIs).")
 app.add_typer(kpis.app, name="kpis", help="Public-service KPI targets.")
+app.add_typer(reports.app, name="reports", help="Periodic reports (XLSX, CSV).")
 app.add_typer(rules.app, name="rules", help="Alert rule files: check and unit-test.")
 app.add_typer(alerts.app, name="alerts", help="Operator actions on alerts.")
 app.command("worker")(run.worker)

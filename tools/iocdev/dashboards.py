@@ -856,7 +856,168 @@ def pipeline() -> Json:
     ], variables=[], tags=["pipeline"], time_from="now-1h", refresh="30s")
 
 
-BUILDERS = [overview, commune, environment, traffic, services, kpi_national, pipeline]
+# ---------------------------------------------------------------- scorecards
+def var_kpi() -> Json:
+    ids = ",".join(k for k, *_ in DAILY_KPIS)
+    return {"type": "custom", "name": "kpi", "label": "KPI", "query": ids,
+            "current": {"text": "online_share", "value": "online_share"},
+            "options": [{"text": k, "value": k, "selected": k == "online_share"}
+                        for k, *_ in DAILY_KPIS],
+            "multi": False, "includeAll": False}
+
+
+def kpi_case(part: int) -> str:
+    """The selected KPI's numerator (``part`` 1) or denominator (2) column."""
+    whens = " ".join(f"WHEN '{d[0]}' THEN {d[part]}" for d in DAILY_KPIS)
+    return f"CASE '$kpi' {whens} END"
+
+
+def scorecard_sql(level: str, unit: str, names: str, where: str, province: str,
+                  tier: str = "NULL", source: str = "kpi_daily") -> str:
+    """Units of ``level`` for the selected KPI over the range: value, own target
+    (kpi_unit_target), status and competition rank (units without a denominator: no
+    rank, listed last; docs/kpis.md "Scorecards")."""
+    return f"""
+        WITH c AS (
+            SELECT {unit} AS code, min(province_code) AS province_code, min(tier) AS tier,
+                   sum({kpi_case(1)})::bigint AS num, sum({kpi_case(2)})::bigint AS den
+            FROM {source}
+            WHERE {VN_RANGE} AND {where} AND {unit} <> 'unassigned'
+            GROUP BY 1),
+        u AS (SELECT c.*, n.name, c.num::float8 / nullif(c.den, 0) AS value,
+                     kpi_unit_target('$kpi', '{level}', c.code, {province}, {tier},
+                                     {VN_FROM}) AS target
+              FROM c LEFT JOIN ({names}) n ON n.code = c.code)
+        SELECT CASE WHEN den > 0 THEN rank() OVER (ORDER BY value DESC NULLS LAST) END
+                   AS "Rank",
+               code AS "Code", name AS "Name", num AS "Numerator", den AS "Denominator",
+               value AS "Value", target AS "Target", value - target AS "vs target",
+               CASE WHEN den = 0 THEN 'no data' WHEN target IS NULL THEN 'no target'
+                    WHEN value >= target THEN 'met' ELSE 'below' END AS "Status"
+        FROM u ORDER BY 1 NULLS LAST, 2"""
+
+
+def scorecards() -> Json:
+    gap = [{"matcher": {"id": "byName", "options": "vs target"},
+            "properties": [{"id": "thresholds", "value": steps([None, 0], ["red", "green"])},
+                           {"id": "custom.cellOptions", "value": {"type": "color-background"}}]},
+           *[{"matcher": {"id": "byName", "options": n},
+              "properties": [{"id": "unit", "value": "short"}]}
+             for n in ("Rank", "Numerator", "Denominator")]]
+    note = ("Over the days of the selected range (Vietnam time), exact per dossier "
+            "(docs/kpis.md). Target: the unit's own (kpi_unit_targets), else its "
+            "province's (and tier's, for an agency). Ties share a rank; a unit with no "
+            "denominator has no rank. The API (/v1/scorecards) ranks on exact fractions.")
+    return dashboard("ioc-scorecards", "Scorecards: units against their targets",
+                     "For leaders: each commune and agency of a province, and each "
+                     "province of the nation, on one KPI against its own target, ranked "
+                     "among its peers.", [
+        row("Communes of the province"),
+        table("Communes: $kpi against target, ranked", [sql(scorecard_sql(
+            "commune", "commune_code",
+            "SELECT commune_code AS code, commune_name AS name FROM current_communes",
+            "province_code = '$province'", "'$province'"), "table")],
+              w=24, h=12, unit="percentunit", overrides=gap, description=note),
+        row("Agencies of the province"),
+        table("Agencies: $kpi against target, ranked", [sql(scorecard_sql(
+            "agency", "agency",
+            "SELECT DISTINCT ON (code) code, name FROM agencies ORDER BY code, "
+            "valid_from DESC", "province_code = '$province'", "'$province'",
+            tier="c.tier"), "table")],
+              w=24, h=12, unit="percentunit", overrides=gap, description=note),
+        row("Provinces of the nation"),
+        table("Provinces: $kpi against target, ranked", [sql(scorecard_sql(
+            "province", "province_code",
+            "SELECT province_code AS code, province_name AS name FROM current_provinces",
+            "true", "c.code"), "table")],
+              w=24, h=12, unit="percentunit", overrides=gap, description=note),
+    ], variables=[var_province(), var_kpi()], tags=["kpi", "scorecards"],
+                     time_from="now/M", refresh="15m")
+
+
+# ---------------------------------------------------------------- national federation
+FRESH_S = 600  # a province silent for longer is shown stale (docs/federation.md)
+
+
+def federation() -> Json:
+    shares = ",\n".join(f"{day_share(num, den)} AS {k}" for k, num, den, _ in DAILY_KPIS)
+    fresh = steps([None, 120, FRESH_S], ["green", "orange", "red"])
+    return dashboard("ioc-federation", "National: provinces' federation",
+                     "At the national ioc: how fresh each province's published summaries "
+                     "are (fed_origins), the KPIs from what they published (fed_kpi_daily) "
+                     "and their alert summaries (fed_snapshots). docs/federation.md.", [
+        stat("Provinces reporting (last 10 min)", [sql(f"""
+            SELECT count(*) FILTER (WHERE last_as_of > now() - interval '{FRESH_S} seconds')
+                   AS "reporting"
+            FROM fed_origins""", "table")], w=6, h=5),
+        stat("Oldest province summary (s)", [sql("""
+            SELECT coalesce(extract(epoch FROM now() - min(last_as_of)), 0)::float8
+                   AS "seconds" FROM fed_origins""", "table")], w=6, h=5, unit="s",
+             thresholds=fresh),
+        stat("Alerts firing (all provinces)", [sql("""
+            SELECT coalesce(sum((a->>'count')::bigint), 0) AS "firing"
+            FROM fed_snapshots s, jsonb_array_elements(s.body->'alerts') a
+            WHERE s.kind = 'alert_summary' AND a->>'state' = 'firing'""", "table")],
+             w=6, h=5),
+        stat("Records received", [sql(
+            'SELECT coalesce(sum(records), 0) AS "records" FROM fed_origins', "table")],
+             w=6, h=5),
+        table("Freshness per province", [sql("""
+            SELECT o.origin AS "Province code", p.province_name AS "Province",
+                   o.last_as_of AS "Province clock (last record)",
+                   extract(epoch FROM now() - o.last_as_of)::float8 AS "Age (s)",
+                   o.last_stored AS "Stored at", o.records AS "Records"
+            FROM fed_origins o LEFT JOIN current_provinces p ON p.province_code = o.origin
+            ORDER BY 4 DESC""", "table")], w=12, h=10,
+              overrides=[{"matcher": {"id": "byName", "options": "Age (s)"},
+                          "properties": [{"id": "unit", "value": "s"},
+                                         {"id": "thresholds", "value": fresh},
+                                         {"id": "custom.cellOptions",
+                                          "value": {"type": "color-background"}}]}],
+              description="A province whose newest record is older than 10 minutes is "
+                          "offline or its MirrorMaker flow is stopped; its figures below "
+                          "are as of that time."),
+        table("Alert summaries per province", [sql("""
+            SELECT s.origin AS "Province code", p.province_name AS "Province",
+                   coalesce(sum((a->>'count')::bigint) FILTER (
+                       WHERE a->>'state' = 'firing' AND a->>'severity' = 'critical'), 0)
+                       AS "Critical firing",
+                   coalesce(sum((a->>'count')::bigint) FILTER (
+                       WHERE a->>'state' = 'firing'), 0) AS "Firing",
+                   coalesce(sum((a->>'count')::bigint) FILTER (
+                       WHERE a->>'state' = 'acknowledged'), 0) AS "Acknowledged",
+                   max((s.body->>'incidents_open')::bigint) AS "Incidents open",
+                   max((s.body->>'incidents_open_past_sla')::bigint) AS "Past SLA",
+                   max(s.as_of) AS "As of"
+            FROM fed_snapshots s
+            LEFT JOIN LATERAL jsonb_array_elements(s.body->'alerts') a ON true
+            LEFT JOIN current_provinces p ON p.province_code = s.origin
+            WHERE s.kind = 'alert_summary'
+            GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC, 1""", "table")], w=12, h=10),
+        table("KPIs per province (published), ranked by online share", [sql(f"""
+            WITH f AS (SELECT province_code, {shares}
+                       FROM fed_kpi_daily WHERE {VN_RANGE} GROUP BY province_code)
+            SELECT rank() OVER (ORDER BY f.online_share DESC NULLS LAST) AS "Rank",
+                   f.province_code AS "Code", p.province_name AS "Province",
+                   {", ".join(f'f.{k} AS "{t}"' for k, _n, _d, t in DAILY_KPIS)},
+                   kpi_target('online_share', f.province_code, NULL, {VN_FROM})
+                       AS "Online target"
+            FROM f LEFT JOIN current_provinces p ON p.province_code = f.province_code
+            ORDER BY 1, 2""", "table")], w=24, h=12, unit="percentunit",
+              overrides=[{"matcher": {"id": "byName", "options": "Rank"},
+                          "properties": [{"id": "unit", "value": "short"}]}],
+              description="What the provinces published (fed_kpi_daily, the same columns "
+                          "as a province's kpi_daily), over the days of the range."),
+        timeseries("Dossiers received per day, per province (published)", [sql(f"""
+            SELECT day::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh' AS time,
+                   province_code AS metric, sum(received)::float8 AS value
+            FROM fed_kpi_daily WHERE {VN_RANGE}
+            GROUP BY 1, 2 ORDER BY 1""", "time_series")], w=24, h=8),
+    ], variables=[], tags=["federation", "kpi"], time_from="now/M", refresh="1m")
+
+
+BUILDERS = [overview, commune, environment, traffic, services, kpi_national, pipeline,
+            scorecards, federation]
 
 
 # ---------------------------------------------------------------- helpers for tests
