@@ -147,13 +147,15 @@ CREATE TABLE fed_snapshots (origin text NOT NULL, kind text NOT NULL, body jsonb
     PRIMARY KEY (origin, kind));
 CREATE TABLE fed_origins (origin text PRIMARY KEY, last_as_of timestamptz NOT NULL,
     last_stored timestamptz NOT NULL, records bigint NOT NULL DEFAULT 0);
+GRANT SELECT ON fed_kpi_counts, fed_kpi_daily, fed_snapshots, fed_origins TO PUBLIC;
 """
 """The national tables as the federation contract describes them (migration 0080 of
 the federation branch); created here only while that migration is not in this tree."""
 
 
 def _seed_federation(conn: psycopg.Connection[Any]) -> None:
-    """Two provinces' published summaries, as the national ioc stores them."""
+    """Two provinces' published summaries, as the national ioc stores them (``conn``:
+    the database owner's, who may create the tables)."""
     row = conn.execute("SELECT to_regclass('fed_kpi_counts') IS NULL").fetchone()
     if row and row[0]:
         conn.execute(FED_TABLES.encode())
@@ -183,7 +185,7 @@ def seeded(pg_conninfo: str, stack: Settings) -> Iterator[Seeded]:
     from geo.reference import SOURCE, read_reference
     from geo.store import write_units
 
-    with fresh_database(stack, "ioc_obs") as (_, conninfo):
+    with fresh_database(stack, "ioc_obs") as (name, conninfo):
         with psycopg.connect(conninfo) as conn:
             write_units(conn, read_reference().units, source=SOURCE,
                         valid_from=date(2025, 7, 1))
@@ -191,8 +193,10 @@ def seeded(pg_conninfo: str, stack: Settings) -> Iterator[Seeded]:
                 "SELECT commune_code FROM current_communes WHERE province_code = %s "
                 "ORDER BY commune_code LIMIT %s", (PROVINCE, N_COMMUNES))]
             _seed(conn, communes)
-            _seed_federation(conn)
             conn.commit()
+        with psycopg.connect(stack.database.owner_conninfo(dbname=name)) as owner:
+            _seed_federation(owner)
+            owner.commit()
         metrics = sorted({row[2] for row in _rollup_rows(communes[:1], random.Random(1))})
         yield Seeded(conninfo, communes, metrics)
 
