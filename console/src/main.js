@@ -8,6 +8,7 @@ import { groupAlerts, renderBoard, setRerender } from "./board.js";
 import { loadSilences, setActionRefresh } from "./actions.js";
 import { renderMap, recolour, dropMap, loadCommunes, pickProvince } from "./map.js";
 import { renderHealth, kpiStrip, loadKpis } from "./health.js";
+import { renderScorecards } from "./scorecards.js";
 
 const v = readUrl();
 let live = null;
@@ -48,7 +49,7 @@ function beep() {
 }
 
 function topbar() {
-  const views = state.me.role === "department" ? ["health"] : ["board", "map", "health"];
+  const views = state.me.role === "department" ? ["health"] : ["board", "map", "health", "scorecards"];
   const status = { live: t("live"), reconnecting: t("reconnecting"), connecting: t("connecting"), unauthorized: t("bad_key"), limited: t("limited") }[state.stream] || state.stream;
   return h("header", { class: "topbar" },
     h("h1", { class: "brand", text: t("title") }),
@@ -100,6 +101,8 @@ function render() {
     renderBoard(board, v, () => { writeUrl(v); render(); });
   } else if (v.view === "map") {
     renderMap(mainEl, v, state.me.tile_url || null, () => overview()).catch((e) => mainEl.append(h("p", { class: "error", text: e.message })));
+  } else if (v.view === "scorecards") {
+    renderScorecards(mainEl, v.province.length === 1 ? v.province[0] : pickProvince(v), state.me.role);
   } else {
     renderHealth(mainEl, v.province.length === 1 ? v.province[0] : pickProvince(v));
   }
@@ -210,8 +213,8 @@ document.addEventListener("keydown", (e) => {
   if (!state.me || e.ctrlKey || e.metaKey || e.altKey) return;
   const tag = (e.target.tagName || "").toLowerCase();
   if (["input", "textarea", "select"].includes(tag) || document.querySelector("dialog[open]")) return;
-  const views = state.me.role === "department" ? ["health"] : ["board", "map", "health"];
-  if (/^[1-3]$/.test(e.key) && views[Number(e.key) - 1]) { go(views[Number(e.key) - 1]); e.preventDefault(); }
+  const views = state.me.role === "department" ? ["health"] : ["board", "map", "health", "scorecards"];
+  if (/^[1-4]$/.test(e.key) && views[Number(e.key) - 1]) { go(views[Number(e.key) - 1]); e.preventDefault(); }
   else if (e.key === "w") { v.wall = !v.wall; writeUrl(v); render(); }
   else if (e.key === "l") toggleLang();
   else if (e.key === "/") { document.querySelector("#filters input, #filters select")?.focus(); e.preventDefault(); }
