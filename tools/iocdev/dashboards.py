@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Generate the provisioned Grafana dashboards (config/grafana/dashboards/*.json).
+"""Generate the provisioned Grafana dashboards (config/grafana/dashboards/*.json) with
+Grafana's official grafana-foundation-sdk (its builders, pinned to the 11.6 build).
 
     python tools/iocdev/dashboards.py          # write the JSON files
     python tools/iocdev/dashboards.py --check  # exit 1 when a file is stale

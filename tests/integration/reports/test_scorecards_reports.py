@@ -24,13 +24,16 @@ import io
 import threading
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from iocdev.sandbox import fresh_database
 from openpyxl import load_workbook
+from typer.testing import CliRunner
 
+from ioc.cli import app
 from ioccore.agencies import parse_registry, write_registry
 from ioccore.reports import store
 from ioccore.settings import Settings
@@ -186,7 +189,7 @@ def test_schedule_makes_each_month_once_under_two_processes(db: ApiDb) -> None:
 
     def process(me: str) -> None:
         with psycopg.connect(db.conninfo, autocommit=True) as conn:
-            barrier.wait()
+            barrier.wait(timeout=60)
             made.append(store.run_schedule(conn, source="kpi_daily",
                                            today=date(2026, 11, 3), me=me))
 
@@ -194,7 +197,8 @@ def test_schedule_makes_each_month_once_under_two_processes(db: ApiDb) -> None:
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(timeout=120)
+    assert len(made) == 2, "a scheduler did not finish"
     with psycopg.connect(db.conninfo, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT scope, state, count(*) FROM reports WHERE kind = 'scheduled' "
@@ -216,3 +220,34 @@ def test_schedule_makes_each_month_once_under_two_processes(db: ApiDb) -> None:
         assert len(again) == 1
         assert conn.execute("SELECT state, claimed_by FROM reports WHERE id = %s",
                             (again[0],)).fetchone() == ("done", "heir")
+
+
+def test_cli_unit_targets_and_reports(db: ApiDb, tmp_path: Path) -> None:
+    cli = CliRunner()
+    targets = tmp_path / "units.csv"
+    targets.write_text("kpi,level,unit_code,target,valid_from,valid_to\n"
+                       "on_time_share,commune,00007,0.97,2026-10-01,\n", encoding="utf-8")
+    r = cli.invoke(app, ["kpis", "targets", "load", str(targets), "--database", db.name])
+    assert r.exit_code == 0 and "1 targets written" in r.output, r.output
+    r = cli.invoke(app, ["kpis", "targets", "list", "--database", db.name])
+    assert "on_time_share\tcommune:00007\t-\t0.97\t2026-10-01" in r.output, r.output
+    r = cli.invoke(app, ["reports", "generate", "nation", "--period", "2026-10-03",
+                         "--out", str(tmp_path / "oct"), "--database", db.name])
+    assert r.exit_code == 0, r.output
+    head = {row[0]: row[1] for row in load_workbook(tmp_path / "oct.xlsx", read_only=True)[
+        "Report"].iter_rows(values_only=True)}
+    assert (head["scope"], head["period_from"]) == ("nation", "2026-10-01")
+    assert (tmp_path / "oct.csv").read_bytes().startswith(b"\xef\xbb\xbfsection,")
+    r = cli.invoke(app, ["reports", "list", "--scope", "nation", "--database", db.name])
+    assert "\ton_demand\tnation\tmonth\t2026-10-01\tdone\t" in r.output, r.output
+
+
+def test_a_viewer_cannot_make_a_report(db: ApiDb) -> None:
+    async def go() -> tuple[int, int]:
+        key = new_key(db, "viewer")
+        async with api_client(db.settings) as client:
+            made = await client.post("/v1/reports", headers=bearer(key),
+                                     json={"scope": "01"})
+            missing = await client.get("/v1/reports/999999.xlsx", headers=bearer(key))
+        return made.status_code, missing.status_code
+    assert asyncio.run(go()) == (403, 404)
