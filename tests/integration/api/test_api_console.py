@@ -24,6 +24,9 @@ async def test_page_served_with_same_origin_headers(api_db: ApiDb) -> None:
         js = await c.get("/console/app.js")
         assert js.status_code == 200 and "javascript" in js.headers["content-type"]
         assert "http://" not in page.text and "https://" not in page.text
+        icon = await c.get("/favicon.ico")  # browsers ask the origin's root for it
+        assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+        assert icon.content[:4] == b"\x00\x00\x01\x00"
         for bad in ("/console/../pyproject.toml", "/console/%2e%2e/auth.py",
                     "/console/..%2fauth.py", "/console//etc/passwd"):
             assert (await c.get(bad)).status_code == 404, bad
