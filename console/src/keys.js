@@ -9,7 +9,7 @@ function onKey(e) {
   const tag = (e.target.tagName || "").toLowerCase();
   if (["input", "textarea", "select"].includes(tag) || document.querySelector("dialog[open]")) return;
   const views = viewsOf(state.me);
-  if (/^[1-4]$/.test(e.key) && views[Number(e.key) - 1]) { go(views[Number(e.key) - 1]); e.preventDefault(); }
+  if (/^[1-9]$/.test(e.key) && views[Number(e.key) - 1]) { go(views[Number(e.key) - 1]); e.preventDefault(); }
   else if (e.key === "w") toggleWall();
   else if (e.key === "l") toggleLang();
   else if (e.key === "/") { document.querySelector("#filters input, #filters select")?.focus(); e.preventDefault(); }

@@ -5,7 +5,8 @@ KPIs, health and metrics.
 gateway), ``alerts``, ``alert_stream`` (server-sent events), ``silences``, ``audit``,
 ``geojson``, ``kpis``, ``scorecards``, ``reports`` (periodic reports), ``health``,
 ``console`` (the page), ``console_data`` and
-``console_feeds`` (its reads). Shared: dependencies in ``deps``, request bodies and query
+``console_feeds`` (its reads), ``incidents`` (incidents, the department workspace and
+response KPIs). Shared: dependencies in ``deps``, request bodies and query
 filters in ``inputs``, keys in ``auth``, rate limiting in ``ratelimit``, admission
 control in ``backpressure``, body limits in ``limits``, security headers in
 ``headers``, how ``ioc api`` serves (uvicorn limits, the pepper check) in ``server``,

@@ -23,10 +23,13 @@ from ioc.api import (
     console,
     console_data,
     console_feeds,
+    federation,
     geojson,
     health,
+    incidents,
     ingest,
     kpis,
+    ngsi,
     reports,
     scorecards,
     silences,
@@ -90,6 +93,7 @@ def create_app(settings: Settings | None = None, *,
 
     app.include_router(health.router)
     app.include_router(ingest.router)
+    app.include_router(ngsi.router)
     # the stream's path first: /v1/alerts/stream would otherwise match /v1/alerts/{fingerprint}
     for part in (alert_stream, alerts, silences, audit):
         app.include_router(part.router)
@@ -97,6 +101,8 @@ def create_app(settings: Settings | None = None, *,
     app.include_router(kpis.router)
     app.include_router(scorecards.router)
     app.include_router(reports.router)
+    app.include_router(incidents.router)
+    app.include_router(federation.router)
     app.include_router(alertmanager_hook.router)
     for part in (console_data, console_feeds, console):  # the operator console
         app.include_router(part.router)

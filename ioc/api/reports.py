@@ -8,7 +8,6 @@ import asyncio
 from datetime import date
 from typing import Annotated, Any, Final, Literal
 
-import psycopg
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ioc.api.deps import OperatorKey, ResourcesDep, ViewerKey
 from ioc.api.errors import NotFoundError
 from ioccore import kpis, scorecards
+from ioccore.db.connections import connect
 from ioccore.kpis import Grain
 from ioccore.reports import store
 
@@ -67,7 +67,7 @@ async def generate(key: OperatorKey, res: ResourcesDep, body: ReportRequest
     conninfo = res.settings.database.conninfo()
 
     def work() -> store.ReportInfo:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
+        with connect(conninfo, purpose="api-reports", autocommit=True) as conn:
             return store.generate_on_demand(
                 conn, scope=body.scope, grain=body.grain,
                 period=body.period or kpis.vn_today(), source=source,

@@ -24,6 +24,7 @@ def load_targets(
     import psycopg
 
     from ioccore import unit_targets
+    from ioccore.db.connections import connect
     from ioccore.kpi_targets import TargetFileError, read_targets, write_targets
     from ioccore.settings import get_settings
 
@@ -31,7 +32,7 @@ def load_targets(
         per_unit = unit_targets.is_unit_file(file)
         units = unit_targets.read_unit_targets(file) if per_unit else []
         rows = [] if per_unit else read_targets(file)
-        with psycopg.connect(get_settings().database.conninfo(database)) as conn:
+        with connect(get_settings().database.conninfo(database), purpose="cli") as conn:
             n = (unit_targets.write_unit_targets(conn, units, source=file.name) if per_unit
                  else write_targets(conn, rows, source=file.name))
     except TargetFileError as exc:
@@ -49,13 +50,12 @@ def list_targets(
     database: Annotated[str | None, typer.Option(help="Database name.")] = None,
 ) -> None:
     """Targets (of a province and the '*' defaults)."""
-    import psycopg
-
+    from ioccore.db.connections import connect
     from ioccore.kpi_targets import list_targets as rows
     from ioccore.settings import get_settings
     from ioccore.unit_targets import list_unit_targets
 
-    with psycopg.connect(get_settings().database.conninfo(database)) as conn:
+    with connect(get_settings().database.conninfo(database), purpose="cli") as conn:
         for t in rows(conn, province):
             typer.echo(f"{t.kpi}\t{t.province_code}\t{t.tier}\t{t.target:g}\t{t.valid_from}"
                        f"\t{t.valid_to or ''}")

@@ -26,6 +26,7 @@ def run(
     """Generate each month's reports once (any number of these may run)."""
     import psycopg
 
+    from ioccore.db.connections import connect
     from ioccore.logs import configure_logging
     from ioccore.reports import store
     from ioccore.scorecards import default_source
@@ -36,8 +37,8 @@ def run(
     source = default_source(settings)
     while True:
         try:
-            with psycopg.connect(settings.database.conninfo(database),
-                                 autocommit=True) as conn:
+            with connect(settings.database.conninfo(database), purpose="reports",
+                         autocommit=True) as conn:
                 made = store.run_schedule(conn, source=source, after_days=after_days,
                                           scopes=scope or None)
             for report_id in made:
@@ -62,8 +63,7 @@ def generate(
     """A report now (stored like the scheduled ones, kind on_demand)."""
     import re
 
-    import psycopg
-
+    from ioccore.db.connections import connect
     from ioccore.kpis import GRAINS, Grain, vn_today
     from ioccore.reports import store
     from ioccore.scorecards import default_source
@@ -76,7 +76,8 @@ def generate(
         raise typer.Exit(2)
     settings = get_settings()
     day = date.fromisoformat(period) if period else vn_today()
-    with psycopg.connect(settings.database.conninfo(database), autocommit=True) as conn:
+    with connect(settings.database.conninfo(database), purpose="cli",
+                 autocommit=True) as conn:
         info = store.generate_on_demand(
             conn, scope=scope, grain=grains[grain],
             period=day, source=default_source(settings), requested_by="cli")
@@ -96,12 +97,11 @@ def list_reports(
     database: Annotated[str | None, typer.Option(help="Database name.")] = None,
 ) -> None:
     """Stored reports, newest period first."""
-    import psycopg
-
+    from ioccore.db.connections import connect
     from ioccore.reports import store
     from ioccore.settings import get_settings
 
-    with psycopg.connect(get_settings().database.conninfo(database)) as conn:
+    with connect(get_settings().database.conninfo(database), purpose="cli") as conn:
         for r in conn.execute(store.list_query(), {"scope": scope, "limit": 1000}):
             info = store.ReportInfo(*r)
             typer.echo(f"{info.id}\t{info.kind}\t{info.scope}\t{info.grain}\t{info.period}"

@@ -149,8 +149,8 @@ def panel(builder: Any, kind: str, title: str, targets: Sequence[Query], *, w: i
 
 
 def timeseries(title: str, targets: Sequence[Query], *, bars: bool = False,
-               threshold_style: str | None = None, fill: float | None = None,
-               points: bool = False, **kw: Any) -> Spec:
+               bars_unstacked: bool = False, threshold_style: str | None = None,
+               fill: float | None = None, points: bool = False, **kw: Any) -> Spec:
     b = (sdk_ts.Panel()
          .legend(sdk_common.VizLegendOptions().display_mode(cm.LegendDisplayMode.LIST)
                  .placement(cm.LegendPlacement.BOTTOM).show_legend(True))
@@ -159,6 +159,8 @@ def timeseries(title: str, targets: Sequence[Query], *, bars: bool = False,
     if bars:
         b = (b.draw_style(cm.GraphDrawStyle.BARS).fill_opacity(60)
              .stacking(sdk_common.StackingConfig().mode(cm.StackingMode.NORMAL).group("A")))
+    if bars_unstacked:
+        b = b.draw_style(cm.GraphDrawStyle.BARS).fill_opacity(60)
     if threshold_style:
         b = b.thresholds_style(sdk_common.GraphThresholdsStyleConfig().mode(
             cm.GraphThresholdsStyleMode(threshold_style)))
@@ -926,6 +928,94 @@ def pipeline() -> Json:
     ], variables=[], tags=["pipeline"], time_from="now-1h", refresh="30s")
 
 
+INCIDENT_RANGE = "f.opened_at >= $__timeFrom() AND f.opened_at < $__timeTo()"
+RESPONSE_KPIS = """count(*) AS "Responses",
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY f.tta_s) / 60 AS "TTA median (min)",
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY f.tta_s) / 60 AS "TTA p90 (min)",
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY f.ttr_s) / 60 AS "TTR median (min)",
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY f.ttr_s) / 60 AS "TTR p90 (min)",
+                   avg(f.ack_in_sla::int)::float8 AS "Ack within SLA",
+                   avg(f.resolve_in_sla::int)::float8 AS "Resolve within SLA\""""
+
+
+def incidents() -> Json:
+    """Response KPIs (docs/incidents.md): one fact per response in
+    incident_response_facts; incident_kpis() gives the same figures per period."""
+    share = steps([None, 0.8, 0.95], ["red", "orange", "green"])
+    return dashboard("ioc-incidents", "Incident response",
+                     "How fast departments acknowledge and resolve incidents, against "
+                     "their SLAs, per department and province (definitions: "
+                     "docs/incidents.md). Openings in the selected range; 'now' panels "
+                     "ignore the range.", [
+        stat("Incidents active now", [sql("""
+            SELECT count(*) AS "Active" FROM incidents
+            WHERE state IN ('open', 'acknowledged', 'in_progress') AND merged_into IS NULL""",
+                                          "table")]),
+        stat("Past a deadline now", [sql("""
+            SELECT count(*) AS "Overdue" FROM incidents_overdue""", "table")],
+             thresholds=steps([None, 1], ["green", "red"])),
+        stat("Acknowledged within SLA", [sql(f"""
+            SELECT avg(f.ack_in_sla::int)::float8 AS "Ack within SLA"
+            FROM incident_response_facts f WHERE {INCIDENT_RANGE}""", "table")],
+             unit="percentunit", thresholds=share),
+        stat("Resolved within SLA", [sql(f"""
+            SELECT avg(f.resolve_in_sla::int)::float8 AS "Resolve within SLA"
+            FROM incident_response_facts f WHERE {INCIDENT_RANGE}""", "table")],
+             unit="percentunit", thresholds=share),
+        stat("Responses opened", [sql(f"""
+            SELECT count(*) AS "Responses" FROM incident_response_facts f
+            WHERE {INCIDENT_RANGE}""", "table")]),
+        stat("Reopened", [sql(f"""
+            SELECT count(*) FILTER (WHERE f.cycle > 1) AS "Reopenings"
+            FROM incident_response_facts f WHERE {INCIDENT_RANGE}""", "table")]),
+        timeseries("Time to acknowledge per Vietnam day (median, minutes) by department", [
+            sql(f"""
+            SELECT date_trunc('day', f.opened_at AT TIME ZONE 'Asia/Ho_Chi_Minh')
+                       AT TIME ZONE 'Asia/Ho_Chi_Minh' AS time,
+                   f.department AS metric,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY f.tta_s) / 60 AS value
+            FROM incident_response_facts f WHERE {INCIDENT_RANGE} AND f.tta_s IS NOT NULL
+            GROUP BY 1, 2 ORDER BY 1""")], unit="m",
+                   bars_unstacked=True,
+                   description="Median of acknowledged_at - opened_at of the responses "
+                               "opened that day (Asia/Ho_Chi_Minh)."),
+        timeseries("Time to resolve per Vietnam day (p90, minutes) by department", [sql(f"""
+            SELECT date_trunc('day', f.opened_at AT TIME ZONE 'Asia/Ho_Chi_Minh')
+                       AT TIME ZONE 'Asia/Ho_Chi_Minh' AS time,
+                   f.department AS metric,
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY f.ttr_s) / 60 AS value
+            FROM incident_response_facts f WHERE {INCIDENT_RANGE} AND f.ttr_s IS NOT NULL
+            GROUP BY 1, 2 ORDER BY 1""")], unit="m",
+                   bars_unstacked=True,
+                   description="90th percentile of resolved_at - opened_at of the responses "
+                               "opened that day."),
+        table("Per department and province (openings in the range)", [sql(f"""
+            SELECT f.department AS "Department", f.province_code AS "Province",
+                   {RESPONSE_KPIS}
+            FROM incident_response_facts f WHERE {INCIDENT_RANGE}
+            GROUP BY 1, 2 ORDER BY 1, 2""", "table")], w=24, h=9,
+              overrides=[{"matcher": {"id": "byRegexp", "options": "/within SLA/"},
+                          "properties": [{"id": "unit", "value": "percentunit"}]}]),
+        table("Per department and ISO week (Vietnam time)", [sql("""
+            SELECT k.bucket AS "Week", k.department AS "Department",
+                   sum(k.responses) AS "Responses",
+                   max(k.tta_median_s) / 60 AS "TTA median (min, worst province)",
+                   max(k.ttr_p90_s) / 60 AS "TTR p90 (min, worst province)",
+                   min(k.ack_within_sla) AS "Ack within SLA (worst province)",
+                   min(k.resolve_within_sla) AS "Resolve within SLA (worst province)"
+            FROM incident_kpis('week', $__timeFrom(), $__timeTo()) k
+            GROUP BY 1, 2 ORDER BY 1 DESC, 2""", "table")], w=12, h=9,
+              description="incident_kpis(period, since, until): the API's figures "
+                          "(GET /v1/incidents/kpis?period=week)."),
+        table("Past a deadline now", [sql("""
+            SELECT o.id AS "Incident", o.department AS "Department",
+                   o.province_code AS "Province", o.severity AS "Severity",
+                   o.state AS "State", o.deadline AS "Missed", o.due_at AS "Due",
+                   o.title AS "Title"
+            FROM incidents_overdue o ORDER BY o.due_at LIMIT 100""", "table")], w=12, h=9),
+    ], variables=[], tags=["incidents"], time_from="now-30d", refresh="1m")
+
+
 # ---------------------------------------------------------------- scorecards
 def var_kpi() -> sdk_dash.CustomVariable:
     ids = ",".join(k for k, *_ in DAILY_KPIS)
@@ -1086,7 +1176,7 @@ def federation() -> Json:
 
 
 BUILDERS = [overview, commune, environment, traffic, services, kpi_national, pipeline,
-            scorecards, federation]
+            incidents, scorecards, federation]
 
 
 # ---------------------------------------------------------------- helpers for tests

@@ -123,6 +123,32 @@ def _seed(conn: psycopg.Connection[Any], communes: list[str]) -> None:
                  json.dumps({"commune_code": code}), code, PROVINCE, started, started,
                  END - timedelta(minutes=5) if state == "resolved" else None,
                  "operator-1" if state == "acknowledged" else None, END))
+        _seed_incidents(cur)
+
+
+def _seed_incidents(cur: psycopg.Cursor[Any]) -> None:
+    """Responses for the incident dashboard: one in SLA, one reopened, one overdue now."""
+    m = timedelta(minutes=1)
+    for i, (dept, state, ack, res, cycle) in enumerate([
+            ("snnmt", "closed", 5, 40, 1), ("pctt", "resolved", 20, 300, 2),
+            ("pctt", "open", None, None, 1)]):
+        opened = START + 10 * i * m
+        acked = opened + ack * m if ack is not None else None
+        resolved = opened + res * m if res is not None else None
+        cur.execute(
+            "INSERT INTO incidents (title, rule_id, province_code, department, severity, state,"
+            " cycle, created_at, created_by, opened_at, acknowledged_at, resolved_at,"
+            " ack_due_at, resolve_due_at, updated_at) VALUES (%s, 'water_level_alarm_3', %s,"
+            " %s, 'critical', %s, %s, %s, 'test', %s, %s, %s, %s, %s, %s) RETURNING id",
+            (f"incident {i}", PROVINCE, dept, state, cycle, opened, opened, acked, resolved,
+             opened + 15 * m, opened + 240 * m, END))
+        row = cur.fetchone()
+        assert row is not None
+        for c in range(1, cycle + 1):
+            cur.execute(
+                "INSERT INTO incident_responses (incident_id, cycle, opened_at, acknowledged_at,"
+                " resolved_at, ack_due_at, resolve_due_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (row[0], c, opened, acked, resolved, opened + 15 * m, opened + 240 * m))
 
 
 FED_TABLES = """

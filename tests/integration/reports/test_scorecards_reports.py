@@ -78,7 +78,12 @@ def db(stack: Settings) -> Iterator[ApiDb]:
                 "commune_code, province_code, seq, started_at, firing_at, updated_at) "
                 "VALUES ('fp-1', 'pm25_high', 'firing', 'critical', '{}', '00004', '01', 1,"
                 " '2026-10-10T03:00Z', '2026-10-10T03:05Z', '2026-10-10T03:05Z')")
+        # no worker here: admission control would only watch the lag of idle topics
+        # (the API tests' fixture turns it off the same way)
+        api = stack.api.model_copy(update={"backpressure": stack.api.backpressure.model_copy(
+            update={"enabled": False})})
         settings = stack.model_copy(update={
+            "api": api,
             "database": stack.database.model_copy(update={"dbname": name, "pool_max": 4})})
         yield ApiDb(name, conninfo, settings)
 
