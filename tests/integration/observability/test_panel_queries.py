@@ -151,59 +151,30 @@ def _seed_incidents(cur: psycopg.Cursor[Any]) -> None:
                 (row[0], c, opened, acked, resolved, opened + 15 * m, opened + 240 * m))
 
 
-FED_TABLES = """
-CREATE TABLE fed_kpi_counts (
-    origin text NOT NULL, day date NOT NULL, agency text NOT NULL,
-    applicant_province text NOT NULL, applicant_commune text NOT NULL,
-    province_code text NOT NULL, commune_code text NOT NULL, tier text NOT NULL,
-    received bigint NOT NULL, received_online bigint NOT NULL,
-    received_digitised bigint NOT NULL, resolved bigint NOT NULL,
-    resolved_online bigint NOT NULL, resolved_with_due bigint NOT NULL,
-    resolved_on_time bigint NOT NULL, paid_fee_bearing bigint NOT NULL,
-    paid_online bigint NOT NULL, as_of timestamptz NOT NULL,
-    stored_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (origin, day, agency, applicant_province, applicant_commune));
-CREATE VIEW fed_kpi_daily AS
-SELECT day, province_code, commune_code, tier, agency, applicant_province,
-       applicant_commune, received, received_online, received_digitised, resolved,
-       resolved_online, resolved_with_due, resolved_on_time, paid_fee_bearing, paid_online
-FROM fed_kpi_counts;
-CREATE TABLE fed_snapshots (origin text NOT NULL, kind text NOT NULL, body jsonb NOT NULL,
-    as_of timestamptz NOT NULL, stored_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (origin, kind));
-CREATE TABLE fed_origins (origin text PRIMARY KEY, last_as_of timestamptz NOT NULL,
-    last_stored timestamptz NOT NULL, records bigint NOT NULL DEFAULT 0);
-GRANT SELECT ON fed_kpi_counts, fed_kpi_daily, fed_snapshots, fed_origins TO PUBLIC;
-"""
-"""The national tables as the federation contract describes them (migration 0080 of
-the federation branch); created here only while that migration is not in this tree."""
-
-
 def _seed_federation(conn: psycopg.Connection[Any]) -> None:
-    """Two provinces' published summaries, as the national ioc stores them (``conn``:
-    the database owner's, who may create the tables)."""
-    row = conn.execute("SELECT to_regclass('fed_kpi_counts') IS NULL").fetchone()
-    if row and row[0]:
-        conn.execute(FED_TABLES.encode())
+    """Two provinces' published summaries, as the national ioc stores them (tables of
+    migration 0080; ``conn``: the owner's, the application role only reads them)."""
     day = (END + timedelta(hours=7)).date()  # Vietnam day of the range's end
     for origin, online in (("01", 7), ("79", 9)):
         conn.execute(
             "INSERT INTO fed_kpi_counts (origin, day, agency, applicant_province, "
             "applicant_commune, province_code, commune_code, tier, received, "
             "received_online, received_digitised, resolved, resolved_online, "
-            "resolved_with_due, resolved_on_time, paid_fee_bearing, paid_online, as_of) "
+            "resolved_with_due, resolved_on_time, paid_fee_bearing, paid_online, as_of, digest) "
             "VALUES (%s, %s, 'ubnd-x', %s, 'unassigned', %s, 'unassigned', 'commune', "
-            "10, %s, 9, 8, 6, 8, 7, 4, 3, %s)", (origin, day, origin, origin, online, END))
+            "10, %s, 9, 8, 6, 8, 7, 4, 3, %s, %s)",
+            (origin, day, origin, origin, online, END, origin.encode()))
         conn.execute("INSERT INTO fed_origins (origin, last_as_of, last_stored, records) "
                      "VALUES (%s, %s, %s, 12)", (origin, END, END))
         conn.execute(
-            "INSERT INTO fed_snapshots (origin, kind, body, as_of) VALUES "
-            "(%s, 'alert_summary', %s, %s)",
+            "INSERT INTO fed_snapshots (origin, kind, body, as_of, digest) VALUES "
+            "(%s, 'alert_summary', %s, %s, %s)",
             (origin, json.dumps({"alerts": [
                 {"rule_id": "pm25_high", "severity": "critical", "state": "firing",
                  "count": 2},
                 {"rule_id": "flood", "severity": "warning", "state": "acknowledged",
-                 "count": 1}], "incidents_open": 3, "incidents_open_past_sla": 1}), END))
+                 "count": 1}], "incidents_open": 3, "incidents_open_past_sla": 1}), END,
+             origin.encode()))
 
 
 @pytest.fixture(scope="module")
