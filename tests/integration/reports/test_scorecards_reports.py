@@ -256,3 +256,40 @@ def test_a_viewer_cannot_make_a_report(db: ApiDb) -> None:
             missing = await client.get("/v1/reports/999999.xlsx", headers=bearer(key))
         return made.status_code, missing.status_code
     assert asyncio.run(go()) == (403, 404)
+
+
+def test_national_report_reads_what_provinces_published(db: ApiDb, stack: Settings) -> None:
+    """At a national ioc (source fed_kpi_daily) the report sums the provinces' published
+    day rows and lists each province's latest alert summary."""
+    with psycopg.connect(stack.database.owner_conninfo(dbname=db.name),
+                         autocommit=True) as owner:
+        for origin, received, online in (("01", 10, 6), ("79", 5, 5)):
+            owner.execute(
+                "INSERT INTO fed_kpi_counts (origin, day, agency, applicant_province, "
+                "applicant_commune, province_code, commune_code, tier, received, "
+                "received_online, received_digitised, resolved, resolved_online, "
+                "resolved_with_due, resolved_on_time, paid_fee_bearing, paid_online, as_of,"
+                " digest) VALUES (%s, '2026-08-04', 'a', %s, 'unassigned', %s, 'unassigned',"
+                " 'commune', %s, %s, 0, 0, 0, 0, 0, 0, 0, now(), '\\x00')",
+                (origin, origin, origin, received, online))
+        owner.execute(
+            "INSERT INTO fed_snapshots (origin, kind, body, as_of, digest) VALUES ('79', "
+            "'alert_summary', '{\"alerts\": [{\"rule_id\": \"flood\", \"severity\": "
+            "\"critical\", \"state\": \"firing\", \"count\": 3}]}', now(), '\\x00')")
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        info = store.generate_on_demand(conn, scope="nation", grain="month",
+                                        period=date(2026, 8, 20), source="fed_kpi_daily",
+                                        requested_by="test")
+        row = conn.execute("SELECT xlsx FROM reports WHERE id = %s", (info.id,)).fetchone()
+    assert row is not None
+    wb = load_workbook(io.BytesIO(bytes(row[0])), read_only=True)
+    head = {r[0]: r[1] for r in wb["Report"].iter_rows(values_only=True)}
+    assert (head["scope"], head["source"]) == ("nation", "fed_kpi_daily")
+    tiers = {(r[0], r[1]): r for r in wb["KPIs by tier"].iter_rows(min_row=2,
+                                                                   values_only=True)}
+    assert tiers[("all", "online_share")][3:5] == (11, 15)
+    ranks = {r[1]: r[10] for r in wb["Scorecards"].iter_rows(min_row=2, values_only=True)
+             if r[0] == "province" and r[4] == "online_share"}
+    assert ranks == {"79": 1, "01": 2}
+    assert list(wb["Alerts"].iter_rows(min_row=2, values_only=True)) == [
+        ("79", "flood", "critical", "firing", 3)]
