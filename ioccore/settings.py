@@ -452,9 +452,11 @@ class MqttSettings(_Section):
     key_file: Path | None = None
     topic_root: str = "ioc"
     """Departments publish under ``<topic_root>/<department>/<feed>/<source_id>``."""
-    share_group: str = "ioc-bridge"
-    """MQTT 5 shared subscription group; "" subscribes plainly (a single bridge that must
-    lose nothing across Mosquitto restarts: docs/mqtt.md, "Mosquitto restarts")."""
+    share_group: str = ""
+    """MQTT 5 shared subscription group for several bridges (e.g. ``ioc-bridge``); ""
+    (the default) subscribes plainly: one bridge, and nothing lost across Mosquitto
+    restarts, which Debian 12's Mosquitto does not guarantee for shared subscriptions
+    (docs/mqtt.md, "Mosquitto restarts")."""
     client_id: str = "ioc-bridge-0"
     """Stable per bridge instance: its persistent session (queued messages) follows it."""
     username: str = "ioc-bridge"
