@@ -30,6 +30,8 @@ from ioc.api import (
     ingest,
     kpis,
     ngsi,
+    reports,
+    scorecards,
     silences,
 )
 from ioc.api.deps import Resources
@@ -97,6 +99,8 @@ def create_app(settings: Settings | None = None, *,
         app.include_router(part.router)
     app.include_router(geojson.router)
     app.include_router(kpis.router)
+    app.include_router(scorecards.router)
+    app.include_router(reports.router)
     app.include_router(incidents.router)
     app.include_router(federation.router)
     app.include_router(alertmanager_hook.router)
