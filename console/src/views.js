@@ -9,6 +9,7 @@ import { kpiStrip } from "./kpis.js";
 import { renderMap, updateMap, dropMap } from "./map.js";
 import { renderHealth } from "./health.js";
 import { overview } from "./overview.js";
+import { renderScorecards } from "./scorecards.js";
 import { incidentRights, loadIncident, loadIncidentMap, loadIncidents, loadSector } from "./incident_store.js";
 import { renderIncidentBoard } from "./incidents.js";
 import { renderIncidentPage } from "./incident_page.js";
@@ -95,12 +96,19 @@ const health = {
   },
 };
 
-export const VIEWS = { board, map, health, incidents };
+// Scorecards and reports read their own data when drawn (a month at a time, no topic).
+const scorecards = {
+  topics: [],
+  render(root, v) { renderScorecards(root, pickProvince(v), state.me.role); },
+  update() { return true; },
+};
 
-/** The views a key may open, in tab order (keys 1, 2, 3, 4). A responder (a department's
+export const VIEWS = { board, map, health, incidents, scorecards };
+
+/** The views a key may open, in tab order (keys 1-5). A responder (a department's
  * people) has its incidents only: the alert board, map and feeds need an IOC key. */
 export function viewsOf(me) {
   if (me.role === "department") return ["health"];
   if (me.role === "responder") return ["incidents"];
-  return ["board", "map", "health", "incidents"];
+  return ["board", "map", "health", "incidents", "scorecards"];
 }

@@ -32,6 +32,8 @@ from ioc.api import (
     kpis,
     ngsi,
     open311,
+    reports,
+    scorecards,
     silences,
 )
 from ioc.api.deps import Resources
@@ -99,6 +101,8 @@ def create_app(settings: Settings | None = None, *,
         app.include_router(part.router)
     app.include_router(geojson.router)
     app.include_router(kpis.router)
+    app.include_router(scorecards.router)
+    app.include_router(reports.router)
     app.include_router(incidents.router)
     app.include_router(federation.router)
     app.include_router(alertmanager_hook.router)

@@ -24,6 +24,7 @@ from ioc.cli import (
     kafka,
     kpis,
     mqtt,
+    reports,
     rules,
     run,
     sources,
@@ -42,6 +43,7 @@ app.add_typer(geo.app, name="geo", help="Administrative boundaries.")
 app.add_typer(agencies.app, name="agencies", help="Agency registry (tiers of the KPIs).")
 app.add_typer(kpis.app, name="kpis", help="Public-service KPI targets.")
 app.add_typer(feedback.app, name="feedback", help="Citizen reports: contact retention.")
+app.add_typer(reports.app, name="reports", help="Periodic reports (XLSX, CSV).")
 app.add_typer(rules.app, name="rules", help="Alert rule files: check and unit-test.")
 app.add_typer(alerts.app, name="alerts", help="Operator actions on alerts.")
 app.add_typer(incidents.sops_app, name="sops", help="Standard operating procedures: check.")
