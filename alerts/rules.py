@@ -104,6 +104,8 @@ class RuleBase:
     keep_firing_for: timedelta = timedelta(0)
     renotify_every: timedelta | None = None
     escalation: Escalation | None = None
+    incident: Literal["auto", "manual"] = "manual"
+    """``auto``: a firing alert opens an incident (alerts.incidents.intake)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

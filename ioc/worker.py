@@ -10,6 +10,8 @@ from collections.abc import Callable
 import faust
 
 from alerts.alertmanager import AlertmanagerClient
+from alerts.incidents.config import load as load_incident_config
+from alerts.incidents.runner import IncidentRunner
 from alerts.notify import generator_url
 from alerts.outbox import OutboxDelivery
 from alerts.ruleload import load_rules_dir
@@ -126,7 +128,17 @@ def make_resources(settings: Settings, *, geo_source: str = "auto") -> WorkerRes
     topics = DepartmentTopics(settings.kafka.department_topic_pattern)
     return WorkerResources(validator=validator, index=index, conninfo=conninfo, rules=rules,
                            communes=names, outbox=outbox, ownership=Ownership(conninfo, topics),
-                           department_topics=department_topics(settings, topics))
+                           department_topics=department_topics(settings, topics),
+                           incidents=incident_runner(settings, conninfo))
+
+
+def incident_runner(settings: Settings, conninfo: str) -> IncidentRunner | None:
+    """The incident loop, when ``incidents.in_worker`` (else run ``ioc incidents run``);
+    invalid SOPs or rota stop the worker here, before it reads anything."""
+    if not settings.incidents.in_worker:
+        return None
+    return IncidentRunner(conninfo, load_incident_config(settings),
+                          poll_interval_s=settings.incidents.poll_interval_s)
 
 
 def department_topics(settings: Settings, topics: DepartmentTopics) -> tuple[str, ...]:

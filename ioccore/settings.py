@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from psycopg.conninfo import make_conninfo
-from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -398,6 +398,37 @@ class FederationSettings(_Section):
     ingest_group: str = "ioc-national-federation"
 
 
+class SlaSettings(_Section):
+    """Response deadlines of one severity (docs/incidents.md)."""
+
+    ack_s: int
+    resolve_s: int
+    escalate_every_s: int
+
+
+def _default_sla() -> dict[str, SlaSettings]:
+    return {"critical": SlaSettings(ack_s=300, resolve_s=4 * 3600, escalate_every_s=600),
+            "warning": SlaSettings(ack_s=900, resolve_s=24 * 3600, escalate_every_s=1800),
+            "info": SlaSettings(ack_s=3600, resolve_s=72 * 3600, escalate_every_s=7200)}
+
+
+class IncidentSettings(_Section):
+    sops_dir: Path = Path("config/sops")
+    rota: Path = Path("config/duty_rota.yaml")
+    """Who is on duty which week, each department's head, the IOC leader."""
+    reopen_window_s: int = 3600
+    """An incident resolved less than this ago reopens when its alerts fire again."""
+    poll_interval_s: float = 0.5
+    """How often the incident loop looks for new alerts and due timers."""
+    in_worker: bool = True
+    """Every ``ioc worker`` runs the incident loop (any number may: each timer fires
+    once); false when it runs as ``ioc incidents run`` instead."""
+    sla: dict[str, SlaSettings] = Field(default_factory=_default_sla)
+    console_url: str | None = None
+    """Link to an incident in escalation notifications, the id appended; unset:
+    ``<api public url>/console/?incident=``."""
+
+
 class MqttSettings(_Section):
     """Mosquitto (the stack's, or the department-facing broker) and ``ioc mqtt-bridge``
     (docs/mqtt.md)."""
@@ -415,9 +446,11 @@ class MqttSettings(_Section):
     key_file: Path | None = None
     topic_root: str = "ioc"
     """Departments publish under ``<topic_root>/<department>/<feed>/<source_id>``."""
-    share_group: str = "ioc-bridge"
-    """MQTT 5 shared subscription group; "" subscribes plainly (a single bridge that must
-    lose nothing across Mosquitto restarts: docs/mqtt.md, "Mosquitto restarts")."""
+    share_group: str = ""
+    """MQTT 5 shared subscription group for several bridges (e.g. ``ioc-bridge``); ""
+    (the default) subscribes plainly: one bridge, and nothing lost across Mosquitto
+    restarts, which Debian 12's Mosquitto does not guarantee for shared subscriptions
+    (docs/mqtt.md, "Mosquitto restarts")."""
     client_id: str = "ioc-bridge-0"
     """Stable per bridge instance: its persistent session (queued messages) follows it."""
     username: str = "ioc-bridge"
@@ -476,6 +509,7 @@ class Settings(BaseSettings):
     stream: StreamSettings = StreamSettings()
     geo: GeoSettings = GeoSettings()
     alerts: AlertSettings = AlertSettings()
+    incidents: IncidentSettings = IncidentSettings()
     federation: FederationSettings = FederationSettings()
     mail: MailSettings = MailSettings()
     mqtt: MqttSettings = MqttSettings()

@@ -24,6 +24,7 @@ from typing import Any
 
 import faust
 
+from alerts.incidents.runner import IncidentRunner
 from alerts.model import CommuneInfo
 from alerts.outbox import OutboxDelivery
 from alerts.rules import RuleSet
@@ -74,6 +75,8 @@ class WorkerResources:
     ownership: Ownership | None = None
     """Registry checks for department topics (streams/ownership.py)."""
     department_topics: tuple[str, ...] = ()
+    incidents: IncidentRunner | None = None
+    """Incident intake and escalation timers (alerts/incidents/runner.py)."""
 
 
 def _names(settings: Settings, overrides: dict[str, str] | None) -> dict[str, str]:
@@ -205,4 +208,11 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
     register_timers(app, conninfo=parts.conninfo, singleton=singleton,
                     outbox=parts.outbox, stop=stop,
                     idle_tick=stage2.tick if partition_alerts is not None else None)
+    if parts.incidents is not None:
+        incident_loop = parts.incidents
+
+        @app.task  # type: ignore[untyped-decorator]
+        async def run_incidents() -> None:  # any number of workers: each timer fires once
+            await incident_loop.run(stop)
+
     return app

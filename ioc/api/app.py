@@ -24,11 +24,16 @@ from ioc.api import (
     console_data,
     console_feeds,
     federation,
+    feedback,
     geojson,
     health,
+    incidents,
     ingest,
     kpis,
     ngsi,
+    open311,
+    reports,
+    scorecards,
     silences,
 )
 from ioc.api.deps import Resources
@@ -96,8 +101,13 @@ def create_app(settings: Settings | None = None, *,
         app.include_router(part.router)
     app.include_router(geojson.router)
     app.include_router(kpis.router)
+    app.include_router(scorecards.router)
+    app.include_router(reports.router)
+    app.include_router(incidents.router)
     app.include_router(federation.router)
     app.include_router(alertmanager_hook.router)
+    app.include_router(feedback.router)
+    open311.register(app)  # Open311 GeoReport v2, with the spec's error format
     for part in (console_data, console_feeds, console):  # the operator console
         app.include_router(part.router)
     app.add_middleware(BodyLimit, ingest_limit=cfg.api.max_body_bytes,

@@ -217,6 +217,10 @@ async def _authenticate(request: Request, creds: HTTPAuthorizationCredentials | 
     return key
 
 
+authenticate = _authenticate
+"""A valid, rate-limited key of any role (routers that scope by role themselves)."""
+
+
 def require_role(role: OperatorRole) -> Callable[..., Awaitable[ApiKey]]:
     """Dependency: a valid key whose operator role is ``role`` or above."""
 

@@ -18,7 +18,8 @@ _FEEDS = ("sensor", "traffic", "service")
 @app.command("create")
 def create(
     role: Annotated[str, typer.Option(
-        help="department (publishes events) | viewer | operator | admin")] = "department",
+        help="department (publishes events) | responder (a department's people: its "
+             "incidents and alerts) | viewer | operator | admin")] = "department",
     department: Annotated[str | None, typer.Option(
         help="Department code (required for role department).")] = None,
     name: Annotated[str | None, typer.Option(
@@ -45,8 +46,8 @@ def create(
 
     if role not in ROLES:
         raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}")
-    if role == "department" and not department:
-        raise typer.BadParameter("a department key needs --department")
+    if role in ("department", "responder") and not department:
+        raise typer.BadParameter(f"a {role} key needs --department")
     feed_list: list[str] | None = None
     if feeds is not None:
         feed_list = [f.strip() for f in feeds.split(",") if f.strip()]
