@@ -31,18 +31,19 @@ from ioccore.events.record import Feed
 from ioccore.settings import Settings, stage1_group
 from streams.alerting import PartitionAlerts
 from streams.batching import BoundedStream
+from streams.deadletters import named_department
 from streams.degraded import Health
 from streams.faust_options import faust_options
 from streams.global_alerts import GlobalAlerts
 from streams.kpi_alerts import KPI_TARGETS_EVERY_S, KpiTargetAlerts
 from streams.originals import Originals
 from streams.outputs import KafkaOutputs
-from streams.ownership import OwnedValidateEnrich, Ownership
+from streams.ownership import Ownership
 from streams.pages import register_pages
 from streams.raw_reader import Bounds, RawReader, raw_consumer, topics_pattern
 from streams.retry import run_batch
 from streams.stage import Stage, TopicPartition
-from streams.stage1 import CommuneIndexLike, Stage1, ValidateEnrich, ValidatorLike
+from streams.stage1 import Check, CommuneIndexLike, Stage1, ValidatorLike
 from streams.stage2 import Enriched, Stage2, make_pool
 from streams.timers import register_timers
 
@@ -71,8 +72,10 @@ class Parts:
     communes: Mapping[str, CommuneInfo] | None = None
     outbox: OutboxDelivery | None = None
     ownership: Ownership | None = None
-    """Registry checks for department topics (streams/ownership.py)."""
+    """Registry checks for department topics (streams/ownership.py): the first check."""
     department_topics: tuple[str, ...] = ()
+    checks: tuple[Check, ...] = ()
+    """Further stage-1 checks, run in order after ownership (streams/stage1.py)."""
 
 
 def _names(settings: Settings, overrides: dict[str, str] | None) -> dict[str, str]:
@@ -124,8 +127,10 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
         for n in ("enriched", "deadletter", "alerts"))
     originals = Originals(settings.kafka.bootstrap_servers, settings.kafka.client_options(),
                           max_fetch_bytes=max(4 * 1024 * 1024, settings.kafka.max_message_bytes))
+    own = parts.ownership
+    publisher = own.topics.publisher if own is not None else named_department
     outputs = KafkaOutputs(enriched=enriched, deadletter=deadletter, alerts=alerts,
-                           originals=originals)
+                           originals=originals, publisher=publisher)
     feeds: dict[str, Feed] = {names["sensor"]: "sensor", names["traffic"]: "traffic",
                               names["service"]: "service"}
     rules, communes = parts.rules, parts.communes or {}
@@ -136,11 +141,12 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
     kpi_targets = (KpiTargetAlerts(settings, parts.conninfo, rules, communes,
                                    publish=outputs.transitions)
                    if rules and rules.kpi_targets else None)
-    own = parts.ownership
-    stage1 = (ValidateEnrich(Stage1(parts.validator, parts.index, feeds),
-                             outputs.enriched_and_dead) if own is None else
-              OwnedValidateEnrich(Stage1(parts.validator, parts.index, own.feeds(feeds)),
-                                  outputs.enriched_and_dead, own))
+    checks: tuple[Check, ...] = (*(() if own is None else (own,)), *parts.checks)
+    stage1 = Stage1(parts.validator, parts.index,
+                    feeds if own is None else own.feeds(feeds), outputs.enriched_and_dead,
+                    checks=checks, publisher=publisher,
+                    dedupe_capacity=stream.stage1_dedupe_capacity,
+                    message_budget_s=stream.stage1_message_budget_s)
     stage2 = Stage2(make_pool(parts.conninfo), allowed_lateness_s=stream.allowed_lateness_s,
                     alerts=partition_alerts, on_rejected=outputs.storage_refused,
                     max_rows=stream.sink_buffer_max_rows)

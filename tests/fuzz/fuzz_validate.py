@@ -30,7 +30,8 @@ from hypothesis import strategies as st
 
 from ioc.api.errors import ApiError
 from ioc.api.ingest import split_events
-from ioccore.events.validate import Validator, split_array
+from ioccore.events.batch_split import split_array
+from ioccore.events.validate import Validator
 
 NOW = 1_762_160_000.0
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
@@ -114,7 +115,7 @@ def check(v: Validator, value: bytes, n_valid: int) -> None:
 
 
 def run(seconds: float, examples: int) -> int:
-    v = Validator(max_message_bytes=1 << 20, max_future_skew_s=300, dedupe_capacity=0)
+    v = Validator(max_message_bytes=1 << 20, max_future_skew_s=300)
 
     @settings(max_examples=examples, deadline=None, database=None, derandomize=False,
               suppress_health_check=list(HealthCheck))

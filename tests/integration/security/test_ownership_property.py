@@ -21,8 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from iocdev.sandbox import envelope, fresh_database
 
+from ioccore.events.record import Record
 from ioccore.events.validate import Validator
 from ioccore.settings import Settings
+from streams.deadletters import DeadLetter
 from streams.ownership import DepartmentTopics, Ownership
 from streams.stage1 import InMessage, Stage1
 
@@ -75,28 +77,29 @@ events_st = st.lists(st.tuples(st.sampled_from(DEPTS), st.sampled_from(DEPTS),
 
 def run(conninfo: str, messages: list[InMessage], cuts: list[int]) -> dict[str, str]:
     """Verdict per event id when ``messages`` are processed in batches split at ``cuts``
-    (as :class:`streams.ownership.OwnedValidateEnrich` does: validate, then enforce)."""
+    by stage 1 with the ownership check in its chain."""
     topics = DepartmentTopics(PATTERN)
-    stage1 = Stage1(Validator(max_message_bytes=1 << 20, max_future_skew_s=300,
-                              known_commune=lambda code: True), CodeIndex(),
-                    Ownership(conninfo, topics).feeds({}))
     own = Ownership(conninfo, topics)
     verdicts: dict[str, str] = {}
+
+    async def send(enriched: dict[str, list[Record]], dead: list[DeadLetter]) -> None:
+        for recs in enriched.values():
+            verdicts.update({r.event_id: "accepted" for r in recs})
+        for letter in dead:
+            verdicts[json.loads(letter.value)["event_id"]] = letter.reason
+
+    stage1 = Stage1(Validator(max_message_bytes=1 << 20, max_future_skew_s=300,
+                              known_commune=lambda code: True), CodeIndex(),
+                    own.feeds({}), send, checks=(own,), publisher=topics.publisher)
     bounds = [0, *sorted(set(cuts)), len(messages)]
 
     async def go() -> None:
         try:
             for a, b in itertools.pairwise(bounds):
-                if a >= b:
-                    continue
-                out = stage1.process(messages[a:b])
-                await own.enforce(out, messages[a:b])
-                for recs in out.enriched.values():
-                    verdicts.update({r.event_id: "accepted" for r in recs})
-                for dead in out.deadletters:
-                    verdicts[json.loads(dead.value)["event_id"]] = dead.reason
+                if a < b:
+                    await stage1.process(messages[a:b])
         finally:
-            await own.close()
+            await stage1.close()
 
     asyncio.run(go())
     return verdicts

@@ -10,7 +10,7 @@ from alerts.evaluator import Evaluator
 from alerts.model import WindowPoint
 from alerts.notify import plan as notify_plan
 from alerts.progress import Sighting
-from ioccore.events.progress import SourceProgress
+from ioccore.events.source_progress import SourceProgress
 from tests.unit.alerts.alerts_helpers import COMMUNES, rules_from
 
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)

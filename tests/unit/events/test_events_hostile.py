@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ioccore.events import validate as validate_mod
+from ioccore.events.batch_split import split_array
 from ioccore.events.reasons import Reason
 from ioccore.events.validate import (
     FORBIDDEN_CHARS,
@@ -18,7 +19,6 @@ from ioccore.events.validate import (
     Rejection,
     Validator,
     collapse_runs,
-    split_array,
 )
 
 NOW = 1_762_160_000.0
@@ -33,7 +33,7 @@ def event(i: int) -> bytes:
 
 
 def make() -> Validator:
-    return Validator(max_message_bytes=1 << 20, max_future_skew_s=300, dedupe_capacity=0)
+    return Validator(max_message_bytes=1 << 20, max_future_skew_s=300)
 
 
 JUNK = st.sampled_from([b"}", b"]", b"{", b"[", b'"', b'{"a": [1', b'{"a": "x', b"1",
