@@ -413,6 +413,10 @@ class Validator:
     def _one_unguarded(self, raw: bytes, index: int | None, now: float,
                        expected_feed: str | None, records: list[Record],
                        rejections: list[Rejection]) -> None:
+        if raw[:1] != b"{" and raw.lstrip()[:1] != b"{":  # not an object: no ids to read
+            reason, message = diagnose(raw, expected_feed)
+            rejections.append(Rejection(reason, message, raw, index))
+            return
         try:
             env = _ONE_DECODER.decode(raw)
         except DECODE_ERRORS as exc:
