@@ -122,7 +122,7 @@ class Prepare:
                 msg.value, now=now, expected_feed=feed if feed != "unknown" else None,
                 key=msg.key, check_key=True, deadline=deadline)
         except OverBudgetError as exc:
-            self._whole(msg, feed, Reason.OVER_BUDGET, str(exc), publisher, out)
+            self._whole(msg, feed, Reason.OVER_BUDGET, exc.message, publisher, out)
             return
         except Exception as exc:  # a validator bug must not stall the partition
             log.exception("validator failed on %s/%d@%d", msg.topic, msg.partition,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import threading
 from datetime import datetime
 from typing import Any, Final
 
@@ -24,30 +26,48 @@ Problem = tuple[str, str]
 """(reason code, message)."""
 
 _ANY_DECODER = msgspec.json.Decoder()
+_MAYBE_NON_FINITE = re.compile(rb"NaN|Infinity|[0-9][eE]|[0-9]{17}")
+"""What could make a number non-finite; only then does the strict (slower) parse run to
+tell ``non_finite_number`` from ``not_json``."""
+
+
+class _Strict(threading.local):
+    """Non-finite numbers the strict parse met (per thread: the parser is shared)."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+
+_STRICT_SEEN = _Strict()
+
+
+def _constant(name: str) -> float:
+    _STRICT_SEEN.found.append(name)
+    return math.nan
+
+
+def _float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        _STRICT_SEEN.found.append(text)
+    return v
+
+
+_STRICT = json.JSONDecoder(parse_constant=_constant, parse_float=_float)
+"""Built once: building a decoder per call was most of the cost of a run of junk."""
 
 
 def unparseable(raw: bytes) -> Problem:
     """Reason for bytes that strict JSON parsing refused."""
-    found: list[str] = []
-
-    def constant(name: str) -> float:
-        found.append(name)
-        return math.nan
-
-    def parse_float(text: str) -> float:
-        v = float(text)
-        if not math.isfinite(v):
-            found.append(text)
-        return v
-
-    def parse_int(text: str) -> int:
-        return int(text)
-
+    if not raw.strip():
+        return Reason.NOT_JSON, "not valid JSON: an empty element"
+    found = _STRICT_SEEN.found
+    found.clear()
     try:
-        json.loads(raw, parse_constant=constant, parse_float=parse_float, parse_int=parse_int)
+        _STRICT.decode(raw.decode(json.detect_encoding(raw)))
     except RecursionError:
         return _too_deep()
-    except ValueError as exc:
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
         return Reason.NOT_JSON, f"not valid JSON: {str(exc)[:200]}"
     if found:
         return (Reason.NON_FINITE_NUMBER,
@@ -71,7 +91,9 @@ def diagnose(raw: bytes, expected_feed: str | None = None, *, fallback: str = ""
         obj = _ANY_DECODER.decode(raw)
     except RecursionError:
         return _too_deep()
-    except DECODE_ERRORS:
+    except DECODE_ERRORS as exc:
+        if _MAYBE_NON_FINITE.search(raw) is None:  # the common junk: no second parse
+            return Reason.NOT_JSON, f"not valid JSON: {str(exc)[:200]}"
         return unparseable(raw)
     if not isinstance(obj, dict):
         return Reason.NOT_AN_OBJECT, f"an event must be a JSON object, got {_jtype(obj)}"

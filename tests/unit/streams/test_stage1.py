@@ -149,3 +149,42 @@ def test_a_message_over_its_budget_is_dead_lettered_whole(index: CommuneIndex) -
     out = run(stage1, message(0, ["ok"]), bad)
     assert [d.reason for d in out.deadletters] == [Reason.OVER_BUDGET]
     assert out.deadletters[0].value == bad.value and out.valid == 1
+
+
+def test_the_event_loop_goes_on_while_a_hostile_message_is_validated(
+        index: CommuneIndex) -> None:
+    """Issue 24 (budget): validation runs in a worker thread under a per-message budget;
+    the event loop (Kafka heartbeats, other stages) keeps ticking meanwhile, and the
+    message over its budget is one dead letter, not a stuck partition."""
+    import time
+
+    stage1, _ = make(index, budget=0.3)
+    unit = b",{x " * 63 + b",{} "
+    hostile = InMessage("sensor-topic", 0, 1, b"aq-1",
+                        b'[{"a":1 ' + unit * ((1 << 20) // len(unit) - 1) + b"]")
+
+    async def scenario() -> tuple[Stage1Output, float, float]:
+        gaps: list[float] = []
+        done = False
+
+        async def ticker() -> None:
+            last = time.monotonic()
+            while not done:
+                await asyncio.sleep(0.01)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        tick = asyncio.create_task(ticker())
+        t0 = time.monotonic()
+        out = await stage1.process([hostile, message(2, ["after"])])
+        took = time.monotonic() - t0
+        done = True
+        await tick
+        return out, max(gaps), took
+
+    out, worst_gap, took = asyncio.run(scenario())
+    assert [d.reason for d in out.deadletters] == [Reason.OVER_BUDGET]
+    assert out.valid == 1  # the next message of the partition goes on
+    assert worst_gap < 0.25, worst_gap
+    assert took < 0.3 + 1.5, took
