@@ -19,10 +19,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 ENV IOC__STREAM__DATA_DIR=/tmp/ioc-faust
 WORKDIR /app
 
-# Dependencies first (cached while only the code changes).
-COPY pyproject.toml README.md ./
-COPY ioc/__init__.py ioc/__init__.py
-RUN pip install --upgrade pip && pip install . && pip uninstall -y ioc
+# Dependencies first (cached while only the code changes), exactly the versions and
+# files of requirements.lock: pip refuses any file whose sha256 is not listed there
+# (`make lock` regenerates it from pyproject.toml; docs/security.md).
+COPY pyproject.toml README.md requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
 
 COPY ioccore ioccore
 COPY ioc ioc

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser stack-up stack-down stack-status test lint chaos bench demo fuzz bench-api
+.PHONY: setup browser stack-up stack-down stack-status test lint lock chaos bench demo fuzz bench-api
 
 # The virtual environment with the project and its dev tools; redone when
 # pyproject.toml changes.
@@ -51,6 +51,14 @@ test: lint
 
 # ruff, mypy --strict (ioc, streams, geo, alerts, benchmarks, tools/iocdev, tests) and
 # the import-linter layer contracts of pyproject.toml.
+# The deployed image's hashed lock (Dockerfile: pip install --require-hashes): run after
+# changing [project].dependencies in pyproject.toml, and commit requirements.lock.
+lock: setup
+	$(BIN)/pip install -q uv
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --no-header --annotation-style line \
+	  -o requirements.lock
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy

@@ -28,7 +28,9 @@ MAX_MATCHERS: Final = 32
 """Most matchers in one silence."""
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
-_MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$')
+MAX_TEXT: Final = MAX_NAME + MAX_VALUE + 8
+"""Longest matcher given as text (name, operator, quoted value, spaces)."""
+_OPS: Final = ("=~", "!~", "!=", "=")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +81,26 @@ class Matcher:
 
     @classmethod
     def parse(cls, text: str) -> Matcher:
-        """``commune_code="00004"``, ``severity!=info``, ``alertname=~"pm25_.*"``."""
-        match = _MATCHER.match(text)
-        if not match:
-            raise ValueError(f"not a matcher: {text!r} (name=value, !=, =~ or !~)")
-        name, op, value = match.groups()
+        """``commune_code="00004"``, ``severity!=info``, ``alertname=~"pm25_.*"``.
+
+        Linear in ``text`` and refused above :data:`MAX_TEXT` before any scanning: a
+        backtracking regex here was quadratic in hostile input (issue 24, finding 4).
+        """
+        bad = ValueError(f"not a matcher: {text[:80]!r} (name=value, !=, =~ or !~)")
+        if len(text) > MAX_TEXT:
+            raise ValueError(f"a matcher is at most {MAX_TEXT} characters")
+        rest = text.strip()
+        named = _NAME.match(rest)
+        if named is None:
+            raise bad
+        name, rest = named.group(), rest[named.end():].lstrip()
+        op = next((o for o in _OPS if rest.startswith(o)), None)
+        if op is None:
+            raise bad
+        value = rest[len(op):].strip()
+        value = value.removeprefix('"').removesuffix('"')
+        if "\n" in value or "\r" in value:
+            raise bad
         return cls(name, op, value)  # type: ignore[arg-type]
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -162,17 +163,27 @@ class KafkaSettings(_Section):
                                 str(self.ssl_keyfile) if self.ssl_keyfile else None)
         return ctx
 
-    def kcat_args(self) -> list[str]:
-        """``-X`` options for kcat (librdkafka spelling), password included: never log."""
-        args = ["-b", self.bootstrap_servers, "-X", f"security.protocol={self.security_protocol}"]
+    def kcat_args(self, config_dir: Path | None = None) -> list[str]:
+        """Arguments for kcat: the broker and ``-F <file>``, a librdkafka properties file
+        (mode 0600, in ``config_dir``, default the secrets folder or the temporary one)
+        holding the protocol, SASL credentials and CA. The password never goes on the
+        command line, where ``/proc/<pid>/cmdline`` shows it to every local user."""
+        props = {"security.protocol": self.security_protocol}
         if self.uses_sasl:
             opts = self.client_options()
-            args += ["-X", f"sasl.mechanisms={opts['sasl_mechanism']}",
-                     "-X", f"sasl.username={opts['sasl_plain_username']}",
-                     "-X", f"sasl.password={opts['sasl_plain_password']}"]
+            props |= {"sasl.mechanisms": opts["sasl_mechanism"],
+                      "sasl.username": opts["sasl_plain_username"],
+                      "sasl.password": opts["sasl_plain_password"]}
         if self.ssl_cafile is not None:
-            args += ["-X", f"ssl.ca.location={self.ssl_cafile}"]
-        return args
+            props["ssl.ca.location"] = str(self.ssl_cafile)
+        folder = config_dir or self.secrets_dir or Path(tempfile.gettempdir())
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = folder / f"kcat-{self.username}.properties"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an older file keeps its mode on O_CREAT
+        with os.fdopen(fd, "w") as out:
+            out.writelines(f"{k}={v}\n" for k, v in props.items())
+        return ["-b", self.bootstrap_servers, "-F", str(path)]
 
 
 class DatabaseSettings(_Section):
@@ -247,6 +258,16 @@ class ApiSettings(_Section):
     max_events_per_request: int = 5000
     events_per_minute: int = 600_000
     global_requests_per_second: int = 2000
+    unauthenticated_per_minute: int = 120
+    """Requests without a valid key per client address (they skip the global bucket)."""
+    limit_concurrency: int = 512
+    """Open connections and tasks of one ``ioc api`` process; more get 503."""
+    header_timeout_s: float = 10.0
+    """A request's headers must arrive within this (slow-headers clients are closed)."""
+    keep_alive_s: float = 5.0
+    """An idle keep-alive connection is closed after this."""
+    max_header_bytes: int = 16 * 1024
+    """Largest request head (request line and headers) accepted."""
     max_streams_per_key: int = 4
     max_streams: int = 64
     validation_threads: int = 2
@@ -254,6 +275,8 @@ class ApiSettings(_Section):
     """Time one request's splitting and validation may take in its worker process; past
     it the request is refused 413 ``over_budget`` (the worker stops at the deadline)."""
     key_pepper: SecretStr | None = None  # IOC__API__KEY_PEPPER; mixed into key hashes
+    metrics_token: SecretStr | None = None
+    """IOC__API__METRICS_TOKEN: /metrics needs it as bearer; unset: loopback clients only."""
     console_tile_url: str | None = None  # optional map tiles for /console ({z}/{x}/{y})
     backpressure: BackpressureSettings = BackpressureSettings()
 

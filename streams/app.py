@@ -30,6 +30,7 @@ from alerts.rules import RuleSet
 from ioccore.events.record import Feed
 from ioccore.settings import Settings, stage1_group
 from streams.alerting import PartitionAlerts
+from streams.area_scope import AreaScope
 from streams.batching import BoundedStream
 from streams.deadletters import named_department
 from streams.degraded import Health
@@ -141,7 +142,8 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
     kpi_targets = (KpiTargetAlerts(settings, parts.conninfo, rules, communes,
                                    publish=outputs.transitions)
                    if rules and rules.kpi_targets else None)
-    checks: tuple[Check, ...] = (*(() if own is None else (own,)), *parts.checks)
+    checks: tuple[Check, ...] = (
+        *(() if own is None else (own, AreaScope(own.conninfo))), *parts.checks)
     stage1 = Stage1(parts.validator, parts.index,
                     feeds if own is None else own.feeds(feeds), outputs.enriched_and_dead,
                     checks=checks, publisher=publisher,

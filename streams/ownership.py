@@ -4,7 +4,7 @@ Kafka tells a consumer nothing about who produced a message, so the binding is t
 topic: only department ``d``'s principal may write ``ioc.dept.<d>.<feed>.v1`` (broker
 ACLs, ``ioc kafka principals create``). For a message from such a topic, every event
 must name department ``d`` (else ``forbidden_department``), ``d`` must publish the feed,
-and the source must be registered to ``d`` for that feed (:mod:`ioccore.registry`, the
+and the source must be registered to ``d`` for that feed (:mod:`ioccore.source_registry`, the
 registry the HTTP gateway uses too). The shared topics ``ioc.<feed>.v1`` are written
 only by the gateway, which made the same checks before producing.
 
@@ -28,7 +28,7 @@ import psycopg
 
 from ioccore.events.reasons import Reason
 from ioccore.events.record import FEEDS, Feed, Record
-from ioccore.registry import Location, Refusal, authorise
+from ioccore.source_registry import Location, Refusal, authorise
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class Ownership:
 
     def __init__(self, conninfo: str, topics: DepartmentTopics, *, actor: str = "stage1",
                  retry_max_s: float = 30.0) -> None:
-        self._conninfo = conninfo
+        self.conninfo = conninfo
         self.topics = topics
         self._actor = actor
         self._retry_max_s = retry_max_s
@@ -132,7 +132,7 @@ class Ownership:
         while True:
             try:
                 if self._conn is None or self._conn.closed:
-                    self._conn = await psycopg.AsyncConnection.connect(self._conninfo)
+                    self._conn = await psycopg.AsyncConnection.connect(self.conninfo)
                 return await authorise(self._conn, department, claims, actor=self._actor,
                                        locations=locations)
             except psycopg.OperationalError as exc:

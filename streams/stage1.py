@@ -32,7 +32,7 @@ from ioccore import metrics
 from ioccore.events.dedupe import SeenKeys
 from ioccore.events.reasons import Reason
 from ioccore.events.record import Feed, Record
-from ioccore.registry import Refusal
+from ioccore.source_registry import Refusal
 from streams import deadletters
 from streams.deadletters import DeadLetter, Elements, Publisher
 from streams.prepare import (

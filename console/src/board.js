@@ -3,10 +3,12 @@
 import { h } from "./dom.js";
 import { t, fmtTime, fmtNum } from "./i18n.js";
 import {
-  state, SEVERITIES, STATES, SEV_RANK, GROUP_LABELS, labelOf, matchesFilters, isBackfilled, communeName,
+  state, STATES, GROUP_LABELS, labelOf, matchesFilters, isBackfilled, communeName,
 } from "./state.js";
-import { openAction, openSilence, silencesPanel } from "./actions.js";
+import { SEVERITIES, SEV_RANK, levelName } from "./severity.js";
+import { alertMatchers, openAction, openSilence, silencesPanel } from "./actions.js";
 import { openDetail } from "./detail.js";
+import { diagnostics } from "./diagnostics.js";
 
 const MEMBERS_SHOWN = 100;
 const shownMore = new Map();
@@ -42,8 +44,6 @@ function sharedLabels(members, keys) {
   }
   return out;
 }
-
-const SEV_NAME = ["", "info", "warning", "critical"];
 
 function sevBadge(sev) {
   return h("span", { class: `sev sev-${sev}` }, t(sev));
@@ -92,14 +92,6 @@ function alertRow(a, canAct) {
       onclick: () => openSilence(alertMatchers(a)) }, t("silence")) : null));
 }
 
-export function alertMatchers(a) {
-  const m = [`alertname="${a.rule_id}"`];
-  for (const k of ["commune_code", "province_code", "source_id", "feed", "department"]) {
-    if (a.labels?.[k]) { m.push(`${k}="${a.labels[k]}"`); if (k === "commune_code") break; }
-  }
-  return m;
-}
-
 function groupMatchers(g) {
   const m = [];
   g.keys.forEach((k, i) => { if (g.values[i]) m.push(`${k === "rule_id" ? "alertname" : k}="${g.values[i]}"`); });
@@ -109,7 +101,7 @@ function groupMatchers(g) {
 
 function groupEl(g, canAct) {
   const open = state.expanded.has(g.id);
-  const sev = SEV_NAME[g.worst] || "info";
+  const sev = g.worst ? levelName(g.worst) : "info";
   const bodyId = `g-${hash(g.id)}`;
   const freshN = g.members.filter((a) => state.fresh.has(a.fingerprint)).length;
   const communes = [...g.communes];
@@ -213,8 +205,6 @@ export function renderBoard(root, v, onChange, live = false) {
   if (filters) root.querySelector(".board-body").replaceWith(body);
   else root.replaceChildren(h("div", { class: "board" }, filterBar(v, onChange), body));
   const ms = performance.now() - t0;
-  window.__iocConsole = Object.assign(window.__iocConsole || {}, {
-    lastRenderMs: ms, groups: groups.length, visible: visible.length, renders: (window.__iocConsole?.renders || 0) + 1,
-  });
+  diagnostics({ lastRenderMs: ms, groups: groups.length, visible: visible.length, renders: (window.__iocConsole?.renders || 0) + 1 });
   return groups;
 }

@@ -1,10 +1,10 @@
 // Alert detail: labels, annotations (vi/en), value against threshold, every transition
 // with its actor and note, and the rule's metric over its window (from rollup_1m).
-import { api } from "./api.js";
 import { h, modal, svg } from "./dom.js";
 import { t, fmtTime, fmtNum, getLang } from "./i18n.js";
-import { isBackfilled, communeName, state } from "./state.js";
-import { openAction, openSilence } from "./actions.js";
+import { isBackfilled, state } from "./state.js";
+import { alertMatchers, openAction, openSilence, placeOf } from "./actions.js";
+import { alertDetail } from "./store.js";
 
 export function chart(series) {
   const pts = series.points.map((p) => ({ t: Date.parse(p.t), v: series.aggregate === "max" ? p.max
@@ -50,34 +50,25 @@ function annotationsOf(ann) {
     ann[`${n}_${other}`] ? h("p", { lang: other, class: "muted", text: `${t("other_lang")}: ${ann[`${n}_${other}`]}` }) : null)));
 }
 
-function matchersOf(a) {
-  const m = [`alertname="${a.rule_id}"`];
-  for (const k of ["commune_code", "source_id", "feed"]) if (a.labels?.[k]) { m.push(`${k}="${a.labels[k]}"`); break; }
-  if (m.length === 1 && a.labels?.province_code) m.push(`province_code="${a.labels.province_code}"`);
-  return m;
-}
-
 export async function openDetail(fingerprint) {
   const body = h("div", { class: "detail", "aria-busy": "true" }, h("p", { text: "…" }));
   modal(t("details"), body, { wide: true });
   try {
-    const [detail, series] = await Promise.all([
-      api(`/v1/alerts/${encodeURIComponent(fingerprint)}`),
-      api(`/v1/console/alerts/${encodeURIComponent(fingerprint)}/series`).catch(() => null)]);
+    const { detail, series } = await alertDetail(fingerprint);
     const a = detail.alert;
     const op = series?.op || "";
     body.replaceChildren(
       h("div", { class: "detail-head" },
         h("span", { class: `sev sev-${a.severity}`, text: t(a.severity) }), h("span", { class: `st st-${a.state}`, text: t(a.state) }),
         isBackfilled(a) ? h("span", { class: "tag history", text: t("backfilled") }) : null,
-        h("strong", { text: a.rule_id }), h("span", { text: communeName(a.commune_code) || a.province_code || "" })),
+        h("strong", { text: a.rule_id }), h("span", { text: placeOf(a) })),
       state.me?.can_act ? h("div", { class: "row detail-actions" },
         a.state === "firing" ? h("button", { class: "btn", type: "button", "data-action": "ack",
           onclick: (e) => { e.target.closest("dialog").close(); openAction("ack", [a]); } }, t("ack")) : null,
         a.state !== "resolved" ? h("button", { class: "btn", type: "button", "data-action": "resolve",
           onclick: (e) => { e.target.closest("dialog").close(); openAction("resolve", [a]); } }, t("resolve")) : null,
         h("button", { class: "btn ghost", type: "button", "data-action": "silence",
-          onclick: (e) => { e.target.closest("dialog").close(); openSilence(matchersOf(a)); } }, t("silence"))) : null,
+          onclick: (e) => { e.target.closest("dialog").close(); openSilence(alertMatchers(a)); } }, t("silence"))) : null,
       annotationsOf(a.annotations),
       h("div", { class: "value-vs", "data-testid": "value-vs" },
         h("span", { class: "big", text: `${t("value")}: ${fmtNum(a.last_value, 2)}` }),

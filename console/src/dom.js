@@ -8,6 +8,7 @@ export function h(tag, attrs, ...children) {
       else if (k === "text") el.textContent = v;
       else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
       else if (k === "dataset") Object.assign(el.dataset, v);
+      else if (k === "style") Object.assign(el.style, v);  // CSSOM: allowed by the page's CSP, a style attribute is not
       else el.setAttribute(k, v === true ? "" : String(v));
     }
   }

@@ -39,7 +39,7 @@ const vi = {
   kpi_headline: "KPI toàn tỉnh hôm nay", feeds: "Tình trạng nguồn dữ liệu theo sở/ngành",
   sources: "Nguồn", silent: "Im lặng", last_received: "Nhận lần cuối", rates: "Tốc độ (sự kiện/giây, 5 phút)",
   rejections: "Bị từ chối theo lý do", dead_letters: "Mẫu sự kiện bị từ chối gần đây", reason: "Lý do",
-  event: "Sự kiện", message: "Thông báo", raw: "Nội dung gốc", tail_note: "Tính trên {n} thư bị từ chối gần nhất của topic ioc.deadletter.v1 (từ {since}).",
+  event: "Sự kiện", source_event: "Nguồn / sự kiện", message: "Thông báo", raw: "Nội dung gốc", tail_note: "Tính trên {n} thư bị từ chối gần nhất của topic ioc.deadletter.v1 (từ {since}).",
   dept_scope: "Khóa của sở/ngành: chỉ hiển thị nguồn dữ liệu của {d}.", refresh: "Làm mới",
   kbd_help: "Phím tắt: 1 cảnh báo · 2 bản đồ · 3 KPI · / bộ lọc · w màn hình lớn · l ngôn ngữ · j/k chuyển nhóm",
   role: "Vai trò", viewer_note: "Vai trò viewer: chỉ xem, không có thao tác.", empty: "Không có cảnh báo nào khớp bộ lọc.",
@@ -47,7 +47,7 @@ const vi = {
   paid_online_share: "Tỷ lệ thanh toán trực tuyến", digitised_share: "Tỷ lệ số hóa hồ sơ",
   show_more: "Hiện thêm {n}", unknown: "không rõ",
   truncated: "Quá nhiều cảnh báo: chỉ hiển thị 20.000 cảnh báo thay đổi gần nhất. Hãy lọc theo tỉnh, quy tắc hoặc mức độ.",
-  kpi_drill: "Xem theo xã/phường", dossiers_short: "Hồ sơ", day: "Ngày", tier_province: "Cấp tỉnh", tier_commune: "Cấp xã", tier_unassigned: "Chưa phân cấp",
+  kpi_drill: "Xem theo xã/phường", dossiers_received: "Hồ sơ tiếp nhận", dossiers_short: "Hồ sơ", day: "Ngày", tier_province: "Cấp tỉnh", tier_commune: "Cấp xã", tier_unassigned: "Chưa phân cấp",
 };
 
 const en = {
@@ -89,7 +89,7 @@ const en = {
   kpi_headline: "Province KPIs today", feeds: "Feed health by department",
   sources: "Sources", silent: "Silent", last_received: "Last received", rates: "Rates (events/s, 5 min)",
   rejections: "Rejections by reason", dead_letters: "Recent dead letters (sample)", reason: "Reason",
-  event: "Event", message: "Message", raw: "Raw", tail_note: "Over the last {n} dead letters of ioc.deadletter.v1 (since {since}).",
+  event: "Event", source_event: "Source / event", message: "Message", raw: "Raw", tail_note: "Over the last {n} dead letters of ioc.deadletter.v1 (since {since}).",
   dept_scope: "Department key: showing {d}'s feeds only.", refresh: "Refresh",
   kbd_help: "Keys: 1 alerts · 2 map · 3 KPIs · / filters · w wall mode · l language · j/k next/previous group",
   role: "Role", viewer_note: "Viewer role: read only, no actions.", empty: "No alert matches the filters.",
@@ -97,7 +97,7 @@ const en = {
   paid_online_share: "Fees paid online", digitised_share: "Records digitised",
   show_more: "Show {n} more", unknown: "unknown",
   truncated: "Too many alerts: only the 20,000 most recently changed are shown. Filter by province, rule or severity.",
-  kpi_drill: "By commune", dossiers_short: "Dossiers", day: "Day", tier_province: "Province tier", tier_commune: "Commune tier", tier_unassigned: "Unassigned",
+  kpi_drill: "By commune", dossiers_received: "Dossiers received", dossiers_short: "Dossiers", day: "Day", tier_province: "Province tier", tier_commune: "Commune tier", tier_unassigned: "Unassigned",
 };
 
 const dicts = { vi, en };

@@ -1,9 +1,10 @@
-// What the page knows: the alerts (snapshot + live transitions), who signed in, and the
-// view settings kept in the URL (so a view can be bookmarked or put on the video wall).
-export const SEVERITIES = ["critical", "warning", "info"];
+// What the page knows: the alerts (snapshot + live transitions), who signed in, what the
+// store loaded for the views, and the view settings kept in the URL (so a view can be
+// bookmarked or put on the video wall). What came from the API is written by store.js
+// only; the views write their own view state here (groups expanded, the sound toggle).
+
 export const STATES = ["firing", "acknowledged", "pending", "resolved"];
 export const ACTIVE = new Set(["pending", "firing", "acknowledged"]);
-export const SEV_RANK = { critical: 3, warning: 2, info: 1 };
 export const GROUP_LABELS = ["rule_id", "province_code", "commune_code", "severity", "domain", "team", "feed", "department", "source_id"];
 
 export const state = {
@@ -16,6 +17,11 @@ export const state = {
   expanded: new Set(),
   truncated: false,       // the board answer was cut at its limit
   audit: [],              // this tab's actions with their audit entries, newest first
+  kpis: null,             // headline KPIs of today for `kpisProvince` (store.loadKpis)
+  kpisProvince: null,
+  geo: null,              // the communes' GeoJSON of `geoProvince` (store.loadCommunes)
+  geoProvince: undefined,
+  feeds: null,            // feed health per department (store.loadFeeds)
   sound: typeof sessionStorage !== "undefined" && sessionStorage.getItem("ioc.console.sound") === "1",
 };
 
@@ -100,4 +106,18 @@ export function matchesFilters(a, v) {
 export function communeName(code) {
   if (!code) return "";
   return state.communes.get(code)?.name || code;
+}
+
+/** The province a view shows: the one filtered on, else the one with most active alerts. */
+export function pickProvince(v) {
+  if (v.province.length === 1) return v.province[0];
+  const counts = new Map();
+  for (const a of state.alerts.values()) {
+    if (!ACTIVE.has(a.state)) continue;
+    const p = labelOf(a, "province_code");
+    if (p) counts.set(p, (counts.get(p) || 0) + 1);
+  }
+  let best = null, n = 0;
+  for (const [p, c] of counts) if (c > n) { best = p; n = c; }
+  return best || "01";
 }

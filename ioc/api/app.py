@@ -15,9 +15,22 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ioc.api import alerts, console, console_data, console_feeds, geojson, health, ingest, kpis
+from ioc.api import (
+    alert_stream,
+    alerts,
+    audit,
+    console,
+    console_data,
+    console_feeds,
+    geojson,
+    health,
+    ingest,
+    kpis,
+    silences,
+)
 from ioc.api.deps import Resources
 from ioc.api.errors import ApiError
+from ioc.api.headers import SecurityHeaders
 from ioc.api.limits import BodyLimit
 from ioc.api.logs import AccessLog
 from ioccore.settings import Settings, get_settings
@@ -34,7 +47,7 @@ HTTP API of the provincial Intelligent Operations Center.
 * **Map** — `GET /v1/geo/communes`, a GeoJSON layer of communes with their state.
 
 Authenticate with `Authorization: Bearer <key>`; keys are issued with
-`ioc api keys create`. See docs/api.md.
+`ioc api keys create`. See docs/api.md; this schema is at `/openapi.json`.
 """
 
 
@@ -52,7 +65,10 @@ def create_app(settings: Settings | None = None, *,
         finally:
             await res.close()
 
-    app = FastAPI(title="ioc API", version="1", description=DESCRIPTION, lifespan=lifespan)
+    # no /docs, /redoc: FastAPI's pages load JavaScript from a public CDN on this
+    # origin (issue 24, finding 10); /openapi.json stays for tools
+    app = FastAPI(title="ioc API", version="1", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.resources = res
 
     @app.exception_handler(ApiError)
@@ -69,7 +85,9 @@ def create_app(settings: Settings | None = None, *,
 
     app.include_router(health.router)
     app.include_router(ingest.router)
-    app.include_router(alerts.router)
+    # the stream's path first: /v1/alerts/stream would otherwise match /v1/alerts/{fingerprint}
+    for part in (alert_stream, alerts, silences, audit):
+        app.include_router(part.router)
     app.include_router(geojson.router)
     app.include_router(kpis.router)
     for part in (console_data, console_feeds, console):  # the operator console
@@ -77,4 +95,5 @@ def create_app(settings: Settings | None = None, *,
     app.add_middleware(BodyLimit, ingest_limit=cfg.api.max_body_bytes,
                        other_limit=cfg.api.max_operator_body_bytes)
     app.add_middleware(AccessLog)
+    app.add_middleware(SecurityHeaders)
     return app

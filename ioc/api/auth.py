@@ -122,6 +122,10 @@ WHERE k.prefix = %s AND k.revoked_at IS NULL
 """
 
 
+SEEN_VALID_S: Final = 600.0
+"""How long a verified key is spared the per-address throttle of keyless requests."""
+
+
 class KeyStore:
     """Verifies presented keys against ``api_keys``, with a short cache.
 
@@ -139,6 +143,9 @@ class KeyStore:
         self._max = max_entries
         self._clock = clock
         self._cache: dict[str, tuple[ApiKey | None, float]] = {}
+        self._seen_valid: dict[str, float] = {}
+        """Digests of keys verified within ``SEEN_VALID_S``: only to spare them the
+        per-address throttle of keyless requests (authentication still looks them up)."""
 
     async def authenticate(self, token: str) -> ApiKey | None:
         """The key's identity, or ``None`` when unknown, revoked or malformed."""
@@ -151,7 +158,16 @@ class KeyStore:
         if len(self._cache) >= self._max:
             self._cache.clear()
         self._cache[digest] = (key, now + self._ttl)
+        if key is not None:
+            if len(self._seen_valid) >= self._max:
+                self._seen_valid.clear()
+            self._seen_valid[digest] = now + SEEN_VALID_S
         return key
+
+    def seen_valid(self, token: str) -> bool:
+        """Whether this token was a valid key within ``SEEN_VALID_S`` (no database)."""
+        until = self._seen_valid.get(hash_key(token, self._pepper))
+        return until is not None and until > self._clock()
 
     def forget(self) -> None:
         self._cache.clear()

@@ -59,6 +59,15 @@ async def root() -> RedirectResponse:
     return RedirectResponse("/console/", status_code=307)
 
 
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    """The console's icon (browsers ask the origin's root for it); 404 without a build."""
+    path = STATIC / "favicon.ico"
+    if not path.is_file():
+        return Response("not found", status_code=404, media_type="text/plain")
+    return FileResponse(path, media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"})
+
+
 @router.get("/console")
 async def console_bare() -> RedirectResponse:
     return RedirectResponse("/console/", status_code=307)

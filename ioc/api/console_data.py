@@ -19,6 +19,7 @@ Every answer is bounded (row limits below); every query is parameterised.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -30,11 +31,12 @@ from pydantic import BaseModel, Field
 
 from alerts.ruleload import load_rules_dir
 from alerts.rules import KpiRule, RuleSet, ThresholdRule
-from alerts.silences import Matcher
-from ioc.api.alerts import MatcherIn, read_model
+from alerts.silences import MAX_MATCHERS, Matcher
 from ioc.api.console_auth import AnyKey
-from ioc.api.deps import Resources, ResourcesDep, ViewerKey
+from ioc.api.deps import OperatorKey, Resources, ResourcesDep, ViewerKey
 from ioc.api.errors import BadRequestError, NotFoundError
+from ioc.api.inputs import read_model
+from ioc.api.silences import MatcherIn, MatcherText, parse_matchers
 
 BOARD_MAX: Final = 20_000
 """Most alerts one board answer carries (the answer says when it was cut)."""
@@ -159,32 +161,31 @@ async def series(fingerprint: Annotated[str, Path(max_length=200)], _key: Viewer
 
 # --------------------------------------------------------------------------- silences
 class PreviewIn(BaseModel):
-    matchers: list[str | MatcherIn] = Field(min_length=1, max_length=50)
+    """The matchers of a silence about to be created, with the same bounds as
+    ``SilenceIn`` (checked by pydantic before any matcher is parsed)."""
+
+    matchers: list[MatcherText | MatcherIn] = Field(min_length=1, max_length=MAX_MATCHERS)
 
 
-def _parse(matchers: Sequence[str | MatcherIn]) -> list[Matcher]:
-    out = []
-    for m in matchers:
-        try:
-            out.append(Matcher.parse(m) if isinstance(m, str)
-                       else Matcher.from_json(m.model_dump()))
-        except (ValueError, KeyError) as exc:
-            raise BadRequestError(str(exc), code="bad_matcher") from exc
-    return out
+def _matching(rows: Sequence[dict[str, Any]], matchers: Sequence[Matcher]
+              ) -> list[dict[str, Any]]:
+    return [r for r in rows if all(m.matches(r["labels"]) for m in matchers)]
 
 
 @router.post("/silences/preview", summary="Active alerts a silence with these matchers hits")
-async def silence_preview(request: Request, _key: ViewerKey,
+async def silence_preview(request: Request, _key: OperatorKey,
                           res: ResourcesDep) -> dict[str, Any]:
+    """Operators only, like creating a silence (a viewer has no use for it)."""
     body = await read_model(request, PreviewIn)  # read after authentication, bounded
     if body is None:
         raise BadRequestError("send {\"matchers\": [...]}", code="missing_body")
-    matchers = _parse(body.matchers)
+    matchers = parse_matchers(body.matchers)
     async with res.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute("SELECT fingerprint, rule_id, state, severity, labels FROM alerts"
                           " WHERE state = ANY(%s) LIMIT %s", (list(ACTIVE), BOARD_MAX))
         rows = await cur.fetchall()
-    hits = [r for r in rows if all(m.matches(r["labels"]) for m in matchers)]
+    # up to BOARD_MAX alerts x MAX_MATCHERS RE2 matches: off the event loop
+    hits = await asyncio.to_thread(_matching, rows, matchers)
     return {"count": len(hits), "sample": hits[:PREVIEW_SAMPLE],
             "matchers": [m.to_json() for m in matchers]}
 

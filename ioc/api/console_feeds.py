@@ -154,10 +154,15 @@ class TailCache:
                 try:
                     self._rows, self._error = await read_tail(res), None
                 except Exception as exc:  # Kafka down: the page still shows the rest
-                    log.warning("dead-letter tail not read: %s", exc)
-                    self._error = f"{type(exc).__name__}: {exc}"
+                    # the text stays in the log: it can name hosts, principals, paths
+                    log.warning("dead-letter tail not read: %s", exc, exc_info=exc)
+                    self._error = TAIL_UNAVAILABLE
                 self._at = time.monotonic()
             return self._rows, self._error
+
+
+TAIL_UNAVAILABLE: Final = "the dead-letter topic could not be read; see the API's log"
+"""What an answer says when the tail failed (never the exception's text)."""
 
 
 def _tail(res: Resources) -> TailCache:

@@ -60,7 +60,10 @@ class Resources:
         """Events per key and minute (a request of N events costs N)."""
         self.global_limiter = RateLimiter(settings.api.global_requests_per_second * 60,
                                           burst=settings.api.global_requests_per_second)
-        """All requests of this process together, checked before the key is looked up."""
+        """All authenticated requests of this process together."""
+        self.anonymous_limiter = RateLimiter(settings.api.unauthenticated_per_minute)
+        """Requests without a valid key, per client address: they never drain the global
+        bucket, so a keyless flood cannot lock the keyed clients out."""
         self.validation = self._new_validation_pool()
         """Ingest validation runs in these processes, never on the event loop."""
         self.validation_inflight: dict[str, int] = {}
@@ -181,16 +184,30 @@ _bearer = HTTPBearer(auto_error=False, description="An IOC API key: `Bearer ioc_
 
 async def _authenticate(request: Request, creds: HTTPAuthorizationCredentials | None,
                         res: Resources) -> ApiKey:
+    """The caller's key. A request without a valid key costs its client address one
+    token of :attr:`Resources.anonymous_limiter`; an address out of tokens gets 429
+    before any key lookup, unless its key was valid within the last 10 minutes (a
+    keyless flood from a shared address does not lock out that address's keyed
+    clients). Only authenticated requests take from the global bucket."""
+    address = request.client.host if request.client is not None else "unknown"
+    token = (creds.credentials if creds is not None and creds.scheme.lower() == "bearer"
+             else "")
+    if (res.anonymous_limiter.wait(address) > 0
+            and not (token and res.keys.seen_valid(token))):
+        raise RateLimitedError("too many requests without a valid key from this address",
+                               retry_after=1.0, code="too_many_unauthenticated")
+    if not token:
+        res.anonymous_limiter.debit(address, 1.0)
+        raise UnauthorizedError("send the API key as 'Authorization: Bearer <key>'",
+                           code="missing_key")
+    key = await res.keys.authenticate(token)
+    if key is None:
+        res.anonymous_limiter.debit(address, 1.0)
+        raise UnauthorizedError("unknown or revoked API key", code="invalid_key")
+    request.scope[KEY_NAME_SCOPE] = key.name
     if res.global_limiter.check("*") > 0:
         raise RateLimitedError("the API is busy; retry shortly", retry_after=1.0,
                                code="overloaded")
-    if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
-        raise UnauthorizedError("send the API key as 'Authorization: Bearer <key>'",
-                           code="missing_key")
-    key = await res.keys.authenticate(creds.credentials)
-    if key is None:
-        raise UnauthorizedError("unknown or revoked API key", code="invalid_key")
-    request.scope[KEY_NAME_SCOPE] = key.name
     wait = res.limiter.check(str(key.id))
     if wait > 0:
         raise RateLimitedError(

@@ -1,16 +1,27 @@
 """``/healthz`` (the process runs), ``/readyz`` (Kafka and the database answer) and
-``/metrics`` (Prometheus text format). None of them needs a key."""
+``/metrics`` (Prometheus text format).
+
+``/healthz`` and ``/readyz`` need no key. ``/metrics`` is not public (issue 24, finding
+10: it names departments, sources' counts and internal errors): with
+``api.metrics_token`` set it needs ``Authorization: Bearer <token>`` (Prometheus's
+``authorization.credentials_file``), without it only loopback clients get it (the
+local stack's Prometheus).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import time
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from ioc.api.auth import bearer_token
 from ioc.api.deps import ResourcesDep
+from ioc.api.errors import ForbiddenError, UnauthorizedError
 
 router = APIRouter(tags=["health"])
 _READY_KEY = "health.readyz"
@@ -41,6 +52,25 @@ async def readyz(res: ResourcesDep) -> JSONResponse:
     return JSONResponse(body, status_code=503 if failed else 200)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics() -> Response:
+@router.get("/metrics", summary="Prometheus metrics (metrics token, or loopback)",
+            response_class=Response,
+            responses={401: {"description": "The metrics token is wrong or missing."},
+                       403: {"description": "No metrics token set and not loopback."}})
+async def metrics(request: Request, res: ResourcesDep) -> Response:
+    token = res.settings.api.metrics_token
+    if token is not None:
+        given = bearer_token(request.headers.get("authorization")) or ""
+        if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+            raise UnauthorizedError("/metrics needs 'Authorization: Bearer <metrics token>'",
+                                    code="invalid_metrics_token")
+    elif not _loopback(request.client.host if request.client else ""):
+        raise ForbiddenError("/metrics answers loopback clients only (or set "
+                             "IOC__API__METRICS_TOKEN)", code="metrics_loopback_only")
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -19,7 +19,7 @@ One request carries a JSON array of events (``application/json``) or one event p
    (``forbidden_department``), its feed one of the department's feeds
    (``forbidden_feed``), its source one of the department's sources
    (``forbidden_source``) or a new one, registered on first use only within the
-   department's quota (``unregistered_source``; ioccore.registry);
+   department's quota (``unregistered_source``; ioccore.source_registry);
 4. the allowed events are produced, as sent, to their feed's topic keyed by
    ``source_id`` by an idempotent producer with ``acks=all``, and every send is awaited:
    one JSON-array envelope per source per request (at most 1,000 events and 90 % of
@@ -53,7 +53,7 @@ from ioc.api.errors import (
     RateLimitedError,
     UnavailableError,
 )
-from ioccore import registry
+from ioccore import source_registry as registry
 from ioccore.events.reasons import Reason
 from ioccore.metrics import API_INGEST_EVENTS
 
@@ -140,7 +140,7 @@ def validate(res: Resources, items: Sequence[bytes]) -> list[_Verdict]:
 
 
 async def authorise(res: Resources, key: ApiKey, verdicts: list[_Verdict]) -> None:
-    """Department, feed and source checks against the source registry (ioccore.registry,
+    """Department, feed and source checks against the source registry (ioccore.source_registry,
     shared with stage 1): a new source is registered only within the department's quota."""
     candidates: list[_Verdict] = []
     for v in verdicts:
@@ -157,20 +157,40 @@ async def authorise(res: Resources, key: ApiKey, verdicts: list[_Verdict]) -> No
             candidates.append(v)
     if not candidates:
         return
-    claims: dict[str, str] = {}
+    # one claim set per feed: a source registered for one feed cannot carry another's
+    # events by sharing a request with them (issue 24, finding 14)
+    by_feed: dict[str, dict[str, str]] = {}
     locations: dict[str, registry.Location] = {}
     for v in candidates:
         if v.record is not None:
             r = v.record
-            claims.setdefault(r.source_id, r.feed)
+            by_feed.setdefault(r.feed, {})[r.source_id] = r.feed
             locations.setdefault(r.source_id, registry.Location(r.commune_code, r.lat, r.lon))
+    refused: dict[tuple[str, str], registry.Refusal] = {}
     async with res.pool.connection() as conn:
-        refused = await registry.authorise(conn, key.department or "", claims,
-                                           actor=f"api:{key.name}", locations=locations)
+        for feed, claims in by_feed.items():
+            found = await registry.authorise(conn, key.department or "", claims,
+                                             actor=f"api:{key.name}", locations=locations)
+            refused.update({(source, feed): r for source, r in found.items()})
+        bound = await registry.areas(conn, sorted({
+            v.record.source_id for v in candidates if v.record is not None}))
     for v in candidates:
-        if v.record is not None and v.record.source_id in refused:
-            refusal = refused[v.record.source_id]
+        if v.record is None:
+            continue
+        r = v.record
+        refusal = refused.get((r.source_id, r.feed)) or _outside(r, bound.get(r.source_id))
+        if refusal is not None:
             _refuse(v, str(refusal.reason), refusal.message)
+
+
+def _outside(rec: validation.Accepted, area: registry.Area | None
+             ) -> registry.Refusal | None:
+    """The early area check: only an event that names its commune, against an area of
+    communes (a province area needs the commune lookup, which stage 1 makes; stage 1
+    checks every event's area again after it, lat/lon ones included)."""
+    if area is None or rec.commune_code is None or area.provinces:
+        return None
+    return area.refusal(rec.source_id, rec.commune_code, "")
 
 
 def _refuse(v: _Verdict, reason: str, message: str) -> None:

@@ -64,6 +64,18 @@ class RateLimiter:
             bucket = self._buckets[key] = TokenBucket(self.capacity, self.rate, now)
         return bucket.take(now, cost)
 
+    def wait(self, key: str, cost: float = 1.0) -> float:
+        """Like :meth:`check`, but takes nothing: for a cost charged only on failure."""
+        if self.per_minute <= 0:
+            return 0.0
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0
+        bucket.take(self._clock(), 0.0)  # refill up to now
+        if bucket.tokens >= cost:
+            return 0.0
+        return float("inf") if bucket.rate <= 0 else (cost - bucket.tokens) / bucket.rate
+
     def debit(self, key: str, cost: float) -> None:
         """Take ``cost`` tokens whatever is left (the bucket may go below zero): for a
         cost known only after the work, e.g. the events of a request just validated."""
@@ -72,6 +84,8 @@ class RateLimiter:
         now = self._clock()
         bucket = self._buckets.get(key)
         if bucket is None:
+            if len(self._buckets) >= self._max_keys:
+                self._evict_full(now)
             bucket = self._buckets[key] = TokenBucket(self.capacity, self.rate, now)
         bucket.take(now, 0.0)  # refill up to now
         bucket.tokens -= cost

@@ -33,10 +33,17 @@ def api(
 
     from ioc.api.app import create_app
     from ioc.api.logs import configure_logging
+    from ioc.api.server import check_pepper, server_config
+    from ioccore.errors import ConfigError
     from ioccore.settings import get_settings
 
     settings = get_settings()
     configure_logging(log_level)
-    uvicorn.run(create_app(settings), host=host or settings.api.host,
-                port=port or settings.api.port, log_config=None, access_log=False,
-                server_header=False, log_level=log_level.lower())
+    listen = host or settings.api.host
+    try:
+        check_pepper(settings, listen)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    uvicorn.Server(server_config(create_app(settings), settings, host=listen,
+                                 port=port or settings.api.port, log_level=log_level)).run()

@@ -1,4 +1,4 @@
-"""`ioc sources`: register sources to departments (ioccore.registry), explicitly."""
+"""`ioc sources`: register sources to departments (ioccore.source_registry), explicitly."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ def register(
     """Register sources to a department's feed (idempotent; never takes another's)."""
     import psycopg
 
-    from ioccore.registry import Location, RegistryError
-    from ioccore.registry import register as do_register
     from ioccore.settings import get_settings
+    from ioccore.source_registry import Location, RegistryError
+    from ioccore.source_registry import register as do_register
 
     with psycopg.connect(get_settings().database.conninfo()) as conn:
         try:
@@ -43,8 +43,8 @@ def unregister(
     """Remove registrations (events already stored stay)."""
     import psycopg
 
-    from ioccore.registry import unregister as do_unregister
     from ioccore.settings import get_settings
+    from ioccore.source_registry import unregister as do_unregister
 
     with psycopg.connect(get_settings().database.conninfo()) as conn:
         gone = do_unregister(conn, department, source_ids)
@@ -60,8 +60,8 @@ def quota(
     """Set a department's automatic registration quota."""
     import psycopg
 
-    from ioccore.registry import set_quota
     from ioccore.settings import get_settings
+    from ioccore.source_registry import set_quota
 
     with psycopg.connect(get_settings().database.conninfo(), autocommit=True) as conn:
         if not set_quota(conn, department, limit):
@@ -76,9 +76,42 @@ def list_(department: Annotated[str | None, typer.Option(help="Only this one.")]
     """Registered sources: id, department, feed, how registered, by whom."""
     import psycopg
 
-    from ioccore.registry import list_sources
     from ioccore.settings import get_settings
+    from ioccore.source_registry import list_sources
 
     with psycopg.connect(get_settings().database.conninfo()) as conn:
         for row in list_sources(conn, department):
             typer.echo("  ".join(x or "-" for x in row))
+
+
+@app.command("area")
+def area(
+    department: Annotated[str, typer.Option(help="Department code.")],
+    codes: Annotated[list[str] | None, typer.Argument(
+        help="Province (2-digit) and commune (5-digit) codes; none with --clear.")] = None,
+    source: Annotated[list[str] | None, typer.Option(
+        help="Bind only these sources of the department (repeat).")] = None,
+    clear: Annotated[bool, typer.Option(help="Unbind (any commune).")] = False,
+) -> None:
+    """Bind a department (or some of its sources) to an area: readings for a commune
+    outside it are dead-lettered ``out_of_area`` (within 30 s in running workers)."""
+    import psycopg
+
+    from ioccore.settings import get_settings
+    from ioccore.source_registry import set_area
+
+    if clear == bool(codes):
+        typer.echo("error: give codes, or --clear", err=True)
+        raise typer.Exit(2)
+    with psycopg.connect(get_settings().database.conninfo(), autocommit=True) as conn:
+        try:
+            changed = set_area(conn, department, None if clear else codes,
+                               source_ids=source or ())
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    if not changed:
+        typer.echo(f"error: no such department or sources of {department}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{department}: area {'cleared' if clear else ','.join(codes or [])} "
+               f"({changed} row(s))")

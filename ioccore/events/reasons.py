@@ -48,6 +48,7 @@ class Reason(StrEnum):
     FORBIDDEN_FEED = "forbidden_feed"
     FORBIDDEN_SOURCE = "forbidden_source"
     UNREGISTERED_SOURCE = "unregistered_source"
+    OUT_OF_AREA = "out_of_area"
     # hostile input (issue 15)
     TOMBSTONE = "tombstone"
     MISSING_KEY = "missing_key"
@@ -101,6 +102,8 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.FORBIDDEN_SOURCE: "The source is registered to another department or feed.",
     Reason.UNREGISTERED_SOURCE: "The source is not registered and the department's "
                                 "automatic registration quota is used up.",
+    Reason.OUT_OF_AREA: "The reading's commune lies outside the area its source (or "
+                        "department) is bound to.",
     Reason.TOMBSTONE: "The Kafka message has no value (a tombstone); nothing to validate.",
     Reason.MISSING_KEY: "The Kafka message has no key; the key must be the source_id.",
     Reason.TOO_MANY_EVENTS: "A batch holds more events than the per-message cap.",
@@ -119,7 +122,8 @@ DESCRIPTIONS: dict[Reason, str] = {
 NOT_FROM_THE_VALIDATOR: frozenset[Reason] = frozenset({
     Reason.AMBIGUOUS_LEGACY_CODE, Reason.INTERNAL_ERROR, Reason.STORAGE_REJECTED,
     Reason.FORBIDDEN_DEPARTMENT, Reason.FORBIDDEN_FEED, Reason.FORBIDDEN_SOURCE,
-    Reason.UNREGISTERED_SOURCE, Reason.DUPLICATE_EVENT_ID, Reason.OVER_BUDGET})
+    Reason.UNREGISTERED_SOURCE, Reason.OUT_OF_AREA, Reason.DUPLICATE_EVENT_ID,
+    Reason.OVER_BUDGET})
 """Reasons given after validation: by the commune lookup (stage 1), when the validator
 itself fails or runs over its time budget (stage 1, gateway), when the database refuses
 a row (stage 2), the source registry's authorisation checks (gateway; stage 1 for

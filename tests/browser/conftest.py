@@ -8,6 +8,7 @@ copies for docs/console.md.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -16,9 +17,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +32,8 @@ from iocdev.supervise import free_port
 from iocdev.supervise import log_tail as tail
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from alerts import store
+from alerts.model import Transition
 from geo.reference import SOURCE, read_reference
 from geo.store import write_units
 from ioc.api.auth import create_key, ensure_department, settings_pepper
@@ -152,6 +156,7 @@ def console(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         with psycopg.connect(pipe.conninfo, autocommit=True) as conn:
             ensure_department(conn, "env", ["sensor"], "Sở Tài nguyên và Môi trường")
             ensure_department(conn, "transport", ["traffic"], "Sở Giao thông Vận tải")
+            ensure_department(conn, "home", ["service"], "Sở Nội vụ")  # three cards a row
         keys = {
             "admin": _key(pipe.conninfo, stack, "admin", "admin-trung-tam"),
             "operator": _key(pipe.conninfo, stack, "operator", "truc-ban-a"),
@@ -225,9 +230,9 @@ def axe_serious(page: Page) -> list[dict[str, Any]]:
     return [v for v in result if v["impact"] in ("serious", "critical")]
 
 
-def save(page: Page, out_dir: Path, name: str) -> Path:
+def save(page: Page, out_dir: Path, name: str, *, full_page: bool = False) -> Path:
     path = out_dir / f"{name}.png"
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 
@@ -239,3 +244,31 @@ def copy_to_docs(paths: list[Path]) -> None:
     docs.mkdir(parents=True, exist_ok=True)
     for p in paths:
         shutil.copy2(p, docs / p.name)
+
+
+def firing(fp: str, rule: str, commune: str, severity: str, province: str = "01") -> Transition:
+    """A transition to firing of one commune's alert, as the worker would store it."""
+    labels = {"alertname": rule, "commune_code": commune, "province_code": province,
+              "severity": severity, "team": "so-tnmt" if "pm" in rule else "ioc-ops"}
+    return Transition(fingerprint=fp, seq=1, rule_id=rule, kind="state",
+                      from_state="inactive", to_state="firing",
+                      at=datetime.now(UTC).replace(microsecond=0),
+                      severity=severity,  # type: ignore[arg-type]
+                      labels=labels, annotations={"summary_vi": f"{rule} tại {commune}",
+                                                  "summary_en": f"{rule} in {commune}"},
+                      value=123.0)
+
+
+def in_thread(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` on its own loop (Playwright's sync API holds this thread's loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()
+
+
+def persist(conninfo: str, transitions: list[Transition]) -> None:
+    """Store transitions through the alerts store (the test as the only writer)."""
+    async def go() -> None:
+        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+            for i in range(0, len(transitions), 1000):
+                await store.persist(conn, transitions[i:i + 1000], receivers=[])
+    in_thread(go())

@@ -6,14 +6,12 @@ happened meanwhile shows without a reload), and 5,000 active alerts render group
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +21,20 @@ from iocdev.sandbox import fresh_database
 from playwright.sync_api import Browser, expect
 
 from alerts import store
-from alerts.model import Transition
 from geo.reference import SOURCE, read_reference
 from geo.store import write_units
 from ioccore.settings import Settings
-from tests.browser.conftest import ApiProcess, _key, context, copy_to_docs, save, sign_in
+from tests.browser.conftest import (
+    ApiProcess,
+    _key,
+    context,
+    copy_to_docs,
+    firing,
+    in_thread,
+    persist,
+    save,
+    sign_in,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -67,32 +74,6 @@ def quiet(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             yield Quiet(api, keys, conninfo, codes)
         finally:
             api.stop()
-
-
-def firing(fp: str, rule: str, commune: str, severity: str) -> Transition:
-    labels = {"alertname": rule, "commune_code": commune, "province_code": "01",
-              "severity": severity, "team": "so-tnmt" if "pm" in rule else "ioc-ops"}
-    return Transition(fingerprint=fp, seq=1, rule_id=rule, kind="state",
-                      from_state="inactive", to_state="firing",
-                      at=datetime.now(UTC).replace(microsecond=0),
-                      severity=severity,  # type: ignore[arg-type]
-                      labels=labels, annotations={"summary_vi": f"{rule} tại {commune}",
-                                                  "summary_en": f"{rule} in {commune}"},
-                      value=123.0)
-
-
-def in_thread(coro: Coroutine[Any, Any, None]) -> None:
-    """Run ``coro`` on its own loop (Playwright's sync API holds this thread's loop)."""
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, coro).result()
-
-
-def persist(conninfo: str, transitions: list[Transition]) -> None:
-    async def go() -> None:
-        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-            for i in range(0, len(transitions), 1000):
-                await store.persist(conn, transitions[i:i + 1000], receivers=[])
-    in_thread(go())
 
 
 def acknowledge(conninfo: str, fp: str, actor: str, note: str) -> None:

@@ -5,9 +5,12 @@
 #   ioc_app      the application (member of ioc_writer: rows only, grants in 0015)
 #   ioc_grafana  Grafana (member of ioc_reader: SELECT on the dashboards' relations)
 set -euo pipefail
-psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
-     -v owner_pw="$IOC_DB_OWNER_PASSWORD" -v app_pw="$IOC_DB_APP_PASSWORD" \
-     -v grafana_pw="$IOC_DB_GRAFANA_PASSWORD" <<'SQL'
+# Passwords are read by psql from its environment (\getenv, psql 15), never from argv
+# (/proc/*/cmdline); :'var' quotes them as SQL literals.
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" <<'SQL'
+\getenv owner_pw IOC_DB_OWNER_PASSWORD
+\getenv app_pw IOC_DB_APP_PASSWORD
+\getenv grafana_pw IOC_DB_GRAFANA_PASSWORD
 CREATE ROLE ioc_writer NOLOGIN;
 CREATE ROLE ioc_reader NOLOGIN;
 CREATE ROLE ioc LOGIN NOSUPERUSER NOCREATEROLE PASSWORD :'owner_pw';

@@ -24,6 +24,9 @@ async def test_page_served_with_same_origin_headers(api_db: ApiDb) -> None:
         js = await c.get("/console/app.js")
         assert js.status_code == 200 and "javascript" in js.headers["content-type"]
         assert "http://" not in page.text and "https://" not in page.text
+        icon = await c.get("/favicon.ico")  # browsers ask the origin's root for it
+        assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+        assert icon.content[:4] == b"\x00\x00\x01\x00"
         for bad in ("/console/../pyproject.toml", "/console/%2e%2e/auth.py",
                     "/console/..%2fauth.py", "/console//etc/passwd"):
             assert (await c.get(bad)).status_code == 404, bad
@@ -57,14 +60,17 @@ async def test_board_preview_audit_and_series(api_db: ApiDb) -> None:
         board = (await c.get("/v1/console/board", headers=bearer(viewer))).json()
         assert board["as_of"] and not board["truncated"]
         assert fp in {a["fingerprint"] for a in board["alerts"]}
-        preview = (await c.post("/v1/console/silences/preview", headers=bearer(viewer),
+        # a preview is for whoever may create the silence (issue 24, finding 4)
+        assert (await c.post("/v1/console/silences/preview", headers=bearer(viewer),
+                             json={"matchers": ['severity="critical"']})).status_code == 403
+        preview = (await c.post("/v1/console/silences/preview", headers=bearer(operator),
                                 json={"matchers": ['commune_code="00004"',
                                                    'severity="critical"']})).json()
         assert fp in {a["fingerprint"] for a in preview["sample"]}
-        none = (await c.post("/v1/console/silences/preview", headers=bearer(viewer),
+        none = (await c.post("/v1/console/silences/preview", headers=bearer(operator),
                              json={"matchers": ['commune_code="99999"']})).json()
         assert none["count"] == 0
-        bad = await c.post("/v1/console/silences/preview", headers=bearer(viewer),
+        bad = await c.post("/v1/console/silences/preview", headers=bearer(operator),
                            json={"matchers": ["no operator here"]})
         assert bad.status_code == 400
         r = await c.post(f"/v1/alerts/{fp}/ack", headers=bearer(operator),

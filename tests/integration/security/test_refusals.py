@@ -244,9 +244,10 @@ def _dead_letters(pipe: Pipeline, expected: int
 def ownership_run(stack: Settings, tmp_path_factory: pytest.TempPathFactory
                   ) -> Iterator[OwnershipRun]:
     """A real worker, as a least-privileged worker principal, reading a department's own
-    topic: a registered source, a spoofed department, an unregistered source (quota 0)
-    and another department's source, whose predictable next event id it sends first
-    (issue 24, item 3: the owner's genuine event must still be stored)."""
+    topic: a registered source, a spoofed department, an unregistered source (quota 0),
+    another department's source, whose predictable next event id it sends first (issue
+    24, item 3: the owner's genuine event must still be stored), and a source bound to
+    commune 00004 reporting for 00004 and for 00008 (issue 24, finding 5)."""
     tag = uuid.uuid4().hex[:8]
     kafka = stack.kafka.model_copy(
         update={"department_topic_pattern": f"t{tag}.dept.{{department}}.{{feed}}.v1"})
@@ -255,10 +256,11 @@ def ownership_run(stack: Settings, tmp_path_factory: pytest.TempPathFactory
     cleanup = [made.principal]
     at = datetime.now(UTC) - timedelta(minutes=1)
 
-    def ev(event_id: str, source: str, dept: str = code) -> dict[str, Any]:
+    def ev(event_id: str, source: str, dept: str = code, commune: str = "00004"
+           ) -> dict[str, Any]:
         return envelope("sensor", event_id, source, at,
                         {"metric": "pm25", "value": 12.0, "unit": "ug/m3"},
-                        commune_code="00004", department=dept)
+                        commune_code=commune, department=dept)
 
     try:
         with pipeline(stack, Path(tmp_path_factory.mktemp("own"))) as pipe:
@@ -267,11 +269,15 @@ def ownership_run(stack: Settings, tmp_path_factory: pytest.TempPathFactory
                        (code, code, ["sensor"], ["sensor"]))
             pipe.query("INSERT INTO sources (source_id, department, feed, registration) "
                        "VALUES ('own-1', %s, 'sensor', 'explicit'), "
+                       "('own-area', %s, 'sensor', 'explicit'), "
                        "('other-1', 'other', 'sensor', 'explicit') RETURNING source_id",
-                       (code,))
+                       (code, code))
+            pipe.query("UPDATE sources SET area = ARRAY['00004'] WHERE source_id = "
+                       "'own-area' RETURNING source_id")
             events = [ev("ok-1", "own-1"), ev("spoof-1", "own-1", dept="other"),
                       ev("unreg-1", "never-registered"), ev("steal-1", "other-1"),
-                      ev("other-1-0800", "other-1")]
+                      ev("other-1-0800", "other-1"),
+                      ev("near-1", "own-area"), ev("far-1", "own-area", commune="00008")]
             p = producer(as_principal(kafka, made.principal, made.password))
             try:
                 for e in events:
@@ -289,13 +295,13 @@ def ownership_run(stack: Settings, tmp_path_factory: pytest.TempPathFactory
             pipe.start_worker(extra_env={
                 "IOC__KAFKA__DEPARTMENT_TOPIC_PATTERN": kafka.department_topic_pattern,
                 "IOC__KAFKA__SASL_USERNAME": worker, "IOC__KAFKA__SASL_PASSWORD": password})
-            pipe.wait_for("SELECT count(*) FROM sensor_readings", 1, timeout=120)
-            dead, publisher = _dead_letters(pipe, 4)
+            pipe.wait_for("SELECT count(*) FROM sensor_readings", 2, timeout=120)
+            dead, publisher = _dead_letters(pipe, 5)
             # the owner's genuine reading, with the id the other department sent first,
             # through the shared topic (as the gateway writes it)
             real = ev("other-1-0800", "other-1", dept="other")
             pipe.produce("sensor", [(b"other-1", json.dumps([real]).encode())])
-            pipe.wait_for("SELECT count(*) FROM sensor_readings", 2, timeout=120)
+            pipe.wait_for("SELECT count(*) FROM sensor_readings", 3, timeout=120)
             stored = {str(r[0]) for r in pipe.query("SELECT event_id FROM sensor_readings")}
             owner = pipe.query("SELECT department FROM sources WHERE source_id = "
                                "'never-registered'")
@@ -308,7 +314,13 @@ def ownership_run(stack: Settings, tmp_path_factory: pytest.TempPathFactory
 
 
 def test_registered_source_on_own_topic_is_stored(ownership_run: OwnershipRun) -> None:
-    assert ownership_run.stored == {"ok-1", "other-1-0800"}
+    assert ownership_run.stored == {"ok-1", "near-1", "other-1-0800"}
+
+
+def test_a_reading_outside_the_sources_area_is_dead_lettered(
+        ownership_run: OwnershipRun) -> None:
+    assert ownership_run.dead["far-1"] == "out_of_area"
+    assert "near-1" not in ownership_run.dead
 
 
 def test_a_refused_event_cannot_suppress_the_owners_event(ownership_run: OwnershipRun
@@ -344,7 +356,7 @@ def test_another_departments_source_is_dead_lettered(ownership_run: OwnershipRun
 def test_auto_registration_stops_at_the_quota(stack: Settings) -> None:
     import asyncio
 
-    from ioccore.registry import authorise
+    from ioccore.source_registry import authorise
 
     with fresh_database(stack, "ioc_sec") as (_, conninfo):
         with psycopg.connect(conninfo, autocommit=True) as conn:

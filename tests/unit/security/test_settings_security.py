@@ -46,9 +46,13 @@ def test_faust_and_kcat_get_the_same_credentials(tmp_path: Path) -> None:
     creds = faust_options(k)["broker_credentials"]
     assert (creds.username, creds.password, str(creds.mechanism.value)) == \
         ("u", "p", "SCRAM-SHA-512")
-    args = k.kcat_args()
-    assert "sasl.username=u" in args and "sasl.password=p" in args
-    assert "security.protocol=SASL_PLAINTEXT" in args
+    args = k.kcat_args(tmp_path / "kcat")
+    assert not any(a.rpartition("=")[2] == "p" or "password" in a for a in args)
+    config = Path(args[args.index("-F") + 1])
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert config.read_text().splitlines() == [
+        "security.protocol=SASL_PLAINTEXT", "sasl.mechanisms=SCRAM-SHA-512",
+        "sasl.username=u", "sasl.password=p"]
 
 
 def test_secrets_dir_follows_the_stack_home(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ from geo.index import CommuneIndex, index_from_reference
 from ioccore.events.reasons import Reason
 from ioccore.events.record import Record
 from ioccore.events.validate import Validator
-from ioccore.registry import Refusal
+from ioccore.source_registry import Refusal
 from streams.deadletters import DeadLetter
 from streams.stage1 import InMessage, Stage1, Stage1Output
 

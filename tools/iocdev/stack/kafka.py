@@ -160,14 +160,20 @@ class Kafka(Service):
             id_file.write_text(new_cluster_id() + "\n")
         admin = self.settings.kafka.principals.admin
         scram = f"SCRAM-SHA-512=[name={admin},password={self.secret(admin)}]"
-        argv = self.java("kafka.tools.StorageTool", "format", "-t",
-                         id_file.read_text().strip(), "-c", str(self.properties),
-                         "--add-scram", scram)
-        with self.log.open("ab") as out:
-            out.write(f"\n=== {' '.join(argv).replace(scram, '<admin scram>')}\n".encode())
-            out.flush()
-            code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, check=False).returncode
+        # the password goes through a 0600 java argument file, never argv (readable by
+        # anyone in /proc/<pid>/cmdline while the JVM starts): `java @file`
+        argfile = self.home / "format.args"
+        argv = format_argv(self.java("kafka.tools.StorageTool"), argfile, [
+            "format", "-t", id_file.read_text().strip(), "-c", str(self.properties),
+            "--add-scram", scram])
+        try:
+            with self.log.open("ab") as out:
+                out.write(f"\n=== {' '.join(argv)} (admin scram in the file)\n".encode())
+                out.flush()
+                code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, check=False).returncode
+        finally:
+            argfile.unlink(missing_ok=True)
         if code != 0:
             raise StackError(self.name, f"formatting the storage failed ({code})",
                              str(self.log))
@@ -242,3 +248,18 @@ def roundtrip(bootstrap: str, options: dict[str, object], timeout_s: float = 15.
     finally:
         consumer.close()
     return False
+
+
+def format_argv(java: list[str], argfile: Path, args: list[str]) -> list[str]:
+    """``java`` (options, then the main class last) with the main class and ``args``
+    moved into ``argfile`` (mode 0600): the java launcher expands ``@argfile`` in place,
+    so secrets among ``args`` never appear in the process's command line."""
+    *options, main = java
+
+    def quoted(arg: str) -> str:
+        return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    fd = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(quoted(a) for a in (main, *args)) + "\n")
+    return [*options, f"@{argfile}"]

@@ -11,13 +11,19 @@ Kafka topics). A row of ``sources`` is a registration. Sources are registered
 
 :func:`authorise` answers for a batch of (source, feed) claims in one transaction and
 returns the refusals with their reason codes (:class:`ioccore.events.reasons.Reason`).
+
+A department, or a single source, may be bound to an :class:`Area` (province and
+commune codes, migration 0047); :func:`areas` reads the area in effect for sources and
+:meth:`Area.refusal` says whether a reading's commune lies outside it (``out_of_area``).
+Stage 1 (``streams/area_scope.py``) and the gateway apply it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 
@@ -39,6 +45,65 @@ class Location:
     commune_code: str | None = None
     lat: float | None = None
     lon: float | None = None
+
+
+AREA_MAX_CODES: Final = 10_000
+"""Most codes one area lists (the province has far fewer communes)."""
+_AREA_CODE: Final = re.compile(r"\d{2}|\d{5}")
+
+
+@dataclass(frozen=True, slots=True)
+class Area:
+    """Where a source may report: province codes (2 digits) and commune codes (5)."""
+
+    provinces: frozenset[str]
+    communes: frozenset[str]
+
+    @classmethod
+    def of(cls, codes: Iterable[str]) -> Area:
+        """``ValueError`` for a code that is neither a province's nor a commune's."""
+        provinces: set[str] = set()
+        communes: set[str] = set()
+        for code in codes:
+            code = code.strip()
+            if not _AREA_CODE.fullmatch(code):
+                raise ValueError(f"not a province (2 digits) or commune (5 digits) code: "
+                                 f"{code[:20]!r}")
+            (provinces if len(code) == 2 else communes).add(code)
+        if not provinces and not communes:
+            raise ValueError("an area lists at least one code")
+        if len(provinces) + len(communes) > AREA_MAX_CODES:
+            raise ValueError(f"an area lists at most {AREA_MAX_CODES} codes")
+        return cls(frozenset(provinces), frozenset(communes))
+
+    def contains(self, commune_code: str, province_code: str) -> bool:
+        return commune_code in self.communes or province_code in self.provinces
+
+    def refusal(self, source_id: str, commune_code: str, province_code: str
+                ) -> Refusal | None:
+        """None when the reading lies inside; a reading of unknown place (commune
+        ``unassigned``) is outside every bound area: it cannot show it is inside."""
+        if self.contains(commune_code, province_code):
+            return None
+        return Refusal(Reason.OUT_OF_AREA, f"source {source_id!r} may not report for "
+                       f"commune {commune_code} (outside its registered area)")
+
+    def codes(self) -> list[str]:
+        return sorted(self.provinces | self.communes)
+
+
+_AREAS = ("SELECT s.source_id, coalesce(s.area, d.area) FROM sources s "
+          "LEFT JOIN departments d ON d.code = s.department WHERE s.source_id = ANY(%s)")
+
+
+async def areas(conn: psycopg.AsyncConnection[Any], source_ids: Sequence[str]
+                ) -> dict[str, Area | None]:
+    """The area in effect for each registered source (its own, else its department's;
+    None: unbound). Sources not in the registry are absent from the answer."""
+    if not source_ids:
+        return {}
+    cur = await conn.execute(_AREAS, (list(source_ids),))
+    return {str(r[0]): (Area.of(r[1]) if r[1] else None) for r in await cur.fetchall()}
 
 
 _OWNERS = ("SELECT source_id, department, feed FROM sources WHERE source_id = ANY(%s)")
@@ -168,6 +233,20 @@ def set_quota(conn: psycopg.Connection[Any], department: str, quota: int) -> boo
     cur = conn.execute("UPDATE departments SET source_quota = %s WHERE code = %s",
                        (quota, department))
     return cur.rowcount == 1
+
+
+def set_area(conn: psycopg.Connection[Any], department: str, codes: Sequence[str] | None,
+             *, source_ids: Sequence[str] = ()) -> int:
+    """Bind the department (or only ``source_ids`` of it) to an area; ``codes`` None
+    unbinds. Returns the rows changed (0: no such department or sources)."""
+    area = Area.of(codes).codes() if codes is not None else None
+    if source_ids:
+        cur = conn.execute("UPDATE sources SET area = %s WHERE department = %s "
+                           "AND source_id = ANY(%s)", (area, department, list(source_ids)))
+    else:
+        cur = conn.execute("UPDATE departments SET area = %s WHERE code = %s",
+                           (area, department))
+    return cur.rowcount
 
 
 def list_sources(conn: psycopg.Connection[Any], department: str | None = None
