@@ -41,6 +41,10 @@ _TOKEN = re.compile(rb'"(?:[^"\\]++|\\.)*+"|["\[\]{},]', re.S)
 """A whole string (matched in C, possessively: no backtracking), a lone ``"`` (a string
 that never closes) or one structural byte."""
 _CANDIDATE = re.compile(rb",[ \t\r\n]*\{")
+_PLAUSIBLE = re.compile(rb",[ \t\r\n]*\{(?:(?!,[ \t\r\n]*\{)[^}])*+\}")
+"""A restart point with a ``}`` before the next restart point (else its object cannot
+close in its window): found in C, so the hopeless ones cost no Python step. A failed
+attempt reads only up to the next restart point, so the search stays linear."""
 _SPACE = re.compile(rb"[ \t\r\n]*")
 
 _STEP = np.zeros(256, dtype=np.int8)
@@ -132,11 +136,11 @@ class _Splitter:
         self.deadline = deadline
         self.pieces: list[bytes] = []
         self.steps = 0
-        self.cands = _CANDIDATE.finditer(value, lo, hi)
+        self.cands = _PLAUSIBLE.finditer(value, lo, hi)
         self.next_c = self._candidate()
 
     def _candidate(self) -> int:
-        """Position of the next restart point's comma (``hi`` when there is none)."""
+        """Position of the next plausible restart point's comma (``hi``: none)."""
         m = next(self.cands, None)
         return self.hi if m is None else m.start()
 
@@ -202,9 +206,8 @@ class _Splitter:
             if separator and c == s:
                 continue
             o = self.value.index(b"{", c)
-            if self.value.find(b"}", o, self.next_c) < 0:  # cannot close in its window
-                continue
-            hit = self._object_at(o, self.next_c)
+            window = _CANDIDATE.search(self.value, o, self.hi)  # up to the next restart
+            hit = self._object_at(o, self.hi if window is None else window.start())
             if hit is None:
                 continue
             close, after = hit

@@ -61,6 +61,11 @@ RAW_KEEP_OVERSIZE: Final = 65_536
 MAX_EVENTS_PER_MESSAGE: Final = 5_000
 """Default cap on the elements of one batch message (``too_many_events`` above it)."""
 
+TINY: Final = 64
+"""Elements shorter than this cannot be an event (the smallest valid one is about 190
+bytes): their verdict depends on their bytes alone, so a batch repeating one diagnoses
+it once (runs of ``[1,1,...]`` or ``{}`` cost a dictionary look-up per element)."""
+
 RUN_COLLAPSE: Final = 10
 """A run of more consecutive rejected elements than this becomes one rejection."""
 
@@ -397,8 +402,22 @@ class Validator:
         if len(items) > self.max_events:
             rejections.append(self._too_many(value, len(items) if exact else None))
             return records, rejections
+        seen: dict[bytes, Rejection] = {}  # tiny elements: one diagnosis per spelling
         for i, raw in enumerate(items):
-            check(deadline)
+            if not i % 64:
+                check(deadline)
+            if len(raw) < TINY:
+                known = seen.get(raw)
+                if known is not None:
+                    rejections.append(Rejection(known.reason, known.message, raw, i,
+                                                known.source_id, known.event_id,
+                                                department=known.department))
+                    continue
+                before = len(rejections)
+                self._one(raw, i, now, expected_feed, records, rejections)
+                if len(rejections) > before and len(seen) < 4096:
+                    seen[raw] = rejections[-1]
+                continue
             self._one(raw, i, now, expected_feed, records, rejections)
         return records, rejections
 
