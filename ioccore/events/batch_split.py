@@ -37,9 +37,10 @@ def elements(value: bytes, max_items: int | None = None) -> list[bytes] | None:
 
 
 _WS = b" \t\r\n"
-_TOKEN = re.compile(rb'"(?:[^"\\]++|\\.)*+"|["\[\]{},]', re.S)
-"""A whole string (matched in C, possessively: no backtracking), a lone ``"`` (a string
-that never closes) or one structural byte."""
+_TOKEN = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[{]++|[\]}]++|[",]', re.S)
+"""A whole string (matched in C, possessively: no backtracking), a run of opening or of
+closing brackets (one step however deep the nesting), a lone ``"`` (a string that never
+closes) or a comma."""
 _CANDIDATE = re.compile(rb",[ \t\r\n]*\{")
 _PLAUSIBLE = re.compile(rb",[ \t\r\n]*\{(?:(?!,[ \t\r\n]*\{)[^}])*+\}")
 """A restart point with a ``}`` before the next restart point (else its object cannot
@@ -169,18 +170,17 @@ class _Splitter:
                     if restart is not None:
                         break
                 c = value[s]
-                if e - s > 1:  # a whole string
-                    continue
                 if c == 0x2C:  # ','
                     if depth == 0:
                         if self._emit(start, s):
                             return self.pieces
                         start = s + 1
                 elif c in _OPEN:
-                    depth += 1
+                    depth += e - s
                 elif c in _CLOSE:
-                    if depth:
-                        depth -= 1
+                    depth = max(0, depth - (e - s))
+                elif e - s > 1:  # a whole string
+                    continue
                 else:  # a lone '"': the rest is a string that never closes
                     restart = self._restarts(s, hi, False, start)
                     if restart is None:
@@ -227,20 +227,20 @@ class _Splitter:
         for m in _TOKEN.finditer(value, o, until):
             self._tick()
             s, e = m.span()
-            if e - s > 1:
-                continue
             c = value[s]
             if c in _OPEN:
-                depth += 1
+                depth += e - s
             elif c in _CLOSE:
-                depth -= 1
-                if depth == 0:
-                    after = _SPACE.match(value, e, self.hi)
-                    nxt = after.end() if after is not None else e
-                    if nxt < self.hi and value[nxt] != 0x2C:
-                        return None
-                    return (s, nxt) if _parses_as_object(value[o:e]) else None
-            elif c == 0x22:  # a string that does not close before ``until``
+                if depth > e - s:
+                    depth -= e - s
+                    continue
+                close = s + depth - 1  # the byte that closes the object
+                after = _SPACE.match(value, close + 1, self.hi)
+                nxt = after.end() if after is not None else close + 1
+                if nxt < self.hi and value[nxt] != 0x2C:
+                    return None
+                return (close, nxt) if _parses_as_object(value[o:close + 1]) else None
+            elif c == 0x22 and e - s == 1:  # a string that does not close before ``until``
                 return None
         return None
 
