@@ -81,7 +81,8 @@ class Transition:
     receiver: str | None = None
     """Escalation target named by the rule (``escalate`` transitions only)."""
     since: datetime | None = None
-    """When the current firing episode started (Alertmanager's ``startsAt``)."""
+    """When the current firing episode started (annotation ``since`` in Alertmanager,
+    and ``startsAt`` of the resolution; alerts/alertmanager.py)."""
     replaces: Mapping[str, str] | None = None
     """``escalate`` only: the labels before escalation (Alertmanager closes that alert)."""
     backfilled: bool = False

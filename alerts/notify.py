@@ -38,8 +38,9 @@ def receivers_for(settings: Settings) -> list[Receiver]:
 
 
 def generator_url(settings: Settings) -> str:
-    """Where a notification links back to (the API's alerts; the fingerprint is added)."""
-    return f"http://{settings.api.host}:{settings.api.port}/v1/alerts"
+    """Where a notification links back to (the API's alerts; the fingerprint is added);
+    ``api.public_url`` when people reach the API at another address."""
+    return settings.public_url() + alertmanager.ALERTS_PATH
 
 
 @dataclass(frozen=True, slots=True)

@@ -191,7 +191,7 @@ class OutboxDelivery:
         states = await store.active_for_resend(conn)
         silences = await store.active_silences(conn, at)
         alerts = [active_alert(a.fingerprint, a.labels, a.annotations,
-                               a.firing_at or a.started_at or at, self.generator_url)
+                               a.firing_at or a.started_at or at, self.generator_url, now=at)
                   for a in states if silenced_by(a.labels, silences, at) is None]
         for start in range(0, len(alerts), 500):
             await self.alertmanager.post(alerts[start:start + 500])

@@ -38,12 +38,14 @@ from ioccore.events.record import FEEDS
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+OWNER = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+"""A department code (``departments.code``) as a rule's ``owner``."""
 RESERVED_LABELS = frozenset({"alertname", "severity", "commune_code", "province_code",
                              "source_id", "feed", "department", "escalated", "receiver"})
 MAX_WINDOW = timedelta(days=7)
 
 _COMMON = {"id", "kind", "severity", "labels", "annotations", "for", "keep_firing_for",
-           "renotify_every", "escalate", "description"}
+           "renotify_every", "escalate", "description", "owner"}
 _COMPARED = {"op", "threshold", "clear", "scope", "window", "overrides", "feed"}
 _KEYS = {
     "threshold": _COMMON | _COMPARED | {"metric", "aggregate", "min_count", "when"},
@@ -190,6 +192,13 @@ def _parse_rule(r: Reader, node: yaml.Node, group: str) -> Rule | KpiTargetRule 
                 r.error(raw["labels"], f"{where}.labels: {key!r} is not a usable label name "
                                        f"(reserved: {', '.join(sorted(RESERVED_LABELS))})")
         common["labels"] = labels
+    if "owner" in raw:  # the owning department: label `department`, routed by Alertmanager
+        owner = r.string(raw["owner"], f"{where}.owner")
+        if owner is not None and not OWNER.match(owner):
+            r.error(raw["owner"], f"{where}.owner: {owner!r} is not a department code "
+                                  "([a-z0-9][a-z0-9-]*, at most 63 characters)")
+        elif owner is not None:
+            common["labels"] = {**common.get("labels", {}), "department": owner}
     common["annotations"] = _annotations(r, raw, node, where)
     for key, attr in (("for", "for_"), ("keep_firing_for", "keep_firing_for")):
         if key in raw:

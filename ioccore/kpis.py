@@ -115,7 +115,12 @@ _TARGET_SQL: Final = ",\n".join(
     f"nullif(g.tier, 'all'), g.period) AS target_{k.id}" for k in KPIS)
 
 
-def counts_query(by_province: bool) -> str:
+KpiSource = Literal["kpi_daily", "fed_kpi_daily"]
+"""Where day rows come from: a province's own (``kpi_daily``) or, at the nation, what the
+provinces published (``fed_kpi_daily``, the same columns; docs/federation.md)."""
+
+
+def counts_query(by_province: bool, source: KpiSource = "kpi_daily") -> str:
     """Counts per period and tier (and per province with ``by_province``), with the
     rolled-up rows (tier ``all``; province ``NULL``) from GROUPING SETS."""
     sets = ("(period, province_code, tier), (period, province_code), (period, tier), (period)"
@@ -126,7 +131,7 @@ def counts_query(by_province: bool) -> str:
 WITH f AS (
     SELECT date_trunc(%(grain)s, day::timestamp)::date AS period, province_code, tier,
            {", ".join(COUNTS)}
-    FROM kpi_daily
+    FROM {source}
     WHERE day >= %(t0)s::date AND day < %(t1)s::date
       AND received + resolved + paid_fee_bearing > 0  -- rows a dossier moved away from
       AND (%(province)s::text IS NULL OR province_code = %(province)s::text)
@@ -149,10 +154,11 @@ FROM g ORDER BY g.period, g.province_code NULLS FIRST, g.tier
 
 async def fetch_counts(conn: psycopg.AsyncConnection[Any], *, grain: Grain, start: date,
                        end: date, province: str | None = None, commune: str | None = None,
-                       by_province: bool = False) -> list[CountRow]:
+                       by_province: bool = False, source: KpiSource = "kpi_daily"
+                       ) -> list[CountRow]:
     """Counts for the periods starting in [start, end) (whole periods: ``start`` and
     ``end`` must be period starts). Filters: ``province``, ``commune``."""
-    cur = await conn.execute(counts_query(by_province).encode(), {
+    cur = await conn.execute(counts_query(by_province, source).encode(), {
         "grain": grain, "t0": start, "t1": end, "province": province, "commune": commune})
     names = [d.name for d in cur.description or ()]
     rows: list[CountRow] = []

@@ -12,7 +12,7 @@ import ssl
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from psycopg.conninfo import make_conninfo
 from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
@@ -278,6 +278,9 @@ class ApiSettings(_Section):
     metrics_token: SecretStr | None = None
     """IOC__API__METRICS_TOKEN: /metrics needs it as bearer; unset: loopback clients only."""
     console_tile_url: str | None = None  # optional map tiles for /console ({z}/{x}/{y})
+    public_url: str | None = None
+    """Where people reach this API and its console (links in notifications, e.g.
+    ``https://ioc.example.gov.vn``); unset: ``http://<host>:<port>``."""
     backpressure: BackpressureSettings = BackpressureSettings()
 
 
@@ -351,6 +354,45 @@ class AlertSettings(_Section):
     webhook_previous_secret: SecretStr | None = None
     """During a rotation: the old secret, still signed with (second signature)."""
     webhook_previous_key_id: str | None = None
+    receiver_tokens_dir: Path | None = None
+    """Bearer tokens Alertmanager's webhook receivers present to
+    ``/v1/alertmanager/webhook/<receiver>``, one file ``<receiver>.token`` each; unset:
+    ``<stack home>/secrets/alertmanager`` (the local stack writes them)."""
+
+
+class MailSettings(_Section):
+    """E-mail notifications, sent by Alertmanager's email receivers (docs/alerts.md).
+
+    The local stack runs Mailpit on ``stack.host`` (SMTP ``smtp_port``, web inbox and
+    HTTP API ``web_port``); production sends through the province's relay."""
+
+    smtp_port: int = 11025
+    web_port: int = 18025
+    smarthost: str | None = None
+    """``host:port`` Alertmanager hands mail to (IOC__MAIL__SMARTHOST); unset: the local
+    Mailpit."""
+    from_address: str = "ioc-canhbao@ioc.local"
+    require_tls: bool = False
+    """STARTTLS to the smarthost (a relay outside the host must say true)."""
+
+
+class FederationSettings(_Section):
+    """Province or nation (docs/federation.md). A province publishes its summaries to
+    ``topic``; the nation reads every province's replicated copy of it."""
+
+    role: Literal["province", "national"] = "province"
+    enabled: bool = False
+    """A province publishes only when enabled (``ioc federation publish``)."""
+    province_code: str | None = None
+    """This province's two-digit code (a province's records all carry it)."""
+    topic: str = "ioc.federation.v1"
+    publish_every_s: float = 2.0
+    snapshot_every_s: float = 30.0
+    batch_keys: int = 5000
+    origins: dict[str, str] = {}
+    """National: MirrorMaker's source alias -> province code. A record is accepted only
+    from the replicated topic of the province it names (``<alias>.<topic>``)."""
+    ingest_group: str = "ioc-national-federation"
 
 
 def config_file() -> Path:
@@ -375,6 +417,8 @@ class Settings(BaseSettings):
     stream: StreamSettings = StreamSettings()
     geo: GeoSettings = GeoSettings()
     alerts: AlertSettings = AlertSettings()
+    federation: FederationSettings = FederationSettings()
+    mail: MailSettings = MailSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -406,6 +450,19 @@ class Settings(BaseSettings):
     def resolve(self, path: Path) -> Path:
         """A configured relative path, resolved against the project checkout."""
         return path if path.is_absolute() else ROOT / path
+
+    def receiver_tokens_dir(self) -> Path:
+        """Where the Alertmanager webhook receivers' bearer tokens are (resolved)."""
+        return self.resolve(self.alerts.receiver_tokens_dir
+                            or self.stack.root / "secrets" / "alertmanager")
+
+    def smarthost(self) -> str:
+        """Where Alertmanager sends mail: ``mail.smarthost``, else the local Mailpit."""
+        return self.mail.smarthost or f"{self.stack.host}:{self.mail.smtp_port}"
+
+    def public_url(self) -> str:
+        """The base of links in notifications (``api.public_url`` or the API's address)."""
+        return (self.api.public_url or f"http://{self.api.host}:{self.api.port}").rstrip("/")
 
     def faust_data_dir(self) -> Path:
         """Where faust keeps its per-app folders (``stream.data_dir``, resolved)."""

@@ -17,11 +17,13 @@ from fastapi.responses import JSONResponse
 
 from ioc.api import (
     alert_stream,
+    alertmanager_hook,
     alerts,
     audit,
     console,
     console_data,
     console_feeds,
+    federation,
     geojson,
     health,
     ingest,
@@ -45,6 +47,8 @@ HTTP API of the provincial Intelligent Operations Center.
 * **Operator API** — alerts, acknowledgements, silences, a live stream
   (viewer, operator and admin keys).
 * **Map** — `GET /v1/geo/communes`, a GeoJSON layer of communes with their state.
+* **Alertmanager receivers** — `POST /v1/alertmanager/webhook/{receiver}` records the
+  notifications Alertmanager routed (the receiver's bearer token).
 
 Authenticate with `Authorization: Bearer <key>`; keys are issued with
 `ioc api keys create`. See docs/api.md; this schema is at `/openapi.json`.
@@ -90,6 +94,8 @@ def create_app(settings: Settings | None = None, *,
         app.include_router(part.router)
     app.include_router(geojson.router)
     app.include_router(kpis.router)
+    app.include_router(federation.router)
+    app.include_router(alertmanager_hook.router)
     for part in (console_data, console_feeds, console):  # the operator console
         app.include_router(part.router)
     app.add_middleware(BodyLimit, ingest_limit=cfg.api.max_body_bytes,

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Query
 
-from ioc.api.deps import ResourcesDep, ViewerKey
+from ioc.api.deps import Resources, ResourcesDep, ViewerKey
 from ioc.api.errors import BadRequestError
 from ioccore import kpis
 from ioccore.kpis import KPI_IDS, Grain
@@ -22,6 +22,11 @@ router = APIRouter(tags=["kpis"])
 ProvinceQ = Annotated[str | None, Query(pattern=r"^\d{2}$", description="e.g. 01")]
 CommuneQ = Annotated[str | None, Query(pattern=r"^\d{5}$", description="e.g. 00004")]
 GrainQ = Annotated[Grain, Query(description="day, week (ISO, from Monday) or month")]
+
+
+def _source(res: Resources) -> kpis.KpiSource:
+    """The nation reads what the provinces published; a province its own rows."""
+    return "fed_kpi_daily" if res.settings.federation.role == "national" else "kpi_daily"
 
 
 def _bad(message: str) -> BadRequestError:
@@ -62,7 +67,7 @@ async def kpi_series(
             province = row[0] if row else None
         rows = await kpis.fetch_counts(
             conn, grain=grain, start=kpis.previous_period(start, grain), end=end,
-            province=province, commune=commune)
+            province=province, commune=commune, source=_source(res))
     values = kpis.with_previous(rows, grain)
     periods = [
         {"period": p.isoformat(), "tier": tier,
@@ -91,7 +96,8 @@ async def national(
     async with res.pool.connection() as conn:
         rows = await kpis.fetch_counts(conn, grain=grain,
                                        start=kpis.previous_period(start, grain),
-                                       end=kpis.next_period(start, grain), by_province=True)
+                                       end=kpis.next_period(start, grain), by_province=True,
+                                       source=_source(res))
         names = await (await conn.execute(
             "SELECT province_code, province_name FROM current_provinces")).fetchall()
     values = kpis.with_previous(rows, grain)

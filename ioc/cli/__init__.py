@@ -12,7 +12,20 @@ from importlib.metadata import entry_points
 
 import typer
 
-from ioc.cli import agencies, alerts, apikeys, db, geo, kafka, kpis, rules, run, sources, topics
+from ioc.cli import (
+    agencies,
+    alerts,
+    apikeys,
+    db,
+    federation,
+    geo,
+    kafka,
+    kpis,
+    rules,
+    run,
+    sources,
+    topics,
+)
 
 HELP = ("IOC event-processing backend: workers, HTTP API, database, topics, boundaries, "
         "alert rules and operator actions.")
@@ -27,6 +40,8 @@ app.add_typer(agencies.app, name="agencies", help="Agency registry (tiers of the
 app.add_typer(kpis.app, name="kpis", help="Public-service KPI targets.")
 app.add_typer(rules.app, name="rules", help="Alert rule files: check and unit-test.")
 app.add_typer(alerts.app, name="alerts", help="Operator actions on alerts.")
+app.add_typer(federation.app, name="federation",
+             help="Provinces to the nation: publish, ingest, status.")
 app.command("worker")(run.worker)
 api_app = typer.Typer(invoke_without_command=True, help="HTTP API server and its keys.")
 api_app.callback(invoke_without_command=True)(run.api)

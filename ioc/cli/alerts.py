@@ -187,3 +187,31 @@ def silence_expire(silence_id: int, by: By) -> None:
     except AlertsError as exc:
         raise _fail(exc) from exc
     typer.echo(f"silence {s.id} expired by {by}")
+
+
+@app.command("receiver-tokens")
+def receiver_tokens(
+    config: Annotated[str, typer.Option(help="Alertmanager's configuration file.")],
+    directory: Annotated[str | None, typer.Option(
+        "--dir", help="Where the tokens go; default alerts.receiver_tokens_dir.")] = None,
+    shared: Annotated[bool, typer.Option(help="Mode 0644 instead of 0600: for a private "
+                                         "volume that Alertmanager and the API, running "
+                                         "as different users, both mount (compose).")
+                      ] = False,
+) -> None:
+    """Write a bearer token for every webhook receiver of CONFIG that has none."""
+    from pathlib import Path
+
+    import yaml
+
+    from alerts.receiver_tokens import ensure_tokens, token_path, webhook_receivers
+    from ioccore.settings import get_settings
+
+    target = Path(directory) if directory else get_settings().receiver_tokens_dir()
+    names = sorted({w.receiver for w in webhook_receivers(
+        yaml.safe_load(Path(config).read_text()))})
+    made = ensure_tokens(target, names)
+    if shared:
+        for name in names:
+            token_path(target, name).chmod(0o644)
+    typer.echo(f"{len(made)} token(s) written, {len(names) - len(made)} kept, in {target}")

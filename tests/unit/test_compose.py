@@ -86,8 +86,10 @@ def test_host_ports_equal_the_configured_ports(compose: dict[str, Any],
     }
     for name, port in expected.items():
         assert port in _published(services[name]).values(), (name, port)
+    mail = {settings.mail.smtp_port, settings.mail.web_port}  # Mailpit: SMTP, web inbox
+    assert set(_published(services["mailpit"]).values()) == mail
     published_anywhere = {p for s in services.values() for p in _published(s).values()}
-    assert published_anywhere == set(expected.values())
+    assert published_anywhere == set(expected.values()) | mail
 
 
 def _env(service: dict[str, Any]) -> dict[str, str]:
@@ -180,8 +182,11 @@ def test_local_prometheus_scrapes_the_configured_ports(settings: Settings) -> No
 
 def test_alertmanager_webhook_points_at_the_api(settings: Settings) -> None:
     local = yaml.safe_load((ROOT / "config/alertmanager/alertmanager.yml").read_text())
-    urls = [w["url"] for r in local["receivers"] for w in r.get("webhook_configs", [])]
-    assert urls == [f"http://{settings.api.host}:{settings.api.port}/v1/alertmanager/webhook"]
+    hooks = [(r["name"], w["url"]) for r in local["receivers"]
+             for w in r.get("webhook_configs", [])]
+    base = f"http://{settings.api.host}:{settings.api.port}/v1/alertmanager/webhook"
+    assert hooks and all(url == f"{base}/{name}" for name, url in hooks)
+    assert local["global"]["smtp_smarthost"] == f"{settings.stack.host}:{settings.mail.smtp_port}"
 
 
 def test_kafka_template_follows_the_settings(settings: Settings) -> None:

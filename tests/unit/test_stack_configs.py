@@ -33,4 +33,6 @@ def test_rendered_configs_use_the_ports_of_the_settings(tmp_path: Path) -> None:
     assert all(Path(f).is_absolute() for f in prom["rule_files"])
     am = Alertmanager(settings, layout).render()
     urls = [h["url"] for r in am["receivers"] for h in r.get("webhook_configs", [])]
-    assert urls == ["http://127.0.0.1:41080/v1/alertmanager/webhook"]
+    assert urls and all(u.startswith("http://127.0.0.1:41080/v1/alertmanager/webhook/")
+                        for u in urls)
+    assert am["global"]["smtp_smarthost"] == f"127.0.0.1:{settings.mail.smtp_port}"

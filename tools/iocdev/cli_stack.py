@@ -12,7 +12,7 @@ app = typer.Typer(no_args_is_help=True)
 Only = Annotated[
     list[str] | None,
     typer.Option("--only", help="Limit to this service (repeatable): kafka, postgres, "
-                 "prometheus, alertmanager."),
+                 "prometheus, mailpit, alertmanager."),
 ]
 
 

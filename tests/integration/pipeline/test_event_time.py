@@ -3,7 +3,8 @@ travels, the rollups, KPI shares and alert timelines are the ones written here.
 
 1. A sensor episode inside a backlog: the episode that opened and closed inside it is
    stored with its event times and backfilled (never paged); the one still open at the
-   end of the backlog is paged at once with startsAt at its event-time start.
+   end of the backlog is paged at once (after group_wait), its event-time start
+   in the annotation `since`.
 2. Hourly uploads: the same readings in two uploads give the same timeline as (1)'s
    closed episode, at the same event times.
 3. Service events synced 20 minutes late beside sensors reporting up to now: counted in
@@ -71,7 +72,10 @@ def test_a_sensor_episode_in_a_backlog(pipe: Pipeline, tmp_path: Path) -> None:
     assert len(sent) == 1
     (alert,) = sent[0][0]["alerts"]
     assert alert["labels"]["commune_code"] == "00008"
-    assert datetime.fromisoformat(alert["startsAt"]) == t0 + 23 * M
+    # its event-time start travels as `since`; startsAt is when it was posted, so that
+    # Alertmanager's group_wait applies (alerts/alertmanager.py)
+    assert datetime.fromisoformat(alert["annotations"]["since"]) == t0 + 23 * M
+    assert datetime.fromisoformat(alert["startsAt"]) > t0 + 23 * M
     # the rollups hold every reading, a GROUP BY over the raw rows
     assert pipe.query("SELECT commune_code, count(*), sum(count) FROM rollup_1m"
                       " GROUP BY 1 ORDER BY 1") == [("00004", 30, 30), ("00008", 30, 30)]

@@ -38,6 +38,8 @@ def chaos_settings(base: Settings, *, home: Path = DEFAULT_HOME,
         "alertmanager": base.alertmanager.model_copy(update={"port": port_base + 93}),
         "stream": base.stream.model_copy(update={"worker_web_port": port_base + 100}),
         "api": base.api.model_copy(update={"port": port_base + 80}),
+        "mail": base.mail.model_copy(update={"smtp_port": port_base + 25,
+                                             "web_port": port_base + 26}),
     })
 
 
@@ -52,11 +54,22 @@ def _seed_kafka_jars(target: Settings, source: Settings) -> None:
     shutil.copytree(have, libs, symlinks=True)
 
 
+def _seed_mailpit(target: Settings, source: Settings) -> None:
+    """Copy the Mailpit build of ``source``'s stack, so a new chaos home does not
+    build it again."""
+    have = source.stack.root / "mailpit" / "bin"
+    bin_dir = target.stack.root / "mailpit" / "bin"
+    if bin_dir.exists() or not (have / "mailpit").exists():
+        return
+    shutil.copytree(have, bin_dir)
+
+
 def up(settings: Settings, *, seed_from: Settings | None = None,
        echo: Callable[[str], None] = print) -> list[str]:
     """Bring the chaos stack up (idempotent); the services this call had to start."""
     if seed_from is not None:
         _seed_kafka_jars(settings, seed_from)
+        _seed_mailpit(settings, seed_from)
     before = {row.name for row in manager.status(settings) if row.pid is not None}
     manager.up(settings, echo=echo)
     return [name for name in manager.SERVICES if name not in before]

@@ -2,7 +2,7 @@
 
 ``ioc stack up`` installs what is missing (Debian packages, a TimescaleDB build, the
 Kafka jars) and starts Kafka (KRaft), PostgreSQL 15 with TimescaleDB and PostGIS,
-Prometheus and Alertmanager on loopback. Everything lives under the git-ignored
+Prometheus, Mailpit (SMTP) and Alertmanager on loopback. Everything lives under the git-ignored
 ``Settings.stack.root`` folder (``.stack/``)::
 
     .stack/
@@ -11,6 +11,7 @@ Prometheus and Alertmanager on loopback. Everything lives under the git-ignored
       kafka/                 pom.xml, libs/ (jars), server.properties, data/
       postgres/data/         the cluster (owned by the ``postgres`` OS user under root)
       prometheus/data/  alertmanager/data/
+      mailpit/               the Mailpit build (bin/), its Go caches, mailpit.db
       build/timescaledb/     the TimescaleDB source build
       m2/                    Maven's local repository
 

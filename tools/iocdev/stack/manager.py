@@ -1,4 +1,4 @@
-"""``up``, ``down`` and ``status`` over the four local services."""
+"""``up``, ``down`` and ``status`` over the local services."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from iocdev import supervise
 from iocdev.stack import apt
 from iocdev.stack.kafka import Kafka
 from iocdev.stack.layout import Layout
+from iocdev.stack.mailpit import Mailpit
 from iocdev.stack.postgres import Postgres
 from iocdev.stack.prometheus import Alertmanager, Prometheus
 from iocdev.stack.ready import port_open
 from iocdev.stack.service import Service
 
-SERVICES: tuple[str, ...] = ("kafka", "postgres", "prometheus", "alertmanager")
+SERVICES: tuple[str, ...] = ("kafka", "postgres", "prometheus", "mailpit", "alertmanager")
 """Start order; ``down`` stops in reverse."""
 
 Echo = Callable[[str], None]
@@ -45,7 +46,7 @@ def services(settings: Settings, only: Sequence[str] = ()) -> list[Service]:
         raise StackError(",".join(unknown), f"unknown service; choose from {SERVICES}")
     layout = Layout.from_settings(settings)
     classes: dict[str, type[Service]] = {"kafka": Kafka, "postgres": Postgres,
-                                         "prometheus": Prometheus,
+                                         "prometheus": Prometheus, "mailpit": Mailpit,
                                          "alertmanager": Alertmanager}
     return [classes[name](settings, layout) for name in SERVICES if not only or name in only]
 

@@ -14,7 +14,9 @@ from typing import Any
 
 import yaml
 
+from alerts.receiver_tokens import ensure_tokens, token_path, webhook_receivers
 from ioccore.errors import StackError
+from ioccore.settings import Settings
 from iocdev.stack.ready import http_ok
 from iocdev.stack.service import Service
 
@@ -98,19 +100,16 @@ class Alertmanager(_HttpService):
         return str(self.home / "alertmanager.yml")
 
     def render(self) -> dict[str, Any]:
-        """config/alertmanager/alertmanager.yml with the API's webhook on these settings."""
-        source = self.layout.config / "alertmanager" / "alertmanager.yml"
-        config: dict[str, Any] = yaml.safe_load(source.read_text())
-        api = self.settings.api
-        for receiver in config.get("receivers", []):
-            for hook in receiver.get("webhook_configs", []):
-                path = hook["url"].split("/", 3)[3] if hook["url"].count("/") >= 3 else ""
-                hook["url"] = f"http://{api.host}:{api.port}/{path}"
-        return config
+        """config/alertmanager/alertmanager.yml for these settings: :func:`render_alertmanager`."""
+        return render_alertmanager(self.layout.config / "alertmanager" / "alertmanager.yml",
+                                   self.settings)
 
     def prepare(self) -> None:
         (self.home / "data").mkdir(parents=True, exist_ok=True)
-        Path(self.config_file).write_text(yaml.safe_dump(self.render(), sort_keys=False))
+        config = self.render()
+        ensure_tokens(self.settings.receiver_tokens_dir(),
+                      sorted({w.receiver for w in webhook_receivers(config)}))
+        Path(self.config_file).write_text(yaml.safe_dump(config, sort_keys=False))
         self.check_tool = ("amtool", "check-config", self.config_file)
         self.check_config()
 
@@ -119,3 +118,28 @@ class Alertmanager(_HttpService):
                 f"--storage.path={self.home / 'data'}",
                 f"--web.listen-address={self.host}:{self.port}",
                 "--cluster.listen-address="]
+
+
+def render_alertmanager(source: Path, settings: Settings, *, api_url: str | None = None,
+                        smarthost: str | None = None,
+                        tokens_dir: Path | None = None) -> dict[str, Any]:
+    """An Alertmanager configuration file made runnable anywhere: the smarthost and
+    sender from ``mail``, every webhook URL on the API of ``settings`` (or ``api_url``),
+    the templates and each receiver's token file (``<receiver>.token`` in the receiver
+    tokens folder) as absolute paths. The routing tree is left exactly as written."""
+    config: dict[str, Any] = yaml.safe_load(source.read_text())
+    api = (api_url or f"http://{settings.api.host}:{settings.api.port}").rstrip("/")
+    tokens = tokens_dir or settings.receiver_tokens_dir()
+    glob = config.setdefault("global", {})
+    glob["smtp_smarthost"] = smarthost or settings.smarthost()
+    glob["smtp_from"] = settings.mail.from_address
+    glob["smtp_require_tls"] = settings.mail.require_tls
+    config["templates"] = [str(source.parent / t) for t in config.get("templates", [])]
+    for receiver in config.get("receivers", []):
+        for hook in receiver.get("webhook_configs", []):
+            path = hook["url"].split("/", 3)[3] if hook["url"].count("/") >= 3 else ""
+            hook["url"] = f"{api}/{path}"
+            auth = hook.get("http_config", {}).get("authorization")
+            if auth and "credentials_file" in auth:
+                auth["credentials_file"] = str(token_path(tokens, receiver["name"]))
+    return config
