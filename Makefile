@@ -6,7 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser stack-up stack-down stack-status test lint lock chaos bench demo fuzz bench-api
+.PHONY: setup browser stack-up stack-down stack-status test unit unit-py unit-versions lint \
+	lock chaos chaos-down bench demo fuzz bench-api
 
 # The virtual environment with the project and its dev tools; redone when
 # pyproject.toml changes.
@@ -39,15 +40,55 @@ stack-down: setup
 stack-status: setup
 	$(BIN)/ioc stack status
 
-# Lint first (fail fast: seconds, before any service starts), then all tests against
-# the real local stack. The stack keeps running afterwards (the next run reuses it)
-# unless CI=true: then it is stopped whatever the outcome, and pytest's exit code is kept.
-test: lint
+# Fail fast before any service starts: lint, then the quick unit tests on Python 3.11
+# and on the other supported versions (3.12, 3.13); then every other test (the slow unit
+# tests among them) against the real local stack: the full suite thus runs on 3.11. The stack keeps running afterwards (the
+# next run reuses it) unless CI=true: then it is stopped whatever the outcome, and
+# pytest's exit code is kept.
+test: lint unit unit-versions
 	@set +e; \
 	$(BIN)/ioc stack up; rc=$$?; \
-	if [ $$rc -eq 0 ]; then $(BIN)/pytest; rc=$$?; fi; \
+	if [ $$rc -eq 0 ]; then $(BIN)/pytest -m "not unit or slow"; rc=$$?; fi; \
 	if [ "$${CI:-}" = "true" ]; then $(BIN)/ioc stack down; fi; \
 	exit $$rc
+
+# The quick check: tests/unit (marked `unit` by tests/conftest.py): pure logic, no
+# services, no network, under a minute; its few `slow` tests (simulated days) are left
+# to `make test`.
+UNIT_MARKERS = unit and not slow
+unit: setup
+	$(BIN)/pytest -m "$(UNIT_MARKERS)" -q tests/unit
+
+# `make unit` on another Python, in a venv of its own (.venv-<version>, redone when
+# pyproject.toml changes): PY=python3.12 or PY=python3.13. An interpreter that is not on
+# PATH is taken from pyenv's versions folder.
+PY ?= python3.13
+PYV = $(patsubst python%,%,$(notdir $(PY)))
+PYVENV = .venv-$(PYV)
+unit-py:
+	@py=$$(command -v $(PY) 2>/dev/null); \
+	if [ -z "$$py" ] || ! "$$py" -c '' 2>/dev/null; then \
+	  py=$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$(PYV).*/bin/$(PY) 2>/dev/null \
+	        | sort -V | tail -n 1); fi; \
+	if [ -z "$$py" ]; then \
+	  echo "unit-py: $(PY) not found (on PATH or under pyenv)"; \
+	  if [ "$${MISSING_OK:-}" = "1" ]; then exit 0; else exit 1; fi; fi; \
+	test -x $(PYVENV)/bin/python || "$$py" -m venv $(PYVENV) || exit 1; \
+	if [ ! -f $(PYVENV)/.installed ] || [ pyproject.toml -nt $(PYVENV)/.installed ] \
+	    || [ tools/pyproject.toml -nt $(PYVENV)/.installed ]; then \
+	  $(PYVENV)/bin/python -m pip install -q --upgrade pip && \
+	  $(PYVENV)/bin/python -m pip install -q -e '.[dev]' -e tools && \
+	  touch $(PYVENV)/.installed || exit 1; fi; \
+	echo "unit tests on $$($(PYVENV)/bin/python --version)"; \
+	$(PYVENV)/bin/pytest -m "$(UNIT_MARKERS)" -q -p no:cacheprovider tests/unit
+
+# The unit tests on every other supported Python (CI runs them through `make test`, and a
+# missing interpreter fails there; elsewhere it is reported and skipped).
+OTHER_PYTHONS ?= python3.12 python3.13
+unit-versions:
+	@for py in $(OTHER_PYTHONS); do \
+	  MISSING_OK=$$([ "$${CI:-}" = "true" ] && echo 0 || echo 1) \
+	    $(MAKE) --no-print-directory unit-py PY=$$py || exit 1; done
 
 # ruff, mypy --strict (ioc, streams, geo, alerts, benchmarks, tools/iocdev, tests) and
 # the import-linter layer contracts of pyproject.toml.
@@ -67,9 +108,14 @@ lint: setup
 # Fault injection (docs/chaos.md): every scenario on a stack of its own (.stack-chaos,
 # ports 31xxx; the shared stack is never restarted), an exact ledger printed per
 # scenario, reports/chaos.json written; exit 1 unless all are exact (about 15 minutes).
-# CHAOS_ARGS="--quick" for the CI subset, or scenario names; --down stops that stack.
+# CHAOS_ARGS="--quick" for the CI subset, or scenario names. The chaos stack keeps
+# running afterwards (the next run reuses it); `make chaos-down` stops it.
 chaos: setup
 	$(BIN)/python -m iocdev.chaos --json reports/chaos.json $(CHAOS_ARGS)
+
+# Stop the chaos stack (.stack-chaos, ports 31xxx) and nothing else; runs no scenario.
+chaos-down: setup
+	$(BIN)/python -m iocdev.chaos --stop
 
 # Every benchmark in one go (about 10 minutes): figures printed, reports/bench.json and
 # the tables in BENCHMARKS.md rewritten. BENCH_ARGS=--quick for a short run.
@@ -80,7 +126,7 @@ bench: stack-up
 demo: stack-up
 	$(BIN)/ioc demo $(DEMO_ARGS)
 
-.PHONY: fuzz bench-api bench-gateway bench-hostile
+.PHONY: fuzz bench-api bench-gateway bench-mqtt bench-hostile
 
 # Hostile input (issue 24): each adversarial shape at 1, 4, 16, 64 KiB and 1 MiB against
 # a valid message of the same size, as cost per byte; exit 1 when a ratio reaches 3.
@@ -108,3 +154,11 @@ bench-api: stack-up
 bench-gateway: stack-up
 	$(BIN)/python -m benchmarks.bench_api --with-worker --clients 20 --batch 500 \
 		--seconds $(BENCH_API_SECONDS)
+
+# MQTT through the bridge beside direct Kafka, in one run (issue 26): QoS 1 messages/s
+# into stored rows, and p50/p99 publish -> stored row at BENCH_MQTT_RATE msg/s.
+BENCH_MQTT_SECONDS ?= 10
+BENCH_MQTT_RATE ?= 5000
+bench-mqtt: stack-up
+	$(BIN)/python -m benchmarks.bench_mqtt --seconds $(BENCH_MQTT_SECONDS) \
+		--rate $(BENCH_MQTT_RATE)

@@ -1,59 +1,46 @@
 """The evaluator: stored window totals and source sightings in, transitions out. No I/O.
 
 Alert evaluation is a function of the event-time series, not of batching (docs/alerts.md,
-"time model"). Every source has its own event-time progress (:mod:`alerts.progress`);
+"time model"). Every source has its own event-time progress (:mod:`alerts.source_clocks`);
 each rule and scope is evaluated at every minute boundary its clock newly covers, in
 order, so ``for``, ``keep_firing_for``, renotify and escalation follow event time and the
 state after any input is the same however that input was split into batches. Absence
-rules ("a feed silent for 15 minutes") are about arrival and run on the wall clock.
+rules ("a feed silent for 15 minutes", :mod:`alerts.absence`) are about arrival and run
+on the wall clock.
 
-:meth:`Evaluator.evaluate` returns a :class:`Plan` and keeps an undo log: nothing is final
-until :meth:`Evaluator.commit` (called after the transaction that stored the plan's
-transitions committed); an uncommitted plan is undone by the next ``evaluate`` or by
-:meth:`Evaluator.rollback`. After a restart or a rebalance, :meth:`Evaluator.restore` and
-:meth:`Evaluator.restore_sources` load persisted state, so an alert already firing is not
-announced again. The API stage 2 uses is described in docs/alerts.md.
+One protocol, shared with :class:`alerts.kpi_target_evaluator.KpiTargetEvaluator`:
+:meth:`Evaluator.evaluate` returns a :class:`~alerts.undo.Plan` and records every change
+in the undo log (:mod:`alerts.undo`); :meth:`Evaluator.commit` makes it final once the
+transaction that stored its transitions committed, :meth:`Evaluator.discard` (or the
+next ``evaluate``) undoes it. After a restart, a rebalance or a new lock holder,
+:meth:`Evaluator.restore`, :meth:`Evaluator.restore_sources` and :meth:`Evaluator.resume`
+load persisted state, so an alert already firing is not announced again. Annotations
+are rendered by :mod:`alerts.annotations`; the backfill policy is :mod:`alerts.backfill`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from alerts.durations import format_duration
+from alerts.absence import absence_readings, silent_heard
+from alerts.annotations import annotate
+from alerts.backfill import mark_backfilled
 from alerts.lifecycle import Timing, step
-from alerts.model import AlertState, CommuneInfo, Transition, WindowPoint, fingerprint
-from alerts.progress import Progress, Sighting, SourceState, feed_of
-from alerts.rules import (
-    AbsenceRule,
-    ComparedRule,
-    KpiRule,
-    Limits,
-    Rule,
-    RuleSet,
-    ThresholdRule,
-    compare,
-)
-from alerts.templates import render
+from alerts.model import AlertState, CommuneInfo, Reading, Transition, WindowPoint, fingerprint
+from alerts.rules import AbsenceRule, KpiRule, Rule, RuleSet, ThresholdRule, compare
+from alerts.source_clocks import Progress, Sighting, SourceState, feed_of
+from alerts.undo import MISSING, Plan, UndoLog
 from alerts.windows import MINUTE, MinuteTotals, WindowStore, aggregate, floor_minute, merge
 
-_MISSING: Any = object()
+__all__ = ["ABSENCE_EVERY", "Evaluator", "Plan", "mark_backfilled"]
+
 _ALL = "\x00all"
 ABSENCE_EVERY = timedelta(seconds=10)
 """Absence rules scan every source at most this often (wall clock)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Reading:
-    """What one rule sees for one scope at one evaluation."""
-
-    scope: dict[str, str]
-    value: float | None
-    limits: Limits | None
-    guards_ok: bool = True
 
 
 @dataclass(slots=True)
@@ -64,22 +51,6 @@ class _Scope:
     communes: list[str]
     source: str | None
     clock: datetime | None
-
-
-@dataclass(slots=True)
-class Plan:
-    """What one evaluation decided: store ``transitions``, then ``commit`` the plan."""
-
-    transitions: list[Transition] = field(default_factory=list)
-    wall_now: datetime | None = None
-    evaluated_minutes: int = 0
-    """Minute boundaries evaluated (rule x scope), for the evaluation-cost metrics."""
-    scopes: int = 0
-    """Scopes (rule x scope) looked at: all of them in a full evaluation."""
-    _undo: list[tuple[Any, Any, Any]] = field(default_factory=list)
-    _idle_taken: list[tuple[datetime, str]] = field(default_factory=list)
-    _restored: set[str] = field(default_factory=set)
-    _open: bool = True
 
 
 class Evaluator:
@@ -116,7 +87,7 @@ class Evaluator:
         self._by_rule: dict[str, set[str]] = defaultdict(set)
         self._retention = rules.longest_window() + out_of_orderness + 2 * MINUTE
         self._pruned_at: datetime | None = None
-        self._plan: Plan | None = None
+        self._log = UndoLog()
         self._misc: dict[str, datetime] = {}
         self._clocks: dict[tuple[str, str], datetime | None] = {}
         self._drifting: dict[str, None] = {}
@@ -133,50 +104,31 @@ class Evaluator:
         """Every source heard from (absence rules read it)."""
         return self.progress.sources
 
-    # -- the undo log ----------------------------------------------------------------------
+    # -- the undo log (alerts.undo) --------------------------------------------------------
     def _set(self, table: Any, key: Any, value: Any) -> None:
-        """``table[key] = value`` (or delete, for ``_MISSING``), undoably."""
-        if self._plan is not None:
-            self._plan._undo.append((table, key, table.get(key, _MISSING)))
-        if value is _MISSING:
-            table.pop(key, None)
-        else:
-            table[key] = value
+        self._log.set(table, key, value)
 
     def _touch(self, fp: str) -> AlertState:
-        """The alert ``fp``, saved to the undo log before the evaluator mutates it."""
-        a = self.alerts[fp]
-        if self._plan is not None:
-            self._plan._undo.append((self.alerts, fp, replace(
-                a, labels=dict(a.labels), annotations=dict(a.annotations))))
-        return a
+        return self._log.touch(self.alerts, fp)
 
-    def rollback(self) -> None:
+    def discard(self) -> None:
         """Undo the uncommitted plan, if any (its transaction failed)."""
-        plan, self._plan = self._plan, None
+        plan = self._log.undo(self._undo_source)
         if plan is None:
             return
-        for table, key, old in reversed(plan._undo):
-            if table is self.progress.sources:
-                self.progress.put(key, None if old is _MISSING else old)
-            elif old is _MISSING:
-                table.pop(key, None)
-            else:
-                table[key] = old
-        plan._undo.clear()
-        plan._open = False
-        self.progress.requeue(plan._idle_taken)
-        plan._idle_taken.clear()
-        self._restored |= plan._restored
+        self.progress.requeue(plan.idle_taken)
+        plan.idle_taken.clear()
+        self._restored |= plan.restored
+
+    def _undo_source(self, table: Any, key: Any, old: Any) -> bool:
+        if table is not self.progress.sources:
+            return False
+        self.progress.put(key, None if old is MISSING else old)
+        return True
 
     def commit(self, plan: Plan) -> None:
         """The plan's transitions are stored: make its state final, then prune."""
-        if plan is not self._plan or not plan._open:
-            raise ValueError("commit of a plan that is not the evaluator's open plan")
-        plan._undo.clear()
-        plan._idle_taken.clear()
-        plan._open = False
-        self._plan = None
+        self._log.close(plan)
         self._prune(plan.wall_now)
 
     # -- input ---------------------------------------------------------------------------
@@ -192,8 +144,7 @@ class Evaluator:
         series = self.windows.series(key)
         if series is None:
             series = self.windows.create(key)
-            if self._plan is not None:
-                self._plan._undo.append((self.windows.raw, key, _MISSING))
+            self._log.record(self.windows.raw, key, MISSING)
         minute = floor_minute(point.minute)
         self._set(series, minute, MinuteTotals(point.count, point.sum, point.min, point.max,
                                                point.last))
@@ -235,12 +186,10 @@ class Evaluator:
             s = replace(s, province_code=self._province(s.commune_code) or "unassigned")
         state = self.progress.updated(s)
         old = self.progress.sources.get(s.source_id)
-        if self._plan is not None:
-            self._plan._undo.append((self.progress.sources, s.source_id,
-                                     _MISSING if old is None else old))
+        self._log.record(self.progress.sources, s.source_id, MISSING if old is None else old)
         self.progress.put(s.source_id, state)
         if s.source_id in self._drifting:  # heard from: its idleness is re-queued by put
-            self._set(self._drifting, s.source_id, _MISSING)
+            self._set(self._drifting, s.source_id, MISSING)
 
     def restore(self, states: Iterable[AlertState]) -> None:
         """Replace the state of these alerts with persisted state (restart, conflict)."""
@@ -256,6 +205,11 @@ class Evaluator:
                                  a.last_notified_at) if t is not None]
             if marks:
                 self.cursors[a.fingerprint] = floor_minute(max(marks))
+
+    def resume(self, cursors: Mapping[str, datetime]) -> None:
+        """Stored progress per fingerprint (the singleton runner's ``alert_cursors``): those
+        scopes go on after the minute boundary they had reached."""
+        self.cursors.update(cursors)
 
     def forget_communes(self, communes: Iterable[str]) -> None:
         """Drop the alerts of communes this evaluator no longer owns (after a rebalance)."""
@@ -280,8 +234,8 @@ class Evaluator:
         only at the scopes whose data or clock can have changed since the last
         evaluation (see :meth:`_changed`); the transitions are the same as a full
         evaluation's, which the idle tick still runs."""
-        self.rollback()
-        plan = self._plan = Plan(wall_now=wall_now)
+        self.discard()
+        plan = self._log.plan = Plan(wall_now=wall_now)
         dirty: set[str] | None = set() if changed_only and complete_until is None else None
         for s in sightings:
             if dirty is not None:
@@ -296,7 +250,7 @@ class Evaluator:
             self._put(point)
         self._clocks = {}
         taken = self.progress.turning_idle(wall_now)
-        plan._idle_taken.extend(taken)
+        plan.idle_taken.extend(taken)
         for _, source_id in taken:
             if source_id not in self._drifting:
                 self._set(self._drifting, source_id, None)
@@ -306,7 +260,7 @@ class Evaluator:
             dirty |= self._changed(wall_now) | self._restored
             if _ALL in dirty:  # a restored province alert: look at everything once
                 dirty = None
-        plan._restored, self._restored = self._restored, set()
+        plan.restored, self._restored = self._restored, set()
         out: list[Transition] = []
         # Absence rules scan every source at most every ABSENCE_EVERY of wall time (the
         # idle tick guarantees one); in between only the sources heard from now, which
@@ -319,10 +273,12 @@ class Evaluator:
         heard = None if full else {s.source_id for s in sightings}
         for rule in self.rules:
             if isinstance(rule, AbsenceRule):
-                only = heard if heard is None else self._silent_heard(rule, heard)
+                only = heard if heard is None else silent_heard(
+                    rule, self._active_of(rule.id), heard)
                 if only is None or only:
-                    out.extend(self._advance(rule, self._absence(rule, wall_now, only),
-                                             wall_now, partial=only is not None))
+                    readings = absence_readings(rule, self.sources, wall_now, only)
+                    out.extend(self._advance(rule, readings, wall_now,
+                                             partial=only is not None))
             else:
                 out.extend(self._series_rule(rule, wall_now, plan, complete_until, dirty))
         plan.transitions = mark_backfilled(out, wall_now - self.backfill_after)
@@ -337,7 +293,7 @@ class Evaluator:
         for source_id in list(self._drifting):
             s = self.progress.sources.get(source_id)
             if s is None:  # evicted
-                self._set(self._drifting, source_id, _MISSING)
+                self._set(self._drifting, source_id, MISSING)
                 continue
             if s.commune_code in out:
                 continue
@@ -398,6 +354,7 @@ class Evaluator:
                 out.extend(self._step(rule, fp, reading, b, timing))
                 b += MINUTE
             self._set(self.cursors, fp, horizon)
+            plan.cursors[fp] = (rule.id, horizon)
         return out
 
     def _scopes(self, rule: ThresholdRule | KpiRule, metric: str, feed: str,
@@ -473,15 +430,9 @@ class Evaluator:
             fp = self._fps[key] = fingerprint(rule_id, scope)
         return fp
 
-    def _silent_heard(self, rule: AbsenceRule, heard: set[str]) -> set[str]:
-        """Of the sources heard from now, those that can resolve an active alert."""
-        active = [self.alerts[fp] for fp in self._by_rule.get(rule.id, ())
-                  if fp in self.alerts and self.alerts[fp].active]
-        if not active:
-            return set()
-        if rule.by != "source":
-            return heard
-        return {a.labels.get("source_id", "") for a in active} & heard
+    def _active_of(self, rule_id: str) -> list[AlertState]:
+        return [self.alerts[fp] for fp in self._by_rule.get(rule_id, ())
+                if fp in self.alerts and self.alerts[fp].active]
 
     def _clock(self, commune: str, feed: str, wall_now: datetime) -> datetime | None:
         """A scope's clock, computed once per evaluation (rules share it)."""
@@ -501,15 +452,15 @@ class Evaluator:
         known = [n for n in nexts if n is not None]
         return min(known) if known else None
 
-    def _reading(self, rule: ThresholdRule | KpiRule, sc: _Scope, last: datetime) -> _Reading:
+    def _reading(self, rule: ThresholdRule | KpiRule, sc: _Scope, last: datetime) -> Reading:
         limits = (rule.limits(None, sc.scope["province_code"]) if rule.scope == "province"
                   else rule.limits(sc.scope.get("commune_code"), sc.scope["province_code"]))
         if not sc.communes:
-            return _Reading(sc.scope, None, limits)
-        return _Reading(sc.scope, self._value(rule, sc.communes, sc.source, last), limits,
+            return Reading(sc.scope, None, limits)
+        return Reading(sc.scope, self._value(rule, sc.communes, sc.source, last), limits,
                         self._guards(rule, sc.communes, sc.source, last))
 
-    def _step(self, rule: Rule, fp: str, reading: _Reading, at: datetime, timing: Timing
+    def _step(self, rule: Rule, fp: str, reading: Reading, at: datetime, timing: Timing
               ) -> list[Transition]:
         a = self.alerts.get(fp)
         cond = self._condition(rule, reading, a)
@@ -523,10 +474,10 @@ class Evaluator:
             a = self._touch(fp)
         a.last_value = reading.value
         base = reading.limits.severity if reading.limits else rule.severity
-        a.annotations = self._annotations(rule, reading)
+        a.annotations = annotate(rule, reading, self.communes)
         return step(a, cond, at, timing, base)
 
-    def _advance(self, rule: Rule, readings: Iterable[_Reading], at: datetime, *,
+    def _advance(self, rule: Rule, readings: Iterable[Reading], at: datetime, *,
                  partial: bool = False) -> list[Transition]:
         """Absence rules: one evaluation at wall time ``at`` (``partial``: only the
         readings given, every other alert left as it is)."""
@@ -548,7 +499,7 @@ class Evaluator:
             out.extend(step(a, False, at, timing, a.severity))
         return out
 
-    def _condition(self, rule: Rule, reading: _Reading, a: AlertState | None) -> bool:
+    def _condition(self, rule: Rule, reading: Reading, a: AlertState | None) -> bool:
         if reading.value is None or not reading.guards_ok:
             return False
         if isinstance(rule, AbsenceRule):
@@ -559,7 +510,7 @@ class Evaluator:
         limit = reading.limits.clear if in_episode else reading.limits.threshold
         return compare(rule.op, reading.value, limit)
 
-    def _new_state(self, rule: Rule, fp: str, reading: _Reading) -> AlertState:
+    def _new_state(self, rule: Rule, fp: str, reading: Reading) -> AlertState:
         severity = reading.limits.severity if reading.limits else rule.severity
         labels = {"alertname": rule.id, "severity": severity, **rule.labels, **reading.scope}
         a = AlertState(fingerprint=fp, rule_id=rule.id, state="inactive", severity=severity,
@@ -608,79 +559,10 @@ class Evaluator:
         numerator: float = sum(t.sum for _, t in series(rule.numerator))
         return 100.0 * numerator / denominator
 
-    def _absence(self, rule: AbsenceRule, now: datetime, only: set[str] | None = None
-                 ) -> Iterator[_Reading]:
-        latest: dict[tuple[tuple[str, str], ...], datetime] = {}
-        candidates: Iterable[tuple[str, SourceState]] = (
-            self.sources.items() if only is None
-            else ((i, self.sources[i]) for i in only if i in self.sources))
-        for source_id, s in candidates:
-            if rule.feed and s.feed != rule.feed:
-                continue
-            if rule.department and s.department != rule.department:
-                continue
-            if rule.sources and source_id not in rule.sources:
-                continue
-            if rule.by == "source":
-                scope = {"source_id": source_id, "feed": s.feed, "department": s.department,
-                         "commune_code": s.commune_code, "province_code": s.province_code}
-            elif rule.by == "feed":
-                scope = {"feed": s.feed}
-            else:
-                scope = {"department": s.department}
-                if rule.feed:
-                    scope["feed"] = rule.feed
-            key = tuple(sorted(scope.items()))
-            if key not in latest or latest[key] < s.received_at:
-                latest[key] = s.received_at
-        for key, seen_at in latest.items():
-            silent_min = max(0.0, (now - seen_at).total_seconds() / 60)
-            yield _Reading(dict(key), round(silent_min, 1), None)
-
     # -- helpers -------------------------------------------------------------------------
     def _province(self, commune: str) -> str | None:
         info = self.communes.get(commune)
         return info.province_code if info else self.windows.province_of.get(commune)
-
-    def _annotations(self, rule: Rule, reading: _Reading) -> dict[str, str]:
-        if not rule.annotations:
-            return {}
-        scope = reading.scope
-        commune = scope.get("commune_code")
-        info = self.communes.get(commune) if commune else None
-        province = scope.get("province_code") or (info.province_code if info else None)
-        province_info = info or next(
-            (c for c in self.communes.values() if c.province_code == province), None)
-        values: dict[str, Any] = {
-            "commune": info.name if info else commune,
-            "commune_en": (info.name_en or info.name) if info else commune,
-            "commune_code": commune,
-            "province": province_info.province_name if province_info else province,
-            "province_en": ((province_info.province_name_en or province_info.province_name)
-                            if province_info else province),
-            "province_code": province,
-            "source_id": scope.get("source_id"),
-            "feed": scope.get("feed") or getattr(rule, "feed", None),
-            "department": scope.get("department"),
-            "value": reading.value,
-            "severity": rule.severity,
-            "rule": rule.id,
-        }
-        if isinstance(rule, ThresholdRule):
-            values["metric"] = rule.metric
-        if isinstance(rule, ComparedRule):
-            values["window"] = format_duration(rule.window)
-            if reading.limits:
-                values["threshold"] = _number(reading.limits.threshold)
-                values["clear"] = _number(reading.limits.clear)
-        else:
-            values["window"] = format_duration(rule.silent_for)
-            values["threshold"] = _number(rule.silent_for.total_seconds() / 60)
-        out: dict[str, str] = {}
-        for ann in rule.annotations:
-            out[f"{ann.name}_vi"] = render(ann.vi, values)
-            out[f"{ann.name}_en"] = render(ann.en, values)
-        return out
 
     def _prune(self, wall_now: datetime | None) -> None:
         """Forget what no evaluation can need again (bounded memory), once a minute.
@@ -714,41 +596,3 @@ class Evaluator:
                 self._by_rule[a.rule_id].discard(fp)
         for gone in self.progress.evict():
             del gone
-
-
-def _number(value: float) -> float | int:
-    """``80.0`` renders as ``80`` in annotations; ``55.5`` stays."""
-    return int(value) if float(value).is_integer() else value
-
-
-def mark_backfilled(transitions: list[Transition], stale_before: datetime) -> list[Transition]:
-    """The backfill policy (docs/alerts.md): what was already in the past is not paged.
-
-    Per alert, in order: an episode that opened and closed within these transitions and
-    closed before ``stale_before`` is marked backfilled, all of it (stored, shown, sent to
-    the webhook marked so, never paged to Alertmanager); so is a stale reminder that a
-    later transition here supersedes, or that follows a firing sent in the same plan. An
-    alert still active at the end is paged once, with ``since`` at its event-time start.
-    """
-    by_fp: dict[str, list[int]] = defaultdict(list)
-    for i, t in enumerate(transitions):
-        by_fp[t.fingerprint].append(i)
-    flags = [False] * len(transitions)
-    for idx in by_fp.values():
-        opened: int | None = None  # index where the current episode opened in this list
-        for n, i in enumerate(idx):
-            t = transitions[i]
-            if t.kind == "state" and t.to_state in ("pending", "firing") and t.from_state in (
-                    "inactive", "resolved"):
-                opened = n
-            elif t.kind == "state" and t.to_state in ("resolved", "inactive"):
-                if opened is not None and t.at < stale_before:
-                    for j in idx[opened:n + 1]:
-                        flags[j] = True
-                opened = None
-            elif t.kind == "renotify" and t.at < stale_before:
-                later = any(transitions[j].at < stale_before for j in idx[n + 1:])
-                if later or opened is not None:
-                    flags[i] = True
-    return [replace(t, backfilled=True) if f else t
-            for t, f in zip(transitions, flags, strict=True)]

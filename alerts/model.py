@@ -12,7 +12,10 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from alerts.rules import Limits
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
@@ -48,6 +51,16 @@ class WindowPoint:
     source_id: str | None = None
     last_at: datetime | None = None
     """Time of the newest event in the window, when known (stage 2 knows it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What one rule sees for one scope at one evaluation."""
+
+    scope: dict[str, str]
+    value: float | None
+    limits: Limits | None
+    guards_ok: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from alerts.errors import ReceiverError
 from alerts.silences import silenced_by
 from alerts.webhook import WebhookClient
 from ioccore import metrics
+from ioccore.db.connections import aconnect
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class OutboxDelivery:
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+            self._conn = await aconnect(self.conninfo, purpose="outbox", autocommit=True)
         return self._conn
 
     async def deliver_once(self, now: datetime | None = None) -> RoundResult:

@@ -45,7 +45,7 @@ RESERVED_LABELS = frozenset({"alertname", "severity", "commune_code", "province_
 MAX_WINDOW = timedelta(days=7)
 
 _COMMON = {"id", "kind", "severity", "labels", "annotations", "for", "keep_firing_for",
-           "renotify_every", "escalate", "description", "owner"}
+           "renotify_every", "escalate", "description", "owner", "incident"}
 _COMPARED = {"op", "threshold", "clear", "scope", "window", "overrides", "feed"}
 _KEYS = {
     "threshold": _COMMON | _COMPARED | {"metric", "aggregate", "min_count", "when"},
@@ -208,6 +208,8 @@ def _parse_rule(r: Reader, node: yaml.Node, group: str) -> Rule | KpiTargetRule 
                                               positive=True)
     if "escalate" in raw:
         common["escalation"] = _escalation(r, raw["escalate"], where, common.get("severity"))
+    if "incident" in raw:  # docs/incidents.md: auto opens an incident when it fires
+        common["incident"] = r.choice(raw["incident"], f"{where}.incident", ("auto", "manual"))
 
     rule: Rule | KpiTargetRule | None = None
     if kind == "absence":

@@ -1,6 +1,6 @@
 """Alert rules as the evaluator uses them (parsed and checked by :mod:`alerts.ruleload`).
 
-Three kinds:
+Four kinds:
 
 * :class:`ThresholdRule`: an aggregate of one metric over the last N one-minute windows
   compared with a threshold, with a clear threshold (hysteresis), ``for`` and
@@ -12,7 +12,11 @@ Three kinds:
   week or month), per province or national and per agency tier, below its target from
   ``kpi_target_values`` (docs/kpis.md). Exact per-dossier counts from the database, so
   these rules are kept apart (``RuleSet.kpi_targets``) from the windowed rules the
-  evaluators see, and evaluated by :mod:`alerts.kpi_targets`.
+  evaluators see, and evaluated by :mod:`alerts.kpi_target_evaluator`.
+
+Where each runs: ``RuleSet.partition_rules()`` in every stage-2 worker (source and
+commune scope, absence by source); ``RuleSet.global_rules()`` and the KPI targets in the
+one worker holding the singleton-rules lock (:mod:`streams.singleton_rules`).
 """
 
 from __future__ import annotations
@@ -100,6 +104,8 @@ class RuleBase:
     keep_firing_for: timedelta = timedelta(0)
     renotify_every: timedelta | None = None
     escalation: Escalation | None = None
+    incident: Literal["auto", "manual"] = "manual"
+    """``auto``: a firing alert opens an incident (alerts.incidents.intake)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,7 +203,7 @@ class RuleSet:
 
     rules: tuple[Rule, ...] = ()
     kpi_targets: tuple[KpiTargetRule, ...] = ()
-    """Evaluated from the database by :mod:`alerts.kpi_targets`; no subset keeps them."""
+    """Evaluated from the database by :mod:`alerts.kpi_target_evaluator`; no subset keeps them."""
 
     def __iter__(self) -> Iterator[Rule]:
         return iter(self.rules)

@@ -25,10 +25,10 @@ from alerts.durations import parse_duration
 from alerts.errors import RuleFilesError
 from alerts.evaluator import Evaluator
 from alerts.model import SYSTEM, AlertState, CommuneInfo, Transition, WindowPoint
-from alerts.progress import Sighting
 from alerts.ruleload import load_rules
 from alerts.rules import RuleSet
 from alerts.series import expand
+from alerts.source_clocks import Sighting
 from alerts.yamlnodes import Reader
 from ioccore.errors import RuleError
 

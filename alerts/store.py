@@ -5,6 +5,9 @@
   database is the arbiter: a transition made on stale state (an operator acknowledged
   or resolved meanwhile) is re-based onto the stored state or dropped, and its
   fingerprint is reported in :attr:`PersistResult.conflicts` so the caller reloads it.
+* :func:`load_states`, :func:`load_sightings`, :func:`load_windows` and
+  :func:`load_cursors`: what an evaluator is rebuilt from (a start, a rebalance, a new
+  lock holder, a failed transaction).
 * Operator actions (:func:`acknowledge`, :func:`resolve`, silences) lock the alert row,
   apply the state machine, enqueue notifications and write the audit log, all in one
   transaction.
@@ -26,9 +29,10 @@ from psycopg.types.json import Jsonb
 
 from alerts import lifecycle
 from alerts.errors import AlertNotFoundError
-from alerts.model import AlertState, Severity, State, Transition
+from alerts.model import AlertState, Severity, State, Transition, WindowPoint
 from alerts.notify import Receiver, plan
 from alerts.silences import Matcher, Silence
+from alerts.source_clocks import Sighting
 
 Conn = AsyncConnection[Any]
 
@@ -220,6 +224,61 @@ async def load_states(conn: Conn, *, fingerprints: Iterable[str] | None = None,
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(sql, params)
         return [_state(row) for row in await cur.fetchall()]
+
+
+async def load_sightings(conn: Conn, *, communes: Iterable[str] | None = None,
+                         received_since: datetime | None = None
+                         ) -> list[tuple[Sighting, bool]]:
+    """Sources' stored progress as sightings (province left for the evaluator to fill),
+    each with whether this very transaction touched the source (``last_received_at =
+    now()``: its progress is this batch's, not what was evaluated before it)."""
+    where, params = _filters(communes=communes)
+    if received_since is not None:
+        where.append("last_received_at >= %s")
+        params.append(received_since)
+    cur = await conn.execute(
+        "SELECT source_id, feed, department, coalesce(commune_code, ''), last_seen,"
+        " last_received_at, last_received_at = now() FROM sources"
+        + (" WHERE " + " AND ".join(where) if where else ""), params)
+    return [(Sighting(source_id, feed, department, commune, "", newest or received,
+                      received), bool(touched))
+            for source_id, feed, department, commune, newest, received, touched
+            in await cur.fetchall()]
+
+
+async def load_windows(conn: Conn, metrics: Iterable[str],
+                       since: Mapping[str, datetime]) -> list[WindowPoint]:
+    """One-minute window totals (``rollup_1m``) of ``metrics``, per commune from its
+    ``since`` on: what the evaluator saw, or will see, of those communes."""
+    if not since:
+        return []
+    cur = await conn.execute(
+        "SELECT r.commune_code, r.province_code, r.metric, r.bucket, r.count, r.sum,"
+        " r.min, r.max, r.last FROM unnest(%s::text[], %s::timestamptz[]) AS w(commune,"
+        " since) JOIN rollup_1m r ON r.commune_code = w.commune AND r.bucket >= w.since"
+        " WHERE r.metric = ANY(%s) ORDER BY r.bucket",
+        (list(since), list(since.values()), sorted(metrics)))
+    return [WindowPoint(*row) for row in await cur.fetchall()]
+
+
+async def load_cursors(conn: Conn, rule_ids: Iterable[str]) -> dict[str, datetime]:
+    """Where the singleton runner's scopes had evaluated to (migration 0042)."""
+    cur = await conn.execute("SELECT fingerprint, evaluated_until FROM alert_cursors"
+                             " WHERE rule_id = ANY(%s)", (list(rule_ids),))
+    return {fp: at for fp, at in await cur.fetchall()}
+
+
+async def save_cursors(conn: Conn, cursors: Mapping[str, tuple[str, datetime]]) -> None:
+    """``{fingerprint: (rule_id, evaluated_until)}``, in the transaction that stored the
+    plan's transitions (so a new holder resumes exactly there)."""
+    if not cursors:
+        return
+    fps = list(cursors)
+    await conn.execute(
+        "INSERT INTO alert_cursors (fingerprint, rule_id, evaluated_until)"
+        " SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[])"
+        " ON CONFLICT (fingerprint) DO UPDATE SET evaluated_until = excluded.evaluated_until",
+        (fps, [cursors[f][0] for f in fps], [cursors[f][1] for f in fps]))
 
 
 def _filters(**lists: Iterable[str] | None) -> tuple[list[str], list[Any]]:

@@ -23,8 +23,8 @@ from typing import Any
 
 from alerts.evaluator import Evaluator
 from alerts.model import WindowPoint
-from alerts.progress import Sighting
 from alerts.ruleload import load_rules
+from alerts.source_clocks import Sighting
 from ioccore.settings import get_settings
 
 _METRICS = (("pm25", 5.0, 120.0), ("water_level", 0.5, 4.0), ("noise", 40.0, 90.0))

@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-
-from ioccore.settings import get_settings
+from iocdev.settings import get_dev_settings
 
 INSERT = """
 INSERT INTO service_events (time, event_id, source_id, department, commune_code,
@@ -67,7 +66,7 @@ def _cpu_s(pid: int) -> float:
 def run(rate: int = 5000, seconds: int = 60, batch: int = 500) -> dict[str, Any]:
     from iocdev.federation.running import federation
 
-    settings = get_settings()
+    settings = get_dev_settings()
     rng = random.Random(7)
     t0 = datetime(2026, 11, 1, tzinfo=UTC)
     with tempfile.TemporaryDirectory() as tmp, \

@@ -21,8 +21,7 @@ import tempfile
 from pathlib import Path
 
 from iocdev import mail_episode
-
-from ioccore.settings import get_settings
+from iocdev.settings import get_dev_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--communes", type=int, default=30)
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args(argv)
-    settings = get_settings()
+    settings = get_dev_settings()
     worst = 0.0
     ok = True
     for n in range(args.runs):

@@ -380,9 +380,9 @@ def index_from_database(
     conninfo: str, *, nearest_max_m: float = 2000.0, legacy: bool = True
 ) -> CommuneIndex:
     """The index over ``current_admin_units`` (communes valid today)."""
-    import psycopg
+    from ioccore.db.connections import connect
 
-    with psycopg.connect(conninfo) as conn:
+    with connect(conninfo, purpose="geo") as conn:
         rows = conn.execute(
             "SELECT code, parent_code, ST_AsBinary(geom) FROM current_admin_units "
             "WHERE level = 'commune' ORDER BY code"

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from ioccore.db.connections import aconnect
 from ioccore.errors import ConfigError
 from ioccore.settings import Settings
 from streams.federation import Ingest, Publisher, topic_pattern
@@ -34,9 +35,7 @@ def _connector(settings: Settings, database: str | None) -> Any:
     conninfo = settings.database.conninfo(database)
 
     async def connect() -> psycopg.AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(
-            conninfo, autocommit=True, connect_timeout=5,
-            application_name="ioc-federation")
+        return await aconnect(conninfo, purpose="federation", autocommit=True)
     return connect
 
 

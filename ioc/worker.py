@@ -10,6 +10,8 @@ from collections.abc import Callable
 import faust
 
 from alerts.alertmanager import AlertmanagerClient
+from alerts.incidents.config import load as load_incident_config
+from alerts.incidents.runner import IncidentRunner
 from alerts.notify import generator_url
 from alerts.outbox import OutboxDelivery
 from alerts.ruleload import load_rules_dir
@@ -19,8 +21,8 @@ from ioccore.errors import ConfigError, GeoError
 from ioccore.events.validate import Validator
 from ioccore.settings import Settings, get_settings
 from streams.alerting import commune_names
-from streams.app import Parts, build_app
-from streams.degraded import quiet_libraries
+from streams.app import WorkerResources, build_app
+from streams.health import quiet_libraries
 from streams.ownership import DepartmentTopics, Ownership
 
 log = logging.getLogger(__name__)
@@ -99,7 +101,7 @@ def webhook_client(settings: Settings) -> WebhookClient | None:
                          key_id=cfg.webhook_key_id, previous=previous)
 
 
-def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
+def make_resources(settings: Settings, *, geo_source: str = "auto") -> WorkerResources:
     """Validator, commune index and database for a worker (refuses a bad webhook first)."""
     from geo.index import index_for
 
@@ -124,9 +126,19 @@ def make_parts(settings: Settings, *, geo_source: str = "auto") -> Parts:
                             webhook=webhook, retry_max_s=settings.alerts.outbox_retry_max_s,
                             generator_url=generator_url(settings))
     topics = DepartmentTopics(settings.kafka.department_topic_pattern)
-    return Parts(validator=validator, index=index, conninfo=conninfo, rules=rules,
-                 communes=names, outbox=outbox, ownership=Ownership(conninfo, topics),
-                 department_topics=department_topics(settings, topics))
+    return WorkerResources(validator=validator, index=index, conninfo=conninfo, rules=rules,
+                           communes=names, outbox=outbox, ownership=Ownership(conninfo, topics),
+                           department_topics=department_topics(settings, topics),
+                           incidents=incident_runner(settings, conninfo))
+
+
+def incident_runner(settings: Settings, conninfo: str) -> IncidentRunner | None:
+    """The incident loop, when ``incidents.in_worker`` (else run ``ioc incidents run``);
+    invalid SOPs or rota stop the worker here, before it reads anything."""
+    if not settings.incidents.in_worker:
+        return None
+    return IncidentRunner(conninfo, load_incident_config(settings),
+                          poll_interval_s=settings.incidents.poll_interval_s)
 
 
 def department_topics(settings: Settings, topics: DepartmentTopics) -> tuple[str, ...]:
@@ -147,9 +159,9 @@ def run_worker(*, index: int = 0, geo_source: str = "auto") -> None:
     """Run one worker process until SIGTERM/SIGINT."""
     tune_allocator()
     settings = get_settings()
-    parts = make_parts(settings, geo_source=geo_source)
+    resources = make_resources(settings, geo_source=geo_source)
     prefix = settings.stream.group_instance_prefix
-    app = build_app(settings, parts, web_port=settings.stream.worker_web_port + index,
+    app = build_app(settings, resources, web_port=settings.stream.worker_web_port + index,
                     instance_id=f"{prefix}-{index}" if prefix else None)
     quiet_libraries()
     release_freed_memory()

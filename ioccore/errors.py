@@ -2,14 +2,14 @@
 
     IocError
      ├── ConfigError          settings or a config file cannot be used
-     ├── StackError           a local service failed to install or start
      ├── ContractError        an event breaks the envelope contract (carries a reason code)
      ├── GeoError             boundaries cannot be loaded or a code is unknown
      ├── StorageError         the database refused or is unavailable
      ├── RuleError            an alert rule file is invalid (carries file and line)
      └── DeliveryError        a receiver refused or could not be reached
 
-Code branches on these classes, never on message text.
+Code branches on these classes, never on message text. The development tooling adds
+``iocdev.errors.StackError`` (a local service failed to install or start) below the root.
 """
 
 from __future__ import annotations
@@ -21,17 +21,6 @@ class IocError(Exception):
 
 class ConfigError(IocError):
     """Settings or a configuration file cannot be used."""
-
-
-class StackError(IocError):
-    """A local service failed to install or start; names the service and its log."""
-
-    def __init__(self, service: str, reason: str, log: str | None = None) -> None:
-        self.service = service
-        self.reason = reason
-        self.log = log
-        where = f" (log: {log})" if log else ""
-        super().__init__(f"{service}: {reason}{where}")
 
 
 class ContractError(IocError):

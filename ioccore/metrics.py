@@ -26,10 +26,10 @@ GEO_LOOKUPS = Counter(
     ["outcome"])
 
 # Stage 2 and sinks
-EVENTS_STORED = Counter(
+SINK_ROWS_INSERTED = Counter(
     "ioc_sink_rows_inserted_total", "Raw rows the sink inserted (replays insert none).",
     ["feed"])
-EVENTS_DUPLICATE = Counter(
+SINK_ROWS_DUPLICATE = Counter(
     "ioc_sink_rows_duplicate_total", "Rows skipped because the event was already stored.",
     ["feed"])
 EVENTS_LATE = Counter(
@@ -145,3 +145,22 @@ API_ONLY: frozenset[str] = frozenset({
 """Exported by the HTTP API process, not by workers."""
 SIMULATOR_ONLY: frozenset[str] = frozenset({"ioc_simulator_events_sent_total"})
 """Exported by ``ioc simulate`` (iocdev), not by workers."""
+
+# ------------------------------------------------------------------ open-format ingest
+MQTT_MESSAGES = Counter(
+    "ioc_mqtt_messages_total",
+    "MQTT messages the bridge handled: acknowledged to Mosquitto, or left for redelivery "
+    "(the connection they came on was lost before their batch was durable).",
+    ["outcome"])
+MQTT_EVENTS = Counter(
+    "ioc_mqtt_events_total",
+    "Events the MQTT bridge produced (accepted) or dead-lettered (the reason).",
+    ["feed", "outcome"])
+MQTT_BATCH_RETRIES = Counter(
+    "ioc_mqtt_batch_retries_total",
+    "Bridge batches retried because Kafka or the database did not make them durable.",
+    ["cause"])
+NGSI_EVENTS = Counter(
+    "ioc_ngsi_events_total",
+    "Events from NGSI-LD entities: accepted, or the rejection reason.",
+    ["feed", "outcome"])

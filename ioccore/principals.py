@@ -5,8 +5,9 @@ off, so a principal may do exactly what is granted here (docs/security.md has th
 
 * a department ``dept-<code>``: write (idempotently) its own feed topics
   ``ioc.dept.<code>.<feed>.v1``, nothing else;
-* the gateway: write the shared feed topics ``ioc.<feed>.v1`` (it has authenticated the
-  department by API key and checked the source registry before producing); describe the
+* the gateway (and the MQTT bridge, docs/mqtt.md): write the shared feed topics
+  ``ioc.<feed>.v1`` (it has authenticated the department by API key or MQTT topic and
+  checked the source registry before producing) and the dead-letter topic; describe the
   enriched topic and the worker's groups (their lag drives its admission control);
 * a worker: read the feed topics (shared and per department, by prefix) and
   ``ioc.enriched.v1``, use its two consumer groups (faust's ``<app_id>``, stage 1's
@@ -99,14 +100,17 @@ def department_grants(kafka: KafkaSettings, department: str, feeds: Sequence[str
 
 def gateway_grants(kafka: KafkaSettings, topics: dict[str, str] | None = None,
                    group: str | None = None) -> list[Grant]:
-    """Write the shared feed topics; DESCRIBE (never READ) the enriched topic and the
-    worker's two groups (``group``: the app id), so admission control can read their lag
-    (ioc/api/backpressure.py)."""
+    """Write the shared feed topics and the dead-letter topic (refusals of the NGSI-LD
+    endpoint and of the MQTT bridge, which runs with these grants too); DESCRIBE (never
+    READ) the enriched topic and the worker's two groups (``group``: the app id), so
+    admission control can read their lag (ioc/api/backpressure.py)."""
     names = topics or {f: t.name for f, t in kafka.topics.raw().items()}
     raw = [names[f] for f in FEEDS]
     enriched = names.get("enriched", kafka.topics.enriched.name)
-    grants = [*(Grant(ResourceType.TOPIC, t, ACLOperation.WRITE) for t in raw),
-              *(Grant(ResourceType.TOPIC, t, ACLOperation.DESCRIBE) for t in (*raw, enriched)),
+    deadletter = names.get("deadletter", kafka.topics.deadletter.name)
+    grants = [*(Grant(ResourceType.TOPIC, t, ACLOperation.WRITE) for t in (*raw, deadletter)),
+              *(Grant(ResourceType.TOPIC, t, ACLOperation.DESCRIBE)
+                for t in (*raw, enriched, deadletter)),
               Grant(ResourceType.CLUSTER, CLUSTER, ACLOperation.IDEMPOTENT_WRITE)]
     if group is not None:
         grants += [Grant(ResourceType.GROUP, g, ACLOperation.DESCRIBE)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from psycopg.conninfo import make_conninfo
-from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -31,15 +31,23 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class StackSettings(_Section):
+class DataHome(BaseModel):
+    """The folder this process keeps local files in unless configured otherwise: Kafka
+    password files (``secrets/kafka``) and faust's folders (``faust/``).
+
+    The section is named ``stack`` (``IOC__STACK__HOME``) because the local development
+    stack writes those files there; the stack's own keys (versions, host: the
+    ``iocdev.settings.StackSettings`` of tools/) are not the deployed code's, so this
+    section ignores them instead of refusing them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
     home: Path = Path(".stack")
-    kafka_version: str = "3.9.1"
-    scala_version: str = "2.13"
-    host: str = "127.0.0.1"
 
     @property
     def root(self) -> Path:
-        """Absolute folder holding every install, data directory, log and pid file."""
+        """The folder, absolute (a relative ``home`` is resolved against the checkout)."""
         return self.home if self.home.is_absolute() else ROOT / self.home
 
 
@@ -200,11 +208,20 @@ class DatabaseSettings(_Section):
     sslmode: str | None = None
     pool_min: int = 1
     pool_max: int = 8
+    """Sizes of each process's pool (the API's, stage 2's): ioccore/db/connect.py."""
+    connect_timeout_s: int = 5
+    """A connection attempt gives up after this long (libpq ``connect_timeout``)."""
+    statement_timeout_s: float = 60.0
+    """The application role's statement timeout (0: none); the owner role has none."""
 
-    def _conninfo(self, user: str, password: SecretStr | None, dbname: str | None) -> str:
+    def _conninfo(self, user: str, password: SecretStr | None, dbname: str | None,
+                  statement_timeout_s: float) -> str:
         params: dict[str, Any] = {"host": self.host, "port": self.port,
                                   "dbname": dbname or self.dbname, "user": user,
-                                  "application_name": "ioc"}
+                                  "application_name": "ioc",
+                                  "connect_timeout": self.connect_timeout_s,
+                                  "options": f"-c statement_timeout="
+                                             f"{round(statement_timeout_s * 1000)}"}
         if password is not None:
             params["password"] = password.get_secret_value()
         if self.sslmode:
@@ -212,12 +229,13 @@ class DatabaseSettings(_Section):
         return make_conninfo("", **params)
 
     def conninfo(self, dbname: str | None = None) -> str:
-        """The application role's libpq connection string (quoted by psycopg)."""
-        return self._conninfo(self.user, self.password, dbname)
+        """The application role's libpq connection string (quoted by psycopg), with the
+        connection policy's timeouts (ioccore/db/connect.py opens it)."""
+        return self._conninfo(self.user, self.password, dbname, self.statement_timeout_s)
 
     def owner_conninfo(self, dbname: str | None = None) -> str:
         """The owner role's: migrations, and tests creating their own databases."""
-        return self._conninfo(self.owner_user, self.owner_password, dbname)
+        return self._conninfo(self.owner_user, self.owner_password, dbname, 0)
 
 
 class HttpService(_Section):
@@ -227,10 +245,6 @@ class HttpService(_Section):
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-
-class GrafanaSettings(_Section):
-    port: int = 13000
 
 
 class BackpressureSettings(_Section):
@@ -346,6 +360,10 @@ class AlertSettings(_Section):
     idle_grace_max_s: int = 7200
     """Upper bound of a source's adaptive idle grace (1.5 x its longest arrival gap)."""
     max_sources: int = 200_000
+    singleton_every_s: float = 30.0
+    """How often the lock holder evaluates the singleton rules (province scope, absence by
+    feed or department); every minute boundary their data covers is evaluated whatever
+    this is, a shorter period only makes them sooner."""
     outbox_retry_max_s: int = 300
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
@@ -396,30 +414,116 @@ class FederationSettings(_Section):
     ingest_group: str = "ioc-national-federation"
 
 
+class SlaSettings(_Section):
+    """Response deadlines of one severity (docs/incidents.md)."""
+
+    ack_s: int
+    resolve_s: int
+    escalate_every_s: int
+
+
+def _default_sla() -> dict[str, SlaSettings]:
+    return {"critical": SlaSettings(ack_s=300, resolve_s=4 * 3600, escalate_every_s=600),
+            "warning": SlaSettings(ack_s=900, resolve_s=24 * 3600, escalate_every_s=1800),
+            "info": SlaSettings(ack_s=3600, resolve_s=72 * 3600, escalate_every_s=7200)}
+
+
+class IncidentSettings(_Section):
+    sops_dir: Path = Path("config/sops")
+    rota: Path = Path("config/duty_rota.yaml")
+    """Who is on duty which week, each department's head, the IOC leader."""
+    reopen_window_s: int = 3600
+    """An incident resolved less than this ago reopens when its alerts fire again."""
+    poll_interval_s: float = 0.5
+    """How often the incident loop looks for new alerts and due timers."""
+    in_worker: bool = True
+    """Every ``ioc worker`` runs the incident loop (any number may: each timer fires
+    once); false when it runs as ``ioc incidents run`` instead."""
+    sla: dict[str, SlaSettings] = Field(default_factory=_default_sla)
+    console_url: str | None = None
+    """Link to an incident in escalation notifications, the id appended; unset:
+    ``<api public url>/console/?incident=``."""
+
+
+class MqttSettings(_Section):
+    """Mosquitto (the stack's, or the department-facing broker) and ``ioc mqtt-bridge``
+    (docs/mqtt.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 11883
+    """Plain MQTT (loopback in development); with ``tls`` the broker listens on
+    ``tls_port`` too and the bridge uses it."""
+    tls: bool = False
+    tls_port: int = 18883
+    ca_file: Path | None = None
+    """The CA the bridge verifies the broker with (None: the system's)."""
+    cert_file: Path | None = None
+    """The broker's certificate and key (``ioc stack up`` writes them into its config)."""
+    key_file: Path | None = None
+    topic_root: str = "ioc"
+    """Departments publish under ``<topic_root>/<department>/<feed>/<source_id>``."""
+    share_group: str = ""
+    """MQTT 5 shared subscription group for several bridges (e.g. ``ioc-bridge``); ""
+    (the default) subscribes plainly: one bridge, and nothing lost across Mosquitto
+    restarts, which Debian 12's Mosquitto does not guarantee for shared subscriptions
+    (docs/mqtt.md, "Mosquitto restarts")."""
+    client_id: str = "ioc-bridge-0"
+    """Stable per bridge instance: its persistent session (queued messages) follows it."""
+    username: str = "ioc-bridge"
+    password: SecretStr | None = None
+    """From IOC__MQTT__PASSWORD; else ``<secrets_dir>/<username>.password``."""
+    secrets_dir: Path | None = None
+    """Password files of the local stack (default ``<stack.home>/secrets/mqtt``)."""
+    session_expiry_s: int = 7 * 24 * 3600
+    """How long Mosquitto keeps a bridge's session (and queues for it) while it is away."""
+    receive_maximum: int = 1000
+    """Unacknowledged QoS 1 messages Mosquitto may send a bridge at once."""
+    batch_max: int = 500
+    batch_within_s: float = 0.05
+    max_payload_bytes: int = 262_144
+    keepalive_s: int = 30
+
+    def secret(self) -> str | None:
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.secrets_dir is not None:
+            path = self.secrets_dir / f"{self.username}.password"
+            if path.is_file():
+                return path.read_text().strip()
+        return None
+
+    @property
+    def bridge_port(self) -> int:
+        return self.tls_port if self.tls else self.port
+
+
 def config_file() -> Path:
     """The YAML file the settings start from."""
     return Path(os.environ.get("IOC_CONFIG", ROOT / "config" / "ioc.yaml"))
 
 
 class Settings(BaseSettings):
-    """All of ioc's configuration, frozen once read."""
+    """All of ioc's configuration, frozen once read. The development tooling's own keys
+    (the local stack's versions and host, Prometheus' address, Grafana's port) are
+    ``iocdev.settings.DevSettings``, a subclass; deployed processes ignore their ``IOC__``
+    variables."""
 
     model_config = SettingsConfigDict(
         env_prefix="IOC__", env_nested_delimiter="__", frozen=True, extra="forbid"
     )
 
-    stack: StackSettings = StackSettings()
+    stack: DataHome = DataHome()
     kafka: KafkaSettings
     database: DatabaseSettings = DatabaseSettings()
-    prometheus: HttpService = HttpService(port=19090)
     alertmanager: HttpService = HttpService(port=19093)
-    grafana: GrafanaSettings = GrafanaSettings()
     api: ApiSettings = ApiSettings()
     stream: StreamSettings = StreamSettings()
     geo: GeoSettings = GeoSettings()
     alerts: AlertSettings = AlertSettings()
+    incidents: IncidentSettings = IncidentSettings()
     federation: FederationSettings = FederationSettings()
     mail: MailSettings = MailSettings()
+    mqtt: MqttSettings = MqttSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -443,9 +547,16 @@ class Settings(BaseSettings):
         if isinstance(kafka, dict) and kafka.get("secrets_dir") is None:
             stack = data.get("stack")
             home = Path(str((stack.get("home") if isinstance(stack, dict) else None)
-                            or StackSettings().home))
+                            or DataHome().home))
             root = home if home.is_absolute() else ROOT / home
             data = {**data, "kafka": {**kafka, "secrets_dir": root / "secrets" / "kafka"}}
+        mqtt = data.get("mqtt") or {}
+        if isinstance(mqtt, dict) and mqtt.get("secrets_dir") is None:
+            stack = data.get("stack")
+            home = Path(str((stack.get("home") if isinstance(stack, dict) else None)
+                            or DataHome().home))
+            root = home if home.is_absolute() else ROOT / home
+            data = {**data, "mqtt": {**mqtt, "secrets_dir": root / "secrets" / "mqtt"}}
         return data
 
     def resolve(self, path: Path) -> Path:
@@ -456,10 +567,6 @@ class Settings(BaseSettings):
         """Where the Alertmanager webhook receivers' bearer tokens are (resolved)."""
         return self.resolve(self.alerts.receiver_tokens_dir
                             or self.stack.root / "secrets" / "alertmanager")
-
-    def smarthost(self) -> str:
-        """Where Alertmanager sends mail: ``mail.smarthost``, else the local Mailpit."""
-        return self.mail.smarthost or f"{self.stack.host}:{self.mail.smtp_port}"
 
     def public_url(self) -> str:
         """The base of links in notifications (``api.public_url`` or the API's address)."""

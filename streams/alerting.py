@@ -8,7 +8,8 @@ Contract of :class:`PartitionAlerts`:
   transaction) it restores that commune's active alert states, recent rollup windows and
   sources' last sightings from the database, so a restart neither re-announces a firing
   alert nor resolves it for want of data;
-- :meth:`discard` after a failed transaction, :meth:`committed` after a successful one;
+- :meth:`commit` after its transaction committed (before anything else evaluates),
+  :meth:`discard` after a failed one, :meth:`publish` once the batch is done;
 - it evaluates only the rules a commune-partitioned worker can evaluate exactly
   (``RuleSet.partition_rules``): source and commune scope, absence by source.
 """
@@ -16,36 +17,38 @@ Contract of :class:`PartitionAlerts`:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 
 from alerts.evaluator import Evaluator
-from alerts.model import CommuneInfo, Transition, WindowPoint
+from alerts.model import CommuneInfo, WindowPoint
 from alerts.notify import generator_url, receivers_for
 from alerts.rules import RuleSet
-from alerts.step import Sighting, sightings
-from alerts.store import load_states
+from alerts.source_clocks import sightings
+from alerts.store import load_sightings, load_states, load_windows
+from ioccore.db.connections import connect
 from ioccore.events.record import UNASSIGNED, Record
 from ioccore.settings import Settings
-from streams.evaluation import EvaluationStep, Publish
+from streams.evaluation import EvaluationStep, Planned, Publish
 
 log = logging.getLogger(__name__)
 
 
 def commune_names(conninfo: str) -> dict[str, CommuneInfo]:
-    """Names for annotations: from the database when boundaries are loaded, else the
-    bundled reference."""
+    """Names for annotations (Vietnamese and, where the boundaries have them, English):
+    from the database when boundaries are loaded, else the bundled reference."""
     try:
-        with psycopg.connect(conninfo) as conn:
+        with connect(conninfo, purpose="worker") as conn:
             rows = conn.execute(
-                "SELECT commune_code, commune_name, province_code, province_name "
-                "FROM current_communes").fetchall()
+                "SELECT c.commune_code, c.commune_name, c.province_code, c.province_name,"
+                " c.commune_name_en, p.province_name_en FROM current_communes c"
+                " LEFT JOIN current_provinces p USING (province_code)").fetchall()
         if rows:
-            return {str(c): CommuneInfo(str(n), str(p), str(pn)) for c, n, p, pn in rows}
+            return {str(c): CommuneInfo(str(n), str(p), str(pn), ne, pne)
+                    for c, n, p, pn, ne, pne in rows}
     except psycopg.Error as exc:
         log.warning("alerts: commune names from the database failed: %s", exc)
     from geo.bundled import read_units  # not geo.reference: no pandas in a worker
@@ -56,16 +59,8 @@ def commune_names(conninfo: str) -> dict[str, CommuneInfo]:
             for u in units if u.level == "commune"}
 
 
-@dataclass(frozen=True, slots=True)
-class Evaluated:
-    """What one batch's evaluation stored (handed to :meth:`PartitionAlerts.committed`)."""
-
-    stored: list[Transition]
-    newest_event: float | None
-
-
 def evaluator_factory(settings: Settings, rules: RuleSet,
-                      communes: Mapping[str, CommuneInfo]) -> Any:
+                      communes: Mapping[str, CommuneInfo]) -> Callable[[], Evaluator]:
     """A zero-argument maker of fresh evaluators for ``rules``."""
     def make() -> Evaluator:
         a = settings.alerts
@@ -98,10 +93,10 @@ class PartitionAlerts:
     def evaluator(self) -> Evaluator:
         return self._step.evaluator
 
-    async def evaluate(self, conn: psycopg.AsyncConnection[Any], windows: list[WindowPoint],
-                       stored: Sequence[Record], watermark: float,
-                       wall_now: datetime | None = None, *, full: bool | None = None
-                       ) -> Evaluated:
+    async def plan(self, conn: psycopg.AsyncConnection[Any], windows: list[WindowPoint],
+                   stored: Sequence[Record], watermark: float,
+                   wall_now: datetime | None = None, *, full: bool | None = None
+                   ) -> Planned:
         """Evaluate after the batch's write, in its transaction; persist transitions.
 
         A batch evaluates only the scopes its windows and records (or idleness) changed;
@@ -117,18 +112,20 @@ class PartitionAlerts:
         wall = wall_now or datetime.now(UTC)
         points = [w for w in windows if w.metric in self._metrics]
         changed_only = not full if full is not None else bool(windows or stored)
-        saved = await self._step.run(conn, points, sightings(stored, wall), wall,
-                                     changed_only=changed_only)
+        seen = sightings(stored, wall)
         newest = max((r.occurred_at.timestamp() for r in stored), default=None)
-        return Evaluated(saved, newest)
+        return await self._step.plan(
+            conn, lambda ev: ev.evaluate(points, seen, wall_now=wall,
+                                         changed_only=changed_only),
+            newest_event=newest)
 
-    def settle(self) -> None:
-        """The transaction committed: the evaluator's plan is final (before anything else
+    def commit(self, planned: Planned) -> None:
+        """The transaction committed: the plan is final (call before anything else
         evaluates)."""
-        self._step.settle()
+        self._step.commit(planned)
 
-    async def committed(self, evaluated: Evaluated) -> None:
-        await self._step.committed(evaluated.stored, evaluated.newest_event)
+    async def publish(self, planned: Planned) -> None:
+        await self._step.publish(planned)
 
     def discard(self) -> None:
         """The batch's transaction failed: rebuild everything from the database."""
@@ -149,22 +146,12 @@ class PartitionAlerts:
         """
         ev = self.evaluator
         ev.restore(await load_states(conn, communes=communes, active_only=True))
-        # sources this very transaction touched (last_received_at = now()) show this
-        # batch's progress, not what was evaluated before it: no floor from them
-        cur = await conn.execute(
-            "SELECT source_id, feed, department, commune_code, last_seen, last_received_at,"
-            " last_received_at = now() FROM sources WHERE commune_code = ANY(%s)",
-            (communes,))
-        rows = await cur.fetchall()
-        seen = [Sighting(source_id, feed, department, commune, "", newest, received)
-                for source_id, feed, department, commune, newest, received, _ in rows]
-        before = [s for s, row in zip(seen, rows, strict=True) if not row[-1]]
-        ev.restore_sources(before, datetime.now(UTC))
+        # sources this very transaction touched show this batch's progress, not what was
+        # evaluated before it: no floor from them
+        rows = await load_sightings(conn, communes=communes)
+        ev.restore_sources([s for s, touched in rows if not touched], datetime.now(UTC))
         # each commune's windows back from its own sources' progress, not the worker's
-        oldest = min((s.newest for s in seen), default=datetime.fromtimestamp(watermark, UTC))
+        oldest = min((s.newest for s, _ in rows),
+                     default=datetime.fromtimestamp(watermark, UTC))
         since = oldest - self._history
-        cur = await conn.execute(
-            "SELECT commune_code, province_code, metric, bucket, count, sum, min, max, last"
-            " FROM rollup_1m WHERE commune_code = ANY(%s) AND metric = ANY(%s)"
-            " AND bucket >= %s", (communes, sorted(self._metrics), since))
-        ev.observe(WindowPoint(*row) for row in await cur.fetchall())
+        ev.observe(await load_windows(conn, self._metrics, dict.fromkeys(communes, since)))

@@ -24,6 +24,7 @@ from typing import Any
 
 import faust
 
+from alerts.incidents.runner import IncidentRunner
 from alerts.model import CommuneInfo
 from alerts.outbox import OutboxDelivery
 from alerts.rules import RuleSet
@@ -33,16 +34,17 @@ from streams.alerting import PartitionAlerts
 from streams.area_scope import AreaScope
 from streams.batching import BoundedStream
 from streams.deadletters import named_department
-from streams.degraded import Health
 from streams.faust_options import faust_options
-from streams.global_alerts import GlobalAlerts
-from streams.kpi_alerts import KPI_TARGETS_EVERY_S, KpiTargetAlerts
+from streams.global_rules import GlobalRules
+from streams.health import Health
+from streams.kpi_target_rules import KpiTargetRules
 from streams.originals import Originals
 from streams.outputs import KafkaOutputs
 from streams.ownership import Ownership
 from streams.pages import register_pages
 from streams.raw_reader import Bounds, RawReader, raw_consumer, topics_pattern
 from streams.retry import run_batch
+from streams.singleton_rules import SingletonRules
 from streams.stage import Stage, TopicPartition
 from streams.stage1 import Check, CommuneIndexLike, Stage1, ValidatorLike
 from streams.stage2 import Enriched, Stage2, make_pool
@@ -63,7 +65,7 @@ what was delivered and leave its group before faust stops the producer."""
 
 
 @dataclass(frozen=True, slots=True)
-class Parts:
+class WorkerResources:
     """What the stages need, built by the caller (real or, in unit tests, small)."""
 
     validator: ValidatorLike
@@ -77,6 +79,8 @@ class Parts:
     department_topics: tuple[str, ...] = ()
     checks: tuple[Check, ...] = ()
     """Further stage-1 checks, run in order after ownership (streams/stage1.py)."""
+    incidents: IncidentRunner | None = None
+    """Incident intake and escalation timers (alerts/incidents/runner.py)."""
 
 
 def _names(settings: Settings, overrides: dict[str, str] | None) -> dict[str, str]:
@@ -110,7 +114,7 @@ def make_faust_app(settings: Settings, app_id: str, web_port: int,
         **faust_options(settings.kafka))  # SASL/TLS: faust ignores kafka-python names
 
 
-def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
+def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None = None,
               web_port: int | None = None, topic_names: dict[str, str] | None = None,
               instance_id: str | None = None) -> faust.App:
     """A configured faust app; ``topic_names`` overrides names (tests use unique ones);
@@ -137,11 +141,10 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
     rules, communes = parts.rules, parts.communes or {}
     partition_alerts = (PartitionAlerts(settings, rules, communes,
                                         publish=outputs.transitions) if rules else None)
-    global_alerts = (GlobalAlerts(settings, parts.conninfo, rules, communes,
-                                  publish=outputs.transitions) if rules else None)
-    kpi_targets = (KpiTargetAlerts(settings, parts.conninfo, rules, communes,
-                                   publish=outputs.transitions)
-                   if rules and rules.kpi_targets else None)
+    singleton = (SingletonRules(parts.conninfo, [
+        GlobalRules(settings, rules, communes, publish=outputs.transitions),
+        KpiTargetRules(settings, rules, communes, publish=outputs.transitions)])
+        if rules else None)
     checks: tuple[Check, ...] = (
         *(() if own is None else (own, AreaScope(own.conninfo))), *parts.checks)
     stage1 = Stage1(parts.validator, parts.index,
@@ -149,7 +152,9 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
                     checks=checks, publisher=publisher,
                     dedupe_capacity=stream.stage1_dedupe_capacity,
                     message_budget_s=stream.stage1_message_budget_s)
-    stage2 = Stage2(make_pool(parts.conninfo), allowed_lateness_s=stream.allowed_lateness_s,
+    stage2 = Stage2(make_pool(parts.conninfo, min_size=settings.database.pool_min,
+                              max_size=settings.database.pool_max),
+                    allowed_lateness_s=stream.allowed_lateness_s,
                     alerts=partition_alerts, on_rejected=outputs.storage_refused,
                     max_rows=stream.sink_buffer_max_rows)
     stages: tuple[Stage[Any], ...] = (stage1, stage2)
@@ -201,21 +206,21 @@ def build_app(settings: Settings, parts: Parts, *, app_id: str | None = None,
         except TimeoutError:
             log.warning("stage 1 reader still busy after %.0f s; its batch is re-read by "
                         "the next owner", READER_STOP_S)
-        for closable in (*stages, global_alerts, kpi_targets, parts.outbox):
+        for closable in (*stages, singleton, parts.outbox):
             if closable is not None:
                 with contextlib.suppress(Exception):
                     await closable.close()
 
     register_pages(app, health=health, conninfo=parts.conninfo,
                    bootstrap=settings.kafka.bootstrap_servers)
-    register_timers(app, conninfo=parts.conninfo, global_alerts=global_alerts,
+    register_timers(app, conninfo=parts.conninfo, singleton=singleton,
                     outbox=parts.outbox, stop=stop,
                     idle_tick=stage2.tick if partition_alerts is not None else None)
-    if kpi_targets is not None:
-        targets = kpi_targets
+    if parts.incidents is not None:
+        incident_loop = parts.incidents
 
-        @app.timer(interval=KPI_TARGETS_EVERY_S, on_leader=False)  # type: ignore[untyped-decorator]
-        async def evaluate_kpi_targets() -> None:
-            await targets.tick()
+        @app.task  # type: ignore[untyped-decorator]
+        async def run_incidents() -> None:  # any number of workers: each timer fires once
+            await incident_loop.run(stop)
 
     return app

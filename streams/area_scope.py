@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import psycopg
 
+from ioccore.db.connections import aconnect
 from ioccore.events.record import Record
 from ioccore.source_registry import Area, Refusal, areas
 
@@ -89,8 +90,8 @@ class AreaScope:
         while True:
             try:
                 if self._conn is None or self._conn.closed:
-                    self._conn = await psycopg.AsyncConnection.connect(
-                        self._conninfo, autocommit=True, connect_timeout=5)
+                    self._conn = await aconnect(self._conninfo, purpose="area-scope",
+                                                autocommit=True)
                 return await areas(self._conn, sources)
             except psycopg.OperationalError as exc:
                 log.warning("source areas unavailable (%s); retrying in %.1f s", exc, delay)

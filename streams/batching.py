@@ -12,7 +12,8 @@ A message larger than ``max_bytes`` makes a batch on its own.
 It works like ``take_events``: a processor appends each event to the batch and blocks
 the stream while the batch is full or being read, so memory stays bounded by the
 stream buffer plus one batch; the batch's events are acknowledged after the loop body
-returns (hold them longer with :class:`streams.inorder.InOrder`).
+returns, so the body (``streams.retry.run_batch``) returns only once the batch is
+durable.
 """
 
 from __future__ import annotations

@@ -1,15 +1,18 @@
-"""One evaluation step for every kind of rule: evaluate, persist, restore conflicts, then
-(after the commit) metrics and publish.
+"""The one evaluation step every rule kind goes through: plan, commit or discard, publish.
 
-:meth:`EvaluationStep.run` works inside the caller's transaction: stage 2 opens one per
-batch (rows, rollups, transitions, alert and outbox rows commit together), the
-global-rules timer one per tick. :meth:`EvaluationStep.committed` runs after that commit.
-
-The evaluator's memory is a cache of the database. Evaluating advances it before the
-commit, so when the transaction fails the caller calls :meth:`discard`: the evaluator is
-replaced by an empty one, which is rebuilt from the committed state (active alerts,
-rollup windows, sources) exactly as after a restart. A retried batch therefore evaluates
-against the same state as the failed attempt and makes the same transitions.
+- :meth:`EvaluationStep.plan` runs inside the caller's open transaction (stage 2 opens
+  one per batch, the singleton runner one per kind and tick): the evaluator decides, the
+  transitions are stored with their alert and outbox rows (:func:`alerts.store.persist`),
+  and alerts whose stored state changed meanwhile (an operator acted) are reloaded.
+- :meth:`EvaluationStep.commit`, once that transaction committed and before anything
+  else may evaluate: the evaluator's plan becomes final; transitions are counted and the
+  active-alerts gauge set. Called once per plan.
+- :meth:`EvaluationStep.discard`, if it did not commit: the evaluator is replaced by an
+  empty one, which the caller rebuilds from the committed state (active alerts, windows,
+  sources) exactly as after a restart, so a retried batch evaluates against the same
+  state as the failed attempt and makes the same transitions.
+- :meth:`EvaluationStep.publish`, after the commit: the stored transitions go to the
+  alerts topic (awaits their delivery).
 """
 
 from __future__ import annotations
@@ -18,83 +21,94 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
 
 from psycopg import AsyncConnection
 
-from alerts import step
-from alerts.evaluator import Evaluator, Plan
-from alerts.model import Transition, WindowPoint
+from alerts.model import AlertState, Transition
 from alerts.notify import Receiver
 from alerts.store import load_states, persist
+from alerts.undo import Plan
 from ioccore import metrics
 
 Publish = Callable[[list[Transition]], Awaitable[None]]
 """Sends stored transitions to the alerts topic (awaits their delivery)."""
 
-_STEPS: weakref.WeakSet[EvaluationStep] = weakref.WeakSet()
+
+class Evaluates(Protocol):
+    """What the step needs of an evaluator (windowed rules and KPI targets alike)."""
+
+    def active(self) -> list[AlertState]: ...
+    def commit(self, plan: Plan) -> None: ...
+    def restore(self, states: Iterable[AlertState]) -> None: ...
 
 
-class EvaluationStep:
-    """Evaluate -> persist -> restore conflicts (in a transaction) -> metrics -> publish."""
+E = TypeVar("E", bound=Evaluates)
 
-    def __init__(self, make_evaluator: Callable[[], Evaluator], *,
-                 receivers: Sequence[Receiver], generator_url: str,
-                 publish: Publish | None = None) -> None:
+
+@dataclass(slots=True)
+class Planned:
+    """One evaluation, stored in the caller's transaction, not yet committed."""
+
+    plan: Plan
+    stored: list[Transition] = field(default_factory=list)
+    """Transitions the store accepted (what is counted and published)."""
+    newest_event: float | None = None
+    """Newest event time of the input (epoch s), for the alert-latency histogram."""
+
+
+_STEPS: weakref.WeakSet[EvaluationStep[Any]] = weakref.WeakSet()
+
+
+class EvaluationStep(Generic[E]):
+    """Plan (evaluate + persist, in a transaction) -> commit | discard -> publish."""
+
+    def __init__(self, make_evaluator: Callable[[], E], *, receivers: Sequence[Receiver],
+                 generator_url: str, publish: Publish | None = None) -> None:
         self._make = make_evaluator
-        self.evaluator = make_evaluator()
+        self.evaluator: E = make_evaluator()
         self._receivers = receivers
         self._generator_url = generator_url
         self._publish = publish
-        self._plan: Plan | None = None
         _STEPS.add(self)
 
-    async def run(self, conn: AsyncConnection[Any], windows: Iterable[WindowPoint],
-                  sightings: Iterable[step.Sighting], wall_now: datetime, *,
-                  changed_only: bool = False) -> list[Transition]:
-        """Evaluate and persist, inside the caller's open transaction; returns what was
-        stored (pass it to :meth:`committed` once the transaction committed, which also
-        commits the evaluator's plan). ``changed_only``: a batch's evaluation, of the
-        scopes its input (or idleness) changed; a timer's is full."""
+    async def plan(self, conn: AsyncConnection[Any], evaluate: Callable[[E], Plan], *,
+                   newest_event: float | None = None) -> Planned:
+        """``evaluate(evaluator)`` and store its transitions in the open transaction."""
         started = time.perf_counter()
-        plan = self._plan = step.evaluate(self.evaluator, windows, sightings, wall_now,
-                                          changed_only=changed_only)
+        plan = evaluate(self.evaluator)
         metrics.EVALUATION_SECONDS.observe(time.perf_counter() - started)
         metrics.EVALUATION_MINUTES.inc(plan.evaluated_minutes)
+        planned = Planned(plan, newest_event=newest_event)
         if not plan.transitions:
-            return []
+            return planned
         result = await persist(conn, plan.transitions, receivers=self._receivers,
                                generator_url=self._generator_url)
         if result.conflicts:
             self.evaluator.restore(await load_states(conn,
                                                      fingerprints=sorted(result.conflicts)))
-        return list(result.stored)
+        planned.stored = list(result.stored)
+        return planned
 
-    def settle(self) -> None:
-        """The transaction committed: make the evaluator's plan final. Call it before
-        anything else may evaluate (the next evaluation would undo an open plan)."""
-        plan, self._plan = self._plan, None
-        if plan is not None:
-            self.evaluator.commit(plan)
+    def commit(self, planned: Planned) -> None:
+        """The transaction committed: the plan is final; count what was stored."""
+        self.evaluator.commit(planned.plan)
+        now = time.time()
+        for t in planned.stored:
+            metrics.ALERT_TRANSITIONS.labels(t.to_state, t.severity).inc()
+            if planned.newest_event is not None:
+                metrics.LATENCY_ALERT.observe(max(0.0, now - planned.newest_event))
+        update_active_gauge()
 
     def discard(self) -> None:
         """The transaction failed: drop the evaluator's state (the database has the truth)."""
-        self._plan = None
         self.evaluator = self._make()
 
-    async def committed(self, stored: list[Transition], newest_event: float | None) -> None:
-        """After the commit: the evaluator's plan becomes final (if :meth:`settle` has not
-        made it so already); count, observe latency, publish (awaits the delivery)."""
-        self.settle()
-        now = time.time()
-        for t in stored:
-            metrics.ALERT_TRANSITIONS.labels(t.to_state, t.severity).inc()
-            if newest_event is not None:
-                metrics.LATENCY_ALERT.observe(max(0.0, now - newest_event))
-        update_active_gauge()
-        if self._publish is not None and stored:
-            await self._publish(stored)
+    async def publish(self, planned: Planned) -> None:
+        """After :meth:`commit`: send the stored transitions (awaits the delivery)."""
+        if self._publish is not None and planned.stored:
+            await self._publish(planned.stored)
 
 
 def update_active_gauge() -> None:

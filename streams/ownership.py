@@ -26,6 +26,7 @@ from typing import Any
 
 import psycopg
 
+from ioccore.db.connections import aconnect
 from ioccore.events.reasons import Reason
 from ioccore.events.record import FEEDS, Feed, Record
 from ioccore.source_registry import Location, Refusal, authorise
@@ -132,7 +133,7 @@ class Ownership:
         while True:
             try:
                 if self._conn is None or self._conn.closed:
-                    self._conn = await psycopg.AsyncConnection.connect(self.conninfo)
+                    self._conn = await aconnect(self.conninfo, purpose="ownership")
                 return await authorise(self._conn, department, claims, actor=self._actor,
                                        locations=locations)
             except psycopg.OperationalError as exc:

@@ -1,20 +1,22 @@
 """The worker's web pages: ``/metrics``, ``/healthz`` and ``/readyz``.
 
-``/readyz`` says what is down and since when, never why in words: exception text can
-carry hosts, users and SQL, and the page is readable by anyone who can reach the port.
+``/readyz`` is :class:`ioccore.readiness.Readiness` (the API's schema and cache): what is
+down and since when, never why in words, since exception text can carry hosts, users and
+SQL and the page is readable by anyone who can reach the port.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
 import prometheus_client
 import psycopg
 
-from streams.degraded import Health
+from ioccore.db.connections import aconnect
+from ioccore.readiness import Readiness
+from streams.health import Health
 
 _PROM_TYPE = "text/plain; version=0.0.4"  # aiohttp refuses a charset in content_type
 
@@ -30,17 +32,14 @@ def register_pages(app: faust.App, *, health: Health, conninfo: str, bootstrap: 
     async def healthz(web: Any, request: Any) -> Any:
         return web.json({"status": "ok"})
 
+    readiness = Readiness({"kafka": lambda: kafka_answers(bootstrap),
+                           "database": lambda: db_answers(conninfo)},
+                          down=health.down, waiting=health.pending)
+
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        live = {"kafka": await kafka_answers(bootstrap), "database": await db_answers(conninfo)}
-        down = health.down()
-        checks = {dep: "up" if ok and dep not in down else "down" for dep, ok in live.items()}
-        ok = all(state == "up" for state in checks.values())
-        body = {"ready": ok, "checks": checks,
-                "down_since": {dep: datetime.fromtimestamp(t, UTC).isoformat()
-                               for dep, t in down.items()},
-                "messages_waiting": health.pending()}
-        return web.json(body, status=200 if ok else 503)
+        status, body = await readiness.answer()
+        return web.json(body, status=status)
 
 
 async def kafka_answers(bootstrap: str) -> bool:
@@ -58,7 +57,7 @@ async def kafka_answers(bootstrap: str) -> bool:
 
 async def db_answers(conninfo: str) -> bool:
     try:
-        async with await psycopg.AsyncConnection.connect(conninfo, connect_timeout=2) as conn:
+        async with await aconnect(conninfo, purpose="readyz") as conn:
             await conn.execute("SELECT 1")
         return True
     except psycopg.Error:

@@ -55,7 +55,7 @@ from aiokafka.structs import TopicPartition as KafkaPartition
 
 from ioccore import metrics
 from ioccore.settings import Settings
-from streams.degraded import Health
+from streams.health import Health
 from streams.retry import backoff_s, classify, run_batch
 from streams.stage import Stage, TopicPartition
 from streams.stage1 import InMessage

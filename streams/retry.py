@@ -12,7 +12,8 @@ consumer commit past a batch that never became durable); and it returns only whe
 - ``kafka``: aiokafka's ``KafkaError``, ``OSError``, ``TimeoutError``: the same.
 - ``unexpected``: anything else (a bug, a data error outside the rows): retry the whole
   batch too, log the traceback at most every 30 s, count
-  ``ioc_stream_batch_retries_total{cause="unexpected"}`` (alert ``IocStreamBatchFailing``).
+  ``ioc_stream_batch_retries_total{cause="unexpected"}`` (alert ``IocStreamInternalError``;
+``IocStreamBatchStalled`` when any batch keeps failing for 5 minutes).
 
 Data errors on the rows themselves never get here: the sink isolates them by halving the
 batch and the stage dead-letters them (``storage_rejected``), which is a durable effect.
@@ -32,7 +33,7 @@ import psycopg
 from aiokafka.errors import KafkaError
 
 from ioccore import metrics
-from streams.degraded import Health
+from streams.health import Health
 from streams.stage import Stage
 
 log = logging.getLogger(__name__)

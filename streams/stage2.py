@@ -30,9 +30,11 @@ import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from ioccore import metrics
+from ioccore.db import connections
 from ioccore.events.record import Record, decode_records
 from ioccore.events.source_progress import SourceProgress
-from streams.alerting import Evaluated, PartitionAlerts
+from streams.alerting import PartitionAlerts
+from streams.evaluation import Planned
 from streams.sinks.timescale import TimescaleSink, WriteResult
 from streams.stage import TopicPartition
 
@@ -103,7 +105,7 @@ class Stage2:
         times = [r.occurred_at.timestamp() for r in records]
         late = self.progress.mark(sources, times)  # pure: a retry marks the same records
         watermark = max(self.watermark, max(times))
-        evaluated: Evaluated | None = None
+        evaluated: Planned | None = None
         if self._closing:  # the worker stops: wait to be cancelled, unacknowledged (raising
             await asyncio.Future()  # here would make faust restart the agent mid-shutdown)
         if not self._opened:
@@ -117,14 +119,14 @@ class Stage2:
                     refused = {i for i, _ in result.rejected}
                     if self._alerts is not None:
                         stored = [r for i, r in enumerate(records) if i not in refused]
-                        evaluated = await self._alerts.evaluate(conn, result.windows, stored,
-                                                                watermark)
+                        evaluated = await self._alerts.plan(conn, result.windows, stored,
+                                                            watermark)
             except BaseException:
                 if self._alerts is not None:
                     self._alerts.discard()  # it advanced inside the failed transaction
                 raise
-            if self._alerts is not None:
-                self._alerts.settle()  # committed: the evaluator's plan is final
+            if self._alerts is not None and evaluated is not None:
+                self._alerts.commit(evaluated)  # committed: the evaluator's plan is final
         # committed: only now does anything in memory move
         self.progress.advance(sources, times)
         self.watermark = max(self.watermark, watermark)
@@ -137,7 +139,7 @@ class Stage2:
                                          for i, reason in result.rejected])
         self._observe(records, result, time.time())
         if self._alerts is not None and evaluated is not None:
-            await self._alerts.committed(evaluated)
+            await self._alerts.publish(evaluated)
         return Stage2Result(len(records), result, self.watermark)
 
     async def tick(self, wall_now: datetime | None = None) -> int:
@@ -149,16 +151,16 @@ class Stage2:
         async with self._alerts_lock:
             try:
                 async with self._pool.connection() as conn, conn.transaction():
-                    evaluated = await self._alerts.evaluate(conn, [], [], self.watermark,
-                                                            wall_now)
+                    evaluated = await self._alerts.plan(conn, [], [], self.watermark,
+                                                        wall_now)
             except Exception as exc:
                 self._alerts.discard()
                 log.warning("stage 2: idle evaluation failed (%s); next tick retries",
                             type(exc).__name__)
                 return 0
-            self._alerts.settle()
+            self._alerts.commit(evaluated)
         try:
-            await self._alerts.committed(evaluated)
+            await self._alerts.publish(evaluated)
         except Exception as exc:
             log.warning("stage 2: publishing idle transitions failed (%s)", type(exc).__name__)
         return len(evaluated.stored)
@@ -194,9 +196,9 @@ class Stage2:
 
     def _observe(self, records: list[Record], result: WriteResult, committed: float) -> None:
         for feed, n in result.inserted.items():
-            metrics.EVENTS_STORED.labels(feed).inc(n)
+            metrics.SINK_ROWS_INSERTED.labels(feed).inc(n)
         for feed, n in result.duplicates.items():
-            metrics.EVENTS_DUPLICATE.labels(feed).inc(n)
+            metrics.SINK_ROWS_DUPLICATE.labels(feed).inc(n)
         for feed, n in result.late.items():
             if n:
                 metrics.EVENTS_LATE.labels(feed).inc(n)
@@ -210,14 +212,13 @@ class Stage2:
                     max(0.0, committed - rec.occurred_at.timestamp()))
 
 
-def make_pool(conninfo: str, *, timeout_s: float = 5.0,
+def make_pool(conninfo: str, *, min_size: int = 1, max_size: int = 2, timeout_s: float = 5.0,
               reconnect_timeout_s: float = 4.0) -> AsyncConnectionPool:
-    """Stage 2's connections: checked before every batch, so a connection a PostgreSQL
-    restart killed is replaced instead of failing the batch; a failed reconnect cycle
-    gives up after ``reconnect_timeout_s`` and the next batch starts a new one, which
-    caps the wait after PostgreSQL returns (psycopg_pool's own back-off is uncapped)."""
-    return AsyncConnectionPool(
-        conninfo, min_size=1, max_size=2, open=False, timeout=timeout_s,
-        reconnect_timeout=reconnect_timeout_s, configure=TimescaleSink.prepare,
-        check=AsyncConnectionPool.check_connection, name="stage2",
-        kwargs={"connect_timeout": 5})
+    """Stage 2's connections (sizes from ``database.pool_min/max``): checked before every
+    batch, so a connection a PostgreSQL restart killed is replaced instead of failing the
+    batch; a failed reconnect cycle gives up after ``reconnect_timeout_s`` and the next
+    batch starts a new one, which caps the wait after PostgreSQL returns (psycopg_pool's
+    own back-off is uncapped)."""
+    return connections.pool(conninfo, purpose="stage2", min_size=min_size, max_size=max_size,
+                            timeout_s=timeout_s, reconnect_timeout_s=reconnect_timeout_s,
+                            check=True, configure=TimescaleSink.prepare)

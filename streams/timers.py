@@ -1,4 +1,4 @@
-"""The worker's periodic work: idle and global rules, outbox delivery, consumer lag,
+"""The worker's periodic work: idle and singleton rules, outbox delivery, consumer lag,
 maintenance.
 
 None of these may take the worker down: each catches and logs (bounded by the
@@ -16,15 +16,14 @@ import psycopg
 
 from alerts.outbox import OutboxDelivery
 from ioccore import metrics
-from streams.global_alerts import GlobalAlerts
+from streams.singleton_rules import SingletonRules
 
 log = logging.getLogger(__name__)
 
-GLOBAL_RULES_EVERY_S = 30.0
 IDLE_TICK_EVERY_S = 10.0
 
 
-def register_timers(app: faust.App, *, conninfo: str, global_alerts: GlobalAlerts | None,
+def register_timers(app: faust.App, *, conninfo: str, singleton: SingletonRules | None,
                     outbox: OutboxDelivery | None, stop: asyncio.Event,
                     idle_tick: Callable[[], Awaitable[int]] | None = None) -> None:
     """Add the timers and the delivery task to ``app``; ``stop`` ends the delivery loop;
@@ -36,11 +35,12 @@ def register_timers(app: faust.App, *, conninfo: str, global_alerts: GlobalAlert
         async def evaluate_partition_rules_idle() -> None:
             await tick()
 
-    if global_alerts is not None and global_alerts.has_rules:
-        rules = global_alerts
+    if singleton is not None and singleton.has_rules:
+        rules = singleton
+        every = min(k.every_s for k in singleton.kinds)
 
-        @app.timer(interval=GLOBAL_RULES_EVERY_S, on_leader=False)  # type: ignore[untyped-decorator]
-        async def evaluate_global_rules() -> None:
+        @app.timer(interval=every, on_leader=False)  # type: ignore[untyped-decorator]
+        async def evaluate_singleton_rules() -> None:
             await rules.tick()
 
     if outbox is not None:

@@ -1,11 +1,25 @@
-"""The one place for test support: settings, the real local services, and factories.
+"""Fixtures every test may use, and the markers every test gets from its directory.
 
-Fixtures here are shared by every test module (never copied into one). ``stack`` makes
-sure Kafka, PostgreSQL (TimescaleDB + PostGIS), Prometheus and Alertmanager answer,
-starting them with ``iocdev.stack`` when they do not. It never stops them: the next run
-reuses them (``make test`` stops them only when CI=true). ``pipe`` is an isolated
-pipeline (``iocdev.sandbox``), ``migrated_db`` a fresh migrated database, ``new_topic``
-a topic factory.
+Where test support lives (one place per kind, never copied into a test module):
+
+* here: ``settings``, ``stack`` (Kafka, PostgreSQL with TimescaleDB and PostGIS,
+  Prometheus and Alertmanager answering, started with ``iocdev.stack`` when they do not;
+  never stopped here: the next run reuses them, ``make test`` stops them only when
+  CI=true), ``kafka_bootstrap``, ``pg_conninfo``, ``new_topic`` (a topic factory),
+  ``migrated_db`` (a fresh migrated database) and ``pipe`` (an isolated pipeline);
+* ``tests/<area>/conftest.py``: fixtures of one area only (``integration/api``: a
+  database with departments; ``browser``: the console's API process and chromium);
+* ``tests/support/``: plain helpers shared across areas (killing workers, metric names,
+  rule files);
+* beside the tests of one area, helpers only they use (``integration/api/apihelpers.py``,
+  ``unit/alerts/alerts_helpers.py``, ``integration/observability/grafana_expand.py``);
+* ``iocdev.sandbox`` (tools/): the pipeline harness behind ``pipe``, shared with the
+  benchmarks and the chaos suite.
+
+Markers by directory (:func:`pytest_collection_modifyitems`): ``tests/unit`` is
+``unit`` (no services, no network: ``make unit``), ``tests/integration`` is
+``integration``, ``tests/browser`` is ``browser`` and ``tests/chaos`` is ``chaos`` (both
+also ``integration``: they need the local stack).
 """
 
 from __future__ import annotations
@@ -17,17 +31,39 @@ from typing import Any
 
 import pytest
 from iocdev.sandbox import Pipeline, fresh_database, pipeline
+from iocdev.settings import DevSettings, get_dev_settings
 
-from ioccore.settings import Settings, get_settings
+from ioccore.settings import Settings
+
+TESTS = Path(__file__).resolve().parent
+MARKERS_BY_DIRECTORY: dict[str, tuple[str, ...]] = {
+    "unit": ("unit",),
+    "integration": ("integration",),
+    "browser": ("browser", "integration"),
+    "chaos": ("chaos", "integration"),
+}
+"""The first folder under tests/ -> the markers each of its tests gets."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test by its directory, so ``-m unit`` selects exactly tests/unit."""
+    for item in items:
+        try:
+            area = item.path.resolve().relative_to(TESTS).parts[0]
+        except ValueError:
+            continue
+        for name in MARKERS_BY_DIRECTORY.get(area, ()):
+            item.add_marker(name)
 
 
 @pytest.fixture(scope="session")
-def settings() -> Settings:
-    return get_settings()
+def settings() -> DevSettings:
+    """The development settings (deployed ones plus the local stack's keys)."""
+    return get_dev_settings()
 
 
 @pytest.fixture(scope="session")
-def stack(settings: Settings) -> Settings:
+def stack(settings: DevSettings) -> DevSettings:
     """The local services, answering (started here if needed, never stopped here)."""
     from iocdev.stack import manager
 

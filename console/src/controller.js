@@ -61,7 +61,7 @@ export function render() {
   if (entering) view.enter?.(v);
 }
 
-export function go(view) { v.view = view; writeUrl(v); render(); }
+export function go(view) { v.view = view; if (view === "incidents") v.incident = null; writeUrl(v); render(); }
 export function toggleLang() { v.lang = v.lang === "vi" ? "en" : "vi"; writeUrl(v); render(); }
 export function toggleWall() { v.wall = !v.wall; writeUrl(v); render(); }
 export function toggleSound() {

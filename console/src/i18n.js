@@ -3,7 +3,7 @@ const vi = {
   title: "Trung tâm điều hành IOC", skip: "Bỏ qua đến nội dung chính",
   signin: "Đăng nhập", signin_help: "Nhập khóa API do quản trị viên cấp (ioc api keys create). Khóa chỉ được giữ trong thẻ trình duyệt này.",
   api_key: "Khóa API", signout: "Đăng xuất", bad_key: "Khóa không hợp lệ hoặc đã bị thu hồi.",
-  view_board: "Cảnh báo", view_map: "Bản đồ", view_health: "KPI và nguồn dữ liệu",
+  view_board: "Cảnh báo", view_map: "Bản đồ", view_health: "KPI và nguồn dữ liệu", view_scorecards: "Xếp hạng và báo cáo",
   live: "Trực tuyến", reconnecting: "Đang kết nối lại…", connecting: "Đang kết nối…",
   limited: "Khóa này đã mở quá nhiều luồng trực tiếp; thử lại sau 10 giây",
   lang: "English", wall: "Chế độ màn hình lớn", sound: "Âm thanh cảnh báo", on: "bật", off: "tắt",
@@ -41,7 +41,7 @@ const vi = {
   rejections: "Bị từ chối theo lý do", dead_letters: "Mẫu sự kiện bị từ chối gần đây", reason: "Lý do",
   event: "Sự kiện", source_event: "Nguồn / sự kiện", message: "Thông báo", raw: "Nội dung gốc", tail_note: "Tính trên {n} thư bị từ chối gần nhất của topic ioc.deadletter.v1 (từ {since}).",
   dept_scope: "Khóa của sở/ngành: chỉ hiển thị nguồn dữ liệu của {d}.", refresh: "Làm mới",
-  kbd_help: "Phím tắt: 1 cảnh báo · 2 bản đồ · 3 KPI · / bộ lọc · w màn hình lớn · l ngôn ngữ · j/k chuyển nhóm",
+  kbd_help: "Phím tắt: 1 cảnh báo · 2 bản đồ · 3 KPI · 4 sự cố · / bộ lọc · w màn hình lớn · l ngôn ngữ · j/k chuyển nhóm",
   role: "Vai trò", viewer_note: "Vai trò viewer: chỉ xem, không có thao tác.", empty: "Không có cảnh báo nào khớp bộ lọc.",
   online_share: "Tỷ lệ hồ sơ trực tuyến", on_time_share: "Tỷ lệ giải quyết đúng hạn", resolved_online_share: "Tỷ lệ trả kết quả trực tuyến",
   paid_online_share: "Tỷ lệ thanh toán trực tuyến", digitised_share: "Tỷ lệ số hóa hồ sơ",
@@ -54,7 +54,7 @@ const en = {
   title: "IOC Operations Center", skip: "Skip to main content",
   signin: "Sign in", signin_help: "Enter the API key your administrator issued (ioc api keys create). It is kept in this browser tab only.",
   api_key: "API key", signout: "Sign out", bad_key: "Unknown or revoked key.",
-  view_board: "Alerts", view_map: "Map", view_health: "KPIs and feeds",
+  view_board: "Alerts", view_map: "Map", view_health: "KPIs and feeds", view_scorecards: "Scorecards and reports",
   live: "Live", reconnecting: "Reconnecting…", connecting: "Connecting…",
   limited: "Too many live streams open with this key; retrying every 10 s",
   lang: "Tiếng Việt", wall: "Wall mode", sound: "Alarm sound", on: "on", off: "off",
@@ -91,7 +91,7 @@ const en = {
   rejections: "Rejections by reason", dead_letters: "Recent dead letters (sample)", reason: "Reason",
   event: "Event", source_event: "Source / event", message: "Message", raw: "Raw", tail_note: "Over the last {n} dead letters of ioc.deadletter.v1 (since {since}).",
   dept_scope: "Department key: showing {d}'s feeds only.", refresh: "Refresh",
-  kbd_help: "Keys: 1 alerts · 2 map · 3 KPIs · / filters · w wall mode · l language · j/k next/previous group",
+  kbd_help: "Keys: 1 alerts · 2 map · 3 KPIs · 4 incidents · / filters · w wall mode · l language · j/k next/previous group",
   role: "Role", viewer_note: "Viewer role: read only, no actions.", empty: "No alert matches the filters.",
   online_share: "Online submissions", on_time_share: "Resolved on time", resolved_online_share: "Results returned online",
   paid_online_share: "Fees paid online", digitised_share: "Records digitised",
@@ -101,6 +101,11 @@ const en = {
 };
 
 const dicts = { vi, en };
+
+/** Texts of a view kept in its own module (incident_texts.js): merged, never overriding. */
+export function addTexts(more) {
+  for (const [l, d] of Object.entries(more)) for (const [k, s] of Object.entries(d)) if (!(k in dicts[l])) dicts[l][k] = s;
+}
 let lang = "vi";
 
 export function setLang(l) { lang = l === "en" ? "en" : "vi"; document.documentElement.lang = lang; }

@@ -1,4 +1,4 @@
-// Keyboard shortcuts: 1-3 views, w wall mode, l language, / first filter, j/k groups.
+// Keyboard shortcuts: 1-4 views, w wall mode, l language, / first filter, j/k groups.
 // Ignored while typing in a field, while a dialog is open and when signed out.
 import { state } from "./state.js";
 import { go, toggleLang, toggleWall } from "./controller.js";
@@ -9,7 +9,7 @@ function onKey(e) {
   const tag = (e.target.tagName || "").toLowerCase();
   if (["input", "textarea", "select"].includes(tag) || document.querySelector("dialog[open]")) return;
   const views = viewsOf(state.me);
-  if (/^[1-3]$/.test(e.key) && views[Number(e.key) - 1]) { go(views[Number(e.key) - 1]); e.preventDefault(); }
+  if (/^[1-9]$/.test(e.key) && views[Number(e.key) - 1]) { go(views[Number(e.key) - 1]); e.preventDefault(); }
   else if (e.key === "w") toggleWall();
   else if (e.key === "l") toggleLang();
   else if (e.key === "/") { document.querySelector("#filters input, #filters select")?.focus(); e.preventDefault(); }

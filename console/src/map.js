@@ -112,6 +112,9 @@ export function updateMap(topics, v, side) {
   if (overview && (topics.has("alerts") || topics.has("kpis")) && !overview.contains(document.activeElement)) overview.replaceChildren(side());
 }
 
+/** The Leaflet map while the map view is shown (the incident layer draws on it), else null. */
+export function leafletMap() { return map; }
+
 export function dropMap() {
   if (map) { map.remove(); map = null; layer = null; drawn = null; container = null; }
 }

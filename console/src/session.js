@@ -11,6 +11,7 @@ import * as timers from "./timers.js";
 import { mount, unmount, queueUpdate, settings as v } from "./controller.js";
 import { closeDialogs, signinForm } from "./shell.js";
 import { diagnostics } from "./diagnostics.js";
+import { POLL_MS, tick as incidentsTick } from "./incident_store.js";
 
 const FRESH_FOR_MS = 5 * 60000;
 let signouts = 0;
@@ -41,6 +42,12 @@ export async function start() {
     return;
   }
   if (state.me.role === "department") { mount(signOut); report(); return; }
+  if (state.me.role === "responder") {  // a department's people: its incidents, polled
+    mount(signOut);
+    timers.every(POLL_MS, () => incidentsTick(v));
+    report();
+    return;
+  }
   let asOf;
   try {
     asOf = await store.loadBoard();
@@ -58,6 +65,7 @@ export async function start() {
   timers.every(30000, () => store.loadSilences());
   timers.every(10000, expireFresh);
   timers.every(60000, () => store.loadKpis(pickProvince(v)));
+  timers.every(POLL_MS, () => incidentsTick(v));
   report();
 }
 

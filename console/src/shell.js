@@ -55,7 +55,7 @@ function topbar(v, views, act) {
         "aria-current": v.view === name ? "page" : null, "aria-keyshortcuts": String(i + 1),
         onclick: (e) => { e.preventDefault(); act.go(name); } }, t(`view_${name}`)))))),
     h("div", { class: "top-tools" },
-      state.me.role !== "department" ? h("span", { class: `conn conn-${state.stream}`, role: "status", "data-stream": state.stream, text: statusText(state.stream) }) : null,
+      !["department", "responder"].includes(state.me.role) ? h("span", { class: `conn conn-${state.stream}`, role: "status", "data-stream": state.stream, text: statusText(state.stream) }) : null,
       h("span", { class: "who", text: `${state.me.name} · ${t("role")}: ${state.me.role}` }),
       h("button", { class: "btn ghost", type: "button", "aria-pressed": String(state.sound), onclick: act.toggleSound },
         `${t("sound")}: ${state.sound ? t("on") : t("off")}`),

@@ -22,10 +22,14 @@ export const state = {
   geo: null,              // the communes' GeoJSON of `geoProvince` (store.loadCommunes)
   geoProvince: undefined,
   feeds: null,            // feed health per department (store.loadFeeds)
+  incidents: null,        // the incident board's list ({incidents, count, view}: incident_store.js)
+  incidentMap: null,      // active incidents with their place, for the map
+  incident: null,         // the incident page's incident with its timeline
+  sector: null,           // a responder's department's active alerts (incident_store.js)
   sound: typeof sessionStorage !== "undefined" && sessionStorage.getItem("ioc.console.sound") === "1",
 };
 
-const DEFAULTS = { view: "board", group: "rule_id,province_code", lang: "vi" };
+const DEFAULTS = { view: "board", group: "rule_id,province_code", lang: "vi", itab: "all" };
 
 export function readUrl() {
   const q = new URLSearchParams(location.search);
@@ -37,6 +41,9 @@ export function readUrl() {
     group: list("group").length ? list("group") : DEFAULTS.group.split(","),
     severity: list("severity"), state: list("state"), province: list("province"),
     commune: list("commune"), rule: list("rule"),
+    // the incidents view: which tab, which department (IOC keys), closed ones too, one incident
+    itab: ["mine", "department", "all"].includes(q.get("itab")) ? q.get("itab") : DEFAULTS.itab,
+    idept: q.get("idept") || "", idone: q.get("idone") === "1", incident: Number(q.get("incident")) || null,
   };
 }
 
@@ -47,6 +54,10 @@ export function writeUrl(v) {
   if (v.wall) q.set("wall", "1");
   if (v.group.join(",") !== DEFAULTS.group) q.set("group", v.group.join(","));
   for (const k of ["severity", "state", "province", "commune", "rule"]) if (v[k].length) q.set(k, v[k].join(","));
+  if (v.itab && v.itab !== DEFAULTS.itab) q.set("itab", v.itab);
+  if (v.idept) q.set("idept", v.idept);
+  if (v.idone) q.set("idone", "1");
+  if (v.incident) q.set("incident", String(v.incident));
   const s = q.toString();
   history.replaceState(null, "", location.pathname + (s ? `?${s}` : ""));
 }

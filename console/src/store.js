@@ -6,7 +6,7 @@ import { api } from "./api.js";
 import { state, applyTransition } from "./state.js";
 
 /** Topics a view may subscribe to, one per kind of data the store holds. */
-export const TOPICS = Object.freeze(["alerts", "silences", "audit", "kpis", "communes", "feeds", "stream"]);
+export const TOPICS = Object.freeze(["alerts", "silences", "audit", "kpis", "communes", "feeds", "stream", "incidents", "incident"]);
 
 const subscribers = new Map(TOPICS.map((topic) => [topic, new Set()]));
 
@@ -225,5 +225,6 @@ export function reset() {
   state.kpis = null; state.kpisProvince = null; state.feeds = null;
   state.geo = null; state.geoProvince = undefined; geoWanted = undefined;
   state.stream = "connecting";
+  state.incidents = null; state.incidentMap = null; state.incident = null; state.sector = null;
   for (const topic of TOPICS) publish(topic);
 }

@@ -9,6 +9,16 @@ import { kpiStrip } from "./kpis.js";
 import { renderMap, updateMap, dropMap } from "./map.js";
 import { renderHealth } from "./health.js";
 import { overview } from "./overview.js";
+import { renderScorecards } from "./scorecards.js";
+import { incidentRights, loadIncident, loadIncidentMap, loadIncidents, loadSector } from "./incident_store.js";
+import { renderIncidentBoard } from "./incidents.js";
+import { renderIncidentPage } from "./incident_page.js";
+import { drawIncidentLayer, incidentSide } from "./incident_map.js";
+
+/** Opens one incident's page (from the board, the map or a marker). */
+function incidentOpener(v, ctx) {
+  return (id) => { v.view = "incidents"; v.incident = id; ctx.settingsChanged(); };
+}
 
 function refreshKpiSlot() {
   const slot = document.getElementById("kpi-slot");
@@ -35,10 +45,41 @@ const board = {
 };
 
 const map = {
-  topics: ["alerts", "communes", "kpis"],
-  render(root, v, ctx) { renderMap(root, v, state.me.tile_url || null, () => overview(v, ctx.openGroup)); },
-  update(root, v, topics, ctx) { updateMap(topics, v, () => overview(v, ctx.openGroup)); return true; },
+  topics: ["alerts", "communes", "kpis", "incidents"],
+  enter() { if (incidentRights(state.me).read) loadIncidentMap(); },
+  render(root, v, ctx) {
+    renderMap(root, v, state.me.tile_url || null, () => overview(v, ctx.openGroup));
+    root.querySelector(".map-side")?.append(...incidentSide(incidentOpener(v, ctx)));
+    drawIncidentLayer(incidentOpener(v, ctx));
+  },
+  update(root, v, topics, ctx) {
+    updateMap(topics, v, () => overview(v, ctx.openGroup));
+    if (topics.has("incidents")) drawIncidentLayer(incidentOpener(v, ctx));
+    return true;
+  },
   leave: dropMap,
+};
+
+// The incident board, or one incident's page when the URL names one (`incident=`).
+const incidents = {
+  topics: ["incidents", "incident"],
+  render(root, v, ctx) {
+    if (v.incident) {
+      if (state.incident?.id !== v.incident) loadIncident(v.incident);
+      renderIncidentPage(root, v, () => { v.incident = null; ctx.settingsChanged(); });
+      return;
+    }
+    const list = state.incidents;
+    if (!list || list.tab !== v.itab || list.done !== v.idone || list.dept !== v.idept) loadIncidents(v);
+    if (v.itab === "department" && !state.me.department && !state.incidentMap) loadIncidentMap();
+    if (state.me.role === "responder" && !state.sector) loadSector();
+    renderIncidentBoard(root, v, ctx.settingsChanged, incidentOpener(v, ctx));
+  },
+  update(root, v, topics, ctx) {
+    if (document.querySelector("dialog[open]")) return false;  // redrawn when it closes
+    if (v.incident ? topics.has("incident") : topics.has("incidents")) this.render(root, v, ctx);
+    return true;
+  },
 };
 
 const health = {
@@ -55,9 +96,19 @@ const health = {
   },
 };
 
-export const VIEWS = { board, map, health };
+// Scorecards and reports read their own data when drawn (a month at a time, no topic).
+const scorecards = {
+  topics: [],
+  render(root, v) { renderScorecards(root, pickProvince(v), state.me.role); },
+  update() { return true; },
+};
 
-/** The views a key may open, in tab order (keys 1, 2, 3). */
+export const VIEWS = { board, map, health, incidents, scorecards };
+
+/** The views a key may open, in tab order (keys 1-5). A responder (a department's
+ * people) has its incidents only: the alert board, map and feeds need an IOC key. */
 export function viewsOf(me) {
-  return me.role === "department" ? ["health"] : ["board", "map", "health"];
+  if (me.role === "department") return ["health"];
+  if (me.role === "responder") return ["incidents"];
+  return ["board", "map", "health", "incidents", "scorecards"];
 }

@@ -26,8 +26,12 @@ from ioc.api import (
     federation,
     geojson,
     health,
+    incidents,
     ingest,
     kpis,
+    ngsi,
+    reports,
+    scorecards,
     silences,
 )
 from ioc.api.deps import Resources
@@ -89,11 +93,15 @@ def create_app(settings: Settings | None = None, *,
 
     app.include_router(health.router)
     app.include_router(ingest.router)
+    app.include_router(ngsi.router)
     # the stream's path first: /v1/alerts/stream would otherwise match /v1/alerts/{fingerprint}
     for part in (alert_stream, alerts, silences, audit):
         app.include_router(part.router)
     app.include_router(geojson.router)
     app.include_router(kpis.router)
+    app.include_router(scorecards.router)
+    app.include_router(reports.router)
+    app.include_router(incidents.router)
     app.include_router(federation.router)
     app.include_router(alertmanager_hook.router)
     for part in (console_data, console_feeds, console):  # the operator console

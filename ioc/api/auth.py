@@ -10,6 +10,8 @@ bits of entropy, a fast hash is enough: nothing can be guessed offline.
 Roles: ``department`` publishes events (for its own department only); ``viewer`` <
 ``operator`` < ``admin`` use the operator API. ``admin`` can do whatever ``operator``
 can, which can do whatever ``viewer`` can. A department key has no operator rights.
+``responder`` is a department's people (docs/incidents.md): they see and act on their
+department's incidents and alerts only; no ingest, no operator rights.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from pydantic import SecretStr
 
 from ioccore.errors import StorageError
 
-Role = Literal["department", "viewer", "operator", "admin"]
-ROLES: Final[tuple[Role, ...]] = ("department", "viewer", "operator", "admin")
+Role = Literal["department", "responder", "viewer", "operator", "admin"]
+ROLES: Final[tuple[Role, ...]] = ("department", "responder", "viewer", "operator", "admin")
 OperatorRole = Literal["viewer", "operator", "admin"]
 OPERATOR_RANK: Final[dict[str, int]] = {"viewer": 1, "operator": 2, "admin": 3}
 
@@ -221,8 +223,8 @@ def create_key(conn: psycopg.Connection[Any], *, role: Role, department: str | N
     """Store a new key and return it with the clear key (show it once, then forget it)."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
-    if role == "department" and not department:
-        raise ValueError("a department key needs --department")
+    if role in ("department", "responder") and not department:
+        raise ValueError(f"a {role} key needs --department")
     if department is not None:
         found = conn.execute("SELECT 1 FROM departments WHERE code = %s",
                              (department,)).fetchone()

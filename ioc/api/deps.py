@@ -27,6 +27,7 @@ from ioc.api.auth import ApiKey, KeyStore, OperatorRole, settings_pepper
 from ioc.api.backpressure import Backpressure
 from ioc.api.errors import ForbiddenError, RateLimitedError, UnauthorizedError, UnavailableError
 from ioc.api.ratelimit import RateLimiter
+from ioccore.db import connections
 from ioccore.events.validate import Validator
 from ioccore.settings import Settings
 
@@ -49,10 +50,9 @@ class Resources:
     def __init__(self, settings: Settings, *, pool: AsyncConnectionPool[Any] | None = None,
                  validator: Validator | None = None) -> None:
         self.settings = settings
-        self.pool: AsyncConnectionPool[Any] = pool or AsyncConnectionPool(
-            settings.database.conninfo(), min_size=settings.database.pool_min,
-            max_size=settings.database.pool_max, open=False, name="ioc-api",
-            kwargs={"autocommit": True})
+        self.pool: AsyncConnectionPool[Any] = pool or connections.pool(
+            settings.database.conninfo(), purpose="api", min_size=settings.database.pool_min,
+            max_size=settings.database.pool_max, autocommit=True)
         self._own_pool = pool is None
         self.keys = KeyStore(self.pool, settings_pepper(settings.api))
         self.limiter = RateLimiter(settings.api.rate_limit_per_minute)
@@ -214,6 +214,10 @@ async def _authenticate(request: Request, creds: HTTPAuthorizationCredentials | 
             f"more than {res.limiter.per_minute} requests a minute with this key",
             retry_after=wait)
     return key
+
+
+authenticate = _authenticate
+"""A valid, rate-limited key of any role (routers that scope by role themselves)."""
 
 
 def require_role(role: OperatorRole) -> Callable[..., Awaitable[ApiKey]]:

@@ -10,22 +10,20 @@ local stack's Prometheus).
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import ipaddress
-import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from ioc.api.auth import bearer_token
-from ioc.api.deps import ResourcesDep
+from ioc.api.deps import Resources, ResourcesDep
 from ioc.api.errors import ForbiddenError, UnauthorizedError
+from ioccore.readiness import Readiness
 
 router = APIRouter(tags=["health"])
 _READY_KEY = "health.readyz"
-_READY_TTL_S = 1.0
 
 
 @router.get("/healthz", summary="Liveness: 200 while the process runs")
@@ -36,20 +34,27 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", summary="Readiness: 200 only when Kafka and the database answer",
             responses={503: {"description": "Kafka or the database does not answer."}})
 async def readyz(res: ResourcesDep) -> JSONResponse:
-    # public and unauthenticated: the checks run at most once a second, however many
-    # clients ask (each would otherwise take a database connection and a broker request)
-    now = time.monotonic()
+    status, body = await _readiness(res).answer()
+    return JSONResponse(body, status_code=status)
+
+
+def _readiness(res: Resources) -> Readiness:
+    """This process's one :class:`Readiness` (the worker's schema and cache): a Kafka
+    metadata request and ``SELECT 1`` on the pool, at most once a second."""
     cached = res.extras.get(_READY_KEY)
-    if cached is not None and now - cached[0] < _READY_TTL_S:
-        kafka, database = cached[1]
-    else:
-        kafka, database = await asyncio.gather(res.check_kafka(), res.check_database())
-        res.extras[_READY_KEY] = (now, (kafka, database))
-    checks = {"kafka": "failed" if kafka else "ok", "database": "failed" if database else "ok"}
-    failed = [name for name, problem in (("kafka", kafka), ("database", database)) if problem]
-    body = {"status": "ready" if not failed else "not ready", "failed": failed,
-            "checks": checks}
-    return JSONResponse(body, status_code=503 if failed else 200)
+    if isinstance(cached, Readiness):
+        return cached
+
+    async def kafka() -> bool:
+        return await res.check_kafka() is None
+
+    async def database() -> bool:
+        return await res.check_database() is None
+
+    readiness = Readiness({"kafka": kafka, "database": database},
+                          waiting=lambda: sum(res.validation_inflight.values()))
+    res.extras[_READY_KEY] = readiness
+    return readiness
 
 
 @router.get("/metrics", summary="Prometheus metrics (metrics token, or loopback)",

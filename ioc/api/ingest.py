@@ -35,13 +35,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Final, Literal
 
 import orjson
+from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
 from ioc.api import validation
@@ -142,17 +144,26 @@ def validate(res: Resources, items: Sequence[bytes]) -> list[_Verdict]:
 async def authorise(res: Resources, key: ApiKey, verdicts: list[_Verdict]) -> None:
     """Department, feed and source checks against the source registry (ioccore.source_registry,
     shared with stage 1): a new source is registered only within the department's quota."""
+    await authorise_department(res.pool, key.department or "", key.feeds,
+                               f"api:{key.name}", verdicts)
+
+
+async def authorise_department(pool: AsyncConnectionPool[Any], department: str,
+                               feeds: Collection[str] | None, actor: str,
+                               verdicts: list[_Verdict]) -> None:
+    """:func:`authorise` for a principal other than an API key (the MQTT bridge: the
+    department named by the topic; ``feeds`` None leaves the feed check to the registry)."""
     candidates: list[_Verdict] = []
     for v in verdicts:
         rec = v.record
         if rec is None:
             continue
-        if rec.department != key.department:
+        if rec.department != department:
             _refuse(v, FORBIDDEN_DEPARTMENT,
-                    f"department {rec.department!r} is not this key's ({key.department})")
-        elif rec.feed not in key.feeds:
-            _refuse(v, FORBIDDEN_FEED, f"department {key.department} does not publish the "
-                    f"{rec.feed} feed (it publishes: {', '.join(sorted(key.feeds)) or 'none'})")
+                    f"department {rec.department!r} is not this key's ({department})")
+        elif feeds is not None and rec.feed not in feeds:
+            _refuse(v, FORBIDDEN_FEED, f"department {department} does not publish the "
+                    f"{rec.feed} feed (it publishes: {', '.join(sorted(feeds)) or 'none'})")
         else:
             candidates.append(v)
     if not candidates:
@@ -167,10 +178,10 @@ async def authorise(res: Resources, key: ApiKey, verdicts: list[_Verdict]) -> No
             by_feed.setdefault(r.feed, {})[r.source_id] = r.feed
             locations.setdefault(r.source_id, registry.Location(r.commune_code, r.lat, r.lon))
     refused: dict[tuple[str, str], registry.Refusal] = {}
-    async with res.pool.connection() as conn:
+    async with pool.connection() as conn:
         for feed, claims in by_feed.items():
-            found = await registry.authorise(conn, key.department or "", claims,
-                                             actor=f"api:{key.name}", locations=locations)
+            found = await registry.authorise(conn, department, claims,
+                                             actor=actor, locations=locations)
             refused.update({(source, feed): r for source, r in found.items()})
         bound = await registry.areas(conn, sorted({
             v.record.source_id for v in candidates if v.record is not None}))
@@ -233,12 +244,20 @@ def envelopes(todo: Sequence[_Verdict], max_bytes: int
 async def publish(res: Resources, verdicts: list[_Verdict]) -> int:
     """Produce every still-accepted event, batched into envelopes per source, and wait
     for Kafka's acknowledgement of each; the number of messages sent."""
+    if not any(v.record is not None for v in verdicts):
+        return 0
+    return await publish_to(res.require_producer(), {
+        feed: t.name for feed, t in res.settings.kafka.topics.raw().items()},
+        res.settings.kafka.max_message_bytes, verdicts)
+
+
+async def publish_to(producer: AIOKafkaProducer, topics: dict[str, str],
+                     max_message_bytes: int, verdicts: list[_Verdict]) -> int:
+    """:func:`publish` with an explicit producer and feed topics (the MQTT bridge)."""
     todo = [v for v in verdicts if v.record is not None]
     if not todo:
         return 0
-    producer = res.require_producer()
-    topics = {feed: t.name for feed, t in res.settings.kafka.topics.raw().items()}
-    limit = res.settings.kafka.max_message_bytes * 9 // 10  # headroom for the record
+    limit = max_message_bytes * 9 // 10  # headroom for the record
     sends: list[tuple[list[_Verdict], asyncio.Future[Any]]] = []
     for feed, source_id, group in envelopes(todo, limit):
         value = b"[" + b",".join(v.raw for v in group) + b"]"

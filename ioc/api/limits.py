@@ -35,7 +35,8 @@ class BodyLimit:
         self.ingest_path = ingest_path
 
     def limit_for(self, path: str) -> int:
-        return self.ingest_limit if path == self.ingest_path else self.other_limit
+        ingest = path == self.ingest_path or path.startswith("/ngsi-ld/")
+        return self.ingest_limit if ingest else self.other_limit
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":

@@ -18,12 +18,12 @@ from ioccore.metrics import HTTP_REQUESTS
 access = logging.getLogger("ioc.api.access")
 
 
-def configure_logging(level: str = "info") -> None:
+def configure_api_logging(level: str = "info") -> None:
     """JSON logs for the whole process (:mod:`ioccore.logs`), uvicorn's loggers included;
     uvicorn's own access log is off (:class:`AccessLog` replaces it)."""
-    from ioccore.logs import configure_logging as configure_json
+    from ioccore.logs import configure_logging
 
-    configure_json(getattr(logging, level.upper(), logging.INFO))
+    configure_logging(getattr(logging, level.upper(), logging.INFO))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         lg = logging.getLogger(name)
         lg.handlers.clear()

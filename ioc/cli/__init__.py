@@ -19,8 +19,11 @@ from ioc.cli import (
     db,
     federation,
     geo,
+    incidents,
     kafka,
     kpis,
+    mqtt,
+    reports,
     rules,
     run,
     sources,
@@ -38,11 +41,16 @@ app.add_typer(sources.app, name="sources", help="The source registry.")
 app.add_typer(geo.app, name="geo", help="Administrative boundaries.")
 app.add_typer(agencies.app, name="agencies", help="Agency registry (tiers of the KPIs).")
 app.add_typer(kpis.app, name="kpis", help="Public-service KPI targets.")
+app.add_typer(reports.app, name="reports", help="Periodic reports (XLSX, CSV).")
 app.add_typer(rules.app, name="rules", help="Alert rule files: check and unit-test.")
 app.add_typer(alerts.app, name="alerts", help="Operator actions on alerts.")
+app.add_typer(incidents.sops_app, name="sops", help="Standard operating procedures: check.")
+app.add_typer(incidents.app, name="incidents", help="The incident loop (intake, escalation).")
 app.add_typer(federation.app, name="federation",
              help="Provinces to the nation: publish, ingest, status.")
 app.command("worker")(run.worker)
+app.command("mqtt-bridge")(mqtt.bridge)
+app.add_typer(mqtt.app, name="mqtt", help="MQTT users and Mosquitto's files.")
 api_app = typer.Typer(invoke_without_command=True, help="HTTP API server and its keys.")
 api_app.callback(invoke_without_command=True)(run.api)
 api_app.add_typer(apikeys.app, name="keys", help="Create, list and revoke API keys.")

@@ -34,6 +34,7 @@ def load(
         read_registry,
         write_registry,
     )
+    from ioccore.db.connections import connect
     from ioccore.settings import get_settings
 
     settings = get_settings()
@@ -47,7 +48,7 @@ def load(
         raise typer.BadParameter(f"not a date: {valid_from}") from exc
     try:
         agencies = read_registry(path)
-        with psycopg.connect(settings.database.conninfo(database)) as conn:
+        with connect(settings.database.conninfo(database), purpose="cli") as conn:
             report = write_registry(conn, agencies, source=source or path.name,
                                     valid_from=day)
     except RegistryFileError as exc:
@@ -67,12 +68,11 @@ def list_(
     database: Annotated[str | None, typer.Option(help="Database name.")] = None,
 ) -> None:
     """Agencies open today, with their tier."""
-    import psycopg
-
     from ioccore.agencies import iter_open
+    from ioccore.db.connections import connect
     from ioccore.settings import get_settings
 
-    with psycopg.connect(get_settings().database.conninfo(database)) as conn:
+    with connect(get_settings().database.conninfo(database), purpose="cli") as conn:
         for a in iter_open(conn):
             if province is None or a.province_code == province:
                 typer.echo(f"{a.code}\t{a.tier}\t{a.province_code}\t{a.seat_commune or '-'}"

@@ -25,13 +25,12 @@ Note = Annotated[str | None, typer.Option("--note", help="Why (stored with the t
 
 
 def _run(action: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
-    from psycopg import AsyncConnection
-
+    from ioccore.db.connections import aconnect
     from ioccore.settings import get_settings
 
     async def main() -> T:
         conninfo = get_settings().database.conninfo()
-        async with await AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        async with await aconnect(conninfo, purpose="cli", autocommit=True) as conn:
             return await action(conn)
 
     return asyncio.run(main())

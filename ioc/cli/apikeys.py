@@ -18,7 +18,8 @@ _FEEDS = ("sensor", "traffic", "service")
 @app.command("create")
 def create(
     role: Annotated[str, typer.Option(
-        help="department (publishes events) | viewer | operator | admin")] = "department",
+        help="department (publishes events) | responder (a department's people: its "
+             "incidents and alerts) | viewer | operator | admin")] = "department",
     department: Annotated[str | None, typer.Option(
         help="Department code (required for role department).")] = None,
     name: Annotated[str | None, typer.Option(
@@ -33,8 +34,6 @@ def create(
         help="Database name; default from settings.")] = None,
 ) -> None:
     """Create a key and print it once."""
-    import psycopg
-
     from ioc.api.auth import (
         ROLES,
         UnknownDepartmentError,
@@ -42,12 +41,13 @@ def create(
         ensure_department,
         settings_pepper,
     )
+    from ioccore.db.connections import connect
     from ioccore.settings import get_settings
 
     if role not in ROLES:
         raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}")
-    if role == "department" and not department:
-        raise typer.BadParameter("a department key needs --department")
+    if role in ("department", "responder") and not department:
+        raise typer.BadParameter(f"a {role} key needs --department")
     feed_list: list[str] | None = None
     if feeds is not None:
         feed_list = [f.strip() for f in feeds.split(",") if f.strip()]
@@ -56,7 +56,7 @@ def create(
             raise typer.BadParameter(
                 "--feeds needs --department and takes sensor, traffic, service")
     settings = get_settings()
-    with psycopg.connect(settings.database.conninfo(database), autocommit=True) as conn:
+    with connect(settings.database.conninfo(database), purpose="cli", autocommit=True) as conn:
         if feed_list is not None and department:
             ensure_department(conn, department, feed_list, department_name)
         try:
@@ -78,12 +78,11 @@ def list_(
         help="Database name; default from settings.")] = None,
 ) -> None:
     """List keys (prefix, name, role, department, created, revoked) — never the keys."""
-    import psycopg
-
     from ioc.api.auth import list_keys
+    from ioccore.db.connections import connect
     from ioccore.settings import get_settings
 
-    with psycopg.connect(get_settings().database.conninfo(database)) as conn:
+    with connect(get_settings().database.conninfo(database), purpose="cli") as conn:
         rows = list_keys(conn)
     typer.echo(f"{'prefix':<9} {'role':<10} {'department':<14} {'created':<26} "
                f"{'revoked':<26} name")
@@ -99,12 +98,12 @@ def revoke(
         help="Database name; default from settings.")] = None,
 ) -> None:
     """Revoke a key (the API refuses it within a few seconds)."""
-    import psycopg
-
     from ioc.api.auth import revoke_key
+    from ioccore.db.connections import connect
     from ioccore.settings import get_settings
 
-    with psycopg.connect(get_settings().database.conninfo(database), autocommit=True) as conn:
+    with connect(get_settings().database.conninfo(database), purpose="cli",
+                 autocommit=True) as conn:
         done = revoke_key(conn, prefix)
     if not done:
         typer.echo(f"no active key with prefix {prefix}", err=True)

@@ -43,11 +43,10 @@ def ingest(database: DatabaseOpt = None) -> None:
 def status(database: DatabaseOpt = None) -> None:
     """Per province: newest record's clock, when it was stored, records so far; and the
     keys still queued for publishing here."""
-    import psycopg
-
+    from ioccore.db.connections import connect
     from ioccore.settings import get_settings
 
-    with psycopg.connect(get_settings().database.conninfo(database)) as conn:
+    with connect(get_settings().database.conninfo(database), purpose="cli") as conn:
         queued = conn.execute("SELECT count(*) FROM federation_dirty").fetchone()
         typer.echo(f"queued here for publishing: {queued[0] if queued else 0} keys")
         for origin, as_of, stored, n in conn.execute(

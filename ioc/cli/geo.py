@@ -38,6 +38,7 @@ def load(
 
     from geo.errors import BoundaryFileError
     from geo.store import write_units
+    from ioccore.db.connections import connect
     from ioccore.errors import GeoError
     from ioccore.settings import get_settings
 
@@ -61,7 +62,7 @@ def load(
             units = read_units(file, ColumnMapping.parse(mapping), layer=layer,
                                assume_crs=crs)
             label = source or file.name
-        with psycopg.connect(settings.database.conninfo(database)) as conn:
+        with connect(settings.database.conninfo(database), purpose="cli") as conn:
             report = write_units(conn, units, source=label, valid_from=day)
     except BoundaryFileError as exc:
         typer.echo(f"error ({exc.reason}): {exc.message}", err=True)

@@ -32,13 +32,13 @@ def api(
     import uvicorn
 
     from ioc.api.app import create_app
-    from ioc.api.logs import configure_logging
+    from ioc.api.logs import configure_api_logging
     from ioc.api.server import check_pepper, server_config
     from ioccore.errors import ConfigError
     from ioccore.settings import get_settings
 
     settings = get_settings()
-    configure_logging(log_level)
+    configure_api_logging(log_level)
     listen = host or settings.api.host
     try:
         check_pepper(settings, listen)

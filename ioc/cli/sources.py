@@ -18,13 +18,12 @@ def register(
     actor: Annotated[str, typer.Option(help="Recorded as registered_by.")] = "cli",
 ) -> None:
     """Register sources to a department's feed (idempotent; never takes another's)."""
-    import psycopg
-
+    from ioccore.db.connections import connect
     from ioccore.settings import get_settings
     from ioccore.source_registry import Location, RegistryError
     from ioccore.source_registry import register as do_register
 
-    with psycopg.connect(get_settings().database.conninfo()) as conn:
+    with connect(get_settings().database.conninfo(), purpose="cli") as conn:
         try:
             new = do_register(conn, department, feed, source_ids, actor=actor,
                               location=Location(commune_code))
@@ -41,12 +40,11 @@ def unregister(
     department: Annotated[str, typer.Option(help="The department they belong to.")],
 ) -> None:
     """Remove registrations (events already stored stay)."""
-    import psycopg
-
+    from ioccore.db.connections import connect
     from ioccore.settings import get_settings
     from ioccore.source_registry import unregister as do_unregister
 
-    with psycopg.connect(get_settings().database.conninfo()) as conn:
+    with connect(get_settings().database.conninfo(), purpose="cli") as conn:
         gone = do_unregister(conn, department, source_ids)
     typer.echo(f"unregistered {len(gone)}")
 
@@ -58,12 +56,11 @@ def quota(
         help="Sources that may register automatically on first use (0: explicit only).")],
 ) -> None:
     """Set a department's automatic registration quota."""
-    import psycopg
-
+    from ioccore.db.connections import connect
     from ioccore.settings import get_settings
     from ioccore.source_registry import set_quota
 
-    with psycopg.connect(get_settings().database.conninfo(), autocommit=True) as conn:
+    with connect(get_settings().database.conninfo(), purpose="cli", autocommit=True) as conn:
         if not set_quota(conn, department, limit):
             typer.echo(f"error: no department {department}", err=True)
             raise typer.Exit(1)
@@ -74,12 +71,11 @@ def quota(
 def list_(department: Annotated[str | None, typer.Option(help="Only this one.")] = None
           ) -> None:
     """Registered sources: id, department, feed, how registered, by whom."""
-    import psycopg
-
+    from ioccore.db.connections import connect
     from ioccore.settings import get_settings
     from ioccore.source_registry import list_sources
 
-    with psycopg.connect(get_settings().database.conninfo()) as conn:
+    with connect(get_settings().database.conninfo(), purpose="cli") as conn:
         for row in list_sources(conn, department):
             typer.echo("  ".join(x or "-" for x in row))
 
@@ -95,15 +91,14 @@ def area(
 ) -> None:
     """Bind a department (or some of its sources) to an area: readings for a commune
     outside it are dead-lettered ``out_of_area`` (within 30 s in running workers)."""
-    import psycopg
-
+    from ioccore.db.connections import connect
     from ioccore.settings import get_settings
     from ioccore.source_registry import set_area
 
     if clear == bool(codes):
         typer.echo("error: give codes, or --clear", err=True)
         raise typer.Exit(2)
-    with psycopg.connect(get_settings().database.conninfo(), autocommit=True) as conn:
+    with connect(get_settings().database.conninfo(), purpose="cli", autocommit=True) as conn:
         try:
             changed = set_area(conn, department, None if clear else codes,
                                source_ids=source or ())

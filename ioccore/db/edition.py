@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-import psycopg
+from ioccore.db.connections import connect
 
 Edition = Literal["apache", "timescale"]
 
 
 def timescale_edition(conninfo: str) -> Edition:
-    with psycopg.connect(conninfo) as conn:
+    with connect(conninfo, purpose="edition") as conn:
         row = conn.execute("SHOW timescaledb.license").fetchone()
     license_ = str(row[0]) if row else "apache"
     return "timescale" if license_ == "timescale" else "apache"

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 
+from ioccore.db.connections import connect
 from ioccore.db.edition import timescale_edition
 
 _LOCK_KEY = 0x10C_0002
@@ -110,7 +111,8 @@ def run_maintenance(conninfo: str, *, refresh_window: timedelta = timedelta(hour
                     now: datetime | None = None) -> list[str]:
     """One maintenance pass; returns human-readable lines of what it did."""
     community = timescale_edition(conninfo) == "timescale"
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with connect(conninfo, purpose="maintenance", autocommit=True,
+                 statement_timeout_s=0) as conn:
         got = conn.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,)).fetchone()
         if not got or not got[0]:
             return ["another process holds the maintenance lock; skipped"]

@@ -13,8 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-
+from ioccore.db.connections import connect
 from ioccore.errors import StorageError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -60,7 +59,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 def apply_migrations(conninfo: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply pending migrations; return the names applied (empty when up to date)."""
     applied: list[str] = []
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with connect(conninfo, purpose="migrate", autocommit=True, statement_timeout_s=0) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
             conn.execute(_BOOKKEEPING)

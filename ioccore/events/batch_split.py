@@ -48,9 +48,9 @@ close in its window): found in C, so the hopeless ones cost no Python step. A fa
 attempt reads only up to the next restart point, so the search stays linear."""
 _SPACE = re.compile(rb"[ \t\r\n]*")
 
-_STEP = np.zeros(256, dtype=np.int8)
-_STEP[list(b"[{")] = 1
-_STEP[list(b"]}")] = -1
+BRACKET_STEP = np.zeros(256, dtype=np.int8)
+BRACKET_STEP[list(b"[{")] = 1
+BRACKET_STEP[list(b"]}")] = -1
 _OPEN: Final = frozenset(b"[{")
 _CLOSE: Final = frozenset(b"]}")
 
@@ -106,7 +106,7 @@ def _top_level(value: bytes, lo: int, hi: int, limit: int | None) -> list[bytes]
     b = np.frombuffer(value, dtype=np.uint8, count=hi - lo, offset=lo)
     quotes = np.cumsum(b == 0x22, dtype=np.int64)
     outside = (quotes & 1) == 0
-    step = _STEP[b] * outside
+    step = BRACKET_STEP[b] * outside
     depth = np.cumsum(step, dtype=np.int64)
     depth -= np.minimum(np.minimum.accumulate(depth), 0)
     cuts = np.flatnonzero((b == 0x2C) & outside & (depth == 0))

@@ -16,8 +16,9 @@ from typing import Any, Final
 
 import msgspec
 import msgspec.inspect as mi
+import numpy as np
 
-from ioccore.events.batch_split import DECODE_ERRORS
+from ioccore.events.batch_split import BRACKET_STEP, DECODE_ERRORS
 from ioccore.events.models import ENVELOPE_V1_BY_FEED, SUPPORTED_SCHEMA_VERSIONS
 from ioccore.events.reasons import Reason
 from ioccore.events.record import FEEDS
@@ -79,6 +80,48 @@ def _too_deep() -> Problem:
     return Reason.TOO_DEEPLY_NESTED, "the JSON is nested too deeply to be an event"
 
 
+MAX_JSON_DEPTH: Final = 512
+"""Deeper JSON is ``too_deeply_nested`` on every Python: 3.11's recursion limit stopped
+the decoders near 1,000 levels (RecursionError), 3.12 and later let C code recurse far
+deeper, so the reason would otherwise depend on the interpreter."""
+_NESTING = re.compile(rb'["\\\[\]{}]')
+
+
+def _deeper_than_allowed(raw: bytes) -> bool:
+    """Whether ``raw`` nests arrays/objects more than :data:`MAX_JSON_DEPTH` deep (outside
+    strings); linear: a count in C first for the usual shallow value, then vectorised
+    passes when there is no backslash (every quote opens or closes a string), else a
+    scan."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    if b"\\" not in raw:
+        b = np.frombuffer(raw, dtype=np.uint8)
+        outside = (np.cumsum(b == 0x22, dtype=np.int64) & 1) == 0
+        levels = np.cumsum(BRACKET_STEP[b] * outside, dtype=np.int64)
+        levels -= np.minimum(np.minimum.accumulate(levels), 0)
+        return bool(levels.max() > MAX_JSON_DEPTH)
+    depth, in_string, escaped_at = 0, False, -1
+    for m in _NESTING.finditer(raw):
+        i = m.start()
+        c = raw[i]
+        if in_string:
+            if i == escaped_at:
+                continue
+            if c == 0x5C:  # backslash: the next byte is escaped
+                escaped_at = i + 1
+            elif c == 0x22:
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c in (0x5B, 0x7B):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif depth:
+            depth -= 1
+    return False
+
+
 def diagnose(raw: bytes, expected_feed: str | None = None, *, fallback: str = ""
              ) -> Problem:
     """The precise reason a single-event value failed the typed decode.
@@ -87,6 +130,8 @@ def diagnose(raw: bytes, expected_feed: str | None = None, *, fallback: str = ""
     last) and reports the first failing field. ``fallback`` is the typed decoder's
     message, used when no finer reason is found.
     """
+    if _deeper_than_allowed(raw):
+        return _too_deep()
     try:
         obj = _ANY_DECODER.decode(raw)
     except RecursionError:

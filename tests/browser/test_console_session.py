@@ -107,7 +107,7 @@ def test_sign_out_stops_everything_and_a_second_sign_in_runs_one_session(
     sign_in(page, site, "operator")
     expect(page.locator(".conn")).to_have_attribute("data-stream", "live", timeout=15_000)
     timers = figures(page)["timers"]
-    assert timers == 3  # silences, fresh highlights, KPIs
+    assert timers == 4  # silences, fresh highlights, KPIs, incidents
     calls = api_requests(page)
     page.click("#signout")
     expect(page.locator("#key")).to_be_visible()

@@ -14,14 +14,13 @@ from pathlib import Path
 import pytest
 from iocdev.chaos import stack as chaos
 from iocdev.chaos.scenarios import SCENARIOS, Scenario, run_scenario
-
-from ioccore.settings import Settings
+from iocdev.settings import DevSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.chaos]
 
 
 @pytest.fixture(scope="module")
-def chaos_stack(stack: Settings) -> Iterator[Settings]:
+def chaos_stack(stack: DevSettings) -> Iterator[DevSettings]:
     """The chaos stack, answering; stopped afterwards if it was started here."""
     settings = chaos.chaos_settings(stack)
     started = chaos.up(settings, seed_from=stack)
@@ -34,7 +33,7 @@ def chaos_stack(stack: Settings) -> Iterator[Settings]:
 
 @pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s.quick], ids=lambda s: s.name)
 def test_fault_loses_nothing_and_counts_nothing_twice(
-        scenario: Scenario, chaos_stack: Settings, tmp_path: Path,
+        scenario: Scenario, chaos_stack: DevSettings, tmp_path: Path,
         record_property: Callable[[str, object], None]) -> None:
     ledger = run_scenario(scenario, chaos_stack, tmp_path)
     record_property(f"stack.chaos.{scenario.name}", ledger.format())

@@ -15,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 from iocdev import supervise
+from iocdev.settings import DevSettings
 from psycopg import sql
 
 from ioccore.settings import Settings, get_settings
@@ -209,7 +210,7 @@ def test_alertmanager_accepts_and_lists_an_alert(stack: Settings) -> None:
     assert listed[0]["labels"] == alert["labels"]
 
 
-def test_prometheus_answers_a_query(stack: Settings) -> None:
+def test_prometheus_answers_a_query(stack: DevSettings) -> None:
     base = stack.prometheus.url
     body = httpx.get(f"{base}/api/v1/query", params={"query": "up"}, timeout=10).json()
     assert body["status"] == "success"
@@ -225,7 +226,7 @@ def test_prometheus_answers_a_query(stack: Settings) -> None:
     assert result and result[0]["value"][1] == "1"  # type: ignore[index]
 
 
-def test_second_up_reuses_running_services(stack: Settings) -> None:
+def test_second_up_reuses_running_services(stack: DevSettings) -> None:
     from iocdev.stack import manager
 
     before = {row.name: row.pid for row in manager.status(stack)}

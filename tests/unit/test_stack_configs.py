@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from iocdev.chaos.stack import chaos_settings
+from iocdev.settings import get_dev_settings
 from iocdev.stack.layout import Layout
 from iocdev.stack.prometheus import Alertmanager, Prometheus
-
-from ioccore.settings import get_settings
 
 
 def _targets(config: dict[str, object]) -> dict[str, list[str]]:
@@ -20,7 +19,7 @@ def _targets(config: dict[str, object]) -> dict[str, list[str]]:
 
 
 def test_rendered_configs_use_the_ports_of_the_settings(tmp_path: Path) -> None:
-    settings = chaos_settings(get_settings(), home=tmp_path, port_base=41000)
+    settings = chaos_settings(get_dev_settings(), home=tmp_path, port_base=41000)
     layout = Layout.from_settings(settings)
     prom = Prometheus(settings, layout).render()
     targets = _targets(prom)

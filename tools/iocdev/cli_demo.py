@@ -31,10 +31,10 @@ def demo(
     simulated province with a live view, then an HTML + PNG report."""
     import sys
 
-    from ioccore.settings import get_settings
     from iocdev.demo.errors import DemoError, DemoInterruptedError
     from iocdev.demo.orchestrate import log_tail
     from iocdev.demo.run import Demo, DemoOptions
+    from iocdev.settings import get_dev_settings
     from iocdev.simulate.run import parse_span
 
     try:
@@ -49,7 +49,7 @@ def demo(
                        keep_running=keep_running,
                        report_dir=report_dir.resolve() if report_dir else None,
                        tty=sys.stdout.isatty())
-    run = Demo(get_settings(), opts, echo=typer.echo)
+    run = Demo(get_dev_settings(), opts, echo=typer.echo)
     try:
         outcome = run.run()
     except DemoInterruptedError as exc:
@@ -72,7 +72,9 @@ def demo(
         typer.echo(f"map:    {outcome.report.map_png}")
     from iocdev.demo.console import console_lines
 
-    for line in console_lines(get_settings(), keep_running=keep_running and not outcome.problems):
+    typer.echo(f"database: {run.run_db} (this run's own; the next demo drops it)")
+    for line in console_lines(run.settings,
+                              keep_running=keep_running and not outcome.problems):
         typer.echo(line)
     if outcome.problems:
         typer.echo("demo FAILED in part(s): " + "; ".join(outcome.problems), err=True)

@@ -40,7 +40,7 @@ def simulate(
              "YYYY-MM:before:after (Vietnam time), e.g. 2026-11:0.008:0.26.")] = None,
 ) -> None:
     """Publish simulated department feeds (air, water, traffic, dossiers)."""
-    from ioccore.settings import get_settings
+    from iocdev.settings import get_dev_settings
     from iocdev.simulate.dossiers import OnlineRise
     from iocdev.simulate.run import parse_span, run
     from iocdev.simulate.targets import FileTarget, HttpTarget, KafkaTarget, Target
@@ -53,7 +53,7 @@ def simulate(
         rise = OnlineRise.parse(online_rise) if online_rise else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--online-rise") from exc
-    settings = get_settings()
+    settings = get_dev_settings()
     if metrics_port:
         import prometheus_client
 
@@ -97,10 +97,10 @@ def replay(
     """Send an NDJSON file to Kafka, each line to its feed's topic, keyed by source_id."""
     import msgspec
 
-    from ioccore.settings import get_settings
+    from iocdev.settings import get_dev_settings
     from iocdev.simulate.targets import KafkaTarget
 
-    k = get_settings().kafka
+    k = get_dev_settings().kafka
     topics = {f: t.name for f, t in k.topics.raw().items()}
     if fallback_feed not in topics:
         raise typer.BadParameter(f"one of {sorted(topics)}", param_hint="--fallback-feed")

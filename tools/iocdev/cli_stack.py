@@ -19,13 +19,13 @@ Only = Annotated[
 @app.command()
 def up(only: Only = None) -> None:
     """Install what is missing, start the services on loopback, wait until they answer."""
-    from ioccore.errors import StackError
-    from ioccore.settings import get_settings
+    from iocdev.errors import StackError
+    from iocdev.settings import get_dev_settings
     from iocdev.stack import manager
 
     start = time.monotonic()
     try:
-        manager.up(get_settings(), only or (), echo=typer.echo)
+        manager.up(get_dev_settings(), only or (), echo=typer.echo)
     except StackError as exc:
         typer.echo(f"stack up failed: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -35,12 +35,12 @@ def up(only: Only = None) -> None:
 @app.command()
 def down(only: Only = None) -> None:
     """Stop exactly the processes `up` started (by their recorded pids)."""
-    from ioccore.errors import StackError
-    from ioccore.settings import get_settings
+    from iocdev.errors import StackError
+    from iocdev.settings import get_dev_settings
     from iocdev.stack import manager
 
     try:
-        manager.down(get_settings(), only or (), echo=typer.echo)
+        manager.down(get_dev_settings(), only or (), echo=typer.echo)
     except StackError as exc:
         typer.echo(f"stack down failed: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -49,12 +49,12 @@ def down(only: Only = None) -> None:
 @app.command()
 def status(only: Only = None) -> None:
     """Print each service, its pid, port and whether it answers; exit 1 if one does not."""
-    from ioccore.errors import StackError
-    from ioccore.settings import get_settings
+    from iocdev.errors import StackError
+    from iocdev.settings import get_dev_settings
     from iocdev.stack import manager
 
     try:
-        rows = manager.status(get_settings(), only or ())
+        rows = manager.status(get_dev_settings(), only or ())
     except StackError as exc:
         typer.echo(f"stack status failed: {exc}", err=True)
         raise typer.Exit(1) from exc

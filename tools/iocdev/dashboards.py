@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Generate the provisioned Grafana dashboards (config/grafana/dashboards/*.json).
+"""Generate the provisioned Grafana dashboards (config/grafana/dashboards/*.json) with
+Grafana's official grafana-foundation-sdk (its builders, pinned to the 11.6 build).
 
     python tools/iocdev/dashboards.py          # write the JSON files
     python tools/iocdev/dashboards.py --check  # exit 1 when a file is stale
@@ -22,16 +23,32 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from grafana_foundation_sdk.builders import common as sdk_common
+from grafana_foundation_sdk.builders import dashboard as sdk_dash
+from grafana_foundation_sdk.builders import geomap as sdk_geomap
+from grafana_foundation_sdk.builders import prometheus as sdk_prom
+from grafana_foundation_sdk.builders import stat as sdk_stat
+from grafana_foundation_sdk.builders import table as sdk_table
+from grafana_foundation_sdk.builders import timeseries as sdk_ts
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import variants as cogvariants
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models import geomap as geomap_models
+from grafana_foundation_sdk.models import prometheus as prom_models
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "config" / "grafana" / "dashboards"
 GRAFANA_VERSION = "11.6.0"
 SCHEMA_VERSION = 41
 
-TSDB = {"type": "grafana-postgresql-datasource", "uid": "ioc-timescaledb"}
-PROM = {"type": "prometheus", "uid": "ioc-prometheus"}
+TSDB_REF = dm.DataSourceRef(type_val="grafana-postgresql-datasource", uid="ioc-timescaledb")
+PROM_REF = dm.DataSourceRef(type_val="prometheus", uid="ioc-prometheus")
 
 ACTIVE = "('pending', 'firing', 'acknowledged')"
 SEVERITY_RANK = ("CASE a.severity WHEN 'critical' THEN 3 WHEN 'warning' THEN 2 "
@@ -49,171 +66,232 @@ Json = dict[str, Any]
 
 
 # ---------------------------------------------------------------- building blocks
+# Panels, queries, variables and the dashboard are grafana-foundation-sdk builders (the
+# typed models of the pinned Grafana); a Spec carries a panel's builder with its size
+# until layout() gives it a place. The PostgreSQL datasource has no SDK query type, so
+# SqlQuery is one (a cog Dataquery variant serialised by the SDK's encoder).
+class SqlQuery(cogvariants.Dataquery):
+    """A raw-SQL query of Grafana's PostgreSQL datasource."""
+
+    def __init__(self, raw: str, fmt: str, ref: str) -> None:
+        self.raw, self.fmt, self.ref = raw, fmt, ref
+
+    def to_json(self) -> Json:
+        return {"refId": self.ref, "datasource": TSDB_REF.to_json(), "editorMode": "code",
+                "format": self.fmt, "rawQuery": True, "rawSql": self.raw}
+
+
+class Sql(cogbuilder.Builder[cogvariants.Dataquery]):
+    def __init__(self, query: SqlQuery) -> None:
+        self.query = query
+
+    def build(self) -> cogvariants.Dataquery:
+        return self.query
+
+
+Query = Sql | sdk_prom.Dataquery
+
+
+@dataclass
+class Spec:
+    """One panel (or row) to place: its SDK builder, kind and size."""
+
+    builder: Any  # an SDK panel builder (table, stat, timeseries, geomap) or a Row
+    kind: str
+    w: int
+    h: int
+
+
 def steps(values: Sequence[float | None], colors: list[str]) -> Json:
+    """Absolute thresholds (the JSON of an override's ``thresholds`` value)."""
     return {"mode": "absolute",
             "steps": [{"color": c, "value": v} for v, c in zip(values, colors, strict=True)]}
 
 
-def sql(raw: str, fmt: str = "time_series", ref: str = "A") -> Json:
-    return {"refId": ref, "datasource": TSDB, "editorMode": "code", "format": fmt,
-            "rawQuery": True, "rawSql": " ".join(raw.split())}
+def _thresholds(t: Json) -> sdk_dash.ThresholdsConfig:
+    return (sdk_dash.ThresholdsConfig().mode(dm.ThresholdsMode(t["mode"]))
+            .steps([dm.Threshold(value=s["value"], color=s["color"]) for s in t["steps"]]))
 
 
-def prom(expr: str, legend: str = "__auto", ref: str = "A", instant: bool = False) -> Json:
-    return {"refId": ref, "datasource": PROM, "editorMode": "code",
-            "expr": " ".join(expr.split()), "legendFormat": legend,
-            "range": not instant, "instant": instant}
+def sql(raw: str, fmt: str = "time_series", ref: str = "A") -> Sql:
+    return Sql(SqlQuery(" ".join(raw.split()), fmt, ref))
 
 
-def panel(kind: str, title: str, targets: list[Json], *, w: int = 12, h: int = 8,
-          description: str = "", unit: str | None = None, thresholds: Json | None = None,
-          options: Json | None = None, custom: Json | None = None,
-          overrides: list[Json] | None = None, minmax: tuple[float, float] | None = None,
-          ) -> Json:
-    defaults: Json = {}
+def prom(expr: str, legend: str = "__auto", ref: str = "A", instant: bool = False
+         ) -> sdk_prom.Dataquery:
+    q = (sdk_prom.Dataquery().ref_id(ref).datasource(PROM_REF)
+         .editor_mode(prom_models.QueryEditorMode.CODE).expr(" ".join(expr.split()))
+         .legend_format(legend))
+    return q.instant() if instant else q.range()
+
+
+def panel(builder: Any, kind: str, title: str, targets: Sequence[Query], *, w: int = 12,
+          h: int = 8, description: str = "", unit: str | None = None,
+          thresholds: Json | None = None, overrides: list[Json] | None = None,
+          minmax: tuple[float, float] | None = None) -> Spec:
+    """The settings every panel kind shares, set through the SDK builder."""
+    ds = TSDB_REF if isinstance(targets[0], Sql) else PROM_REF
+    b = (builder.title(title).description(description).datasource(ds).targets(list(targets))
+         .overrides([]))  # fieldConfig present even when empty, as Grafana saves it
     if unit:
-        defaults["unit"] = unit
+        b = b.unit(unit)
     if thresholds:
-        defaults["thresholds"] = thresholds
-        defaults["color"] = {"mode": "thresholds"}
-    if custom:
-        defaults["custom"] = custom
+        b = b.thresholds(_thresholds(thresholds)).color_scheme(
+            sdk_dash.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
     if minmax:
-        defaults["min"], defaults["max"] = minmax
-    ds = targets[0]["datasource"]
-    return {"type": kind, "title": title, "description": description, "datasource": ds,
-            "targets": targets, "gridPos": {"x": 0, "y": 0, "w": w, "h": h},
-            "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
-            "options": options or {}}
+        b = b.min(minmax[0]).max(minmax[1])
+    for o in overrides or []:
+        b = b.with_override(
+            dm.MatcherConfig(id_val=o["matcher"]["id"], options=o["matcher"]["options"]),
+            [dm.DynamicConfigValue(id_val=p["id"], value=p["value"])
+             for p in o["properties"]])
+    return Spec(b, kind, w, h)
 
 
-def timeseries(title: str, targets: list[Json], **kw: Any) -> Json:
-    kw.setdefault("options", {"legend": {"displayMode": "list", "placement": "bottom"},
-                              "tooltip": {"mode": "multi", "sort": "desc"}})
-    return panel("timeseries", title, targets, **kw)
+def timeseries(title: str, targets: Sequence[Query], *, bars: bool = False,
+               bars_unstacked: bool = False, threshold_style: str | None = None,
+               fill: float | None = None, points: bool = False, **kw: Any) -> Spec:
+    b = (sdk_ts.Panel()
+         .legend(sdk_common.VizLegendOptions().display_mode(cm.LegendDisplayMode.LIST)
+                 .placement(cm.LegendPlacement.BOTTOM).show_legend(True))
+         .tooltip(sdk_common.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI)
+                  .sort(cm.SortOrder.DESCENDING)))
+    if bars:
+        b = (b.draw_style(cm.GraphDrawStyle.BARS).fill_opacity(60)
+             .stacking(sdk_common.StackingConfig().mode(cm.StackingMode.NORMAL).group("A")))
+    if bars_unstacked:
+        b = b.draw_style(cm.GraphDrawStyle.BARS).fill_opacity(60)
+    if threshold_style:
+        b = b.thresholds_style(sdk_common.GraphThresholdsStyleConfig().mode(
+            cm.GraphThresholdsStyleMode(threshold_style)))
+    if fill is not None:
+        b = b.fill_opacity(fill)
+    if points:
+        b = (b.draw_style(cm.GraphDrawStyle.LINE).show_points(cm.VisibilityMode.ALWAYS)
+             .point_size(6))
+    return panel(b, "timeseries", title, targets, **kw)
 
 
-def bars(title: str, targets: list[Json], **kw: Any) -> Json:
-    kw.setdefault("custom", {"drawStyle": "bars", "fillOpacity": 60, "stacking":
-                             {"mode": "normal", "group": "A"}})
-    return timeseries(title, targets, **kw)
+def bars(title: str, targets: Sequence[Query], **kw: Any) -> Spec:
+    return timeseries(title, targets, bars=True, **kw)
 
 
-def stat(title: str, targets: list[Json], **kw: Any) -> Json:
-    kw.setdefault("options", {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "",
-                                                "values": False},
-                              "colorMode": "background", "graphMode": "none",
-                              "textMode": "value_and_name"})
+def stat(title: str, targets: Sequence[Query], *, fields: str = "",
+         color_mode: str = "background", vertical: bool = False, **kw: Any) -> Spec:
+    """One value per field (``fields``: a regexp of the fields shown, each row's value
+    when given)."""
+    reduce = (sdk_common.ReduceDataOptions().calcs(["lastNotNull"]).fields(fields)
+              .values(bool(fields)))
+    b = (sdk_stat.Panel().reduce_options(reduce)
+         .color_mode(cm.BigValueColorMode(color_mode)).graph_mode(cm.BigValueGraphMode.NONE)
+         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME))
+    if vertical:
+        b = b.orientation(cm.VizOrientation.VERTICAL)
     kw.setdefault("w", 4)
     kw.setdefault("h", 5)
-    return panel("stat", title, targets, **kw)
+    return panel(b, "stat", title, targets, **kw)
 
 
-def table(title: str, targets: list[Json], **kw: Any) -> Json:
-    kw.setdefault("options", {"showHeader": True, "cellHeight": "sm",
-                              "footer": {"show": False, "reducer": ["sum"], "fields": ""}})
-    return panel("table", title, targets, **kw)
+def table(title: str, targets: Sequence[Query], **kw: Any) -> Spec:
+    b = (sdk_table.Panel().show_header(True).cell_height(cm.TableCellHeight.SM)
+         .footer(sdk_common.TableFooterOptions().show(False).reducer(["sum"]).fields([])))
+    return panel(b, "table", title, targets, **kw)
 
 
-def geomap(title: str, targets: list[Json], *, size_field: str, color_field: str,
-           thresholds: Json, **kw: Any) -> Json:
+def geomap(title: str, targets: Sequence[Query], *, size_field: str, color_field: str,
+           thresholds: Json, **kw: Any) -> Spec:
     """Markers at latitude/longitude columns of a table-format query."""
-    kw.setdefault("options", {
-        "view": {"id": "coords", "lat": 16.0, "lon": 106.0, "zoom": 5.5, "allLayers": True},
-        "controls": {"showZoom": True, "mouseWheelZoom": True, "showAttribution": True},
-        "basemap": {"type": "default", "name": "Basemap", "config": {}},
-        "tooltip": {"mode": "details"},
-        "layers": [{
-            "type": "markers", "name": "Communes", "tooltip": True,
-            "location": {"mode": "coords", "latitude": "latitude", "longitude": "longitude"},
-            "config": {
-                "showLegend": True,
-                "style": {
-                    "size": {"field": size_field, "fixed": 5, "min": 3, "max": 18},
-                    "color": {"field": color_field, "fixed": "green"},
-                    "opacity": 0.7,
-                    "symbol": {"mode": "fixed", "fixed": "img/icons/marker/circle.svg"},
-                },
-            },
-        }],
-    })
-    kw.setdefault("thresholds", thresholds)
-    return panel("geomap", title, targets, **kw)
+    markers = (sdk_common.MapLayerOptions().type("markers").name("Communes").tooltip(True)
+               .location(sdk_common.FrameGeometrySource().mode(
+                   cm.FrameGeometrySourceMode.COORDS).latitude("latitude")
+                   .longitude("longitude"))
+               .config({"showLegend": True, "style": {
+                   "size": {"field": size_field, "fixed": 5, "min": 3, "max": 18},
+                   "color": {"field": color_field, "fixed": "green"},
+                   "opacity": 0.7,
+                   "symbol": {"mode": "fixed", "fixed": "img/icons/marker/circle.svg"}}}))
+    b = (sdk_geomap.Panel()
+         # whole degrees and zoom levels: the 11.6 schema types them as integers
+         .view(sdk_geomap.MapViewConfig().id("coords").lat(16).lon(106).zoom(6)
+               .all_layers(True))
+         .controls(sdk_geomap.ControlsOptions().show_zoom(True).mouse_wheel_zoom(True)
+                   .show_attribution(True))
+         .basemap(sdk_common.MapLayerOptions().type("default").name("Basemap").config({}))
+         .tooltip(sdk_geomap.TooltipOptions().mode(geomap_models.TooltipMode.DETAILS))
+         .layers([markers]))
+    return panel(b, "geomap", title, targets, thresholds=thresholds, **kw)
 
 
-def row(title: str) -> Json:
-    return {"type": "row", "title": title, "collapsed": False, "panels": [],
-            "gridPos": {"x": 0, "y": 0, "w": 24, "h": 1}}
+def row(title: str) -> Spec:
+    return Spec(sdk_dash.Row(title).collapsed(False), "row", 24, 1)
 
 
-def layout(panels: list[Json]) -> list[Json]:
+def layout(panels: list[Spec]) -> list[Spec]:
     """Place panels left to right, wrapping at 24 columns; number them from 1."""
     x = y = line_h = 0
     for pid, p in enumerate(panels, start=1):
-        p["id"] = pid
-        g = p["gridPos"]
-        if p["type"] == "row" or x + g["w"] > 24:
+        if p.kind == "row" or x + p.w > 24:
             x, y, line_h = 0, y + line_h, 0
-        g["x"], g["y"] = x, y
-        x += g["w"]
-        line_h = max(line_h, g["h"])
-        if p["type"] == "row":
-            x, y, line_h = 0, y + g["h"], 0
+        p.builder = p.builder.id(pid).grid_pos(dm.GridPos(x=x, y=y, w=p.w, h=p.h))
+        x += p.w
+        line_h = max(line_h, p.h)
+        if p.kind == "row":
+            x, y, line_h = 0, y + p.h, 0
     return panels
 
 
 # ---------------------------------------------------------------- template variables
-def var_province(multi: bool = False) -> Json:
-    return {
-        "type": "query", "name": "province", "label": "Province", "datasource": TSDB,
-        "query": "SELECT province_code AS __value, province_name AS __text "
-                 "FROM current_provinces ORDER BY province_name",
-        "definition": "current_provinces", "refresh": 1, "sort": 0,
-        "multi": multi, "includeAll": multi, "current": {}, "options": [],
-    }
+def _query_var(name: str, label: str, query: str, *, multi: bool,
+               refresh: dm.VariableRefresh = dm.VariableRefresh.ON_DASHBOARD_LOAD,
+               sort: dm.VariableSort = dm.VariableSort.DISABLED) -> sdk_dash.QueryVariable:
+    return (sdk_dash.QueryVariable(name).label(label).datasource(TSDB_REF).query(query)
+            .refresh(refresh).sort(sort).multi(multi).include_all(multi)
+            .allow_custom_value(False))
 
 
-def var_commune(multi: bool) -> Json:
-    return {
-        "type": "query", "name": "commune", "label": "Commune", "datasource": TSDB,
-        "query": "SELECT commune_code AS __value, commune_name AS __text "
-                 "FROM current_communes WHERE province_code = '$province' "
-                 "ORDER BY commune_name",
-        "definition": "current_communes of $province", "refresh": 1, "sort": 0,
-        "multi": multi, "includeAll": multi, "current": {}, "options": [],
-    }
+def var_province(multi: bool = False) -> sdk_dash.QueryVariable:
+    return _query_var("province", "Province",
+                      "SELECT province_code AS __value, province_name AS __text "
+                      "FROM current_provinces ORDER BY province_name", multi=multi)
 
 
-def var_metric() -> Json:
-    return {
-        "type": "query", "name": "metric", "label": "Metric", "datasource": TSDB,
-        "query": "SELECT DISTINCT metric FROM rollup_1m WHERE commune_code = '$commune' "
-                 "AND bucket > now() - interval '7 days' ORDER BY 1",
-        "definition": "metrics of $commune (last 7 days)", "refresh": 2, "sort": 1,
-        "multi": True, "includeAll": True, "current": {}, "options": [],
-    }
+def var_commune(multi: bool) -> sdk_dash.QueryVariable:
+    return _query_var("commune", "Commune",
+                      "SELECT commune_code AS __value, commune_name AS __text "
+                      "FROM current_communes WHERE province_code = '$province' "
+                      "ORDER BY commune_name", multi=multi)
 
 
-def dashboard(uid: str, title: str, description: str, panels: list[Json], *,
-              variables: list[Json], tags: list[str], time_from: str = "now-6h",
+def var_metric() -> sdk_dash.QueryVariable:
+    return _query_var("metric", "Metric",
+                      "SELECT DISTINCT metric FROM rollup_1m WHERE commune_code = '$commune' "
+                      "AND bucket > now() - interval '7 days' ORDER BY 1", multi=True,
+                      refresh=dm.VariableRefresh.ON_TIME_RANGE_CHANGED,
+                      sort=dm.VariableSort.ALPHABETICAL_ASC)
+
+
+Variable = sdk_dash.QueryVariable | sdk_dash.CustomVariable
+
+
+def dashboard(uid: str, title: str, description: str, panels: list[Spec], *,
+              variables: list[Variable], tags: list[str], time_from: str = "now-6h",
               refresh: str = "1m") -> Json:
-    return {
-        "uid": uid, "title": title, "description": description,
-        "tags": ["ioc", *tags], "timezone": "browser", "editable": False,
-        "graphTooltip": 1, "schemaVersion": SCHEMA_VERSION, "version": 1,
-        "time": {"from": time_from, "to": "now"}, "refresh": refresh,
-        "fiscalYearStartMonth": 0, "liveNow": False, "weekStart": "",
-        "timepicker": {}, "links": [
-            {"type": "dashboards", "tags": ["ioc"], "asDropdown": True, "title": "IOC",
-             "includeVars": True, "keepTime": True, "icon": "external link",
-             "targetBlank": False, "tooltip": "", "url": ""}],
-        "annotations": {"list": [{
-            "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-            "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
-            "name": "Annotations & Alerts", "type": "dashboard"}]},
-        "templating": {"list": variables},
-        "panels": layout(panels),
-    }
+    d = (sdk_dash.Dashboard(title).uid(uid).description(description).tags(["ioc", *tags])
+         .timezone("browser").readonly().tooltip(dm.DashboardCursorSync.CROSSHAIR)
+         .time(time_from, "now").refresh(refresh).version(1).live_now(False).week_start("")
+         .link(sdk_dash.DashboardLink("IOC").type(dm.DashboardLinkType.DASHBOARDS)
+               .tags(["ioc"]).as_dropdown(True).include_vars(True).keep_time(True)
+               .icon("external link").target_blank(False).tooltip("").url(""))
+         .annotation(sdk_dash.AnnotationQuery().name("Annotations & Alerts").built_in(1)
+                     .datasource(dm.DataSourceRef(type_val="grafana", uid="-- Grafana --"))
+                     .enable(True).hide(True).icon_color("rgba(0, 211, 255, 1)")
+                     .type("dashboard"))
+         .variables(list(variables)))
+    for p in layout(panels):
+        d = d.with_row(p.builder) if p.kind == "row" else d.with_panel(p.builder)
+    model: Json = json.loads(json.dumps(d.build(), cls=JSONEncoder))
+    model["schemaVersion"] = SCHEMA_VERSION  # the SDK's is the same; said here, checked
+    return model
 
 
 # ---------------------------------------------------------------- SQL fragments
@@ -277,10 +355,7 @@ def overview() -> Json:
                               AND a.province_code {prov}
             GROUP BY s.severity, s.rank ORDER BY s.rank DESC""", "table")],
              w=8, h=8, thresholds=steps([None, 1], ["green", "red"]),
-             options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "/Active alerts/",
-                                        "values": True},
-                      "colorMode": "background", "graphMode": "none",
-                      "textMode": "value_and_name", "orientation": "vertical"},
+             fields="/Active alerts/", vertical=True,
              description="Alerts pending, firing or acknowledged (table alerts), "
                          "by severity."),
         stat("Alerts by state", [sql(f"""
@@ -288,10 +363,7 @@ def overview() -> Json:
             WHERE a.state IN {ACTIVE} AND a.province_code {prov}
             GROUP BY a.state ORDER BY a.state""", "table")],
              w=6, h=8, thresholds=steps([None], ["blue"]),
-             options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "/Alerts/",
-                                        "values": True},
-                      "colorMode": "value", "graphMode": "none",
-                      "textMode": "value_and_name", "orientation": "vertical"}),
+             fields="/Alerts/", color_mode="value", vertical=True),
         bars("Alerts started", [sql(f"""
             SELECT $__timeGroupAlias(a.started_at, '15m'), a.severity AS metric,
                    count(*) AS value
@@ -423,11 +495,11 @@ def environment() -> Json:
                      "Air quality and flood indicators per commune.", [
         timeseries("PM2.5", [sql(avg_series("pm25"))], unit="conµgm3",
                    thresholds=steps(PM25_BANDS, AQI_COLORS),
-                   custom={"thresholdsStyle": {"mode": "area"}, "fillOpacity": 0},
+                   threshold_style="area", fill=0,
                    description="Mean PM2.5 (µg/m³) per interval and commune. " + aqi),
         timeseries("PM10", [sql(avg_series("pm10"))], unit="conµgm3",
                    thresholds=steps(PM10_BANDS, AQI_COLORS),
-                   custom={"thresholdsStyle": {"mode": "area"}, "fillOpacity": 0},
+                   threshold_style="area", fill=0,
                    description="Mean PM10 (µg/m³) per interval and commune. " + aqi),
         geomap("PM2.5 by commune (last hour of the range)", [sql("""
             SELECT c.commune_code, c.commune_name, c.latitude, c.longitude, c.approximate,
@@ -477,11 +549,11 @@ def traffic() -> Json:
         timeseries("Average speed", [sql(avg_series("traffic.avg_speed_kmh"))],
                    unit="velocitykmh",
                    thresholds=steps([None, 15, 30], ["red", "orange", "green"]),
-                   custom={"thresholdsStyle": {"mode": "dashed"}}),
+                   threshold_style="dashed"),
         timeseries("Occupancy", [sql(avg_series("traffic.occupancy"))],
                    unit="percentunit", minmax=(0, 1),
                    thresholds=steps([None, 0.5, 0.8], ["green", "orange", "red"]),
-                   custom={"thresholdsStyle": {"mode": "dashed"}}),
+                   threshold_style="dashed"),
         bars("Incidents", [sql(total_series("traffic.incident"))], unit="short",
              description="Observations reporting an incident (traffic.incident is 0/1)."),
         stat("Incidents in range", [sql("""
@@ -633,7 +705,7 @@ def month_vs_last(where: str, province: str) -> str:
               "WHEN 'commune' THEN 2 ELSE 3 END")
 
 
-def month_tables(gap: list[Json]) -> list[Json]:
+def month_tables(gap: list[Json]) -> list[Spec]:
     return [
         table("Province: this month vs last month by tier, against target", [sql(
             month_vs_last("province_code = '$province'", "'$province'"), "table")],
@@ -699,7 +771,7 @@ def kpi_national() -> Json:
             SELECT (date_trunc('month', {VN_TO}::timestamp) AT TIME ZONE 'Asia/Ho_Chi_Minh'),
                    'target', kpi_target('{k}', NULL, NULL, {VN_TO})
             ORDER BY 1""")], w=12, h=8, unit="percentunit", minmax=(0, 1),
-                   custom={"drawStyle": "line", "showPoints": "always", "pointSize": 6},
+                   points=True,
                    description=f"{title}, nationally per calendar month (Vietnam time) and "
                                "tier over the last 12 months, with the national target.")
         for k, num, den, title in DAILY_KPIS[:1] + DAILY_KPIS[2:3]
@@ -759,7 +831,7 @@ def pipeline() -> Json:
                                               "{{feed}}")],
                    w=8, unit="percentunit",
                    thresholds=steps([None, 0.05], ["green", "red"]),
-                   custom={"thresholdsStyle": {"mode": "dashed"}},
+                   threshold_style="dashed",
                    description="Alert IocDeadLetterRateHigh fires above 5% for 10 minutes."),
         timeseries("Geo lookups by outcome", [
             prom(f"sum by (outcome) (rate(ioc_geo_lookups_total[{ri}]))", "{{outcome}}")],
@@ -856,7 +928,255 @@ def pipeline() -> Json:
     ], variables=[], tags=["pipeline"], time_from="now-1h", refresh="30s")
 
 
-BUILDERS = [overview, commune, environment, traffic, services, kpi_national, pipeline]
+INCIDENT_RANGE = "f.opened_at >= $__timeFrom() AND f.opened_at < $__timeTo()"
+RESPONSE_KPIS = """count(*) AS "Responses",
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY f.tta_s) / 60 AS "TTA median (min)",
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY f.tta_s) / 60 AS "TTA p90 (min)",
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY f.ttr_s) / 60 AS "TTR median (min)",
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY f.ttr_s) / 60 AS "TTR p90 (min)",
+                   avg(f.ack_in_sla::int)::float8 AS "Ack within SLA",
+                   avg(f.resolve_in_sla::int)::float8 AS "Resolve within SLA\""""
+
+
+def incidents() -> Json:
+    """Response KPIs (docs/incidents.md): one fact per response in
+    incident_response_facts; incident_kpis() gives the same figures per period."""
+    share = steps([None, 0.8, 0.95], ["red", "orange", "green"])
+    return dashboard("ioc-incidents", "Incident response",
+                     "How fast departments acknowledge and resolve incidents, against "
+                     "their SLAs, per department and province (definitions: "
+                     "docs/incidents.md). Openings in the selected range; 'now' panels "
+                     "ignore the range.", [
+        stat("Incidents active now", [sql("""
+            SELECT count(*) AS "Active" FROM incidents
+            WHERE state IN ('open', 'acknowledged', 'in_progress') AND merged_into IS NULL""",
+                                          "table")]),
+        stat("Past a deadline now", [sql("""
+            SELECT count(*) AS "Overdue" FROM incidents_overdue""", "table")],
+             thresholds=steps([None, 1], ["green", "red"])),
+        stat("Acknowledged within SLA", [sql(f"""
+            SELECT avg(f.ack_in_sla::int)::float8 AS "Ack within SLA"
+            FROM incident_response_facts f WHERE {INCIDENT_RANGE}""", "table")],
+             unit="percentunit", thresholds=share),
+        stat("Resolved within SLA", [sql(f"""
+            SELECT avg(f.resolve_in_sla::int)::float8 AS "Resolve within SLA"
+            FROM incident_response_facts f WHERE {INCIDENT_RANGE}""", "table")],
+             unit="percentunit", thresholds=share),
+        stat("Responses opened", [sql(f"""
+            SELECT count(*) AS "Responses" FROM incident_response_facts f
+            WHERE {INCIDENT_RANGE}""", "table")]),
+        stat("Reopened", [sql(f"""
+            SELECT count(*) FILTER (WHERE f.cycle > 1) AS "Reopenings"
+            FROM incident_response_facts f WHERE {INCIDENT_RANGE}""", "table")]),
+        timeseries("Time to acknowledge per Vietnam day (median, minutes) by department", [
+            sql(f"""
+            SELECT date_trunc('day', f.opened_at AT TIME ZONE 'Asia/Ho_Chi_Minh')
+                       AT TIME ZONE 'Asia/Ho_Chi_Minh' AS time,
+                   f.department AS metric,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY f.tta_s) / 60 AS value
+            FROM incident_response_facts f WHERE {INCIDENT_RANGE} AND f.tta_s IS NOT NULL
+            GROUP BY 1, 2 ORDER BY 1""")], unit="m",
+                   bars_unstacked=True,
+                   description="Median of acknowledged_at - opened_at of the responses "
+                               "opened that day (Asia/Ho_Chi_Minh)."),
+        timeseries("Time to resolve per Vietnam day (p90, minutes) by department", [sql(f"""
+            SELECT date_trunc('day', f.opened_at AT TIME ZONE 'Asia/Ho_Chi_Minh')
+                       AT TIME ZONE 'Asia/Ho_Chi_Minh' AS time,
+                   f.department AS metric,
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY f.ttr_s) / 60 AS value
+            FROM incident_response_facts f WHERE {INCIDENT_RANGE} AND f.ttr_s IS NOT NULL
+            GROUP BY 1, 2 ORDER BY 1""")], unit="m",
+                   bars_unstacked=True,
+                   description="90th percentile of resolved_at - opened_at of the responses "
+                               "opened that day."),
+        table("Per department and province (openings in the range)", [sql(f"""
+            SELECT f.department AS "Department", f.province_code AS "Province",
+                   {RESPONSE_KPIS}
+            FROM incident_response_facts f WHERE {INCIDENT_RANGE}
+            GROUP BY 1, 2 ORDER BY 1, 2""", "table")], w=24, h=9,
+              overrides=[{"matcher": {"id": "byRegexp", "options": "/within SLA/"},
+                          "properties": [{"id": "unit", "value": "percentunit"}]}]),
+        table("Per department and ISO week (Vietnam time)", [sql("""
+            SELECT k.bucket AS "Week", k.department AS "Department",
+                   sum(k.responses) AS "Responses",
+                   max(k.tta_median_s) / 60 AS "TTA median (min, worst province)",
+                   max(k.ttr_p90_s) / 60 AS "TTR p90 (min, worst province)",
+                   min(k.ack_within_sla) AS "Ack within SLA (worst province)",
+                   min(k.resolve_within_sla) AS "Resolve within SLA (worst province)"
+            FROM incident_kpis('week', $__timeFrom(), $__timeTo()) k
+            GROUP BY 1, 2 ORDER BY 1 DESC, 2""", "table")], w=12, h=9,
+              description="incident_kpis(period, since, until): the API's figures "
+                          "(GET /v1/incidents/kpis?period=week)."),
+        table("Past a deadline now", [sql("""
+            SELECT o.id AS "Incident", o.department AS "Department",
+                   o.province_code AS "Province", o.severity AS "Severity",
+                   o.state AS "State", o.deadline AS "Missed", o.due_at AS "Due",
+                   o.title AS "Title"
+            FROM incidents_overdue o ORDER BY o.due_at LIMIT 100""", "table")], w=12, h=9),
+    ], variables=[], tags=["incidents"], time_from="now-30d", refresh="1m")
+
+
+# ---------------------------------------------------------------- scorecards
+def var_kpi() -> sdk_dash.CustomVariable:
+    ids = ",".join(k for k, *_ in DAILY_KPIS)
+    return (sdk_dash.CustomVariable("kpi").label("KPI").values(ids).multi(False)
+            .include_all(False).allow_custom_value(False)
+            .current(dm.VariableOption(text="online_share", value="online_share",
+                                       selected=True)))
+
+
+def kpi_case(part: int) -> str:
+    """The selected KPI's numerator (``part`` 1) or denominator (2) column."""
+    whens = " ".join(f"WHEN '{d[0]}' THEN {d[part]}" for d in DAILY_KPIS)
+    return f"CASE '$kpi' {whens} END"
+
+
+def scorecard_sql(level: str, unit: str, names: str, where: str, province: str,
+                  tier: str = "NULL", source: str = "kpi_daily") -> str:
+    """Units of ``level`` for the selected KPI over the range: value, own target
+    (kpi_unit_target), status and competition rank (units without a denominator: no
+    rank, listed last; docs/kpis.md "Scorecards")."""
+    return f"""
+        WITH c AS (
+            SELECT {unit} AS code, min(province_code) AS province_code, min(tier) AS tier,
+                   sum({kpi_case(1)})::bigint AS num, sum({kpi_case(2)})::bigint AS den
+            FROM {source}
+            WHERE {VN_RANGE} AND {where} AND {unit} <> 'unassigned'
+            GROUP BY 1),
+        u AS (SELECT c.*, n.name, c.num::float8 / nullif(c.den, 0) AS value,
+                     kpi_unit_target('$kpi', '{level}', c.code, {province}, {tier},
+                                     {VN_FROM}) AS target
+              FROM c LEFT JOIN ({names}) n ON n.code = c.code)
+        SELECT CASE WHEN den > 0 THEN rank() OVER (ORDER BY value DESC NULLS LAST) END
+                   AS "Rank",
+               code AS "Code", name AS "Name", num AS "Numerator", den AS "Denominator",
+               value AS "Value", target AS "Target", value - target AS "vs target",
+               CASE WHEN den = 0 THEN 'no data' WHEN target IS NULL THEN 'no target'
+                    WHEN value >= target THEN 'met' ELSE 'below' END AS "Status"
+        FROM u ORDER BY 1 NULLS LAST, 2"""
+
+
+def scorecards() -> Json:
+    gap = [{"matcher": {"id": "byName", "options": "vs target"},
+            "properties": [{"id": "thresholds", "value": steps([None, 0], ["red", "green"])},
+                           {"id": "custom.cellOptions", "value": {"type": "color-background"}}]},
+           *[{"matcher": {"id": "byName", "options": n},
+              "properties": [{"id": "unit", "value": "short"}]}
+             for n in ("Rank", "Numerator", "Denominator")]]
+    note = ("Over the days of the selected range (Vietnam time), exact per dossier "
+            "(docs/kpis.md). Target: the unit's own (kpi_unit_targets), else its "
+            "province's (and tier's, for an agency). Ties share a rank; a unit with no "
+            "denominator has no rank. The API (/v1/scorecards) ranks on exact fractions.")
+    return dashboard("ioc-scorecards", "Scorecards: units against their targets",
+                     "For leaders: each commune and agency of a province, and each "
+                     "province of the nation, on one KPI against its own target, ranked "
+                     "among its peers.", [
+        row("Communes of the province"),
+        table("Communes: $kpi against target, ranked", [sql(scorecard_sql(
+            "commune", "commune_code",
+            "SELECT commune_code AS code, commune_name AS name FROM current_communes",
+            "province_code = '$province'", "'$province'"), "table")],
+              w=24, h=12, unit="percentunit", overrides=gap, description=note),
+        row("Agencies of the province"),
+        table("Agencies: $kpi against target, ranked", [sql(scorecard_sql(
+            "agency", "agency",
+            "SELECT DISTINCT ON (code) code, name FROM agencies ORDER BY code, "
+            "valid_from DESC", "province_code = '$province'", "'$province'",
+            tier="c.tier"), "table")],
+              w=24, h=12, unit="percentunit", overrides=gap, description=note),
+        row("Provinces of the nation"),
+        table("Provinces: $kpi against target, ranked", [sql(scorecard_sql(
+            "province", "province_code",
+            "SELECT province_code AS code, province_name AS name FROM current_provinces",
+            "true", "c.code"), "table")],
+              w=24, h=12, unit="percentunit", overrides=gap, description=note),
+    ], variables=[var_province(), var_kpi()], tags=["kpi", "scorecards"],
+                     time_from="now/M", refresh="15m")
+
+
+# ---------------------------------------------------------------- national federation
+FRESH_S = 600  # a province silent for longer is shown stale (docs/federation.md)
+
+
+def federation() -> Json:
+    shares = ",\n".join(f"{day_share(num, den)} AS {k}" for k, num, den, _ in DAILY_KPIS)
+    fresh = steps([None, 120, FRESH_S], ["green", "orange", "red"])
+    return dashboard("ioc-federation", "National: provinces' federation",
+                     "At the national ioc: how fresh each province's published summaries "
+                     "are (fed_origins), the KPIs from what they published (fed_kpi_daily) "
+                     "and their alert summaries (fed_snapshots). docs/federation.md.", [
+        stat("Provinces reporting (last 10 min)", [sql(f"""
+            SELECT count(*) FILTER (WHERE last_as_of > now() - interval '{FRESH_S} seconds')
+                   AS "reporting"
+            FROM fed_origins""", "table")], w=6, h=5),
+        stat("Oldest province summary (s)", [sql("""
+            SELECT coalesce(extract(epoch FROM now() - min(last_as_of)), 0)::float8
+                   AS "seconds" FROM fed_origins""", "table")], w=6, h=5, unit="s",
+             thresholds=fresh),
+        stat("Alerts firing (all provinces)", [sql("""
+            SELECT coalesce(sum((a->>'count')::bigint), 0) AS "firing"
+            FROM fed_snapshots s, jsonb_array_elements(s.body->'alerts') a
+            WHERE s.kind = 'alert_summary' AND a->>'state' = 'firing'""", "table")],
+             w=6, h=5),
+        stat("Records received", [sql(
+            'SELECT coalesce(sum(records), 0) AS "records" FROM fed_origins', "table")],
+             w=6, h=5),
+        table("Freshness per province", [sql("""
+            SELECT o.origin AS "Province code", p.province_name AS "Province",
+                   o.last_as_of AS "Province clock (last record)",
+                   extract(epoch FROM now() - o.last_as_of)::float8 AS "Age (s)",
+                   o.last_stored AS "Stored at", o.records AS "Records"
+            FROM fed_origins o LEFT JOIN current_provinces p ON p.province_code = o.origin
+            ORDER BY 4 DESC""", "table")], w=12, h=10,
+              overrides=[{"matcher": {"id": "byName", "options": "Age (s)"},
+                          "properties": [{"id": "unit", "value": "s"},
+                                         {"id": "thresholds", "value": fresh},
+                                         {"id": "custom.cellOptions",
+                                          "value": {"type": "color-background"}}]}],
+              description="A province whose newest record is older than 10 minutes is "
+                          "offline or its MirrorMaker flow is stopped; its figures below "
+                          "are as of that time."),
+        table("Alert summaries per province", [sql("""
+            SELECT s.origin AS "Province code", p.province_name AS "Province",
+                   coalesce(sum((a->>'count')::bigint) FILTER (
+                       WHERE a->>'state' = 'firing' AND a->>'severity' = 'critical'), 0)
+                       AS "Critical firing",
+                   coalesce(sum((a->>'count')::bigint) FILTER (
+                       WHERE a->>'state' = 'firing'), 0) AS "Firing",
+                   coalesce(sum((a->>'count')::bigint) FILTER (
+                       WHERE a->>'state' = 'acknowledged'), 0) AS "Acknowledged",
+                   max((s.body->>'incidents_open')::bigint) AS "Incidents open",
+                   max((s.body->>'incidents_open_past_sla')::bigint) AS "Past SLA",
+                   max(s.as_of) AS "As of"
+            FROM fed_snapshots s
+            LEFT JOIN LATERAL jsonb_array_elements(s.body->'alerts') a ON true
+            LEFT JOIN current_provinces p ON p.province_code = s.origin
+            WHERE s.kind = 'alert_summary'
+            GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC, 1""", "table")], w=12, h=10),
+        table("KPIs per province (published), ranked by online share", [sql(f"""
+            WITH f AS (SELECT province_code, {shares}
+                       FROM fed_kpi_daily WHERE {VN_RANGE} GROUP BY province_code)
+            SELECT rank() OVER (ORDER BY f.online_share DESC NULLS LAST) AS "Rank",
+                   f.province_code AS "Code", p.province_name AS "Province",
+                   {", ".join(f'f.{k} AS "{t}"' for k, _n, _d, t in DAILY_KPIS)},
+                   kpi_target('online_share', f.province_code, NULL, {VN_FROM})
+                       AS "Online target"
+            FROM f LEFT JOIN current_provinces p ON p.province_code = f.province_code
+            ORDER BY 1, 2""", "table")], w=24, h=12, unit="percentunit",
+              overrides=[{"matcher": {"id": "byName", "options": "Rank"},
+                          "properties": [{"id": "unit", "value": "short"}]}],
+              description="What the provinces published (fed_kpi_daily, the same columns "
+                          "as a province's kpi_daily), over the days of the range."),
+        timeseries("Dossiers received per day, per province (published)", [sql(f"""
+            SELECT day::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh' AS time,
+                   province_code AS metric, sum(received)::float8 AS value
+            FROM fed_kpi_daily WHERE {VN_RANGE}
+            GROUP BY 1, 2 ORDER BY 1""", "time_series")], w=24, h=8),
+    ], variables=[], tags=["federation", "kpi"], time_from="now/M", refresh="1m")
+
+
+BUILDERS = [overview, commune, environment, traffic, services, kpi_national, pipeline,
+            incidents, scorecards, federation]
 
 
 # ---------------------------------------------------------------- helpers for tests

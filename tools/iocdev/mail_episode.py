@@ -30,6 +30,7 @@ from ioccore.settings import Settings
 from iocdev import supervise
 from iocdev.mailbox import Message, private_alertmanager, private_mailpit
 from iocdev.sandbox import batches, envelope, pipeline, service_env
+from iocdev.settings import DevSettings
 from iocdev.simulate.communes import load_communes
 from iocdev.supervise import Process, free_port
 
@@ -149,7 +150,7 @@ def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def run(settings: Settings, tmp: Path, *, communes: int = 30, smtp_down_s: float = 0.0,
+def run(settings: DevSettings, tmp: Path, *, communes: int = 30, smtp_down_s: float = 0.0,
         group_interval: str = "15s", echo: Echo = _quiet) -> Episode:
     """One episode (see the module docstring); every process is stopped afterwards."""
     tag = uuid.uuid4().hex[:8]

@@ -22,6 +22,7 @@ import yaml
 from alerts.receiver_tokens import ensure_tokens, webhook_receivers
 from ioccore.settings import ROOT, Settings
 from iocdev import supervise
+from iocdev.settings import DevSettings
 from iocdev.stack.mailpit import argv as mailpit_argv
 from iocdev.stack.prometheus import render_alertmanager
 from iocdev.supervise import Process, free_port
@@ -155,7 +156,7 @@ class PrivateAlertmanager:
 
 
 @contextlib.contextmanager
-def private_alertmanager(settings: Settings, tmp: Path, *, smarthost: str,
+def private_alertmanager(settings: DevSettings, tmp: Path, *, smarthost: str,
                          api_url: str | None = None, tokens_dir: Path | None = None,
                          source: Path = SHIPPED_CONFIG, timing: dict[str, str] | None = None
                          ) -> Iterator[PrivateAlertmanager]:

@@ -135,7 +135,6 @@ def service_env(settings: Settings) -> dict[str, str]:
         "IOC__KAFKA__CONTROLLER_PORT": str(settings.kafka.controller_port),
         "IOC__DATABASE__HOST": settings.database.host,
         "IOC__DATABASE__PORT": str(settings.database.port),
-        "IOC__PROMETHEUS__PORT": str(settings.prometheus.port),
         "IOC__ALERTMANAGER__HOST": settings.alertmanager.host,
         "IOC__ALERTMANAGER__PORT": str(settings.alertmanager.port),
         "IOC__API__PORT": str(settings.api.port),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import textwrap
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from alerts.rules import RuleSet
 from alerts.silences import Matcher
 from alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookClient, verify
 from ioccore.settings import Settings
+from tests.support.rulefiles import pm25_entry, rule_file
 
 pytestmark = pytest.mark.integration
 
@@ -50,24 +50,11 @@ async def conn(db: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
 def ruleset(tmp_path: Path) -> RuleSet:
     rule_id = f"it_pm25_{uuid.uuid4().hex[:8]}"
     path = tmp_path / "rules.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        groups:
-          - name: it
-            rules:
-              - id: {rule_id}
-                feed: sensor
-                metric: pm25
-                op: ">"
-                threshold: 55.5
-                clear: 45.5
-                for: 2m
-                severity: warning
-                labels: {{ domain: environment }}
-                annotations:
-                  summary:
-                    vi: "PM2.5 tại {{commune}} là {{value:.1f}}"
-                    en: "PM2.5 in {{commune_en}} is {{value:.1f}}"
-        """), encoding="utf-8")
+    path.write_text(rule_file("it", pm25_entry(
+        rule_id, scope=None, aggregate=None, window=None, threshold=55.5, clear=45.5,
+        for_="2m", labels={"domain": "environment"},
+        summary="PM2.5 tại {commune} là {value:.1f}",
+        summary_en="PM2.5 in {commune_en} is {value:.1f}")), encoding="utf-8")
     return load_rules([path])
 
 

@@ -14,12 +14,14 @@ from typing import Any
 import psycopg
 import pytest
 from iocdev.sandbox import fresh_database
+from prometheus_client import REGISTRY as METRICS
 
 from alerts.model import CommuneInfo
 from alerts.ruleload import load_rules
 from ioccore.agencies import parse_registry, write_registry
 from ioccore.settings import Settings
-from streams.kpi_alerts import KpiTargetAlerts
+from streams.kpi_target_rules import KpiTargetRules
+from streams.singleton_rules import SingletonRules
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +55,8 @@ REGISTRY = """code,name,tier,seat_commune,province_code
 ubnd-00004,Bộ phận Một cửa Phường Ba Đình,commune,00004,01
 stp-01,Sở Tư pháp Thành phố Hà Nội,province,00004,01
 """
-NAMES = {"00004": CommuneInfo("Phường Ba Đình", "01", "Thành phố Hà Nội")}
+NAMES = {"00004": CommuneInfo("Phường Ba Đình", "01", "Thành phố Hà Nội", "Ba Dinh Ward",
+                               "Ha Noi")}
 
 
 @pytest.fixture
@@ -92,14 +95,23 @@ def test_province_tier_below_target_for_the_month_fires_and_clears(
     _received(db, "stp-01", ["online", "offline", "offline"], now - timedelta(seconds=2))
     _received(db, "ubnd-00004", ["online", "online"], now - timedelta(seconds=2))
 
+    def runner() -> SingletonRules:
+        return SingletonRules(db, [KpiTargetRules(stack, rules, NAMES)])
+
+    def active(state: str) -> float:
+        return METRICS.get_sample_value("ioc_alerts_active",
+                                        {"state": state, "severity": "warning"}) or 0.0
+
     async def run() -> tuple[int, int, int]:
-        holder = KpiTargetAlerts(stack, db, rules, NAMES)
-        other = KpiTargetAlerts(stack, db, rules, NAMES)
+        holder, other = runner(), runner()
+        before = active("firing")
         fired = await holder.tick(now)
+        assert active("firing") == before + 1  # the one evaluation step sets the gauge
         assert await other.tick(now) == 0  # not the lock holder
         _received(db, "stp-01", ["online"] * 3, now - timedelta(seconds=1))  # 4/6 = 66.7 %
-        resolved = await holder.tick(now + timedelta(minutes=1))
-        again = await holder.tick(now + timedelta(minutes=2))
+        resolved = await holder.tick(now + timedelta(minutes=1), force=True)
+        assert active("firing") == before
+        again = await holder.tick(now + timedelta(minutes=2), force=True)
         await holder.close()
         await other.close()
         return fired, resolved, again
@@ -114,7 +126,7 @@ def test_province_tier_below_target_for_the_month_fires_and_clears(
     assert (rule_id, state, province) == ("province_tier_online_below_target", "resolved", "01")
     assert labels["tier"] == "province" and labels["kpi"] == "online_share"
     assert annotations["summary_en"] == \
-        "Thành phố Hà Nội: provincial online share 66.7% (target 60%)"  # when it cleared
+        "Ha Noi: provincial online share 66.7% (target 60%)"  # when it cleared; English
     with psycopg.connect(db) as conn:
         fired_with: Any = conn.execute(
             "SELECT annotations FROM alert_transitions WHERE to_state = 'firing'").fetchone()

@@ -24,11 +24,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from iocdev import supervise
 from iocdev.federation import running, topology
 from iocdev.federation.running import Running
+from iocdev.settings import DevSettings
 from iocdev.simulate.generator import events
 from iocdev.simulate.physics import VN_TZ
 
 from ioccore import kpis
-from ioccore.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -74,7 +74,7 @@ def _store(conninfo: str, rows: list[tuple[Any, ...]]) -> None:
 
 
 @pytest.fixture(scope="module")
-def federation(stack: Settings, tmp_path_factory: pytest.TempPathFactory
+def federation(stack: DevSettings, tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[Running]:
     with running.federation(stack, CODES, tmp_path_factory.mktemp("federation")) as fed:
         yield fed

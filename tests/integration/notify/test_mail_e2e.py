@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from iocdev import mail_episode
 from iocdev.mail_episode import OWNER_ADDRESS, OWNER_RECEIVER, Episode
-
-from ioccore.settings import Settings
+from iocdev.settings import DevSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,7 +40,7 @@ def check(episode: Episode) -> None:
 
 
 def test_episode_reaches_the_owner_once_firing_once_resolved(
-        stack: Settings, tmp_path: Path) -> None:
+        stack: DevSettings, tmp_path: Path) -> None:
     episode = mail_episode.run(stack, tmp_path, communes=30, echo=print)
     check(episode)
     assert episode.email_failures == [0, 0]
@@ -51,7 +50,7 @@ def test_episode_reaches_the_owner_once_firing_once_resolved(
     assert latency <= episode.group_wait_s + 5.0
 
 
-def test_nothing_is_lost_while_the_smtp_server_is_down(stack: Settings, tmp_path: Path) -> None:
+def test_nothing_is_lost_while_the_smtp_server_is_down(stack: DevSettings, tmp_path: Path) -> None:
     episode = mail_episode.run(stack, tmp_path, communes=30, smtp_down_s=20.0, echo=print)
     check(episode)
     # the outage was real: Alertmanager's attempts failed while firing and while resolving

@@ -24,10 +24,11 @@ import pytest
 import yaml
 from iocdev.mail_episode import api_process
 from iocdev.mailbox import MailpitApi
+from iocdev.settings import DevSettings
 from iocdev.stack.prometheus import render_alertmanager
 
 from alerts.receiver_tokens import ensure_tokens, read_token, webhook_receivers
-from ioccore.settings import ROOT, Settings
+from ioccore.settings import ROOT
 
 pytestmark = [pytest.mark.integration]
 
@@ -35,7 +36,7 @@ SHIPPED = ROOT / "config" / "alertmanager" / "alertmanager.yml"
 
 
 @pytest.fixture
-def hooked(stack: Settings, migrated_db: tuple[str, str], tmp_path: Path
+def hooked(stack: DevSettings, migrated_db: tuple[str, str], tmp_path: Path
            ) -> Iterator[tuple[str, Path, dict[str, Any]]]:
     """(API base URL, tokens folder, the shipped config rendered onto that API)."""
     tokens = tmp_path / "tokens"
@@ -124,7 +125,7 @@ def test_the_webhook_refuses_what_it_must(hooked: tuple[str, Path, dict[str, Any
 
 
 def test_every_mail_address_of_the_shipped_config_is_accepted_by_the_smtp_server(
-        stack: Settings) -> None:
+        stack: DevSettings) -> None:
     config = yaml.safe_load(SHIPPED.read_text())
     addresses = [e["to"] for r in config["receivers"] for e in r.get("email_configs", [])]
     assert len(addresses) == 6

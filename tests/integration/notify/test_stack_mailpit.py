@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 from iocdev.mailbox import MailpitApi
+from iocdev.settings import DevSettings
 from iocdev.stack import manager
-
-from ioccore.settings import Settings
 
 pytestmark = [pytest.mark.integration]
 
@@ -28,14 +27,14 @@ def listening(port: int) -> set[str]:
     return out
 
 
-def test_mailpit_is_up_on_loopback_only(stack: Settings) -> None:
+def test_mailpit_is_up_on_loopback_only(stack: DevSettings) -> None:
     (row,) = manager.status(stack, ["mailpit"])
     assert row.pid is not None and row.answers
     for port in (stack.mail.smtp_port, stack.mail.web_port):
         assert listening(port) == {"0100007F"}, port  # 127.0.0.1, nothing else
 
 
-def test_a_message_sent_to_the_smtp_port_is_in_the_inbox(stack: Settings) -> None:
+def test_a_message_sent_to_the_smtp_port_is_in_the_inbox(stack: DevSettings) -> None:
     subject = f"stack mailpit {uuid.uuid4().hex[:8]}"
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = "a@ioc.local", "b@ioc.local", subject

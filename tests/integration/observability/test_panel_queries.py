@@ -123,6 +123,58 @@ def _seed(conn: psycopg.Connection[Any], communes: list[str]) -> None:
                  json.dumps({"commune_code": code}), code, PROVINCE, started, started,
                  END - timedelta(minutes=5) if state == "resolved" else None,
                  "operator-1" if state == "acknowledged" else None, END))
+        _seed_incidents(cur)
+
+
+def _seed_incidents(cur: psycopg.Cursor[Any]) -> None:
+    """Responses for the incident dashboard: one in SLA, one reopened, one overdue now."""
+    m = timedelta(minutes=1)
+    for i, (dept, state, ack, res, cycle) in enumerate([
+            ("snnmt", "closed", 5, 40, 1), ("pctt", "resolved", 20, 300, 2),
+            ("pctt", "open", None, None, 1)]):
+        opened = START + 10 * i * m
+        acked = opened + ack * m if ack is not None else None
+        resolved = opened + res * m if res is not None else None
+        cur.execute(
+            "INSERT INTO incidents (title, rule_id, province_code, department, severity, state,"
+            " cycle, created_at, created_by, opened_at, acknowledged_at, resolved_at,"
+            " ack_due_at, resolve_due_at, updated_at) VALUES (%s, 'water_level_alarm_3', %s,"
+            " %s, 'critical', %s, %s, %s, 'test', %s, %s, %s, %s, %s, %s) RETURNING id",
+            (f"incident {i}", PROVINCE, dept, state, cycle, opened, opened, acked, resolved,
+             opened + 15 * m, opened + 240 * m, END))
+        row = cur.fetchone()
+        assert row is not None
+        for c in range(1, cycle + 1):
+            cur.execute(
+                "INSERT INTO incident_responses (incident_id, cycle, opened_at, acknowledged_at,"
+                " resolved_at, ack_due_at, resolve_due_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (row[0], c, opened, acked, resolved, opened + 15 * m, opened + 240 * m))
+
+
+def _seed_federation(conn: psycopg.Connection[Any]) -> None:
+    """Two provinces' published summaries, as the national ioc stores them (tables of
+    migration 0080; ``conn``: the owner's, the application role only reads them)."""
+    day = (END + timedelta(hours=7)).date()  # Vietnam day of the range's end
+    for origin, online in (("01", 7), ("79", 9)):
+        conn.execute(
+            "INSERT INTO fed_kpi_counts (origin, day, agency, applicant_province, "
+            "applicant_commune, province_code, commune_code, tier, received, "
+            "received_online, received_digitised, resolved, resolved_online, "
+            "resolved_with_due, resolved_on_time, paid_fee_bearing, paid_online, as_of, digest) "
+            "VALUES (%s, %s, 'ubnd-x', %s, 'unassigned', %s, 'unassigned', 'commune', "
+            "10, %s, 9, 8, 6, 8, 7, 4, 3, %s, %s)",
+            (origin, day, origin, origin, online, END, origin.encode()))
+        conn.execute("INSERT INTO fed_origins (origin, last_as_of, last_stored, records) "
+                     "VALUES (%s, %s, %s, 12)", (origin, END, END))
+        conn.execute(
+            "INSERT INTO fed_snapshots (origin, kind, body, as_of, digest) VALUES "
+            "(%s, 'alert_summary', %s, %s, %s)",
+            (origin, json.dumps({"alerts": [
+                {"rule_id": "pm25_high", "severity": "critical", "state": "firing",
+                 "count": 2},
+                {"rule_id": "flood", "severity": "warning", "state": "acknowledged",
+                 "count": 1}], "incidents_open": 3, "incidents_open_past_sla": 1}), END,
+             origin.encode()))
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +182,7 @@ def seeded(pg_conninfo: str, stack: Settings) -> Iterator[Seeded]:
     from geo.reference import SOURCE, read_reference
     from geo.store import write_units
 
-    with fresh_database(stack, "ioc_obs") as (_, conninfo):
+    with fresh_database(stack, "ioc_obs") as (name, conninfo):
         with psycopg.connect(conninfo) as conn:
             write_units(conn, read_reference().units, source=SOURCE,
                         valid_from=date(2025, 7, 1))
@@ -139,6 +191,9 @@ def seeded(pg_conninfo: str, stack: Settings) -> Iterator[Seeded]:
                 "ORDER BY commune_code LIMIT %s", (PROVINCE, N_COMMUNES))]
             _seed(conn, communes)
             conn.commit()
+        with psycopg.connect(stack.database.owner_conninfo(dbname=name)) as owner:
+            _seed_federation(owner)
+            owner.commit()
         metrics = sorted({row[2] for row in _rollup_rows(communes[:1], random.Random(1))})
         yield Seeded(conninfo, communes, metrics)
 
@@ -178,7 +233,8 @@ def _expander(model: dict[str, Any], seeded: Seeded) -> Expander:
     """Variable values as a user would pick them: province 01, the seeded communes
     (every one where the variable is multi-valued), all their metrics."""
     multi = frozenset(v["name"] for v in model["templating"]["list"] if v.get("multi"))
-    values: dict[str, str | list[str]] = {"province": PROVINCE, "metric": seeded.metrics}
+    values: dict[str, str | list[str]] = {"province": PROVINCE, "metric": seeded.metrics,
+                                          "kpi": "online_share"}
     values["commune"] = seeded.communes if "commune" in multi else seeded.communes[0]
     return Expander(START, END, interval="1m", variables=values, multi=multi)
 
@@ -188,6 +244,9 @@ def test_variable_queries_offer_the_seeded_values(path: Path, seeded: Seeded) ->
     model = json.loads(path.read_text(encoding="utf-8"))
     exp = _expander(model, seeded)
     for var in model["templating"]["list"]:
+        if var["type"] == "custom":  # a fixed list, no query: the value used is offered
+            assert exp.variables[var["name"]] in var["query"].split(","), var["name"]
+            continue
         columns, rows = _run(seeded.conninfo, exp.expand(var["query"]))
         values = {r[0] for r in rows}
         expected = {"province": {PROVINCE}, "commune": set(seeded.communes),

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import yaml
+from iocdev.settings import DevSettings
 
-from ioccore.settings import ROOT, Settings
+from ioccore.settings import ROOT
 from tests.integration.observability.grafana_expand import Expander
 
 pytestmark = pytest.mark.integration
@@ -40,7 +41,7 @@ def _expressions() -> list[object]:
 
 
 @pytest.mark.parametrize("expr", _expressions())
-def test_prometheus_accepts(expr: str, stack: Settings) -> None:
+def test_prometheus_accepts(expr: str, stack: DevSettings) -> None:
     for path in ("query", "query_range"):
         query = {"query": expr}
         if path == "query_range":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -27,10 +27,10 @@ from ioccore.events.models import Status
 from ioccore.events.record import Record, encode_records
 from ioccore.settings import Settings
 from streams.stage2 import Enriched, Stage2, make_pool
+from tests.support.clock import T0
 
 pytestmark = pytest.mark.integration
 
-T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 COMMUNES = ("00004", "00008", "00025")
 
 RAW_1M = """

@@ -13,28 +13,16 @@ from iocdev.sandbox import Pipeline
 
 from alerts.model import CommuneInfo
 from alerts.ruleload import load_rules
-from streams.global_alerts import GlobalAlerts
+from streams.global_rules import GlobalRules
+from streams.singleton_rules import SingletonRules
+from tests.support.rulefiles import pm25_entry, rule_file
 
 pytestmark = pytest.mark.integration
 
-RULES = """
-groups:
-  - name: global
-    rules:
-      - id: province_pm25_high
-        feed: sensor
-        metric: pm25
-        scope: province
-        aggregate: avg
-        window: 10m
-        op: ">"
-        threshold: 100
-        clear: 80
-        for: 0m
-        severity: warning
-        annotations:
-          summary: { vi: "PM2.5 {province}: {value:.0f}", en: "PM2.5 {province_en}: {value:.0f}" }
-      - id: traffic_feed_silent
+RULES = rule_file("global", pm25_entry(
+    "province_pm25_high", scope="province", window="10m", clear=80,
+    summary="PM2.5 {province}: {value:.0f}", summary_en="PM2.5 {province_en}: {value:.0f}"),
+    """      - id: traffic_feed_silent
         kind: absence
         by: feed
         feed: traffic
@@ -42,7 +30,7 @@ groups:
         severity: critical
         annotations:
           summary: { vi: "{feed} im lặng", en: "{feed} silent" }
-"""
+""")
 COMMUNES = {"00004": CommuneInfo("Ba Đình", "01", "Hà Nội"),
             "00008": CommuneInfo("Ngọc Hà", "01", "Hà Nội")}
 
@@ -62,16 +50,17 @@ def test_province_and_feed_absence_rules_fire_in_exactly_one_worker(
                              (b, code, 2 * value, value, value, value, b))
         conn.execute("INSERT INTO sources (source_id, department, feed, commune_code,"
                      " last_received_at) VALUES ('cam-1', 'sgtvt', 'traffic', '00004', %s),"
-                     " ('aq-1', 'stnmt', 'sensor', '00004', %s)",
-                     (now - timedelta(minutes=20), now))
+                     " ('aq-1', 'stnmt', 'sensor', '00004', %s),"
+                     " ('aq-2', 'stnmt', 'sensor', '00008', %s)",
+                     (now - timedelta(minutes=20), now, now))
 
     async def run() -> tuple[int, int]:
-        first = GlobalAlerts(pipe.settings, pipe.conninfo, rules, COMMUNES)
-        second = GlobalAlerts(pipe.settings, pipe.conninfo, rules, COMMUNES)
+        first, second = (SingletonRules(pipe.conninfo, [
+            GlobalRules(pipe.settings, rules, COMMUNES)]) for _ in range(2))
         try:
             stored_first = await first.tick(now)
             stored_second = await second.tick(now)  # lock held by `first`: does nothing
-            again = await first.tick(now)  # same facts: no new transition
+            again = await first.tick(now, force=True)  # same facts: no new transition
             assert again == 0
             return stored_first, stored_second
         finally:

@@ -94,8 +94,9 @@ def test_after_an_end_to_end_run_every_declared_worker_metric_has_samples(
     assert {"ioc_stream_events_late_total", "ioc_alerts_transitions_total",
             "ioc_alerts_outbox_delivered_total"} <= have
     ready = httpx.get(f"http://{web}/readyz", timeout=5).json()
-    assert ready == {"ready": True, "checks": {"kafka": "up", "database": "up"},
-                     "down_since": {}, "messages_waiting": 0}
+    assert ready == {"status": "ready", "failed": [],
+                     "checks": {"kafka": "ok", "database": "ok"}, "down_since": {},
+                     "waiting": 0}
 
 
 def test_prometheus_fires_delivery_failing_when_alertmanager_is_down(

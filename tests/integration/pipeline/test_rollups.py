@@ -9,17 +9,17 @@ from __future__ import annotations
 import random
 import time
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from iocdev.sandbox import Pipeline, batches, envelope
 
+from tests.support.clock import T0
 from tests.support.kills import kill_mid_stream
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.partitions(3)]
 
-T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 ROLLUPS = ("SELECT commune_code, metric, bucket, count, sum, min, max, last "
            "FROM rollup_1m ORDER BY 1, 2, 3")
 

@@ -6,20 +6,20 @@ replaced."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
 from ioccore.events.record import Record, encode_records
-from streams.degraded import Health
+from streams.health import Health
 from streams.retry import run_batch
 from streams.stage2 import Enriched, Refused, Stage2, make_pool
+from tests.support.clock import T0
 
 pytestmark = pytest.mark.integration
 
-T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
 
 def service(i: int, **over: Any) -> Record:

@@ -25,7 +25,7 @@ from kafka.structs import TopicPartition
 
 from ioccore.settings import stage1_group
 from ioccore.topics import admin_client
-from streams.degraded import Health
+from streams.health import Health
 from streams.raw_reader import Bounds, RawReader, raw_consumer
 from streams.stage import TopicPartition as StagePartition
 from streams.stage1 import InMessage

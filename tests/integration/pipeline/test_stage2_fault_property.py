@@ -30,7 +30,7 @@ from alerts.rules import RuleSet
 from ioccore.events.record import Record, encode_records
 from ioccore.settings import Settings
 from streams.alerting import PartitionAlerts
-from streams.degraded import Health
+from streams.health import Health
 from streams.retry import run_batch
 from streams.stage2 import Enriched, Stage2, make_pool
 from tests.integration.pipeline.test_stage2_faults import COMMUNES, RULES

@@ -26,30 +26,16 @@ from ioccore import metrics
 from ioccore.events.record import Record, encode_records
 from ioccore.settings import Settings
 from streams.alerting import PartitionAlerts
-from streams.degraded import Health
+from streams.health import Health
 from streams.retry import run_batch
 from streams.stage2 import Enriched, Stage2, make_pool
+from tests.support.rulefiles import pm25_entry, rule_file
 
 pytestmark = pytest.mark.integration
 
-RULES = """
-groups:
-  - name: faults
-    rules:
-      - id: faults_pm25_high
-        feed: sensor
-        metric: pm25
-        scope: commune
-        aggregate: avg
-        window: 5m
-        op: ">"
-        threshold: 100
-        clear: 50
-        for: 0m
-        severity: warning
-        annotations:
-          summary: { vi: "PM2.5 {commune}: {value:.0f}", en: "PM2.5 {commune_en}: {value:.0f}" }
-"""
+RULES = rule_file("faults", pm25_entry("faults_pm25_high", window="5m",
+                                       summary="PM2.5 {commune}: {value:.0f}",
+                                       summary_en="PM2.5 {commune_en}: {value:.0f}"))
 COMMUNES = {"00004": CommuneInfo("Ba Đình", "01", "Hà Nội")}
 
 

@@ -28,7 +28,7 @@ def test_prometheus_scrapes_a_running_worker(pipe: Pipeline, tmp_path: Path) -> 
     pipe.wait_for("SELECT count(*) FROM sensor_readings", 30)
     assert httpx.get(f"http://{web}/healthz", timeout=5).status_code == 200
     ready = httpx.get(f"http://{web}/readyz", timeout=5)
-    assert ready.status_code == 200 and ready.json()["ready"] is True
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
     with private_prometheus([web], tmp_path / "prometheus") as prometheus:
         expr = 'sum(ioc_ingest_events_received_total{job="ioc-worker",feed="sensor"})'
         result = prometheus.wait_for(expr)

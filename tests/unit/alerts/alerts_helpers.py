@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from alerts.evaluator import Evaluator
 from alerts.model import CommuneInfo, Transition, WindowPoint
-from alerts.progress import Sighting
 from alerts.ruleload import load_rules
 from alerts.rules import RuleSet
+from alerts.source_clocks import Sighting
+from tests.support.clock import T0
 
-T0 = datetime(2025, 7, 1, 0, 0, tzinfo=UTC)
 COMMUNES = {
     "00004": CommuneInfo("Phường Ba Đình", "01", "Thành phố Hà Nội", "Ba Dinh Ward", "Ha Noi"),
     "00070": CommuneInfo("Phường Hoàn Kiếm", "01", "Thành phố Hà Nội", "Hoan Kiem Ward",

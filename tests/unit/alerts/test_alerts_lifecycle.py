@@ -8,6 +8,7 @@ from typing import Any
 from alerts import lifecycle
 from alerts.evaluator import Evaluator
 from alerts.model import fingerprint
+from tests.support.rulefiles import pm25_entry, rule_file
 from tests.unit.alerts.alerts_helpers import (
     COMMUNES,
     minute,
@@ -19,32 +20,17 @@ from tests.unit.alerts.alerts_helpers import (
     tick,
 )
 
-PM25 = """
-groups:
-  - name: aq
-    rules:
-      - id: pm25_high
-        feed: sensor
-        metric: pm25
-        aggregate: avg
-        window: 1m
-        op: ">"
-        threshold: 55.5
-        clear: 45.5
-        for: 5m
-        keep_firing_for: {kff}
-        severity: warning
-        {extra}
-        annotations:
-          summary:
-            vi: "PM2.5 tại {{commune}} là {{value:.1f}} (ngưỡng {{threshold}})"
-            en: "PM2.5 in {{commune_en}} is {{value:.1f}} (threshold {{threshold}})"
-"""
+
+def pm25(kff: str = "0m", extra: str = "", window: str = "1m") -> str:
+    return rule_file("aq", pm25_entry(
+        "pm25_high", scope=None, window=window, threshold=55.5, clear=45.5, for_="5m",
+        keep_firing_for=kff, extra=extra,
+        summary="PM2.5 tại {commune} là {value:.1f} (ngưỡng {threshold})",
+        summary_en="PM2.5 in {commune_en} is {value:.1f} (threshold {threshold})"))
 
 
 def make(tmp_path: Path, kff: str = "0m", extra: str = "", **kw: Any) -> Evaluator:
-    rules = rules_from(tmp_path, PM25.format(kff=kff, extra=extra))
-    return Evaluator(rules, COMMUNES, **kw)
+    return Evaluator(rules_from(tmp_path, pm25(kff, extra)), COMMUNES, **kw)
 
 
 def test_pending_then_firing_only_after_for(tmp_path: Path) -> None:
@@ -144,8 +130,7 @@ def test_overrides_per_commune_and_province(tmp_path: Path) -> None:
 
 
 def test_late_event_corrects_an_old_minute(tmp_path: Path) -> None:
-    rules = rules_from(tmp_path, PM25.format(kff="0m", extra="").replace("window: 1m",
-                                                                         "window: 10m"))
+    rules = rules_from(tmp_path, pm25(window="10m"))
     ev = Evaluator(rules, COMMUNES)
     run(ev, {("00004", "pm25"): [50.0] * 5}, 5)
     assert tick(ev, 5) == []

@@ -41,7 +41,7 @@ def _deliver(events: list[Ev], tmp: Path, seed: int, changed_only: bool) -> Work
             continue
         windows, stored = w.sink.write(batch)
         w.advance_to(wall)
-        from alerts.progress import sightings
+        from alerts.source_clocks import sightings
 
         w._run(windows, sightings(stored, wall), wall)
     w.finish(w.wall or events[-1].occurred_at)

@@ -9,17 +9,17 @@ load keeps probe communes reporting past their minute (``iocdev.chaos.load``).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from iocdev.chaos.load import PROBE_RULE, PROBE_VALUE
 
 from alerts.evaluator import Evaluator
 from alerts.model import Transition, WindowPoint
-from alerts.progress import Sighting
+from alerts.source_clocks import Sighting
+from tests.support.clock import T0
 from tests.unit.alerts.alerts_helpers import COMMUNES, rules_from
 
-T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
 COMMUNE, SOURCE = "00004", "chaos-00004"
 

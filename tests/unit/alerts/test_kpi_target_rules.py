@@ -4,15 +4,17 @@ without a reading resolving)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from alerts.errors import RuleFilesError
-from alerts.kpi_targets import KpiTargetEvaluator, TargetReading
+from alerts.kpi_target_evaluator import KpiTargetEvaluator, TargetReading
+from alerts.model import CommuneInfo, Transition
 from alerts.ruleload import KPI_IDS, load_rules
 from ioccore import kpis
+from tests.support.clock import T0
 
 RULE = """
 groups:
@@ -31,7 +33,6 @@ groups:
           summary: { vi: "{province} {kpi} {tier} {period} {value:.1f} < {threshold}",
                      en: "{province_en} {value:.1f} < {threshold}" }
 """
-T0 = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 P = date(2026, 11, 1)
 
 
@@ -67,11 +68,18 @@ def _reading(value: float | None, target: float | None = 60.0, n: int = 50) -> T
 
 def test_margin_hysteresis_base_and_for(tmp_path: Path) -> None:
     rules = load_rules([_write(tmp_path, RULE)])
-    ev = KpiTargetEvaluator(rules.kpi_targets, province_names={"01": "Thành phố Hà Nội"})
+    ev = KpiTargetEvaluator(rules.kpi_targets, communes={
+        "00004": CommuneInfo("Phường Ba Đình", "01", "Thành phố Hà Nội",
+                             province_name_en="Ha Noi")})
     rid = "online_below_target"
 
+    def evaluated(readings: list[TargetReading], at: datetime) -> list[Transition]:
+        plan = ev.evaluate({rid: readings}, at)
+        ev.commit(plan)  # "stored"
+        return plan.transitions
+
     def states(value: float | None, at: datetime, **kw: object) -> list[str]:
-        return [t.to_state for t in ev.evaluate({rid: [_reading(value, **kw)]}, at)]  # type: ignore[arg-type]
+        return [t.to_state for t in evaluated([_reading(value, **kw)], at)]  # type: ignore[arg-type]
 
     assert states(56.0, T0) == []  # above target - margin (55)
     assert states(40.0, T0, n=9) == []  # too few dossiers
@@ -83,7 +91,8 @@ def test_margin_hysteresis_base_and_for(tmp_path: Path) -> None:
     assert alert.labels["province_code"] == "01" and alert.labels["tier"] == "province"
     assert alert.annotations["summary_vi"] == \
         "Thành phố Hà Nội online_share province 2026-11-01 56.5 < 55"
+    assert alert.annotations["summary_en"] == "Ha Noi 56.5 < 55"  # English, not Vietnamese
     assert states(57.0, T0 + timedelta(minutes=62)) == ["resolved"]  # back at 55 + 2
     assert states(50.0, T0 + timedelta(minutes=63)) == ["pending"]
-    assert [t.to_state for t in ev.evaluate({rid: []}, T0 + timedelta(minutes=64))] == [
+    assert [t.to_state for t in evaluated([], T0 + timedelta(minutes=64))] == [
         "inactive"]  # a new period without dossiers: no reading

@@ -3,37 +3,23 @@ marker, a clock running ahead, idleness, a backlog, the plan/commit contract."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from alerts.evaluator import Evaluator
 from alerts.model import WindowPoint
 from alerts.notify import plan as notify_plan
-from alerts.progress import Sighting
+from alerts.source_clocks import Sighting
 from ioccore.events.source_progress import SourceProgress
+from tests.support.clock import T0
+from tests.support.rulefiles import pm25_entry, rule_file
 from tests.unit.alerts.alerts_helpers import COMMUNES, rules_from
 
-T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
 M = timedelta(minutes=1)
 
-RULE = """
-groups:
-  - name: aq
-    rules:
-      - id: pm25_high
-        feed: sensor
-        metric: pm25
-        aggregate: avg
-        window: 5m
-        op: ">"
-        threshold: 80
-        clear: 60
-        for: 10m
-        keep_firing_for: 5m
-        severity: warning
-        annotations:
-          summary: {vi: "PM2.5 {value:.1f}", en: "PM2.5 {value:.1f}"}
-"""
+RULE = rule_file("aq", pm25_entry("pm25_high", scope=None, window="5m", threshold=80,
+                                  clear=60, for_="10m", keep_firing_for="5m",
+                                  summary="PM2.5 {value:.1f}"))
 
 
 def make(tmp: Path, **kw: timedelta) -> Evaluator:
@@ -132,7 +118,7 @@ def test_an_uncommitted_plan_is_undone(tmp_path: Path) -> None:
     sight = [seen("s", T0 + 25 * M, wall)]
     first = ev.evaluate(windows, sight, wall_now=wall)
     assert first.transitions
-    ev.rollback()
+    ev.discard()
     assert ev.alerts == {} and ev.cursors == {} and ev.sources == {}
     again = ev.evaluate(windows, sight, wall_now=wall)
     assert again.transitions == first.transitions

@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 import yaml
+from iocdev.settings import get_dev_settings
 from iocdev.stack.prometheus import render_alertmanager
 
 from alerts.alertmanager import active_alert, alerts_for, console_url
 from alerts.model import State, Transition
 from alerts.receiver_tokens import ensure_tokens, read_token, token_matches, webhook_receivers
 from alerts.ruleload import check_files, load_rules, load_rules_dir
-from ioccore.settings import ROOT, get_settings
+from ioccore.settings import ROOT
 
 AM_CONFIG = ROOT / "config" / "alertmanager" / "alertmanager.yml"
 AM_COMPOSE = ROOT / "config" / "alertmanager" / "alertmanager.compose.yml"
@@ -99,7 +100,7 @@ def test_the_compose_config_routes_exactly_like_the_local_one() -> None:
 
 
 def test_rendered_config_has_absolute_paths_and_the_settings_smarthost(tmp_path: Path) -> None:
-    settings = get_settings()
+    settings = get_dev_settings()
     config = render_alertmanager(AM_CONFIG, settings, api_url="http://127.0.0.1:1/",
                                  smarthost="relay.example.vn:587", tokens_dir=tmp_path)
     assert config["global"]["smtp_smarthost"] == "relay.example.vn:587"

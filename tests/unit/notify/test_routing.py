@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from iocdev.settings import get_dev_settings
 from iocdev.stack.prometheus import render_alertmanager
 
 from alerts.ruleload import load_rules_dir
-from ioccore.settings import ROOT, get_settings
+from ioccore.settings import ROOT
 
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
 CONFIGS = [ROOT / "config" / "alertmanager" / name
@@ -41,7 +42,7 @@ def test_shipped_configs_pass_amtool_check_config(config: Path) -> None:
 
 
 def test_the_config_the_stack_runs_passes_amtool_check_config(tmp_path: Path) -> None:
-    config = render_alertmanager(CONFIGS[0], get_settings(), tokens_dir=tmp_path)
+    config = render_alertmanager(CONFIGS[0], get_dev_settings(), tokens_dir=tmp_path)
     path = tmp_path / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     result = amtool("check-config", str(path))

@@ -36,6 +36,7 @@ def _received_shares(rise: OnlineRise | None) -> dict[tuple[str, str], tuple[int
     return {k: (online[k], total[k]) for k in total}
 
 
+@pytest.mark.slow  # simulated days: `make unit` leaves it to `make test`
 def test_tiers_follow_the_seed_figures() -> None:
     shares = _received_shares(None)
     for month in ("2026-10", "2026-11"):

@@ -49,6 +49,7 @@ def test_file_target_is_byte_identical(tmp_path: Path) -> None:
     assert a == (tmp_path / "b.ndjson").read_bytes() and a.count(b"\n") > 5000
 
 
+@pytest.mark.slow  # simulated days: `make unit` leaves it to `make test`
 def test_every_event_gets_its_ground_truth_from_the_validator() -> None:
     """The validator, then stage 1's duplicate memory (which names re-sent events)."""
     v = Validator(max_message_bytes=1 << 20, max_future_skew_s=300,
@@ -70,6 +71,7 @@ def test_every_event_gets_its_ground_truth_from_the_validator() -> None:
     assert abs(bad / n - 0.1) < 0.01
 
 
+@pytest.mark.slow  # simulated days: `make unit` leaves it to `make test`
 def test_pm25_rush_hour_above_night_in_hanoi_winter() -> None:
     by_hour: dict[int, list[float]] = defaultdict(list)
     for ev in events("01", WINTER, 2 * 86400, 1, seed=1):
@@ -82,12 +84,14 @@ def test_pm25_rush_hour_above_night_in_hanoi_winter() -> None:
     assert max(mean.values()) > 55.5  # the unhealthy band is reached
 
 
+@pytest.mark.slow  # simulated days: `make unit` leaves it to `make test`
 def test_summer_rain_can_flood_gauges() -> None:
     levels = [ev.truth.value for ev in events("01", SUMMER, 20 * 86400, 0.1, seed=2)
               if ev.truth.metric == "water_level" and ev.truth.value is not None]
     assert levels and min(levels) < 1.0 and max(levels) >= 1.5
 
 
+@pytest.mark.slow  # simulated days: `make unit` leaves it to `make test`
 def test_traffic_rush_hour_and_incidents() -> None:
     counts: dict[int, list[int]] = defaultdict(list)
     incidents = set()
@@ -101,6 +105,7 @@ def test_traffic_rush_hour_and_incidents() -> None:
     assert "congestion" in incidents and len(incidents) >= 2
 
 
+@pytest.mark.slow  # simulated days: `make unit` leaves it to `make test`
 def test_service_shares_near_the_seed_figures() -> None:
     online: dict[str, list[bool]] = defaultdict(list)
     on_time: list[bool] = []

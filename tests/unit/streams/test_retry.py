@@ -13,7 +13,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from ioccore import metrics
-from streams.degraded import Health, RateLimitFilter
+from streams.health import Health, RateLimitFilter
 from streams.retry import backoff_s, classify, run_batch
 from streams.stage import TopicPartition
 
@@ -85,7 +85,7 @@ def test_backoff_is_capped() -> None:
 
 def test_an_outage_logs_a_bounded_number_of_lines(caplog: pytest.LogCaptureFixture) -> None:
     health = Health(summary_every_s=3600)
-    with caplog.at_level(logging.WARNING, logger="streams.degraded"):
+    with caplog.at_level(logging.WARNING, logger="streams.health"):
         for _ in range(10_000):
             health.failed("database", psycopg.OperationalError("down"))
         assert health.down().keys() == {"database"}

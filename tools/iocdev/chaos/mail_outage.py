@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from ioccore.settings import get_settings
 from iocdev import mail_episode
 from iocdev.chaos import stack
+from iocdev.settings import get_dev_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="use the stack the settings name (only its Kafka and "
                              "PostgreSQL are used; the SMTP server stopped is private)")
     args = parser.parse_args(argv)
-    base = get_settings()
+    base = get_dev_settings()
     settings = base if args.same_stack else stack.chaos_settings(
         base, home=args.home, port_base=args.port_base)
     if not args.same_stack:

@@ -22,13 +22,13 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from ioccore.settings import Settings
 from iocdev import supervise
 from iocdev.chaos import stack
 from iocdev.chaos.ledger import Ledger, alertmanager_communes, collect
 from iocdev.chaos.load import PROBE_RULE, Load
 from iocdev.chaos.receiver import read_log
 from iocdev.sandbox import Pipeline, pipeline
+from iocdev.settings import DevSettings
 from iocdev.simulate.communes import load_communes
 from iocdev.supervise import Process
 
@@ -78,7 +78,7 @@ class Receiver:
 class Run:
     """What a fault function has at hand."""
 
-    settings: Settings
+    settings: DevSettings
     pipe: Pipeline
     load: Load
     receiver: Receiver
@@ -277,7 +277,7 @@ def _drain(run: Run, tag: str, limit_s: float, echo: Echo, idle_s: float = 90.0)
     echo(f"   not drained within {limit_s:.0f} s: counting what is there")
 
 
-def run_scenario(scenario: Scenario, settings: Settings, tmp: Path, *, echo: Echo = print,
+def run_scenario(scenario: Scenario, settings: DevSettings, tmp: Path, *, echo: Echo = print,
                  before_s: float = 8.0, rate: float = 200.0) -> Ledger:
     """Run one scenario on the stack ``settings`` names; its ledger."""
     tmp.mkdir(parents=True, exist_ok=True)

@@ -13,15 +13,16 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from ioccore.settings import ROOT, Settings
+from ioccore.settings import ROOT
+from iocdev.settings import DevSettings
 from iocdev.stack import manager
 
 DEFAULT_HOME = ROOT / ".stack-chaos"
 DEFAULT_PORT_BASE = 31000
 
 
-def chaos_settings(base: Settings, *, home: Path = DEFAULT_HOME,
-                   port_base: int = DEFAULT_PORT_BASE) -> Settings:
+def chaos_settings(base: DevSettings, *, home: Path = DEFAULT_HOME,
+                   port_base: int = DEFAULT_PORT_BASE) -> DevSettings:
     """``base`` with the stack home and every service port moved to the chaos stack."""
     host = base.stack.host
     root = home if home.is_absolute() else ROOT / home
@@ -40,10 +41,13 @@ def chaos_settings(base: Settings, *, home: Path = DEFAULT_HOME,
         "api": base.api.model_copy(update={"port": port_base + 80}),
         "mail": base.mail.model_copy(update={"smtp_port": port_base + 25,
                                              "web_port": port_base + 26}),
+        "mqtt": base.mqtt.model_copy(update={"port": port_base + 883,
+                                             "tls_port": port_base + 884,
+                                             "secrets_dir": root / "secrets" / "mqtt"}),
     })
 
 
-def _seed_kafka_jars(target: Settings, source: Settings) -> None:
+def _seed_kafka_jars(target: DevSettings, source: DevSettings) -> None:
     """Copy the resolved Kafka jars of ``source``'s stack (read only) so a new chaos
     home does not fetch them again with Maven."""
     libs = target.stack.root / "kafka" / "libs"
@@ -54,7 +58,7 @@ def _seed_kafka_jars(target: Settings, source: Settings) -> None:
     shutil.copytree(have, libs, symlinks=True)
 
 
-def _seed_mailpit(target: Settings, source: Settings) -> None:
+def _seed_mailpit(target: DevSettings, source: DevSettings) -> None:
     """Copy the Mailpit build of ``source``'s stack, so a new chaos home does not
     build it again."""
     have = source.stack.root / "mailpit" / "bin"
@@ -64,7 +68,7 @@ def _seed_mailpit(target: Settings, source: Settings) -> None:
     shutil.copytree(have, bin_dir)
 
 
-def up(settings: Settings, *, seed_from: Settings | None = None,
+def up(settings: DevSettings, *, seed_from: DevSettings | None = None,
        echo: Callable[[str], None] = print) -> list[str]:
     """Bring the chaos stack up (idempotent); the services this call had to start."""
     if seed_from is not None:
@@ -75,15 +79,15 @@ def up(settings: Settings, *, seed_from: Settings | None = None,
     return [name for name in manager.SERVICES if name not in before]
 
 
-def down(settings: Settings, echo: Callable[[str], None] = print) -> None:
+def down(settings: DevSettings, echo: Callable[[str], None] = print) -> None:
     manager.down(settings, echo=echo)
 
 
-def stop_service(settings: Settings, name: str) -> None:
+def stop_service(settings: DevSettings, name: str) -> None:
     """Stop one service of the chaos stack (its own stop signal, by recorded pid)."""
     manager.down(settings, [name])
 
 
-def start_service(settings: Settings, name: str) -> float:
+def start_service(settings: DevSettings, name: str) -> float:
     """Start one service again and wait until it answers; seconds it took."""
     return manager.up(settings, [name])["total"]

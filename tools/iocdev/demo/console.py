@@ -24,6 +24,8 @@ def console_lines(settings: Settings, *, keep_running: bool) -> list[str]:
         info, key = create_key(conn, role="operator", department=None,
                                name="demo-console-operator",
                                pepper=settings_pepper(settings.api), actor="demo")
-    lines.append(f"console key (operator {info.prefix}, shown once; "
-                 f"revoke with `ioc api keys revoke {info.prefix}`): {key}")
+    db = settings.database.dbname
+    lines.append(f"console key (operator {info.prefix}, shown once; revoke with "
+                 f"`IOC__DATABASE__DBNAME={db} ioc api keys revoke {info.prefix}`; the next "
+                 f"demo drops that database and the key with it): {key}")
     return lines

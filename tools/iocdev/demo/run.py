@@ -1,5 +1,14 @@
-"""The demo's steps in order: stack, migrate, boundaries, topics, workers and API,
-simulator with the live view, drain, report, stop.
+"""The demo's steps in order: stack, earlier runs, migrate, boundaries, topics, workers
+and API, simulator with the live view, drain, report, stop.
+
+Every run has a database of its own, ``<database>_demo_<UTC yyyymmddHHMMSS>``: the same
+seed publishes the same ``(source_id, event_id)`` pairs, which a database that stored them
+once rightly refuses as duplicates, so a second run on one database would store nothing.
+A fresh database makes each run exact and self-contained (its rows, rollups, alerts and
+report are its own); the topics and consumer groups stay, since the groups' committed
+offsets already make each run's workers read only what came after. The previous runs'
+databases (of the same ``<database>``) are dropped when a run starts, after the children
+an earlier run left running are stopped, so the stack keeps one demo's data at most.
 
 Every step is named; the first essential step that fails ends the run with
 :class:`~iocdev.demo.errors.DemoError` naming it. The API is not essential to the pipeline:
@@ -11,6 +20,8 @@ stack services it started itself are stopped too, unless ``keep_running``.
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
 import sys
 import time
@@ -26,12 +37,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ioccore.settings import ROOT, Settings
+from ioccore.settings import ROOT
 from iocdev.demo import queries
 from iocdev.demo.errors import DemoError, DemoInterruptedError
 from iocdev.demo.live import FEEDS, Snapshot, View, scrape
 from iocdev.demo.orchestrate import Children, Exited, log_tail
 from iocdev.demo.report import ReportFiles, build_report, collect
+from iocdev.settings import DevSettings
 
 Echo = Callable[[str], None]
 RATE_WINDOW_S = 5.0
@@ -104,21 +116,37 @@ def _signals_raise() -> Iterator[None]:
             signal.signal(sig, h)
 
 
+def run_database(base: str, at: datetime) -> str:
+    """The database of a run started at ``at`` on the configured database ``base``."""
+    return f"{base}_demo_{at:%Y%m%d%H%M%S}"
+
+
+def is_run_database(base: str, name: str) -> bool:
+    """Whether ``name`` is a run database of ``base`` (never another base's run, whose
+    name merely starts alike: ``ioc_demo_x_demo_...`` is not a run of ``ioc``)."""
+    return re.fullmatch(re.escape(base) + r"_demo_\d{14}", name) is not None
+
+
 class Demo:
     """One run of the demo."""
 
-    def __init__(self, settings: Settings, opts: DemoOptions, *, echo: Echo = print) -> None:
-        self.settings = settings
+    def __init__(self, settings: DevSettings, opts: DemoOptions, *, echo: Echo = print) -> None:
+        now = datetime.now(UTC).replace(microsecond=0)
+        self.base_db = settings.database.dbname
+        self.run_db = run_database(self.base_db, now)
+        self.settings = settings.model_copy(update={
+            "database": settings.database.model_copy(update={"dbname": self.run_db})})
+        """The configured settings on this run's database (what its children get)."""
         self.opts = opts
         self.echo = echo
         root = settings.stack.root
-        db = settings.database.dbname
+        db = self.base_db
         self.children = Children(log_dir=root / "logs", run_dir=root / "run", cwd=ROOT,
+                                 env={**os.environ, "IOC__DATABASE__DBNAME": self.run_db},
                                  prefix="demo-" if db == "ioc" else f"demo@{db}-")
         self.outcome = Outcome()
         self.started_services: list[str] = []
         self.t0 = time.monotonic()
-        now = datetime.now(UTC).replace(microsecond=0)
         self.window = queries.Window(
             province=opts.province, sim_start=now - timedelta(seconds=opts.span_s),
             sim_end=now, since=now - timedelta(seconds=5))
@@ -141,7 +169,7 @@ class Demo:
 
     # -------------------------------------------------------------- steps
     def stack_up(self) -> None:
-        from ioccore.errors import StackError
+        from iocdev.errors import StackError
         from iocdev.stack import manager
 
         self._step("stack: starting what is not running")
@@ -154,6 +182,27 @@ class Demo:
                             Path(exc.log) if exc.log else None) from exc
         self.started_services = [n for n, pid in after.items()
                                  if pid is not None and before.get(n) is None]
+
+    def earlier_runs(self) -> None:
+        """Stop what an earlier run left running, then drop the earlier runs' databases."""
+        left = self.children.stop_leftovers()
+        if left:
+            self.echo(f"stopped processes an earlier demo left running: pids {left}")
+        db = self.settings.database
+        try:
+            with psycopg.connect(db.owner_conninfo(dbname="postgres"), autocommit=True) as conn:
+                names = [str(r[0]) for r in conn.execute(
+                    "SELECT datname FROM pg_database WHERE datname LIKE %s",
+                    (f"{self.base_db}_demo_%",))]
+                earlier = sorted(n for n in names
+                                 if is_run_database(self.base_db, n) and n != self.run_db)
+                for name in earlier:
+                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(name)))
+        except psycopg.Error as exc:
+            raise DemoError("earlier runs", str(exc)) from exc
+        if earlier:
+            self.echo(f"database: dropped earlier demo runs {', '.join(earlier)}")
 
     def migrate(self) -> None:
         from ioccore.db.migrate import apply_migrations
@@ -224,9 +273,6 @@ class Demo:
     def start_services(self) -> None:
         import httpx
 
-        left = self.children.stop_leftovers()
-        if left:
-            self.echo(f"stopped processes an earlier demo left running: pids {left}")
         self._step(f"starting {self.opts.workers} worker(s) and the API")
         for i in range(self.opts.workers):
             c = self.children.start(f"worker-{i}", self._cli("worker", "--index", str(i)))
@@ -409,6 +455,7 @@ class Demo:
         with _signals_raise():
             try:
                 self.stack_up()
+                self.earlier_runs()
                 self.migrate()
                 self.boundaries()
                 self.topics()

@@ -20,9 +20,10 @@ from pathlib import Path
 
 from kafka.admin import ACLOperation, ResourceType
 
-from ioccore.errors import StackError
 from ioccore.principals import CLUSTER, Grant
-from ioccore.settings import KafkaSettings, Settings
+from ioccore.settings import KafkaSettings
+from iocdev.errors import StackError
+from iocdev.settings import DevSettings
 
 POM = """<?xml version="1.0" encoding="UTF-8"?>
 <project xmlns="http://maven.apache.org/POM/4.0.0">
@@ -54,7 +55,7 @@ def alias_of(province_code: str) -> str:
     return f"p{province_code}"
 
 
-def install(settings: Settings, log: Path) -> Path:
+def install(settings: DevSettings, log: Path) -> Path:
     """The MirrorMaker jars (resolved once); their folder."""
     root = settings.stack.root
     libs = root / "mirror" / "libs"

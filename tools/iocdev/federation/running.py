@@ -20,10 +20,11 @@ from pathlib import Path
 import psycopg
 
 from ioccore.agencies import BUNDLED, BUNDLED_VALID_FROM, read_registry, write_registry
-from ioccore.settings import KafkaSettings, Settings
+from ioccore.settings import KafkaSettings
 from iocdev import supervise
 from iocdev.federation import mirror, topology
 from iocdev.sandbox import fresh_database
+from iocdev.settings import DevSettings
 
 
 @dataclass
@@ -61,7 +62,7 @@ def _ioc(args: list[str], name: str, log: Path, env: Mapping[str, str]) -> super
 
 
 @contextlib.contextmanager
-def federation(base: Settings, codes: Sequence[str], home: Path, *,
+def federation(base: DevSettings, codes: Sequence[str], home: Path, *,
                publish_every_s: float = 0.5, snapshot_every_s: float = 2.0,
                port_base: int = 32000) -> Iterator[Running]:
     """Bring a federation of ``codes`` up, yield it, stop and drop everything."""

@@ -27,10 +27,11 @@ from kafka.admin import ACLOperation, NewTopic, ResourceType
 from kafka.errors import TopicAlreadyExistsError
 
 from ioccore.principals import CLUSTER, Grant, create_principal
-from ioccore.settings import KafkaSettings, Settings
+from ioccore.settings import KafkaSettings
 from ioccore.topics import admin_client
 from iocdev import supervise
 from iocdev.federation import mirror
+from iocdev.settings import DevSettings
 from iocdev.stack import manager
 
 PUBLISHER = "ioc-federation"
@@ -39,7 +40,7 @@ NATIONAL = "ioc-national"
 Echo = Callable[[str], None]
 
 
-def cluster_settings(base: Settings, name: str, port_base: int) -> Settings:
+def cluster_settings(base: DevSettings, name: str, port_base: int) -> DevSettings:
     """``base`` with its Kafka moved to ``<stack>/federation/<name>-<port_base>`` (a
     KRaft broker's stored metadata names its ports: one home per set of ports)."""
     home = base.stack.root / "federation" / f"{name}-{port_base}"
@@ -56,7 +57,7 @@ def as_user(kafka: KafkaSettings, user: str) -> KafkaSettings:
     return kafka.model_copy(update={"sasl_username": user, "sasl_password": None})
 
 
-def _seed_jars(target: Settings, source: Settings) -> None:
+def _seed_jars(target: DevSettings, source: DevSettings) -> None:
     libs = target.stack.root / "kafka" / "libs"
     have = source.stack.root / "kafka" / "libs"
     if libs.exists() or not any(have.glob(".complete-*")):
@@ -68,13 +69,13 @@ def _seed_jars(target: Settings, source: Settings) -> None:
         m2.symlink_to(source.stack.root / "m2")
 
 
-def up_cluster(cluster: Settings, base: Settings, echo: Echo = print) -> None:
+def up_cluster(cluster: DevSettings, base: DevSettings, echo: Echo = print) -> None:
     """Start the cluster's broker (idempotent), jars copied from the base stack."""
     _seed_jars(cluster, base)
     manager.up(cluster, ["kafka"], echo=echo)
 
 
-def down_cluster(cluster: Settings, echo: Echo = print) -> None:
+def down_cluster(cluster: DevSettings, echo: Echo = print) -> None:
     manager.down(cluster, ["kafka"], echo=echo)
 
 
@@ -160,7 +161,7 @@ class Mirror:
             self.process = None
 
 
-def mirror_for(base: Settings, alias: str, province: KafkaSettings, nation: KafkaSettings,
+def mirror_for(base: DevSettings, alias: str, province: KafkaSettings, nation: KafkaSettings,
                topic: str, home: Path) -> Mirror:
     flow = mirror.Flow(
         alias=alias, topic=topic,

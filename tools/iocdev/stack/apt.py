@@ -10,7 +10,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from ioccore.errors import StackError
+from iocdev.errors import StackError
 
 
 def missing(packages: list[str]) -> list[str]:
@@ -60,8 +60,8 @@ def install(packages: list[str], *, log: Path, service: str = "apt") -> list[str
 
 def main(packages: list[str]) -> None:
     """Install what is missing of ``packages`` (``make setup``: chromium, node/npm)."""
-    from ioccore.settings import get_settings
+    from iocdev.settings import get_dev_settings
 
-    settings = get_settings()
+    settings = get_dev_settings()
     done = install(packages, log=settings.resolve(settings.stack.home) / "logs" / "apt.log")
     print(f"installed: {' '.join(done)}" if done else f"present: {' '.join(packages)}")

@@ -24,7 +24,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from ioccore.errors import StackError
+from iocdev.errors import StackError
 from iocdev.stack.ready import port_open
 from iocdev.stack.service import Service
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ioccore.settings import ROOT, Settings
+from ioccore.settings import ROOT
+from iocdev.settings import DevSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +17,7 @@ class Layout:
     project: Path
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Layout:
+    def from_settings(cls, settings: DevSettings) -> Layout:
         return cls(root=settings.stack.root, project=ROOT)
 
     @property

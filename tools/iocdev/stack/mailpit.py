@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ioccore.errors import StackError
+from iocdev.errors import StackError
 from iocdev.stack.ready import http_ok
 from iocdev.stack.service import Service
 

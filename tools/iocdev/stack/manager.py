@@ -6,19 +6,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ioccore.errors import StackError
-from ioccore.settings import Settings
 from iocdev import supervise
+from iocdev.errors import StackError
+from iocdev.settings import DevSettings
 from iocdev.stack import apt
 from iocdev.stack.kafka import Kafka
 from iocdev.stack.layout import Layout
 from iocdev.stack.mailpit import Mailpit
+from iocdev.stack.mosquitto import Mosquitto
 from iocdev.stack.postgres import Postgres
 from iocdev.stack.prometheus import Alertmanager, Prometheus
 from iocdev.stack.ready import port_open
 from iocdev.stack.service import Service
 
-SERVICES: tuple[str, ...] = ("kafka", "postgres", "prometheus", "mailpit", "alertmanager")
+SERVICES: tuple[str, ...] = ("kafka", "postgres", "prometheus", "mailpit", "alertmanager",
+                             "mosquitto")
 """Start order; ``down`` stops in reverse."""
 
 Echo = Callable[[str], None]
@@ -39,7 +41,7 @@ class ServiceStatus:
     log: str
 
 
-def services(settings: Settings, only: Sequence[str] = ()) -> list[Service]:
+def services(settings: DevSettings, only: Sequence[str] = ()) -> list[Service]:
     """The selected services (all by default) in start order."""
     unknown = sorted(set(only) - set(SERVICES))
     if unknown:
@@ -47,11 +49,12 @@ def services(settings: Settings, only: Sequence[str] = ()) -> list[Service]:
     layout = Layout.from_settings(settings)
     classes: dict[str, type[Service]] = {"kafka": Kafka, "postgres": Postgres,
                                          "prometheus": Prometheus, "mailpit": Mailpit,
-                                         "alertmanager": Alertmanager}
+                                         "alertmanager": Alertmanager,
+                                         "mosquitto": Mosquitto}
     return [classes[name](settings, layout) for name in SERVICES if not only or name in only]
 
 
-def up(settings: Settings, only: Sequence[str] = (), echo: Echo = _quiet) -> dict[str, float]:
+def up(settings: DevSettings, only: Sequence[str] = (), echo: Echo = _quiet) -> dict[str, float]:
     """Install what is missing, start what is not running, wait until all answer.
 
     Returns the seconds spent per phase and per service. Services already running
@@ -105,7 +108,7 @@ def up(settings: Settings, only: Sequence[str] = (), echo: Echo = _quiet) -> dic
     return timings
 
 
-def down(settings: Settings, only: Sequence[str] = (), echo: Echo = _quiet) -> list[int]:
+def down(settings: DevSettings, only: Sequence[str] = (), echo: Echo = _quiet) -> list[int]:
     """Stop exactly the processes the pid files record, in reverse start order."""
     stopped: list[int] = []
     for svc in reversed(services(settings, only)):
@@ -118,7 +121,7 @@ def down(settings: Settings, only: Sequence[str] = (), echo: Echo = _quiet) -> l
     return stopped
 
 
-def status(settings: Settings, only: Sequence[str] = ()) -> list[ServiceStatus]:
+def status(settings: DevSettings, only: Sequence[str] = ()) -> list[ServiceStatus]:
     """Each service's recorded pid (if alive and ours), port and whether it answers."""
     result = []
     for svc in services(settings, only):

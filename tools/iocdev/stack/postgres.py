@@ -28,7 +28,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from ioccore.errors import StackError
+from iocdev.errors import StackError
 from iocdev.stack import timescale
 from iocdev.stack.ready import port_open, wait_until
 from iocdev.stack.service import Service

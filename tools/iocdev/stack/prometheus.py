@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 
 from alerts.receiver_tokens import ensure_tokens, token_path, webhook_receivers
-from ioccore.errors import StackError
-from ioccore.settings import Settings
+from iocdev.errors import StackError
+from iocdev.settings import DevSettings
 from iocdev.stack.ready import http_ok
 from iocdev.stack.service import Service
 
@@ -120,7 +120,7 @@ class Alertmanager(_HttpService):
                 "--cluster.listen-address="]
 
 
-def render_alertmanager(source: Path, settings: Settings, *, api_url: str | None = None,
+def render_alertmanager(source: Path, settings: DevSettings, *, api_url: str | None = None,
                         smarthost: str | None = None,
                         tokens_dir: Path | None = None) -> dict[str, Any]:
     """An Alertmanager configuration file made runnable anywhere: the smarthost and

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from ioccore.errors import StackError
 from iocdev import supervise
+from iocdev.errors import StackError
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

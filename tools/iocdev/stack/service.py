@@ -6,7 +6,7 @@ import signal
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from ioccore.settings import Settings
+from iocdev.settings import DevSettings
 from iocdev.stack.layout import Layout
 from iocdev.supervise import PidFile
 
@@ -26,7 +26,7 @@ class Service(ABC):
     stop_signal: signal.Signals = signal.SIGTERM
     start_timeout: float = 90.0
 
-    def __init__(self, settings: Settings, layout: Layout) -> None:
+    def __init__(self, settings: DevSettings, layout: Layout) -> None:
         self.settings = settings
         self.layout = layout
         self.pidfile = PidFile(layout.run, self.name)

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ioccore.errors import StackError
+from iocdev.errors import StackError
 from iocdev.stack.apt import privileged
 
 SOURCE_LINE = (

@@ -1,10 +1,12 @@
 """KPI target rules (:class:`alerts.rules.KpiTargetRule`): readings in, transitions out.
 
-Pure, like the window evaluator: the caller (``streams/kpi_alerts.py``) counts the KPIs
-of the current period from the database and passes one :class:`TargetReading` per rule
-and scope; this module applies the margin, the hysteresis and the lifecycle
-(:func:`alerts.lifecycle.step`: ``for``, ``keep_firing_for``, reminders, escalation).
-A scope that has no reading any more (a new period with no dossiers yet) resolves.
+Pure, like the window evaluator, and with the same protocol (``evaluate`` returns a
+:class:`~alerts.undo.Plan`; ``commit`` it once its transitions are stored, or ``discard``
+it): the singleton runner (:mod:`streams.singleton_rules`) counts the KPIs of the current
+period from the database and passes one :class:`TargetReading` per rule and scope; this
+module applies the margin, the hysteresis and the lifecycle (:func:`alerts.lifecycle.step`:
+``for``, ``keep_firing_for``, reminders, escalation). A scope that has no reading any
+more (a new period with no dossiers yet) resolves.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from alerts.annotations import number, province_names, render_all
 from alerts.lifecycle import Timing, step
-from alerts.model import AlertState, Transition, fingerprint
+from alerts.model import AlertState, CommuneInfo, Transition, fingerprint
 from alerts.rules import KpiTargetRule
-from alerts.templates import render
+from alerts.undo import Plan, UndoLog
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,22 +42,36 @@ class KpiTargetEvaluator:
     """Alert states of the KPI target rules; restore them after a restart."""
 
     def __init__(self, rules: Sequence[KpiTargetRule], *,
-                 province_names: Mapping[str, str] | None = None,
+                 communes: Mapping[str, CommuneInfo] | None = None,
                  renotify_every: timedelta | None = timedelta(hours=12),
                  escalate_after: timedelta | None = None) -> None:
         self.rules = tuple(rules)
-        self.province_names = dict(province_names or {})
+        self.communes = dict(communes or {})
         self.renotify_every = renotify_every
         self.escalate_after = escalate_after
         self.alerts: dict[str, AlertState] = {}
+        self._log = UndoLog()
 
     def restore(self, states: Iterable[AlertState]) -> None:
         for a in states:
             self.alerts[a.fingerprint] = a
 
+    def active(self) -> list[AlertState]:
+        return [a for a in self.alerts.values() if a.active]
+
+    def discard(self) -> None:
+        """Undo the uncommitted plan, if any (its transaction failed)."""
+        self._log.undo(lambda table, key, old: False)
+
+    def commit(self, plan: Plan) -> None:
+        """The plan's transitions are stored: its state is final."""
+        self._log.close(plan)
+
     def evaluate(self, readings: Mapping[str, Sequence[TargetReading]], now: datetime
-                 ) -> list[Transition]:
+                 ) -> Plan:
         """Transitions at ``now`` given each rule's readings (by rule id)."""
+        self.discard()
+        plan = self._log.plan = Plan(wall_now=now)
         out: list[Transition] = []
         for rule in self.rules:
             seen: set[str] = set()
@@ -68,21 +85,26 @@ class KpiTargetEvaluator:
                 if a is None:
                     if not cond:
                         continue
-                    a = self.alerts[fp] = AlertState(
+                    a = AlertState(
                         fingerprint=fp, rule_id=rule.id, state="inactive",
                         severity=rule.severity,
                         labels={"alertname": rule.id, "severity": rule.severity,
                                 **rule.labels, **scope})
+                    self._log.set(self.alerts, fp, a)
                 elif not cond and not a.active:
                     continue
+                else:
+                    a = self._log.touch(self.alerts, fp)
                 a.last_value = reading.value
                 a.annotations = self._annotations(rule, reading)
                 out.extend(step(a, cond, now, timing, rule.severity))
-            for fp, a in self.alerts.items():
+            for fp, a in list(self.alerts.items()):
                 if a.rule_id == rule.id and fp not in seen and a.active:
+                    a = self._log.touch(self.alerts, fp)
                     a.last_value = None
                     out.extend(step(a, False, now, timing, a.severity))
-        return out
+        plan.transitions = out
+        return plan
 
     @staticmethod
     def _scope(rule: KpiTargetRule, reading: TargetReading) -> dict[str, str]:
@@ -111,10 +133,9 @@ class KpiTargetEvaluator:
 
     def _annotations(self, rule: KpiTargetRule, reading: TargetReading) -> dict[str, str]:
         province = reading.scope.get("province_code")
+        name, name_en = province_names(self.communes, province)
         values = {
-            "province_code": province,
-            "province": self.province_names.get(province, province) if province else None,
-            "province_en": self.province_names.get(province, province) if province else None,
+            "province_code": province, "province": name, "province_en": name_en,
             "value": reading.value, "severity": rule.severity, "rule": rule.id,
             "kpi": rule.kpi, "tier": rule.tier, "period": reading.period.isoformat(),
             "threshold": (None if reading.target is None
@@ -123,12 +144,8 @@ class KpiTargetEvaluator:
                       else _number(threshold(rule, reading.target) + rule.hysteresis)),
             "window": rule.period,
         }
-        out: dict[str, str] = {}
-        for ann in rule.annotations:
-            out[f"{ann.name}_vi"] = render(ann.vi, values)
-            out[f"{ann.name}_en"] = render(ann.en, values)
-        return out
+        return render_all(rule, values)
 
 
 def _number(value: float) -> float | int:
-    return int(value) if float(value).is_integer() else round(value, 2)
+    return number(round(value, 2))

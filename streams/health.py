@@ -1,4 +1,5 @@
-"""Degraded, not noisy: what is down, since when, how much waits, in bounded lines.
+"""Dependency health of the worker, degraded but not noisy: what is down, since when,
+how much waits, in bounded lines.
 
 :class:`Health` is the worker's one record of its dependencies (``database``, ``kafka``).
 Stages report failures and recoveries to it; it keeps the ``ioc_stream_dependency_up``
