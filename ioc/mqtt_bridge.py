@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaProducer
 from psycopg_pool import AsyncConnectionPool
 
 from ioc.api import ingest, validation
+from ioccore.db import connections
 from ioccore.metrics import MQTT_EVENTS
 from ioccore.settings import Settings
 from streams.mqtt.bridge import Bridge
@@ -161,9 +162,8 @@ async def run(settings: Settings, *, metrics_port: int | None = None) -> None:
 
         start_http_server(metrics_port, addr="127.0.0.1")
     kafka, mqtt = settings.kafka, settings.mqtt
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        settings.database.conninfo(), min_size=1, max_size=4, open=False,
-        name="ioc-mqtt", kwargs={"autocommit": True})
+    pool: AsyncConnectionPool[Any] = connections.pool(
+        settings.database.conninfo(), purpose="mqtt", min_size=1, max_size=4, autocommit=True)
     await pool.open(wait=False)
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka.bootstrap_servers, client_id=f"{kafka.client_id}-mqtt",

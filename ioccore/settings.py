@@ -123,13 +123,7 @@ class KafkaSettings(_Section):
 
     def password(self) -> str | None:
         """This process's SASL password: the setting, else its secrets file, else None."""
-        if self.sasl_password is not None:
-            return self.sasl_password.get_secret_value()
-        if self.secrets_dir is not None:
-            path = self.secrets_dir / f"{self.username}.password"
-            if path.is_file():
-                return path.read_text().strip()
-        return None
+        return _secret(self.sasl_password, self.secrets_dir, self.username)
 
     @property
     def uses_sasl(self) -> bool:
@@ -484,17 +478,22 @@ class MqttSettings(_Section):
     keepalive_s: int = 30
 
     def secret(self) -> str | None:
-        if self.password is not None:
-            return self.password.get_secret_value()
-        if self.secrets_dir is not None:
-            path = self.secrets_dir / f"{self.username}.password"
-            if path.is_file():
-                return path.read_text().strip()
-        return None
+        return _secret(self.password, self.secrets_dir, self.username)
 
     @property
     def bridge_port(self) -> int:
         return self.tls_port if self.tls else self.port
+
+
+def _secret(setting: SecretStr | None, secrets_dir: Path | None, user: str) -> str | None:
+    """A password: the setting, else ``<secrets_dir>/<user>.password``, else None."""
+    if setting is not None:
+        return setting.get_secret_value()
+    if secrets_dir is not None:
+        path = secrets_dir / f"{user}.password"
+        if path.is_file():
+            return path.read_text().strip()
+    return None
 
 
 def config_file() -> Path:
@@ -540,23 +539,20 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _stack_secrets(cls, data: Any) -> Any:
-        """Default ``kafka.secrets_dir`` to the stack's (which follows IOC__STACK__HOME)."""
+        """Default ``kafka.secrets_dir`` and ``mqtt.secrets_dir`` to the stack's (which
+        follows IOC__STACK__HOME)."""
         if not isinstance(data, dict):
             return data
+        stack = data.get("stack")
+        home = Path(str((stack.get("home") if isinstance(stack, dict) else None)
+                        or DataHome().home))
+        secrets = DataHome(home=home).root / "secrets"
         kafka = data.get("kafka")
         if isinstance(kafka, dict) and kafka.get("secrets_dir") is None:
-            stack = data.get("stack")
-            home = Path(str((stack.get("home") if isinstance(stack, dict) else None)
-                            or DataHome().home))
-            root = home if home.is_absolute() else ROOT / home
-            data = {**data, "kafka": {**kafka, "secrets_dir": root / "secrets" / "kafka"}}
+            data = {**data, "kafka": {**kafka, "secrets_dir": secrets / "kafka"}}
         mqtt = data.get("mqtt") or {}
         if isinstance(mqtt, dict) and mqtt.get("secrets_dir") is None:
-            stack = data.get("stack")
-            home = Path(str((stack.get("home") if isinstance(stack, dict) else None)
-                            or DataHome().home))
-            root = home if home.is_absolute() else ROOT / home
-            data = {**data, "mqtt": {**mqtt, "secrets_dir": root / "secrets" / "mqtt"}}
+            data = {**data, "mqtt": {**mqtt, "secrets_dir": secrets / "mqtt"}}
         return data
 
     def resolve(self, path: Path) -> Path:

@@ -24,12 +24,14 @@ from ioc.api import (
     console_data,
     console_feeds,
     federation,
+    feedback,
     geojson,
     health,
     incidents,
     ingest,
     kpis,
     ngsi,
+    open311,
     reports,
     scorecards,
     silences,
@@ -104,6 +106,8 @@ def create_app(settings: Settings | None = None, *,
     app.include_router(incidents.router)
     app.include_router(federation.router)
     app.include_router(alertmanager_hook.router)
+    app.include_router(feedback.router)
+    open311.register(app)  # Open311 GeoReport v2, with the spec's error format
     for part in (console_data, console_feeds, console):  # the operator console
         app.include_router(part.router)
     app.add_middleware(BodyLimit, ingest_limit=cfg.api.max_body_bytes,

@@ -18,6 +18,7 @@ from ioc.cli import (
     apikeys,
     db,
     federation,
+    feedback,
     geo,
     incidents,
     kafka,
@@ -41,6 +42,7 @@ app.add_typer(sources.app, name="sources", help="The source registry.")
 app.add_typer(geo.app, name="geo", help="Administrative boundaries.")
 app.add_typer(agencies.app, name="agencies", help="Agency registry (tiers of the KPIs).")
 app.add_typer(kpis.app, name="kpis", help="Public-service KPI targets.")
+app.add_typer(feedback.app, name="feedback", help="Citizen reports: contact retention.")
 app.add_typer(reports.app, name="reports", help="Periodic reports (XLSX, CSV).")
 app.add_typer(rules.app, name="rules", help="Alert rule files: check and unit-test.")
 app.add_typer(alerts.app, name="alerts", help="Operator actions on alerts.")

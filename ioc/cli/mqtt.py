@@ -47,16 +47,15 @@ def create(
     = None,
 ) -> None:
     """Create (or re-key) a user; print its password once. Then run `ioc mqtt sync`."""
-    import psycopg
-
     from ioccore import mqtt_principals as mp
+    from ioccore.db.connections import connect
     from ioccore.errors import ConfigError
     from ioccore.settings import get_settings
 
     if (department is None) == (bridge_user is None):
         raise typer.BadParameter("give exactly one of --department or --bridge")
     settings = get_settings()
-    with psycopg.connect(settings.database.conninfo(), autocommit=True) as conn:
+    with connect(settings.database.conninfo(), purpose="cli", autocommit=True) as conn:
         try:
             name, secret = (mp.create_user(conn, role="department", department=department)
                             if department else
@@ -72,12 +71,12 @@ def create(
 @users.command("delete")
 def delete(username: str) -> None:
     """Delete a user (run `ioc mqtt sync` afterwards)."""
-    import psycopg
-
     from ioccore import mqtt_principals as mp
+    from ioccore.db.connections import connect
     from ioccore.settings import get_settings
 
-    with psycopg.connect(get_settings().database.conninfo(), autocommit=True) as conn:
+    with connect(get_settings().database.conninfo(), purpose="cli",
+                 autocommit=True) as conn:
         found = mp.delete_user(conn, username)
     typer.echo(f"{username}: {'deleted' if found else 'not found'}")
 
@@ -92,9 +91,8 @@ def sync(
         help="Send SIGHUP to this Mosquitto pid so it re-reads both files.")] = None,
 ) -> None:
     """Render Mosquitto's password and ACL files from the registry (mode 0600)."""
-    import psycopg
-
     from ioccore import mqtt_principals as mp
+    from ioccore.db.connections import connect
     from ioccore.settings import get_settings
 
     settings = get_settings()
@@ -106,7 +104,7 @@ def sync(
     if secret is not None:  # the configured bridge user, always present
         extra.append(mp.MqttUser(settings.mqtt.username, "bridge", None,
                                  mp.hash_password(secret)))
-    with psycopg.connect(settings.database.conninfo(), autocommit=True) as conn:
+    with connect(settings.database.conninfo(), purpose="cli", autocommit=True) as conn:
         n = mp.sync(conn, passwd, acl, settings.mqtt.topic_root, extra)
     typer.echo(f"wrote {passwd} and {acl} ({n} users)")
     if reload_pid is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from iocdev import cli_demo, cli_simulate, cli_stack
+from iocdev import cli_demo, cli_reports, cli_simulate, cli_stack
 
 
 def register(root: typer.Typer) -> None:
@@ -14,3 +14,4 @@ def register(root: typer.Typer) -> None:
     root.command("simulate")(cli_simulate.simulate)
     root.command("replay")(cli_simulate.replay)
     root.command("demo")(cli_demo.demo)
+    root.command("simulate-reports")(cli_reports.simulate_reports)

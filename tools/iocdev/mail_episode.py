@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,14 +23,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from ioccore.settings import Settings
 from iocdev import supervise
 from iocdev.mailbox import Message, private_alertmanager, private_mailpit
 from iocdev.sandbox import batches, envelope, pipeline, service_env
 from iocdev.settings import DevSettings
 from iocdev.simulate.communes import load_communes
+from iocdev.stack.ready import http_ok
 from iocdev.supervise import Process, free_port
 
 OWNER = "snnmt"
@@ -121,20 +119,12 @@ def api_process(settings: Settings, dbname: str, tmp: Path,
     env = {**os.environ, **service_env(settings), "IOC__DATABASE__DBNAME": dbname,
            "IOC__API__PORT": str(port), **(extra_env or {})}
     proc: Process = supervise.spawn(
-        "api", [sys.executable, "-m", "ioc.cli", "api", "--port", str(port),
-                "--log-level", "warning"], log=tmp / "api.log", cwd=tmp, env=env)
+        "api", supervise.ioc_argv("api", "--port", str(port), "--log-level", "warning"),
+        log=tmp / "api.log", cwd=tmp, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ioc api did not start\n{proc.describe()}")
-            time.sleep(0.3)
+        supervise.wait_started(proc, lambda: http_ok(f"{base}/healthz"), "ioc api",
+                               timeout=60, interval=0.3)
         yield base
     finally:
         proc.stop(timeout=20)

@@ -10,7 +10,6 @@ Processes are started and stopped by :mod:`iocdev.supervise` (by pid, never by n
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from iocdev import supervise
 from iocdev.settings import DevSettings
 from iocdev.stack.mailpit import argv as mailpit_argv
 from iocdev.stack.prometheus import render_alertmanager
+from iocdev.stack.ready import http_ok
 from iocdev.supervise import Process, free_port
 
 ALERTMANAGER_BIN = "/usr/bin/prometheus-alertmanager"
@@ -103,11 +103,8 @@ class PrivateMailpit:
             "mailpit", mailpit_argv(self.binary, host="127.0.0.1", smtp_port=self.smtp_port,
                                     web_port=self.web_port, database=self.tmp / "mailpit.db"),
             log=self.tmp / "mailpit.log", cwd=self.tmp)
-        deadline = time.monotonic() + timeout
-        while not self.api.ready():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Mailpit did not start\n{self.process.describe()}")
-            time.sleep(0.2)
+        supervise.wait_started(self.process, self.api.ready, "Mailpit",
+                               timeout=timeout, interval=0.2)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -182,16 +179,8 @@ def private_alertmanager(settings: DevSettings, tmp: Path, *, smarthost: str,
         log=tmp / "alertmanager.log", cwd=tmp)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/-/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Alertmanager did not start\n{proc.describe()}")
-            time.sleep(0.2)
+        supervise.wait_started(proc, lambda: http_ok(f"{base}/-/ready"), "Alertmanager",
+                               timeout=30, interval=0.2)
         yield PrivateAlertmanager(base, config, proc)
     finally:
         proc.stop(timeout=20)

@@ -10,7 +10,6 @@ does for Prometheus.
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -48,11 +47,8 @@ class Broker:
         self.process = supervise.spawn(
             f"mosquitto-{self.port}", [BINARY, "-c", str(self.home / "mosquitto.conf")],
             log=self.home / "mosquitto.log", cwd=self.home)
-        deadline = time.monotonic() + 20
-        while not port_open("127.0.0.1", self.port):
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError(f"mosquitto did not start\n{self.process.describe()}")
-            time.sleep(0.05)
+        supervise.wait_started(self.process, lambda: port_open("127.0.0.1", self.port),
+                               "mosquitto", timeout=20, interval=0.05)
 
     def stop(self, *, kill: bool = False) -> None:
         if self.process is not None:
@@ -125,7 +121,7 @@ def start_bridge(pipe: Pipeline, broker: Broker, tmp: Path, n: int = 0,
     log = tmp / f"bridge-{n}.log"
     start = log.stat().st_size if append and log.exists() else 0
     proc = supervise.spawn(f"mqtt-bridge-{n}",
-                           [sys.executable, "-m", "ioc.cli", "mqtt-bridge"],
+                           supervise.ioc_argv("mqtt-bridge"),
                            log=log, cwd=tmp, env=env, append=append)
     deadline = time.monotonic() + 60
     while wait:

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -52,6 +51,29 @@ class Pipeline:
     def conninfo(self) -> str:
         return self.settings.database.conninfo(dbname=self.dbname)
 
+    def stored_readings(self) -> int:
+        """Rows in ``sensor_readings``; -1 while the database does not answer (a fault)."""
+        try:
+            with psycopg.connect(self.conninfo, connect_timeout=3) as conn:
+                row = conn.execute("SELECT count(*) FROM sensor_readings").fetchone()
+            return int(row[0]) if row else 0
+        except psycopg.Error:
+            return -1
+
+    def wait_storing(self, timeout: float, interval: float,
+                     explain: Callable[[], str]) -> None:
+        """Until rows are being stored right now (so a fault lands mid-batch); else
+        RuntimeError with ``explain()``."""
+        first = self.stored_readings()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(interval)
+            now = self.stored_readings()
+            if now > first > 0:
+                return
+            first = max(first, now)
+        raise RuntimeError(explain())
+
     def env(self, web_port: int, app_id: str | None = None) -> dict[str, str]:
         """A worker's environment: ours, plus the services of ``self.settings`` (which may
         name another stack than the environment does, as the chaos suite's) and this
@@ -80,8 +102,8 @@ class Pipeline:
         env = self.env(port, app_id)
         env.update(extra_env or {})
         proc = supervise.spawn(
-            f"worker-{n}", [sys.executable, "-m", "ioc.cli", "worker", "--geo-source",
-                            "reference"], log=log, cwd=self.tmp, env=env, append=False)
+            f"worker-{n}", supervise.ioc_argv("worker", "--geo-source", "reference"),
+            log=log, cwd=self.tmp, env=env, append=False)
         self.workers.append(proc)
         return proc
 

@@ -22,8 +22,9 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -323,6 +324,23 @@ class Process:
         how = ("running" if code is None else
                f"killed by signal {-code}" if code < 0 else f"exited with code {code}")
         return f"{self.name} (pid {self.pid}) {how}; last lines of {self.log}:\n{self.tail()}"
+
+
+def wait_started(proc: Process, ready: Callable[[], bool], what: str, *,
+                 timeout: float, interval: float) -> None:
+    """Poll ``ready`` until it is true; RuntimeError ``<what> did not start`` with the
+    process's log tail as soon as the process exits, or after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start\n{proc.describe()}")
+        time.sleep(interval)
+
+
+def ioc_argv(*args: str) -> list[str]:
+    """The command line of ``ioc ARGS`` from this interpreter (its virtualenv's ``ioc``,
+    whatever is on PATH)."""
+    return [sys.executable, "-m", "ioc.cli", *args]
 
 
 def spawn(name: str, argv: list[str], *, log: Path, cwd: Path,

@@ -25,23 +25,16 @@ from iocdev import supervise
 from iocdev.federation import running, topology
 from iocdev.federation.running import Running
 from iocdev.settings import DevSettings
-from iocdev.simulate.generator import events
 from iocdev.simulate.physics import VN_TZ
 
 from ioccore import kpis
+from tests.support.dossiers import INSERT, service_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 START = datetime(2026, 10, 30, tzinfo=VN_TZ)  # a Vietnam-time month boundary inside
 SPAN = 3 * 86400.0
 CODES = ("01", "31")
-INSERT = """
-INSERT INTO service_events (time, event_id, source_id, department, commune_code,
-    province_code, dossier_id, procedure_code, agency, channel, status, due_at, resolved_at,
-    fee_bearing, paid_online, digitised, geo, received_at)
-VALUES (%s, %s, %s, 'pscc', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'code', now())
-ON CONFLICT DO NOTHING
-"""
 COLS = ", ".join(kpis.COUNTS)
 PROVINCE_ROWS = (f"SELECT day, agency, applicant_province, applicant_commune, province_code,"
                  f" commune_code, tier, {COLS} FROM kpi_daily"
@@ -52,18 +45,7 @@ NATION_ROWS = (f"SELECT day, agency, applicant_province, applicant_commune, prov
 
 
 def _rows(province: str, seed: int) -> list[tuple[Any, ...]]:
-    out = []
-    for ev in events(province, START, SPAN, rate=0.3, seed=seed):
-        p = ev.payload
-        if ev.feed != "service" or not isinstance(p, dict):
-            continue
-        b = p["body"]
-        out.append((datetime.fromisoformat(p["occurred_at"]), p["event_id"], p["source_id"],
-                    p["commune_code"], province, b["dossier_id"], b["procedure_code"],
-                    b["agency"], b["channel"], b["status"], datetime.fromisoformat(b["due_at"]),
-                    datetime.fromisoformat(b["resolved_at"]) if b.get("resolved_at") else None,
-                    b["fee_bearing"], b.get("paid_online"), b["digitised"]))
-    return out
+    return service_rows(province, START, SPAN, rate=0.3, seed=seed)
 
 
 def _store(conninfo: str, rows: list[tuple[Any, ...]]) -> None:

@@ -17,39 +17,21 @@ from typing import Any
 import psycopg
 import pytest
 from iocdev.sandbox import fresh_database
-from iocdev.simulate.generator import events
 from iocdev.simulate.physics import VN_TZ
 
 from ioccore import kpis
 from ioccore.agencies import BUNDLED, BUNDLED_VALID_FROM, read_registry, write_registry
 from ioccore.settings import Settings
+from tests.support.dossiers import INSERT, service_rows
 
 pytestmark = pytest.mark.integration
 
 START = datetime(2026, 10, 29, tzinfo=VN_TZ)
 SPAN = 5 * 86400.0
-INSERT = """
-INSERT INTO service_events (time, event_id, source_id, department, commune_code,
-    province_code, dossier_id, procedure_code, agency, channel, status, due_at, resolved_at,
-    fee_bearing, paid_online, digitised, geo, received_at)
-VALUES (%s, %s, %s, 'pscc', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'code', now())
-ON CONFLICT DO NOTHING
-"""
 
 
 def _rows(province: str) -> list[tuple[Any, ...]]:
-    out = []
-    for ev in events(province, START, SPAN, rate=0.4, seed=11):
-        p = ev.payload
-        if ev.feed != "service" or not isinstance(p, dict):
-            continue
-        b = p["body"]
-        out.append((datetime.fromisoformat(p["occurred_at"]), p["event_id"], p["source_id"],
-                    p["commune_code"], province, b["dossier_id"], b["procedure_code"],
-                    b["agency"], b["channel"], b["status"], datetime.fromisoformat(b["due_at"]),
-                    datetime.fromisoformat(b["resolved_at"]) if b.get("resolved_at") else None,
-                    b["fee_bearing"], b.get("paid_online"), b["digitised"]))
-    return out
+    return service_rows(province, START, SPAN, rate=0.4, seed=11)
 
 
 def _expected(rows: list[tuple[Any, ...]]) -> dict[tuple[date, str, str], list[int]]:

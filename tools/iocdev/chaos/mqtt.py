@@ -86,26 +86,13 @@ class MqttRun:
         return proc
 
     def stored(self) -> int:
-        try:
-            with psycopg.connect(self.pipe.conninfo, connect_timeout=3) as conn:
-                row = conn.execute("SELECT count(*) FROM sensor_readings").fetchone()
-            return int(row[0]) if row else 0
-        except psycopg.Error:
-            return -1
+        return self.pipe.stored_readings()
 
     def wait_storing(self, timeout: float = 120.0) -> None:
-        first = self.stored()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            time.sleep(0.3)
-            now = self.stored()
-            if now > first > 0:
-                return
-            first = max(first, now)
-        raise RuntimeError(
+        self.pipe.wait_storing(timeout, 0.3, lambda: (
             f"nothing was stored before the fault; published {len(self.publisher.acked)},"
             f" refused {self.publisher.refused}\n"
-            + "\n".join(b.describe() for b in self.bridges))
+            + "\n".join(b.describe() for b in self.bridges)))
 
 
 @dataclass(frozen=True)

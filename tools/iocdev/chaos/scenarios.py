@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psycopg
 
 from iocdev import supervise
 from iocdev.chaos import stack
@@ -92,25 +91,13 @@ class Run:
         return proc
 
     def stored(self) -> int:
-        try:
-            with psycopg.connect(self.pipe.conninfo, connect_timeout=3) as conn:
-                row = conn.execute("SELECT count(*) FROM sensor_readings").fetchone()
-            return int(row[0]) if row else 0
-        except psycopg.Error:
-            return -1
+        return self.pipe.stored_readings()
 
     def wait_storing(self, timeout: float = 120.0) -> None:
         """Until rows are being stored right now (so a kill lands mid-batch)."""
-        first = self.stored()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            time.sleep(0.5)
-            now = self.stored()
-            if now > first > 0:
-                return
-            first = max(first, now)
-        raise RuntimeError("nothing was stored before the fault\n" +
-                           "\n".join(w.describe() for w in self.workers))
+        self.pipe.wait_storing(timeout, 0.5, lambda: (
+            "nothing was stored before the fault\n"
+            + "\n".join(w.describe() for w in self.workers)))
 
     def session_timeout_s(self) -> float:
         """The consumer-group session timeout the workers run with."""

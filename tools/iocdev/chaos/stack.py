@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ioccore.settings import ROOT
 from iocdev.settings import DevSettings
-from iocdev.stack import manager
+from iocdev.stack import kafka, manager
 
 DEFAULT_HOME = ROOT / ".stack-chaos"
 DEFAULT_PORT_BASE = 31000
@@ -25,15 +25,13 @@ def chaos_settings(base: DevSettings, *, home: Path = DEFAULT_HOME,
                    port_base: int = DEFAULT_PORT_BASE) -> DevSettings:
     """``base`` with the stack home and every service port moved to the chaos stack."""
     host = base.stack.host
-    root = home if home.is_absolute() else ROOT / home
+    stack = base.stack.model_copy(update={"home": home})
+    root = stack.root
     return base.model_copy(update={
-        "stack": base.stack.model_copy(update={"home": home}),
+        "stack": stack,
         # its own Kafka passwords (SCRAM): where its workers, started with
         # IOC__STACK__HOME=<home>, look for them; the base stack's are never used
-        "kafka": base.kafka.model_copy(update={
-            "bootstrap_servers": f"{host}:{port_base + 92}",
-            "controller_port": port_base + 94,
-            "secrets_dir": root / "secrets" / "kafka"}),
+        "kafka": kafka.relocated(base.kafka, host, port_base, root),
         "database": base.database.model_copy(update={"port": port_base + 432}),
         "prometheus": base.prometheus.model_copy(update={"port": port_base + 90}),
         "alertmanager": base.alertmanager.model_copy(update={"port": port_base + 93}),
@@ -45,17 +43,6 @@ def chaos_settings(base: DevSettings, *, home: Path = DEFAULT_HOME,
                                              "tls_port": port_base + 884,
                                              "secrets_dir": root / "secrets" / "mqtt"}),
     })
-
-
-def _seed_kafka_jars(target: DevSettings, source: DevSettings) -> None:
-    """Copy the resolved Kafka jars of ``source``'s stack (read only) so a new chaos
-    home does not fetch them again with Maven."""
-    libs = target.stack.root / "kafka" / "libs"
-    have = source.stack.root / "kafka" / "libs"
-    if libs.exists() or not any(have.glob(".complete-*")):
-        return
-    libs.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(have, libs, symlinks=True)
 
 
 def _seed_mailpit(target: DevSettings, source: DevSettings) -> None:
@@ -72,7 +59,7 @@ def up(settings: DevSettings, *, seed_from: DevSettings | None = None,
        echo: Callable[[str], None] = print) -> list[str]:
     """Bring the chaos stack up (idempotent); the services this call had to start."""
     if seed_from is not None:
-        _seed_kafka_jars(settings, seed_from)
+        kafka.seed_libs(settings.stack.root, seed_from.stack.root)
         _seed_mailpit(settings, seed_from)
     before = {row.name for row in manager.status(settings) if row.pid is not None}
     manager.up(settings, echo=echo)

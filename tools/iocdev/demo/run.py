@@ -23,7 +23,6 @@ import json
 import os
 import re
 import signal
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -38,6 +37,7 @@ import psycopg
 from psycopg import sql
 
 from ioccore.settings import ROOT
+from iocdev import supervise
 from iocdev.demo import queries
 from iocdev.demo.errors import DemoError, DemoInterruptedError
 from iocdev.demo.live import FEEDS, Snapshot, View, scrape
@@ -155,7 +155,7 @@ class Demo:
 
     # -------------------------------------------------------------- helpers
     def _cli(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "ioc.cli", *args]
+        return supervise.ioc_argv(*args)
 
     def _conn(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.settings.database.conninfo(), autocommit=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +56,7 @@ class Running:
 
 
 def _ioc(args: list[str], name: str, log: Path, env: Mapping[str, str]) -> supervise.Process:
-    return supervise.spawn(name, [sys.executable, "-m", "ioc.cli", *args], log=log,
+    return supervise.spawn(name, supervise.ioc_argv(*args), log=log,
                            cwd=Path.cwd(), env=env)
 
 

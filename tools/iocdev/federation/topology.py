@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,7 +31,9 @@ from ioccore.topics import admin_client
 from iocdev import supervise
 from iocdev.federation import mirror
 from iocdev.settings import DevSettings
+from iocdev.stack import kafka as stack_kafka
 from iocdev.stack import manager
+from iocdev.stack.secrets import password_file
 
 PUBLISHER = "ioc-federation"
 MIRROR_SOURCE = "ioc-mirror"
@@ -46,10 +47,8 @@ def cluster_settings(base: DevSettings, name: str, port_base: int) -> DevSetting
     home = base.stack.root / "federation" / f"{name}-{port_base}"
     return base.model_copy(update={
         "stack": base.stack.model_copy(update={"home": home}),
-        "kafka": base.kafka.model_copy(update={
-            "bootstrap_servers": f"{base.stack.host}:{port_base + 92}",
-            "controller_port": port_base + 94, "sasl_username": None, "sasl_password": None,
-            "secrets_dir": home / "secrets" / "kafka"}),
+        "kafka": stack_kafka.relocated(base.kafka, base.stack.host, port_base, home)
+        .model_copy(update={"sasl_username": None, "sasl_password": None}),
     })
 
 
@@ -58,12 +57,9 @@ def as_user(kafka: KafkaSettings, user: str) -> KafkaSettings:
 
 
 def _seed_jars(target: DevSettings, source: DevSettings) -> None:
-    libs = target.stack.root / "kafka" / "libs"
-    have = source.stack.root / "kafka" / "libs"
-    if libs.exists() or not any(have.glob(".complete-*")):
+    """The base stack's Kafka jars and Maven cache, so a cluster does not fetch them."""
+    if not stack_kafka.seed_libs(target.stack.root, source.stack.root):
         return
-    libs.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(have, libs, symlinks=True)
     m2 = target.stack.root / "m2"
     if not m2.exists() and (source.stack.root / "m2").exists():
         m2.symlink_to(source.stack.root / "m2")
@@ -81,16 +77,8 @@ def down_cluster(cluster: DevSettings, echo: Echo = print) -> None:
 
 def password(kafka: KafkaSettings, user: str) -> str:
     """The user's password in the cluster's secrets folder (generated once)."""
-    from ioccore.principals import new_secret
-
     assert kafka.secrets_dir is not None
-    kafka.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = kafka.secrets_dir / f"{user}.password"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(new_secret() + "\n")
-    return path.read_text().strip()
+    return password_file(kafka.secrets_dir, user)
 
 
 def ensure_topic(kafka: KafkaSettings, topic: str, partitions: int = 3) -> None:

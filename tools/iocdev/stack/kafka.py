@@ -24,8 +24,10 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from ioccore.settings import KafkaSettings
 from iocdev.errors import StackError
 from iocdev.stack.ready import port_open
+from iocdev.stack.secrets import password_file
 from iocdev.stack.service import Service
 
 PROBE_TOPIC = "ioc-stack-probe"
@@ -118,15 +120,7 @@ class Kafka(Service):
 
     def secret(self, user: str) -> str:
         """The user's password, generated (once) into the secrets folder."""
-        from ioccore.principals import new_secret
-
-        self.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self.secrets / f"{user}.password"
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(new_secret() + "\n")
-        return path.read_text().strip()
+        return password_file(self.secrets, user)
 
     def render_properties(self) -> str:
         kafka = self.settings.kafka
@@ -263,3 +257,25 @@ def format_argv(java: list[str], argfile: Path, args: list[str]) -> list[str]:
     with os.fdopen(fd, "w") as out:
         out.write("\n".join(quoted(a) for a in (main, *args)) + "\n")
     return [*options, f"@{argfile}"]
+
+
+def relocated(kafka: KafkaSettings, host: str, port_base: int, home: Path) -> KafkaSettings:
+    """``kafka`` for a second local broker: listener ``port_base + 92``, controller
+    ``port_base + 94``, its own SCRAM passwords under ``home/secrets/kafka`` (a stack
+    started with ``IOC__STACK__HOME=<home>`` looks for them there)."""
+    return kafka.model_copy(update={
+        "bootstrap_servers": f"{host}:{port_base + 92}",
+        "controller_port": port_base + 94,
+        "secrets_dir": home / "secrets" / "kafka"})
+
+
+def seed_libs(target_root: Path, source_root: Path) -> bool:
+    """Copy the resolved Kafka jars of the stack at ``source_root`` (read only) into a new
+    stack at ``target_root``, so it does not fetch them again with Maven; whether it did."""
+    libs = target_root / "kafka" / "libs"
+    have = source_root / "kafka" / "libs"
+    if libs.exists() or not any(have.glob(".complete-*")):
+        return False
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(have, libs, symlinks=True)
+    return True

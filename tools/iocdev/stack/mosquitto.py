@@ -12,14 +12,13 @@ listener on ``mqtt.tls_port``.
 from __future__ import annotations
 
 import getpass
-import os
-import secrets
 import signal
 from pathlib import Path
 
 from ioccore import mqtt_principals as mp
 from ioccore.settings import MqttSettings
 from iocdev.stack.ready import port_open
+from iocdev.stack.secrets import password_file
 from iocdev.stack.service import Service
 
 BINARY = "/usr/sbin/mosquitto"
@@ -75,13 +74,7 @@ def bridge_secret(mqtt: MqttSettings) -> str:
         return found
     if mqtt.secrets_dir is None:
         raise ValueError("no mqtt.password and no mqtt.secrets_dir")
-    mqtt.secrets_dir.mkdir(parents=True, exist_ok=True)
-    path = mqtt.secrets_dir / f"{mqtt.username}.password"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    secret = secrets.token_urlsafe(32)
-    with os.fdopen(fd, "w") as out:
-        out.write(secret)
-    return secret
+    return password_file(mqtt.secrets_dir, mqtt.username)
 
 
 def bridge_user(mqtt: MqttSettings) -> mp.MqttUser:
