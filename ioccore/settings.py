@@ -279,6 +279,9 @@ class ApiSettings(_Section):
     max_streams_per_key: int = 4
     max_streams: int = 64
     validation_threads: int = 2
+    validation_budget_s: float = 10.0
+    """Time one request's splitting and validation may take in its worker process; past
+    it the request is refused 413 ``over_budget`` (the worker stops at the deadline)."""
     key_pepper: SecretStr | None = None  # IOC__API__KEY_PEPPER; mixed into key hashes
     metrics_token: SecretStr | None = None
     """IOC__API__METRICS_TOKEN: /metrics needs it as bearer; unset: loopback clients only."""
@@ -320,6 +323,13 @@ class StreamSettings(_Section):
     """What stage 1's consumer buffers at most per fetch (the reader's prefetch)."""
     stage1_partition_fetch_bytes: int = 1024 * 1024
     """Per partition and fetch (Kafka still returns one larger message whole)."""
+    stage1_message_budget_s: float = 5.0
+    """Time validating one raw message may take (in a worker thread, the event loop goes
+    on meanwhile); beyond it the message is dead-lettered whole as ``over_budget``. A
+    valid 1 MiB message takes 0.1-0.3 s here, 5,000 invalid events up to about 2 s on a
+    loaded machine (BENCHMARKS.md, "Hostile input")."""
+    stage1_dedupe_capacity: int = 1_000_000
+    """(source_id, event_id) pairs stage 1 remembers to name re-sent events duplicates."""
 
 
 def stage1_group(app_id: str) -> str:

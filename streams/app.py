@@ -31,20 +31,22 @@ from alerts.rules import RuleSet
 from ioccore.events.record import Feed
 from ioccore.settings import Settings, stage1_group
 from streams.alerting import PartitionAlerts
+from streams.area_scope import AreaScope
 from streams.batching import BoundedStream
+from streams.deadletters import named_department
 from streams.faust_options import faust_options
 from streams.global_rules import GlobalRules
 from streams.health import Health
 from streams.kpi_target_rules import KpiTargetRules
 from streams.originals import Originals
 from streams.outputs import KafkaOutputs
-from streams.ownership import OwnedValidateEnrich, Ownership
+from streams.ownership import Ownership
 from streams.pages import register_pages
 from streams.raw_reader import Bounds, RawReader, raw_consumer, topics_pattern
 from streams.retry import run_batch
 from streams.singleton_rules import SingletonRules
 from streams.stage import Stage, TopicPartition
-from streams.stage1 import CommuneIndexLike, Stage1, ValidateEnrich, ValidatorLike
+from streams.stage1 import Check, CommuneIndexLike, Stage1, ValidatorLike
 from streams.stage2 import Enriched, Stage2, make_pool
 from streams.timers import register_timers
 
@@ -73,8 +75,10 @@ class WorkerResources:
     communes: Mapping[str, CommuneInfo] | None = None
     outbox: OutboxDelivery | None = None
     ownership: Ownership | None = None
-    """Registry checks for department topics (streams/ownership.py)."""
+    """Registry checks for department topics (streams/ownership.py): the first check."""
     department_topics: tuple[str, ...] = ()
+    checks: tuple[Check, ...] = ()
+    """Further stage-1 checks, run in order after ownership (streams/stage1.py)."""
     incidents: IncidentRunner | None = None
     """Incident intake and escalation timers (alerts/incidents/runner.py)."""
 
@@ -128,8 +132,10 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
         for n in ("enriched", "deadletter", "alerts"))
     originals = Originals(settings.kafka.bootstrap_servers, settings.kafka.client_options(),
                           max_fetch_bytes=max(4 * 1024 * 1024, settings.kafka.max_message_bytes))
+    own = parts.ownership
+    publisher = own.topics.publisher if own is not None else named_department
     outputs = KafkaOutputs(enriched=enriched, deadletter=deadletter, alerts=alerts,
-                           originals=originals)
+                           originals=originals, publisher=publisher)
     feeds: dict[str, Feed] = {names["sensor"]: "sensor", names["traffic"]: "traffic",
                               names["service"]: "service"}
     rules, communes = parts.rules, parts.communes or {}
@@ -139,11 +145,13 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
         GlobalRules(settings, rules, communes, publish=outputs.transitions),
         KpiTargetRules(settings, rules, communes, publish=outputs.transitions)])
         if rules else None)
-    own = parts.ownership
-    stage1 = (ValidateEnrich(Stage1(parts.validator, parts.index, feeds),
-                             outputs.enriched_and_dead) if own is None else
-              OwnedValidateEnrich(Stage1(parts.validator, parts.index, own.feeds(feeds)),
-                                  outputs.enriched_and_dead, own))
+    checks: tuple[Check, ...] = (
+        *(() if own is None else (own, AreaScope(own.conninfo))), *parts.checks)
+    stage1 = Stage1(parts.validator, parts.index,
+                    feeds if own is None else own.feeds(feeds), outputs.enriched_and_dead,
+                    checks=checks, publisher=publisher,
+                    dedupe_capacity=stream.stage1_dedupe_capacity,
+                    message_budget_s=stream.stage1_message_budget_s)
     stage2 = Stage2(make_pool(parts.conninfo, min_size=settings.database.pool_min,
                               max_size=settings.database.pool_max),
                     allowed_lateness_s=stream.allowed_lateness_s,

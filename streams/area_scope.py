@@ -3,11 +3,11 @@
 A department, or one source, may be bound to an area (province and commune codes,
 :class:`ioccore.source_registry.Area`, set with ``ioc sources area``). After the commune
 lookup, every record whose source has an area and whose commune lies outside it is
-dead-lettered ``out_of_area`` with its original bytes, whatever topic it came from: a
-department's own topic or the gateway's shared topics (the gateway refuses events that
-name an outside ``commune_code`` already, but only stage 1 knows the commune of a
-lat/lon reading). Sources without an area, or not in the registry (the admin tooling),
-pass.
+refused ``out_of_area`` (stage 1 dead-letters it with its original bytes), whatever
+topic it came from: a department's own topic or the gateway's shared topics (the
+gateway refuses events that name an outside ``commune_code`` already, but only stage 1
+knows the commune of a lat/lon reading). Sources without an area, or not in the
+registry (the admin tooling), pass.
 
 Areas change rarely, so they are cached per source for ``ttl_s`` (a change takes effect
 within that time) and read for a whole batch in one query. A database outage is waited
@@ -24,10 +24,9 @@ from typing import Any, Final
 
 import psycopg
 
-from ioccore import metrics
 from ioccore.db.connections import aconnect
-from ioccore.source_registry import Area, areas
-from streams.stage1 import InMessage, Stage1Output, _dead_record
+from ioccore.events.record import Record
+from ioccore.source_registry import Area, Refusal, areas
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,10 @@ CACHE_MAX: Final = 200_000
 
 
 class AreaScope:
-    """Refuses the records of a batch that lie outside their source's area."""
+    """Refuses the records of a batch that lie outside their source's area: a stage-1
+    :class:`~streams.stage1.Check` (run after ownership; stage 1 dead-letters them)."""
+
+    name = "area"
 
     def __init__(self, conninfo: str, *, ttl_s: float = 30.0, retry_max_s: float = 30.0,
                  clock: Any = time.monotonic) -> None:
@@ -47,37 +49,22 @@ class AreaScope:
         self._cache: dict[str, tuple[Area | None, float]] = {}
         self._conn: psycopg.AsyncConnection[Any] | None = None
 
-    async def enforce(self, out: Stage1Output, batch: Sequence[InMessage]) -> None:
-        """Move every record of ``out`` outside its source's area to its dead letters."""
-        sources = {rec.source_id for recs in out.enriched.values() for rec in recs}
+    async def refuse(self, records: Sequence[Record]) -> dict[int, Refusal]:
+        """Refusals (by position in ``records``) of readings outside their source's area."""
+        sources = {rec.source_id for rec in records}
         if not sources:
-            return
+            return {}
         bound = await self._areas(sources)
         if not any(bound.values()):
-            return
-        by_origin = {(m.topic, m.partition, m.offset): m for m in batch}
-        refused = 0
-        for code in list(out.enriched):
-            kept = []
-            for rec in out.enriched[code]:
-                area = bound.get(rec.source_id)
-                refusal = (area.refusal(rec.source_id, rec.commune_code, rec.province_code)
-                           if area is not None else None)
-                if refusal is None:
-                    kept.append(rec)
-                    continue
-                refused += 1
-                metrics.EVENTS_REJECTED.labels(rec.feed, str(refusal.reason)).inc()
-                log.info("rejected: %s", refusal.message, extra={
-                    "event_id": rec.event_id, "source_id": rec.source_id,
-                    "reason": str(refusal.reason), "feed": rec.feed})
-                out.deadletters.append(
-                    _dead_record(rec, str(refusal.reason), refusal.message, by_origin))
-            if kept:
-                out.enriched[code] = kept
-            else:
-                del out.enriched[code]
-        out.valid -= refused
+            return {}
+        refusals: dict[int, Refusal] = {}
+        for i, rec in enumerate(records):
+            area = bound.get(rec.source_id)
+            refusal = (area.refusal(rec.source_id, rec.commune_code, rec.province_code)
+                       if area is not None else None)
+            if refusal is not None:
+                refusals[i] = refusal
+        return refusals
 
     async def _areas(self, sources: set[str]) -> dict[str, Area | None]:
         now = self._clock()

@@ -3,8 +3,9 @@
 Every record carries its :class:`~ioccore.events.record.Origin` (raw topic, partition,
 offset: about 30 bytes). When the database refuses a row that passed validation, which
 is rare (the validator should refuse whatever the database would), stage 2 fetches those
-raw messages once, finds the element with the record's ``(source_id, event_id)`` and
-dead-letters exactly those bytes with their provenance and batch index. Carrying the
+raw messages once, cuts each once and takes the element at the record's batch position
+(``Origin.index``; :class:`streams.deadletters.Elements`), and dead-letters exactly those
+bytes with their provenance and batch index. Carrying the
 bytes themselves instead would roughly double the enriched topic for a path that
 almost never runs. If a message cannot be read back (retention passed, broker down for
 longer than the timeout), the dead letter holds the enriched record and says so
@@ -18,17 +19,12 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ioccore.events.record import Origin
-from ioccore.events.validate import split_array
+from streams.deadletters import Raw
 
 log = logging.getLogger(__name__)
-
-Raw = tuple[bytes | None, bytes]
-"""(key, value) of a raw message."""
-
 
 class Originals:
     """Fetches raw messages by origin with a short-lived, group-less consumer."""
@@ -41,8 +37,10 @@ class Originals:
         self._max_fetch_bytes = max_fetch_bytes
 
     async def fetch(self, origins: Iterable[Origin]) -> dict[Origin, Raw]:
-        """The raw messages at these origins; missing ones are left out (never raises)."""
-        wanted = sorted(set(origins), key=lambda o: (o.topic, o.partition, o.offset))
+        """The raw messages at these origins, by :attr:`Origin.message`; missing ones are
+        left out (never raises)."""
+        wanted = sorted({o.message for o in origins},
+                        key=lambda o: (o.topic, o.partition, o.offset))
         if not wanted:
             return {}
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None,
@@ -68,20 +66,3 @@ class Originals:
             except Exception as exc:
                 log.debug("consumer stop failed: %s", type(exc).__name__)
         return found
-
-
-def element_of(value: bytes, source_id: str, event_id: str) -> tuple[bytes, int | None]:
-    """The bytes of the element of a raw message that is this event, and its index in
-    the batch (``None``: the message is the single event, or no element matched)."""
-    items = split_array(value)
-    if items is None:
-        return value, None
-    for index, raw in enumerate(items):
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if (isinstance(obj, dict) and obj.get("event_id") == event_id
-                and obj.get("source_id") == source_id):
-            return raw, index
-    return value, None

@@ -15,9 +15,10 @@ import orjson
 from alerts.model import Transition
 from ioccore import metrics
 from ioccore.events.reasons import Reason
-from ioccore.events.record import RECORDS_ENCODER, Origin, Record, encode_records
-from streams.originals import Originals, Raw, element_of
-from streams.stage1 import DeadLetter
+from ioccore.events.record import Origin, Record, encode_records
+from streams import deadletters
+from streams.deadletters import DeadLetter, Elements, Publisher
+from streams.originals import Originals
 from streams.stage2 import Refused
 
 ENRICHED_CHUNK = 1000
@@ -28,11 +29,13 @@ class KafkaOutputs:
     """Enriched records, dead letters and alert transitions, delivered."""
 
     def __init__(self, *, enriched: Any, deadletter: Any, alerts: Any,
-                 originals: Originals | None = None) -> None:
+                 originals: Originals | None = None,
+                 publisher: Publisher = deadletters.named_department) -> None:
         self._enriched = enriched
         self._deadletter = deadletter
         self._alerts = alerts
         self._originals = originals
+        self._publisher = publisher
 
     async def enriched_and_dead(self, enriched: dict[str, list[Record]],
                                 deadletters: list[DeadLetter]) -> None:
@@ -52,9 +55,13 @@ class KafkaOutputs:
         provenance (``streams.originals``), else as the enriched record."""
         origins = [r.record.origin for r in refused if r.record.origin is not None]
         raws = await self._originals.fetch(origins) if self._originals and origins else {}
+        found = Elements(raws)
         pending: list[Any] = []
         for r in refused:
-            dead = _refused_letter(r, raws)
+            dead = deadletters.of_record(r.record, Reason.STORAGE_REJECTED, r.reason, found,
+                                         self._publisher,
+                                         where=Origin(r.origin.topic, r.origin.partition,
+                                                      r.origin.offset))
             metrics.EVENTS_REJECTED.labels(r.record.feed, Reason.STORAGE_REJECTED).inc()
             pending.append(await self._deadletter.send(key=dead.key, value=dead.value,
                                                        headers=dead.headers()))
@@ -65,20 +72,3 @@ class KafkaOutputs:
                                            value=orjson.dumps(t.to_json()))
                    for t in transitions]
         await asyncio.gather(*pending)
-
-
-def _refused_letter(r: Refused, raws: dict[Origin, Raw]) -> DeadLetter:
-    rec = r.record
-    raw = raws.get(rec.origin) if rec.origin is not None else None
-    if rec.origin is not None and raw is not None:
-        key, value = raw
-        element, index = element_of(value, rec.source_id, rec.event_id)
-        return DeadLetter(key=key, value=element, reason=Reason.STORAGE_REJECTED,
-                          message=r.reason, feed=rec.feed, source_topic=rec.origin.topic,
-                          source_partition=rec.origin.partition,
-                          source_offset=rec.origin.offset, batch_index=index)
-    return DeadLetter(key=rec.source_id.encode(), value=RECORDS_ENCODER.encode(rec),
-                      reason=Reason.STORAGE_REJECTED, message=r.reason, feed=rec.feed,
-                      source_topic=r.origin.topic, source_partition=r.origin.partition,
-                      source_offset=r.origin.offset, batch_index=None,
-                      value_kind="enriched-record")

@@ -8,9 +8,11 @@ and the source must be registered to ``d`` for that feed (:mod:`ioccore.source_r
 registry the HTTP gateway uses too). The shared topics ``ioc.<feed>.v1`` are written
 only by the gateway, which made the same checks before producing.
 
-Refused events are dead-lettered like any invalid event: their original bytes, with
-the topic, partition and offset they came from. A database outage is waited out with
-backoff (the batch is not acknowledged meanwhile), never turned into refusals.
+Refused events are dead-lettered like any invalid event (by :class:`streams.stage1.Stage1`,
+which runs this check in its chain): their original bytes, with the topic, partition and
+offset they came from, attributed to the department whose topic carried them. A database
+outage is waited out with backoff (the batch is not acknowledged meanwhile), never
+turned into refusals.
 """
 
 from __future__ import annotations
@@ -24,22 +26,10 @@ from typing import Any
 
 import psycopg
 
-from ioccore import metrics
 from ioccore.db.connections import aconnect
 from ioccore.events.reasons import Reason
 from ioccore.events.record import FEEDS, Feed, Record
 from ioccore.source_registry import Location, Refusal, authorise
-from streams.area_scope import AreaScope
-from streams.stage1 import (
-    DeadLetter,
-    InMessage,
-    SendEnriched,
-    Stage1,
-    Stage1Output,
-    ValidateEnrich,
-    _dead_record,
-    observe_latency,
-)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +48,13 @@ class DepartmentTopics:
     def regex(self) -> str:
         """The anchored regular expression every department topic name matches."""
         return self._re.pattern
+
+    def publisher(self, topic: str, claimed: str | None) -> str:
+        """The department that published on ``topic``: the topic's own department (only
+        its principal may write it), else (a shared topic, written only by the gateway
+        after authorising each event) the department the event names."""
+        parsed = self.parse(topic)
+        return parsed[0] if parsed is not None else (claimed or "")
 
     def parse(self, topic: str) -> tuple[str, Feed] | None:
         match = self._re.match(topic)
@@ -83,8 +80,10 @@ class TopicFeeds(dict[str, Feed]):
 
 
 class Ownership:
-    """The registry checks for the records of department topics, between validation and
-    sending (records know their topic: ``Record.origin``)."""
+    """The registry checks for the records of department topics: a stage-1
+    :class:`~streams.stage1.Check` (records know their topic: ``Record.origin``)."""
+
+    name = "ownership"
 
     def __init__(self, conninfo: str, topics: DepartmentTopics, *, actor: str = "stage1",
                  retry_max_s: float = 30.0) -> None:
@@ -97,60 +96,36 @@ class Ownership:
     def feeds(self, fixed: dict[str, Feed]) -> TopicFeeds:
         return TopicFeeds(fixed, self.topics)
 
-    async def enforce(self, out: Stage1Output, batch: Sequence[InMessage]) -> None:
-        """Move every refused record of ``out`` to its dead letters (original bytes)."""
-        groups: dict[tuple[str, Feed], list[Record]] = defaultdict(list)
-        for recs in out.enriched.values():
-            for rec in recs:
-                parsed = self.topics.parse(rec.origin.topic) if rec.origin else None
-                if parsed is not None:
-                    groups[parsed].append(rec)
-        if not groups:
-            return
-        refusals: dict[int, tuple[Refusal, str]] = {}
-        for (department, feed), records in groups.items():
+    async def refuse(self, records: Sequence[Record]) -> dict[int, Refusal]:
+        """Refusals (by position in ``records``) of events from department topics."""
+        groups: dict[tuple[str, Feed], list[int]] = defaultdict(list)
+        for i, rec in enumerate(records):
+            parsed = self.topics.parse(rec.origin.topic) if rec.origin else None
+            if parsed is not None:
+                groups[parsed].append(i)
+        refusals: dict[int, Refusal] = {}
+        for (department, feed), positions in groups.items():
             claims: dict[str, str] = {}
             locations: dict[str, Location] = {}
-            topic = records[0].origin.topic if records[0].origin else ""
-            for rec in records:
+            first = records[positions[0]].origin
+            topic = first.topic if first else ""
+            for i in positions:
+                rec = records[i]
                 if rec.department != department:
-                    refusals[id(rec)] = (Refusal(Reason.FORBIDDEN_DEPARTMENT, (
+                    refusals[i] = Refusal(Reason.FORBIDDEN_DEPARTMENT, (
                         f"department {rec.department!r} written to {department}'s topic "
-                        f"{topic}")), topic)
+                        f"{topic}"))
                 else:
                     claims.setdefault(rec.source_id, feed)
                     locations.setdefault(rec.source_id, Location(
                         None if rec.geo == "unassigned" else rec.commune_code,
                         rec.lat, rec.lon))
             by_source = await self._authorise(department, claims, locations)
-            for rec in records:
-                refusal = by_source.get(rec.source_id)
-                if id(rec) not in refusals and refusal is not None:
-                    refusals[id(rec)] = (refusal, topic)
-        if not refusals:
-            return
-        by_origin = {(m.topic, m.partition, m.offset): m for m in batch}
-        for code in list(out.enriched):
-            kept = []
-            for rec in out.enriched[code]:
-                if id(rec) in refusals:
-                    refusal, topic = refusals[id(rec)]
-                    out.deadletters.append(self._dead(rec, refusal, topic, by_origin))
-                else:
-                    kept.append(rec)
-            if kept:
-                out.enriched[code] = kept
-            else:
-                del out.enriched[code]
-        out.valid -= len(refusals)
-
-    def _dead(self, rec: Record, refusal: Refusal, topic: str,
-              by_origin: dict[tuple[str, int, int], InMessage]) -> DeadLetter:
-        metrics.EVENTS_REJECTED.labels(rec.feed, str(refusal.reason)).inc()
-        log.info("rejected: %s", refusal.message, extra={
-            "event_id": rec.event_id, "source_id": rec.source_id,
-            "reason": str(refusal.reason), "feed": rec.feed, "topic": topic})
-        return _dead_record(rec, str(refusal.reason), refusal.message, by_origin)
+            for i in positions:
+                refusal = by_source.get(records[i].source_id)
+                if i not in refusals and refusal is not None:
+                    refusals[i] = refusal
+        return refusals
 
     async def _authorise(self, department: str, claims: dict[str, str],
                          locations: dict[str, Location]) -> dict[str, Refusal]:
@@ -172,25 +147,3 @@ class Ownership:
     async def close(self) -> None:
         if self._conn is not None:
             await self._conn.close()
-
-
-class OwnedValidateEnrich(ValidateEnrich):
-    """:class:`ValidateEnrich` with the ownership checks between validation and sending."""
-
-    def __init__(self, stage1: Stage1, send: SendEnriched, ownership: Ownership,
-                 area: AreaScope | None = None) -> None:
-        super().__init__(stage1, send)
-        self._ownership = ownership
-        self._area = area or AreaScope(ownership.conninfo)
-
-    async def process(self, batch: Sequence[InMessage]) -> Stage1Output:
-        out = self._stage1.process(batch)
-        await self._ownership.enforce(out, batch)
-        await self._area.enforce(out, batch)  # geographic scope (streams/area_scope.py)
-        await self._send(out.enriched, out.deadletters)
-        observe_latency(out)
-        return out
-
-    async def close(self) -> None:
-        await self._ownership.close()
-        await self._area.close()

@@ -1,97 +1,78 @@
-"""Stage 1: validate and enrich a batch of raw messages (stateless, any number of workers).
+"""Stage 1 under the :class:`~streams.stage.Stage` contract: a chain of small steps.
 
-Contract: ``process(messages)`` never raises for bad input. Every event of every message
-ends up either in ``enriched`` (valid, with commune and province codes, grouped by
-commune for the commune-keyed ``ioc.enriched.v1``) or in ``deadletters`` (its original
-bytes, a reason code and where it came from). Geo lookups run once per batch, columnar.
+    raw batch ─► Prepare (validate + geo, in a worker thread, a time budget per message)
+              ─► checks, in order (ownership, geographic scope, ...: passed in)
+              ─► duplicate memory (only events every check passed)
+              ─► send enriched records by commune and dead letters, await delivery
+
+Contract: ``process(batch)`` never raises for bad input. Every event of every message
+ends up either in ``enriched`` or in ``deadletters`` (its original bytes, a reason, where
+it came from, the publishing department). It returns once Kafka has every message, so the
+raw batch is acknowledged only then; a retried batch sends again (at-least-once: its
+messages' offsets are below the per-partition mark, so stage 1 does not call its own
+re-delivery a duplicate, and stage 2 stores each event once).
+
+**Ownership before memory.** The duplicate memory comes last: an event a check refused
+(another department's source, an unregistered one, one outside its area) is not
+remembered, so it cannot make a later genuine event look like a duplicate. Checks see
+only validated, enriched records and answer with refusals; they never touch the output.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence, Set
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
-
-import numpy as np
+from typing import Protocol
 
 from ioccore import metrics
-from ioccore.errors import GeoError
+from ioccore.events.dedupe import SeenKeys
 from ioccore.events.reasons import Reason
-from ioccore.events.record import UNASSIGNED, Feed, Origin, Record
-from streams.originals import element_of
+from ioccore.events.record import Feed, Record
+from ioccore.source_registry import Refusal
+from streams import deadletters
+from streams.deadletters import DeadLetter, Elements, Publisher
+from streams.prepare import (
+    CommuneIndexLike,
+    InMessage,
+    Prepare,
+    Prepared,
+    ValidatorLike,
+    elements_of,
+)
 from streams.stage import TopicPartition
+
+__all__ = ["Check", "CommuneIndexLike", "DeadLetter", "InMessage", "SendEnriched", "Stage1",
+           "Stage1Output", "ValidatorLike", "observe_latency"]
 
 log = logging.getLogger(__name__)
 
-
-class InMessage(NamedTuple):
-    """One Kafka message as stage 1 sees it (a named tuple: one is built per raw message,
-    and a frozen dataclass costs about three times as much to make)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    """``None`` for a tombstone (the validator gives it its reason)."""
+SendEnriched = Callable[[dict[str, list[Record]], list[DeadLetter]], Awaitable[None]]
+"""Sends enriched records (by commune) and dead letters; returns once Kafka has them."""
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """An event that cannot be processed: its bytes exactly as received, and why."""
+class Check(Protocol):
+    """One link of stage 1's chain of checks (after getsentry/arroyo's chained steps)."""
 
-    key: bytes | None
-    value: bytes
-    reason: str
-    message: str
-    feed: str
-    source_topic: str
-    source_partition: int
-    source_offset: int
-    batch_index: int | None
-    value_kind: str = "original"
-    """``original``: the bytes as received; ``enriched-record``: the record as stage 1
-    wrote it (only when the original could not be read back from the raw topic)."""
+    name: str
+    """Short and stable (a log field)."""
 
-    def headers(self) -> list[tuple[str, bytes]]:
-        """Kafka headers carrying the reason and origin (the value stays the raw bytes)."""
-        return [
-            ("ioc-reason", self.reason.encode()),
-            ("ioc-message", self.message.encode()),
-            ("ioc-feed", self.feed.encode()),
-            ("ioc-source-topic", self.source_topic.encode()),
-            ("ioc-source-partition", str(self.source_partition).encode()),
-            ("ioc-source-offset", str(self.source_offset).encode()),
-            ("ioc-batch-index", b"" if self.batch_index is None else
-             str(self.batch_index).encode()),
-            ("ioc-value-kind", self.value_kind.encode()),
-        ]
+    async def refuse(self, records: Sequence[Record]) -> Mapping[int, Refusal]:
+        """Which of ``records`` are refused (by position) and why; the others go on.
 
+        May: do I/O, and wait out an outage of what it asks (backoff; the batch is not
+        acknowledged meanwhile). Must not: turn an outage into refusals, change the
+        records, or keep state that a refused record changes (another department's
+        events must not depend on it).
+        """
+        ...
 
-class RejectionLike(Protocol):
-    reason: str
-    message: str
-    raw: bytes
-    index: int | None
-
-
-class ValidatorLike(Protocol):
-    def validate(self, value: bytes | None, *, now: float | None = None,
-                 expected_feed: str | None = None, redelivered: bool = False,
-                 key: bytes | None = None, check_key: bool = False
-                 ) -> tuple[list[Record], Sequence[RejectionLike]]: ...
-
-
-class CommuneIndexLike(Protocol):
-    def lookup(self, lat: np.ndarray, lon: np.ndarray, source_ids: list[str] | None
-               ) -> tuple[np.ndarray, np.ndarray]: ...
-
-    def province_of(self, commune_codes: np.ndarray) -> np.ndarray: ...
-
-    def check_code(self, code: str) -> tuple[str, str]: ...
+    async def close(self) -> None:
+        """Release connections; called once when the worker stops."""
+        ...
 
 
 @dataclass(slots=True)
@@ -102,141 +83,127 @@ class Stage1Output:
 
 
 class Stage1:
-    """Validate + geo-enrich; the hot path is per batch, never per-event I/O."""
+    """Validate, enrich, check, remember, send: the stage-1 chain (module docstring)."""
+
+    name = "stage1"
 
     def __init__(self, validator: ValidatorLike, index: CommuneIndexLike,
-                 feed_of_topic: dict[str, Feed]) -> None:
-        self._validator = validator
-        self._index = index
-        self._feed_of_topic = feed_of_topic
-        self._next_offset: dict[tuple[str, int], int] = {}
-        """Per partition, the offset after the last message this process validated: a
-        message below it is a re-delivery (rebalance, retry), not a duplicate."""
+                 feed_of_topic: dict[str, Feed], send: SendEnriched, *,
+                 checks: Sequence[Check] = (), dedupe_capacity: int = 1_000_000,
+                 publisher: Publisher = deadletters.named_department,
+                 message_budget_s: float | None = None, in_thread: bool = True) -> None:
+        """``checks`` run in order on the records the previous ones passed.
+        ``dedupe_capacity``: (source_id, event_id) pairs remembered (0: none).
+        ``publisher``: the department a dead letter belongs to, from its topic.
+        ``message_budget_s``: the time one message may take to validate (``over_budget``
+        beyond). ``in_thread``: validate in a worker thread, so the event loop (Kafka
+        heartbeats, the other stages) goes on meanwhile; False runs it inline."""
+        self._prepare = Prepare(validator, index, feed_of_topic,
+                                publisher=publisher, message_budget_s=message_budget_s)
+        self._send = send
+        self._checks = tuple(checks)
+        self._seen = SeenKeys(dedupe_capacity) if dedupe_capacity > 0 else None
+        self._publisher = publisher
+        self._in_thread = in_thread
 
-    def process(self, messages: Sequence[InMessage], now: float | None = None) -> Stage1Output:
-        now = time.time() if now is None else now
-        out = Stage1Output()
-        records: list[Record] = []
-        received: Counter[str] = Counter()
-        rejected: Counter[tuple[str, str]] = Counter()
-        for msg in messages:
-            feed = self._feed_of_topic.get(msg.topic, "unknown")
-            tp = (msg.topic, msg.partition)
-            redelivered = msg.offset < self._next_offset.get(tp, -1)
-            self._next_offset[tp] = max(msg.offset + 1, self._next_offset.get(tp, -1))
-            try:
-                valid, rejections = self._validator.validate(
-                    msg.value, now=now, expected_feed=feed if feed != "unknown" else None,
-                    redelivered=redelivered, key=msg.key, check_key=True)
-            except Exception as exc:  # a validator bug must not stall the partition
-                log.exception("validator failed on %s/%d@%d", msg.topic, msg.partition,
-                              msg.offset)
-                out.deadletters.append(self._dead(msg, None, msg.value or b"",
-                                                  Reason.INTERNAL_ERROR,
-                                                  f"validator raised {type(exc).__name__}",
-                                                  feed))
-                rejected[(feed, Reason.INTERNAL_ERROR)] += 1
+    async def process(self, batch: Sequence[InMessage]) -> Stage1Output:
+        now = time.time()
+        if self._in_thread:
+            prepared = await asyncio.to_thread(self._prepare.run, batch, now)
+        else:
+            prepared = self._prepare.run(batch, now)
+        out = Stage1Output(deadletters=prepared.deadletters)
+        found: Elements | None = None
+        kept = prepared.records
+        for check in self._checks:
+            if not kept:
+                break
+            refusals = await check.refuse(kept)
+            if not refusals:
                 continue
-            received[feed] += len(valid) + sum(getattr(r, "count", 1) for r in rejections)
-            origin = Origin(msg.topic, msg.partition, msg.offset)
-            for rec in valid:
-                rec.origin = origin
-            records.extend(valid)
-            for rej in rejections:
-                out.deadletters.append(self._dead(msg, rej.index, rej.raw, rej.reason,
-                                                  rej.message, feed))
-                rejected[(feed, rej.reason)] += getattr(rej, "count", 1)
-                log.info("rejected: %s", rej.message, extra={
-                    "event_id": getattr(rej, "event_id", None),
-                    "source_id": getattr(rej, "source_id", None), "reason": str(rej.reason),
-                    "feed": feed, "topic": msg.topic, "partition": msg.partition,
-                    "offset": msg.offset})
-        kept = self._enrich(records, out, rejected, messages)
+            found = found or elements_of(batch)
+            passed = []
+            for i, rec in enumerate(kept):
+                refusal = refusals.get(i)
+                if refusal is None:
+                    passed.append(rec)
+                    continue
+                out.deadletters.append(self._dead(rec, refusal, found, check.name))
+                prepared.rejected[(rec.feed, str(refusal.reason))] += 1
+            kept = passed
+        kept = self._remember(kept, prepared, out, batch)
         for rec in kept:
             out.enriched.setdefault(rec.commune_code, []).append(rec)
         out.valid = len(kept)
-        for feed_name, n in received.items():
-            metrics.EVENTS_RECEIVED.labels(feed_name).inc(n)
-        valid_by_feed = Counter(r.feed for r in kept)
-        for feed_name, n in valid_by_feed.items():
-            metrics.EVENTS_VALID.labels(feed_name).inc(n)
-        for (feed_name, reason), n in rejected.items():
-            metrics.EVENTS_REJECTED.labels(feed_name, reason).inc(n)
+        await self._send(out.enriched, out.deadletters)
+        _count(prepared, kept)
+        observe_latency(out)
         return out
 
-    def _dead(self, msg: InMessage, index: int | None, raw: bytes, reason: str,
-              message: str, feed: str) -> DeadLetter:
-        return DeadLetter(key=msg.key, value=raw, reason=reason, message=message, feed=feed,
-                          source_topic=msg.topic, source_partition=msg.partition,
-                          source_offset=msg.offset, batch_index=index)
-
-    def _enrich(self, records: list[Record], out: Stage1Output,
-                rejected: Counter[tuple[str, str]],
-                messages: Sequence[InMessage]) -> list[Record]:
-        """Fill commune/province codes; events with a bad commune code are dead-lettered."""
-        by_origin: dict[tuple[str, int, int], InMessage] = {}  # built when first needed
-        outcomes: Counter[str] = Counter()
+    def _remember(self, records: list[Record], prepared: Prepared, out: Stage1Output,
+                  batch: Sequence[InMessage]) -> list[Record]:
+        """Records not seen before (remembering them); duplicates become dead letters."""
+        seen = self._seen
+        if seen is None:
+            return records
         kept: list[Record] = []
-        located: list[Record] = []
+        found: Elements | None = None
+        again = prepared.redelivered
         for rec in records:
-            if rec.geo == "code":
-                try:
-                    code, outcome = self._index.check_code(rec.commune_code)
-                except GeoError as exc:
-                    reason = str(getattr(exc, "reason", Reason.UNKNOWN_COMMUNE_CODE))
-                    if not by_origin:
-                        by_origin = {(m.topic, m.partition, m.offset): m for m in messages}
-                    out.deadletters.append(_dead_record(rec, reason, str(exc), by_origin))
-                    rejected[(rec.feed, reason)] += 1
-                    continue
-                rec.commune_code = code
-                rec.geo = outcome  # type: ignore[assignment]
-                outcomes[outcome] += 1
+            o = rec.origin
+            if (o is not None and again and o.message in again) or \
+                    seen.add(rec.source_id, rec.event_id):
                 kept.append(rec)
-            elif rec.lat is not None and rec.lon is not None:
-                located.append(rec)
-            else:  # the validator guarantees a location or a code; keep, never drop
-                rec.geo = "unassigned"
-                outcomes["unassigned"] += 1
-                kept.append(rec)
-        if located:
-            lat = np.fromiter((r.lat for r in located), dtype=np.float64, count=len(located))
-            lon = np.fromiter((r.lon for r in located), dtype=np.float64, count=len(located))
-            codes, geo_outcomes = self._index.lookup(lat, lon, [r.source_id for r in located])
-            for rec, code, outcome in zip(located, codes, geo_outcomes, strict=True):
-                rec.commune_code = str(code) if code is not None else UNASSIGNED
-                rec.geo = outcome
-                outcomes[str(outcome)] += 1
-            kept.extend(located)
-        if kept:
-            commune_codes = np.array([r.commune_code for r in kept], dtype=object)
-            provinces = self._index.province_of(commune_codes)
-            for rec, province in zip(kept, provinces, strict=True):
-                rec.province_code = str(province) if province else UNASSIGNED
-        for outcome, n in outcomes.items():
-            metrics.GEO_LOOKUPS.labels(outcome).inc(n)
+                continue
+            found = found or elements_of(batch)
+            out.deadletters.append(deadletters.of_record(
+                rec, Reason.DUPLICATE_EVENT_ID,
+                f"event_id {rec.event_id!r} was already received from {rec.source_id!r}",
+                found, self._publisher))
+            prepared.rejected[(rec.feed, Reason.DUPLICATE_EVENT_ID)] += 1
         return kept
 
+    def _dead(self, rec: Record, refusal: Refusal, found: Elements, check: str
+              ) -> DeadLetter:
+        log.info("rejected: %s", refusal.message, extra={
+            "event_id": rec.event_id, "source_id": rec.source_id, "check": check,
+            "reason": str(refusal.reason), "feed": rec.feed,
+            "topic": rec.origin.topic if rec.origin else ""})
+        return deadletters.of_record(rec, str(refusal.reason), refusal.message, found,
+                                     self._publisher)
 
-def _dead_record(rec: Record, reason: str, message: str,
-                 by_origin: dict[tuple[str, int, int], InMessage]) -> DeadLetter:
-    """A dead letter for a validated record: its element's original bytes and origin."""
-    o = rec.origin
-    msg = by_origin.get((o.topic, o.partition, o.offset)) if o is not None else None
-    if o is not None and msg is not None:
-        value, index = element_of(msg.value or b"", rec.source_id, rec.event_id)
-        return DeadLetter(key=msg.key, value=value, reason=reason, message=message,
-                          feed=rec.feed, source_topic=o.topic, source_partition=o.partition,
-                          source_offset=o.offset, batch_index=index)
-    from ioccore.events.record import RECORDS_ENCODER
+    def forget(self) -> None:
+        """Drop the duplicate memory (tests; a worker keeps it across rebalances)."""
+        if self._seen is not None:
+            self._seen.clear()
 
-    return DeadLetter(key=rec.source_id.encode(), value=RECORDS_ENCODER.encode(rec),
-                      reason=reason, message=message, feed=rec.feed, source_topic="",
-                      source_partition=-1, source_offset=-1, batch_index=None,
-                      value_kind="enriched-record")
+    def on_assign(self, partitions: Set[TopicPartition]) -> None:
+        """Nothing to prepare (the duplicate memory is per process, keyed by source)."""
+
+    def on_revoke(self, partitions: Set[TopicPartition]) -> None:
+        """Re-delivery marks and the duplicate memory are kept: a partition that comes
+        back re-reads from its committed offset, and those messages are re-deliveries."""
+
+    async def close(self) -> None:
+        """Close every check (their connections); the producer belongs to the app."""
+        for check in self._checks:
+            try:
+                await check.close()
+            except Exception as exc:  # closing must not raise (Stage contract)
+                log.warning("closing check %s failed: %s", check.name, type(exc).__name__)
+
+
+def _count(prepared: Prepared, kept: list[Record]) -> None:
+    for feed_name, n in prepared.received.items():
+        metrics.EVENTS_RECEIVED.labels(feed_name).inc(n)
+    for feed_name, n in Counter(r.feed for r in kept).items():
+        metrics.EVENTS_VALID.labels(feed_name).inc(n)
+    for (feed_name, reason), n in prepared.rejected.items():
+        metrics.EVENTS_REJECTED.labels(feed_name, reason).inc(n)
 
 
 _LATENCY_SAMPLE = 20  # observations per commune per batch
+
 
 def observe_latency(out: Stage1Output) -> None:
     """occurred_at -> delivered, for a sample of the records just sent."""
@@ -245,39 +212,3 @@ def observe_latency(out: Stage1Output) -> None:
         for rec in records[:_LATENCY_SAMPLE]:
             metrics.LATENCY_PROCESSED.labels(rec.feed).observe(
                 max(0.0, delivered - rec.occurred_at.timestamp()))
-
-
-SendEnriched = Callable[[dict[str, list[Record]], list[DeadLetter]], Awaitable[None]]
-"""Sends enriched records (by commune) and dead letters; returns once Kafka has them."""
-
-
-class ValidateEnrich:
-    """Stage 1 under the :class:`~streams.stage.Stage` contract: validate, enrich, send.
-
-    ``process`` returns once every enriched and dead-letter message is delivered, so the
-    raw batch is acknowledged only then. A retried batch sends again (at-least-once; the
-    messages' offsets are below the per-partition mark, so stage 1 does not call its own
-    re-delivery a duplicate, and stage 2 stores each event once).
-    """
-
-    name = "stage1"
-
-    def __init__(self, stage1: Stage1, send: SendEnriched) -> None:
-        self._stage1 = stage1
-        self._send = send
-
-    async def process(self, batch: Sequence[InMessage]) -> Stage1Output:
-        out = self._stage1.process(batch)
-        await self._send(out.enriched, out.deadletters)
-        observe_latency(out)
-        return out
-
-    def on_assign(self, partitions: Set[TopicPartition]) -> None:
-        """Nothing to prepare (stage 1 is stateless but for its re-delivery marks)."""
-
-    def on_revoke(self, partitions: Set[TopicPartition]) -> None:
-        """Re-delivery marks are kept: a partition that comes back re-reads from its
-        committed offset, and those messages are re-deliveries, not duplicates."""
-
-    async def close(self) -> None:
-        """Nothing to release (the faust producer belongs to the app)."""

@@ -31,8 +31,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from ioccore import metrics
 from ioccore.db import connections
-from ioccore.events.progress import SourceProgress
 from ioccore.events.record import Record, decode_records
+from ioccore.events.source_progress import SourceProgress
 from streams.alerting import PartitionAlerts
 from streams.evaluation import Planned
 from streams.sinks.timescale import TimescaleSink, WriteResult
@@ -93,7 +93,7 @@ class Stage2:
         self._alerts_lock = asyncio.Lock()
         """One evaluation at a time: a batch's or the idle tick's."""
         self.progress = SourceProgress(allowed_lateness_s)
-        """Per-source event-time progress: the ``late`` marker (ioccore.events.progress)."""
+        """Per-source event-time progress: the ``late`` marker (ioccore.events.source_progress)."""
         self.watermark = 0.0
         """Largest occurred_at committed (epoch seconds): event time, never wall time."""
 

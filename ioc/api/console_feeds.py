@@ -11,10 +11,14 @@ the last :data:`TAIL_PER_PARTITION` messages of each partition, without a consum
 group (nothing is committed, no other reader is disturbed), cached for
 :data:`CACHE_S` seconds per process. The topic is already the bounded, durable record
 (its retention); keeping a second copy in a table or in the worker would add a writer
-on the hot path for a page that is read rarely. A dead letter belongs to the
-department that owns its source in ``sources`` (the Kafka key is the source id), else
-to the department the event claims. Counts by reason are over that tail (the answer
-gives its time span); ``ioc_ingest_events_rejected_total`` counts everything, by feed.
+on the hot path for a page that is read rarely. A dead letter belongs to the department
+that published it (its ``ioc-department`` header, written by stage 1: the department
+whose topic carried it, or for the shared topics, which only the gateway writes after
+authorising each event, the department the event names); never to the owner of the
+Kafka key, which whoever writes chooses (issue 24, item 8). Letters without the header
+(written before it existed) belong to no department: viewers and admins see them.
+Counts by reason are over that tail (the answer gives its time span);
+``ioc_ingest_events_rejected_total`` counts everything, by feed.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ class DeadLetterRow:
     offset: int
     source_id: str | None
     department: str | None
-    """The department the event claims (its JSON ``department``), if readable."""
+    """The publishing department (``ioc-department``), None when the letter has none."""
     event_id: str | None
     reason: str
     message: str
@@ -75,12 +79,12 @@ def parse_dead_letter(partition: int, offset: int, timestamp_ms: int, key: bytes
     """One dead-letter message as the console shows it (never raises on bad bytes)."""
     h = {k: (v or b"").decode("utf-8", "replace") for k, v in (headers or ())}
     raw = value or b""
-    department = event_id = None
+    department = h.get("ioc-department") or None
+    event_id = None
     with contextlib.suppress(Exception):
         doc = orjson.loads(raw)
         if isinstance(doc, dict):
-            dep, eid = doc.get("department"), doc.get("event_id")
-            department = dep if isinstance(dep, str) else None
+            eid = doc.get("event_id")
             event_id = eid if isinstance(eid, str) else None
     return DeadLetterRow(
         at=datetime.fromtimestamp(timestamp_ms / 1000, UTC), partition=partition,
@@ -234,12 +238,10 @@ async def feeds(key: AnyKey, res: ResourcesDep) -> dict[str, Any]:
             for r in await cur.fetchall():
                 if r["department"] in deps:
                     deps[r["department"]]["rates"][feed] = r["events_5m"] / 300.0
-        await cur.execute("SELECT source_id, department FROM sources")  # every owner
-        owner = {r["source_id"]: r["department"] for r in await cur.fetchall()}
     tail, error = await _tail(res).get(res)
     counts: dict[str, Counter[str]] = {}
     for d in reversed(tail):  # newest first
-        dep = owner.get(d.source_id or "") or d.department
+        dep = d.department
         if dep is None or dep not in deps:
             continue
         counts.setdefault(dep, Counter())[d.reason] += 1

@@ -70,11 +70,10 @@ class Resources:
         """Requests being validated, per key id."""
         self.streams: dict[int, int] = {}
         """Open live streams per key id."""
-        # dedupe_capacity=0: stage 1 checks duplicates again (per source, in one worker);
         # the gateway keeps no per-process memory that would differ between processes.
         self.validator = validator or Validator(
             max_message_bytes=settings.kafka.max_message_bytes,
-            max_future_skew_s=settings.stream.max_future_skew_s, dedupe_capacity=0)
+            max_future_skew_s=settings.stream.max_future_skew_s)
         self.producer: AIOKafkaProducer | None = None
         self.backpressure = Backpressure(settings)
         """Admission control of ``POST /v1/events`` by the pipeline's lag."""

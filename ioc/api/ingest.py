@@ -373,14 +373,23 @@ async def post_events(request: Request, key: DepartmentKey, res: ResourcesDep
     return _json(payload, 207)
 
 
+VALIDATION_SLACK_S: Final = 5.0
+"""Beyond the validation budget, how long the gateway waits for a worker's answer (queued
+behind other requests) before answering 503."""
+
+
 async def _split_and_validate(res: Resources, kid: str, body: bytes,
                               content_type: str | None) -> list[_Verdict]:
     """Split and validate in a validation worker process, then charge the key's event
     budget in full (the route took one event before reading the body)."""
     try:
-        wire, err = await asyncio.get_running_loop().run_in_executor(
+        budget = res.settings.api.validation_budget_s
+        wire, err = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
             res.validation, validation.run, body, content_type,
-            res.settings.api.max_events_per_request)
+            res.settings.api.max_events_per_request, budget), budget + VALIDATION_SLACK_S)
+    except TimeoutError:  # the worker stops at its own deadline; this is the backstop
+        raise UnavailableError("event validation is busy; send the events again",
+                               code="validation_timeout") from None
     except BrokenProcessPool:  # a worker died (killed, out of memory): start new ones
         log.error("validation workers died; starting new ones")
         res.restart_validation()

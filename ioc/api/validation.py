@@ -28,8 +28,10 @@ from typing import Any, NamedTuple
 import msgspec
 
 from ioc.api import errors
+from ioccore.events.batch_split import split_array
+from ioccore.events.budget import Deadline, OverBudgetError
 from ioccore.events.reasons import Reason
-from ioccore.events.validate import Validator, split_array
+from ioccore.events.validate import Validator
 
 JSON_TYPES = frozenset({"application/json", ""})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson",
@@ -75,7 +77,8 @@ def media_type(content_type: str | None) -> str:
 
 
 def split_events(body: bytes, content_type: str | None,
-                 max_items: int | None = None) -> list[bytes]:
+                 max_items: int | None = None, deadline: Deadline | None = None
+                 ) -> list[bytes]:
     """The events of a body, each as its own bytes.
 
     ``application/json``: an array of events (a single object is one event); an array
@@ -94,7 +97,7 @@ def split_events(body: bytes, content_type: str | None,
     elif kind in JSON_TYPES:
         text = body.strip()
         if text[:1] == b"[":
-            items = _split_json_array(text, max_items)
+            items = _split_json_array(text, max_items, deadline)
         elif text[:1] == b"{":
             items = [text]
         else:
@@ -112,7 +115,8 @@ def split_events(body: bytes, content_type: str | None,
     return items
 
 
-def _split_json_array(text: bytes, max_items: int | None) -> list[bytes]:
+def _split_json_array(text: bytes, max_items: int | None,
+                      deadline: Deadline | None = None) -> list[bytes]:
     """The elements of a JSON array body. When it has fewer commas than ``max_items`` it
     cannot hold too many elements and the C decoder splits it; otherwise the scanner
     does, stopping after ``max_items + 1`` elements (decoding 2 million elements of
@@ -122,18 +126,21 @@ def _split_json_array(text: bytes, max_items: int | None) -> list[bytes]:
             return [bytes(raw) for raw in _RAW_LIST.decode(text)]
         except Exception:  # not JSON, too deep, ...: the scanner cuts it
             pass
-    return split_array(text, max_items=max_items) or []
+    return split_array(text, max_items=max_items, deadline=deadline) or []
 
 
-def validate_items(validator: Validator, limit: int, items: Sequence[bytes]) -> list[Verdict]:
-    """Size and contract checks of every event (no database, no Kafka)."""
+def validate_items(validator: Validator, limit: int, items: Sequence[bytes],
+                   deadline: Deadline | None = None) -> list[Verdict]:
+    """Size and contract checks of every event (no database, no Kafka); raises
+    :class:`~ioccore.events.budget.OverBudgetError` past ``deadline``."""
     verdicts = [Verdict(raw) for raw in items]
     positions = [i for i, raw in enumerate(items) if len(raw) <= limit]
     for i, raw in enumerate(items):
         if len(raw) > limit:
             verdicts[i].reason = Reason.MESSAGE_TOO_LARGE
             verdicts[i].message = f"the event is {len(raw)} bytes; the limit is {limit}"
-    records, rejections = validator.validate_items([items[i] for i in positions])
+    records, rejections = validator.validate_items([items[i] for i in positions],
+                                                   deadline=deadline)
     refused: set[int] = set()
     for rej in rejections:
         if rej.index is None:  # cannot happen for items; keep the verdict honest anyway
@@ -193,8 +200,7 @@ def _init(max_message_bytes: int, max_future_skew_s: float, max_events: int,
     if parent:
         _die_with_parent(parent)
     _VALIDATOR = Validator(max_message_bytes=max_message_bytes,
-                           max_future_skew_s=max_future_skew_s, dedupe_capacity=0,
-                           max_events=max_events)
+                           max_future_skew_s=max_future_skew_s, max_events=max_events)
     _EVENT_LIMIT = max_message_bytes
 
 
@@ -217,18 +223,23 @@ def from_wire(wire: Wire) -> list[Verdict]:
                     run) for raw, eid, feed, rec, reason, msg, run in wire]
 
 
-def run(body: bytes, content_type: str | None, max_items: int
+def run(body: bytes, content_type: str | None, max_items: int,
+        budget_s: float | None = None
         ) -> tuple[Wire, None] | tuple[None, tuple[str, str, str]]:
     """In a worker: the verdicts (:func:`from_wire` rebuilds them), or the API error
     splitting ended with (as a tuple: exceptions with keyword-only arguments do not
-    survive pickling)."""
+    survive pickling). Past ``budget_s`` the worker stops and answers 413
+    ``over_budget`` (:mod:`ioccore.events.budget`), so it is free for the next request."""
     if _VALIDATOR is None:
         raise RuntimeError("validation worker not initialised")
+    deadline = None if budget_s is None else Deadline.after(budget_s)
     try:
-        items = split_events(body, content_type, max_items=max_items)
+        items = split_events(body, content_type, max_items=max_items, deadline=deadline)
+        return to_wire(validate_items(_VALIDATOR, _EVENT_LIMIT, items, deadline)), None
+    except OverBudgetError as exc:
+        return None, ("PayloadTooLargeError", exc.message, Reason.OVER_BUDGET)
     except errors.ApiError as exc:
         return None, (type(exc).__name__, exc.message, exc.code)
-    return to_wire(validate_items(_VALIDATOR, _EVENT_LIMIT, items)), None
 
 
 def raise_error(err: tuple[str, str, str]) -> None:

@@ -57,6 +57,8 @@ class Reason(StrEnum):
     TOO_DEEPLY_NESTED = "too_deeply_nested"
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
     FORBIDDEN_CHARACTER = "forbidden_character"
+    # cost (issue 24)
+    OVER_BUDGET = "over_budget"
 
 
 DESCRIPTIONS: dict[Reason, str] = {
@@ -112,12 +114,17 @@ DESCRIPTIONS: dict[Reason, str] = {
                                    "with a negative offset).",
     Reason.FORBIDDEN_CHARACTER: "An identifier holds a control, bidirectional or zero-width "
                                 "character (or NUL).",
+    Reason.OVER_BUDGET: "Validating the message took longer than its time budget; it is "
+                        "dead-lettered whole (a second line of defence: no well-formed or "
+                        "malformed message should come near it).",
 }
 
 NOT_FROM_THE_VALIDATOR: frozenset[Reason] = frozenset({
     Reason.AMBIGUOUS_LEGACY_CODE, Reason.INTERNAL_ERROR, Reason.STORAGE_REJECTED,
     Reason.FORBIDDEN_DEPARTMENT, Reason.FORBIDDEN_FEED, Reason.FORBIDDEN_SOURCE,
-    Reason.UNREGISTERED_SOURCE, Reason.OUT_OF_AREA})
+    Reason.UNREGISTERED_SOURCE, Reason.OUT_OF_AREA, Reason.DUPLICATE_EVENT_ID,
+    Reason.OVER_BUDGET})
 """Reasons given after validation: by the commune lookup (stage 1), when the validator
-itself fails (stage 1), when the database refuses a row (stage 2), and the source
-registry's authorisation checks (gateway; stage 1 for department topics)."""
+itself fails or runs over its time budget (stage 1, gateway), when the database refuses
+a row (stage 2), the source registry's authorisation checks (gateway; stage 1 for
+department topics) and stage 1's duplicate memory (after every check)."""

@@ -23,13 +23,22 @@ GeoOutcome = Literal["code", "legacy_code", "cache", "contains", "nearest", "una
 
 
 class Origin(msgspec.Struct, array_like=True, frozen=True):
-    """Where stage 1 read an event: the raw message (``[topic, partition, offset]`` on the
-    wire). Stage 2 uses it only when the database refuses a row, to dead-letter the
-    event's original bytes with their provenance (docs/architecture.md)."""
+    """Where stage 1 read an event: the raw message and the event's position in its
+    batch (``[topic, partition, offset, index]`` on the wire, index ``null`` for a
+    single-event message; a three-element origin written before the index existed still
+    reads). Used only to dead-letter the event's original bytes with their provenance (a
+    refused or storage-rejected event): the index finds the element in one split of the
+    message, never by searching it (docs/architecture.md)."""
 
     topic: str
     partition: int
     offset: int
+    index: int | None = None
+
+    @property
+    def message(self) -> Origin:
+        """The raw message alone (the key to fetch it by)."""
+        return self if self.index is None else Origin(self.topic, self.partition, self.offset)
 
 
 class Record(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -213,23 +213,31 @@ class OwnershipRun:
     stored: set[str]
     dead: dict[str, str]
     """event_id -> ioc-reason of each dead letter."""
+    publisher: dict[str, str]
+    """event_id -> ioc-department (the publishing department) of each dead letter."""
+    department: str
+    """The department whose topic carried the refused events."""
 
 
-def _dead_letters(pipe: Pipeline, expected: int) -> dict[str, str]:
+def _dead_letters(pipe: Pipeline, expected: int
+                  ) -> tuple[dict[str, str], dict[str, str]]:
     k = pipe.settings.kafka
     consumer = KafkaConsumer(pipe.topics["deadletter"], bootstrap_servers=k.bootstrap_servers,
                              auto_offset_reset="earliest", consumer_timeout_ms=30_000,
                              group_id=f"dlq-{uuid.uuid4().hex[:8]}", **k.client_options())
     out: dict[str, str] = {}
+    publisher: dict[str, str] = {}
     try:
         for msg in consumer:
             headers = dict(msg.headers)
-            out[json.loads(msg.value)["event_id"]] = headers["ioc-reason"].decode()
+            event_id = json.loads(msg.value)["event_id"]
+            out[event_id] = headers["ioc-reason"].decode()
+            publisher[event_id] = headers["ioc-department"].decode()
             if len(out) >= expected:
                 break
     finally:
         consumer.close()
-    return out
+    return out, publisher
 
 
 @pytest.fixture(scope="module")
@@ -237,8 +245,9 @@ def ownership_run(stack: Settings, tmp_path_factory: pytest.TempPathFactory
                   ) -> Iterator[OwnershipRun]:
     """A real worker, as a least-privileged worker principal, reading a department's own
     topic: a registered source, a spoofed department, an unregistered source (quota 0),
-    another department's source, and a source bound to commune 00004 reporting for
-    00004 and for 00008 (issue 24, finding 5)."""
+    another department's source, whose predictable next event id it sends first (issue
+    24, item 3: the owner's genuine event must still be stored), and a source bound to
+    commune 00004 reporting for 00004 and for 00008 (issue 24, finding 5)."""
     tag = uuid.uuid4().hex[:8]
     kafka = stack.kafka.model_copy(
         update={"department_topic_pattern": f"t{tag}.dept.{{department}}.{{feed}}.v1"})
@@ -267,6 +276,7 @@ def ownership_run(stack: Settings, tmp_path_factory: pytest.TempPathFactory
                        "'own-area' RETURNING source_id")
             events = [ev("ok-1", "own-1"), ev("spoof-1", "own-1", dept="other"),
                       ev("unreg-1", "never-registered"), ev("steal-1", "other-1"),
+                      ev("other-1-0800", "other-1"),
                       ev("near-1", "own-area"), ev("far-1", "own-area", commune="00008")]
             p = producer(as_principal(kafka, made.principal, made.password))
             try:
@@ -286,12 +296,17 @@ def ownership_run(stack: Settings, tmp_path_factory: pytest.TempPathFactory
                 "IOC__KAFKA__DEPARTMENT_TOPIC_PATTERN": kafka.department_topic_pattern,
                 "IOC__KAFKA__SASL_USERNAME": worker, "IOC__KAFKA__SASL_PASSWORD": password})
             pipe.wait_for("SELECT count(*) FROM sensor_readings", 2, timeout=120)
-            dead = _dead_letters(pipe, 4)
+            dead, publisher = _dead_letters(pipe, 5)
+            # the owner's genuine reading, with the id the other department sent first,
+            # through the shared topic (as the gateway writes it)
+            real = ev("other-1-0800", "other-1", dept="other")
+            pipe.produce("sensor", [(b"other-1", json.dumps([real]).encode())])
+            pipe.wait_for("SELECT count(*) FROM sensor_readings", 3, timeout=120)
             stored = {str(r[0]) for r in pipe.query("SELECT event_id FROM sensor_readings")}
             owner = pipe.query("SELECT department FROM sources WHERE source_id = "
                                "'never-registered'")
             assert owner == []  # quota 0: the refusal registered nothing
-            yield OwnershipRun(stored, dead)
+            yield OwnershipRun(stored, dead, publisher, code)
     finally:
         for user in cleanup:
             principals.revoke(kafka, user)
@@ -299,13 +314,29 @@ def ownership_run(stack: Settings, tmp_path_factory: pytest.TempPathFactory
 
 
 def test_registered_source_on_own_topic_is_stored(ownership_run: OwnershipRun) -> None:
-    assert ownership_run.stored == {"ok-1", "near-1"}
+    assert ownership_run.stored == {"ok-1", "near-1", "other-1-0800"}
 
 
 def test_a_reading_outside_the_sources_area_is_dead_lettered(
         ownership_run: OwnershipRun) -> None:
     assert ownership_run.dead["far-1"] == "out_of_area"
     assert "near-1" not in ownership_run.dead
+
+
+def test_a_refused_event_cannot_suppress_the_owners_event(ownership_run: OwnershipRun
+                                                          ) -> None:
+    """Issue 24, item 3: the forged copy was refused and left no trace in the duplicate
+    memory, so the owner's genuine event with the same id is stored (checked above), not
+    dead-lettered as a duplicate."""
+    assert ownership_run.dead["other-1-0800"] == "forbidden_source"
+    assert "other-1-0800" in ownership_run.stored
+
+
+def test_dead_letters_name_the_department_that_published_them(
+        ownership_run: OwnershipRun) -> None:
+    """Issue 24, item 8: attributed to the topic's department, not by the Kafka key
+    (``steal-1`` is keyed by the other department's source id)."""
+    assert set(ownership_run.publisher.values()) == {ownership_run.department}
 
 
 def test_spoofed_department_in_the_envelope_is_dead_lettered(

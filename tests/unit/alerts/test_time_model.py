@@ -10,7 +10,7 @@ from alerts.evaluator import Evaluator
 from alerts.model import WindowPoint
 from alerts.notify import plan as notify_plan
 from alerts.source_clocks import Sighting
-from ioccore.events.progress import SourceProgress
+from ioccore.events.source_progress import SourceProgress
 from tests.support.clock import T0
 from tests.support.rulefiles import pm25_entry, rule_file
 from tests.unit.alerts.alerts_helpers import COMMUNES, rules_from

@@ -94,8 +94,7 @@ def test_unusable_bodies(body: bytes, ctype: str, error: type[Exception]) -> Non
 def test_validate_maps_verdicts_to_their_index() -> None:
     res = SimpleNamespace(
         settings=SimpleNamespace(kafka=SimpleNamespace(max_message_bytes=2000)),
-        validator=Validator(max_message_bytes=2000, max_future_skew_s=300,
-                            dedupe_capacity=0))
+        validator=Validator(max_message_bytes=2000, max_future_skew_s=300))
     items = [orjson.dumps(event(0)), b"{oops", orjson.dumps(event(2)),
              orjson.dumps(event(3, note="x" * 3000)),
              orjson.dumps(event(4, body={"metric": "pm25", "value": 1, "unit": "furlongs"})),

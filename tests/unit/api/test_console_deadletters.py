@@ -1,6 +1,6 @@
 """Dead letters as the console shows them: any bytes and headers parse (never raise),
-the raw event is kept bounded, and the claimed department/event id are read when the
-value is a JSON object."""
+the raw event is kept bounded, the event id is read when the value is a JSON object, and
+the department is the publisher's header (issue 24, item 8)."""
 
 from __future__ import annotations
 
@@ -27,9 +27,13 @@ def test_reads_the_event_and_the_reason() -> None:
     event = {"event_id": "aq-1", "department": "env", "body": {"unit": "furlongs"}}
     row = parse_dead_letter(2, 7, 1_700_000_000_000, b"aq-01", orjson.dumps(event),
                             [("ioc-reason", b"unknown_unit"), ("ioc-feed", b"sensor"),
-                             ("ioc-message", b"unit 'furlongs' is not accepted")])
+                             ("ioc-message", b"unit 'furlongs' is not accepted"),
+                             ("ioc-department", b"water")])
     assert (row.reason, row.feed, row.department, row.event_id, row.source_id) == (
-        "unknown_unit", "sensor", "env", "aq-1", "aq-01")
+        "unknown_unit", "sensor", "water", "aq-1", "aq-01")
+    # issue 24, item 8: the publisher is the header, never the event's claim or the key
+    unattributed = parse_dead_letter(2, 8, 0, b"aq-01", orjson.dumps(event), [])
+    assert unattributed.department is None
     not_object = parse_dead_letter(0, 0, 0, None, b"[1, 2]", [])
     assert not_object.department is None and not_object.reason == "unknown"
 

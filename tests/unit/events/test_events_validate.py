@@ -10,9 +10,10 @@ import pytest
 
 from ioccore.errors import ContractError
 from ioccore.events import units
+from ioccore.events.batch_split import split_array
 from ioccore.events.models import METRIC_NAMES
 from ioccore.events.record import Record
-from ioccore.events.validate import Validator, split_array
+from ioccore.events.validate import Validator
 
 NOW = 1_762_160_000.0
 
@@ -94,29 +95,14 @@ def test_every_metric_has_units_and_ranges() -> None:
         assert units.accepted_units(m)[0] == units.CANONICAL_UNIT[m]
 
 
-def test_duplicates_within_and_across_messages() -> None:
+def test_the_validator_remembers_nothing() -> None:
+    """Duplicates are stage 1's, after every check (tests/unit/streams/test_stage1.py):
+    the validator accepts the same event as often as it is given."""
     v = val()
     raw = msgspec.json.encode(sensor(1))
     ok, bad = v.validate(b"[" + raw + b"," + raw + b"]", now=NOW)
-    assert len(ok) == 1 and [r.reason for r in bad] == ["duplicate_event_id"]
-    assert bad[0].index == 1 and bad[0].source_id == "aq-1" and bad[0].event_id == "e1"
-    ok, bad = v.validate(raw, now=NOW)
-    assert not ok and bad[0].reason == "duplicate_event_id"
-    other = sensor(1)
-    other["source_id"] = "aq-2"
-    ok, _ = v.validate(msgspec.json.encode(other), now=NOW)
-    assert len(ok) == 1  # same event_id, other source
-
-
-def test_dedupe_is_bounded_and_can_be_disabled() -> None:
-    v = val(dedupe_capacity=3)
-    for i in range(5):
-        assert v.validate(msgspec.json.encode(sensor(i)), now=NOW)[0]
-    assert v.validate(msgspec.json.encode(sensor(0)), now=NOW)[0]  # evicted: accepted
-    assert not v.validate(msgspec.json.encode(sensor(4)), now=NOW)[0]  # still remembered
-    off = val(dedupe_capacity=0)
-    raw = msgspec.json.encode(sensor(9))
-    assert off.validate(raw, now=NOW)[0] and off.validate(raw, now=NOW)[0]
+    assert len(ok) == 2 and not bad
+    assert v.validate(raw, now=NOW)[0]
 
 
 def test_future_skew_boundary() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ioccore.events.validate import MAX_JSON_DEPTH, _deeper_than_allowed
+from ioccore.events.diagnose import MAX_JSON_DEPTH, _deeper_than_allowed
 
 
 def nested(depth: int) -> bytes:

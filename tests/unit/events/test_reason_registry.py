@@ -2,7 +2,7 @@
 docs/events.md: the emitters are found by reading the source (AST), not trusted.
 
 Emitters are calls that carry a reason into a dead letter or the rejection counter:
-``DeadLetter(reason=...)``, ``Stage1._dead(..., reason, ...)``, ``Rejection(reason, ...)``,
+``DeadLetter(reason=...)``, the builders of ``streams.deadletters``, ``Rejection(reason, ...)``,
 ``CommuneCodeError(reason, ...)`` and ``EVENTS_REJECTED.labels(feed, reason)``. A string
 constant or a module-level name bound to one counts; ``Reason.X`` is a member already.
 """
@@ -15,9 +15,10 @@ from pathlib import Path
 from ioccore.events.reasons import DESCRIPTIONS, Reason
 
 ROOT = Path(__file__).resolve().parents[3]
-DEPLOYED = ("ioc", "streams", "geo", "alerts")
+DEPLOYED = ("ioc", "ioccore", "streams", "geo", "alerts")
 # call name -> position of the reason among the positional arguments
-EMITTERS = {"DeadLetter": None, "_dead": 3, "Rejection": 0, "CommuneCodeError": 0}
+EMITTERS = {"DeadLetter": None, "_dead": 3, "Rejection": 0, "CommuneCodeError": 0,
+            "rejected": None, "of_record": 1, "_whole": 2}
 
 
 def _name(func: ast.expr) -> str:

@@ -100,8 +100,7 @@ def test_water_and_flood_examples() -> None:
 
 
 def test_examples_moved_to_hanoi_pass_the_validator() -> None:
-    validator = Validator(max_message_bytes=1 << 20, max_future_skew_s=300,
-                          dedupe_capacity=0)
+    validator = Validator(max_message_bytes=1 << 20, max_future_skew_s=300)
     entities = [in_hanoi(fixture("AirQualityObserved.example-normalized-ld.jsonld")),
                 in_hanoi(fixture("AirQualityObserved.example.jsonld"), normalized=False),
                 in_hanoi(fixture("WaterObserved.example-normalized.jsonld")),

@@ -36,8 +36,7 @@ def test_base_fields_apply_until_changed_and_units_are_translated() -> None:
         ("2025-11-03T01:00:00.000000Z", {"metric": "humidity", "value": 81.0, "unit": "%"}),
         ("2025-11-03T01:00:00.000000Z", {"metric": "pm25", "value": 35.2, "unit": "ug/m3"})]
     assert all(e["location"] == {"lat": 21.0386, "lon": 105.838} for e in events)
-    validator = Validator(max_message_bytes=1 << 20, max_future_skew_s=300,
-                          dedupe_capacity=0)
+    validator = Validator(max_message_bytes=1 << 20, max_future_skew_s=300)
     records, rejections = validator.validate_items([json.dumps(e).encode() for e in events])
     assert rejections == [] and len(records) == 4
 

@@ -16,6 +16,7 @@ from iocdev.simulate.physics import local_hour
 from typer.testing import CliRunner
 
 from ioc.cli import app
+from ioccore.events.dedupe import SeenKeys
 from ioccore.events.validate import Validator
 
 WINTER = datetime.fromisoformat("2025-12-01T00:00:00+07:00")
@@ -50,14 +51,18 @@ def test_file_target_is_byte_identical(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # simulated days: `make unit` leaves it to `make test`
 def test_every_event_gets_its_ground_truth_from_the_validator() -> None:
+    """The validator, then stage 1's duplicate memory (which names re-sent events)."""
     v = Validator(max_message_bytes=1 << 20, max_future_skew_s=300,
                   known_commune=all_commune_codes())
+    seen = SeenKeys(1 << 20)
     now = time.time()
     n = bad = 0
     for ev in events("01", WINTER, 1800, 20, seed=5, bad_share=0.1):
         raw = ev.payload if isinstance(ev.payload, bytes) else msgspec.json.encode(ev.payload)
         ok, rej = v.validate(raw, now=now, expected_feed=ev.feed if ev.truth.valid else None)
         got = rej[0].reason if rej else None
+        if ok and not seen.add(ok[0].source_id, ok[0].event_id):
+            ok, got = [], "duplicate_event_id"
         assert got == ev.truth.expected_reason, (raw, rej)
         if ok and ev.truth.metric is not None and ev.truth.value is not None:
             assert ok[0].value == pytest.approx(ev.truth.value, rel=0.02, abs=0.01)
