@@ -141,8 +141,11 @@ ON_EVENT_ONLY: dict[str, str] = {
 API_ONLY: frozenset[str] = frozenset({
     "ioc_api_ingest_events_total", "ioc_api_requests_total",
     "ioc_api_pipeline_backlog_seconds", "ioc_api_backpressure_requests_total",
-    "ioc_api_backpressure_lag_errors_total"})
+    "ioc_api_backpressure_lag_errors_total", "ioc_ngsi_events_total"})
 """Exported by the HTTP API process, not by workers."""
+MQTT_BRIDGE_ONLY: frozenset[str] = frozenset({
+    "ioc_mqtt_messages_total", "ioc_mqtt_events_total", "ioc_mqtt_batch_retries_total"})
+"""Exported by ``ioc mqtt-bridge``, not by workers."""
 SIMULATOR_ONLY: frozenset[str] = frozenset({"ioc_simulator_events_sent_total"})
 """Exported by ``ioc simulate`` (iocdev), not by workers."""
 
