@@ -26,9 +26,13 @@ def test_simulate_to_kafka_round_trip(stack: Settings, monkeypatch: pytest.Monke
     admin.close()
     for feed, name in names.items():
         monkeypatch.setenv(f"IOC__KAFKA__TOPICS__{feed.upper()}__NAME", name)
+    from iocdev.settings import get_dev_settings
+
     from ioccore.settings import get_settings
 
+    # the simulator reads the development settings, which name the topics too
     get_settings.cache_clear()
+    get_dev_settings.cache_clear()
     try:
         from ioc.cli import app
 
@@ -40,6 +44,7 @@ def test_simulate_to_kafka_round_trip(stack: Settings, monkeypatch: pytest.Monke
         sent = msgspec.json.decode(res.output.strip().splitlines()[-1])
     finally:
         get_settings.cache_clear()
+        get_dev_settings.cache_clear()
     consumer = KafkaConsumer(*names.values(), bootstrap_servers=stack.kafka.bootstrap_servers,
                              auto_offset_reset="earliest", consumer_timeout_ms=5000,
                              group_id=f"test-sim-{run}", **stack.kafka.client_options())

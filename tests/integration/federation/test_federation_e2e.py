@@ -1,7 +1,7 @@
 """Two provinces and the nation, each with its own Kafka, joined by MirrorMaker 2.
 
 Province 01 is the shared stack's broker, province 31 and the nation get brokers of
-their own (ports 32xxx, 33xxx); each has its own database on the shared PostgreSQL. Real
+their own (ports 28xxx, 29xxx); each has its own database on the shared PostgreSQL. Real
 processes throughout: ``ioc federation publish`` per province, one MirrorMaker per
 province, ``ioc federation ingest`` at the nation. The national rows must equal the
 provinces' own, exactly, after: the first sync, new and late dossier events, a replay

@@ -63,8 +63,11 @@ def _ioc(args: list[str], name: str, log: Path, env: Mapping[str, str]) -> super
 @contextlib.contextmanager
 def federation(base: DevSettings, codes: Sequence[str], home: Path, *,
                publish_every_s: float = 0.5, snapshot_every_s: float = 2.0,
-               port_base: int = 32000) -> Iterator[Running]:
-    """Bring a federation of ``codes`` up, yield it, stop and drop everything."""
+               port_base: int = 27000) -> Iterator[Running]:
+    """Bring a federation of ``codes`` up, yield it, stop and drop everything.
+
+    Brokers listen on ``port_base + 1000 * i`` (+92, +94): below Linux's ephemeral range
+    (32768-60999), where a client socket of a busy suite could hold the port first."""
     topic = f"ioc.federation.t{uuid.uuid4().hex[:8]}"
     clusters = {code: topology.cluster_settings(base, f"p{code}", port_base + 1000 * i)
                 for i, code in enumerate(codes) if i > 0}
