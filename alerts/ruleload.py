@@ -19,6 +19,7 @@ from alerts.errors import RuleFilesError
 from alerts.model import SEVERITIES, Severity
 from alerts.rules import (
     AGGREGATES,
+    FEEDBACK,
     OPS,
     AbsenceRule,
     Annotation,
@@ -57,7 +58,11 @@ _KEYS = {
 KPI_IDS = ("online_share", "resolved_online_share", "on_time_share", "paid_online_share",
            "digitised_share")
 """KPIs a kpi_target rule may name (ioccore.kpis.KPI_IDS; a unit test keeps them equal)."""
-_METRIC_PREFIX = {"traffic": "traffic.", "service": "service."}
+_METRIC_PREFIX = {"traffic": "traffic.", "service": "service.",
+                  FEEDBACK: "feedback.received."}
+RULE_FEEDS: tuple[str, ...] = (*FEEDS, FEEDBACK)
+"""Feeds a threshold or kpi rule may name: the event feeds and the citizen reports."""
+_SERVICE_CODE = re.compile(r"^feedback\.received\.[a-z0-9_]{1,64}$")
 
 
 def check_files(paths: Iterable[Path | str]) -> list[RuleError]:
@@ -287,8 +292,10 @@ def _compared(r: Reader, raw: dict[str, yaml.Node], node: yaml.Node, where: str,
     out: dict[str, Any] = {}
     if not _required(r, raw, node, where, "feed", "op", "threshold"):
         return None
-    out["feed"] = r.choice(raw["feed"], f"{where}.feed", FEEDS)
+    out["feed"] = r.choice(raw["feed"], f"{where}.feed", RULE_FEEDS)
     op = r.choice(raw["op"], f"{where}.op", OPS)
+    if out["feed"] == FEEDBACK:
+        _surge_shape(r, raw, where, kind, op)
     threshold = r.number(raw["threshold"], f"{where}.threshold")
     clear = r.number(raw["clear"], f"{where}.clear") if "clear" in raw else threshold
     if op is None or threshold is None or clear is None:
@@ -319,6 +326,27 @@ def _compared(r: Reader, raw: dict[str, yaml.Node], node: yaml.Node, where: str,
     if "overrides" in raw:
         out["overrides"] = tuple(_overrides(r, raw["overrides"], where, op, threshold, clear))
     return out
+
+
+def _surge_shape(r: Reader, raw: dict[str, yaml.Node], where: str, kind: str,
+                 op: str | None) -> None:
+    """A rule over citizen reports counts reports per commune (alerts.surges): more
+    reports can only make it fire sooner and longer, which is what lets a late report
+    correct the past exactly (docs/feedback.md, "Surge rules")."""
+    if kind != "threshold":
+        r.error(raw["feed"], f"{where}.feed: feedback rules are threshold rules (a count of "
+                             "reports), not kpi rules")
+    if op is not None and op not in (">", ">="):
+        r.error(raw["op"], f"{where}.op: a feedback rule fires on many reports (> or >=)")
+    if "scope" in raw and raw["scope"].value != "commune":
+        r.error(raw["scope"], f"{where}.scope: feedback rules are per commune (scope: commune)")
+    if "aggregate" in raw and raw["aggregate"].value not in ("count", "sum"):
+        r.error(raw["aggregate"], f"{where}.aggregate: feedback rules count reports "
+                                  "(count or sum)")
+    for key in ("for", "when"):
+        if key in raw:
+            r.error(raw[key], f"{where}.{key}: not supported for feedback rules (a surge "
+                              "fires at the minute its window reaches the threshold)")
 
 
 def _band_ok(op: str, threshold: float, clear: float) -> bool:
@@ -372,9 +400,13 @@ def _threshold(r: Reader, raw: dict[str, yaml.Node], node: yaml.Node, where: str
             r.error(raw["metric"], f"{where}.metric: {feed} metrics are named {prefix}<name>")
         if feed == "sensor" and metric.startswith(tuple(_METRIC_PREFIX.values())):
             r.error(raw["metric"], f"{where}.metric: {metric!r} is not a sensor metric")
-    aggregate = "avg"
+        if feed == FEEDBACK and metric.startswith("feedback.received.") \
+                and not _SERVICE_CODE.match(metric):
+            r.error(raw["metric"], f"{where}.metric: feedback.received.<service_code> with a "
+                                   "service code of config/feedback.yaml")
+    aggregate = "count" if feed == FEEDBACK else "avg"
     if "aggregate" in raw:
-        aggregate = r.choice(raw["aggregate"], f"{where}.aggregate", AGGREGATES) or "avg"
+        aggregate = r.choice(raw["aggregate"], f"{where}.aggregate", AGGREGATES) or aggregate
     if aggregate == "rate" and common.get("window") == timedelta(minutes=1):
         r.error(raw.get("window", node), f"{where}.window: rate needs a window of 2m or more")
     min_count = r.integer(raw["min_count"], f"{where}.min_count", 1) if "min_count" in raw else 1

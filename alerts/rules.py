@@ -15,8 +15,10 @@ Four kinds:
   evaluators see, and evaluated by :mod:`alerts.kpi_target_evaluator`.
 
 Where each runs: ``RuleSet.partition_rules()`` in every stage-2 worker (source and
-commune scope, absence by source); ``RuleSet.global_rules()`` and the KPI targets in the
-one worker holding the singleton-rules lock (:mod:`streams.singleton_rules`).
+commune scope, absence by source); ``RuleSet.global_rules()``, the KPI targets and
+``RuleSet.feedback_rules()`` (surges of citizen reports, :mod:`alerts.surges`: reports do
+not travel through stage 2) in the one worker holding the singleton-rules lock
+(:mod:`streams.singleton_rules`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ AGGREGATES: tuple[str, ...] = ("avg", "min", "max", "sum", "count", "last", "rat
 Op = Literal[">", ">=", "<", "<="]
 OPS: tuple[str, ...] = (">", ">=", "<", "<=")
 AbsenceBy = Literal["source", "feed", "department"]
+FEEDBACK = "feedback"
+"""The feed of citizen reports: its rules are evaluated from the database
+(:mod:`alerts.surges`), never by stage 2 or the global rules."""
 KpiPeriod = Literal["day", "week", "month"]
 TargetScope = Literal["nation", "province"]
 TargetTier = Literal["all", "province", "commune", "unassigned"]
@@ -232,6 +237,8 @@ class RuleSet:
         keep_by = set(absence_by) if absence_by is not None else None
         out: list[Rule] = []
         for r in self.rules:
+            if getattr(r, "feed", None) == FEEDBACK and not isinstance(r, AbsenceRule):
+                continue  # surge rules: feedback_rules()
             if isinstance(r, AbsenceRule):
                 if keep_by is None or r.by in keep_by:
                     out.append(r)
@@ -246,6 +253,11 @@ class RuleSet:
     def global_rules(self) -> RuleSet:
         """Rules that need every commune: province scope, absence by feed or department."""
         return self.select(scopes=("province",), absence_by=("feed", "department"))
+
+    def feedback_rules(self) -> tuple[ThresholdRule, ...]:
+        """Surge rules over citizen reports (feed ``feedback``, :mod:`alerts.surges`)."""
+        return tuple(r for r in self.rules
+                     if isinstance(r, ThresholdRule) and r.feed == FEEDBACK)
 
     def metrics(self) -> set[str]:
         """Every metric some rule reads (stage 2 may window only these)."""

@@ -358,6 +358,11 @@ class AlertSettings(_Section):
     """How often the lock holder evaluates the singleton rules (province scope, absence by
     feed or department); every minute boundary their data covers is evaluated whatever
     this is, a shorter period only makes them sooner."""
+    feedback_settle_s: float = 30.0
+    """Surge rules over citizen reports (docs/feedback.md) evaluate minute boundaries up to
+    the wall clock minus this; a report stored later for an older minute is corrected
+    after the fact (a re-evaluation of its windows), so this only trades latency for
+    fewer corrections."""
     outbox_retry_max_s: int = 300
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None

@@ -35,6 +35,7 @@ from streams.area_scope import AreaScope
 from streams.batching import BoundedStream
 from streams.deadletters import named_department
 from streams.faust_options import faust_options
+from streams.feedback_surges import FeedbackSurges
 from streams.global_rules import GlobalRules
 from streams.health import Health
 from streams.kpi_target_rules import KpiTargetRules
@@ -143,7 +144,8 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
                                         publish=outputs.transitions) if rules else None)
     singleton = (SingletonRules(parts.conninfo, [
         GlobalRules(settings, rules, communes, publish=outputs.transitions),
-        KpiTargetRules(settings, rules, communes, publish=outputs.transitions)])
+        KpiTargetRules(settings, rules, communes, publish=outputs.transitions),
+        FeedbackSurges(settings, rules, communes, publish=outputs.transitions)])
         if rules else None)
     checks: tuple[Check, ...] = (
         *(() if own is None else (own, AreaScope(own.conninfo))), *parts.checks)
