@@ -327,7 +327,8 @@ class SurgeEvaluator:
 
     def _new_state(self, job: Job) -> AlertState:
         labels = {"alertname": job.rule.id, "severity": job.rule.severity, **job.rule.labels,
-                  "commune_code": job.commune_code, "province_code": job.province_code}
+                  "feed": "feedback", "commune_code": job.commune_code,
+                  "province_code": job.province_code}
         return AlertState(fingerprint=job.fingerprint, rule_id=job.rule.id, state="inactive",
                           severity=job.rule.severity, labels=labels)
 

@@ -1174,9 +1174,109 @@ def federation() -> Json:
             GROUP BY 1, 2 ORDER BY 1""", "time_series")], w=24, h=8),
     ], variables=[], tags=["federation", "kpi"], time_from="now/M", refresh="1m")
 
+# ---------------------------------------------------------------- citizen reports
+FB_RANGE = ("s.received_at >= $__timeFrom() AND s.received_at < $__timeTo() "
+            "AND s.province_code = '$province'")
+FB_RESOLVE_S = "extract(epoch FROM s.closed_at - s.received_at)"
+FB_COLUMNS = {  # docs/kpis.md, "Citizen reports" (ioccore/feedback/kpis.py)
+    "Received": "count(*)",
+    "Resolved within SLA": (
+        "(count(*) FILTER (WHERE s.status = 'resolved' AND s.closed_at <= s.due_at))::float8"
+        " / nullif(count(*) FILTER (WHERE s.status = 'resolved'), 0)"),
+    "Median hours to resolve": (
+        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {FB_RESOLVE_S})"
+        " FILTER (WHERE s.status = 'resolved') / 3600"),
+    "p90 hours to resolve": (
+        f"percentile_cont(0.9) WITHIN GROUP (ORDER BY {FB_RESOLVE_S})"
+        " FILTER (WHERE s.status = 'resolved') / 3600"),
+    "Overdue now": ("count(*) FILTER (WHERE s.status NOT IN ('resolved', 'rejected')"
+                    " AND s.due_at < now())"),
+    "Satisfaction (1-5)": "avg(s.rating)::float8",
+}
+FB_KPIS = ", ".join(f'{expr} AS "{name}"' for name, expr in FB_COLUMNS.items())
+FB_TABLE_UNITS = [
+    {"matcher": {"id": "byName", "options": "Resolved within SLA"},
+     "properties": [{"id": "unit", "value": "percentunit"}]},
+    {"matcher": {"id": "byRegexp", "options": "/hours to resolve/"},
+     "properties": [{"id": "unit", "value": "h"}, {"id": "decimals", "value": 1}]},
+    {"matcher": {"id": "byName", "options": "Satisfaction (1-5)"},
+     "properties": [{"id": "decimals", "value": 2}]}]
+
+
+def fb_stat(title: str, column: str, **kw: Any) -> Spec:
+    """One KPI of the reports received in the range in the province (FB_COLUMNS)."""
+    return stat(title, [sql(f"""
+        SELECT {FB_COLUMNS[column]} AS "{column}" FROM feedback_state s
+        WHERE {FB_RANGE}""", "table")], **kw)
+
+
+def feedback() -> Json:
+    """Citizen reports (docs/feedback.md): the response KPIs of docs/kpis.md ("Citizen
+    reports") from feedback_state, reports by category from rollup_1m, surge alerts."""
+    share = steps([None, 0.8, 0.95], ["red", "orange", "green"])
+    return dashboard("ioc-feedback", "Citizen reports",
+                     "Reports citizens sent (Open311), how departments answer them against "
+                     "each category's SLA, and surges (definitions: docs/kpis.md, "
+                     "\"Citizen reports\"). KPIs count the reports received in the selected "
+                     "range; 'now' panels ignore it.", [
+        fb_stat("Reports received", "Received", color_mode="none"),
+        fb_stat("Resolved within SLA", "Resolved within SLA", unit="percentunit",
+                thresholds=share),
+        fb_stat("Median time to resolve", "Median hours to resolve", unit="h",
+                color_mode="none"),
+        fb_stat("p90 time to resolve", "p90 hours to resolve", unit="h", color_mode="none"),
+        stat("Overdue now", [sql("""
+            SELECT count(*) AS "Overdue now" FROM feedback_state s
+            WHERE s.province_code = '$province' AND s.status NOT IN ('resolved', 'rejected')
+              AND s.due_at < now()""", "table")],
+             thresholds=steps([None, 1], ["green", "red"]),
+             description="Reports of any age neither resolved nor rejected whose due time "
+                         "(receipt + the category's SLA) has passed."),
+        fb_stat("Satisfaction (1-5)", "Satisfaction (1-5)",
+                thresholds=steps([None, 3, 4], ["red", "orange", "green"]),
+                description="Mean of the latest rating of each rated report."),
+        bars("Reports received by category", [sql("""
+            SELECT $__timeGroupAlias(r.bucket, $__interval),
+                   substr(r.metric, length('feedback.received.') + 1) AS metric,
+                   sum(r.count)::float8 AS value
+            FROM rollup_1m r
+            WHERE $__timeFilter(r.bucket) AND r.metric LIKE 'feedback.received.%'
+              AND r.province_code = '$province'
+            GROUP BY 1, 2 ORDER BY 1""")], w=16,
+             description="feedback.received.<category> in rollup_1m: what surge rules "
+                         "count (config/rules/feedback.yaml)."),
+        table("Surge alerts active now", [sql("""
+            SELECT a.rule_id AS "Rule", c.commune_name AS "Commune",
+                   a.labels ->> 'department' AS "Department", a.state AS "State",
+                   a.last_value AS "Reports in window", a.firing_at AS "Since"
+            FROM alerts a JOIN current_communes c USING (commune_code)
+            WHERE a.labels ->> 'feed' = 'feedback' AND a.province_code = '$province'
+              AND a.state IN ('pending', 'firing', 'acknowledged')
+            ORDER BY a.firing_at DESC LIMIT 50""", "table")], w=8,
+              description="Alerts of the surge rules (feed feedback), per commune."),
+        table("Per department and province", [sql(f"""
+            SELECT s.department AS "Department", s.province_code AS "Province", {FB_KPIS}
+            FROM feedback_state s WHERE {FB_RANGE}
+            GROUP BY 1, 2 ORDER BY 1, 2""", "table")], w=12, h=9,
+              overrides=FB_TABLE_UNITS),
+        table("Per category", [sql(f"""
+            SELECT s.service_code AS "Category", {FB_KPIS}
+            FROM feedback_state s WHERE {FB_RANGE}
+            GROUP BY 1 ORDER BY 2 DESC""", "table")], w=12, h=9, overrides=FB_TABLE_UNITS),
+        table("Overdue now, oldest due first", [sql("""
+            SELECT s.report_id AS "Report", s.service_code AS "Category",
+                   s.department AS "Department", c.commune_name AS "Commune",
+                   s.status AS "Status", s.received_at AS "Received", s.due_at AS "Due"
+            FROM feedback_state s LEFT JOIN current_communes c USING (commune_code)
+            WHERE s.province_code = '$province' AND s.status NOT IN ('resolved', 'rejected')
+              AND s.due_at < now()
+            ORDER BY s.due_at LIMIT 100""", "table")], w=24, h=8),
+    ], variables=[var_province()], tags=["feedback", "kpi"], time_from="now-7d",
+                     refresh="1m")
+
 
 BUILDERS = [overview, commune, environment, traffic, services, kpi_national, pipeline,
-            incidents, scorecards, federation]
+            incidents, scorecards, federation, feedback]
 
 
 # ---------------------------------------------------------------- helpers for tests

@@ -124,6 +124,44 @@ def _seed(conn: psycopg.Connection[Any], communes: list[str]) -> None:
                  END - timedelta(minutes=5) if state == "resolved" else None,
                  "operator-1" if state == "acknowledged" else None, END))
         _seed_incidents(cur)
+        _seed_feedback(cur, communes)
+
+
+def _seed_feedback(cur: psycopg.Cursor[Any], communes: list[str]) -> None:
+    """Citizen reports for the feedback dashboard: received in the hour, some resolved in
+    and out of SLA and rated, one rejected, some overdue now; their rollup rows; one
+    active surge alert."""
+    m = timedelta(minutes=1)
+    for i in range(12):
+        at = START + 5 * i * m
+        code, service = communes[i % 2], ("flooding", "streetlight")[i % 2]
+        report = f"fb-{i}"
+        cur.execute(
+            "INSERT INTO feedback_reports (report_id, source_id, event_id, service_code,"
+            " description, commune_code, province_code, department, received_at, due_at)"
+            " VALUES (%s, 'citizen-app', %s, %s, 'ngập', %s, %s, 'construction', %s, %s)",
+            (report, report, service, code, PROVINCE, at, at + (10 if i % 3 else 240) * m))
+        cur.execute(
+            "INSERT INTO rollup_1m (bucket, commune_code, metric, province_code, count, sum,"
+            " min, max, last, last_at) VALUES (%s, %s, %s, %s, 1, 1, 1, 1, 1, %s)",
+            (at, code, f"feedback.received.{service}", PROVINCE, at))
+        if i % 4 == 3:
+            continue  # still open
+        status, reason = ("rejected", "duplicate") if i == 4 else ("resolved", None)
+        cur.execute(
+            "INSERT INTO feedback_status_events (source_id, event_id, report_id, department,"
+            " status, reason, occurred_at) VALUES ('xd-desk', %s, %s, 'construction', %s, %s,"
+            " %s)", (f"st-{i}", report, status, reason, at + (3 + i) * m))
+        if status == "resolved":
+            cur.execute("INSERT INTO feedback_ratings (report_id, rating, occurred_at)"
+                        " VALUES (%s, %s, %s)", (report, 2 + i % 4, at + 30 * m))
+    cur.execute(
+        "INSERT INTO alerts (fingerprint, rule_id, state, severity, labels, commune_code,"
+        " province_code, seq, started_at, firing_at, last_value, updated_at)"
+        " VALUES ('fp-surge', 'flooding_reports_surge', 'firing', 'warning', %s, %s, %s, 1,"
+        " %s, %s, 5, %s)",
+        (json.dumps({"commune_code": communes[0], "feed": "feedback",
+                     "department": "construction"}), communes[0], PROVINCE, START, START, END))
 
 
 def _seed_incidents(cur: psycopg.Cursor[Any]) -> None:

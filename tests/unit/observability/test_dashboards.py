@@ -26,7 +26,7 @@ GRAFANA = ROOT / "config" / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
 EXPECTED = {"ioc-overview", "ioc-commune", "ioc-environment", "ioc-traffic", "ioc-services",
             "ioc-kpi-national", "ioc-pipeline", "ioc-incidents", "ioc-scorecards",
-            "ioc-federation"}
+            "ioc-federation", "ioc-feedback"}
 BUILT_IN_VARS = {"__interval", "__interval_ms", "__rate_interval", "__range", "__from",
                  "__to", "__timeFilter", "__timeGroupAlias", "__timeGroup", "__timeFrom",
                  "__timeTo", "__unixEpochFilter", "__unixEpochGroupAlias", "__timeEpoch",
