@@ -5,11 +5,12 @@ runner (lock holder, durable horizon), the alert tables and outbox, the incident
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
+from iocdev.sandbox import Pipeline
 from psycopg import AsyncConnection
 
 from alerts.incidents.intake import intake_once
@@ -149,3 +150,28 @@ def test_rule_files_with_feedback_rules_pass_ioc_rules_check(tmp_path: Path) -> 
     line = bad.read_text(encoding="utf-8").splitlines().index("        scope: province") + 1
     assert f"{bad}:{line}: rule flooding_reports_surge.scope: feedback rules are per commune" \
         in out.stdout + out.stderr
+
+
+def test_the_worker_evaluates_surges_with_its_singleton_rules(pipe: Pipeline) -> None:
+    """``ioc worker`` (the process that runs the other singleton rules) fires the shipped
+    rule for reports stored by the API's write path, with the owner department."""
+    from geo.reference import read_reference
+    from geo.store import write_units
+    from ioc.api.auth import ensure_department
+
+    with psycopg.connect(pipe.conninfo, autocommit=True) as conn:
+        write_units(conn, read_reference(pipe.settings.resolve(pipe.settings.geo.reference))
+                    .units, source="bundled", valid_from=date(2025, 7, 1))
+        ensure_department(conn, "citizen-app", ["feedback"], "Ứng dụng công dân")
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    asyncio.run(_store(pipe.conninfo, [
+        (f"w-{i}", "00004", now - (8 - i) * timedelta(minutes=1)) for i in range(5)]))
+    pipe.start_worker(extra_env={"IOC__ALERTS__SINGLETON_EVERY_S": "1",
+                                 "IOC__ALERTS__FEEDBACK_SETTLE_S": "5"})
+    state = pipe.wait_for(f"SELECT coalesce(max(state), 'none') || '/' ||"
+                          f" coalesce(max(labels->>'department'), '') FROM alerts"
+                          f" WHERE rule_id = '{RULE}' AND commune_code = '00004'",
+                          "firing/construction", timeout=120)
+    assert state == "firing/construction"
+    assert pipe.query("SELECT count(*) FROM alert_outbox WHERE receiver = 'alertmanager'"
+                      )[0][0] >= 1
