@@ -23,6 +23,7 @@ __all__ = [
     "silences",  # silence matchers
     "source_clocks",  # per-source event-time progress: Sighting, sightings()
     "store",  # PostgreSQL: persist, operator actions, and what evaluators restore from
+    "surges",  # surges of citizen reports: SurgeEvaluator (same protocol), late corrections
     "undo",  # Plan
     "webhook",  # signed webhook delivery
 ]
