@@ -38,7 +38,7 @@ def routes(config: Path, **labels: str) -> list[str]:
 def test_shipped_configs_pass_amtool_check_config(config: Path) -> None:
     result = amtool("check-config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "6 receivers" in result.stdout
+    assert "7 receivers" in result.stdout
 
 
 def test_the_config_the_stack_runs_passes_amtool_check_config(tmp_path: Path) -> None:
