@@ -390,7 +390,8 @@ def test_an_operator_merges_and_splits_incidents_and_departments_stay_apart(
     two provinces, so the intake (which gathers one rule in one province) leaves the
     third alert alone while the operator opens them."""
     traffic = site.incidents["traffic"]
-    alerts = [fire(DAILY, "00091", "warning", "so-tnmt"), fire(DAILY, "00097", "warning", "so-tnmt"),
+    alerts = [fire(DAILY, "00091", "warning", "so-tnmt"),
+              fire(DAILY, "00097", "warning", "so-tnmt"),
               fire(DAILY, "01273", "warning", "so-tnmt", province="04")]
     persist(site.conninfo, alerts)
     a1, a2, a3 = (t.fingerprint for t in alerts)
