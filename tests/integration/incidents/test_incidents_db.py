@@ -254,6 +254,10 @@ async def test_the_loop_wakes_on_an_alert_not_on_its_poll_interval(db: str) -> N
         while not rows(db, "SELECT id FROM incidents"):
             assert asyncio.get_running_loop().time() - started < 5.0, "not woken"
             await asyncio.sleep(0.02)
+        # both connections go through the connection policy: named, with its timeouts
+        names = {r[0] for r in rows(db, "SELECT application_name FROM pg_stat_activity"
+                                        " WHERE datname = current_database()")}
+        assert {"ioc-incidents", "ioc-incidents-listen"} <= names
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
