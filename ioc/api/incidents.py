@@ -29,6 +29,7 @@ from alerts.incidents import queries, store
 from alerts.incidents.config import IncidentConfig, load
 from alerts.incidents.errors import IllegalActionError, IncidentNotFoundError
 from alerts.incidents.machine import Action, ActionKind
+from alerts.incidents.store import Conn
 from alerts.model import Severity
 from ioc.api.auth import ApiKey
 from ioc.api.deps import Resources, ResourcesDep, authenticate, bearer_scheme
@@ -273,151 +274,139 @@ async def open_incident(request: Request, c: CallerDep, res: ResourcesDep) -> di
         return found
 
 
-async def _state_action(kind: ActionKind, incident_id: int, request: Request, c: Caller,
-                        res: Resources) -> dict[str, Any]:
+# Every other action is one row of ACTIONS: the same steps (the key may act, the body
+# within its limit and schema, one store call in its transaction, the incident as the
+# answer), registered as one route each with the path, summary and status of the table.
+@dataclass(frozen=True, slots=True)
+class Act:
+    """What an action's store call gets: the connection, the caller, the incident."""
+    conn: Conn
+    caller: Caller
+    res: Resources
+    incident_id: int
+
+    @property
+    def cfg(self) -> IncidentConfig:
+        return config(self.res)
+
+    def action(self, kind: ActionKind, note: str | None, **extra: Any) -> Action:
+        return Action(kind, self.caller.name, _now(), note=note, **extra)
+
+
+Do = Callable[[Act, Any], Awaitable[int | None]]
+"""An action's store call; returns the incident to answer with (``None``: this one)."""
+
+
+async def _act(incident_id: int, request: Request, c: Caller, res: Resources,
+               model: type[M], do: Callable[[Act, M], Awaitable[int | None]], *,
+               optional: bool = False) -> dict[str, Any]:
     _actor(c)
-    body = await _body(request, NoteIn, optional=True)
-    cfg = config(res)
+    body = await _body(request, model, optional=optional)
     async with res.pool.connection() as conn:
-        await _run(lambda: store.act(conn, cfg, incident_id,
-                                     Action(kind, c.name, _now(), note=body.note), c.scope))
-        found: dict[str, Any] = await queries.incident(conn, incident_id, scope=None)
+        ctx = Act(conn, c, res, incident_id)
+        shown = await _run(lambda: do(ctx, body))
+        found: dict[str, Any] = await queries.incident(
+            conn, incident_id if shown is None else shown, scope=None)
         return found
 
 
-@router.post("/v1/incidents/{incident_id}/ack", summary="Acknowledge")
-async def ack(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-              ) -> dict[str, Any]:
-    return await _state_action("ack", incident_id, request, c, res)
+def _state(kind: ActionKind) -> Do:
+    async def do(x: Act, body: NoteIn) -> None:
+        await store.act(x.conn, x.cfg, x.incident_id, x.action(kind, body.note), x.caller.scope)
+    return do
 
 
-@router.post("/v1/incidents/{incident_id}/start", summary="Start work (in progress)")
-async def start(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                ) -> dict[str, Any]:
-    return await _state_action("start", incident_id, request, c, res)
-
-
-@router.post("/v1/incidents/{incident_id}/resolve", summary="Resolve (a note is required)")
-async def resolve(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                  ) -> dict[str, Any]:
-    return await _state_action("resolve", incident_id, request, c, res)
-
-
-@router.post("/v1/incidents/{incident_id}/close", summary="Close a resolved incident")
-async def close(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                ) -> dict[str, Any]:
-    return await _state_action("close", incident_id, request, c, res)
-
-
-@router.post("/v1/incidents/{incident_id}/reopen", summary="Reopen")
-async def reopen(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                 ) -> dict[str, Any]:
-    return await _state_action("reopen", incident_id, request, c, res)
-
-
-@router.post("/v1/incidents/{incident_id}/note", summary="Add a note to the timeline")
-async def note(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-               ) -> dict[str, Any]:
-    return await _state_action("note", incident_id, request, c, res)
-
-
-@router.post("/v1/incidents/{incident_id}/assign", summary="Assign a person or department")
-async def assign(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                 ) -> dict[str, Any]:
-    _actor(c)
-    body = await _body(request, AssignIn)
-    if body.department is not None and c.scope is not None and body.department != c.scope:
+async def _assign(x: Act, body: AssignIn) -> None:
+    if body.department is not None and x.caller.scope not in (None, body.department):
         raise ForbiddenError("only the IOC moves an incident to another department",
                              code="insufficient_role")
-    cfg = config(res)
-    async with res.pool.connection() as conn:
-        if body.department is not None and body.department not in cfg.rota.departments:
-            cur = await conn.execute("SELECT 1 FROM departments WHERE code = %s",
-                                     (body.department,))
-            if await cur.fetchone() is None:
-                raise BadRequestError(f"unknown department {body.department!r} (neither in "
-                                      "the duty rota nor registered)", code="bad_department")
-        await _run(lambda: store.act(conn, cfg, incident_id, Action(
-            "assign", c.name, _now(), note=body.note, department=body.department,
-            assignee=body.assignee), c.scope))
-        found: dict[str, Any] = await queries.incident(conn, incident_id, scope=None)
-        return found
+    cfg = x.cfg
+    if body.department is not None and body.department not in cfg.rota.departments:
+        cur = await x.conn.execute("SELECT 1 FROM departments WHERE code = %s",
+                                   (body.department,))
+        if await cur.fetchone() is None:
+            raise BadRequestError(f"unknown department {body.department!r} (neither in "
+                                  "the duty rota nor registered)", code="bad_department")
+    await store.act(x.conn, cfg, x.incident_id, x.action(
+        "assign", body.note, department=body.department, assignee=body.assignee),
+        x.caller.scope)
 
 
-@router.post("/v1/incidents/{incident_id}/severity", summary="Change the severity")
-async def severity(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                   ) -> dict[str, Any]:
-    _actor(c)
-    body = await _body(request, SeverityIn)
-    cfg = config(res)
-    async with res.pool.connection() as conn:
-        await _run(lambda: store.act(conn, cfg, incident_id, Action(
-            "severity", c.name, _now(), note=body.note, severity=body.severity), c.scope))
-        found: dict[str, Any] = await queries.incident(conn, incident_id, scope=None)
-        return found
+async def _severity(x: Act, body: SeverityIn) -> None:
+    await store.act(x.conn, x.cfg, x.incident_id,
+                    x.action("severity", body.note, severity=body.severity), x.caller.scope)
+
+
+async def _attach(x: Act, body: AlertsIn) -> None:
+    await store.attach(x.conn, x.incident_id, body.alerts, actor=x.caller.name, at=_now(),
+                       scope=x.caller.scope)
+
+
+async def _detach(x: Act, body: AlertsIn) -> None:
+    await store.detach(x.conn, x.incident_id, body.alerts, actor=x.caller.name, at=_now(),
+                       scope=x.caller.scope)
+
+
+async def _merge(x: Act, body: MergeIn) -> None:
+    await store.merge(x.conn, x.incident_id, body.incidents, actor=x.caller.name, at=_now(),
+                      scope=x.caller.scope, note=body.note)
+
+
+async def _split(x: Act, body: AlertsIn) -> int:
+    return await store.split(x.conn, x.cfg, x.incident_id, body.alerts, actor=x.caller.name,
+                             at=_now(), scope=x.caller.scope, title=body.title,
+                             note=body.note)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    """The path's last part and the route's name (OpenAPI operation ids keep it)."""
+    summary: str
+    body: type[BaseModel]
+    do: Do
+    optional: bool = False
+    """An empty body stands for the model's defaults."""
+    status_code: int = 200
+
+
+ACTIONS: Final[tuple[Route, ...]] = (
+    Route("ack", "Acknowledge", NoteIn, _state("ack"), optional=True),
+    Route("start", "Start work (in progress)", NoteIn, _state("start"), optional=True),
+    Route("resolve", "Resolve (a note is required)", NoteIn, _state("resolve"), optional=True),
+    Route("close", "Close a resolved incident", NoteIn, _state("close"), optional=True),
+    Route("reopen", "Reopen", NoteIn, _state("reopen"), optional=True),
+    Route("note", "Add a note to the timeline", NoteIn, _state("note"), optional=True),
+    Route("assign", "Assign a person or department", AssignIn, _assign),
+    Route("severity", "Change the severity", SeverityIn, _severity),
+    Route("attach", "Attach alerts", AlertsIn, _attach),
+    Route("detach", "Detach alerts", AlertsIn, _detach),
+    Route("merge", "Merge other incidents into this", MergeIn, _merge),
+    Route("split", "Move alerts into a new incident", AlertsIn, _split, status_code=201),
+)
+
+
+def _endpoint(route: Route) -> Callable[..., Awaitable[dict[str, Any]]]:
+    async def endpoint(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
+                       ) -> dict[str, Any]:
+        return await _act(incident_id, request, c, res, route.body, route.do,
+                          optional=route.optional)
+    return endpoint
+
+
+for _route in ACTIONS:
+    router.add_api_route(f"/v1/incidents/{{incident_id}}/{_route.name}", _endpoint(_route),
+                         methods=["POST"], name=_route.name, summary=_route.summary,
+                         status_code=_route.status_code)
 
 
 @router.post("/v1/incidents/{incident_id}/steps/{step_id}/done", summary="SOP step done")
 async def step_done(incident_id: int, step_id: str,
                     request: Request, c: CallerDep, res: ResourcesDep) -> dict[str, Any]:
-    _actor(c)
     if len(step_id) > 64:
         raise NotFoundError("no such step", code="not_found")
-    body = await _body(request, StepIn, optional=True)
-    async with res.pool.connection() as conn:
-        await _run(lambda: store.step_done(conn, incident_id, step_id, actor=c.name,
-                                           at=_now(), scope=c.scope, note=body.note,
-                                           evidence=body.evidence))
-        found: dict[str, Any] = await queries.incident(conn, incident_id, scope=None)
-        return found
 
-
-@router.post("/v1/incidents/{incident_id}/attach", summary="Attach alerts")
-async def attach(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                 ) -> dict[str, Any]:
-    _actor(c)
-    body = await _body(request, AlertsIn)
-    async with res.pool.connection() as conn:
-        await _run(lambda: store.attach(conn, incident_id, body.alerts, actor=c.name,
-                                        at=_now(), scope=c.scope))
-        found: dict[str, Any] = await queries.incident(conn, incident_id, scope=None)
-        return found
-
-
-@router.post("/v1/incidents/{incident_id}/detach", summary="Detach alerts")
-async def detach(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                 ) -> dict[str, Any]:
-    _actor(c)
-    body = await _body(request, AlertsIn)
-    async with res.pool.connection() as conn:
-        await _run(lambda: store.detach(conn, incident_id, body.alerts, actor=c.name,
-                                        at=_now(), scope=c.scope))
-        found: dict[str, Any] = await queries.incident(conn, incident_id, scope=None)
-        return found
-
-
-@router.post("/v1/incidents/{incident_id}/merge", summary="Merge other incidents into this")
-async def merge(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                ) -> dict[str, Any]:
-    _actor(c)
-    body = await _body(request, MergeIn)
-    async with res.pool.connection() as conn:
-        await _run(lambda: store.merge(conn, incident_id, body.incidents, actor=c.name,
-                                       at=_now(), scope=c.scope, note=body.note))
-        found: dict[str, Any] = await queries.incident(conn, incident_id, scope=None)
-        return found
-
-
-@router.post("/v1/incidents/{incident_id}/split", status_code=201,
-             summary="Move alerts into a new incident")
-async def split(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                ) -> dict[str, Any]:
-    _actor(c)
-    body = await _body(request, AlertsIn)
-    cfg = config(res)
-    async with res.pool.connection() as conn:
-        new = await _run(lambda: store.split(conn, cfg, incident_id, body.alerts,
-                                             actor=c.name, at=_now(), scope=c.scope,
-                                             title=body.title, note=body.note))
-        found: dict[str, Any] = await queries.incident(conn, new, scope=None)
-        return found
+    async def do(x: Act, body: StepIn) -> None:
+        await store.step_done(x.conn, incident_id, step_id, actor=c.name, at=_now(),
+                              scope=c.scope, note=body.note, evidence=body.evidence)
+    return await _act(incident_id, request, c, res, StepIn, do, optional=True)
