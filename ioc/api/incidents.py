@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
 from psycopg.rows import dict_row
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field
 
 from alerts.incidents import queries, store
 from alerts.incidents.config import IncidentConfig, load
@@ -38,9 +38,9 @@ from ioc.api.errors import (
     ConflictError,
     ForbiddenError,
     NotFoundError,
-    PayloadTooLargeError,
     UnavailableError,
 )
+from ioc.api.inputs import query_values, read_model
 
 router = APIRouter(tags=["incidents"])
 M = TypeVar("M", bound=BaseModel)
@@ -97,23 +97,9 @@ def config(res: Resources) -> IncidentConfig:
 
 
 async def _body(request: Request, model: type[M], *, optional: bool = False) -> M:
-    limit = request.app.state.resources.settings.api.max_operator_body_bytes
-    buf = bytearray()
-    async for chunk in request.stream():
-        buf += chunk
-        if len(buf) > limit:
-            raise PayloadTooLargeError(f"the body is larger than the limit of {limit} bytes")
-    if not bytes(buf).strip():
-        if optional:
-            return model()
-        raise BadRequestError("a JSON body is required", code="bad_body")
-    try:
-        return model.model_validate_json(bytes(buf))
-    except ValidationError as exc:
-        problems = [{"loc": [str(x) for x in e["loc"]], "msg": e["msg"]}
-                    for e in exc.errors(include_url=False, include_input=False)][:20]
-        raise BadRequestError("the body does not match the schema", code="bad_body",
-                              detail=problems) from None
+    """:func:`ioc.api.inputs.read_model`; an optional empty body is the model's defaults."""
+    body = await read_model(request, model, optional=optional)
+    return model() if body is None else body
 
 
 async def _run(call: Callable[[], Awaitable[Any]]) -> Any:
@@ -197,7 +183,7 @@ async def list_incidents(
         dept = c.scope or c.key.department
         if dept is None:
             raise BadRequestError("view=department needs department= for an IOC key")
-    states = [s for item in state or [] for s in item.split(",") if s]
+    states = query_values(state)
     before = (before_at, before_id) if before_at is not None and before_id is not None else None
     async with res.pool.connection() as conn:
         rows = await queries.board(conn, scope=c.scope, view=view, me=c.name, department=dept,
@@ -231,8 +217,7 @@ async def workspace_alerts(
         limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
     """A responder key sees the alerts its department owns (the ``department`` label,
     else ``team``); IOC keys see all. Active alerts unless ``state=`` says otherwise."""
-    states = [s for item in state or [] for s in item.split(",") if s] or [
-        "pending", "firing", "acknowledged"]
+    states = query_values(state) or ["pending", "firing", "acknowledged"]
     where = "state = ANY(%s)"
     params: list[Any] = [states]
     if c.scope is not None:
