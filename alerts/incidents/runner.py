@@ -41,6 +41,10 @@ PURPOSE = "incidents"
 MIN_GAP_S = 0.1
 """Least time between two rounds woken by notifications: alerts are written only on
 transitions, and a burst of them (many batches of a storm) costs at most 10 rounds/s."""
+RETRY_S = 1.0
+"""After a database error the next round comes this soon (or sooner, by the poll): a
+connection the server killed (a restart, ``pg_terminate_backend``) fails its first round,
+and the alerts missed meanwhile should not wait a long poll interval."""
 
 
 def _now() -> datetime:
@@ -80,27 +84,29 @@ class IncidentRunner:
         try:
             while not stop.is_set():
                 wake.clear()
+                wait = self.poll_interval_s
                 try:
                     await self.round()
                 except psycopg.Error as exc:
                     log.warning("incident round: database error, reconnecting: %s",
                                 type(exc).__name__)
                     await self.close()
+                    wait = min(wait, RETRY_S)
                 except Exception:  # the loop must outlive a bug
                     log.exception("incident round failed; retrying")
                     await self.close()
-                await self._wait(wake, stop)
+                await self._wait(wake, stop, wait)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
             await self.close()
 
-    async def _wait(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
-        """Until the poll interval passed, alerts changed, or ``stop``."""
+    async def _wait(self, wake: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
+        """Until ``seconds`` passed, alerts changed, or ``stop``."""
         waiters = [asyncio.create_task(wake.wait()), asyncio.create_task(stop.wait())]
         try:
-            await asyncio.wait(waiters, timeout=self.poll_interval_s,
+            await asyncio.wait(waiters, timeout=seconds,
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waiters:
