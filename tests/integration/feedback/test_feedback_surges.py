@@ -5,20 +5,24 @@ runner (lock holder, durable horizon), the alert tables and outbox, the incident
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
-from iocdev.sandbox import Pipeline
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from iocdev.sandbox import Pipeline, fresh_database
 from psycopg import AsyncConnection
 
 from alerts.incidents.intake import intake_once
 from alerts.model import CommuneInfo
-from alerts.ruleload import load_rules_dir
+from alerts.ruleload import load_rules, load_rules_dir
+from alerts.surges import firing_intervals
 from ioccore.feedback import catalogue, store
 from ioccore.feedback.contract import FeedbackReportV1
-from ioccore.settings import ROOT
+from ioccore.settings import ROOT, Settings
 from streams.feedback_surges import PROGRESS, FeedbackSurges
 from streams.singleton_rules import SingletonRules
 from tests.integration.feedback.conftest import FeedbackDb
@@ -175,3 +179,114 @@ def test_the_worker_evaluates_surges_with_its_singleton_rules(pipe: Pipeline) ->
     assert state == "firing/construction"
     assert pipe.query("SELECT count(*) FROM alert_outbox WHERE receiver = 'alertmanager'"
                       )[0][0] >= 1
+
+
+PROPERTY_RULES = """
+groups:
+  - name: surges
+    rules:
+      - id: flooding_surge_10m
+        feed: feedback
+        metric: feedback.received.flooding
+        window: 10m
+        op: ">="
+        threshold: 3
+        clear: 2
+        keep_firing_for: 2m
+        severity: warning
+        owner: construction
+        annotations:
+          summary: { vi: "{commune}: {value:.0f}", en: "{commune_en}: {value:.0f}" }
+"""
+_TABLES = ("feedback_reports, rollup_1m, rollup_1h_pending, alerts, alert_transitions,"
+           " alert_cursors, alert_outbox")
+
+
+@pytest.fixture(scope="module")
+def surge_db(stack: Settings) -> Iterator[tuple[FeedbackDb, str]]:
+    """A database of its own (the property truncates it): the app's and the owner's."""
+    from geo.reference import read_reference
+    from geo.store import write_units
+    from ioc.api.auth import ensure_department
+
+    with fresh_database(stack, "ioc_surge") as (name, conninfo):
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            write_units(conn, read_reference(stack.resolve(stack.geo.reference)).units,
+                        source="bundled", valid_from=date(2025, 7, 1))
+            ensure_department(conn, "citizen-app", ["feedback"], "Ứng dụng công dân")
+        settings = stack.model_copy(update={
+            "database": stack.database.model_copy(update={"dbname": name})})
+        yield FeedbackDb(name, conninfo, settings), stack.database.owner_conninfo(dbname=name)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_store_order_and_batching_give_the_same_timeline_on_the_database(
+        surge_db: tuple[FeedbackDb, str], tmp_path: Path, data: st.DataObject) -> None:
+    """The kind on the real database (its SQL reads, persist, the stored horizon):
+    reports stored in any order and batches, replayed, late, with ticks and a change of
+    holder between them, give the ledger of storing them all and ticking once."""
+    feedback_db, owner = surge_db
+    db = feedback_db.conninfo
+    path = tmp_path / "surges.yaml"
+    path.write_text(PROPERTY_RULES, encoding="utf-8")
+    rules = load_rules([path])
+    base = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
+    raw = data.draw(st.lists(st.tuples(st.sampled_from(["00004", "00070"]),
+                                       st.integers(0, 25), st.integers(0, 59)),
+                             min_size=3, max_size=14), label="reports")
+    reports = [(f"p-{i}", c, base + timedelta(minutes=mi, seconds=s))
+               for i, (c, mi, s) in enumerate(raw)]
+    order = data.draw(st.permutations(reports), label="order")
+    cuts = data.draw(st.lists(st.integers(0, len(order)), min_size=1, max_size=4),
+                     label="ticks")
+    final = base + timedelta(minutes=90)
+
+    def ledger() -> dict[str, list[tuple[datetime, datetime | None]]]:
+        with psycopg.connect(db) as conn:
+            rows_ = conn.execute("SELECT fingerprint, kind, to_state, at FROM"
+                                 " alert_transitions ORDER BY fingerprint, seq").fetchall()
+        by_fp: dict[str, list[tuple[str, str, datetime]]] = {}
+        for fp, kind, to_state, at in rows_:
+            by_fp.setdefault(fp, []).append((kind, to_state, at))
+        return {fp: iv for fp, es in by_fp.items() if (iv := firing_intervals(es))}
+
+    async def tick(wall: datetime, holder: list[FeedbackSurges]) -> None:
+        async with await AsyncConnection.connect(db, autocommit=True) as conn:
+            if not holder:  # a new lock holder: from the stored state
+                holder.append(FeedbackSurges(feedback_db.settings, rules, COMMUNES))
+                await holder[0].restore(conn)
+            async with conn.transaction():
+                planned = await holder[0].plan(conn, wall)
+            holder[0].commit(planned)
+
+    async def run(stores: list[list[tuple[str, str, datetime]]], walls: list[datetime],
+                  restarts: set[int]) -> None:
+        with psycopg.connect(owner, autocommit=True) as conn:
+            conn.execute(f"TRUNCATE {_TABLES} CASCADE".encode())
+        holder: list[FeedbackSurges] = []
+        for i, (batch, wall) in enumerate(zip(stores, walls, strict=True)):
+            await _store(db, batch)
+            if i in restarts:
+                holder.clear()
+            await tick(wall, holder)
+
+    batches: list[list[tuple[str, str, datetime]]] = []
+    walls: list[datetime] = []
+    start = 0
+    for n, cut in enumerate(sorted({*cuts, len(order)})):
+        batch = list(order[start:cut])
+        replay: bool = data.draw(st.booleans(), label=f"replay {n}")
+        if batch and replay:
+            batch.append(batch[0])  # a replay stores nothing
+        batches.append(batch)
+        walls.append(base + timedelta(minutes=data.draw(st.integers(5, 40),
+                                                        label=f"wall {n}")))
+        start = cut
+    walls = [*sorted(walls[:-1]), final]
+    restarts = {i for i in range(len(batches)) if data.draw(st.booleans(), label=f"r{i}")}
+    asyncio.run(run(batches, walls, restarts))
+    interleaved = ledger()
+    asyncio.run(run([reports], [final], set()))
+    assert interleaved == ledger()
