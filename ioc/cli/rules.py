@@ -16,6 +16,16 @@ def check(files: Annotated[list[Path], typer.Argument(help="Rule files (YAML).")
     from alerts.ruleload import check_files, load_rules
 
     errors = check_files(files)
+    if not errors:  # surge rules name a category of config/feedback.yaml (docs/feedback.md)
+        from ioccore.errors import RuleError
+        from ioccore.feedback import catalogue
+
+        codes = {s.code for s in catalogue.default().services}
+        errors = [RuleError(r.file, r.line, f"rule {r.id}.metric: no service "
+                                            f"{r.metric.rsplit('.', 1)[-1]!r} in "
+                                            "config/feedback.yaml")
+                  for r in load_rules(files).feedback_rules()
+                  if r.metric.rsplit(".", 1)[-1] not in codes]
     for error in errors:
         typer.echo(f"{error.file}:{error.line or 0}: {error.message}", err=True)
     if errors:

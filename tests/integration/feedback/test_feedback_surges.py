@@ -154,6 +154,14 @@ def test_rule_files_with_feedback_rules_pass_ioc_rules_check(tmp_path: Path) -> 
     line = bad.read_text(encoding="utf-8").splitlines().index("        scope: province") + 1
     assert f"{bad}:{line}: rule flooding_reports_surge.scope: feedback rules are per commune" \
         in out.stdout + out.stderr
+    typo = tmp_path / "typo.yaml"
+    typo.write_text((ROOT / "config/rules/feedback.yaml").read_text(encoding="utf-8")
+                    .replace("received.flooding", "received.floding"), encoding="utf-8")
+    out = subprocess.run([ioc, "rules", "check", str(typo)], capture_output=True, text=True,
+                         check=False)
+    assert out.returncode != 0
+    assert "rule flooding_reports_surge.metric: no service 'floding' in config/feedback.yaml" \
+        in out.stderr
 
 
 def test_the_worker_evaluates_surges_with_its_singleton_rules(pipe: Pipeline) -> None:
