@@ -258,33 +258,51 @@ async def run(publisher: Publisher, connect: Callable[[], Awaitable[psycopg.Asyn
     enabled = False
     wake = asyncio.Event()
     listener = None if once else asyncio.create_task(_listen(connect, wake))
+    conn: psycopg.AsyncConnection[Any] | None = None  # kept across rounds
     try:
         while not stop.is_set():
             wake.clear()  # a statement committing from here on wakes the next round
+            failed = True
             try:
-                async with await connect() as conn:
-                    if not enabled:
-                        queued = await publisher.enable(conn)
-                        enabled = True
-                        if queued:
-                            log.info("federation: first start, %d keys queued", queued)
-                    while await publisher.publish_kpis(conn):
-                        if stop.is_set():
-                            return
-                    if loop.time() >= next_snapshot:
-                        await publisher.publish_snapshots(conn)
-                        next_snapshot = loop.time() + snapshot_every_s
+                if conn is None or conn.closed:
+                    conn = await connect()
+                if not enabled:
+                    queued = await publisher.enable(conn)
+                    enabled = True
+                    if queued:
+                        log.info("federation: first start, %d keys queued", queued)
+                while await publisher.publish_kpis(conn):
+                    if stop.is_set():
+                        return
+                if loop.time() >= next_snapshot:
+                    await publisher.publish_snapshots(conn)
+                    next_snapshot = loop.time() + snapshot_every_s
+                failed = False
             except (psycopg.Error, OSError, TimeoutError) as exc:
                 log.warning("federation: publishing failed, retrying: %s", exc)
             except Exception as exc:  # a Kafka error: kept queued, retried
                 if once:
                     raise
                 log.warning("federation: publishing failed, retrying: %r", exc)
+            if failed and conn is not None:  # a fresh connection for the retry
+                await _close(conn)
+                conn = None
             if once:
                 return
-            await _sleep(wake, stop, min(every_s, max(0.0, next_snapshot - loop.time())))
+            if failed:  # retried after every_s, whatever wakes
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), every_s)
+            else:
+                await _sleep(wake, stop, min(every_s, max(0.0, next_snapshot - loop.time())))
     finally:
+        if conn is not None:
+            await _close(conn)
         if listener is not None:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+
+
+async def _close(conn: psycopg.AsyncConnection[Any]) -> None:
+    with contextlib.suppress(psycopg.Error, OSError):
+        await conn.close()
