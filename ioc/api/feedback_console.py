@@ -193,6 +193,7 @@ SELECT
        'properties', json_build_object(
            'kind', 'report', 'report_id', pts.report_id, 'service_code', pts.service_code,
            'status', pts.status, 'overdue', pts.overdue, 'commune_code', pts.commune_code,
+           'commune_name', c.commune_name,
            'located', pts.lat IS NOT NULL, 'received_at', pts.received_at,
            'due_at', pts.due_at)) ORDER BY pts.overdue DESC, pts.due_at, pts.report_id),
        '[]'::json)
@@ -222,6 +223,8 @@ async def report_map(
         row = await (await conn.execute(_MAP_SQL.format(where=" AND ".join(where)),
                                         args)).fetchone()
     points, communes, total = row if row else ([], [], 0)
+    for point in points:  # the category's names, from the catalogue
+        point["properties"]["service"] = _names(point["properties"]["service_code"])
     return {"type": "FeatureCollection", "features": [*communes, *points],
             "scope": dept or "all", "open": total, "points": len(points),
             "truncated": total > len(points)}

@@ -170,6 +170,7 @@ def test_map_points_and_commune_counts(api_url: str, data: Data,
     # open reports only, overdue first; one sent without coordinates sits in its commune
     assert [p["id"] for p in points] == [ids["flood_overdue"], ids["light_open"]]
     assert points[0]["properties"]["overdue"] is True
+    assert points[0]["properties"]["service"] == {"vi": "Ngập úng", "en": "Flooding"}
     assert points[0]["geometry"] == {"type": "Point", "coordinates": [105.8524, 21.0287]}
     assert points[1]["properties"]["located"] is False
     assert points[1]["geometry"]["type"] == "Point"
