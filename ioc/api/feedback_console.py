@@ -26,8 +26,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
 from ioc.api.auth import ApiKey
-from ioc.api.deps import ResourcesDep, bearer_scheme
-from ioc.api.deps import authenticate as _authenticate
+from ioc.api.deps import ResourcesDep, authenticate, bearer_scheme
 from ioc.api.errors import BadRequestError, ForbiddenError
 from ioccore import kpis as core_kpis
 from ioccore.feedback import catalogue, kpis
@@ -50,7 +49,7 @@ async def reader(
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> ApiKey:
     """Any valid key; the routes scope what it reads by its role."""
-    return await _authenticate(request, creds, res)
+    return await authenticate(request, creds, res)
 
 
 ReaderKey = Annotated[ApiKey, Depends(reader)]
