@@ -34,6 +34,8 @@ from ioccore.feedback.contract import CLOSED
 
 MAX_PAGE: Final = 200
 MAX_POINTS: Final = 500
+MAX_COMMUNES: Final = 1000
+"""Communes with open reports in one map answer (a province has a few hundred)."""
 MAX_DESCRIPTION: Final = 280
 """The list shows the start of a description; the full text is in Open311's answer."""
 
@@ -134,15 +136,21 @@ async def reports(
     now = datetime.now(UTC)
     args.update(closed=sorted(CLOSED), now=now, limit=limit + 1)
     async with res.pool.connection() as conn:
+        # the page first (materialized), then its names and texts: joins on the page's
+        # rows only, whatever the planner thinks of the scope's size
         cur = await conn.execute(
-            "SELECT s.report_id, s.service_code, s.commune_code, c.commune_name,"
+            "WITH s AS MATERIALIZED (SELECT s.report_id, s.service_code, s.commune_code,"
+            " s.province_code, s.department, s.status, s.reason, s.received_at, s.due_at,"
+            " s.updated_at, s.closed_at, s.rating FROM feedback_state s"
+            f" WHERE {' AND '.join(where)}"
+            " ORDER BY s.due_at, s.report_id LIMIT %(limit)s)"
+            " SELECT s.report_id, s.service_code, s.commune_code, c.commune_name,"
             " s.province_code, s.department, s.status, s.reason, s.received_at, s.due_at,"
             " s.updated_at, s.closed_at, s.rating, left(r.description, %(dlen)s),"
             " r.lat IS NOT NULL"
-            " FROM feedback_state s JOIN feedback_reports r USING (report_id)"
+            " FROM s JOIN feedback_reports r USING (report_id)"
             " LEFT JOIN current_communes c ON c.commune_code = s.commune_code"
-            f" WHERE {' AND '.join(where)}"
-            " ORDER BY s.due_at, s.report_id LIMIT %(limit)s",
+            " ORDER BY s.due_at, s.report_id",
             {**args, "dlen": MAX_DESCRIPTION})
         rows = await cur.fetchall()
         counts = await (await conn.execute(
@@ -173,30 +181,34 @@ async def reports(
 
 
 _MAP_SQL = """
-WITH o AS (
+WITH o AS MATERIALIZED (
     SELECT s.report_id, s.service_code, s.status, s.commune_code, s.received_at, s.due_at,
-           s.due_at < %(now)s AS overdue, r.lat, r.lon
-    FROM feedback_state s JOIN feedback_reports r USING (report_id)
+           s.due_at < %(now)s AS overdue
+    FROM feedback_state s
     WHERE {where} AND s.status <> ALL(%(closed)s)
-), per AS (
+), per AS MATERIALIZED (
     SELECT commune_code, count(*) AS open, count(*) FILTER (WHERE overdue) AS overdue
     FROM o GROUP BY commune_code
-), pts AS (
-    SELECT * FROM o ORDER BY overdue DESC, due_at, report_id LIMIT %(points)s
+    ORDER BY overdue DESC, open DESC, commune_code LIMIT %(communes)s
+), pts AS MATERIALIZED (
+    SELECT o.*, r.lat, r.lon FROM (
+        SELECT * FROM o ORDER BY overdue DESC, due_at, report_id LIMIT %(points)s) o
+    JOIN feedback_reports r USING (report_id)
 )
 SELECT
   (SELECT coalesce(json_agg(json_build_object(
        'type', 'Feature', 'id', pts.report_id,
        'geometry', ST_AsGeoJSON(coalesce(ST_SetSRID(ST_MakePoint(pts.lon, pts.lat), 4326),
-                                         ST_PointOnSurface(c.geom)), 6)::json,
+                                         c.centroid, ST_PointOnSurface(c.geom)), 6)::json,
        'properties', json_build_object(
            'kind', 'report', 'report_id', pts.report_id, 'service_code', pts.service_code,
            'status', pts.status, 'overdue', pts.overdue, 'commune_code', pts.commune_code,
-           'commune_name', c.commune_name,
+           'commune_name', c.name,
            'located', pts.lat IS NOT NULL, 'received_at', pts.received_at,
            'due_at', pts.due_at)) ORDER BY pts.overdue DESC, pts.due_at, pts.report_id),
        '[]'::json)
-   FROM pts LEFT JOIN current_communes c ON c.commune_code = pts.commune_code),
+   FROM pts LEFT JOIN current_admin_units c
+        ON c.code = pts.commune_code AND c.level = 'commune'),
   (SELECT coalesce(json_agg(json_build_object(
        'type', 'Feature', 'id', per.commune_code,
        'geometry', ST_AsGeoJSON(ST_SimplifyPreserveTopology(c.geom, 0.0002), 5)::json,
@@ -217,7 +229,8 @@ async def report_map(
 ) -> dict[str, Any]:
     dept = scope_of(key, department)
     where, args = _where(dept, province, None)
-    args.update(closed=sorted(CLOSED), now=datetime.now(UTC), points=MAX_POINTS)
+    args.update(closed=sorted(CLOSED), now=datetime.now(UTC), points=MAX_POINTS,
+                communes=MAX_COMMUNES)
     async with res.pool.connection() as conn:
         row = await (await conn.execute(_MAP_SQL.format(where=" AND ".join(where)),
                                         args)).fetchone()
