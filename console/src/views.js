@@ -68,7 +68,7 @@ const incidents = {
   render(root, v, ctx) {
     if (v.incident) {
       if (state.incident?.id !== v.incident) loadIncident(v.incident);
-      renderIncidentPage(root, v, () => { v.incident = null; ctx.settingsChanged(); });
+      renderIncidentPage(root, v, () => { v.incident = null; ctx.settingsChanged(); }, incidentOpener(v, ctx));
       return;
     }
     const list = state.incidents;
