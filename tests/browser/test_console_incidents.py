@@ -266,8 +266,8 @@ def test_an_operator_sees_all_and_works_an_incident_through_its_sop(
     ctx = context(browser)
     page = ctx.new_page()
     sign_in(page, site, "operator", "?view=incidents")
-    # board, map, KPIs and feeds, incidents, scorecards: an operator has every view
-    expect(page.locator("nav .tabs a")).to_have_count(5)
+    # board, map, KPIs and feeds, incidents, scorecards, citizen reports: every view
+    expect(page.locator("nav .tabs a")).to_have_count(6)
     expect(page.locator("nav .tabs a", has_text="Sự cố")).to_have_count(1)
     table = page.locator("#incident-table")
     for iid in (pm25, traffic):
