@@ -271,26 +271,33 @@ class _Split:
         """Walk the candidate restarts in order: one is taken unless its comma separates
         anyway (outside strings at depth 0 in the current segment) or its object does
         not parse; a taken one starts a fresh segment after its following comma. One
-        Python step per candidate (each spans at least ``min_restart`` bytes)."""
-        at, n = self.at, self.n
-        p = self.phase_p
-        m = len(at)
-        heads = np.searchsorted(at, np.array(afters, dtype=np.int64) + 1)
-        marks = np.unique(np.concatenate([[0], np.array(cis, dtype=np.int64),
-                                          heads[heads < m]]))
-        lows = (np.minimum.reduceat(p[0], marks).tolist(),
-                np.minimum.reduceat(p[1], marks).tolist())
+        Python step per candidate (each spans at least ``min_restart`` bytes): what it
+        reads was gathered into lists by vectorised passes first."""
+        at, n, m = self.at, self.n, len(self.at)
+        p0, p1 = self.phase_p
+        ci_arr = np.array(cis, dtype=np.int64)
+        heads_arr = np.searchsorted(at, np.array(afters, dtype=np.int64) + 1)
+        marks = np.unique(np.concatenate([[0], ci_arr, heads_arr[heads_arr < m]]))
+        lows = (np.minimum.reduceat(p0, marks).tolist(),
+                np.minimum.reduceat(p1, marks).tolist())
         mark_list: list[int] = marks.tolist()
         at_mark = {mk: i for i, mk in enumerate(mark_list)}
-        inside = self.inside
+        commas: list[int] = at[ci_arr].tolist()
+        comma_in: list[bool] = self.inside[ci_arr].tolist()
+        comma_sum = (p0[ci_arr].tolist(), p1[ci_arr].tolist())
+        heads: list[int] = heads_arr.tolist()
+        safe = np.maximum(heads_arr - 1, 0)
+        head_sum = (np.where(heads_arr > 0, p0[safe], 0).tolist(),
+                    np.where(heads_arr > 0, p1[safe], 0).tolist())
+        head_phase: list[bool] = self.par[np.minimum(np.array(afters, dtype=np.int64),
+                                                     n - 1)].tolist()
         value, lo = self.value, self.lo
         taken: list[tuple[int, int, int, int]] = []
-        start, f, head = 0, 0, 0
+        start, f = 0, 0
         low = 0  # the lowest running sum since the segment's start (its base included)
         j = 0
-        for k, (ci, o, close, after) in enumerate(zip(cis, os, closes, afters,
-                                                      strict=True)):
-            c = int(at[ci])
+        for k, ci in enumerate(cis):
+            c = commas[k]
             if c < start:
                 continue
             lows_f = lows[f]
@@ -298,20 +305,18 @@ class _Split:
                 if lows_f[j] < low:
                     low = lows_f[j]
                 j += 1
-            if bool(inside[ci]) == bool(f) and int(p[f][ci]) <= low:
+            if comma_in[k] == bool(f) and comma_sum[f][k] <= low:
                 continue  # a separator at depth 0: the element after it starts afresh
+            o, close, after = os[k], closes[k], afters[k]
             if not _parses_as_object(value[lo + o:lo + close + 1]):
                 continue
             taken.append((c, o, close, after))
-            if after >= n - 1:
+            if after >= n - 1 or heads[k] >= m:
                 break
             start = after + 1
-            f = self._phase(start)
-            head = int(heads[k])
-            if head >= m:
-                break
-            low = int(p[f][head - 1]) if head > 0 else 0
-            j = at_mark[head]
+            f = int(head_phase[k])  # the phase of a fresh start after the comma
+            low = head_sum[f][k]
+            j = at_mark[heads[k]]
         return taken
 
 
