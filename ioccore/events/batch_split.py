@@ -281,7 +281,7 @@ class _Split:
         lows = (np.minimum.reduceat(p0, marks).tolist(),
                 np.minimum.reduceat(p1, marks).tolist())
         mark_list: list[int] = marks.tolist()
-        at_mark = {mk: i for i, mk in enumerate(mark_list)}
+        head_mark: list[int] = np.searchsorted(marks, heads_arr).tolist()
         commas: list[int] = at[ci_arr].tolist()
         comma_in: list[bool] = self.inside[ci_arr].tolist()
         comma_sum = (p0[ci_arr].tolist(), p1[ci_arr].tolist())
@@ -316,7 +316,7 @@ class _Split:
             start = after + 1
             f = int(head_phase[k])  # the phase of a fresh start after the comma
             low = head_sum[f][k]
-            j = at_mark[heads[k]]
+            j = head_mark[k]
         return taken
 
 
