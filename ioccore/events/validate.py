@@ -105,6 +105,7 @@ KnownCommune = Callable[[str], bool] | Container[str]
 
 _MESSAGE_DECODER = msgspec.json.Decoder(EnvelopeV1 | list[EnvelopeV1])
 _ONE_DECODER = msgspec.json.Decoder(EnvelopeV1)
+_LIST_DECODER = msgspec.json.Decoder(list[EnvelopeV1])
 _RAW_LIST_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
 _IDS_DECODER = msgspec.json.Decoder()
 _EVENT_TIME_MIN_DT: Final = datetime.fromtimestamp(EVENT_TIME_MIN, UTC)
@@ -399,7 +400,7 @@ class Validator:
         else:
             if len(raws) > self.max_events:  # before copying 300k elements' bytes
                 return records, [self._too_many(value, len(raws))]
-            items = [bytes(r) for r in raws]
+            items = list(map(bytes, raws))
         if items is None:
             reason, message = unparseable(value)
             rejections.append(Rejection(reason, message, value, None))
@@ -417,6 +418,9 @@ class Validator:
         for a, b in itertools.pairwise(bounds):
             check(deadline)
             if not tiny[a]:
+                if b - a > 1 and self._run(items, a, b, now, expected_feed, records,
+                                           rejections):
+                    continue
                 for i in range(a, b):
                     if not (i - a) % 64:
                         check(deadline)
@@ -427,6 +431,34 @@ class Validator:
                 for i in range(a, b):
                     rejections.append(self._tiny(items[i], i, now, expected_feed, seen))
         return records, rejections
+
+    def _run(self, items: list[bytes], a: int, b: int, now: float,
+             expected_feed: str | None, records: list[Record],
+             rejections: list[Rejection]) -> bool:
+        """Validate ``items[a:b]`` (a run the splitter cut out, e.g. the valid events
+        after a malformed element) with one typed decode in C, as a batch that parses is;
+        False (nothing added) when one of them does not decode: then each is taken on
+        its own. Same verdicts as :meth:`_one` per element."""
+        try:
+            decoded = _LIST_DECODER.decode(b"[" + b",".join(items[a:b]) + b"]")
+        except DECODE_ERRORS:
+            return False
+        limits = self._limits(now)
+        for i, env in enumerate(decoded, a):
+            try:
+                out = self._accept(env, now, expected_feed, limits)
+            except Exception as exc:  # a bug in a check costs this element only
+                rejections.append(Rejection(Reason.INTERNAL_ERROR,
+                                            f"validator failed: {type(exc).__name__}",
+                                            items[i], i))
+                continue
+            if type(out) is Record:
+                records.append(out)
+            else:
+                reason, message = out  # type: ignore[misc]
+                rejections.append(Rejection(reason, message, items[i], i, env.source_id,
+                                            env.event_id, department=env.department))
+        return True
 
     def _tiny(self, raw: bytes, index: int, now: float, expected_feed: str | None,
               seen: dict[bytes, Rejection]) -> Rejection:
