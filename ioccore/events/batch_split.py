@@ -262,8 +262,11 @@ class _Split:
         hits = np.flatnonzero(vals <= np.repeat(thr, lengths))
         close = np.full(len(o), -1, dtype=np.int64)
         if len(hits):
-            ids, firsthit = np.unique(win[hits], return_index=True)
-            close[ids] = at[idx[hits[firsthit]]]
+            ids = win[hits]  # non-decreasing: the first hit of each window
+            first = np.empty(len(ids), dtype=bool)
+            first[0] = True
+            np.not_equal(ids[1:], ids[:-1], out=first[1:])
+            close[ids[first]] = at[idx[hits[first]]]
         return close
 
     def _take(self, cis: list[int], os: list[int], closes: list[int], afters: list[int]
@@ -277,7 +280,12 @@ class _Split:
         p0, p1 = self.phase_p
         ci_arr = np.array(cis, dtype=np.int64)
         heads_arr = np.searchsorted(at, np.array(afters, dtype=np.int64) + 1)
-        marks = np.unique(np.concatenate([[0], ci_arr, heads_arr[heads_arr < m]]))
+        marks = np.concatenate([[0], ci_arr, heads_arr[heads_arr < m]])
+        marks.sort()
+        keep = np.empty(len(marks), dtype=bool)
+        keep[0] = True
+        np.not_equal(marks[1:], marks[:-1], out=keep[1:])
+        marks = marks[keep]
         lows = (np.minimum.reduceat(p0, marks).tolist(),
                 np.minimum.reduceat(p1, marks).tolist())
         mark_list: list[int] = marks.tolist()
