@@ -414,37 +414,42 @@ class Validator:
             return records, rejections
         seen: dict[bytes, Rejection] = {}  # tiny elements: one diagnosis per spelling
         tiny = np.fromiter(map(len, items), dtype=np.int64, count=len(items)) < TINY
+        # elements that could be events: one typed decode for all of them (verdicts do
+        # not depend on neighbours), each on its own only when one does not decode
+        big: list[int] = np.flatnonzero(~tiny).tolist()
+        if len(big) < 2 or not self._together(items, big, now, expected_feed, records,
+                                              rejections):
+            for k, i in enumerate(big):
+                if not k % 64:
+                    check(deadline)
+                self._one(items[i], i, now, expected_feed, records, rejections)
         bounds = [0, *(np.flatnonzero(tiny[1:] != tiny[:-1]) + 1).tolist(), len(items)]
         for a, b in itertools.pairwise(bounds):
             check(deadline)
             if not tiny[a]:
-                if b - a > 1 and self._run(items, a, b, now, expected_feed, records,
-                                           rejections):
-                    continue
-                for i in range(a, b):
-                    if not (i - a) % 64:
-                        check(deadline)
-                    self._one(items[i], i, now, expected_feed, records, rejections)
-            elif b - a > RUN_COLLAPSE:
+                continue
+            if b - a > RUN_COLLAPSE:
                 rejections.append(self._tiny_run(items, a, b, now, expected_feed, seen))
             else:
                 for i in range(a, b):
                     rejections.append(self._tiny(items[i], i, now, expected_feed, seen))
+        if big and len(big) < len(items):
+            rejections.sort(key=_position)
         return records, rejections
 
-    def _run(self, items: list[bytes], a: int, b: int, now: float,
-             expected_feed: str | None, records: list[Record],
-             rejections: list[Rejection]) -> bool:
-        """Validate ``items[a:b]`` (a run the splitter cut out, e.g. the valid events
-        after a malformed element) with one typed decode in C, as a batch that parses is;
-        False (nothing added) when one of them does not decode: then each is taken on
-        its own. Same verdicts as :meth:`_one` per element."""
+    def _together(self, items: list[bytes], idx: list[int], now: float,
+                  expected_feed: str | None, records: list[Record],
+                  rejections: list[Rejection]) -> bool:
+        """Validate ``items[i] for i in idx`` (e.g. the valid events the splitter found
+        again between malformed elements) with one typed decode in C, as a batch that
+        parses is; False (nothing added) when one of them does not decode: then each is
+        taken on its own. Same verdicts as :meth:`_one` per element."""
         try:
-            decoded = _LIST_DECODER.decode(b"[" + b",".join(items[a:b]) + b"]")
+            decoded = _LIST_DECODER.decode(b"[" + b",".join([items[i] for i in idx]) + b"]")
         except DECODE_ERRORS:
             return False
         limits = self._limits(now)
-        for i, env in enumerate(decoded, a):
+        for i, env in zip(idx, decoded, strict=True):
             try:
                 out = self._accept(env, now, expected_feed, limits)
             except Exception as exc:  # a bug in a check costs this element only
@@ -519,6 +524,10 @@ class Validator:
             reason, message = out  # type: ignore[misc]
             rejections.append(Rejection(reason, message, raw, index, env.source_id,
                                         env.event_id, department=env.department))
+
+
+def _position(rejection: Rejection) -> int:
+    return rejection.index or 0
 
 
 def _forbidden_chars(*fields: tuple[str, str]) -> Problem:
