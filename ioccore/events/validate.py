@@ -551,7 +551,7 @@ def _tombstone_raw(key: bytes | None) -> bytes:
 def collapse_runs(rejections: list[Rejection], limit: int = RUN_COLLAPSE) -> list[Rejection]:
     """Runs of more than ``limit`` consecutive rejected batch elements become one rejection
     (raw: the elements' bytes joined by commas, ``count``: how many); others stay."""
-    if len(rejections) <= limit:
+    if len(rejections) <= 1 or sum(r.count for r in rejections) <= limit:
         return rejections
     out: list[Rejection] = []
     run: list[Rejection] = []

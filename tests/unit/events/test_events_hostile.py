@@ -240,3 +240,18 @@ def test_issue24_payloads_cost_linear_time() -> None:
     small, large = cost(16_384), cost(65_536)
     assert large < 8 * small + 0.05, (small, large)  # quadratic would be x16
     assert small < 0.5, small
+
+
+def test_a_run_of_tiny_elements_is_one_rejection_with_its_tally() -> None:
+    """Tiny elements (never an event) in bulk: one rejection per run, each distinct
+    spelling diagnosed once, the tally by reason kept when the run merges with its
+    neighbours; the events around it are accepted."""
+    value = (b"[" + event(0) + b"," + b",".join([b"1"] * 20 + [b"{}"] * 5) + b","
+             + b'{"schema_version": 2, "x": "' + b"y" * 80 + b'"},' + event(1) + b"]")
+    records, rejections = make().validate(value, now=NOW)
+    assert [r.event_id for r in records] == ["ok-0", "ok-1"]
+    (run,) = rejections
+    assert (run.reason, run.index, run.count) == (Reason.REJECTED_RUN, 1, 26)
+    assert run.tally == {"not_an_object": 20, "missing_field": 5,
+                         "unsupported_schema_version": 1}
+    assert "not_an_object x20, missing_field x5, unsupported_schema_version x1" in run.message
