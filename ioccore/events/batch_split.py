@@ -8,13 +8,12 @@ the batch position the validator reported).
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 import msgspec
 import numpy as np
 
-from ioccore.events.budget import CHECK_EVERY, Deadline
+from ioccore.events.budget import Deadline, check
 
 DECODE_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError,
                         RecursionError, OverflowError, ValueError)
@@ -37,26 +36,39 @@ def elements(value: bytes, max_items: int | None = None) -> list[bytes] | None:
 
 
 _WS = b" \t\r\n"
-_TOKEN = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[{]++|[\]}]++|[",]', re.S)
-"""A whole string (matched in C, possessively: no backtracking), a run of opening or of
-closing brackets (one step however deep the nesting), a lone ``"`` (a string that never
-closes) or a comma."""
-_CANDIDATE = re.compile(rb",[ \t\r\n]*\{")
-_PLAUSIBLE = re.compile(rb",[ \t\r\n]*\{(?:(?!,[ \t\r\n]*\{)[^}])*+\}")
-"""A restart point with a ``}`` before the next restart point (else its object cannot
-close in its window): found in C, so the hopeless ones cost no Python step. A failed
-attempt reads only up to the next restart point, so the search stays linear."""
-_SPACE = re.compile(rb"[ \t\r\n]*")
+_ANY_WS = np.zeros(256, dtype=bool)
+_ANY_WS[list(_WS)] = True
+_STRUCTURAL = np.zeros(256, dtype=bool)
+_STRUCTURAL[list(b"[]{},")] = True
 
 BRACKET_STEP = np.zeros(256, dtype=np.int8)
 BRACKET_STEP[list(b"[{")] = 1
 BRACKET_STEP[list(b"]}")] = -1
-_OPEN: Final = frozenset(b"[{")
-_CLOSE: Final = frozenset(b"]}")
+
+MIN_RESTART: Final = 64
+"""Bytes a restart object must span: a shorter object cannot be an event (the smallest
+valid one is about 190 bytes), so cutting it out of a malformed run would save nothing
+valid; the bound also caps restarts at one per 64 bytes (each costs a few Python steps)."""
+
+
+def string_mask(b: np.ndarray) -> np.ndarray:
+    """Per byte of a JSON text, whether an odd number of real quotes precede it or it is
+    one (for a byte that is no quote: inside a string), in vectorised passes: a quote
+    after an odd run of backslashes is escaped (simdjson's rule; a backslash outside a
+    string is not JSON anyway)."""
+    quote = b == 0x22
+    backslash = b == 0x5C
+    if backslash.any():
+        pos = np.arange(len(b), dtype=np.int32)
+        run = pos - np.maximum.accumulate(np.where(backslash, np.int32(-1), pos))
+        quote[1:] &= (run[:-1] & 1) == 0  # a quote after an odd backslash run is escaped
+    mask: np.ndarray = (np.cumsum(quote, dtype=np.int32) & 1).astype(bool)
+    return mask
 
 
 def split_array(value: bytes, max_items: int | None = None,
-                deadline: Deadline | None = None) -> list[bytes] | None:
+                deadline: Deadline | None = None, *,
+                min_restart: int = MIN_RESTART) -> list[bytes] | None:
     """Split a JSON array that does not parse as a whole into its elements' bytes.
 
     Returns ``None`` if ``value`` is not an array at all. The pieces (stripped of
@@ -69,18 +81,24 @@ def split_array(value: bytes, max_items: int | None = None,
     **Resynchronisation.** Inside an element that has not closed (an unclosed bracket or
     string would swallow everything after it), every restart point ``,{`` is tried: if
     the object starting there closes before the next restart point, is followed by a
-    comma (or the end) and parses, the element is cut there, the object becomes a piece
-    and splitting starts afresh after it. So a malformed run becomes one piece and the
-    valid elements after it are found again. (An object that holds a ``,{`` of its own,
-    never a v1 event, is not a restart: it stays in the malformed piece.)
+    comma (or the end), spans at least ``min_restart`` bytes and parses, the element is
+    cut there, the object becomes a piece and splitting starts afresh after it. So a
+    malformed run becomes one piece and the valid elements after it are found again.
+    (An object that holds a ``,{`` of its own, never a v1 event, is not a restart.)
 
-    **Linear time by construction.** One pass over the bytes (strings are one token,
-    matched in C); each restart point's own look-ahead stops at the next restart point,
-    so those look-aheads cover disjoint stretches, and each stretch is parsed at most
-    once. No byte is read more than three times whatever the input (issue 24:
-    ``benchmarks/bench_hostile.py`` measures it). With ``max_items``, splitting stops
-    after ``max_items + 1`` pieces (the caller rejects the message as too large a batch).
-    ``deadline``: checked every :data:`~ioccore.events.budget.CHECK_EVERY` steps.
+    **Linear time by construction** (issue 24): a structural index of the whole body is
+    built in a fixed number of vectorised passes (numpy), the way simdjson does it:
+    backslash-run parity marks escaped quotes, a prefix sum of the other quotes gives
+    the in-string mask, prefix sums of the brackets outside strings give the depth. A
+    fresh start after a restart only flips the string phase, so both phases are indexed
+    once. Every restart point is tried at once, each reading only its own window (up
+    to the next restart point). What is left in Python is one step per restart (at
+    least ``min_restart`` bytes each) and one slice per piece. One deviation from a
+    byte-by-byte JSON scanner: a backslash outside a string also escapes a following
+    quote (such bytes are not JSON; only their piece's cut can differ, never a valid
+    element's). With ``max_items``, only the first ``max_items + 1`` pieces are returned
+    (the caller rejects the message as too large a batch). ``deadline``: checked between
+    the passes.
     """
     lo = len(value) - len(value.lstrip(_WS))
     if lo >= len(value) or value[lo] != 0x5B:  # '['
@@ -92,157 +110,222 @@ def split_array(value: bytes, max_items: int | None = None,
     if not value[lo:hi].strip(_WS):
         return []
     limit = None if max_items is None else max_items + 1
-    if value.find(b"\\", lo, hi) < 0 and _CANDIDATE.search(value, lo, hi) is None:
-        return _top_level(value, lo, hi, limit)
-    return _Splitter(value, lo, hi, limit, deadline).run()
+    return _Split(value, lo, hi, deadline).pieces(limit, min_restart)
 
 
-def _top_level(value: bytes, lo: int, hi: int, limit: int | None) -> list[bytes]:
-    """The same cut as :class:`_Splitter` for a body without backslashes and without
-    restart points, in a few vectorised passes (no Python step per byte: deep nesting
-    and stray brackets cost what a valid batch costs). Without backslashes every quote
-    opens or closes a string, so a byte is inside a string when an odd number of quotes
-    precede it; the depth never below 0 is the running sum minus its running minimum."""
-    b = np.frombuffer(value, dtype=np.uint8, count=hi - lo, offset=lo)
-    quotes = np.cumsum(b == 0x22, dtype=np.int64)
-    outside = (quotes & 1) == 0
-    step = BRACKET_STEP[b] * outside
-    depth = np.cumsum(step, dtype=np.int64)
-    depth -= np.minimum(np.minimum.accumulate(depth), 0)
-    cuts = np.flatnonzero((b == 0x2C) & outside & (depth == 0))
-    if limit is not None and len(cuts) >= limit:
-        cuts = cuts[:limit]
-    pieces: list[bytes] = []
-    start = lo
-    for cut in cuts.tolist():
-        pieces.append(value[start:lo + cut].strip(_WS))
-        start = lo + cut + 1
-    if limit is None or len(pieces) < limit:
-        pieces.append(value[start:hi].strip(_WS))
-    return pieces
+class _Split:
+    """The structural index of ``value[lo:hi]`` (the array's inside) and its cut.
 
+    Positions are relative to ``lo``. Only the structural bytes (brackets and commas)
+    are kept after the first passes: ``at`` holds their positions, ``kind`` their bytes,
+    ``phase_p`` per phase (0: the body starts outside a string, 1: inside) the running
+    sum of the brackets outside strings up to each of them."""
 
-class _Splitter:
-    """One split of ``value[lo:hi]`` (the array's inside); see :func:`split_array`."""
-
-    __slots__ = ("cands", "deadline", "hi", "limit", "lo", "next_c", "pieces", "steps",
+    __slots__ = ("at", "b", "deadline", "inside", "kind", "lo", "n", "par", "phase_p",
                  "value")
 
-    def __init__(self, value: bytes, lo: int, hi: int, limit: int | None,
-                 deadline: Deadline | None) -> None:
+    def __init__(self, value: bytes, lo: int, hi: int, deadline: Deadline | None) -> None:
         self.value = value
         self.lo = lo
-        self.hi = hi
-        self.limit = limit
+        self.n = n = hi - lo
         self.deadline = deadline
-        self.pieces: list[bytes] = []
-        self.steps = 0
-        self.cands = _PLAUSIBLE.finditer(value, lo, hi)
-        self.next_c = self._candidate()
+        b = self.b = np.frombuffer(value, dtype=np.uint8, count=n, offset=lo)
+        self.par = string_mask(b)  # phase 0's strings
+        check(deadline)
+        at = self.at = np.flatnonzero(_STRUCTURAL[b])
+        kind = self.kind = b[at]
+        inside = self.inside = self.par[at]
+        step = BRACKET_STEP[kind]
+        zero = np.zeros((), dtype=np.int8)
+        self.phase_p = (np.cumsum(np.where(inside, zero, step), dtype=np.int32),
+                        np.cumsum(np.where(inside, step, zero), dtype=np.int32))
+        check(deadline)
 
-    def _candidate(self) -> int:
-        """Position of the next plausible restart point's comma (``hi``: none)."""
-        m = next(self.cands, None)
-        return self.hi if m is None else m.start()
+    def _phase(self, p: int) -> int:
+        """The phase of a fresh start at ``p`` (outside a string there)."""
+        return int(self.par[p - 1]) if 0 < p <= self.n else 0
 
-    def _tick(self) -> None:
-        self.steps += 1
-        if not self.steps % CHECK_EVERY and self.deadline is not None:
-            self.deadline.check()
+    def _next_solid(self, pos: np.ndarray) -> np.ndarray:
+        """The first byte at or after each position that is not whitespace (``n``:
+        none): a few steps for the usual single space, one pass over the body else."""
+        b, n = self.b, self.n
+        pos = pos.copy()
+        for _ in range(4):
+            more = pos < n
+            more[more] = _ANY_WS[b[pos[more]]]
+            if not more.any():
+                return pos
+            pos[more] += 1
+        blank = np.append(_ANY_WS[b], False)
+        every = np.arange(n + 1, dtype=np.int64)
+        solid: np.ndarray = np.minimum.accumulate(np.where(blank, n, every)[::-1])[::-1]
+        found: np.ndarray = solid[pos]
+        return found
 
-    def _emit(self, start: int, end: int) -> bool:
-        """Add a piece; True when the item limit is reached."""
-        self.pieces.append(self.value[start:end].strip(_WS))
-        return self.limit is not None and len(self.pieces) >= self.limit
+    def pieces(self, limit: int | None, min_restart: int) -> list[bytes]:
+        restarts = self._restarts(min_restart)
+        check(self.deadline)
+        # segments: (start, end); after a restart at (c, o, close, after) the segment
+        # ends at c, the object is a piece, and a fresh one starts after ``after``
+        starts = [0] + [r[3] + 1 for r in restarts]
+        segs = [(s, r[0]) for s, r in zip(starts, restarts, strict=False)]
+        if not restarts or restarts[-1][3] < self.n:
+            segs.append((starts[-1], self.n))
+        cuts = self._separators(segs)
+        value, lo = self.value, self.lo
+        out: list[bytes] = []
+        at = 0
+        for k, (s, e) in enumerate(segs):
+            j = at
+            while j < len(cuts) and cuts[j] < e:
+                j += 1
+            for cut in cuts[at:j]:
+                out.append(value[lo + s:lo + cut].strip(_WS))
+                s = cut + 1
+            at = j
+            out.append(value[lo + s:lo + e].strip(_WS))
+            if k < len(restarts):
+                _, o, close, _ = restarts[k]
+                out.append(value[lo + o:lo + close + 1].strip(_WS))
+            if limit is not None and len(out) >= limit:
+                return out[:limit]
+        return out
 
-    def run(self) -> list[bytes]:
-        value, hi = self.value, self.hi
-        start = self.lo  # the current piece's first byte
-        depth = 0
-        pos = start
-        while True:
-            restart = None
-            for m in _TOKEN.finditer(value, pos, hi):
-                self._tick()
-                s, e = m.span()
-                if self.next_c < e:  # restart points inside this token (or it is one)
-                    restart = self._restarts(s, e, depth == 0 and e - s == 1, start)
-                    if restart is not None:
-                        break
-                c = value[s]
-                if c == 0x2C:  # ','
-                    if depth == 0:
-                        if self._emit(start, s):
-                            return self.pieces
-                        start = s + 1
-                elif c in _OPEN:
-                    depth += e - s
-                elif c in _CLOSE:
-                    depth = max(0, depth - (e - s))
-                elif e - s > 1:  # a whole string
-                    continue
-                else:  # a lone '"': the rest is a string that never closes
-                    restart = self._restarts(s, hi, False, start)
-                    if restart is None:
-                        self._emit(start, hi)
-                        return self.pieces
-                    break
-            if restart is None:
-                self._emit(start, hi)
-                return self.pieces
-            if restart < 0:  # the limit or the end was reached
-                return self.pieces
-            start = pos = restart
-            depth = 0
+    def _separators(self, segs: list[tuple[int, int]]) -> list[int]:
+        """The commas at depth 0 outside strings of each segment (fresh start: depth 0,
+        outside a string, a closer at depth 0 stays at 0), in one vectorised pass over
+        the structural bytes: the segments' sums are shifted apart so that one running
+        minimum serves them all."""
+        at = self.at
+        m = len(at)
+        if not m:
+            return []
+        firsts = np.searchsorted(at, np.array([s for s, _ in segs], dtype=np.int64))
+        tiles = np.diff(np.append(firsts, m))
+        phases = np.array([self._phase(s) for s, _ in segs], dtype=bool)
+        p0, p1 = self.phase_p
+        before = np.maximum(firsts - 1, 0)
+        base = np.where(firsts > 0, np.where(phases, p1[before], p0[before]), 0)
+        shift = np.arange(len(segs), dtype=np.int64) * (4 * self.n + 8)
+        f_at = np.repeat(phases, tiles)
+        q = np.where(f_at, p1, p0) - np.repeat(base + shift, tiles)
+        floor = np.minimum(np.minimum.accumulate(q), -np.repeat(shift, tiles))
+        ends = np.repeat(np.array([e for _, e in segs], dtype=np.int64), tiles)
+        sep = (self.kind == 0x2C) & (self.inside == f_at) & (q <= floor) & (at < ends)
+        cuts: list[int] = at[sep].tolist()
+        return cuts
 
-    def _restarts(self, s: int, e: int, separator: bool, start: int) -> int | None:
-        """Try the restart points whose comma lies in ``[s, e)`` (a token of the current
-        piece); on the first that holds, emit the pieces it makes and return where
-        splitting goes on afresh (-1: the limit or the end was reached). ``separator``: the token is
-        a comma at depth 0, which separates anyway (not a restart point)."""
-        while self.next_c < e:
-            c = self.next_c
-            self.next_c = self._candidate()
-            if separator and c == s:
+    def _restarts(self, min_restart: int) -> list[tuple[int, int, int, int]]:
+        """(comma, object start, object end, following comma or ``n``) of each restart
+        the cut takes, in order."""
+        b, n, at = self.b, self.n, self.at
+        ci = np.flatnonzero(self.kind == 0x2C)  # indexes into ``at``
+        if not len(ci):
+            return []
+        o = self._next_solid(at[ci] + 1)
+        keep = o < n
+        keep[keep] = b[o[keep]] == 0x7B  # '{'
+        ci, o = ci[keep], o[keep]
+        if not len(ci):
+            return []
+        until = np.append(at[ci[1:]], n)  # each window ends at the next restart point
+        wide = until - o >= max(min_restart, 2)
+        ci, o, until = ci[wide], o[wide], until[wide]
+        if not len(ci):
+            return []
+        close = self._closes(o, until)
+        found = close >= 0
+        ci, o, close = ci[found], o[found], close[found]
+        after = self._next_solid(close + 1)
+        ok = (close - o + 1 >= min_restart) & ((after >= n) | (b[np.minimum(after, n - 1)]
+                                                              == 0x2C))
+        ci, o, close, after = ci[ok], o[ok], close[ok], after[ok]
+        if not len(ci):
+            return []
+        return self._take(ci.tolist(), o.tolist(), close.tolist(), after.tolist())
+
+    def _closes(self, o: np.ndarray, until: np.ndarray) -> np.ndarray:
+        """Per window ``[o, until)``: where the object opened at ``o`` closes when read
+        afresh from ``o`` (the first bracket where the depth is back to 0), or -1. The
+        windows are disjoint: one pass over their structural bytes."""
+        at = self.at
+        first = np.searchsorted(at, o)  # o is a '{': its own index
+        lengths = np.searchsorted(at, until) - first
+        win = np.repeat(np.arange(len(o)), lengths)
+        offsets = np.cumsum(lengths) - lengths
+        idx = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(offsets - first,
+                                                                        lengths)
+        g = self.par[o]  # the phase of a fresh start at o ('{' is no quote)
+        p0, p1 = self.phase_p
+        thr = np.where(g, p1[first], p0[first]) - 1
+        vals = np.where(np.repeat(g, lengths), p1[idx], p0[idx])
+        hits = np.flatnonzero(vals <= np.repeat(thr, lengths))
+        close = np.full(len(o), -1, dtype=np.int64)
+        if len(hits):
+            ids = win[hits]  # non-decreasing: the first hit of each window
+            first = np.empty(len(ids), dtype=bool)
+            first[0] = True
+            np.not_equal(ids[1:], ids[:-1], out=first[1:])
+            close[ids[first]] = at[idx[hits[first]]]
+        return close
+
+    def _take(self, cis: list[int], os: list[int], closes: list[int], afters: list[int]
+              ) -> list[tuple[int, int, int, int]]:
+        """Walk the candidate restarts in order: one is taken unless its comma separates
+        anyway (outside strings at depth 0 in the current segment) or its object does
+        not parse; a taken one starts a fresh segment after its following comma. One
+        Python step per candidate (each spans at least ``min_restart`` bytes): what it
+        reads was gathered into lists by vectorised passes first."""
+        at, n, m = self.at, self.n, len(self.at)
+        p0, p1 = self.phase_p
+        ci_arr = np.array(cis, dtype=np.int64)
+        heads_arr = np.searchsorted(at, np.array(afters, dtype=np.int64) + 1)
+        marks = np.concatenate([[0], ci_arr, heads_arr[heads_arr < m]])
+        marks.sort()
+        keep = np.empty(len(marks), dtype=bool)
+        keep[0] = True
+        np.not_equal(marks[1:], marks[:-1], out=keep[1:])
+        marks = marks[keep]
+        lows = (np.minimum.reduceat(p0, marks).tolist(),
+                np.minimum.reduceat(p1, marks).tolist())
+        mark_list: list[int] = marks.tolist()
+        head_mark: list[int] = np.searchsorted(marks, heads_arr).tolist()
+        commas: list[int] = at[ci_arr].tolist()
+        comma_in: list[bool] = self.inside[ci_arr].tolist()
+        comma_sum = (p0[ci_arr].tolist(), p1[ci_arr].tolist())
+        heads: list[int] = heads_arr.tolist()
+        safe = np.maximum(heads_arr - 1, 0)
+        head_sum = (np.where(heads_arr > 0, p0[safe], 0).tolist(),
+                    np.where(heads_arr > 0, p1[safe], 0).tolist())
+        head_phase: list[bool] = self.par[np.minimum(np.array(afters, dtype=np.int64),
+                                                     n - 1)].tolist()
+        value, lo = self.value, self.lo
+        taken: list[tuple[int, int, int, int]] = []
+        start, f = 0, 0
+        low = 0  # the lowest running sum since the segment's start (its base included)
+        j = 0
+        for k, ci in enumerate(cis):
+            c = commas[k]
+            if c < start:
                 continue
-            o = self.value.index(b"{", c)
-            window = _CANDIDATE.search(self.value, o, self.hi)  # up to the next restart
-            hit = self._object_at(o, self.hi if window is None else window.start())
-            if hit is None:
+            lows_f = lows[f]
+            while mark_list[j] < ci:
+                if lows_f[j] < low:
+                    low = lows_f[j]
+                j += 1
+            if comma_in[k] == bool(f) and comma_sum[f][k] <= low:
+                continue  # a separator at depth 0: the element after it starts afresh
+            o, close, after = os[k], closes[k], afters[k]
+            if not _parses_as_object(value[lo + o:lo + close + 1]):
                 continue
-            close, after = hit
-            if self._emit(start, c) or self._emit(o, close + 1):
-                return -1
-            while self.next_c <= after and self.next_c < self.hi:
-                self.next_c = self._candidate()
-            return after + 1 if after < self.hi else -1
-        return None
-
-    def _object_at(self, o: int, until: int) -> tuple[int, int] | None:
-        """(closing brace, following comma or ``hi``) of an object that starts at ``o``,
-        closes before ``until``, is followed by a comma or the end and parses; else
-        None. Reads only ``value[o:until]``."""
-        value = self.value
-        depth = 0
-        for m in _TOKEN.finditer(value, o, until):
-            self._tick()
-            s, e = m.span()
-            c = value[s]
-            if c in _OPEN:
-                depth += e - s
-            elif c in _CLOSE:
-                if depth > e - s:
-                    depth -= e - s
-                    continue
-                close = s + depth - 1  # the byte that closes the object
-                after = _SPACE.match(value, close + 1, self.hi)
-                nxt = after.end() if after is not None else close + 1
-                if nxt < self.hi and value[nxt] != 0x2C:
-                    return None
-                return (close, nxt) if _parses_as_object(value[o:close + 1]) else None
-            elif c == 0x22 and e - s == 1:  # a string that does not close before ``until``
-                return None
-        return None
+            taken.append((c, o, close, after))
+            if after >= n - 1 or heads[k] >= m:
+                break
+            start = after + 1
+            f = int(head_phase[k])  # the phase of a fresh start after the comma
+            low = head_sum[f][k]
+            j = head_mark[k]
+        return taken
 
 
 def _parses_as_object(piece: bytes) -> bool:

@@ -2,9 +2,9 @@
 
 Splitting and validation are linear in the input by construction (benchmarks/
 bench_hostile.py measures it); the budget bounds what a bug or an unforeseen shape could
-still cost. The validator's loops call :meth:`Deadline.check` between elements and every
-few thousand scanner steps (cooperative: nothing is interrupted mid-element, and one
-element is at most a message's bytes, which the C decoder handles in linear time). Over
+still cost. The validator's loops call :meth:`Deadline.check` between elements and the
+batch splitter between its vectorised passes (cooperative: nothing is interrupted
+mid-element or mid-pass, and each is linear in at most a message's bytes). Over
 the budget, :class:`OverBudgetError` ends the validation; the caller dead-letters the whole
 message with reason ``over_budget`` (stage 1) or answers 422 (the gateway).
 """

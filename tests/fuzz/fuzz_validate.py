@@ -44,9 +44,10 @@ COST_FIXED_S = 0.1
 """Allowance for fixed costs and scheduling noise (the machine is shared: at a load of
 15 on 2 cores a sub-millisecond call was seen to take 118 ms)."""
 COST_FACTOR = 200.0
-"""Times a valid batch's cost per byte. Generous: junk that the splitter walks in Python
-(a token per few bytes) costs tens of times a valid byte (BENCHMARKS.md, "Hostile
-input"; the < 3 target is the benchmark's, not this check's), while the quadratic
+"""Times a valid batch's cost per byte. Generous: the splitter's fixed cost (about a
+hundred numpy calls) is many times a small example's valid cost, and the machine is
+shared (BENCHMARKS.md, "Hostile input"; the < 3 target is the benchmark's, not this
+check's), while the quadratic
 resynchronisation of issue 24 cost about 8,000 times (90 us a byte at 8 KB) and more
 the larger the input."""
 COST_PER_ELEMENT_S = 1e-4

@@ -190,21 +190,34 @@ def test_same_verdicts_alone_or_batched(parts: list[tuple[str, Any]]) -> None:
             assert by_index[i] == str(bad[0].reason)
 
 
-@settings(max_examples=500, deadline=None)
-@given(st.lists(st.sampled_from([b"[", b"]", b"{", b"}", b",", b'"', b"a", b" ", b"1",
-                                 b":", b"{}", b'{"a":1}']), max_size=40))
-def test_the_vectorised_cut_is_the_scanner_s_cut(parts: list[bytes]) -> None:
-    """Bodies without backslashes or restart points take a vectorised path: same pieces."""
-    from ioccore.events import batch_split
+STRUCTURE = st.sampled_from([b"[", b"]", b"{", b"}", b",", b'"', b"a", b" ", b"1", b":",
+                             b"{}", b'{"a":1}', b", {", b",{", b'{"a":"b"}', b"\n",
+                             b'"x\\"y"', b'"\\\\"', b'{"a":"\\\\","b":1}'])
+"""Structural fragments, restart points, and strings with backslashes."""
 
-    value = b"[" + b"".join(parts) + b"]"
-    body_lo, body_hi = 1, len(value) - 1
-    if batch_split._CANDIDATE.search(value, body_lo, body_hi) or not value[1:-1].strip():
-        return
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(STRUCTURE, max_size=40), st.booleans())
+def test_the_vectorised_cut_is_the_former_scanner_s_cut(parts: list[bytes],
+                                                        closed: bool) -> None:
+    """The structural index gives the pieces the per-token scanner gave (kept in
+    ``scanner_oracle``), restarts included (``min_restart=0``: the scanner restarted at
+    objects of any size), whenever backslashes stay inside strings."""
+    from tests.support.scanner_oracle import reference_split
+
+    if any(b"\\" in p for p in parts):  # keep backslashes inside strings: no lone quote
+        parts = [p for p in parts if p != b'"']
+    value = b"[" + b"".join(parts) + (b"]" if closed else b"")
     for limit in (None, 2):
-        fast = batch_split._top_level(value, body_lo, body_hi, limit)
-        slow = batch_split._Splitter(value, body_lo, body_hi, limit, None).run()
-        assert fast == slow, (value, limit)
+        assert split_array(value, limit, min_restart=0) == reference_split(value, limit), (
+            value, limit)
+
+
+def test_short_restart_objects_stay_in_their_malformed_piece() -> None:
+    """An object shorter than MIN_RESTART cannot be an event: no cut there."""
+    value = b'[{"a":1 ,{"b":2}, ' + event(0) + b"]"
+    assert split_array(value, min_restart=0) == [b'{"a":1', b'{"b":2}', event(0)]
+    assert split_array(value) == [b'{"a":1 ,{"b":2}', event(0)]
 
 
 def test_issue24_payloads_cost_linear_time() -> None:
@@ -227,3 +240,18 @@ def test_issue24_payloads_cost_linear_time() -> None:
     small, large = cost(16_384), cost(65_536)
     assert large < 8 * small + 0.05, (small, large)  # quadratic would be x16
     assert small < 0.5, small
+
+
+def test_a_run_of_tiny_elements_is_one_rejection_with_its_tally() -> None:
+    """Tiny elements (never an event) in bulk: one rejection per run, each distinct
+    spelling diagnosed once, the tally by reason kept when the run merges with its
+    neighbours; the events around it are accepted."""
+    value = (b"[" + event(0) + b"," + b",".join([b"1"] * 20 + [b"{}"] * 5) + b","
+             + b'{"schema_version": 2, "x": "' + b"y" * 80 + b'"},' + event(1) + b"]")
+    records, rejections = make().validate(value, now=NOW)
+    assert [r.event_id for r in records] == ["ok-0", "ok-1"]
+    (run,) = rejections
+    assert (run.reason, run.index, run.count) == (Reason.REJECTED_RUN, 1, 26)
+    assert run.tally == {"not_an_object": 20, "missing_field": 5,
+                         "unsupported_schema_version": 1}
+    assert "not_an_object x20, missing_field x5, unsupported_schema_version x1" in run.message
