@@ -138,6 +138,8 @@ class TimescaleSink:
                     for row in rows:
                         await copy.write_row(row)
                 await cur.execute(statements.touch_sources(feed).encode())
+                if feed == "service":
+                    await cur.execute(statements.DOSSIER_QUEUE_BY_STATEMENT.encode())
                 await cur.execute(statements.insert_and_roll_up(feed).encode())
                 out = await cur.fetchall()
                 inserted = int(out[0][0]) if out else 0
