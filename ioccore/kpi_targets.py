@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -47,45 +47,69 @@ class Target:
     valid_to: date | None = None
 
 
-def read_targets(path: Path) -> list[Target]:
+def read_text(path: Path) -> str:
+    """A targets file's text (UTF-8, with or without a byte order mark)."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise TargetFileError(f"cannot read {path}: {exc}") from exc
-    return parse_targets(io.StringIO(text))
+
+
+def target_rows(lines: Iterable[str], columns: Sequence[str]
+                ) -> Iterator[tuple[str, dict[str, str]]]:
+    """The rows of a targets CSV, each with where it stands (``line N``) and its cells
+    stripped; the header must name ``columns`` (``valid_to`` is optional) and there are
+    at most :data:`MAX_ROWS` rows. Both target files are read by this."""
+    reader = csv.DictReader(iter(lines))
+    missing = [c for c in columns if c not in (reader.fieldnames or ())]
+    if missing:
+        raise TargetFileError(f"missing columns {missing}; need {list(columns)} [valid_to]")
+    for n, row in enumerate(reader):
+        where = f"line {reader.line_num}"
+        if n >= MAX_ROWS:
+            raise TargetFileError(f"{where}: more than {MAX_ROWS} rows")
+        yield where, {k: (v or "").strip() for k, v in row.items() if isinstance(k, str)
+                      and isinstance(v, str | None)}
+
+
+def kpi_of(row: dict[str, str], where: str) -> str:
+    kpi = row.get("kpi", "")
+    if kpi not in KPI_IDS:
+        raise TargetFileError(f"{where}: kpi {kpi!r} is not one of {list(KPI_IDS)}")
+    return kpi
+
+
+def validity(row: dict[str, str], where: str) -> tuple[float, date, date | None]:
+    """A row's target (a share in 0..1) and the dates it is valid from and to."""
+    try:
+        target = float(row.get("target", ""))
+        valid_from = date.fromisoformat(row.get("valid_from", ""))
+        end = row.get("valid_to", "")
+        valid_to = date.fromisoformat(end) if end else None
+    except ValueError as exc:
+        raise TargetFileError(f"{where}: {exc}") from exc
+    if not 0.0 <= target <= 1.0:
+        raise TargetFileError(f"{where}: target {target} is not a share in 0..1")
+    if valid_to is not None and valid_to <= valid_from:
+        raise TargetFileError(f"{where}: valid_to must be after valid_from")
+    return target, valid_from, valid_to
+
+
+def read_targets(path: Path) -> list[Target]:
+    return parse_targets(io.StringIO(read_text(path)))
 
 
 def parse_targets(lines: Iterable[str]) -> list[Target]:
-    reader = csv.DictReader(iter(lines))
-    missing = [c for c in _COLUMNS if c not in (reader.fieldnames or ())]
-    if missing:
-        raise TargetFileError(f"missing columns {missing}; need {list(_COLUMNS)} [valid_to]")
     out: list[Target] = []
-    for row in reader:
-        where = f"line {reader.line_num}"
-        if len(out) >= MAX_ROWS:
-            raise TargetFileError(f"{where}: more than {MAX_ROWS} rows")
-        kpi = (row.get("kpi") or "").strip()
-        province = (row.get("province_code") or "").strip() or "*"
-        tier = (row.get("tier") or "").strip() or "*"
-        if kpi not in KPI_IDS:
-            raise TargetFileError(f"{where}: kpi {kpi!r} is not one of {list(KPI_IDS)}")
+    for where, row in target_rows(lines, _COLUMNS):
+        kpi = kpi_of(row, where)
+        province = row.get("province_code") or "*"
+        tier = row.get("tier") or "*"
         if not _PROVINCE.match(province):
             raise TargetFileError(f"{where}: province_code {province!r}: two digits or *")
         if tier not in TIERS:
             raise TargetFileError(f"{where}: tier {tier!r} is not one of {list(TIERS)}")
-        try:
-            target = float((row.get("target") or "").strip())
-            valid_from = date.fromisoformat((row.get("valid_from") or "").strip())
-            end = (row.get("valid_to") or "").strip()
-            valid_to = date.fromisoformat(end) if end else None
-        except ValueError as exc:
-            raise TargetFileError(f"{where}: {exc}") from exc
-        if not 0.0 <= target <= 1.0:
-            raise TargetFileError(f"{where}: target {target} is not a share in 0..1")
-        if valid_to is not None and valid_to <= valid_from:
-            raise TargetFileError(f"{where}: valid_to must be after valid_from")
-        out.append(Target(kpi, province, tier, target, valid_from, valid_to))
+        out.append(Target(kpi, province, tier, *validity(row, where)))
     return out
 
 

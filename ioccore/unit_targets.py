@@ -7,9 +7,10 @@ File format (UTF-8 CSV, header row)::
     online_share,commune,00004,0.95,2026-01-01,
     on_time_share,agency,sxd-01,0.90,2026-01-01,2027-01-01
 
-A row with the same (kpi, level, unit_code, valid_from) replaces the stored one. A unit
-with no row valid on a period's first day is held to its province's target
-(``kpi_target``; an agency: for its tier).
+The rows are read as the province targets' are (:func:`ioccore.kpi_targets.target_rows`,
+``kpi_of``, ``validity``). A row with the same (kpi, level, unit_code, valid_from)
+replaces the stored one. A unit with no row valid on a period's first day is held to its
+province's target (``kpi_target``; an agency: for its tier).
 """
 
 from __future__ import annotations
@@ -25,13 +26,11 @@ from typing import Any, Final
 
 import psycopg
 
-from ioccore.kpi_targets import TargetFileError
-from ioccore.kpis import KPI_IDS
+from ioccore.kpi_targets import TargetFileError, kpi_of, read_text, target_rows, validity
 
 COLUMNS: Final = ("kpi", "level", "unit_code", "target", "valid_from")
 _CODE: Final = {"province": re.compile(r"^[0-9]{2}$"), "commune": re.compile(r"^[0-9]{5}$"),
                 "agency": re.compile(r"^[A-Za-z0-9._:-]{1,128}$")}
-MAX_ROWS: Final = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,44 +54,20 @@ def is_unit_file(path: Path) -> bool:
 
 
 def read_unit_targets(path: Path) -> list[UnitTarget]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TargetFileError(f"cannot read {path}: {exc}") from exc
-    return parse_unit_targets(io.StringIO(text))
+    return parse_unit_targets(io.StringIO(read_text(path)))
 
 
 def parse_unit_targets(lines: Iterable[str]) -> list[UnitTarget]:
-    reader = csv.DictReader(iter(lines))
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
-    if missing:
-        raise TargetFileError(f"missing columns {missing}; need {list(COLUMNS)} [valid_to]")
     out: list[UnitTarget] = []
-    for row in reader:
-        where = f"line {reader.line_num}"
-        if len(out) >= MAX_ROWS:
-            raise TargetFileError(f"{where}: more than {MAX_ROWS} rows")
-        kpi = (row.get("kpi") or "").strip()
-        level = (row.get("level") or "").strip()
-        code = (row.get("unit_code") or "").strip()
-        if kpi not in KPI_IDS:
-            raise TargetFileError(f"{where}: kpi {kpi!r} is not one of {list(KPI_IDS)}")
+    for where, row in target_rows(lines, COLUMNS):
+        kpi = kpi_of(row, where)
+        level = row.get("level", "")
+        code = row.get("unit_code", "")
         if level not in _CODE:
             raise TargetFileError(f"{where}: level {level!r} is not one of {list(_CODE)}")
         if not _CODE[level].match(code):
             raise TargetFileError(f"{where}: unit_code {code!r} is not a {level} code")
-        try:
-            target = float((row.get("target") or "").strip())
-            valid_from = date.fromisoformat((row.get("valid_from") or "").strip())
-            end = (row.get("valid_to") or "").strip()
-            valid_to = date.fromisoformat(end) if end else None
-        except ValueError as exc:
-            raise TargetFileError(f"{where}: {exc}") from exc
-        if not 0.0 <= target <= 1.0:
-            raise TargetFileError(f"{where}: target {target} is not a share in 0..1")
-        if valid_to is not None and valid_to <= valid_from:
-            raise TargetFileError(f"{where}: valid_to must be after valid_from")
-        out.append(UnitTarget(kpi, level, code, target, valid_from, valid_to))
+        out.append(UnitTarget(kpi, level, code, *validity(row, where)))
     return out
 
 

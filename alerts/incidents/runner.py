@@ -7,6 +7,12 @@ round's time, not a poll interval. Run any number (every worker does, or ``ioc
 incidents run``): the intake round is serialised by an advisory lock and each timer
 fires once under its incident's row lock. Survives database outages (reconnects) and
 bugs (logs, retries).
+
+Both connections follow the connection policy (:mod:`ioccore.db.connections`): a
+connect timeout, so a reconnect against an unreachable host fails in seconds and the
+loop keeps its rhythm; the statement timeout, so a stuck round cannot hold the intake
+lock for ever; and the names ``ioc-incidents`` and ``ioc-incidents-listen`` in
+``pg_stat_activity``.
 """
 
 from __future__ import annotations
@@ -25,13 +31,20 @@ import psycopg
 from alerts.incidents.config import IncidentConfig
 from alerts.incidents.intake import intake_once
 from alerts.incidents.timers import fire_due
+from ioccore.db.connections import aconnect
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "ioc_alerts_changed"
+PURPOSE = "incidents"
+"""The rounds' connection is ``ioc-incidents``; the listener's ``ioc-incidents-listen``."""
 MIN_GAP_S = 0.1
 """Least time between two rounds woken by notifications: alerts are written only on
 transitions, and a burst of them (many batches of a storm) costs at most 10 rounds/s."""
+RETRY_S = 1.0
+"""After a database error the next round comes this soon (or sooner, by the poll): a
+connection the server killed (a restart, ``pg_terminate_backend``) fails its first round,
+and the alerts missed meanwhile should not wait a long poll interval."""
 
 
 def _now() -> datetime:
@@ -50,7 +63,7 @@ class IncidentRunner:
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+            self._conn = await aconnect(self.conninfo, purpose=PURPOSE, autocommit=True)
         return self._conn
 
     async def round(self) -> tuple[list[int], int]:
@@ -71,27 +84,29 @@ class IncidentRunner:
         try:
             while not stop.is_set():
                 wake.clear()
+                wait = self.poll_interval_s
                 try:
                     await self.round()
                 except psycopg.Error as exc:
                     log.warning("incident round: database error, reconnecting: %s",
                                 type(exc).__name__)
                     await self.close()
+                    wait = min(wait, RETRY_S)
                 except Exception:  # the loop must outlive a bug
                     log.exception("incident round failed; retrying")
                     await self.close()
-                await self._wait(wake, stop)
+                await self._wait(wake, stop, wait)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
             await self.close()
 
-    async def _wait(self, wake: asyncio.Event, stop: asyncio.Event) -> None:
-        """Until the poll interval passed, alerts changed, or ``stop``."""
+    async def _wait(self, wake: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
+        """Until ``seconds`` passed, alerts changed, or ``stop``."""
         waiters = [asyncio.create_task(wake.wait()), asyncio.create_task(stop.wait())]
         try:
-            await asyncio.wait(waiters, timeout=self.poll_interval_s,
+            await asyncio.wait(waiters, timeout=seconds,
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waiters:
@@ -104,8 +119,8 @@ class IncidentRunner:
         interval covers the gap)."""
         while not stop.is_set():
             try:
-                async with await psycopg.AsyncConnection.connect(self.conninfo,
-                                                                 autocommit=True) as conn:
+                async with await aconnect(self.conninfo, purpose=f"{PURPOSE}-listen",
+                                          autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     wake.set()  # anything missed while not listening
                     async for _ in conn.notifies():

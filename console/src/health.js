@@ -6,6 +6,7 @@ import { t, fmtTime, fmtNum } from "./i18n.js";
 import { state } from "./state.js";
 import { loadFeeds } from "./store.js";
 import { kpiStrip } from "./kpis.js";
+import { feedbackKpiStrip } from "./feedback.js";
 
 /** A table whose rows become labelled blocks on a narrow screen (`.stacked`, style.css). */
 function stackedTable(cls, cols, head, rows) {
@@ -64,7 +65,8 @@ export function renderHealth(root, province) {
   if (!feeds) { root.replaceChildren(h("p", { class: "loading", text: "…" })); return; }
   const tail = feeds.dead_letter_tail;
   root.replaceChildren(h("div", { class: "health" },
-    isDept ? null : [h("h2", { text: `${t("kpi_headline")}${province ? ` · ${province}` : ""}` }), h("div", { id: "kpi-slot" }, kpiStrip(kpis))],
+    isDept ? null : [h("h2", { text: `${t("kpi_headline")}${province ? ` · ${province}` : ""}` }), h("div", { id: "kpi-slot" }, kpiStrip(kpis)),
+      h("div", { id: "fb-kpi-slot" }, feedbackKpiStrip(state.feedbackKpis))],
     h("h2", { text: t("feeds") }),
     feeds.error ? h("p", { class: "error", text: feeds.error }) : [
       feeds.scope !== "all" ? h("p", { class: "note", text: t("dept_scope", { d: feeds.scope }) }) : null,

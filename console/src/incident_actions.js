@@ -24,8 +24,17 @@ export function actionsFor(inc, me) {
   if (!r.act || !inc || inc.merged_into) return [];
   if (r.scope && inc.department !== r.scope) return [];
   const out = Object.entries(STATE_ACTIONS).filter(([, from]) => from.includes(inc.state)).map(([k]) => k);
-  if (inc.state !== "closed") out.push("note", "assign", "severity", "attach");
+  if (inc.state !== "closed") {
+    out.push("note", "assign", "severity", "attach", "merge");
+    // splitting needs an alert to stay behind: with one alert, detach or merge instead
+    if (activeAlerts(inc).length > 1) out.push("split");
+  }
   return out;
+}
+
+/** The alerts attached to `inc` now (its past links stay in `alerts` with `detached_at`). */
+export function activeAlerts(inc) {
+  return (inc.alerts || []).filter((a) => !a.detached_at);
 }
 
 function failure(e) {
@@ -117,7 +126,7 @@ async function alertPicker(exclude) {
   try {
     const alerts = (await istore.workspaceAlerts()).filter((a) => !exclude.has(a.fingerprint));
     box.replaceChildren(h("legend", { text: t("choose_alerts") }),
-      alerts.length ? alerts.slice(0, 300).map(alertChoice) : h("p", { class: "muted", text: t("no_candidates") }));
+      ...(alerts.length ? alerts.slice(0, 300).map(alertChoice) : [h("p", { class: "muted", text: t("no_candidates") })]));
   } catch (e) { box.replaceChildren(h("p", { class: "error", text: failure(e) })); }
   return box;
 }
@@ -125,7 +134,7 @@ async function alertPicker(exclude) {
 const chosen = (box) => [...box.querySelectorAll("input[name=fp]:checked")].map((x) => x.value);
 
 export async function openAttach(inc) {
-  const attached = new Set((inc.alerts || []).filter((a) => !a.detached_at).map((a) => a.fingerprint));
+  const attached = new Set(activeAlerts(inc).map((a) => a.fingerprint));
   const box = await alertPicker(attached);
   formDialog(`${t("attach")} — #${inc.id}`, [box], () => istore.attachAlerts(inc.id, "attach", chosen(box)), { wide: true });
 }
@@ -164,4 +173,52 @@ export async function openNewIncident(then) {
     then(await istore.openIncident(body));
   }, { wide: true });
   title.focus();
+}
+
+/** The incidents that may merge into `inc`: those the key sees (a responder: its
+ * department's), not closed, other than `inc`; the same rule and province first. */
+export function mergeCandidates(inc, rows) {
+  const near = (x) => (x.rule_id && x.rule_id === inc.rule_id ? 0 : 2) + (x.province_code === inc.province_code ? 0 : 1);
+  return rows.filter((x) => x.id !== inc.id && !x.merged_into && x.state !== "closed")
+    .sort((a, b) => near(a) - near(b) || String(b.updated_at).localeCompare(String(a.updated_at)));
+}
+
+function incidentChoice(x) {
+  return h("label", { class: "check incident-choice" },
+    h("input", { type: "checkbox", name: "iid", value: String(x.id) }),
+    h("span", { class: `sev sev-${x.severity}`, text: t(x.severity) }),
+    ` #${x.id} ${x.title} · ${x.department} · ${t(x.state)} · ${x.alerts ?? 0} ${t("alerts")}`);
+}
+
+/** Merge: pick other incidents; their alerts move here and they close, merged into this. */
+export async function openMerge(inc) {
+  const box = h("fieldset", { class: "checks incident-picker" }, h("legend", { text: t("choose_incidents") }), h("p", { text: "…" }));
+  try {
+    const rows = mergeCandidates(inc, await istore.mergeableIncidents());
+    box.replaceChildren(h("legend", { text: t("choose_incidents") }),
+      ...(rows.length ? rows.slice(0, 300).map(incidentChoice) : [h("p", { class: "muted", text: t("no_merge_candidates") })]));
+  } catch (e) { box.replaceChildren(h("p", { class: "error", text: failure(e) })); }
+  const [label, note] = noteField(false);
+  formDialog(`${t("act_merge")} — #${inc.id}`, [h("p", { class: "muted", text: t("merge_help", { id: inc.id }) }), box, label, note],
+    async () => {
+      const ids = [...box.querySelectorAll("input[name=iid]:checked")].map((x) => Number(x.value));
+      if (!ids.length) throw new Error(t("choose_one_incident"));
+      await istore.mergeIncidents(inc.id, ids, note.value.trim());
+    }, { wide: true });
+}
+
+/** Split: choose some of the alerts; they move into a new incident, which opens next. */
+export function openSplit(inc, then) {
+  const box = h("fieldset", { class: "checks alert-picker" }, h("legend", { text: t("choose_alerts_split") }),
+    [...new Map(activeAlerts(inc).map((a) => [a.fingerprint, a])).values()].map((a) => alertChoice({ ...a, incident_id: null })));
+  const title = h("input", { id: "split-title", maxlength: 300, autocomplete: "off", placeholder: `${inc.title} (tách)` });
+  const [label, note] = noteField(false);
+  formDialog(`${t("act_split")} — #${inc.id}`, [h("p", { class: "muted", text: t("split_help") }), box,
+    h("label", { for: "split-title", text: t("incident_title") }), title, label, note],
+  async () => {
+    const fps = chosen(box);
+    if (!fps.length) throw new Error(t("choose_one_alert"));
+    if (fps.length === activeAlerts(inc).length) throw new Error(t("split_keep_one"));
+    then(await istore.splitIncident(inc.id, fps, title.value.trim(), note.value.trim()));
+  }, { wide: true });
 }

@@ -6,7 +6,7 @@ import { h } from "./dom.js";
 import { t, fmtTime, getLang } from "./i18n.js";
 import { state, communeName } from "./state.js";
 import { ACTIVE_STATES } from "./incident_store.js";
-import { actionsFor, detachAlert, openAssign, openAttach, openSeverity, openStateAction, openStep } from "./incident_actions.js";
+import { actionsFor, detachAlert, openAssign, openAttach, openMerge, openSeverity, openSplit, openStateAction, openStep } from "./incident_actions.js";
 import { deadline, missed, span } from "./incidents.js";
 import "./incident_texts.js";
 
@@ -34,6 +34,8 @@ export function timelineOf(inc) {
     if (detail.department) extra.push(`${t("owner_dept")}: ${detail.department}`);
     if (detail.severity) extra.push(t(detail.severity));
     if (detail.evidence) extra.push(`${t("evidence")}: ${detail.evidence}`);
+    if (detail.into) extra.push(`→ #${detail.into}`);
+    if (detail.from) extra.push(`← #${detail.from}${detail.alerts != null ? ` (${detail.alerts} ${t("alerts")})` : ""}`);
     out.push({ at: e.at, kind: e.action, actor: e.actor, what: evLabel(e.action), extra: extra.join(" · "), note: e.note });
   }
   for (const x of inc.escalations || []) {
@@ -77,10 +79,15 @@ function head(inc) {
       inc.province_code ? [h("dt", { text: t("province") }), h("dd", { text: inc.province_code })] : null));
 }
 
-function actionBar(inc) {
+function actionBar(inc, go) {
+  if (inc.merged_into) {
+    return h("p", { class: "muted", id: "incident-merged" }, `${t("merged_into")} `,
+      h("a", { href: `?view=incidents&incident=${inc.merged_into}`, onclick: (e) => { e.preventDefault(); go(inc.merged_into); } }, `#${inc.merged_into}`));
+  }
   const acts = actionsFor(inc, state.me);
   if (!acts.length) return h("p", { class: "muted", text: t("read_only") });
-  const open = { assign: openAssign, severity: openSeverity, attach: openAttach };
+  const open = { assign: openAssign, severity: openSeverity, attach: openAttach, merge: openMerge,
+    split: (x) => openSplit(x, (made) => go(made.id)) };
   return h("div", { class: "row detail-actions iactions" }, acts.map((k) => h("button", {
     class: ["ack", "start", "resolve", "close"].includes(k) ? "btn primary" : "btn", type: "button", dataset: { action: k },
     onclick: () => (open[k] ? open[k](inc) : openStateAction(inc, k)) }, t(k === "attach" ? "attach" : `act_${k}`))));
@@ -130,8 +137,9 @@ function timeline(inc) {
       e.note ? h("span", { class: "tl-note", text: `“${e.note}”` }) : null))));
 }
 
-/** The incident page, whole; `back()` returns to the board. */
-export function renderIncidentPage(root, v, back) {
+/** The incident page, whole; `back()` returns to the board, `go(id)` opens another
+ * incident (the one a split made, the one this was merged into). */
+export function renderIncidentPage(root, v, back, go = () => back()) {
   const inc = state.incident;
   const backLink = h("a", { href: "?view=incidents", class: "back", onclick: (e) => { e.preventDefault(); back(); } }, t("back_board"));
   if (!inc || inc.id !== v.incident) {
@@ -145,6 +153,6 @@ export function renderIncidentPage(root, v, back) {
   }
   const canAct = actionsFor(inc, state.me).length > 0;
   root.replaceChildren(h("article", { class: "ipage", "aria-labelledby": "incident-title", dataset: { incident: inc.id } },
-    backLink, head(inc), actionBar(inc),
+    backLink, head(inc), actionBar(inc, go),
     h("div", { class: "icols" }, h("div", { class: "icol" }, checklist(inc, canAct), alertsOf(inc, canAct)), timeline(inc))));
 }

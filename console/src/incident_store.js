@@ -110,6 +110,24 @@ export async function attachAlerts(id, kind, fingerprints) {
     { method: "POST", body: { alerts: fingerprints } }));
 }
 
+/** Merges `sources` into `id`: the answer is `id` with their alerts. */
+export async function mergeIncidents(id, sources, note) {
+  return show(await api(`/v1/incidents/${id}/merge`, { method: "POST", body: { incidents: sources, note: note || null } }));
+}
+
+/** Moves `fingerprints` of `id` into a new incident; returns the new one (the caller
+ * opens its page). */
+export async function splitIncident(id, fingerprints, title, note) {
+  return api(`/v1/incidents/${id}/split`, { method: "POST", body: { alerts: fingerprints, title: title || null, note: note || null } });
+}
+
+/** The incidents a merge may take: every one the key sees that is not closed. */
+export async function mergeableIncidents() {
+  const q = new URLSearchParams({ view: "all", limit: "500" });
+  for (const s of ["open", "acknowledged", "in_progress", "resolved"]) q.append("state", s);
+  return (await api(`/v1/incidents?${q}`)).incidents;
+}
+
 /** Opens an incident (from some alerts, or none with a title); returns it. */
 export async function openIncident(body) {
   return show(await api("/v1/incidents", { method: "POST", body }));

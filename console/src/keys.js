@@ -1,4 +1,4 @@
-// Keyboard shortcuts: 1-4 views, w wall mode, l language, / first filter, j/k groups.
+// Keyboard shortcuts: 1-6 views, w wall mode, l language, / first filter, j/k groups.
 // Ignored while typing in a field, while a dialog is open and when signed out.
 import { state } from "./state.js";
 import { go, toggleLang, toggleWall } from "./controller.js";

@@ -26,10 +26,15 @@ export const state = {
   incidentMap: null,      // active incidents with their place, for the map
   incident: null,         // the incident page's incident with its timeline
   sector: null,           // a responder's department's active alerts (incident_store.js)
+  reports: null,          // citizen reports: the list's pages (feedback_store.js)
+  reportMap: null,        // open citizen reports as GeoJSON with per-commune counts
+  feedbackKpis: null,     // the month's response KPIs of citizen reports
   sound: typeof sessionStorage !== "undefined" && sessionStorage.getItem("ioc.console.sound") === "1",
 };
 
 const DEFAULTS = { view: "board", group: "rule_id,province_code", lang: "vi", itab: "all" };
+
+const FSTATUS = ["open", "all", "closed", "received", "assigned", "in_progress", "resolved", "rejected"];
 
 export function readUrl() {
   const q = new URLSearchParams(location.search);
@@ -44,6 +49,8 @@ export function readUrl() {
     // the incidents view: which tab, which department (IOC keys), closed ones too, one incident
     itab: ["mine", "department", "all"].includes(q.get("itab")) ? q.get("itab") : DEFAULTS.itab,
     idept: q.get("idept") || "", idone: q.get("idone") === "1", incident: Number(q.get("incident")) || null,
+    // the citizen reports view: status filter (open by default), overdue only
+    fstatus: FSTATUS.includes(q.get("fstatus")) ? q.get("fstatus") : "open", foverdue: q.get("foverdue") === "1",
   };
 }
 
@@ -58,6 +65,8 @@ export function writeUrl(v) {
   if (v.idept) q.set("idept", v.idept);
   if (v.idone) q.set("idone", "1");
   if (v.incident) q.set("incident", String(v.incident));
+  if (v.fstatus && v.fstatus !== "open") q.set("fstatus", v.fstatus);
+  if (v.foverdue) q.set("foverdue", "1");
   const s = q.toString();
   history.replaceState(null, "", location.pathname + (s ? `?${s}` : ""));
 }

@@ -6,7 +6,7 @@ import { api } from "./api.js";
 import { state, applyTransition } from "./state.js";
 
 /** Topics a view may subscribe to, one per kind of data the store holds. */
-export const TOPICS = Object.freeze(["alerts", "silences", "audit", "kpis", "communes", "feeds", "stream", "incidents", "incident"]);
+export const TOPICS = Object.freeze(["alerts", "silences", "audit", "kpis", "communes", "feeds", "stream", "incidents", "incident", "feedback"]);
 
 const subscribers = new Map(TOPICS.map((topic) => [topic, new Set()]));
 
@@ -226,5 +226,6 @@ export function reset() {
   state.geo = null; state.geoProvince = undefined; geoWanted = undefined;
   state.stream = "connecting";
   state.incidents = null; state.incidentMap = null; state.incident = null; state.sector = null;
+  state.reports = null; state.reportMap = null; state.feedbackKpis = null;
   for (const topic of TOPICS) publish(topic);
 }

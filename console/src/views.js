@@ -14,6 +14,8 @@ import { incidentRights, loadIncident, loadIncidentMap, loadIncidents, loadSecto
 import { renderIncidentBoard } from "./incidents.js";
 import { renderIncidentPage } from "./incident_page.js";
 import { drawIncidentLayer, incidentSide } from "./incident_map.js";
+import { dropFeedbackMap, feedbackKpiStrip, loadFeedback, renderFeedback, updateFeedback } from "./feedback.js";
+import { loadFeedbackKpis } from "./feedback_store.js";
 
 /** Opens one incident's page (from the board, the map or a marker). */
 function incidentOpener(v, ctx) {
@@ -66,7 +68,7 @@ const incidents = {
   render(root, v, ctx) {
     if (v.incident) {
       if (state.incident?.id !== v.incident) loadIncident(v.incident);
-      renderIncidentPage(root, v, () => { v.incident = null; ctx.settingsChanged(); });
+      renderIncidentPage(root, v, () => { v.incident = null; ctx.settingsChanged(); }, incidentOpener(v, ctx));
       return;
     }
     const list = state.incidents;
@@ -82,16 +84,23 @@ const incidents = {
   },
 };
 
+// The citizen reports' KPIs beside the public-service ones (IOC keys; a department sees
+// its own in the reports view).
+function refreshFeedbackKpis() {
+  const slot = document.getElementById("fb-kpi-slot");
+  if (slot) slot.replaceChildren(...[feedbackKpiStrip(state.feedbackKpis)].filter(Boolean));
+}
+
 const health = {
-  topics: ["feeds", "kpis"],
+  topics: ["feeds", "kpis", "feedback"],
   enter(v) {
     loadFeeds();
-    if (state.me.role !== "department") loadKpis(pickProvince(v));
+    if (state.me.role !== "department") { loadKpis(pickProvince(v)); loadFeedbackKpis(pickProvince(v)); }
   },
   render(root, v) { renderHealth(root, pickProvince(v)); },
   update(root, v, topics) {
     if (topics.has("feeds")) renderHealth(root, pickProvince(v));
-    else refreshKpiSlot();
+    else { refreshKpiSlot(); refreshFeedbackKpis(); }
     return true;
   },
 };
@@ -103,12 +112,31 @@ const scorecards = {
   update() { return true; },
 };
 
-export const VIEWS = { board, map, health, incidents, scorecards };
+// Citizen reports: the list, the map of open reports and the KPIs, for the province
+// shown (IOC keys) or the key's own department (the API scopes it).
+const reportProvince = (v) => (state.me.department ? null : pickProvince(v));
+const feedback = {
+  topics: ["feedback"],
+  enter(v) { loadFeedback(v, reportProvince(v), { all: true }); },
+  render(root, v, ctx) {
+    renderFeedback(root, v, ctx, reportProvince(v));
+    loadFeedback(v, reportProvince(v));
+  },
+  update(root, v) {
+    if (document.querySelector("dialog[open]")) return false;  // redrawn when it closes
+    updateFeedback(v, reportProvince(v));
+    return true;
+  },
+  leave: dropFeedbackMap,
+};
 
-/** The views a key may open, in tab order (keys 1-5). A responder (a department's
- * people) has its incidents only: the alert board, map and feeds need an IOC key. */
+export const VIEWS = { board, map, health, incidents, scorecards, feedback };
+
+/** The views a key may open, in tab order (keys 1-6). A responder (a department's
+ * people) has its incidents only: the alert board, map and feeds need an IOC key. A
+ * department key has its feed health and the citizen reports routed to it. */
 export function viewsOf(me) {
-  if (me.role === "department") return ["health"];
+  if (me.role === "department") return ["health", "feedback"];
   if (me.role === "responder") return ["incidents"];
-  return ["board", "map", "health", "incidents", "scorecards"];
+  return ["board", "map", "health", "incidents", "scorecards", "feedback"];
 }

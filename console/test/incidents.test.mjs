@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { countsOf, incidentMarkers, missed, sortIncidents } from "../src/incidents.js";
-import { actionsFor } from "../src/incident_actions.js";
+import { actionsFor, mergeCandidates } from "../src/incident_actions.js";
 import { timelineOf } from "../src/incident_page.js";
 import { ALL_STATES } from "../src/incident_store.js";
 
@@ -43,13 +43,25 @@ test("counts add up; the order is worst first and does not depend on the input's
 
 test("the actions shown follow the state and the key's role", () => {
   const op = { role: "operator" }, mine = { role: "responder", department: "so-tnmt" };
-  assert.deepEqual(actionsFor(inc(), op), ["ack", "start", "resolve", "note", "assign", "severity", "attach"]);
-  assert.deepEqual(actionsFor(inc({ state: "acknowledged" }), mine), ["start", "resolve", "note", "assign", "severity", "attach"]);
-  assert.deepEqual(actionsFor(inc({ state: "resolved" }), op), ["close", "reopen", "note", "assign", "severity", "attach"]);
+  assert.deepEqual(actionsFor(inc(), op), ["ack", "start", "resolve", "note", "assign", "severity", "attach", "merge"]);
+  assert.deepEqual(actionsFor(inc({ state: "acknowledged" }), mine), ["start", "resolve", "note", "assign", "severity", "attach", "merge"]);
+  assert.deepEqual(actionsFor(inc({ state: "resolved" }), op), ["close", "reopen", "note", "assign", "severity", "attach", "merge"]);
+  // split needs an alert to stay behind (detached links do not count)
+  const two = [{ fingerprint: "a" }, { fingerprint: "b" }];
+  assert.deepEqual(actionsFor(inc({ alerts: two }), op).slice(-2), ["merge", "split"]);
+  assert.ok(!actionsFor(inc({ alerts: [two[0], { fingerprint: "b", detached_at: iso(T) }] }), op).includes("split"));
   assert.deepEqual(actionsFor(inc({ state: "closed" }), op), ["reopen"]);
   assert.deepEqual(actionsFor(inc({ department: "so-xay-dung" }), mine), []);  // another department's
   assert.deepEqual(actionsFor(inc(), { role: "viewer" }), []);
   assert.deepEqual(actionsFor(inc({ merged_into: 7 }), op), []);
+});
+
+test("merge candidates: not this one, not closed or merged; the same rule and province first", () => {
+  const me = inc({ id: 1, rule_id: "r", province_code: "01" });
+  const rows = [inc({ id: 1 }), inc({ id: 2, rule_id: "x", province_code: "01", updated_at: iso(T + 9) }),
+    inc({ id: 3, state: "closed" }), inc({ id: 4, merged_into: 9 }), inc({ id: 5, rule_id: "r", province_code: "01" }),
+    inc({ id: 6, rule_id: "r", province_code: "02" })];
+  assert.deepEqual(mergeCandidates(me, rows).map((x) => x.id), [5, 6, 2]);
 });
 
 test("markers: only incidents with a place, worst drawn last, larger when worse", () => {

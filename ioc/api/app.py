@@ -25,6 +25,7 @@ from ioc.api import (
     console_feeds,
     federation,
     feedback,
+    feedback_console,
     geojson,
     health,
     incidents,
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, *,
     app.include_router(federation.router)
     app.include_router(alertmanager_hook.router)
     app.include_router(feedback.router)
+    app.include_router(feedback_console.router)  # the console's report views
     open311.register(app)  # Open311 GeoReport v2, with the spec's error format
     for part in (console_data, console_feeds, console):  # the operator console
         app.include_router(part.router)

@@ -13,16 +13,16 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
 from ioc.api.auth import ApiKey
-from ioc.api.deps import Resources, _authenticate, _bearer, get_resources
+from ioc.api.deps import Resources, authenticate, bearer_scheme, get_resources
 
 
 async def require_any_key(
     request: Request,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     res: Annotated[Resources, Depends(get_resources)],
 ) -> ApiKey:
     """A valid key of any role (401 without one, 429 past the rate limit)."""
-    return await _authenticate(request, creds, res)
+    return await authenticate(request, creds, res)
 
 
 AnyKey = Annotated[ApiKey, Depends(require_any_key)]

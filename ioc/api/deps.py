@@ -179,10 +179,12 @@ def get_resources(request: Request) -> Resources:
     return res
 
 
-_bearer = HTTPBearer(auto_error=False, description="An IOC API key: `Bearer ioc_xxxxxxxx_...`")
+bearer_scheme = HTTPBearer(auto_error=False,
+                           description="An IOC API key: `Bearer ioc_xxxxxxxx_...`")
+"""The bearer-credentials dependency (the live stream re-checks its key while open)."""
 
 
-async def _authenticate(request: Request, creds: HTTPAuthorizationCredentials | None,
+async def authenticate(request: Request, creds: HTTPAuthorizationCredentials | None,
                         res: Resources) -> ApiKey:
     """The caller's key. A request without a valid key costs its client address one
     token of :attr:`Resources.anonymous_limiter`; an address out of tokens gets 429
@@ -216,8 +218,6 @@ async def _authenticate(request: Request, creds: HTTPAuthorizationCredentials | 
     return key
 
 
-authenticate = _authenticate
-"""A valid, rate-limited key of any role (routers that scope by role themselves)."""
 
 
 def require_role(role: OperatorRole) -> Callable[..., Awaitable[ApiKey]]:
@@ -225,10 +225,10 @@ def require_role(role: OperatorRole) -> Callable[..., Awaitable[ApiKey]]:
 
     async def dependency(
         request: Request,
-        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
         res: Annotated[Resources, Depends(get_resources)],
     ) -> ApiKey:
-        key = await _authenticate(request, creds, res)
+        key = await authenticate(request, creds, res)
         if not key.at_least(role):
             raise ForbiddenError(f"this needs the {role} role; the key has {key.role}",
                             code="insufficient_role")
@@ -239,19 +239,17 @@ def require_role(role: OperatorRole) -> Callable[..., Awaitable[ApiKey]]:
 
 async def require_department(
     request: Request,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     res: Annotated[Resources, Depends(get_resources)],
 ) -> ApiKey:
     """Dependency: a valid department key (the ingest gateway)."""
-    key = await _authenticate(request, creds, res)
+    key = await authenticate(request, creds, res)
     if key.role != "department" or key.department is None:
         raise ForbiddenError("publishing events needs a department key", code="insufficient_role")
     return key
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
-bearer_scheme = _bearer
-"""The bearer-credentials dependency (the live stream re-checks its key while open)."""
 ViewerKey = Annotated[ApiKey, Depends(require_role("viewer"))]
 OperatorKey = Annotated[ApiKey, Depends(require_role("operator"))]
 AdminKey = Annotated[ApiKey, Depends(require_role("admin"))]

@@ -19,8 +19,7 @@ import msgspec
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
-from ioc.api.deps import DepartmentKey, ResourcesDep, ViewerKey, bearer_scheme
-from ioc.api.deps import _authenticate as authenticate
+from ioc.api.deps import DepartmentKey, ResourcesDep, ViewerKey, authenticate, bearer_scheme
 from ioc.api.errors import ApiError, BadRequestError, ForbiddenError, NotFoundError
 from ioccore import kpis as core_kpis
 from ioccore.feedback import catalogue, kpis, store

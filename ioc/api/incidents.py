@@ -23,12 +23,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
 from psycopg.rows import dict_row
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field
 
 from alerts.incidents import queries, store
 from alerts.incidents.config import IncidentConfig, load
 from alerts.incidents.errors import IllegalActionError, IncidentNotFoundError
 from alerts.incidents.machine import Action, ActionKind
+from alerts.incidents.store import Conn
 from alerts.model import Severity
 from ioc.api.auth import ApiKey
 from ioc.api.deps import Resources, ResourcesDep, authenticate, bearer_scheme
@@ -37,9 +38,9 @@ from ioc.api.errors import (
     ConflictError,
     ForbiddenError,
     NotFoundError,
-    PayloadTooLargeError,
     UnavailableError,
 )
+from ioc.api.inputs import query_values, read_model
 
 router = APIRouter(tags=["incidents"])
 M = TypeVar("M", bound=BaseModel)
@@ -96,23 +97,9 @@ def config(res: Resources) -> IncidentConfig:
 
 
 async def _body(request: Request, model: type[M], *, optional: bool = False) -> M:
-    limit = request.app.state.resources.settings.api.max_operator_body_bytes
-    buf = bytearray()
-    async for chunk in request.stream():
-        buf += chunk
-        if len(buf) > limit:
-            raise PayloadTooLargeError(f"the body is larger than the limit of {limit} bytes")
-    if not bytes(buf).strip():
-        if optional:
-            return model()
-        raise BadRequestError("a JSON body is required", code="bad_body")
-    try:
-        return model.model_validate_json(bytes(buf))
-    except ValidationError as exc:
-        problems = [{"loc": [str(x) for x in e["loc"]], "msg": e["msg"]}
-                    for e in exc.errors(include_url=False, include_input=False)][:20]
-        raise BadRequestError("the body does not match the schema", code="bad_body",
-                              detail=problems) from None
+    """:func:`ioc.api.inputs.read_model`; an optional empty body is the model's defaults."""
+    body = await read_model(request, model, optional=optional)
+    return model() if body is None else body
 
 
 async def _run(call: Callable[[], Awaitable[Any]]) -> Any:
@@ -196,7 +183,7 @@ async def list_incidents(
         dept = c.scope or c.key.department
         if dept is None:
             raise BadRequestError("view=department needs department= for an IOC key")
-    states = [s for item in state or [] for s in item.split(",") if s]
+    states = query_values(state)
     before = (before_at, before_id) if before_at is not None and before_id is not None else None
     async with res.pool.connection() as conn:
         rows = await queries.board(conn, scope=c.scope, view=view, me=c.name, department=dept,
@@ -230,8 +217,7 @@ async def workspace_alerts(
         limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
     """A responder key sees the alerts its department owns (the ``department`` label,
     else ``team``); IOC keys see all. Active alerts unless ``state=`` says otherwise."""
-    states = [s for item in state or [] for s in item.split(",") if s] or [
-        "pending", "firing", "acknowledged"]
+    states = query_values(state) or ["pending", "firing", "acknowledged"]
     where = "state = ANY(%s)"
     params: list[Any] = [states]
     if c.scope is not None:
@@ -273,151 +259,139 @@ async def open_incident(request: Request, c: CallerDep, res: ResourcesDep) -> di
         return found
 
 
-async def _state_action(kind: ActionKind, incident_id: int, request: Request, c: Caller,
-                        res: Resources) -> dict[str, Any]:
+# Every other action is one row of ACTIONS: the same steps (the key may act, the body
+# within its limit and schema, one store call in its transaction, the incident as the
+# answer), registered as one route each with the path, summary and status of the table.
+@dataclass(frozen=True, slots=True)
+class Act:
+    """What an action's store call gets: the connection, the caller, the incident."""
+    conn: Conn
+    caller: Caller
+    res: Resources
+    incident_id: int
+
+    @property
+    def cfg(self) -> IncidentConfig:
+        return config(self.res)
+
+    def action(self, kind: ActionKind, note: str | None, **extra: Any) -> Action:
+        return Action(kind, self.caller.name, _now(), note=note, **extra)
+
+
+Do = Callable[[Act, Any], Awaitable[int | None]]
+"""An action's store call; returns the incident to answer with (``None``: this one)."""
+
+
+async def _act(incident_id: int, request: Request, c: Caller, res: Resources,
+               model: type[M], do: Callable[[Act, M], Awaitable[int | None]], *,
+               optional: bool = False) -> dict[str, Any]:
     _actor(c)
-    body = await _body(request, NoteIn, optional=True)
-    cfg = config(res)
+    body = await _body(request, model, optional=optional)
     async with res.pool.connection() as conn:
-        await _run(lambda: store.act(conn, cfg, incident_id,
-                                     Action(kind, c.name, _now(), note=body.note), c.scope))
-        found: dict[str, Any] = await queries.incident(conn, incident_id, scope=None)
+        ctx = Act(conn, c, res, incident_id)
+        shown = await _run(lambda: do(ctx, body))
+        found: dict[str, Any] = await queries.incident(
+            conn, incident_id if shown is None else shown, scope=None)
         return found
 
 
-@router.post("/v1/incidents/{incident_id}/ack", summary="Acknowledge")
-async def ack(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-              ) -> dict[str, Any]:
-    return await _state_action("ack", incident_id, request, c, res)
+def _state(kind: ActionKind) -> Do:
+    async def do(x: Act, body: NoteIn) -> None:
+        await store.act(x.conn, x.cfg, x.incident_id, x.action(kind, body.note), x.caller.scope)
+    return do
 
 
-@router.post("/v1/incidents/{incident_id}/start", summary="Start work (in progress)")
-async def start(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                ) -> dict[str, Any]:
-    return await _state_action("start", incident_id, request, c, res)
-
-
-@router.post("/v1/incidents/{incident_id}/resolve", summary="Resolve (a note is required)")
-async def resolve(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                  ) -> dict[str, Any]:
-    return await _state_action("resolve", incident_id, request, c, res)
-
-
-@router.post("/v1/incidents/{incident_id}/close", summary="Close a resolved incident")
-async def close(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                ) -> dict[str, Any]:
-    return await _state_action("close", incident_id, request, c, res)
-
-
-@router.post("/v1/incidents/{incident_id}/reopen", summary="Reopen")
-async def reopen(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                 ) -> dict[str, Any]:
-    return await _state_action("reopen", incident_id, request, c, res)
-
-
-@router.post("/v1/incidents/{incident_id}/note", summary="Add a note to the timeline")
-async def note(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-               ) -> dict[str, Any]:
-    return await _state_action("note", incident_id, request, c, res)
-
-
-@router.post("/v1/incidents/{incident_id}/assign", summary="Assign a person or department")
-async def assign(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                 ) -> dict[str, Any]:
-    _actor(c)
-    body = await _body(request, AssignIn)
-    if body.department is not None and c.scope is not None and body.department != c.scope:
+async def _assign(x: Act, body: AssignIn) -> None:
+    if body.department is not None and x.caller.scope not in (None, body.department):
         raise ForbiddenError("only the IOC moves an incident to another department",
                              code="insufficient_role")
-    cfg = config(res)
-    async with res.pool.connection() as conn:
-        if body.department is not None and body.department not in cfg.rota.departments:
-            cur = await conn.execute("SELECT 1 FROM departments WHERE code = %s",
-                                     (body.department,))
-            if await cur.fetchone() is None:
-                raise BadRequestError(f"unknown department {body.department!r} (neither in "
-                                      "the duty rota nor registered)", code="bad_department")
-        await _run(lambda: store.act(conn, cfg, incident_id, Action(
-            "assign", c.name, _now(), note=body.note, department=body.department,
-            assignee=body.assignee), c.scope))
-        found: dict[str, Any] = await queries.incident(conn, incident_id, scope=None)
-        return found
+    cfg = x.cfg
+    if body.department is not None and body.department not in cfg.rota.departments:
+        cur = await x.conn.execute("SELECT 1 FROM departments WHERE code = %s",
+                                   (body.department,))
+        if await cur.fetchone() is None:
+            raise BadRequestError(f"unknown department {body.department!r} (neither in "
+                                  "the duty rota nor registered)", code="bad_department")
+    await store.act(x.conn, cfg, x.incident_id, x.action(
+        "assign", body.note, department=body.department, assignee=body.assignee),
+        x.caller.scope)
 
 
-@router.post("/v1/incidents/{incident_id}/severity", summary="Change the severity")
-async def severity(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                   ) -> dict[str, Any]:
-    _actor(c)
-    body = await _body(request, SeverityIn)
-    cfg = config(res)
-    async with res.pool.connection() as conn:
-        await _run(lambda: store.act(conn, cfg, incident_id, Action(
-            "severity", c.name, _now(), note=body.note, severity=body.severity), c.scope))
-        found: dict[str, Any] = await queries.incident(conn, incident_id, scope=None)
-        return found
+async def _severity(x: Act, body: SeverityIn) -> None:
+    await store.act(x.conn, x.cfg, x.incident_id,
+                    x.action("severity", body.note, severity=body.severity), x.caller.scope)
+
+
+async def _attach(x: Act, body: AlertsIn) -> None:
+    await store.attach(x.conn, x.incident_id, body.alerts, actor=x.caller.name, at=_now(),
+                       scope=x.caller.scope)
+
+
+async def _detach(x: Act, body: AlertsIn) -> None:
+    await store.detach(x.conn, x.incident_id, body.alerts, actor=x.caller.name, at=_now(),
+                       scope=x.caller.scope)
+
+
+async def _merge(x: Act, body: MergeIn) -> None:
+    await store.merge(x.conn, x.incident_id, body.incidents, actor=x.caller.name, at=_now(),
+                      scope=x.caller.scope, note=body.note)
+
+
+async def _split(x: Act, body: AlertsIn) -> int:
+    return await store.split(x.conn, x.cfg, x.incident_id, body.alerts, actor=x.caller.name,
+                             at=_now(), scope=x.caller.scope, title=body.title,
+                             note=body.note)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    """The path's last part and the route's name (OpenAPI operation ids keep it)."""
+    summary: str
+    body: type[BaseModel]
+    do: Do
+    optional: bool = False
+    """An empty body stands for the model's defaults."""
+    status_code: int = 200
+
+
+ACTIONS: Final[tuple[Route, ...]] = (
+    Route("ack", "Acknowledge", NoteIn, _state("ack"), optional=True),
+    Route("start", "Start work (in progress)", NoteIn, _state("start"), optional=True),
+    Route("resolve", "Resolve (a note is required)", NoteIn, _state("resolve"), optional=True),
+    Route("close", "Close a resolved incident", NoteIn, _state("close"), optional=True),
+    Route("reopen", "Reopen", NoteIn, _state("reopen"), optional=True),
+    Route("note", "Add a note to the timeline", NoteIn, _state("note"), optional=True),
+    Route("assign", "Assign a person or department", AssignIn, _assign),
+    Route("severity", "Change the severity", SeverityIn, _severity),
+    Route("attach", "Attach alerts", AlertsIn, _attach),
+    Route("detach", "Detach alerts", AlertsIn, _detach),
+    Route("merge", "Merge other incidents into this", MergeIn, _merge),
+    Route("split", "Move alerts into a new incident", AlertsIn, _split, status_code=201),
+)
+
+
+def _endpoint(route: Route) -> Callable[..., Awaitable[dict[str, Any]]]:
+    async def endpoint(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
+                       ) -> dict[str, Any]:
+        return await _act(incident_id, request, c, res, route.body, route.do,
+                          optional=route.optional)
+    return endpoint
+
+
+for _route in ACTIONS:
+    router.add_api_route(f"/v1/incidents/{{incident_id}}/{_route.name}", _endpoint(_route),
+                         methods=["POST"], name=_route.name, summary=_route.summary,
+                         status_code=_route.status_code)
 
 
 @router.post("/v1/incidents/{incident_id}/steps/{step_id}/done", summary="SOP step done")
 async def step_done(incident_id: int, step_id: str,
                     request: Request, c: CallerDep, res: ResourcesDep) -> dict[str, Any]:
-    _actor(c)
     if len(step_id) > 64:
         raise NotFoundError("no such step", code="not_found")
-    body = await _body(request, StepIn, optional=True)
-    async with res.pool.connection() as conn:
-        await _run(lambda: store.step_done(conn, incident_id, step_id, actor=c.name,
-                                           at=_now(), scope=c.scope, note=body.note,
-                                           evidence=body.evidence))
-        found: dict[str, Any] = await queries.incident(conn, incident_id, scope=None)
-        return found
 
-
-@router.post("/v1/incidents/{incident_id}/attach", summary="Attach alerts")
-async def attach(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                 ) -> dict[str, Any]:
-    _actor(c)
-    body = await _body(request, AlertsIn)
-    async with res.pool.connection() as conn:
-        await _run(lambda: store.attach(conn, incident_id, body.alerts, actor=c.name,
-                                        at=_now(), scope=c.scope))
-        found: dict[str, Any] = await queries.incident(conn, incident_id, scope=None)
-        return found
-
-
-@router.post("/v1/incidents/{incident_id}/detach", summary="Detach alerts")
-async def detach(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                 ) -> dict[str, Any]:
-    _actor(c)
-    body = await _body(request, AlertsIn)
-    async with res.pool.connection() as conn:
-        await _run(lambda: store.detach(conn, incident_id, body.alerts, actor=c.name,
-                                        at=_now(), scope=c.scope))
-        found: dict[str, Any] = await queries.incident(conn, incident_id, scope=None)
-        return found
-
-
-@router.post("/v1/incidents/{incident_id}/merge", summary="Merge other incidents into this")
-async def merge(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                ) -> dict[str, Any]:
-    _actor(c)
-    body = await _body(request, MergeIn)
-    async with res.pool.connection() as conn:
-        await _run(lambda: store.merge(conn, incident_id, body.incidents, actor=c.name,
-                                       at=_now(), scope=c.scope, note=body.note))
-        found: dict[str, Any] = await queries.incident(conn, incident_id, scope=None)
-        return found
-
-
-@router.post("/v1/incidents/{incident_id}/split", status_code=201,
-             summary="Move alerts into a new incident")
-async def split(incident_id: int, request: Request, c: CallerDep, res: ResourcesDep
-                ) -> dict[str, Any]:
-    _actor(c)
-    body = await _body(request, AlertsIn)
-    cfg = config(res)
-    async with res.pool.connection() as conn:
-        new = await _run(lambda: store.split(conn, cfg, incident_id, body.alerts,
-                                             actor=c.name, at=_now(), scope=c.scope,
-                                             title=body.title, note=body.note))
-        found: dict[str, Any] = await queries.incident(conn, new, scope=None)
-        return found
+    async def do(x: Act, body: StepIn) -> None:
+        await store.step_done(x.conn, incident_id, step_id, actor=c.name, at=_now(),
+                              scope=c.scope, note=body.note, evidence=body.evidence)
+    return await _act(incident_id, request, c, res, StepIn, do, optional=True)

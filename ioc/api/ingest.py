@@ -131,17 +131,17 @@ class IngestResponse(BaseModel):
     results: list[EventResult]
 
 
-_Verdict = validation.Verdict
+Verdict = validation.Verdict
 
 
 # --------------------------------------------------------------------------- processing
-def validate(res: Resources, items: Sequence[bytes]) -> list[_Verdict]:
+def validate(res: Resources, items: Sequence[bytes]) -> list[Verdict]:
     """Size and contract checks of every event (no database, no Kafka), in this thread."""
     return validation.validate_items(res.validator, res.settings.kafka.max_message_bytes,
                                      items)
 
 
-async def authorise(res: Resources, key: ApiKey, verdicts: list[_Verdict]) -> None:
+async def authorise(res: Resources, key: ApiKey, verdicts: list[Verdict]) -> None:
     """Department, feed and source checks against the source registry (ioccore.source_registry,
     shared with stage 1): a new source is registered only within the department's quota."""
     await authorise_department(res.pool, key.department or "", key.feeds,
@@ -150,10 +150,10 @@ async def authorise(res: Resources, key: ApiKey, verdicts: list[_Verdict]) -> No
 
 async def authorise_department(pool: AsyncConnectionPool[Any], department: str,
                                feeds: Collection[str] | None, actor: str,
-                               verdicts: list[_Verdict]) -> None:
+                               verdicts: list[Verdict]) -> None:
     """:func:`authorise` for a principal other than an API key (the MQTT bridge: the
     department named by the topic; ``feeds`` None leaves the feed check to the registry)."""
-    candidates: list[_Verdict] = []
+    candidates: list[Verdict] = []
     for v in verdicts:
         rec = v.record
         if rec is None:
@@ -204,7 +204,7 @@ def _outside(rec: validation.Accepted, area: registry.Area | None
     return area.refusal(rec.source_id, rec.commune_code, "")
 
 
-def _refuse(v: _Verdict, reason: str, message: str) -> None:
+def _refuse(v: Verdict, reason: str, message: str) -> None:
     v.record = None
     v.reason = reason
     v.message = message
@@ -214,8 +214,8 @@ ENVELOPE_MAX_EVENTS: Final = 1000
 """Events per Kafka message the gateway produces at most (stage 1 validates each)."""
 
 
-def envelopes(todo: Sequence[_Verdict], max_bytes: int
-              ) -> list[tuple[str, str, list[_Verdict]]]:
+def envelopes(todo: Sequence[Verdict], max_bytes: int
+              ) -> list[tuple[str, str, list[Verdict]]]:
     """Accepted events grouped into envelopes: per (feed, source) in request order, at
     most ``ENVELOPE_MAX_EVENTS`` events and ``max_bytes`` bytes of JSON array each.
 
@@ -223,8 +223,8 @@ def envelopes(todo: Sequence[_Verdict], max_bytes: int
     event (issue 18: about 1,360 stored rows/s behind a 15,400 ev/s gateway); the array
     holds the events' bytes exactly as sent, so stage 1 sees what the department sent.
     """
-    open_: dict[tuple[str, str], tuple[list[_Verdict], int]] = {}
-    out: list[tuple[str, str, list[_Verdict]]] = []
+    open_: dict[tuple[str, str], tuple[list[Verdict], int]] = {}
+    out: list[tuple[str, str, list[Verdict]]] = []
     for v in todo:
         rec = v.record
         if rec is None:
@@ -241,7 +241,7 @@ def envelopes(todo: Sequence[_Verdict], max_bytes: int
     return out
 
 
-async def publish(res: Resources, verdicts: list[_Verdict]) -> int:
+async def publish(res: Resources, verdicts: list[Verdict]) -> int:
     """Produce every still-accepted event, batched into envelopes per source, and wait
     for Kafka's acknowledgement of each; the number of messages sent."""
     if not any(v.record is not None for v in verdicts):
@@ -252,13 +252,13 @@ async def publish(res: Resources, verdicts: list[_Verdict]) -> int:
 
 
 async def publish_to(producer: AIOKafkaProducer, topics: dict[str, str],
-                     max_message_bytes: int, verdicts: list[_Verdict]) -> int:
+                     max_message_bytes: int, verdicts: list[Verdict]) -> int:
     """:func:`publish` with an explicit producer and feed topics (the MQTT bridge)."""
     todo = [v for v in verdicts if v.record is not None]
     if not todo:
         return 0
     limit = max_message_bytes * 9 // 10  # headroom for the record
-    sends: list[tuple[list[_Verdict], asyncio.Future[Any]]] = []
+    sends: list[tuple[list[Verdict], asyncio.Future[Any]]] = []
     for feed, source_id, group in envelopes(todo, limit):
         value = b"[" + b",".join(v.raw for v in group) + b"]"
         try:
@@ -277,7 +277,7 @@ async def publish_to(producer: AIOKafkaProducer, topics: dict[str, str],
     return len(sends)
 
 
-def _count(verdicts: list[_Verdict]) -> None:
+def _count(verdicts: list[Verdict]) -> None:
     # Accepted events are counted again by stage 1 (ioc_ingest_*): the gateway has its own
     # counter so pipeline dashboards do not count HTTP events twice.
     outcomes: Counter[tuple[str, str]] = Counter()
@@ -339,7 +339,7 @@ async def post_events(request: Request, key: DepartmentKey, res: ResourcesDep
     try:
         body = await read_body(request.stream(), limit=res.settings.api.max_body_bytes,
                                content_length=request.headers.get("content-length"))
-        verdicts = await _split_and_validate(res, kid, body,
+        verdicts = await split_and_validate(res, kid, body,
                                              request.headers.get("content-type"))
     finally:
         left = res.validation_inflight.get(kid, 1) - 1
@@ -378,8 +378,8 @@ VALIDATION_SLACK_S: Final = 5.0
 behind other requests) before answering 503."""
 
 
-async def _split_and_validate(res: Resources, kid: str, body: bytes,
-                              content_type: str | None) -> list[_Verdict]:
+async def split_and_validate(res: Resources, kid: str, body: bytes,
+                              content_type: str | None) -> list[Verdict]:
     """Split and validate in a validation worker process, then charge the key's event
     budget in full (the route took one event before reading the body)."""
     try:
@@ -412,7 +412,7 @@ def _json(payload: dict[str, Any], status: int) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
-def _log_rejections(key: ApiKey, verdicts: list[_Verdict]) -> None:
+def _log_rejections(key: ApiKey, verdicts: list[Verdict]) -> None:
     shown = 0
     for i, v in enumerate(verdicts):
         if v.reason is None:

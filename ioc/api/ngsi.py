@@ -90,10 +90,10 @@ async def _ingest(request: Request, key: Any, res: Resources, route: str) -> Res
     sub = decoded.get("subscriptionId") if isinstance(decoded, dict) else None
     origin = f"ngsi-ld:{sub if isinstance(sub, str) else route}"[:200]
     events, problems = ngsi.convert(entities, department=key.department or "")
-    verdicts: list[ingest._Verdict] = []
+    verdicts: list[ingest.Verdict] = []
     if events:
         raws = b"[" + b",".join(orjson.dumps(e) for e in events) + b"]"
-        verdicts = await ingest._split_and_validate(res, kid, raws, "application/json")
+        verdicts = await ingest.split_and_validate(res, kid, raws, "application/json")
         await ingest.authorise(res, key, verdicts)
         await ingest.publish(res, verdicts)
     results: list[dict[str, Any]] = [
@@ -129,7 +129,7 @@ def _id(entities: list[Any], index: int | None) -> str | None:
 
 async def _dead_letters(res: Resources, origin: str, entities: list[Any],
                         problems: list[Problem], events: list[dict[str, Any]],
-                        verdicts: list[ingest._Verdict]) -> None:
+                        verdicts: list[ingest.Verdict]) -> None:
     letters: list[DeadLetter] = []
     for p in problems:
         value = orjson.dumps(entities[p.index]) if p.index is not None else b""

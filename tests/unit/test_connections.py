@@ -3,6 +3,9 @@ carries, whoever built it."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 from psycopg.conninfo import conninfo_to_dict
 
 from ioccore.db.connections import CONNECT_TIMEOUT_S, pool, with_policy
@@ -47,3 +50,37 @@ def test_pools_take_their_sizes_from_the_caller_and_open_nothing() -> None:
     assert isinstance(p.conninfo, str)
     assert conninfo_to_dict(p.conninfo)["application_name"] == "ioc-api"
     assert p.closed  # not opened: no connection attempted
+
+
+DEPLOYED = ("ioc", "ioccore", "alerts", "streams", "geo")
+"""The packages the worker, the API and the CLI run (tools/ and tests may connect plainly)."""
+POLICY = Path("ioccore/db/connections.py")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bypasses(path: Path) -> list[str]:
+    """Calls that open a connection or pool without the policy: ``psycopg.connect``,
+    ``<Async>Connection.connect``, ``<Async>ConnectionPool(...)``."""
+    found = []
+    for node in ast.walk(ast.parse((ROOT / path).read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        name = ast.unparse(f)
+        if (isinstance(f, ast.Attribute) and f.attr == "connect"
+                and name in ("psycopg.connect", "psycopg.AsyncConnection.connect",
+                             "psycopg.Connection.connect", "AsyncConnection.connect",
+                             "Connection.connect")) or \
+                name.split(".")[-1] in ("AsyncConnectionPool", "ConnectionPool"):
+            found.append(f"{path}:{node.lineno}: {name}")
+    return found
+
+
+def test_deployed_code_connects_only_through_the_policy() -> None:
+    files = [p.relative_to(ROOT) for pkg in DEPLOYED for p in sorted((ROOT / pkg).rglob("*.py"))]
+    assert len(files) > 50
+    bypass = [b for p in files if p != POLICY for b in _bypasses(p)]
+    assert bypass == []
+    assert _bypasses(POLICY)  # the scan does see a connect where there is one

@@ -254,6 +254,41 @@ async def test_the_loop_wakes_on_an_alert_not_on_its_poll_interval(db: str) -> N
         while not rows(db, "SELECT id FROM incidents"):
             assert asyncio.get_running_loop().time() - started < 5.0, "not woken"
             await asyncio.sleep(0.02)
+        # both connections go through the connection policy: named, with its timeouts
+        names = {r[0] for r in rows(db, "SELECT application_name FROM pg_stat_activity"
+                                        " WHERE datname = current_database()")}
+        assert {"ioc-incidents", "ioc-incidents-listen"} <= names
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_the_loop_reconnects_both_connections_after_they_are_killed(db: str) -> None:
+    """The policy's names find the loop's sessions; killing both (a database restart, an
+    operator's pg_terminate_backend) costs one failed round and a listener retry, then
+    the next alert is placed again, woken, not at the 30 s poll."""
+    from alerts.incidents.runner import IncidentRunner
+
+    runner = IncidentRunner(db, CFG, poll_interval_s=30.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    names = ("ioc-incidents", "ioc-incidents-listen")
+    try:
+        await asyncio.sleep(1.0)
+        killed = rows(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
+                          " datname = current_database() AND application_name = ANY(%s)",
+                      list(names))
+        assert [k for (k,) in killed] == [True, True]
+        await asyncio.sleep(0.2)
+        a = fp()
+        put_alert(db, a, started=datetime.now(UTC))
+        started = asyncio.get_running_loop().time()
+        while not rows(db, "SELECT 1 FROM incident_alerts WHERE fingerprint = %s", a):
+            assert asyncio.get_running_loop().time() - started < 10.0, "not reconnected"
+            await asyncio.sleep(0.05)
+        back = {r[0] for r in rows(db, "SELECT application_name FROM pg_stat_activity"
+                                       " WHERE datname = current_database()")}
+        assert set(names) <= back
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)

@@ -7,15 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ioc.api import ingest
-from ioc.api.ingest import _Verdict, envelopes
+from ioc.api.ingest import Verdict, envelopes
 from ioc.api.validation import Accepted
 
 
-def verdict(i: int, source: str, feed: str = "sensor", pad: int = 0) -> _Verdict:
+def verdict(i: int, source: str, feed: str = "sensor", pad: int = 0) -> Verdict:
     raw = orjson.dumps({"event_id": f"e{i}", "source_id": source, "pad": "x" * pad})
     rec = Accepted(department="d", feed=feed, source_id=source, commune_code=None, lat=None,
                    lon=None)
-    return _Verdict(raw, event_id=f"e{i}", feed=feed, record=rec)
+    return Verdict(raw, event_id=f"e{i}", feed=feed, record=rec)
 
 
 def test_one_envelope_per_source_in_order() -> None:

@@ -1,0 +1,41 @@
+// The citizen reports' texts, Vietnamese first, merged into i18n.js's dictionaries.
+import { addTexts } from "./i18n.js";
+
+addTexts({
+  vi: {
+    view_feedback: "Phản ánh", fb_title: "Phản ánh của người dân", fb_kpis: "Kết quả xử lý phản ánh tháng này",
+    fb_kpis_scope: "Từ {from} đến {to}", fb_received: "Phản ánh tiếp nhận", fb_in_sla: "Xử lý đúng hạn",
+    fb_median: "Thời gian xử lý (trung vị)", fb_p90: "Thời gian xử lý (P90)", fb_overdue_now: "Đang quá hạn",
+    fb_satisfaction: "Mức hài lòng (1–5)", fb_rated: "{n} lượt đánh giá", fb_resolved_n: "{n} đã xử lý",
+    fb_hours: "{n} giờ", fb_status: "Trạng thái", fb_all: "Tất cả", fb_open: "Đang mở", fb_closed: "Đã đóng",
+    fb_overdue_only: "Chỉ phản ánh quá hạn", fb_category: "Lĩnh vực", fb_commune: "Xã/phường",
+    fb_age: "Đã tiếp nhận", fb_due: "Hạn xử lý", fb_dept: "Đơn vị xử lý", fb_overdue: "Quá hạn",
+    fb_late: "Xử lý trễ hạn", fb_more: "Xem thêm", fb_none: "Không có phản ánh nào.",
+    fb_counts: "{open} đang mở · {overdue} quá hạn", fb_scope_dept: "Chỉ phản ánh giao cho đơn vị {d}.",
+    fb_map: "Bản đồ phản ánh đang mở", fb_map_note: "Mỗi chấm là một phản ánh đang mở (viền đỏ: quá hạn); phản ánh không có tọa độ đặt tại xã/phường của nó. Xã/phường tô màu theo số phản ánh đang mở.",
+    fb_map_truncated: "Hiển thị {n}/{total} phản ánh (ưu tiên quá hạn).", fb_communes: "Xã/phường có phản ánh đang mở",
+    fb_no_location: "không có tọa độ", fb_contact: "Thông tin người phản ánh", fb_contact_none: "Không có (hoặc đã xóa theo thời hạn lưu giữ).",
+    fb_email: "Thư điện tử", fb_phone: "Điện thoại", fb_name: "Họ tên", fb_description: "Nội dung",
+    fb_received_at: "Tiếp nhận lúc", fb_rating: "Đánh giá", fb_id: "Mã phản ánh",
+    fb_st_received: "Mới tiếp nhận", fb_st_assigned: "Đã giao", fb_st_in_progress: "Đang xử lý",
+    fb_st_resolved: "Đã xử lý", fb_st_rejected: "Từ chối",
+  },
+  en: {
+    view_feedback: "Citizen reports", fb_title: "Citizen reports", fb_kpis: "Citizen report response this month",
+    fb_kpis_scope: "From {from} to {to}", fb_received: "Reports received", fb_in_sla: "Resolved within SLA",
+    fb_median: "Time to resolve (median)", fb_p90: "Time to resolve (p90)", fb_overdue_now: "Overdue now",
+    fb_satisfaction: "Satisfaction (1–5)", fb_rated: "{n} ratings", fb_resolved_n: "{n} resolved",
+    fb_hours: "{n} h", fb_status: "Status", fb_all: "All", fb_open: "Open", fb_closed: "Closed",
+    fb_overdue_only: "Overdue only", fb_category: "Category", fb_commune: "Commune",
+    fb_age: "Age", fb_due: "Due", fb_dept: "Department", fb_overdue: "Overdue",
+    fb_late: "Resolved late", fb_more: "Show more", fb_none: "No report matches.",
+    fb_counts: "{open} open · {overdue} overdue", fb_scope_dept: "Only reports routed to department {d}.",
+    fb_map: "Open citizen reports", fb_map_note: "Each dot is an open report (red ring: overdue); a report without coordinates sits in its commune. Communes are shaded by their open reports.",
+    fb_map_truncated: "Showing {n} of {total} reports (overdue first).", fb_communes: "Communes with open reports",
+    fb_no_location: "no coordinates", fb_contact: "Reporter's contact", fb_contact_none: "None (or deleted after the retention period).",
+    fb_email: "Email", fb_phone: "Phone", fb_name: "Name", fb_description: "Description",
+    fb_received_at: "Received at", fb_rating: "Rating", fb_id: "Report id",
+    fb_st_received: "Received", fb_st_assigned: "Assigned", fb_st_in_progress: "In progress",
+    fb_st_resolved: "Resolved", fb_st_rejected: "Rejected",
+  },
+});
