@@ -400,6 +400,7 @@ class FederationSettings(_Section):
     """This province's two-digit code (a province's records all carry it)."""
     topic: str = "ioc.federation.v1"
     publish_every_s: float = 2.0
+    """The publisher's fallback poll; a committed change wakes it at once (NOTIFY)."""
     snapshot_every_s: float = 30.0
     batch_keys: int = 5000
     origins: dict[str, str] = {}

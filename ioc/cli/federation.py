@@ -8,12 +8,15 @@ import typer
 
 app = typer.Typer(no_args_is_help=True)
 DatabaseOpt = Annotated[str | None, typer.Option(help="Database name.")]
+LogLevelOpt = Annotated[str, typer.Option(
+    help="Log level; debug adds a timing line per round/batch (benchmarks/bench_federation).")]
 
 
 @app.command("publish")
 def publish(
     database: DatabaseOpt = None,
     once: Annotated[bool, typer.Option(help="One round (queued keys and snapshots).")] = False,
+    log_level: LogLevelOpt = "info",
 ) -> None:
     """Publish this province's summaries to the federation topic until stopped."""
     import asyncio
@@ -23,11 +26,12 @@ def publish(
     from ioccore.settings import get_settings
 
     configure_logging()
+    _set_level(log_level)
     asyncio.run(run(get_settings(), database=database, once=once))
 
 
 @app.command("ingest")
-def ingest(database: DatabaseOpt = None) -> None:
+def ingest(database: DatabaseOpt = None, log_level: LogLevelOpt = "info") -> None:
     """(National) store every province's replicated summaries until stopped."""
     import asyncio
 
@@ -36,6 +40,7 @@ def ingest(database: DatabaseOpt = None) -> None:
     from ioccore.settings import get_settings
 
     configure_logging()
+    _set_level(log_level)
     asyncio.run(run(get_settings(), database=database))
 
 
@@ -54,3 +59,13 @@ def status(database: DatabaseOpt = None) -> None:
                 "ORDER BY origin"):
             typer.echo(f"{origin}: as of {as_of:%Y-%m-%d %H:%M:%S%z}, stored "
                        f"{stored:%H:%M:%S}, {n} records")
+
+
+def _set_level(name: str) -> None:
+    """The federation loggers' level (the others stay at info)."""
+    import logging
+
+    level = logging.getLevelName(name.upper())
+    if not isinstance(level, int):
+        raise typer.BadParameter(f"unknown log level {name!r}")
+    logging.getLogger("ioc.federation").setLevel(level)

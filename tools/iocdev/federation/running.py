@@ -63,11 +63,13 @@ def _ioc(args: list[str], name: str, log: Path, env: Mapping[str, str]) -> super
 @contextlib.contextmanager
 def federation(base: DevSettings, codes: Sequence[str], home: Path, *,
                publish_every_s: float = 0.5, snapshot_every_s: float = 2.0,
-               port_base: int = 27000) -> Iterator[Running]:
+               port_base: int = 27000, log_level: str = "info") -> Iterator[Running]:
     """Bring a federation of ``codes`` up, yield it, stop and drop everything.
 
     Brokers listen on ``port_base + 1000 * i`` (+92, +94): below Linux's ephemeral range
-    (32768-60999), where a client socket of a busy suite could hold the port first."""
+    (32768-60999), where a client socket of a busy suite could hold the port first.
+    ``log_level`` debug makes the publishers and the ingest log a timing line per round
+    and per batch (the benchmark's per-stage latencies)."""
     topic = f"ioc.federation.t{uuid.uuid4().hex[:8]}"
     clusters = {code: topology.cluster_settings(base, f"p{code}", port_base + 1000 * i)
                 for i, code in enumerate(codes) if i > 0}
@@ -103,7 +105,8 @@ def federation(base: DevSettings, codes: Sequence[str], home: Path, *,
                 "IOC__FEDERATION__TOPIC": topic,
                 "IOC__FEDERATION__PUBLISH_EVERY_S": str(publish_every_s),
                 "IOC__FEDERATION__SNAPSHOT_EVERY_S": str(snapshot_every_s)})
-            p.publisher = _ioc(["federation", "publish", "--database", p.db],
+            p.publisher = _ioc(["federation", "publish", "--database", p.db,
+                                "--log-level", log_level],
                                f"publish-{p.code}", home / f"publish-{p.code}.log", env)
             running.processes.append(p.publisher)
             p.mirror = topology.mirror_for(base, mirror.alias_of(p.code), p.kafka,
@@ -113,7 +116,8 @@ def federation(base: DevSettings, codes: Sequence[str], home: Path, *,
             "IOC__FEDERATION__ROLE": "national", "IOC__FEDERATION__TOPIC": topic,
             "IOC__FEDERATION__INGEST_GROUP": group,
             "IOC__FEDERATION__ORIGINS": json.dumps({mirror.alias_of(c): c for c in codes})})
-        running.processes.append(_ioc(["federation", "ingest", "--database", nation_db],
+        running.processes.append(_ioc(["federation", "ingest", "--database", nation_db,
+                                       "--log-level", log_level],
                                       "ingest", home / "ingest.log", env))
         yield running
 
