@@ -117,7 +117,7 @@ def mixed_records(n: int, seed: int = 7, span_s: float = 240.0) -> list[Record]:
     return out
 
 
-async def _split(conninfo: str, records: Sequence[Record], batch: int
+async def _split(conninfo: str, records: Sequence[Record], batch: int, queue_dossiers: bool
                  ) -> tuple[dict[str, float], dict[str, int], list[str]]:
     cpu: dict[str, float] = {}
     rows: dict[str, int] = dict.fromkeys(FEEDS, 0)
@@ -153,16 +153,18 @@ async def _split(conninfo: str, records: Sequence[Record], batch: int
                     rows[feed] += len(mine)
                     await stage(feed, mine)
                     await timed(f"{feed}: sources", statements.touch_sources(feed))
+                    if feed == "service" and queue_dossiers:
+                        await conn.execute(statements.DOSSIER_QUEUE_BY_STATEMENT.encode())
+                    sql = statements.insert_and_roll_up(feed, queue_dossiers=queue_dossiers)
                     if last:  # the plan of one more batch (rolled back, not counted)
                         rows[feed] -= len(mine)
                         cur = await conn.execute(
                             ("EXPLAIN (ANALYZE, BUFFERS, TIMING) "
-                             + statements.insert_and_roll_up(feed)).encode())
+                             + sql).encode())
                         plans.append(f"-- {feed}, {len(mine)} rows\n" + "\n".join(
                             str(r[0]) for r in await cur.fetchall()))
                     else:
-                        await timed(f"{feed}: insert and roll up",
-                                    statements.insert_and_roll_up(feed))
+                        await timed(f"{feed}: insert and roll up", sql)
             if not last:
                 before = _cpu_s(pid)
                 await conn.commit()
@@ -172,13 +174,17 @@ async def _split(conninfo: str, records: Sequence[Record], batch: int
         await conn.close()
 
 
-def split(n: int = 110_000, batch: int = 10_000) -> dict[str, Any]:
-    """Backend CPU per row (µs) of each statement, per feed, on the drain's mix."""
+def split(n: int = 110_000, batch: int = 10_000, queue_dossiers: bool = True
+          ) -> dict[str, Any]:
+    """Backend CPU per row (µs) of each statement, per feed, on the drain's mix.
+
+    ``queue_dossiers=False``: service rows queued for the dossier fold by migration 0026's
+    row trigger, as before migration 0125 (for an A/B in one session)."""
     from iocdev.sandbox import fresh_database
 
     records = mixed_records(n)
     with fresh_database(get_settings(), "ioc_sinksplit") as (_, conninfo):
-        cpu, rows, plans = asyncio.run(_split(conninfo, records, batch))
+        cpu, rows, plans = asyncio.run(_split(conninfo, records, batch, queue_dossiers))
     total = sum(rows.values())
     per_row = {k: round(v / (rows[k.split(":")[0]] if ":" in k else total) * 1e6, 2)
                for k, v in sorted(cpu.items())}

@@ -6,7 +6,8 @@ Runs the drain benchmark with py-spy sampling the worker (``--idle`` included, s
 spent waiting shows as waiting), writes the collapsed stacks (``*.txt``, for any flame
 graph tool) and prints, per thread kind, the functions with the most samples, inclusive
 and exclusive, and a summary by area (faust/mode/aiokafka, validation, geo, sink,
-alerts, waiting). The ``main`` thread runs the event loop with both stages; it is the
+alerts, waiting), and the worker's measured CPU per 1,000 events split by pipeline
+component (:func:`components`). The ``main`` thread runs the event loop with both stages; it is the
 one that limits a worker (the others are faust's consumer thread and idle pools).
 """
 
@@ -36,6 +37,57 @@ AREAS = (  # first match wins, on the frame's file path or function
     ("Kafka client (aiokafka, kafka-python)", ("aiokafka/", "kafka/")),
     ("faust / mode (per-message stream machinery)", ("faust/", "mode/")),
 )
+
+
+COMPONENTS = (  # issue 28's split; innermost frame that names one wins, all threads
+    ("idle", ("select (selectors.py", "_worker (concurrent/futures/thread.py")),
+    ("stage-1 reader: fetch + unpack", ("streams/raw_reader.py", "aiokafka/consumer/",
+                                        "aiokafka/record/", "kafka/record/")),
+    ("validation", ("ioccore/events/validate.py", "ioccore/events/budget",
+                    "Prepare._message", "Prepare.run")),
+    ("geo join", ("Prepare._enrich", "geo/")),
+    ("dedupe", ("Stage1._remember", "ioccore/events/dedupe.py")),
+    ("stage-1 produce: encode + send", ("streams/outputs.py", "aiokafka/producer/",
+                                        "encode_records")),
+    ("stage-2 decode", ("Stage2._decode", "decode_records")),
+    ("sink: rows, COPY, SQL round trips", ("streams/sinks/",)),
+    ("alerts", ("alerts/", "streams/alerting.py", "streams/global_rules.py",
+                "streams/singleton_rules.py", "streams/kpi_target_rules.py")),
+    ("stage 2 transaction, commit waits", ("streams/stage2.py", "streams/retry.py")),
+    ("faust/mode (stage-2 consumer, start-up)", ("faust/", "mode/")),
+)
+"""Where worker CPU goes, by pipeline component (``components``); the psycopg and
+aiokafka frames inside count for the component that called them."""
+
+
+FETCH_THREAD = "consumer thread (faust's fetcher for stage 2)"
+
+
+def component(stack: list[str]) -> str:
+    """The component of a sampled stack (faust's consumer thread counted as one)."""
+    if any("mode/threads.py" in f for f in stack[:8]) and \
+            not any(n in stack[-1] for n in COMPONENTS[0][1]):
+        return FETCH_THREAD
+    for frame in reversed(stack):
+        for name, needles in COMPONENTS:
+            if any(n in frame for n in needles):
+                return name
+    return "other (imports, asyncio, metrics page)"
+
+
+def components(collapsed: Path, cpu_s: float, events: int) -> dict[str, float]:
+    """Worker CPU in ms per 1,000 events by component: each component's share of the
+    samples that were not idle (all threads), times the worker's measured CPU. py-spy
+    samples wall time, so on a loaded machine a busy thread waiting for a core counts as
+    busy: read the split as shares of the measured CPU."""
+    counts: Counter[str] = Counter()
+    for line in collapsed.read_text().splitlines():
+        stack_text, _, count_text = line.rpartition(" ")
+        if stack_text:
+            counts[component(stack_text.split(";"))] += int(count_text)
+    busy = sum(n for name, n in counts.items() if name != "idle") or 1
+    return {name: round(1e6 * cpu_s * n / busy / events, 2)
+            for name, n in counts.most_common() if name != "idle"}
 
 
 def area(stack: list[str]) -> str:
@@ -108,7 +160,13 @@ def main() -> int:
     print(json.dumps(result))
     for _, out in spies:
         if out.exists():
+            split = components(out, result["cpu_s"]["worker"] / max(1, len(spies)),
+                               result["events"] // max(1, len(spies)))
+            print(f"== {out.name}: worker CPU, ms per 1,000 events, by component")
+            for name, ms in split.items():
+                print(f"   {ms:7.2f}  {name}")
             summary = summarise(out)
+            summary["components_ms_per_1000"] = split
             (out.with_suffix(".json")).write_text(json.dumps(summary, indent=1))
             for kind, part in summary.items():
                 print(f"== {out.name}, {kind} thread(s): {part['samples']} samples")

@@ -114,7 +114,6 @@ class Prepare:
         if msg.offset < self._next_offset.get(tp, -1):
             out.redelivered.add(Origin(msg.topic, msg.partition, msg.offset))
         self._next_offset[tp] = max(msg.offset + 1, self._next_offset.get(tp, -1))
-        publisher = self._publisher(msg.topic, None)
         deadline = (None if self._budget_s is None else
                     Deadline(self._clock() + self._budget_s, self._clock))
         try:
@@ -122,13 +121,21 @@ class Prepare:
                 msg.value, now=now, expected_feed=feed if feed != "unknown" else None,
                 key=msg.key, check_key=True, deadline=deadline)
         except OverBudgetError as exc:
-            self._whole(msg, feed, Reason.OVER_BUDGET, exc.message, publisher, out)
+            self._whole(msg, feed, Reason.OVER_BUDGET, exc.message,
+                        self._publisher(msg.topic, None), out)
             return
         except Exception as exc:  # a validator bug must not stall the partition
             log.exception("validator failed on %s/%d@%d", msg.topic, msg.partition,
                           msg.offset)
             self._whole(msg, feed, Reason.INTERNAL_ERROR,
-                        f"validator raised {type(exc).__name__}", publisher, out)
+                        f"validator raised {type(exc).__name__}",
+                        self._publisher(msg.topic, None), out)
+            return
+        if len(valid) == 1 and not rejections and _one_object(msg.value):
+            # the one-event message (most producers): no batch position to work out
+            out.received[feed] += 1
+            valid[0].origin = Origin(msg.topic, msg.partition, msg.offset, None)
+            out.records.append(valid[0])
             return
         out.received[feed] += len(valid) + sum(r.count for r in rejections)
         positions = _record_positions(msg.value, len(valid), rejections)
@@ -214,6 +221,21 @@ def elements_of(messages: Sequence[InMessage]) -> Elements:
     return Elements(raws)
 
 
+def _one_object(value: bytes | None) -> bool:
+    """Whether ``value`` is a single JSON value rather than an array (its first byte after
+    whitespace is not ``[``), without copying it (``lstrip`` would)."""
+    if not value:
+        return True
+    first = value[0]
+    if first not in _JSON_SPACE:
+        return first != _OPEN_ARRAY
+    return value.lstrip()[:1] != b"["
+
+
+_JSON_SPACE = frozenset(b" \t\r\n")
+_OPEN_ARRAY = ord("[")
+
+
 def _record_positions(value: bytes | None, n: int, rejections: Sequence[RejectionLike]
                       ) -> list[int | None]:
     """Batch positions of a message's ``n`` accepted events: the positions no rejection
@@ -221,7 +243,7 @@ def _record_positions(value: bytes | None, n: int, rejections: Sequence[Rejectio
     A single-event message has none (``None``)."""
     if not n:
         return []
-    if value is None or value.lstrip()[:1] != b"[":
+    if value is None or _one_object(value):
         return [None] * n
     covered: set[int] = set()
     for rej in rejections:

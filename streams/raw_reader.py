@@ -190,11 +190,11 @@ class RawReader:
             while not stop.is_set():
                 try:
                     consumer = await self._started()
-                    batch = await self._take(consumer, stop)
+                    batch, offsets = await self._take(consumer, stop)
                     if batch:
                         await run_batch(self._stage, batch, messages=len(batch),
                                         health=self._health, retry_max_s=self._retry_max_s)
-                        self._delivered(batch)
+                        self._hold(offsets)
                         self.batches += 1
                     await self._commit(consumer)
                     self._report_lag(consumer)
@@ -233,13 +233,18 @@ class RawReader:
             await consumer.start()
         return self._consumer
 
-    async def _take(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> list[InMessage]:
-        """One batch (possibly empty after ``within_s``); see :class:`Bounds`."""
+    async def _take(self, consumer: AIOKafkaConsumer, stop: asyncio.Event
+                    ) -> tuple[list[InMessage], dict[TopicPartition, int]]:
+        """One batch (possibly empty after ``within_s``; see :class:`Bounds`) and, per
+        partition, the offset after its last message (what :func:`next_offsets` gives,
+        taken from ``getmany``'s per-partition lists instead of a second pass)."""
         b = self._bounds
         loop = asyncio.get_running_loop()
         deadline = loop.time() + b.within_s
         batch: list[InMessage] = []
+        offsets: dict[TopicPartition, int] = {}
         size = 0
+        append = batch.append
         while not stop.is_set():
             remaining = deadline - loop.time()
             try:
@@ -247,19 +252,24 @@ class RawReader:
                                              max_records=b.max_messages - len(batch))
             except Exception:
                 if batch:  # what was fetched is processed; the error comes back next time
-                    return batch
+                    return batch, offsets
                 raise
-            for records in got.values():
+            for tp, records in got.items():
+                if not records:
+                    continue
+                topic, partition = tp.topic, tp.partition
                 for r in records:
-                    batch.append(InMessage(r.topic, r.partition, r.offset, r.key, r.value))
-                    size += len(r.value) if r.value is not None else 0
+                    value = r.value
+                    append(InMessage(topic, partition, r.offset, r.key, value))
+                    if value is not None:
+                        size += len(value)
+                last = records[-1].offset + 1  # a partition's records come in offset order
+                if last > offsets.get((topic, partition), -1):
+                    offsets[(topic, partition)] = last
             if (len(batch) >= b.max_messages or size >= b.max_bytes
                     or loop.time() >= deadline):
                 break
-        return batch
-
-    def _delivered(self, batch: Sequence[InMessage]) -> None:
-        self._hold(next_offsets(batch))
+        return batch, offsets
 
     def _hold(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Offsets delivered and still assigned become (or stay) due for a commit."""

@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ioccore import metrics
 from ioccore.events.dedupe import SeenKeys
@@ -202,13 +202,22 @@ def _count(prepared: Prepared, kept: list[Record]) -> None:
         metrics.EVENTS_REJECTED.labels(feed_name, reason).inc(n)
 
 
-_LATENCY_SAMPLE = 20  # observations per commune per batch
+_LATENCY_SAMPLE = 20  # observations per commune per batch, at most
+_LATENCY_BATCH = 256  # observations per batch, at most
 
 
 def observe_latency(out: Stage1Output) -> None:
-    """occurred_at -> delivered, for a sample of the records just sent."""
+    """occurred_at -> delivered, for a sample of the records just sent: from every commune,
+    at most ``_LATENCY_BATCH`` in all (a one-event batch spans hundreds of communes, and
+    20 a commune was one observation per message)."""
     delivered = time.time()
-    for records in out.enriched.values():  # a sample per commune is plenty
-        for rec in records[:_LATENCY_SAMPLE]:
-            metrics.LATENCY_PROCESSED.labels(rec.feed).observe(
-                max(0.0, delivered - rec.occurred_at.timestamp()))
+    if not out.enriched:
+        return
+    per = max(1, min(_LATENCY_SAMPLE, _LATENCY_BATCH // len(out.enriched)))
+    by_feed: dict[str, Any] = {}
+    for records in out.enriched.values():
+        for rec in records[:per]:
+            hist = by_feed.get(rec.feed)
+            if hist is None:
+                hist = by_feed[rec.feed] = metrics.LATENCY_PROCESSED.labels(rec.feed)
+            hist.observe(max(0.0, delivered - rec.occurred_at.timestamp()))

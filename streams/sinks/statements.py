@@ -77,6 +77,13 @@ _ROLLED: Final[dict[Feed, tuple[str, ...]]] = {
 }
 """The columns ``_METRICS`` reads: all the insert returns besides time, place and late."""
 
+_QUEUED: Final = ("source_id", "event_id", "agency", "dossier_id", "procedure_code")
+"""Further columns the service insert returns: what the dossier fold's queue holds."""
+
+DOSSIER_QUEUE_BY_STATEMENT: Final = "SELECT set_config('ioc.dossier_queue', 'statement', true)"
+"""Run in the transaction before the service insert (migration 0125): the statement queues
+its rows for the dossier fold itself, so the per-row trigger stands aside."""
+
 WINDOW_COLUMNS: Final = ("commune_code", "province_code", "metric", "bucket", "count", "sum",
                          "min", "max", "last", "last_at")
 
@@ -115,14 +122,20 @@ def copy_into_staging(feed: Feed) -> str:
     return f"COPY {staging_table(feed)} ({cols}) FROM STDIN (FORMAT BINARY)"
 
 
-def insert_and_roll_up(feed: Feed) -> str:
+def insert_and_roll_up(feed: Feed, *, queue_dossiers: bool = True) -> str:
     """Insert staged rows whose identity is new; fold them all into ``rollup_1m``.
+
+    Service rows are queued for the dossier fold by the statement itself (run
+    :data:`DOSSIER_QUEUE_BY_STATEMENT` first in the transaction); ``queue_dossiers=False``
+    leaves that to migration 0026's row trigger (the before of ``bench_sink_cpu``).
 
     Returns one row per window touched (``WINDOW_COLUMNS`` after two counters), or a
     single row of counters with NULL window columns when no window changed.
     """
     cols = ", ".join(COLUMNS[feed])
     window_cols = ", ".join(f"up.{c}" for c in WINDOW_COLUMNS)
+    returned = ("time", "commune_code", "province_code", "late", *_ROLLED[feed],
+                *(_QUEUED if feed == "service" and queue_dossiers else ()))
     return f"""
 WITH claimed AS (
     INSERT INTO {keys_table(feed)} AS k (source_id, event_id, time)
@@ -134,8 +147,8 @@ WITH claimed AS (
     SELECT {", ".join(f"s.{c}" for c in COLUMNS[feed])}
     FROM {staging_table(feed)} s
     WHERE (s.source_id, s.event_id) IN (SELECT source_id, event_id FROM claimed)
-    RETURNING {", ".join(("time", "commune_code", "province_code", "late", *_ROLLED[feed]))}
-), points AS (
+    RETURNING {", ".join(returned)}
+),{_QUEUE if feed == "service" and queue_dossiers else ""} points AS (
     SELECT n.time, n.commune_code, n.province_code, m.metric, m.value
     FROM new n CROSS JOIN LATERAL {_METRICS[feed]} AS m (metric, value)
     WHERE m.metric IS NOT NULL AND m.value IS NOT NULL
@@ -169,6 +182,18 @@ WITH claimed AS (
 SELECT counts.inserted, counts.late, {window_cols}
 FROM counts LEFT JOIN up ON true
 """
+
+
+_QUEUE: Final = """ queued AS (  -- the dossier fold's queue (migration 0125), set-based
+    INSERT INTO dossier_events_pending
+    SELECT txid_current(), n.time, n.source_id || ' ' || n.event_id, n.agency, n.dossier_id,
+           n.commune_code, n.province_code, n.procedure_code, n.channel, n.status, n.due_at,
+           n.resolved_at, n.fee_bearing, n.paid_online, n.digitised
+    FROM new n
+),"""
+"""Service rows the statement stored, queued for the statement-level fold trigger, which
+fires after the whole statement (so it sees them); replaces 0026's per-row trigger for the
+sink (:data:`DOSSIER_QUEUE_BY_STATEMENT`)."""
 
 
 def touch_sources(feed: Feed) -> str:

@@ -53,10 +53,19 @@ class WriteResult:
         return self
 
 
-def _row(feed: Feed, r: Record, late: bool) -> tuple[Any, ...]:
+def _row(feed: Feed, r: Record, late: bool, stamps: dict[float, datetime] | None = None
+         ) -> tuple[Any, ...]:
+    """``stamps``: ``received_at`` already converted (a stage-1 batch's records share one)."""
     common = (r.occurred_at, r.event_id, r.source_id, r.department, r.commune_code,
               r.province_code)
-    tail = (r.lat, r.lon, r.geo, late, datetime.fromtimestamp(r.received_at, tz=UTC))
+    known = None if stamps is None else stamps.get(r.received_at)
+    if known is not None:
+        received = known
+    else:
+        received = datetime.fromtimestamp(r.received_at, tz=UTC)
+        if stamps is not None:
+            stamps[r.received_at] = received
+    tail = (r.lat, r.lon, r.geo, late, received)
     if feed == "sensor":
         return (*common, r.metric, r.value, r.unit, *tail)
     if feed == "traffic":
@@ -69,7 +78,8 @@ def _row(feed: Feed, r: Record, late: bool) -> tuple[Any, ...]:
 def rows_of(feed: Feed, records: Sequence[Record], late: Sequence[bool]
             ) -> Iterator[tuple[Any, ...]]:
     """The staging rows of ``records`` (all of ``feed``), in ``statements.COLUMNS`` order."""
-    return (_row(feed, r, f) for r, f in zip(records, late, strict=True))
+    stamps: dict[float, datetime] = {}
+    return (_row(feed, r, f, stamps) for r, f in zip(records, late, strict=True))
 
 
 class TimescaleSink:
@@ -126,8 +136,10 @@ class TimescaleSink:
         flags = {id(r): f for r, f in zip(records, late, strict=True)}
         for rec in records:
             sent[rec.feed] = sent.get(rec.feed, 0) + 1
+        stamps: dict[float, datetime] = {}
         for rec in statements.first_of_each(records):  # one staged row per identity
-            by_feed.setdefault(rec.feed, []).append(_row(rec.feed, rec, flags[id(rec)]))
+            by_feed.setdefault(rec.feed, []).append(_row(rec.feed, rec, flags[id(rec)],
+                                                         stamps))
         result = WriteResult()
         async with conn.cursor() as cur:
             for feed, rows in by_feed.items():
@@ -138,6 +150,8 @@ class TimescaleSink:
                     for row in rows:
                         await copy.write_row(row)
                 await cur.execute(statements.touch_sources(feed).encode())
+                if feed == "service":
+                    await cur.execute(statements.DOSSIER_QUEUE_BY_STATEMENT.encode())
                 await cur.execute(statements.insert_and_roll_up(feed).encode())
                 out = await cur.fetchall()
                 inserted = int(out[0][0]) if out else 0

@@ -5,6 +5,7 @@ the counts recomputed from the dossiers: what makes the KPIs exact."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from iocdev.sandbox import fresh_database
 
+from ioccore.events.record import Record
 from ioccore.settings import Settings
+from streams.sinks.timescale import TimescaleSink
 
 pytestmark = pytest.mark.integration
 
@@ -193,3 +196,57 @@ def test_a_new_dossier_is_written_once_and_an_existing_one_merged(conninfo: str)
         assert (conn.execute(COMPARED).fetchall(), daily) == reference
     # executemany: one statement (and fold) per event
     assert moves == [(2, 1), (1, 1)], moves  # A and B inserted, A merged; C new, A merged
+
+
+def _record(e: Event) -> Record:
+    """An event of :func:`event_sets` as stage 2 writes it (the INSERT's constants)."""
+    at, event_id, source_id, commune, dossier, agency, channel, status, due, resolved, fee, \
+        paid_online, digitised = e
+    return Record(event_id=event_id, source_id=source_id, department="pscc", feed="service",
+                  occurred_at=at, received_at=T0.timestamp(), commune_code=commune,
+                  province_code="01", geo="code", dossier_id=dossier, procedure_code="1.0001",
+                  agency=agency, channel=channel, status=status, due_at=due,
+                  resolved_at=resolved, fee_bearing=fee, paid_online=paid_online,
+                  digitised=digitised)
+
+
+def _sink_load(conninfo: str, batches: list[list[Event]]) -> tuple[list[Any], list[Any]]:
+    """Like :func:`_load`, through the sink's statement (migration 0125: it queues the
+    dossier fold's rows itself; the row trigger stands aside)."""
+    async def write() -> None:
+        async with await psycopg.AsyncConnection.connect(conninfo) as conn:
+            await TimescaleSink.prepare(conn)
+            sink = TimescaleSink()
+            for batch in batches:
+                async with conn.transaction():
+                    await sink.write(conn, [_record(e) for e in batch], [False] * len(batch))
+
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("TRUNCATE service_events, service_events_keys, dossiers, "
+                      "kpi_counts_daily, dossier_events_pending")
+    asyncio.run(write())
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        daily = conn.execute(DAILY).fetchall()
+        assert daily == conn.execute(RECOMPUTED).fetchall()
+        assert conn.execute("SELECT count(*) FROM dossier_events_pending").fetchone() == (0,)
+        return conn.execute(COMPARED).fetchall(), daily
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(events=event_sets(), data=st.data())
+def test_the_sinks_statement_queue_gives_the_row_triggers_answer(
+        conninfo: str, events: list[Event], data: st.DataObject) -> None:
+    """Migration 0125: the sink queues its rows for the fold in its own statement (no
+    per-row trigger); any batching, order and replay gives what the trigger path gives,
+    and every event is folded exactly once (a double queue would double the counts)."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        reference = _load(conn, [sorted(events)])
+    shuffled = data.draw(st.permutations(events))
+    replayed = data.draw(st.lists(st.sampled_from(events), max_size=6))
+    stream = [*shuffled, *replayed]
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(stream) - 1)), max_size=4)))
+    batches = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    assert _sink_load(conninfo, [b for b in batches if b]) == reference
+    with psycopg.connect(conninfo, autocommit=True) as conn:  # other writers: the trigger
+        assert _load(conn, [sorted(events)]) == reference
