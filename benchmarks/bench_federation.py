@@ -3,8 +3,11 @@
 A federation of one province (the local stack's broker) and the nation (a broker of its
 own), real MirrorMaker and ``ioc federation`` processes (``iocdev.federation.running``).
 Dossier events are committed to the province's database at ``rate`` events/s, in
-transactions of ``batch`` events as the sink commits them (the dossier fold runs in
-each). Every transaction also opens one probe dossier at an agency of its own, so it
+transactions of ``batch`` events written by the sink itself (``TimescaleSink.write``:
+staging COPY, sources, the service statement that queues its rows for the dossier fold
+set-based, migration 0125, rollups), so the write path measured is the deployed one.
+``writers`` connections commit in parallel; a stage-2 worker's sink is one. Every
+transaction also opens one probe dossier at an agency of its own, so it
 creates exactly one new KPI key; its latency is the national row's ``stored_at`` minus
 the province's clock just before that transaction committed (one PostgreSQL server, one
 machine, so one clock). Also printed: what the nation spent per record (CPU of the
@@ -28,12 +31,13 @@ The generator's own cost is printed too (``generator``: seconds building rows in
 and executing the statements): when ``events_per_s`` falls short of ``rate``, it says
 whether this process or the database was the limit.
 
-    python -m benchmarks.bench_federation --rate 5000 --seconds 60
+    python -m benchmarks.bench_federation --rate 5000 --seconds 60 [--writers 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -43,7 +47,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from iocdev.federation import mirror
@@ -51,35 +55,60 @@ from iocdev.settings import get_dev_settings
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from ioccore.events.record import Record
 from ioccore.settings import KafkaSettings
 from ioccore.topics import admin_client
+from streams.sinks.timescale import TimescaleSink
 
-INSERT = """
-INSERT INTO service_events (time, event_id, source_id, department, commune_code,
-    province_code, dossier_id, procedure_code, agency, channel, status, due_at, resolved_at,
-    fee_bearing, paid_online, digitised, geo, received_at)
-SELECT t, e, s, 'pscc', c, '01', d, '1.0001', a, ch, st, due, res, fee, po, dg, 'code', now()
-FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-            %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::boolean[],
-            %s::boolean[], %s::boolean[]) AS v(t, e, s, c, d, a, ch, st, due, res, fee, po, dg)
-ON CONFLICT DO NOTHING
-"""
-"""One statement per transaction, as the sink writes a batch: the dossier fold (statement
-triggers) runs once per batch."""
-STATUSES = ("received", "in_progress", "resolved", "paid")
+Channel = Literal["online", "offline"]
+Status = Literal["received", "in_progress", "resolved", "returned", "paid"]
+
+STATUSES: tuple[Status, ...] = ("received", "in_progress", "resolved", "paid")
 
 
-def _events(n: int, start: int, rng: random.Random, t0: datetime) -> list[tuple[Any, ...]]:
+def _dossier(event_id: str, at: datetime, commune: str, dossier: str, agency: str,
+             channel: Channel, status: Status, fee: bool, paid_online: bool,
+             digitised: bool, source: str) -> Record:
+    return Record(event_id=event_id, source_id=source, department="pscc", feed="service",
+                  occurred_at=at, received_at=time.time(), commune_code=commune,
+                  province_code="01", geo="code", dossier_id=dossier,
+                  procedure_code="1.0001", agency=agency, channel=channel, status=status,
+                  due_at=at + timedelta(days=5),
+                  resolved_at=at + timedelta(days=1) if status == "resolved" else None,
+                  fee_bearing=fee, paid_online=paid_online, digitised=digitised)
+
+
+def _probe(i: int | str, t0: datetime) -> Record:
+    """The transaction's one new KPI key: a dossier at an agency of its own."""
+    return _dossier(f"p{i}", t0, "00004", f"p{i}", f"probe-{i}", "online", "received",
+                    False, True, True, "desk-probe")
+
+
+async def _commit(conn: psycopg.AsyncConnection[Any], sink: TimescaleSink,
+                  records: list[Record]) -> datetime:
+    """One transaction as the sink's worker commits a batch (``TimescaleSink.write``:
+    staging COPY, sources, the service statement queueing its rows for the dossier fold,
+    rollups); returns the province's clock just before the commit."""
+    async with conn.transaction():
+        await sink.write(conn, records, [False] * len(records))
+        row = await (await conn.execute("SELECT clock_timestamp()")).fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
+
+
+def _events(n: int, start: int, rng: random.Random, t0: datetime) -> list[Record]:
     rows = []
+    channels: tuple[Channel, ...] = ("online", "offline")
     for i in range(start, start + n):
         dossier = f"d{rng.randrange(max(1, i // 3 + 1))}"
         status = rng.choice(STATUSES)
         at = t0 + timedelta(seconds=rng.randrange(7 * 86400))
-        rows.append((at, f"e{i}", f"desk-{i % 50}", f"{rng.randrange(1, 400):05d}", dossier,
-                     f"agency-{rng.randrange(40)}", rng.choice(("online", "offline")),
-                     status, at + timedelta(days=5),
-                     at + timedelta(days=1) if status == "resolved" else None,
-                     rng.random() < 0.4, rng.random() < 0.5, rng.random() < 0.7))
+        commune = f"{rng.randrange(1, 400):05d}"
+        agency = f"agency-{rng.randrange(40)}"
+        channel = rng.choice(channels)
+        rows.append(_dossier(f"e{i}", at, commune, dossier, agency, channel, status,
+                             rng.random() < 0.4, rng.random() < 0.5, rng.random() < 0.7,
+                             f"desk-{i % 50}"))
     return rows
 
 
@@ -91,10 +120,12 @@ def _cpu_s(pid: int) -> float:
 def _warm_up(province: str, nation: str, t0: datetime, timeout_s: float = 180.0) -> None:
     """One probe through the whole path before the clock starts: MirrorMaker and the
     ingest take seconds to start, which is not the latency being measured."""
-    row = (t0, "warm", "desk-probe", "00004", "warm", "probe-warm-up", "online",
-           "received", t0 + timedelta(days=5), None, False, True, True)
-    with psycopg.connect(province) as conn:
-        conn.execute(INSERT, [[v] for v in row])
+    async def commit() -> None:
+        async with await psycopg.AsyncConnection.connect(province) as conn:
+            await TimescaleSink.prepare(conn)
+            await _commit(conn, TimescaleSink(), [_probe("warm-up", t0)])
+
+    asyncio.run(commit())
     deadline = time.monotonic() + timeout_s
     with psycopg.connect(nation, autocommit=True) as nat:
         while time.monotonic() < deadline:
@@ -204,24 +235,17 @@ def _round_spans(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         ("commit", "t_acked", "t_committed"))}
 
 
-def _batches(batch: int, n: int, rng: random.Random, t0: datetime
-             ) -> list[list[list[Any]]]:
-    """Every statement's column arrays, built before the clock starts (so the rate is
-    the database's, not this loop's Python)."""
-    out = []
-    for i in range(n):
-        rows = _events(batch - 1, i * batch, rng, t0)
-        rows.append((t0, f"p{i}", "desk-probe", "00004", f"p{i}", f"probe-{i}", "online",
-                     "received", t0 + timedelta(days=5), None, False, True, True))
-        out.append([list(col) for col in zip(*rows, strict=True)])
-    return out
+def _batches(batch: int, n: int, rng: random.Random, t0: datetime) -> list[list[Record]]:
+    """Every transaction's records, built before the clock starts (so the rate is the
+    sink's and the database's, not this loop's)."""
+    return [[*_events(batch - 1, i * batch, rng, t0), _probe(i, t0)] for i in range(n)]
 
 
 class _Writer(threading.Thread):
-    """One connection committing its share of the statements at its share of the rate
+    """One sink connection committing its share of the batches at its share of the rate
     (psycopg releases the GIL while the server works, so writers overlap there)."""
 
-    def __init__(self, conninfo: str, statements: list[list[list[Any]]], start: float,
+    def __init__(self, conninfo: str, statements: list[list[Record]], start: float,
                  interval: float, seconds: float, first: int, step: int) -> None:
         super().__init__(daemon=True)
         self._conninfo = conninfo
@@ -238,26 +262,30 @@ class _Writer(threading.Thread):
 
     def run(self) -> None:
         try:
-            with psycopg.connect(self._conninfo) as conn:
-                for n, cols in enumerate(self._statements):
-                    if time.monotonic() - self._start >= self._seconds:
-                        return
-                    t = time.monotonic()
-                    with conn.transaction(), conn.cursor() as cur:
-                        cur.execute(INSERT, cols)
-                        row = cur.execute("SELECT clock_timestamp()").fetchone()
-                    self.executing += time.monotonic() - t
-                    assert row is not None
-                    self.probes[f"probe-{self._first + n * self._step}"] = row[0]
-                    self.sent += len(cols[0])
-                    time.sleep(max(0.0, self._start + (n + 1) * self._interval
-                                   - time.monotonic()))
+            asyncio.run(self._write())
         except BaseException as exc:  # reported by the main thread
             self.error = exc
 
+    async def _write(self) -> None:
+        sink = TimescaleSink()
+        async with await psycopg.AsyncConnection.connect(self._conninfo) as conn:
+            await TimescaleSink.prepare(conn)
+            for n, records in enumerate(self._statements):
+                if time.monotonic() - self._start >= self._seconds:
+                    return
+                t = time.monotonic()
+                committed = await _commit(conn, sink, records)
+                self.executing += time.monotonic() - t
+                self.probes[f"probe-{self._first + n * self._step}"] = committed
+                self.sent += len(records)
+                await asyncio.sleep(max(0.0, self._start + (n + 1) * self._interval
+                                        - time.monotonic()))
+
 
 def run(rate: int = 5000, seconds: int = 60, batch: int = 500,
-        writers_n: int = 2) -> dict[str, Any]:
+        writers_n: int = 2, port_base: int = 25000) -> dict[str, Any]:
+    """``port_base``: the nation's broker listens at ``port_base + 1000`` (+92, +94),
+    clear of the integration suite's federations (27000-29000), which may be running."""
     from iocdev.federation.running import federation
 
     settings = get_dev_settings()
@@ -266,7 +294,7 @@ def run(rate: int = 5000, seconds: int = 60, batch: int = 500,
     statements = _batches(batch, -(-rate * seconds // batch), rng, t0)
     with tempfile.TemporaryDirectory() as tmp, \
             federation(settings, ["01"], Path(tmp), publish_every_s=2.0,
-                       log_level="debug") as fed:
+                       port_base=port_base, log_level="debug") as fed:
         province = fed.provinces["01"]
         national_topic = f"{mirror.alias_of('01')}.{fed.topic}"
         ingest = fed.processes[-1]
@@ -358,9 +386,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--writers", type=int, default=2,
                     help="connections committing statements in parallel")
+    ap.add_argument("--port-base", type=int, default=25000)
     args = ap.parse_args()
-    print(json.dumps(run(args.rate, args.seconds, args.batch, args.writers), indent=2,
-                     default=str))
+    print(json.dumps(run(args.rate, args.seconds, args.batch, args.writers, args.port_base),
+                     indent=2, default=str))
 
 
 if __name__ == "__main__":
