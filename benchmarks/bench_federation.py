@@ -117,6 +117,15 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _backend_cpu_s(pid: int) -> float:
+    """CPU seconds of a PostgreSQL backend (same machine), from schedstat: its share of
+    ``executing_s`` says whether the server worked or waited (locks, CPU queue, I/O)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _warm_up(province: str, nation: str, t0: datetime, timeout_s: float = 180.0) -> None:
     """One probe through the whole path before the clock starts: MirrorMaker and the
     ingest take seconds to start, which is not the latency being measured."""
@@ -258,6 +267,7 @@ class _Writer(threading.Thread):
         self.probes: dict[str, datetime] = {}
         self.sent = 0
         self.executing = 0.0
+        self.backend_cpu = 0.0
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -270,12 +280,15 @@ class _Writer(threading.Thread):
         sink = TimescaleSink()
         async with await psycopg.AsyncConnection.connect(self._conninfo) as conn:
             await TimescaleSink.prepare(conn)
+            pid_row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
+            backend = int(pid_row[0]) if pid_row else 0
             for n, records in enumerate(self._statements):
                 if time.monotonic() - self._start >= self._seconds:
                     return
-                t = time.monotonic()
+                t, cpu = time.monotonic(), _backend_cpu_s(backend)
                 committed = await _commit(conn, sink, records)
                 self.executing += time.monotonic() - t
+                self.backend_cpu += _backend_cpu_s(backend) - cpu
                 self.probes[f"probe-{self._first + n * self._step}"] = committed
                 self.sent += len(records)
                 await asyncio.sleep(max(0.0, self._start + (n + 1) * self._interval
@@ -359,6 +372,7 @@ def run(rate: int = 5000, seconds: int = 60, batch: int = 500,
     return {"rate_offered": rate, "events": sent, "events_per_s": round(sent / elapsed),
             "generator": {"statements": len(probes), "writers": writers_n,
                           "executing_s": round(executing, 2),
+                          "backend_cpu_s": round(sum(w.backend_cpu for w in writers), 2),
                           "python_cpu_s": round(gen_cpu, 2), "elapsed_s": round(elapsed, 2)},
             "probes": len(probes), "probes_arrived": len(lat),
             "latency_p50_s": round(q[49], 3), "latency_p99_s": round(q[98], 3),
