@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -282,6 +283,7 @@ class _Writer(threading.Thread):
             await TimescaleSink.prepare(conn)
             pid_row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
             backend = int(pid_row[0]) if pid_row else 0
+            await conn.commit()  # else every batch below is a savepoint of this transaction
             for n, records in enumerate(self._statements):
                 if time.monotonic() - self._start >= self._seconds:
                     return
@@ -364,6 +366,7 @@ def run(rate: int = 5000, seconds: int = 60, batch: int = 500,
             _timing_lines(Path(tmp) / "ingest.log", "federation batch"),
             {a: v[0] for a, v in got.items()})
         rounds = _timing_lines(Path(tmp) / "publish-01.log", "federation round")
+        snapshots = _timing_lines(Path(tmp) / "publish-01.log", "federation snapshots")
     lat = sorted((got[k][0] - probes[k]).total_seconds() for k in probes if k in got)
     rows_n, size = stats if stats else (0, 0)
     records = int(total[0]) if total else 0
@@ -390,6 +393,10 @@ def run(rate: int = 5000, seconds: int = 60, batch: int = 500,
                 round(1000 * cpu["mirrormaker"] / records, 4)
                 if records and "mirrormaker" in cpu else None,
             "publisher_rounds_s": _round_spans(rounds),
+            "publisher_snapshots_s": _quantiles([s["t_acked"] - s["t_start"]
+                                                 for s in snapshots]),
+            "publisher_between_rounds_s": _quantiles(
+                [b["t_start"] - a["t_committed"] for a, b in itertools.pairwise(rounds)]),
             "loadavg_start": load0, "loadavg_end": os.getloadavg()}
 
 
