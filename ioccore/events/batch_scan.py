@@ -31,7 +31,9 @@ _STEP = re.compile(rb'(?:[^"\[\]{},]++|"(?:[^"\\]++|\\.)*+")*+([\[{]++|[\]}]++|[
 at the end of the range): a run of openers, a run of closers, a comma or a quote that
 opens a string which never closes."""
 _CANDIDATE = re.compile(rb",[ \t\r\n]*\{")
-_PLAUSIBLE = re.compile(rb",[ \t\r\n]*\{(?:(?!,[ \t\r\n]*\{)[^}])*+\}")
+_PLAUSIBLE = re.compile(rb",[ \t\r\n]*\{[^},]*+(?:,(?![ \t\r\n]*\{)[^},]*+)*+\}")
+"""A restart point whose object has a ``}`` before the next restart point (the former
+scanner's pattern, unrolled: the look-ahead runs at commas only, not at every byte)."""
 _SPACE = re.compile(rb"[ \t\r\n]*")
 _WS = b" \t\r\n"
 _COMMA, _QUOTE = 0x2C, 0x22
@@ -42,34 +44,47 @@ class OverBudget(Exception):  # noqa: N818 - a signal to the caller, not an erro
     """The scanner took more steps than it was allowed."""
 
 
-def scan_split(value: bytes, lo: int, hi: int, limit: int | None, budget: int,
-               min_restart: int) -> list[bytes]:
+def scan_split(value: bytes, lo: int, hi: int, limit: int | None,
+               budget: tuple[int, int], min_restart: int) -> list[bytes]:
     """The pieces of ``value[lo:hi]`` (the array's inside), as
     :func:`~ioccore.events.batch_split.split_array` cuts them; at most ``limit`` of them.
-    Raises :class:`OverBudget` past ``budget`` regex steps."""
-    return _Scan(value, hi, limit, budget, min_restart).run(lo)
+
+    ``budget`` = (``base``, ``per``): raises :class:`OverBudget` as soon as it has taken
+    more than ``base`` steps plus one per ``per`` bytes it has reached, so a body dense
+    in tokens is given up after about ``base`` steps, wherever they are."""
+    return _Scan(value, lo, hi, limit, budget, min_restart).run(lo)
 
 
 class _Scan:
-    __slots__ = ("cands", "hi", "left", "limit", "min_restart", "next_c", "pieces",
-                 "value")
+    __slots__ = ("base", "cands", "hi", "limit", "lo", "min_restart", "next_c", "per",
+                 "pieces", "steps", "value")
 
-    def __init__(self, value: bytes, hi: int, limit: int | None, budget: int,
-                 min_restart: int) -> None:
+    def __init__(self, value: bytes, lo: int, hi: int, limit: int | None,
+                 budget: tuple[int, int], min_restart: int) -> None:
         self.value = value
+        self.lo = lo
         self.hi = hi
         self.limit = limit
-        self.left = budget
+        self.base, self.per = budget
+        self.steps = 0
         self.min_restart = min_restart
         self.pieces: list[bytes] = []
         self.cands = _PLAUSIBLE.finditer(value, 0, hi)
         self.next_c = -1
 
+    def _step(self, pos: int) -> None:
+        """Count one step taken on reaching ``pos``; past the budget, give up."""
+        self.steps += 1
+        if self.steps > self.base + (pos - self.lo) // self.per:
+            raise OverBudget
+
     def _candidate(self) -> int:
         """Position of the next plausible restart point's comma (``hi``: none)."""
-        self.left -= 1
         m = next(self.cands, None)
-        return self.hi if m is None else m.start()
+        if m is None:
+            return self.hi
+        self._step(m.start())
+        return m.start()
 
     def _emit(self, start: int, end: int) -> bool:
         """Add a piece; True when the item limit is reached."""
@@ -83,12 +98,18 @@ class _Scan:
         start = pos = lo  # the current piece's first byte
         depth = 0
         while True:
+            while True:  # at a piece's start, at depth 0: whole objects in one C parse
+                comma = self._whole(start)
+                if comma is None:
+                    break
+                if self._emit(start, comma) or comma >= hi:
+                    return self.pieces
+                start = pos = comma + 1
             restart = None
+            separated = False
             for m in _STEP.finditer(value, pos, hi):
-                self.left -= 1
-                if self.left < 0:
-                    raise OverBudget
                 e = m.end()
+                self._step(e)
                 s = m.start(1)
                 if s < 0:  # the end of the range (restart points in its last strings)
                     if self.next_c < e:
@@ -103,7 +124,9 @@ class _Scan:
                     if depth == 0:
                         if self._emit(start, s):
                             return self.pieces
-                        start = s + 1
+                        start = pos = s + 1
+                        separated = True
+                        break
                 elif c == _QUOTE:  # a string that never closes: the rest is in it
                     restart = self._restarts(s, hi, False, start)
                     if restart is None:
@@ -114,6 +137,8 @@ class _Scan:
                     depth += e - s
                 else:
                     depth = max(0, depth - (e - s))
+            if separated:
+                continue
             if restart is None:
                 self._emit(start, hi)
                 return self.pieces
@@ -121,6 +146,29 @@ class _Scan:
                 return self.pieces
             start = pos = restart
             depth = 0
+
+    def _whole(self, start: int) -> int | None:
+        """The comma (or ``hi``) that ends the piece starting at ``start`` (depth 0,
+        outside strings) when that piece is an object which parses and runs up to the
+        next restart point (``,{``) or the end; else None. The steps would find the
+        same cut: a JSON object's brackets and strings balance, so they end at depth 0
+        outside strings right before that comma, a separator, and no restart point lies
+        inside (the window ends at the first). The windows of successive calls are
+        disjoint (each ends at a ``,{``, where the next piece starts at the earliest),
+        so the parses are linear in all."""
+        value, hi = self.value, self.hi
+        space = _SPACE.match(value, start, hi)
+        p = space.end() if space is not None else start
+        if p >= hi or value[p] != 0x7B:  # '{'
+            return None
+        window = _CANDIDATE.search(value, p, hi)
+        until = hi if window is None else window.start()
+        self._step(until)
+        if not _parses_as_object(value[p:until]):
+            return None
+        while self.next_c <= until and self.next_c < hi:  # the comma separates anyway
+            self.next_c = self._candidate()
+        return until
 
     def _restarts(self, s: int, e: int, separator: bool, start: int) -> int | None:
         """Try the restart points whose comma lies before ``e``; on the first that
@@ -154,11 +202,16 @@ class _Scan:
         closes before ``until``, spans ``min_restart`` bytes, is followed by a comma or
         the end and parses; else None. Reads only ``value[o:until]``."""
         value, hi = self.value, self.hi
+        window = value[o:until]
+        if len(window) >= self.min_restart and _parses_as_object(window):
+            # the window is the object and blanks: its last brace closes it, as the
+            # steps below would find (a JSON text's brackets and strings balance), and
+            # ``until`` is a comma or ``hi``. One C parse, the one a restart needs anyway
+            close = o + len(window.rstrip(_WS)) - 1
+            return (close, until) if close - o + 1 >= self.min_restart else None
         depth = 0
         for m in _STEP.finditer(value, o, until):
-            self.left -= 1
-            if self.left < 0:
-                raise OverBudget
+            self._step(m.end())
             s = m.start(1)
             if s < 0:
                 return None

@@ -244,11 +244,11 @@ def test_the_small_body_scanner_cuts_as_the_index_at_every_size(
         assert split_array(value, None, scan_below=below) == want, (value, below)
     if value[1:hi].strip():
         try:  # the scanner alone, with any budget it completes in
-            got = batch_scan.scan_split(value, lo, hi, None, 10**6, MIN_RESTART)
+            got = batch_scan.scan_split(value, lo, hi, None, (10**6, 1), MIN_RESTART)
         except batch_scan.OverBudget:  # pragma: no cover - a million steps suffice
             raise AssertionError(value) from None
         assert got == want, value
-        for budget in (0, 3, 20):  # over budget: no partial result, the index answers
+        for budget in ((0, 1000), (3, 64), (20, 8)):  # over budget: no partial result
             with contextlib.suppress(batch_scan.OverBudget):
                 assert batch_scan.scan_split(value, lo, hi, None, budget, MIN_RESTART) == want
 
