@@ -295,3 +295,35 @@ def test_a_run_of_tiny_elements_is_one_rejection_with_its_tally() -> None:
     assert run.tally == {"not_an_object": 20, "missing_field": 5,
                          "unsupported_schema_version": 1}
     assert "not_an_object x20, missing_field x5, unsupported_schema_version x1" in run.message
+
+
+TINY_SPELLING = st.one_of(
+    st.integers(-10**6, 10**6).map(lambda i: b"%d" % i),
+    st.text("ab\\\"", max_size=6).map(lambda t: json.dumps(t).encode()),
+    st.sampled_from([b"true", b"null", b"[]", b"[1]", b"{}", b'{"a":1}', b'{"feed":"x"}',
+                     b'{"schema_version":null}', b'{"schema_version":2}',
+                     b'{"schema_version":"1"}', b'{"schema_version":1}', b"x", b"1e999", b"-"]),
+    st.integers(0, 200).map(lambda i: b'{"k%d":%d}' % (i, i)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(TINY_SPELLING, min_size=RUN_COLLAPSE + 1, max_size=120), st.booleans())
+def test_a_tiny_run_s_tally_is_each_element_s_own_reason(spellings: list[bytes],
+                                                         whole: bool) -> None:
+    """Distinct tiny spellings are tallied in bulk (a type check of the parsed values,
+    one C parse per spelling): the tally is what diagnosing each element alone gives,
+    whether the batch parses whole or is split."""
+    v = make()
+    tail = b"" if whole else b",1 2"  # a malformed element: the batch is split
+    value = b"[" + b",".join(spellings) + tail + b"]"
+    _, rejections = v.validate(value, now=NOW)
+    want: dict[str, int] = {}
+    for raw in spellings:  # each alone in a batch: diagnosed in full, never in bulk
+        _, (alone,) = v.validate(b"[" + raw + b"]", now=NOW)
+        want[str(alone.reason)] = want.get(str(alone.reason), 0) + 1
+    if not whole:
+        last = str(v.validate(b"[1 2]", now=NOW)[1][0].reason)
+        want[last] = want.get(last, 0) + 1
+    (run,) = rejections
+    assert run.count == len(spellings) + (0 if whole else 1)
+    assert (run.tally or {str(run.reason): run.count}) == want, value
