@@ -13,8 +13,8 @@ message (issue 24, item 2: it was one re-split per refusal).
 
 Shapes: the two from issue 24 (the resync payload, a batch of events whose every event
 is refused) and more of our own: deep nesting, long runs of escapes, many tiny
-elements, a stray bracket every byte, huge numbers, unterminated strings, a lone
-quote per element, junk between valid events.
+elements (one spelling repeated, or all distinct), a stray bracket every byte, huge
+numbers, unterminated strings, a lone quote per element, junk between valid events.
 """
 
 from __future__ import annotations
@@ -104,6 +104,13 @@ def tiny_objects(n: int) -> bytes:
     return _fill(n, lambda i: b"{}")
 
 
+def distinct_tiny(n: int) -> bytes:
+    """Tiny elements that are all different (numbers, strings, objects), so the bulk
+    path's cache of diagnosed spellings never hits."""
+    kinds = (lambda i: b"%d" % i, lambda i: b'"s%d"' % i, lambda i: b'{"k%d":1}' % i)
+    return _fill(n, lambda i: kinds[i % 3](i))
+
+
 def stray_brackets(n: int) -> bytes:
     return b"[" + b"}" * (n - 2) + b"]"
 
@@ -132,7 +139,8 @@ def junk_between(n: int) -> bytes:
 SHAPES: dict[str, Callable[[int], bytes]] = {
     "issue24-resync": resync, "issue24-refused": refused, "deep-arrays": deep,
     "deep-objects": deep_objects, "escape-run": escapes, "escaped-quotes": escaped_quotes,
-    "tiny-elements": tiny, "tiny-objects": tiny_objects, "stray-closers": stray_brackets,
+    "tiny-elements": tiny, "tiny-objects": tiny_objects, "distinct-tiny": distinct_tiny,
+    "stray-closers": stray_brackets,
     "stray-mixed": stray_mixed, "huge-number": huge_numbers,
     "many-huge-numbers": many_huge_numbers, "unterminated-string": unterminated,
     "junk-between-valid": junk_between,

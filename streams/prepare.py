@@ -142,17 +142,19 @@ class Prepare:
         for rec, index in zip(valid, positions, strict=True):
             rec.origin = Origin(msg.topic, msg.partition, msg.offset, index)
         out.records.extend(valid)
+        logged = log.isEnabledFor(logging.INFO)  # one check, not a dict per element
+        letters, rejected, publisher = out.deadletters, out.rejected, self._publisher
         for rej in rejections:
-            out.deadletters.append(deadletters.rejected(
-                key=msg.key, raw=rej.raw, reason=rej.reason, message=rej.message, feed=feed,
-                topic=msg.topic, partition=msg.partition, offset=msg.offset, index=rej.index,
-                department=self._publisher(msg.topic, _claimed(rej))))
-            out.rejected[(feed, rej.reason)] += rej.count
-            log.info("rejected: %s", rej.message, extra={
-                "event_id": getattr(rej, "event_id", None),
-                "source_id": getattr(rej, "source_id", None), "reason": str(rej.reason),
-                "feed": feed, "topic": msg.topic, "partition": msg.partition,
-                "offset": msg.offset})
+            letters.append(DeadLetter(
+                msg.key, rej.raw, rej.reason, rej.message, feed, msg.topic, msg.partition,
+                msg.offset, rej.index, "original", publisher(msg.topic, _claimed(rej))))
+            rejected[(feed, rej.reason)] += rej.count
+            if logged:
+                log.info("rejected: %s", rej.message, extra={
+                    "event_id": getattr(rej, "event_id", None),
+                    "source_id": getattr(rej, "source_id", None),
+                    "reason": str(rej.reason), "feed": feed, "topic": msg.topic,
+                    "partition": msg.partition, "offset": msg.offset})
 
     def _whole(self, msg: InMessage, feed: str, reason: str, message: str, publisher: str,
                out: Prepared) -> None:

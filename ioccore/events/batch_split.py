@@ -13,6 +13,7 @@ from typing import Final
 import msgspec
 import numpy as np
 
+from ioccore.events.batch_scan import OverBudget, scan_split
 from ioccore.events.budget import Deadline, check
 
 DECODE_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError,
@@ -45,6 +46,18 @@ BRACKET_STEP = np.zeros(256, dtype=np.int8)
 BRACKET_STEP[list(b"[{")] = 1
 BRACKET_STEP[list(b"]}")] = -1
 
+SCAN_BELOW: Final = 8_192
+"""Bodies shorter than this are first cut by the scanner of
+:mod:`ioccore.events.batch_scan` (the index's fixed cost dominates them; from 16 KiB
+on, the index is as fast as the scanner on every shape of benchmarks/bench_hostile)."""
+
+SCAN_STEPS: Final = (12, 32)
+"""The scanner's step budget: 12 steps plus one per 32 bytes it has reached (a step is
+one structural token or one whole object, 0.3-0.6 us; the index costs about 0.1 ms +
+15 ns a byte). A body denser in tokens is handed to the index after a few dozen steps
+(10-20 us wasted); a batch of whole events takes two steps per event (about 250 bytes),
+a malformed element and the event after it about five."""
+
 MIN_RESTART: Final = 64
 """Bytes a restart object must span: a shorter object cannot be an event (the smallest
 valid one is about 190 bytes), so cutting it out of a malformed run would save nothing
@@ -68,7 +81,8 @@ def string_mask(b: np.ndarray) -> np.ndarray:
 
 def split_array(value: bytes, max_items: int | None = None,
                 deadline: Deadline | None = None, *,
-                min_restart: int = MIN_RESTART) -> list[bytes] | None:
+                min_restart: int = MIN_RESTART, scan_below: int = SCAN_BELOW
+                ) -> list[bytes] | None:
     """Split a JSON array that does not parse as a whole into its elements' bytes.
 
     Returns ``None`` if ``value`` is not an array at all. The pieces (stripped of
@@ -99,6 +113,10 @@ def split_array(value: bytes, max_items: int | None = None,
     element's). With ``max_items``, only the first ``max_items + 1`` pieces are returned
     (the caller rejects the message as too large a batch). ``deadline``: checked between
     the passes.
+
+    **Small bodies** (under ``scan_below`` bytes) are first cut by a scanner with a step
+    budget (:mod:`ioccore.events.batch_scan`), the same cut in one C regex step per
+    structural token; past its budget the index is built instead.
     """
     lo = len(value) - len(value.lstrip(_WS))
     if lo >= len(value) or value[lo] != 0x5B:  # '['
@@ -110,6 +128,11 @@ def split_array(value: bytes, max_items: int | None = None,
     if not value[lo:hi].strip(_WS):
         return []
     limit = None if max_items is None else max_items + 1
+    if hi - lo < scan_below:
+        try:
+            return scan_split(value, lo, hi, limit, SCAN_STEPS, min_restart)
+        except OverBudget:
+            check(deadline)
     return _Split(value, lo, hi, deadline).pieces(limit, min_restart)
 
 

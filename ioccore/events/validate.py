@@ -424,12 +424,18 @@ class Validator:
                     check(deadline)
                 self._one(items[i], i, now, expected_feed, records, rejections)
         bounds = [0, *(np.flatnonzero(tiny[1:] != tiny[:-1]) + 1).tolist(), len(items)]
-        for a, b in itertools.pairwise(bounds):
-            check(deadline)
-            if not tiny[a]:
+        parsed: list[object] | None = None
+        is_tiny: list[bool] = tiny.tolist()  # a list: numpy's scalar reads cost 0.1 us
+        for k, (a, b) in enumerate(itertools.pairwise(bounds)):
+            if not is_tiny[a]:
                 continue
+            if not k % 64:
+                check(deadline)
             if b - a > RUN_COLLAPSE:
-                rejections.append(self._tiny_run(items, a, b, now, expected_feed, seen))
+                if exact and parsed is None:  # the elements' values, aligned, in one C call
+                    parsed = _values(value)
+                rejections.append(self._tiny_run(items, a, b, now, expected_feed, seen,
+                                                 parsed))
             else:
                 for i in range(a, b):
                     rejections.append(self._tiny(items[i], i, now, expected_feed, seen))
@@ -483,14 +489,39 @@ class Validator:
                          known.event_id, department=known.department)
 
     def _tiny_run(self, items: list[bytes], a: int, b: int, now: float,
-                  expected_feed: str | None, seen: dict[bytes, Rejection]) -> Rejection:
+                  expected_feed: str | None, seen: dict[bytes, Rejection],
+                  parsed: list[object] | None = None) -> Rejection:
         """One rejection for a run of more than :data:`RUN_COLLAPSE` tiny elements
         (``items[a:b]``), in bulk: the spellings are counted in C and each distinct one
         is diagnosed once, so 5,000 one-byte elements cost a few dictionary operations,
-        not 5,000 diagnoses and rejections (the run would be merged into one anyway)."""
+        not 5,000 diagnoses and rejections (the run would be merged into one anyway).
+        Only the reason is needed here: a spelling that parses as a non-object or as an
+        object without ``schema_version`` gets the reason the diagnosis would give after
+        one C parse (:func:`_tiny_reason`), so distinct spellings cost little too;
+        ``parsed``: the batch's values when it parsed whole (then that is a type check
+        per element and only the other spellings are counted)."""
         tally: dict[str, int] = {}
-        for raw, k in Counter(items[a:b]).items():
-            reason = str(self._tiny(raw, a, now, expected_feed, seen).reason)
+        counted = Counter(items[a:b])
+        if parsed and len(counted) > 64:  # many spellings: read the values
+            others: list[bytes] = []
+            scalars = missing = 0
+            for i in range(a, b):
+                obj = parsed[i]
+                if type(obj) is not dict:
+                    scalars += 1
+                elif obj.get("schema_version") is None:
+                    missing += 1
+                else:
+                    others.append(items[i])
+            for bulk, k in ((Reason.NOT_AN_OBJECT, scalars), (Reason.MISSING_FIELD, missing)):
+                if k:
+                    tally[str(bulk)] = k
+            counted = Counter(others)
+        for raw, k in counted.items():
+            known = seen.get(raw)
+            reason = _tiny_reason(raw) if known is None else str(known.reason)
+            if reason is None:
+                reason = str(self._tiny(raw, a, now, expected_feed, seen).reason)
             tally[reason] = tally.get(reason, 0) + k
         return _run_rejection(tally, b",".join(items[a:b]), a, b - a)
 
@@ -526,6 +557,30 @@ class Validator:
                                         env.event_id, department=env.department))
 
 
+def _values(value: bytes) -> list[object]:
+    """A batch's values, parsed generically ([]: they do not parse so, e.g. ``1e999``;
+    then each spelling is read on its own)."""
+    try:
+        values = _IDS_DECODER.decode(value)
+    except DECODE_ERRORS:
+        return []
+    return values if isinstance(values, list) else []
+
+
+def _tiny_reason(raw: bytes) -> str | None:
+    """The reason :func:`~ioccore.events.diagnose.diagnose` gives an element shorter
+    than :data:`TINY` when it parses as a non-object (``not_an_object``) or as an object
+    without ``schema_version`` (``missing_field``; such an element never decodes as an
+    envelope and is never too deep); else None (diagnose it)."""
+    try:
+        obj = _IDS_DECODER.decode(raw)
+    except DECODE_ERRORS:
+        return None
+    if type(obj) is not dict:
+        return str(Reason.NOT_AN_OBJECT)
+    return str(Reason.MISSING_FIELD) if obj.get("schema_version") is None else None
+
+
 def _position(rejection: Rejection) -> int:
     return rejection.index or 0
 
@@ -550,31 +605,45 @@ def _tombstone_raw(key: bytes | None) -> bytes:
 
 def collapse_runs(rejections: list[Rejection], limit: int = RUN_COLLAPSE) -> list[Rejection]:
     """Runs of more than ``limit`` consecutive rejected batch elements become one rejection
-    (raw: the elements' bytes joined by commas, ``count``: how many); others stay."""
-    if len(rejections) <= 1 or sum(r.count for r in rejections) <= limit:
+    (raw: the elements' bytes joined by commas, ``count``: how many); others stay. One
+    pass with running sums: malformed elements between valid events (no run at all)
+    cost a few comparisons each."""
+    if len(rejections) <= 1:
+        return rejections
+    total = 0
+    for rej in rejections:
+        total += rej.count
+    if total <= limit:
         return rejections
     out: list[Rejection] = []
-    run: list[Rejection] = []
-
-    def flush() -> None:
-        if sum(r.count for r in run) > limit:
-            out.append(_merge(run))
-        else:
-            out.extend(run)
-        run.clear()
-
-    for rej in rejections:
-        if rej.index is None:
-            flush()
-            out.append(rej)
-            continue
-        if run:
-            last = run[-1]
-            if last.index is None or rej.index != last.index + last.count:
-                flush()
-        run.append(rej)
-    flush()
+    first = 0  # the current run is rejections[first:k], ``count`` elements in all
+    count = 0
+    follows: int | None = None  # the index a rejection must have to continue the run
+    for k, rej in enumerate(rejections):
+        index = rej.index
+        if index is None or index != follows:
+            _flush(rejections, first, k, count, limit, out)
+            first, count = k, 0
+            if index is None:
+                out.append(rej)
+                first, follows = k + 1, None
+                continue
+        count += rej.count
+        follows = index + rej.count
+    _flush(rejections, first, len(rejections), count, limit, out)
     return out
+
+
+def _flush(rejections: list[Rejection], a: int, b: int, count: int, limit: int,
+           out: list[Rejection]) -> None:
+    if b <= a:
+        return
+    if count > limit:
+        out.append(_merge(rejections[a:b]))
+    elif b - a == 1:
+        out.append(rejections[a])
+    else:
+        out.extend(rejections[a:b])
 
 
 def _merge(run: list[Rejection]) -> Rejection:

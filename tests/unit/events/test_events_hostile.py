@@ -3,6 +3,7 @@ ends up accepted or in exactly one rejection, whatever bytes surround it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -209,8 +210,47 @@ def test_the_vectorised_cut_is_the_former_scanner_s_cut(parts: list[bytes],
         parts = [p for p in parts if p != b'"']
     value = b"[" + b"".join(parts) + (b"]" if closed else b"")
     for limit in (None, 2):
-        assert split_array(value, limit, min_restart=0) == reference_split(value, limit), (
-            value, limit)
+        want = reference_split(value, limit)
+        # the structural index, and the small-body scanner (whole, never over budget)
+        assert split_array(value, limit, min_restart=0, scan_below=0) == want, (value, limit)
+        assert split_array(value, limit, min_restart=0) == want, (value, limit)
+
+
+EVENTISH = st.sampled_from([b"[", b"]", b"{", b"}", b",", b'"', b" ", b"1", b", {", b",{",
+                            b'{"a":"b"}', b'"x\\"y"', event(0), event(1)[:-1],
+                            event(2)[40:], b'{"a": [1'])
+"""Fragments around whole events: restarts that span ``MIN_RESTART`` bytes."""
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(EVENTISH, max_size=30), st.booleans(), st.integers(0, 2))
+def test_the_small_body_scanner_cuts_as_the_index_at_every_size(
+        parts: list[bytes], closed: bool, pad: int) -> None:
+    """Both paths of :func:`split_array` give the same pieces (with the production
+    ``min_restart``), whichever takes the body: below, at and above ``scan_below``, and
+    when the scanner runs out of steps and hands over to the index."""
+    from ioccore.events import batch_scan
+    from ioccore.events.batch_split import MIN_RESTART
+
+    if any(b"\\" in p for p in parts):
+        parts = [p for p in parts if p != b'"']
+    value = b"[" + b"".join(parts) + b" " * pad + (b"]" if closed else b"")
+    want = split_array(value, None, scan_below=0)
+    lo, hi = 1, len(value.rstrip())
+    if hi > 1 and value[hi - 1] == 0x5D:  # as split_array finds the array's inside
+        hi -= 1
+    n = hi - lo
+    for below in (n - 1, n, n + 1):
+        assert split_array(value, None, scan_below=below) == want, (value, below)
+    if value[1:hi].strip():
+        try:  # the scanner alone, with any budget it completes in
+            got = batch_scan.scan_split(value, lo, hi, None, (10**6, 1), MIN_RESTART)
+        except batch_scan.OverBudget:  # pragma: no cover - a million steps suffice
+            raise AssertionError(value) from None
+        assert got == want, value
+        for budget in ((0, 1000), (3, 64), (20, 8)):  # over budget: no partial result
+            with contextlib.suppress(batch_scan.OverBudget):
+                assert batch_scan.scan_split(value, lo, hi, None, budget, MIN_RESTART) == want
 
 
 def test_short_restart_objects_stay_in_their_malformed_piece() -> None:
@@ -255,3 +295,35 @@ def test_a_run_of_tiny_elements_is_one_rejection_with_its_tally() -> None:
     assert run.tally == {"not_an_object": 20, "missing_field": 5,
                          "unsupported_schema_version": 1}
     assert "not_an_object x20, missing_field x5, unsupported_schema_version x1" in run.message
+
+
+TINY_SPELLING = st.one_of(
+    st.integers(-10**6, 10**6).map(lambda i: b"%d" % i),
+    st.text("ab\\\"", max_size=6).map(lambda t: json.dumps(t).encode()),
+    st.sampled_from([b"true", b"null", b"[]", b"[1]", b"{}", b'{"a":1}', b'{"feed":"x"}',
+                     b'{"schema_version":null}', b'{"schema_version":2}',
+                     b'{"schema_version":"1"}', b'{"schema_version":1}', b"x", b"1e999", b"-"]),
+    st.integers(0, 200).map(lambda i: b'{"k%d":%d}' % (i, i)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(TINY_SPELLING, min_size=RUN_COLLAPSE + 1, max_size=120), st.booleans())
+def test_a_tiny_run_s_tally_is_each_element_s_own_reason(spellings: list[bytes],
+                                                         whole: bool) -> None:
+    """Distinct tiny spellings are tallied in bulk (a type check of the parsed values,
+    one C parse per spelling): the tally is what diagnosing each element alone gives,
+    whether the batch parses whole or is split."""
+    v = make()
+    tail = b"" if whole else b",1 2"  # a malformed element: the batch is split
+    value = b"[" + b",".join(spellings) + tail + b"]"
+    _, rejections = v.validate(value, now=NOW)
+    want: dict[str, int] = {}
+    for raw in spellings:  # each alone in a batch: diagnosed in full, never in bulk
+        _, (alone,) = v.validate(b"[" + raw + b"]", now=NOW)
+        want[str(alone.reason)] = want.get(str(alone.reason), 0) + 1
+    if not whole:
+        last = str(v.validate(b"[1 2]", now=NOW)[1][0].reason)
+        want[last] = want.get(last, 0) + 1
+    (run,) = rejections
+    assert run.count == len(spellings) + (0 if whole else 1)
+    assert (run.tally or {str(run.reason): run.count}) == want, value
