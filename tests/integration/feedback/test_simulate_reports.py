@@ -17,7 +17,9 @@ IOC = str(Path(sys.executable).with_name("ioc"))
 
 def test_simulated_reports_are_stored_once(feedback_db: FeedbackDb) -> None:
     env = dict(os.environ, IOC__DATABASE__DBNAME=feedback_db.name)
-    argv = [IOC, "simulate-reports", "--province", "01", "--hours", "12", "--rain", "8:6"]
+    argv = [IOC, "simulate-reports", "--province", "01", "--hours", "36", "--rain", "8:6"]
+    # 36 hours hold a whole Vietnamese working day whatever the hour the test runs at:
+    # 12 hours of night alone can end with no report resolved yet
     first = subprocess.run(argv, env=env, check=True, capture_output=True, text=True,
                            timeout=300).stdout
     assert " reports" in first and not first.startswith("0 reports")
