@@ -32,6 +32,13 @@ and executing the statements): when ``events_per_s`` falls short of ``rate``, it
 whether this process or the database was the limit.
 
     python -m benchmarks.bench_federation --rate 5000 --seconds 60 [--writers 1]
+        [--service-share 0.1]
+
+``--service-share`` below 1 makes the rate a province's mix: that share of dossier
+events, the rest PM2.5 readings through the same sink transactions. ``0.1`` is the
+service share of ``benchmarks/workload.py``'s province (70 % sensor, 20 % traffic,
+10 % service; traffic rows are written here as readings): a province's 5,000 events/s
+are mostly readings, and only dossiers move KPI keys.
 """
 
 from __future__ import annotations
@@ -97,10 +104,22 @@ async def _commit(conn: psycopg.AsyncConnection[Any], sink: TimescaleSink,
     return row[0]  # type: ignore[no-any-return]
 
 
-def _events(n: int, start: int, rng: random.Random, t0: datetime) -> list[Record]:
+def _reading(i: int, rng: random.Random) -> Record:
+    """A PM2.5 reading: part of a province's rate that federation never publishes."""
+    return Record(event_id=f"r{i}", source_id=f"aq-{i % 500}", department="env",
+                  feed="sensor", occurred_at=datetime.now(UTC), received_at=time.time(),
+                  commune_code=f"{rng.randrange(1, 400):05d}", province_code="01",
+                  geo="code", metric="pm25", value=float(rng.randrange(90)), unit="ug/m3")
+
+
+def _events(n: int, start: int, rng: random.Random, t0: datetime,
+            service_share: float = 1.0) -> list[Record]:
     rows = []
     channels: tuple[Channel, ...] = ("online", "offline")
     for i in range(start, start + n):
+        if rng.random() >= service_share:
+            rows.append(_reading(i, rng))
+            continue
         dossier = f"d{rng.randrange(max(1, i // 3 + 1))}"
         status = rng.choice(STATUSES)
         at = t0 + timedelta(seconds=rng.randrange(7 * 86400))
@@ -245,10 +264,12 @@ def _round_spans(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         ("commit", "t_acked", "t_committed"))}
 
 
-def _batches(batch: int, n: int, rng: random.Random, t0: datetime) -> list[list[Record]]:
+def _batches(batch: int, n: int, rng: random.Random, t0: datetime,
+             service_share: float = 1.0) -> list[list[Record]]:
     """Every transaction's records, built before the clock starts (so the rate is the
     sink's and the database's, not this loop's)."""
-    return [[*_events(batch - 1, i * batch, rng, t0), _probe(i, t0)] for i in range(n)]
+    return [[*_events(batch - 1, i * batch, rng, t0, service_share), _probe(i, t0)]
+            for i in range(n)]
 
 
 class _Writer(threading.Thread):
@@ -298,15 +319,18 @@ class _Writer(threading.Thread):
 
 
 def run(rate: int = 5000, seconds: int = 60, batch: int = 500,
-        writers_n: int = 2, port_base: int = 25000) -> dict[str, Any]:
+        writers_n: int = 2, port_base: int = 25000,
+        service_share: float = 1.0) -> dict[str, Any]:
     """``port_base``: the nation's broker listens at ``port_base + 1000`` (+92, +94),
-    clear of the integration suite's federations (27000-29000), which may be running."""
+    clear of the integration suite's federations (27000-29000), which may be running.
+    ``service_share``: the share of the rate that is dossier events; the rest are sensor
+    readings, which a province stores and federation never publishes."""
     from iocdev.federation.running import federation
 
     settings = get_dev_settings()
     rng = random.Random(7)
     t0 = datetime(2026, 11, 1, tzinfo=UTC)
-    statements = _batches(batch, -(-rate * seconds // batch), rng, t0)
+    statements = _batches(batch, -(-rate * seconds // batch), rng, t0, service_share)
     with tempfile.TemporaryDirectory() as tmp, \
             federation(settings, ["01"], Path(tmp), publish_every_s=2.0,
                        port_base=port_base, log_level="debug") as fed:
@@ -372,7 +396,8 @@ def run(rate: int = 5000, seconds: int = 60, batch: int = 500,
     records = int(total[0]) if total else 0
     q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [float("nan")] * 99
     published = sum(r["keys"] for r in rounds)
-    return {"rate_offered": rate, "events": sent, "events_per_s": round(sent / elapsed),
+    return {"rate_offered": rate, "service_share": service_share, "events": sent,
+            "events_per_s": round(sent / elapsed),
             "generator": {"statements": len(probes), "writers": writers_n,
                           "executing_s": round(executing, 2),
                           "backend_cpu_s": round(sum(w.backend_cpu for w in writers), 2),
@@ -408,9 +433,11 @@ def main() -> None:
     ap.add_argument("--writers", type=int, default=2,
                     help="connections committing statements in parallel")
     ap.add_argument("--port-base", type=int, default=25000)
+    ap.add_argument("--service-share", type=float, default=1.0,
+                    help="share of dossier events in the rate (the rest: sensor readings)")
     args = ap.parse_args()
-    print(json.dumps(run(args.rate, args.seconds, args.batch, args.writers, args.port_base),
-                     indent=2, default=str))
+    print(json.dumps(run(args.rate, args.seconds, args.batch, args.writers, args.port_base,
+                         args.service_share), indent=2, default=str))
 
 
 if __name__ == "__main__":
