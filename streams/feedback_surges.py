@@ -37,6 +37,7 @@ from alerts.surges import Change, LedgerEntry, Series, SurgeEvaluator
 from alerts.windows import floor_minute
 from ioccore.settings import Settings
 from streams.evaluation import EvaluationStep, Planned, Publish
+from streams.global_rules import database_now
 
 REREAD = timedelta(minutes=5)
 PROGRESS = "feedback-surges"
@@ -82,11 +83,7 @@ class SqlReads(Reads):
         self._conn = conn
 
     async def now(self) -> datetime:
-        row = await (await self._conn.execute("SELECT now()")).fetchone()
-        if row is None:
-            raise RuntimeError("SELECT now() returned no row")
-        value: datetime = row[0]
-        return value
+        return await database_now(self._conn)
 
     async def changes(self, metrics: list[str], stored_since: datetime | None,
                       after: datetime | None) -> list[Change]:

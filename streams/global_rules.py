@@ -58,16 +58,21 @@ class Reads:
         raise NotImplementedError
 
 
+async def database_now(conn: psycopg.AsyncConnection[Any]) -> datetime:
+    """The database's clock: singleton rules judge time by it, never by a worker's."""
+    row = await (await conn.execute("SELECT now()")).fetchone()
+    if row is None:
+        raise RuntimeError("SELECT now() returned no row")
+    value: datetime = row[0]
+    return value
+
+
 class SqlReads(Reads):
     def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self._conn = conn
 
     async def now(self) -> datetime:
-        row = await (await self._conn.execute("SELECT now()")).fetchone()
-        if row is None:
-            raise RuntimeError("SELECT now() returned no row")
-        value: datetime = row[0]
-        return value
+        return await database_now(self._conn)
 
     async def sightings(self, received_since: datetime | None) -> list[Sighting]:
         return [s for s, _ in await load_sightings(self._conn,
