@@ -44,7 +44,7 @@ import numpy as np
 from ioccore.events import units
 from ioccore.events.batch_split import DECODE_ERRORS, split_array
 from ioccore.events.budget import Deadline, OverBudgetError, check
-from ioccore.events.diagnose import Problem, diagnose, unparseable
+from ioccore.events.diagnose import NOT_READ, Problem, diagnose, diagnose_read, unparseable
 from ioccore.events.models import (
     EVENT_TIME_MIN,
     FEED_OF,
@@ -543,8 +543,14 @@ class Validator:
         try:
             env = _ONE_DECODER.decode(raw)
         except DECODE_ERRORS as exc:
-            reason, message = diagnose(raw, expected_feed, fallback=str(exc)[:200])
-            sid, eid, dep = _ids(raw)
+            (reason, message), obj = diagnose_read(raw, expected_feed,
+                                                   fallback=str(exc)[:200])
+            if obj is not NOT_READ:  # the diagnosis parsed it: no second parse
+                sid, eid, dep = _ids_of(obj)
+            elif reason == Reason.TOO_DEEPLY_NESTED:
+                sid, eid, dep = _deep_ids(raw)
+            else:  # not JSON: the ids cannot be read either
+                sid = eid = dep = None
             rejections.append(Rejection(reason, message, raw, index, sid, eid,
                                         department=dep))
             return
@@ -666,12 +672,34 @@ def _run_rejection(tally: dict[str, int], raw: bytes, first: int, count: int) ->
 
 
 
-def _ids(raw: bytes) -> tuple[str | None, str | None, str | None]:
-    """source_id, event_id and department of a rejected element when they can be read."""
+class _Ids(msgspec.Struct):
+    """The three ids of an element, every other field skipped unbuilt."""
+
+    source_id: object = None
+    event_id: object = None
+    department: object = None
+
+
+_DEEP_IDS_DECODER = msgspec.json.Decoder(_Ids)
+
+
+def _deep_ids(raw: bytes) -> tuple[str | None, str | None, str | None]:
+    """The ids of an element too deep to be an event, without building its levels
+    (a generic parse of 1 MiB of ``{"a":`` built every one before the ids were read).
+    The skipped values are checked less strictly than a full parse (invalid UTF-8,
+    ``1e999``), so ids may be read where a full parse would refuse: they are a claim
+    either way, never a proof."""
     try:
-        obj = _IDS_DECODER.decode(raw)
+        ids = _DEEP_IDS_DECODER.decode(raw)
     except DECODE_ERRORS:
         return None, None, None
+    return _ids_of({"source_id": ids.source_id, "event_id": ids.event_id,
+                    "department": ids.department})
+
+
+def _ids_of(obj: object) -> tuple[str | None, str | None, str | None]:
+    """source_id, event_id and department of a rejected element's generic value (None
+    each: not there, or not a string)."""
     if not isinstance(obj, dict):
         return None, None, None
     sid, eid, dep = obj.get("source_id"), obj.get("event_id"), obj.get("department")
