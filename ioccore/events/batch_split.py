@@ -51,12 +51,13 @@ SCAN_BELOW: Final = 8_192
 :mod:`ioccore.events.batch_scan` (the index's fixed cost dominates them; from 16 KiB
 on, the index is as fast as the scanner on every shape of benchmarks/bench_hostile)."""
 
-SCAN_STEPS: Final = (12, 32)
-"""The scanner's step budget: 12 steps plus one per 32 bytes it has reached (a step is
-one structural token or one whole object, 0.3-0.6 us; the index costs about 0.1 ms +
-15 ns a byte). A body denser in tokens is handed to the index after a few dozen steps
-(10-20 us wasted); a batch of whole events takes two steps per event (about 250 bytes),
-a malformed element and the event after it about five."""
+SCAN_STEPS: Final = (6, 32)
+"""The scanner's step budget: 6 steps plus one per 32 bytes it has reached (a step is
+one structural token or one whole object, 0.3-0.6 us; the index costs about 50 us +
+15 ns a byte). A body denser in tokens is handed to the index after a few steps (a
+token-dense body gives up within its first 30 bytes: 5-8 us wasted; with 12 it was
+15-20 us); a batch of whole events takes two steps per event (about 250 bytes), a
+malformed element and the event after it about five."""
 
 MIN_RESTART: Final = 64
 """Bytes a restart object must span: a shorter object cannot be an event (the smallest
@@ -144,8 +145,8 @@ class _Split:
     ``phase_p`` per phase (0: the body starts outside a string, 1: inside) the running
     sum of the brackets outside strings up to each of them."""
 
-    __slots__ = ("at", "b", "deadline", "inside", "kind", "lo", "n", "par", "phase_p",
-                 "value")
+    __slots__ = ("_p1", "at", "b", "deadline", "inside", "kind", "lo", "n", "p0", "par",
+                 "step", "value")
 
     def __init__(self, value: bytes, lo: int, hi: int, deadline: Deadline | None) -> None:
         self.value = value
@@ -155,18 +156,21 @@ class _Split:
         b = self.b = np.frombuffer(value, dtype=np.uint8, count=n, offset=lo)
         self.par = string_mask(b)  # phase 0's strings
         check(deadline)
-        at = self.at = np.flatnonzero(_STRUCTURAL[b])
+        at = self.at = _STRUCTURAL[b].nonzero()[0]
         kind = self.kind = b[at]
         inside = self.inside = self.par[at]
-        step = BRACKET_STEP[kind]
-        zero = np.zeros((), dtype=np.int8)
-        self.phase_p = (np.cumsum(np.where(inside, zero, step), dtype=np.int32),
-                        np.cumsum(np.where(inside, step, zero), dtype=np.int32))
+        step = self.step = BRACKET_STEP[kind]
+        self.p0 = np.where(inside, np.int8(0), step).cumsum(dtype=np.int32)
+        self._p1: np.ndarray | None = None  # phase 1: only when a restart needs it
         check(deadline)
 
-    def _phase(self, p: int) -> int:
-        """The phase of a fresh start at ``p`` (outside a string there)."""
-        return int(self.par[p - 1]) if 0 < p <= self.n else 0
+    @property
+    def phase_p(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per phase, the running sum of the brackets outside strings (phase 1's: built
+        on first use; most bodies are cut in phase 0 alone)."""
+        if self._p1 is None:
+            self._p1 = self.step.cumsum(dtype=np.int32) - self.p0
+        return self.p0, self._p1
 
     def _next_solid(self, pos: np.ndarray) -> np.ndarray:
         """The first byte at or after each position that is not whitespace (``n``:
@@ -188,33 +192,27 @@ class _Split:
     def pieces(self, limit: int | None, min_restart: int) -> list[bytes]:
         restarts = self._restarts(min_restart)
         check(self.deadline)
-        # segments: (start, end); after a restart at (c, o, close, after) the segment
-        # ends at c, the object is a piece, and a fresh one starts after ``after``
-        starts = [0] + [r[3] + 1 for r in restarts]
-        segs = [(s, r[0]) for s, r in zip(starts, restarts, strict=False)]
-        if not restarts or restarts[-1][3] < self.n:
-            segs.append((starts[-1], self.n))
-        cuts = self._separators(segs)
+        # segments: [start, end); after a restart (c, o, close, after) the segment ends
+        # at c, the object is a piece, and a fresh one starts after ``after``
+        table = np.array(restarts, dtype=np.int64).reshape(-1, 4)
+        cs, os, closes, afters = table[:, 0], table[:, 1], table[:, 2], table[:, 3]
+        seg_start = np.concatenate(([0], afters + 1))
+        seg_end = np.append(cs, self.n)
+        if restarts and restarts[-1][3] >= self.n:  # the last restart ends the body
+            seg_start, seg_end = seg_start[:-1], seg_end[:-1]
+        cuts = self._separators(seg_start, seg_end)
+        # the pieces are disjoint and in order, so their starts and ends, each sorted,
+        # pair up: a segment's pieces run from its start or a cut + 1 to a cut or its
+        # end, and each restart object lies between its segment and the next
+        starts = np.sort(np.concatenate((seg_start, cuts + 1, os)))
+        ends = np.sort(np.concatenate((seg_end, cuts, closes + 1)))
+        if limit is not None:
+            starts, ends = starts[:limit], ends[:limit]
         value, lo = self.value, self.lo
-        out: list[bytes] = []
-        at = 0
-        for k, (s, e) in enumerate(segs):
-            j = at
-            while j < len(cuts) and cuts[j] < e:
-                j += 1
-            for cut in cuts[at:j]:
-                out.append(value[lo + s:lo + cut].strip(_WS))
-                s = cut + 1
-            at = j
-            out.append(value[lo + s:lo + e].strip(_WS))
-            if k < len(restarts):
-                _, o, close, _ = restarts[k]
-                out.append(value[lo + o:lo + close + 1].strip(_WS))
-            if limit is not None and len(out) >= limit:
-                return out[:limit]
-        return out
+        return [value[a:b].strip(_WS)
+                for a, b in zip((starts + lo).tolist(), (ends + lo).tolist(), strict=True)]
 
-    def _separators(self, segs: list[tuple[int, int]]) -> list[int]:
+    def _separators(self, seg_start: np.ndarray, seg_end: np.ndarray) -> np.ndarray:
         """The commas at depth 0 outside strings of each segment (fresh start: depth 0,
         outside a string, a closer at depth 0 stays at 0), in one vectorised pass over
         the structural bytes: the segments' sums are shifted apart so that one running
@@ -222,27 +220,37 @@ class _Split:
         at = self.at
         m = len(at)
         if not m:
-            return []
-        firsts = np.searchsorted(at, np.array([s for s, _ in segs], dtype=np.int64))
+            return np.zeros(0, dtype=np.int64)
+        if len(seg_start) == 1 and seg_start[0] == 0:  # no restart: phase 0 throughout
+            p0 = self.p0
+            low = np.minimum.accumulate(p0)
+            np.minimum(low, 0, out=low)
+            one = (self.kind == 0x2C) & ~self.inside & (p0 <= low) & (at < seg_end[0])
+            cut: np.ndarray = at[one]
+            return cut
+        firsts = at.searchsorted(seg_start)
         tiles = np.diff(np.append(firsts, m))
-        phases = np.array([self._phase(s) for s, _ in segs], dtype=bool)
+        # the phase of a fresh start at s (outside a string there)
+        phases = np.zeros(len(seg_start), dtype=bool)
+        inner = (seg_start > 0) & (seg_start <= self.n)
+        phases[inner] = self.par[seg_start[inner] - 1]
         p0, p1 = self.phase_p
         before = np.maximum(firsts - 1, 0)
         base = np.where(firsts > 0, np.where(phases, p1[before], p0[before]), 0)
-        shift = np.arange(len(segs), dtype=np.int64) * (4 * self.n + 8)
-        f_at = np.repeat(phases, tiles)
-        q = np.where(f_at, p1, p0) - np.repeat(base + shift, tiles)
-        floor = np.minimum(np.minimum.accumulate(q), -np.repeat(shift, tiles))
-        ends = np.repeat(np.array([e for _, e in segs], dtype=np.int64), tiles)
+        shift = np.arange(len(seg_start), dtype=np.int64) * (4 * self.n + 8)
+        f_at = phases.repeat(tiles)
+        q = np.where(f_at, p1, p0) - (base + shift).repeat(tiles)
+        floor = np.minimum(np.minimum.accumulate(q), -shift.repeat(tiles))
+        ends = seg_end.repeat(tiles)
         sep = (self.kind == 0x2C) & (self.inside == f_at) & (q <= floor) & (at < ends)
-        cuts: list[int] = at[sep].tolist()
-        return cuts
+        found: np.ndarray = at[sep]
+        return found
 
     def _restarts(self, min_restart: int) -> list[tuple[int, int, int, int]]:
         """(comma, object start, object end, following comma or ``n``) of each restart
         the cut takes, in order."""
         b, n, at = self.b, self.n, self.at
-        ci = np.flatnonzero(self.kind == 0x2C)  # indexes into ``at``
+        ci = (self.kind == 0x2C).nonzero()[0]  # indexes into ``at``
         if not len(ci):
             return []
         o = self._next_solid(at[ci] + 1)
