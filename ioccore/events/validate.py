@@ -58,6 +58,8 @@ from ioccore.events.models import (
 from ioccore.events.reasons import Reason
 from ioccore.events.record import UNASSIGNED, Record
 
+_WS: Final = b" \t\r\n"
+
 RAW_KEEP_OVERSIZE: Final = 65_536
 """Bytes of an oversize message kept in its rejection (the rest would not fit a topic)."""
 
@@ -400,7 +402,7 @@ class Validator:
         else:
             if len(raws) > self.max_events:  # before copying 300k elements' bytes
                 return records, [self._too_many(value, len(raws))]
-            items = list(map(bytes, raws))
+            items = _items(value, raws)
         if items is None:
             reason, message = unparseable(value)
             rejections.append(Rejection(reason, message, value, None))
@@ -564,6 +566,24 @@ class Validator:
             reason, message = out  # type: ignore[misc]
             rejections.append(Rejection(reason, message, raw, index, env.source_id,
                                         env.event_id, department=env.department))
+
+
+_BLANKS: Final = (b" ", b"\t", b"\r", b"\n")
+
+
+def _items(value: bytes, raws: list[msgspec.Raw]) -> list[bytes]:
+    """The elements' bytes of a batch that parsed whole. When its text holds as many
+    commas as separators (its elements hold none: scalars, ``{}``, one-field objects),
+    one split in C cuts it (a copy of each element through the buffer protocol cost
+    0.1 us, more than the rest of a run of tiny elements); else each element is copied."""
+    lo = len(value) - len(value.lstrip(_WS)) + 1  # after the '['
+    hi = len(value.rstrip(_WS)) - 1  # the ']'
+    if value.count(b",", lo, hi) != len(raws) - 1:
+        return list(map(bytes, raws))
+    parts = value[lo:hi].split(b",")
+    if any(blank in value[lo:hi] for blank in _BLANKS):
+        return [part.strip(_WS) for part in parts]
+    return parts
 
 
 def _by_size(items: list[bytes]) -> tuple[list[int], list[int], list[bool]]:
