@@ -65,18 +65,25 @@ valid one is about 190 bytes), so cutting it out of a malformed run would save n
 valid; the bound also caps restarts at one per 64 bytes (each costs a few Python steps)."""
 
 
-def string_mask(b: np.ndarray) -> np.ndarray:
-    """Per byte of a JSON text, whether an odd number of real quotes precede it or it is
-    one (for a byte that is no quote: inside a string), in vectorised passes: a quote
-    after an odd run of backslashes is escaped (simdjson's rule; a backslash outside a
-    string is not JSON anyway)."""
-    quote = b == 0x22
+def real_quotes(b: np.ndarray) -> np.ndarray:
+    """Per byte of a JSON text, whether it is a quote that is not escaped: a quote after
+    an odd run of backslashes is escaped (simdjson's rule; a backslash outside a string
+    is not JSON anyway)."""
+    quote: np.ndarray = b == 0x22
     backslash = b == 0x5C
     if backslash.any():
         pos = np.arange(len(b), dtype=np.int32)
         run = pos - np.maximum.accumulate(np.where(backslash, np.int32(-1), pos))
         quote[1:] &= (run[:-1] & 1) == 0  # a quote after an odd backslash run is escaped
-    mask: np.ndarray = (np.cumsum(quote, dtype=np.int32) & 1).astype(bool)
+    return quote
+
+
+def string_mask(b: np.ndarray) -> np.ndarray:
+    """Per byte of a JSON text, whether an odd number of real quotes precede it or it is
+    one (for a byte that is no quote: inside a string), in vectorised passes: a quote
+    after an odd run of backslashes is escaped (simdjson's rule; a backslash outside a
+    string is not JSON anyway)."""
+    mask: np.ndarray = (np.cumsum(real_quotes(b), dtype=np.int32) & 1).astype(bool)
     return mask
 
 
@@ -145,7 +152,7 @@ class _Split:
     ``phase_p`` per phase (0: the body starts outside a string, 1: inside) the running
     sum of the brackets outside strings up to each of them."""
 
-    __slots__ = ("_p1", "at", "b", "deadline", "inside", "kind", "lo", "n", "p0", "par",
+    __slots__ = ("_p1", "at", "b", "deadline", "inside", "kind", "lo", "n", "p0", "quotes",
                  "step", "value")
 
     def __init__(self, value: bytes, lo: int, hi: int, deadline: Deadline | None) -> None:
@@ -154,15 +161,24 @@ class _Split:
         self.n = n = hi - lo
         self.deadline = deadline
         b = self.b = np.frombuffer(value, dtype=np.uint8, count=n, offset=lo)
-        self.par = string_mask(b)  # phase 0's strings
+        # the real quotes' positions: whether a byte is in a string (phase 0) is the
+        # parity of the quotes up to it, looked up where needed (structural bytes,
+        # restart points), never a running sum over every byte
+        self.quotes = real_quotes(b).nonzero()[0]
         check(deadline)
-        at = self.at = _STRUCTURAL[b].nonzero()[0]
-        kind = self.kind = b[at]
-        inside = self.inside = self.par[at]
-        step = self.step = BRACKET_STEP[kind]
+        at = self.at = np.take(_STRUCTURAL, b).nonzero()[0]
+        kind = self.kind = np.take(b, at)
+        inside = self.inside = self.par(at)
+        step = self.step = np.take(BRACKET_STEP, kind)
         self.p0 = np.where(inside, np.int8(0), step).cumsum(dtype=np.int32)
         self._p1: np.ndarray | None = None  # phase 1: only when a restart needs it
         check(deadline)
+
+    def par(self, pos: np.ndarray) -> np.ndarray:
+        """Per position, whether it is inside a string or an opening quote in phase 0
+        (an odd number of real quotes up to it, itself included)."""
+        odd: np.ndarray = (self.quotes.searchsorted(pos, side="right") & 1).astype(bool)
+        return odd
 
     @property
     def phase_p(self) -> tuple[np.ndarray, np.ndarray]:
@@ -179,11 +195,11 @@ class _Split:
         pos = pos.copy()
         for _ in range(4):
             more = pos < n
-            more[more] = _ANY_WS[b[pos[more]]]
+            more[more] = np.take(_ANY_WS, b[pos[more]])
             if not more.any():
                 return pos
             pos[more] += 1
-        blank = np.append(_ANY_WS[b], False)
+        blank = np.append(np.take(_ANY_WS, b), False)
         every = np.arange(n + 1, dtype=np.int64)
         solid: np.ndarray = np.minimum.accumulate(np.where(blank, n, every)[::-1])[::-1]
         found: np.ndarray = solid[pos]
@@ -233,7 +249,7 @@ class _Split:
         # the phase of a fresh start at s (outside a string there)
         phases = np.zeros(len(seg_start), dtype=bool)
         inner = (seg_start > 0) & (seg_start <= self.n)
-        phases[inner] = self.par[seg_start[inner] - 1]
+        phases[inner] = self.par(seg_start[inner] - 1)
         p0, p1 = self.phase_p
         before = np.maximum(firsts - 1, 0)
         base = np.where(firsts > 0, np.where(phases, p1[before], p0[before]), 0)
@@ -286,7 +302,7 @@ class _Split:
         offsets = np.cumsum(lengths) - lengths
         idx = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(offsets - first,
                                                                         lengths)
-        g = self.par[o]  # the phase of a fresh start at o ('{' is no quote)
+        g = self.par(o)  # the phase of a fresh start at o ('{' is no quote)
         p0, p1 = self.phase_p
         thr = np.where(g, p1[first], p0[first]) - 1
         vals = np.where(np.repeat(g, lengths), p1[idx], p0[idx])
@@ -328,8 +344,8 @@ class _Split:
         safe = np.maximum(heads_arr - 1, 0)
         head_sum = (np.where(heads_arr > 0, p0[safe], 0).tolist(),
                     np.where(heads_arr > 0, p1[safe], 0).tolist())
-        head_phase: list[bool] = self.par[np.minimum(np.array(afters, dtype=np.int64),
-                                                     n - 1)].tolist()
+        head_phase: list[bool] = self.par(np.minimum(np.array(afters, dtype=np.int64),
+                                                     n - 1)).tolist()
         value, lo = self.value, self.lo
         taken: list[tuple[int, int, int, int]] = []
         start, f = 0, 0
