@@ -685,7 +685,10 @@ def collapse_runs(rejections: list[Rejection], limit: int = RUN_COLLAPSE) -> lis
     for k, rej in enumerate(rejections):
         index = rej.index
         if index is None or index != follows:
-            _flush(rejections, first, k, count, limit, out)
+            if k - first == 1 and count <= limit:  # a lone rejection (junk between events)
+                out.append(rejections[first])
+            else:
+                _flush(rejections, first, k, count, limit, out)
             first, count = k, 0
             if index is None:
                 out.append(rej)
