@@ -213,7 +213,7 @@ class _Split:
         table = np.array(restarts, dtype=np.int64).reshape(-1, 4)
         cs, os, closes, afters = table[:, 0], table[:, 1], table[:, 2], table[:, 3]
         seg_start = np.concatenate(([0], afters + 1))
-        seg_end = np.append(cs, self.n)
+        seg_end = np.concatenate((cs, [self.n]))
         if restarts and restarts[-1][3] >= self.n:  # the last restart ends the body
             seg_start, seg_end = seg_start[:-1], seg_end[:-1]
         cuts = self._separators(seg_start, seg_end)
@@ -245,7 +245,7 @@ class _Split:
             cut: np.ndarray = at[one]
             return cut
         firsts = at.searchsorted(seg_start)
-        tiles = np.diff(np.append(firsts, m))
+        tiles = np.concatenate((firsts[1:], [m])) - firsts
         # the phase of a fresh start at s (outside a string there)
         phases = np.zeros(len(seg_start), dtype=bool)
         inner = (seg_start > 0) & (seg_start <= self.n)
@@ -275,7 +275,7 @@ class _Split:
         ci, o = ci[keep], o[keep]
         if not len(ci):
             return []
-        until = np.append(at[ci[1:]], n)  # each window ends at the next restart point
+        until = np.concatenate((at[ci[1:]], [n]))  # each window ends at the next restart point
         wide = until - o >= max(min_restart, 2)
         ci, o, until = ci[wide], o[wide], until[wide]
         if not len(ci):
@@ -296,17 +296,16 @@ class _Split:
         afresh from ``o`` (the first bracket where the depth is back to 0), or -1. The
         windows are disjoint: one pass over their structural bytes."""
         at = self.at
-        first = np.searchsorted(at, o)  # o is a '{': its own index
-        lengths = np.searchsorted(at, until) - first
-        win = np.repeat(np.arange(len(o)), lengths)
-        offsets = np.cumsum(lengths) - lengths
-        idx = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(offsets - first,
-                                                                        lengths)
+        first = at.searchsorted(o)  # o is a '{': its own index
+        lengths = at.searchsorted(until) - first
+        win = np.arange(len(o)).repeat(lengths)
+        offsets = lengths.cumsum() - lengths
+        idx = np.arange(int(lengths.sum()), dtype=np.int64) - (offsets - first).repeat(lengths)
         g = self.par(o)  # the phase of a fresh start at o ('{' is no quote)
         p0, p1 = self.phase_p
         thr = np.where(g, p1[first], p0[first]) - 1
-        vals = np.where(np.repeat(g, lengths), p1[idx], p0[idx])
-        hits = np.flatnonzero(vals <= np.repeat(thr, lengths))
+        vals = np.where(g.repeat(lengths), p1[idx], p0[idx])
+        hits = (vals <= thr.repeat(lengths)).nonzero()[0]
         close = np.full(len(o), -1, dtype=np.int64)
         if len(hits):
             ids = win[hits]  # non-decreasing: the first hit of each window
@@ -326,7 +325,7 @@ class _Split:
         at, n, m = self.at, self.n, len(self.at)
         p0, p1 = self.phase_p
         ci_arr = np.array(cis, dtype=np.int64)
-        heads_arr = np.searchsorted(at, np.array(afters, dtype=np.int64) + 1)
+        heads_arr = at.searchsorted(np.array(afters, dtype=np.int64) + 1)
         marks = np.concatenate([[0], ci_arr, heads_arr[heads_arr < m]])
         marks.sort()
         keep = np.empty(len(marks), dtype=bool)
@@ -336,7 +335,7 @@ class _Split:
         lows = (np.minimum.reduceat(p0, marks).tolist(),
                 np.minimum.reduceat(p1, marks).tolist())
         mark_list: list[int] = marks.tolist()
-        head_mark: list[int] = np.searchsorted(marks, heads_arr).tolist()
+        head_mark: list[int] = marks.searchsorted(heads_arr).tolist()
         commas: list[int] = at[ci_arr].tolist()
         comma_in: list[bool] = self.inside[ci_arr].tolist()
         comma_sum = (p0[ci_arr].tolist(), p1[ci_arr].tolist())
