@@ -8,8 +8,6 @@ the batch position the validator reported).
 
 from __future__ import annotations
 
-import functools
-import re
 from typing import Final
 
 import msgspec
@@ -208,9 +206,7 @@ class _Split:
         return found
 
     def pieces(self, limit: int | None, min_restart: int) -> list[bytes]:
-        wide = _wide_window(max(min_restart, 2))
-        restarts = (self._restarts(min_restart)
-                    if wide.search(self.value, self.lo, self.lo + self.n) else [])
+        restarts = self._restarts(min_restart)
         check(self.deadline)
         # segments: [start, end); after a restart (c, o, close, after) the segment ends
         # at c, the object is a piece, and a fresh one starts after ``after``
@@ -376,16 +372,6 @@ class _Split:
             low = head_sum[f][k]
             j = head_mark[k]
         return taken
-
-
-@functools.cache
-def _wide_window(width: int) -> re.Pattern[bytes]:
-    """A restart point (``,{``, blanks between) whose window, from its ``{`` up to the
-    next restart point or the end, spans at least ``width`` bytes; when a body has none,
-    no restart can be taken and its vectorised search (some 25 numpy calls) is skipped.
-    Linear: each try reads at most its own window."""
-    return re.compile(rb",[ \t\r\n]*+\{(?:[^,]|,(?![ \t\r\n]*\{))"
-                      rb"{%d}" % (width - 1), re.S)
 
 
 def _parses_as_object(piece: bytes) -> bool:
