@@ -191,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="time the process's CPU (time.process_time) instead of the wall "
                              "clock: the same single-threaded work, without the time spent "
                              "waiting for a core on a shared machine")
+    parser.add_argument("--paired", action="store_true",
+                        help="time the valid baseline again beside each cell, in alternate "
+                             "rounds (best of --repeat each): when the host's load changes "
+                             "during the run, a ratio compares timings of the same seconds")
     args = parser.parse_args(argv)
     clock = time.process_time if args.cpu else time.perf_counter
     v = Validator(max_message_bytes=2 << 20, max_future_skew_s=300)
@@ -216,8 +220,17 @@ def main(argv: list[str] | None = None) -> int:
         cells = []
         for size in args.sizes:
             value = SHAPES[name](size)
-            t = timed(functools.partial(cost, value), repeat=args.repeat, clock=clock)
-            ratio = t / len(value) / base[size]
+            if args.paired:  # rounds of the baseline and the cell in turn, best of each
+                again = valid(size)
+                t = per_byte = float("inf")
+                for _ in range(args.repeat):
+                    per_byte = min(per_byte, timed(functools.partial(cost, again), repeat=1,
+                                                   clock=clock) / len(again))
+                    t = min(t, timed(functools.partial(cost, value), repeat=1, clock=clock))
+            else:
+                t = timed(functools.partial(cost, value), repeat=args.repeat, clock=clock)
+                per_byte = base[size]
+            ratio = t / len(value) / per_byte
             worst = max(worst, ratio)
             cells.append(f"{t * 1e3:8.2f}ms x{ratio:4.2f}")
         print(f"{name:<22}" + "".join(f"{c:>16}" for c in cells))
