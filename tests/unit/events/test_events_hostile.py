@@ -394,3 +394,33 @@ def test_a_window_that_cannot_be_an_object_is_not_parsed() -> None:
     assert not batch_scan._parses_as_object(b"[1] ")
     value = b"[" + b'{"a":' * 300 + b"]"
     assert split_array(value) == split_array(value, scan_below=0) == [value[1:-1]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.lists(JUNK, min_size=1, max_size=3), st.integers(0, 5),
+                          st.sampled_from([b",", b", ", b" ,\n"])), min_size=2, max_size=10),
+       st.booleans())
+def test_junk_between_events_cuts_alike_on_every_path(pairs: list[tuple[list[bytes], int,
+                                                                          bytes]],
+                                                      closed: bool) -> None:
+    """Malformed elements between valid events, where the index takes every restart in
+    one vectorised check (``_all_taken``) and one parse of all the objects: the same
+    pieces as the small-body scanner (production ``min_restart``) and as the former
+    scanner (``min_restart=0``), and every event is found again (or, when cut short,
+    dead-lettered)."""
+    from tests.support.scanner_oracle import reference_split
+
+    body = b"".join(b"".join(junk) + sep + (event(k) if i else event(k)[:-1]) + sep
+                    for k, (junk, i, sep) in enumerate(pairs))
+    value = b"[" + body.rstrip(b" ,\n") + (b"]" if closed else b"")
+    if b"\\" in value:
+        value = value.replace(b"\\", b"")
+    index = split_array(value, scan_below=0)
+    assert index == split_array(value, scan_below=1 << 30), value
+    assert split_array(value, min_restart=0, scan_below=0) == reference_split(value), value
+    records, rejections = make().validate(value, now=NOW)
+    got = [r.event_id for r in records]
+    for k, (_, i, _) in enumerate(pairs):
+        if i:  # a whole event: accepted, or its bytes in exactly one rejection
+            held = sum(event(k) in r.raw for r in rejections)
+            assert got.count(f"ok-{k}") + held == 1, (k, value)
