@@ -346,8 +346,6 @@ class _Split:
         head_phase: list[bool] = self.par(np.minimum(np.array(afters, dtype=np.int64),
                                                      n - 1)).tolist()
         value, lo = self.value, self.lo
-        if self._all_taken(ci_arr, heads_arr, afters) and self._all_parse(os, closes):
-            return list(zip(commas, os, closes, afters, strict=True))
         taken: list[tuple[int, int, int, int]] = []
         start, f = 0, 0
         low = 0  # the lowest running sum since the segment's start (its base included)
@@ -374,48 +372,6 @@ class _Split:
             low = head_sum[f][k]
             j = head_mark[k]
         return taken
-
-
-    def _all_taken(self, ci: np.ndarray, heads: np.ndarray, afters: list[int]) -> bool:
-        """Whether the walk of :meth:`_take` would take every candidate (malformed
-        elements between valid events: each event is a restart), checked in a few
-        vectorised passes and one C parse of all the candidates' objects instead of one
-        Python step and one parse each. Each candidate is then read in the segment the
-        one before it starts: its comma lies in that segment, is no separator there (in
-        the segment's phase, above the lowest running sum since the segment's start),
-        and its object parses; no candidate but the last ends the body. False: the walk
-        decides, candidate by candidate."""
-        k = len(ci)
-        n, m = self.n, len(self.at)
-        after = np.array(afters, dtype=np.int64)
-        if k < 2 or (after[:-1] >= n - 1).any() or (heads[:-1] >= m).any():
-            return False
-        at = self.at
-        if (at[ci[1:]] <= after[:-1]).any():  # a comma before its segment's start
-            return False
-        # the segment of candidate i starts at structural index h[i] in phase f[i]
-        h = np.concatenate(([0], heads[:-1]))
-        f = np.concatenate(([False], self.par(np.minimum(after[:-1], n - 1))))
-        p0, p1 = self.phase_p
-        before = np.maximum(h - 1, 0)
-        low = np.where(h > 0, np.where(f, p1[before], p0[before]), 0)  # the base
-        bounds = np.stack((h, ci), axis=1).ravel()
-        ranged = np.where(f, np.minimum.reduceat(p1, bounds)[::2],
-                          np.minimum.reduceat(p0, bounds)[::2])
-        low = np.where(ci > h, np.minimum(low, ranged), low)
-        sums = np.where(f, p1[ci], p0[ci])
-        return not ((self.inside[ci] == f) & (sums <= low)).any()  # none separates
-
-    def _all_parse(self, os: list[int], closes: list[int]) -> bool:
-        """Whether every object ``value[o:close + 1]`` parses as a JSON object, in one
-        C parse of them all (joined as an array); False when any does not."""
-        value, lo = self.value, self.lo
-        joined = b",".join([value[lo + o:lo + c + 1] for o, c in zip(os, closes, strict=True)])
-        try:
-            parsed = _ANY_DECODER.decode(b"[" + joined + b"]")
-        except DECODE_ERRORS:
-            return False
-        return len(parsed) == len(os) and all(type(x) is dict for x in parsed)
 
 
 def _parses_as_object(piece: bytes) -> bool:

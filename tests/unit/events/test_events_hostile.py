@@ -403,11 +403,10 @@ def test_a_window_that_cannot_be_an_object_is_not_parsed() -> None:
 def test_junk_between_events_cuts_alike_on_every_path(pairs: list[tuple[list[bytes], int,
                                                                           bytes]],
                                                       closed: bool) -> None:
-    """Malformed elements between valid events, where the index takes every restart in
-    one vectorised check (``_all_taken``) and one parse of all the objects: the same
-    pieces as the small-body scanner (production ``min_restart``) and as the former
-    scanner (``min_restart=0``), and every event is found again (or, when cut short,
-    dead-lettered)."""
+    """Malformed elements between valid events (restart after restart): the index
+    gives the same pieces as the small-body scanner (production ``min_restart``) and as
+    the former scanner (``min_restart=0``), and every whole event is found again or
+    dead-lettered once."""
     from tests.support.scanner_oracle import reference_split
 
     body = b"".join(b"".join(junk) + sep + (event(k) if i else event(k)[:-1]) + sep
