@@ -580,8 +580,9 @@ def _items(value: bytes, raws: list[msgspec.Raw]) -> list[bytes]:
     hi = len(value.rstrip(_WS)) - 1  # the ']'
     if value.count(b",", lo, hi) != len(raws) - 1:
         return list(map(bytes, raws))
-    parts = value[lo:hi].split(b",")
-    if any(blank in value[lo:hi] for blank in _BLANKS):
+    inner = value[lo:hi]
+    parts = inner.split(b",")
+    if any(blank in inner for blank in _BLANKS):
         return [part.strip(_WS) for part in parts]
     return parts
 
