@@ -42,6 +42,8 @@ _ANY_WS[list(_WS)] = True
 _STRUCTURAL = np.zeros(256, dtype=bool)
 _STRUCTURAL[list(b"[]{},")] = True
 
+_NO_RESTART = np.zeros((0, 4), dtype=np.int64)
+
 BRACKET_STEP = np.zeros(256, dtype=np.int8)
 BRACKET_STEP[list(b"[{")] = 1
 BRACKET_STEP[list(b"]}")] = -1
@@ -206,17 +208,17 @@ class _Split:
         return found
 
     def pieces(self, limit: int | None, min_restart: int) -> list[bytes]:
-        restarts = self._restarts(min_restart)
+        table, cuts = self._restarts(min_restart)
         check(self.deadline)
         # segments: [start, end); after a restart (c, o, close, after) the segment ends
         # at c, the object is a piece, and a fresh one starts after ``after``
-        table = np.array(restarts, dtype=np.int64).reshape(-1, 4)
         cs, os, closes, afters = table[:, 0], table[:, 1], table[:, 2], table[:, 3]
         seg_start = np.concatenate(([0], afters + 1))
         seg_end = np.concatenate((cs, [self.n]))
-        if restarts and restarts[-1][3] >= self.n:  # the last restart ends the body
+        if len(table) and afters[-1] >= self.n:  # the last restart ends the body
             seg_start, seg_end = seg_start[:-1], seg_end[:-1]
-        cuts = self._separators(seg_start, seg_end)
+        if cuts is None:
+            cuts = self._separators(seg_start, seg_end)
         # the pieces are disjoint and in order, so their starts and ends, each sorted,
         # pair up: a segment's pieces run from its start or a cut + 1 to a cut or its
         # end, and each restart object lies between its segment and the next
@@ -262,24 +264,25 @@ class _Split:
         found: np.ndarray = at[sep]
         return found
 
-    def _restarts(self, min_restart: int) -> list[tuple[int, int, int, int]]:
+    def _restarts(self, min_restart: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(comma, object start, object end, following comma or ``n``) of each restart
-        the cut takes, in order."""
+        the cut takes, in order, one row each; and the separators of the segments
+        between them when finding the restarts computed them already (else ``None``)."""
         b, n, at = self.b, self.n, self.at
         ci = (self.kind == 0x2C).nonzero()[0]  # indexes into ``at``
         if not len(ci):
-            return []
+            return _NO_RESTART, None
         o = self._next_solid(at[ci] + 1)
         keep = o < n
         keep[keep] = b[o[keep]] == 0x7B  # '{'
         ci, o = ci[keep], o[keep]
         if not len(ci):
-            return []
+            return _NO_RESTART, None
         until = np.concatenate((at[ci[1:]], [n]))  # each window ends at the next restart point
         wide = until - o >= max(min_restart, 2)
         ci, o, until = ci[wide], o[wide], until[wide]
         if not len(ci):
-            return []
+            return _NO_RESTART, None
         close = self._closes(o, until)
         found = close >= 0
         ci, o, close = ci[found], o[found], close[found]
@@ -288,8 +291,49 @@ class _Split:
                                                               == 0x2C))
         ci, o, close, after = ci[ok], o[ok], close[ok], after[ok]
         if not len(ci):
-            return []
-        return self._take(ci.tolist(), o.tolist(), close.tolist(), after.tolist())
+            return _NO_RESTART, None
+        every = self._every_taken(ci, o, close, after)
+        if every is not None:
+            return every
+        taken = self._take(ci.tolist(), o.tolist(), close.tolist(), after.tolist())
+        return np.array(taken, dtype=np.int64).reshape(-1, 4), None
+
+    def _every_taken(self, ci: np.ndarray, o: np.ndarray, close: np.ndarray,
+                     after: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The restarts and separators when :meth:`_take`'s walk would take every
+        candidate (malformed elements between valid events: each event after one is a
+        restart), found in vectorised passes and one C parse of all the candidates'
+        objects instead of a Python step and a parse per candidate; ``None``: the walk
+        decides. Every candidate is taken iff each one's comma lies after the one
+        before it ends, is no separator of the segment that one starts (read as
+        :meth:`_separators` reads a segment, up to and including the comma) and its
+        object parses. Cost when it fails: these passes and at most one parse of each
+        object, on top of the walk's."""
+        if len(ci) < 2:
+            return None
+        c = self.at[ci]
+        if (c[1:] <= after[:-1]).any():  # a candidate inside or right after the one before
+            return None
+        n = self.n
+        seg_start = np.concatenate(([0], after + 1))
+        seg_end = np.concatenate((c + 1, [n]))  # each candidate's comma included
+        if after[-1] >= n:  # the last restart ends the body
+            seg_start, seg_end = seg_start[:-1], seg_end[:-1]
+        cuts = self._separators(seg_start, seg_end)
+        if len(cuts):
+            hit = cuts.searchsorted(c)
+            if (cuts[np.minimum(hit, len(cuts) - 1)] == c).any():  # a candidate separates
+                return None
+        value, lo = self.value, self.lo
+        objects = [value[a:b] for a, b in zip((o + lo).tolist(), (close + lo + 1).tolist(),
+                                              strict=True)]
+        try:
+            parsed = _ANY_DECODER.decode(b"[" + b",".join(objects) + b"]")
+        except DECODE_ERRORS:
+            return None
+        if len(parsed) != len(objects) or any(type(x) is not dict for x in parsed):
+            return None
+        return np.stack((c, o, close, after), axis=1), cuts
 
     def _closes(self, o: np.ndarray, until: np.ndarray) -> np.ndarray:
         """Per window ``[o, until)``: where the object opened at ``o`` closes when read
