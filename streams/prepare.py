@@ -249,15 +249,15 @@ def _record_positions(value: bytes | None, n: int, rejections: Sequence[Rejectio
         return [None] * n
     covered: set[int] = set()
     for rej in rejections:
-        if rej.index is not None:
-            covered.update(range(rej.index, rej.index + rej.count))
-    out: list[int | None] = []
-    i = 0
-    while len(out) < n:
-        if i not in covered:
-            out.append(i)
-        i += 1
-    return out
+        index = rej.index
+        if index is not None:
+            if rej.count == 1:  # malformed elements between events: one each
+                covered.add(index)
+            else:
+                covered.update(range(index, index + rej.count))
+    # the first n + |covered| positions hold at least n that no rejection covers
+    out: list[int | None] = [i for i in range(n + len(covered)) if i not in covered]
+    return out[:n]
 
 
 def _claimed(rej: RejectionLike) -> str | None:
