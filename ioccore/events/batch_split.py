@@ -284,6 +284,13 @@ class _Split:
         ci, o, until = ci[wide], o[wide], until[wide]
         if not len(ci):
             return _NO_RESTART, None
+        whole = self._whole_windows(o, until, min_restart)
+        if whole is not None:  # every window is one object and blanks: no walk to close
+            every = self._every_taken(ci, o, whole, until)
+            if every is not None:
+                return every
+            # an object closed before its window's last brace, or one did not parse:
+            # read the windows (one more parse of each object at most)
         close = self._closes(o, until)
         found = close >= 0
         ci, o, close = ci[found], o[found], close[found]
@@ -298,6 +305,30 @@ class _Split:
             return every
         taken = self._take(ci.tolist(), o.tolist(), close.tolist(), after.tolist())
         return np.array(taken, dtype=np.int64).reshape(-1, 4), None
+
+    def _whole_windows(self, o: np.ndarray, until: np.ndarray, min_restart: int
+                       ) -> np.ndarray | None:
+        """Per window ``[o, until)``, its last solid byte, when every window holds one
+        object and blanks as far as the brackets show (it ends in ``}``, a few blanks at
+        most, and spans ``min_restart`` bytes); else ``None``. Such a window's object,
+        if it parses, closes at that byte (a JSON object's brackets and strings balance
+        there first) and its following comma is ``until``: what :meth:`_closes` and the
+        checks after it would find, in a few calls (junk between events: each event is
+        its own window). The parse that proves it is :meth:`_every_taken`'s."""
+        if len(o) < 2:
+            return None
+        b = self.b
+        pos = until - 1
+        for _ in range(4):
+            blank = np.take(_ANY_WS, np.take(b, pos))
+            if not blank.any():
+                break
+            pos[blank] -= 1
+        else:
+            return None
+        if (np.take(b, pos) != 0x7D).any() or (pos - o + 1 < min_restart).any():
+            return None
+        return pos
 
     def _every_taken(self, ci: np.ndarray, o: np.ndarray, close: np.ndarray,
                      after: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
