@@ -118,7 +118,8 @@ def split_array(value: bytes, max_items: int | None = None,
     fresh start after a restart only flips the string phase, so both phases are indexed
     once. Every restart point is tried at once, each reading only its own window (up
     to the next restart point). What is left in Python is one step per restart (at
-    least ``min_restart`` bytes each) and one slice per piece. One deviation from a
+    least ``min_restart`` bytes each; none when every candidate is taken, as with
+    malformed elements between valid events) and one slice per piece. One deviation from a
     byte-by-byte JSON scanner: a backslash outside a string also escapes a following
     quote (such bytes are not JSON; only their piece's cut can differ, never a valid
     element's). With ``max_items``, only the first ``max_items + 1`` pieces are returned
