@@ -32,6 +32,11 @@ SINK_ROWS_INSERTED = Counter(
 SINK_ROWS_DUPLICATE = Counter(
     "ioc_sink_rows_duplicate_total", "Rows skipped because the event was already stored.",
     ["feed"])
+SINK_CLAIM_RETRIES = Counter(
+    "ioc_sink_claim_retries_total",
+    "Sink writes run again because another writer claimed some of their event identities"
+    " first (two workers or a replay on the same events; the rerun counts them as"
+    " duplicates).")
 EVENTS_LATE = Counter(
     "ioc_stream_events_late_total",
     "Events that arrived more than the allowed lateness behind their source's progress"
