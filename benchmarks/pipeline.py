@@ -34,7 +34,14 @@ import orjson
 import psycopg
 from iocdev.sandbox import Pipeline, pipeline
 
-from benchmarks.cpu import CpuMeter, descendants, kafka_pids, peak_rss_mb, postgres_pids
+from benchmarks.cpu import (
+    CpuMeter,
+    descendants,
+    kafka_pids,
+    peak_rss_mb,
+    postgres_backends,
+    postgres_pids,
+)
 from benchmarks.preload import preload
 from benchmarks.preload import producer as producer_for
 from benchmarks.workload import Expected, Workload, stamp
@@ -158,7 +165,9 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
             for pid in pids:
                 on_worker(pid)
         meters = {"worker": CpuMeter(lambda: descendants(pids)), "postgres":
-                  CpuMeter(postgres_pids), "kafka": CpuMeter(lambda: kafka_pids(settings))}
+                  CpuMeter(postgres_pids), "kafka": CpuMeter(lambda: kafka_pids(settings)),
+                  # the drain database's backends only: the server is shared
+                  "postgres_backends": CpuMeter(lambda: postgres_backends(pipe.dbname))}
         first_read = None
         stored = flush_s = flushes = 0.0
         peak = 0.0
