@@ -117,7 +117,7 @@ def create_staging(feed: Feed) -> str:
     """A per-connection temp table shaped like the feed's hypertable, emptied on commit.
 
     It holds at most one row per identity (:func:`first_of_each` before the COPY), so the
-    join back from the claimed keys finds exactly the row that claimed each one."""
+    plain key insert of :func:`insert_and_roll_up` never meets a copy from its own batch."""
     return (f"CREATE TEMP TABLE IF NOT EXISTS {staging_table(feed)} "
             f"(LIKE {TABLES[feed]} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
 
