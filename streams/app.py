@@ -34,6 +34,7 @@ from streams.alerting import PartitionAlerts
 from streams.area_scope import AreaScope
 from streams.batching import BoundedStream
 from streams.deadletters import named_department
+from streams.enriched_partitions import EnrichedPartitions, Partitioner
 from streams.faust_options import faust_options
 from streams.feedback_surges import FeedbackSurges
 from streams.global_rules import GlobalRules
@@ -135,7 +136,16 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
                           max_fetch_bytes=max(4 * 1024 * 1024, settings.kafka.max_message_bytes))
     own = parts.ownership
     publisher = own.topics.publisher if own is not None else named_department
+
+    async def enriched_partitions() -> tuple[Partitioner, Set[int]]:
+        """The producer's partitioner and its metadata's partitions of the enriched
+        topic (aiokafka's ``partitions_for`` waits for the metadata once)."""
+        producer: Any = await app.maybe_start_producer()
+        known: Set[int] = await producer._ensure_producer().partitions_for(names["enriched"])
+        return producer.partitioner, known
+
     outputs = KafkaOutputs(enriched=enriched, deadletter=deadletter, alerts=alerts,
+                           partitions=EnrichedPartitions(enriched_partitions),
                            originals=originals, publisher=publisher)
     feeds: dict[str, Feed] = {names["sensor"]: "sensor", names["traffic"]: "traffic",
                               names["service"]: "service"}

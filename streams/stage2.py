@@ -1,12 +1,14 @@
 """Stage 2: make enriched events durable, fold them into windows, evaluate alert rules.
 
-Runs on ``ioc.enriched.v1``, keyed and so partitioned by commune: one commune's windows
-and alerts live in exactly one worker at a time. ``process`` (the :class:`~streams.stage.Stage`
-contract) treats a batch as one unit: raw rows, rollups, source sightings, alert
-transitions, alert rows and outbox rows commit in ONE transaction, or none do and the
-runner retries the batch. Only after the commit does anything in memory move (the
-watermark; the evaluator is rebuilt from the database if the transaction failed), and
-only then are refused rows dead-lettered, metrics counted and transitions published.
+Runs on ``ioc.enriched.v1``, partitioned by commune (stage 1 puts each commune on the
+partition its code hashes to, ``streams.enriched_partitions``): one commune's windows and
+alerts live in exactly one worker at a time. The message key is not read. ``process``
+(the :class:`~streams.stage.Stage` contract) treats a batch as one unit: raw rows,
+rollups, source sightings, alert transitions, alert rows and outbox rows commit in ONE
+transaction, or none do and the runner retries the batch. Only after the commit does
+anything in memory move (the watermark; the evaluator is rebuilt from the database if
+the transaction failed), and only then are refused rows dead-lettered, metrics counted
+and transitions published.
 
 - An undecodable message is logged and skipped (stage 1 wrote it, so this is a bug, and
   a bug must not stall the partition).
