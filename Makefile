@@ -48,7 +48,7 @@ stack-status: setup
 test: lint unit unit-versions
 	@set +e; \
 	$(BIN)/ioc stack up; rc=$$?; \
-	if [ $$rc -eq 0 ]; then $(BIN)/pytest -m "not unit or slow"; rc=$$?; fi; \
+	if [ $$rc -eq 0 ]; then $(BIN)/pytest -m "not unit or slow" --durations=25; rc=$$?; fi; \
 	if [ "$${CI:-}" = "true" ]; then $(BIN)/ioc stack down; fi; \
 	exit $$rc
 

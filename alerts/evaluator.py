@@ -33,7 +33,7 @@ from alerts.lifecycle import Timing, step
 from alerts.model import AlertState, CommuneInfo, Reading, Transition, WindowPoint, fingerprint
 from alerts.rules import AbsenceRule, KpiRule, Rule, RuleSet, ThresholdRule, compare
 from alerts.source_clocks import Progress, Sighting, SourceState, feed_of
-from alerts.undo import MISSING, Plan, UndoLog
+from alerts.undo import MISSING, AlertBook, Plan
 from alerts.windows import MINUTE, MinuteTotals, WindowStore, aggregate, floor_minute, merge
 
 __all__ = ["ABSENCE_EVERY", "Evaluator", "Plan", "mark_backfilled"]
@@ -53,7 +53,7 @@ class _Scope:
     clock: datetime | None
 
 
-class Evaluator:
+class Evaluator(AlertBook):
     """Pure alert evaluation for a set of communes (see module docstring)."""
 
     def __init__(
@@ -69,6 +69,7 @@ class Evaluator:
         backfill_after: timedelta | None = None,
         max_sources: int = 200_000,
     ) -> None:
+        super().__init__()
         self.rules = rules
         self.communes = communes
         self.renotify_every = renotify_every
@@ -79,7 +80,6 @@ class Evaluator:
         self.windows = WindowStore()
         self.progress = Progress(idle_grace=idle_grace, idle_grace_max=idle_grace_max,
                                  max_sources=max_sources)
-        self.alerts: dict[str, AlertState] = {}
         self.cursors: dict[str, datetime] = {}
         """Per fingerprint: the last minute boundary evaluated."""
         self.floors: dict[tuple[str, str], datetime] = {}
@@ -87,7 +87,6 @@ class Evaluator:
         self._by_rule: dict[str, set[str]] = defaultdict(set)
         self._retention = rules.longest_window() + out_of_orderness + 2 * MINUTE
         self._pruned_at: datetime | None = None
-        self._log = UndoLog()
         self._misc: dict[str, datetime] = {}
         self._clocks: dict[tuple[str, str], datetime | None] = {}
         self._drifting: dict[str, None] = {}
@@ -301,10 +300,6 @@ class Evaluator:
                     or self.progress.all_idle(s.commune_code, s.feed, wall_now)):
                 out.add(s.commune_code)
         return out
-
-    def active(self) -> list[AlertState]:
-        """Alerts pending, firing or acknowledged."""
-        return [a for a in self.alerts.values() if a.active]
 
     def _series_rule(self, rule: ThresholdRule | KpiRule, wall_now: datetime, plan: Plan,
                      complete_until: datetime | None, dirty: set[str] | None = None

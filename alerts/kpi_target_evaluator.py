@@ -11,7 +11,7 @@ more (a new period with no dossiers yet) resolves.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -19,7 +19,7 @@ from alerts.annotations import number, province_names, render_all
 from alerts.lifecycle import Timing, step
 from alerts.model import AlertState, CommuneInfo, Transition, fingerprint
 from alerts.rules import KpiTargetRule
-from alerts.undo import Plan, UndoLog
+from alerts.undo import AlertBook, Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ def threshold(rule: KpiTargetRule, target: float) -> float:
     return target - rule.margin
 
 
-class KpiTargetEvaluator:
+class KpiTargetEvaluator(AlertBook):
     """Alert states of the KPI target rules; restore them after a restart."""
 
     def __init__(self, rules: Sequence[KpiTargetRule], *,
@@ -49,23 +49,7 @@ class KpiTargetEvaluator:
         self.communes = dict(communes or {})
         self.renotify_every = renotify_every
         self.escalate_after = escalate_after
-        self.alerts: dict[str, AlertState] = {}
-        self._log = UndoLog()
-
-    def restore(self, states: Iterable[AlertState]) -> None:
-        for a in states:
-            self.alerts[a.fingerprint] = a
-
-    def active(self) -> list[AlertState]:
-        return [a for a in self.alerts.values() if a.active]
-
-    def discard(self) -> None:
-        """Undo the uncommitted plan, if any (its transaction failed)."""
-        self._log.undo(lambda table, key, old: False)
-
-    def commit(self, plan: Plan) -> None:
-        """The plan's transitions are stored: its state is final."""
-        self._log.close(plan)
+        super().__init__()
 
     def evaluate(self, readings: Mapping[str, Sequence[TargetReading]], now: datetime
                  ) -> Plan:

@@ -43,7 +43,7 @@ from alerts.model import (
     fingerprint,
 )
 from alerts.rules import ThresholdRule, compare
-from alerts.undo import MISSING, Plan, UndoLog
+from alerts.undo import MISSING, AlertBook, Plan
 from alerts.windows import floor_minute
 
 MINUTE = timedelta(minutes=1)
@@ -182,7 +182,7 @@ def reconcile(have: Sequence[Interval], target: Sequence[Interval]
     return out
 
 
-class SurgeEvaluator:
+class SurgeEvaluator(AlertBook):
     """Alert states of the surge rules and the horizon evaluated up to."""
 
     def __init__(self, rules: Sequence[ThresholdRule], communes: Mapping[str, CommuneInfo],
@@ -194,12 +194,11 @@ class SurgeEvaluator:
         self.renotify_every = renotify_every
         self.escalate_after = escalate_after
         self.backfill_after = backfill_after
-        self.alerts: dict[str, AlertState] = {}
+        super().__init__()
         self._progress: dict[str, datetime] = {}
         self._replay: set[str] = set()
         """Active alerts restored from the database: replayed from their episode's start
         on the next evaluation (rebuilds ``keep_firing_for``'s clear time)."""
-        self._log = UndoLog()
 
     # -- the evaluator protocol (streams.evaluation) ---------------------------------------
     @property
@@ -214,18 +213,9 @@ class SurgeEvaluator:
         self.restore(states)
         self._replay |= {a.fingerprint for a in states if a.active}
 
-    def restore(self, states: Iterable[AlertState]) -> None:
-        for a in states:
-            self.alerts[a.fingerprint] = a
-
-    def active(self) -> list[AlertState]:
-        return [a for a in self.alerts.values() if a.active]
-
-    def discard(self) -> None:
-        self._log.undo(lambda table, key, old: False)
-
     def commit(self, plan: Plan) -> None:
-        self._log.close(plan)
+        """The plan is stored: final, and its ended episodes leave memory."""
+        super().commit(plan)
         for fp in [fp for fp, a in self.alerts.items() if not a.active]:
             del self.alerts[fp]  # stored; a new episode is re-based on the stored row
 

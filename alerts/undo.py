@@ -9,7 +9,7 @@ so a retried batch evaluates against the same state as the failed attempt.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -88,3 +88,33 @@ class UndoLog:
         plan.idle_taken.clear()
         plan.open = False
         self.plan = None
+
+
+class AlertBook:
+    """Alert states by fingerprint and the undo log of the plan that changes them: what
+    every evaluator kind (partition, surge, KPI target) keeps, written once.
+
+    A subclass whose tables carry an index beside them overrides :meth:`discard` (passing
+    ``special`` to :meth:`UndoLog.undo`) or :meth:`commit` (pruning after the commit).
+    """
+
+    def __init__(self) -> None:
+        self.alerts: dict[str, AlertState] = {}
+        self._log = UndoLog()
+
+    def restore(self, states: Iterable[AlertState]) -> None:
+        """Replace the state of these alerts with persisted state (restart, conflict)."""
+        for a in states:
+            self.alerts[a.fingerprint] = a
+
+    def active(self) -> list[AlertState]:
+        """Alerts pending, firing or acknowledged."""
+        return [a for a in self.alerts.values() if a.active]
+
+    def discard(self) -> None:
+        """Undo the uncommitted plan, if any (its transaction failed)."""
+        self._log.undo(lambda table, key, old: False)
+
+    def commit(self, plan: Plan) -> None:
+        """The plan's transitions are stored: its state is final."""
+        self._log.close(plan)
