@@ -186,6 +186,9 @@ class RawReader:
     # ------------------------------------------------------------ rebalance (no I/O)
     def assigned(self, partitions: Set[TopicPartition]) -> None:
         self._assigned |= partitions
+        if self._consumer is not None and self._gate is not None and self._gate.over():
+            # stage 2 is full: not even a first batch from these (pause is local state)
+            self._consumer.pause(*(KafkaPartition(*tp) for tp in partitions))
         metrics.PARTITIONS_ASSIGNED.labels(self._stage.name).set(len(self._assigned))
         self._stage.on_assign(partitions)
 
@@ -207,10 +210,8 @@ class RawReader:
             while not stop.is_set():
                 try:
                     consumer = await self._started()
-                    batch: list[InMessage] = []
-                    offsets: dict[TopicPartition, int] = {}
-                    if not await self._gated(consumer):
-                        batch, offsets = await self._take(consumer, stop)
+                    await self._gate_partitions(consumer)
+                    batch, offsets = await self._take(consumer, stop)
                     if batch:
                         began = time.perf_counter()
                         await run_batch(self._stage, batch, messages=len(batch),
@@ -256,23 +257,24 @@ class RawReader:
             await consumer.start()
         return self._consumer
 
-    async def _gated(self, consumer: AIOKafkaConsumer) -> bool:
-        """True (after waiting up to ``within_s``) while stage 2 holds more than its
-        in-flight bound: the assigned partitions are paused, so the fetcher stops reading
-        ahead and ``getmany`` (still called: the poll interval) returns nothing from them."""
+    async def _gate_partitions(self, consumer: AIOKafkaConsumer) -> None:
+        """While stage 2 holds more than its in-flight bound, pause the assigned
+        partitions (the fetcher stops reading ahead) and wait up to ``within_s`` for it to
+        commit; resume them once it holds less. Reads nothing itself: :meth:`_take` still
+        runs, so the poll stays alive, nothing comes from a paused partition, and a
+        partition assigned meanwhile is read and delivered, never dropped."""
         gate = self._gate
         if gate is None:
-            return False
+            return
         if gate.over():
             consumer.pause(*(KafkaPartition(*tp) for tp in self._assigned))  # idempotent
             self.gated += 1
             await gate.wait_room(self._bounds.within_s)
-            await consumer.getmany(timeout_ms=0)  # nothing: paused; keeps the poll alive
-            return True
+            if gate.over():
+                return
         paused = consumer.paused()
         if paused:
             consumer.resume(*paused)
-        return False
 
     async def _take(self, consumer: AIOKafkaConsumer, stop: asyncio.Event
                     ) -> tuple[list[InMessage], dict[TopicPartition, int]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence, Set
 from datetime import UTC, datetime, timedelta
@@ -94,8 +95,15 @@ def test_worker_killed_mid_stream_of_one_event_messages_stores_each_once(
     events = readings(30000, "k")
     worker = pipe.start_worker()
     time.sleep(4)
-    pipe.produce("sensor", one_per_message(events))
-    kill_mid_stream(pipe, worker, after_rows=3000, total=len(events))
+    # produced while the kill waits for its rows: a worker that takes batches as they
+    # come stores as fast as a synchronous produce sends, and could finish before it
+    producing = threading.Thread(target=pipe.produce,
+                                 args=("sensor", one_per_message(events)))
+    producing.start()
+    try:
+        kill_mid_stream(pipe, worker, after_rows=3000, total=len(events))
+    finally:
+        producing.join()
     pipe.start_worker()
     pipe.wait_for("SELECT count(*) FROM sensor_readings", len(events), timeout=180)
     pipe.wait_for("SELECT sum(count) FROM rollup_1m", len(events), timeout=60)
@@ -319,7 +327,9 @@ async def test_stage1_reads_nothing_while_stage2_holds_too_many_bytes(pipe: Pipe
     reader = reader_for(pipe, stage, gate=gate)
     task = asyncio.create_task(reader.run(stop))
     try:
-        await wait_until(lambda: reader.gated >= 10)  # assigned, and waiting
+        await wait_until(lambda: bool(stage.assignments))
+        gated = reader.gated
+        await wait_until(lambda: reader.gated >= gated + 10)  # assigned, and waiting
         assert stage.delivered == [] and not task.done()
         assert await asyncio.to_thread(committed, pipe, group) == {}
         gate.release(5000)
