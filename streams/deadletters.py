@@ -12,7 +12,7 @@ Kafka key: a key is chosen by whoever writes, so it cannot say whose a letter is
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ioccore.events.batch_split import elements
 from ioccore.events.record import RECORDS_ENCODER, Origin, Record
@@ -30,9 +30,12 @@ def named_department(topic: str, claimed: str | None) -> str:
     return claimed or ""
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """An event that cannot be processed: its bytes exactly as received, and why."""
+class DeadLetter(NamedTuple):
+    """An event that cannot be processed: its bytes exactly as received, and why.
+
+    A named tuple (immutable, as the frozen dataclass it was): stage 1 builds one per
+    rejected element, and a frozen dataclass cost 1.8 us to make against 0.4 us (a
+    quarter of a junk element's cost between valid events, issue 24)."""
 
     key: bytes | None
     value: bytes

@@ -237,6 +237,11 @@ class _Scan:
 
 
 def _parses_as_object(piece: bytes) -> bool:
+    """Whether ``piece`` is one JSON object (and blanks). A text whose last solid byte
+    is no ``}`` cannot be one: it is refused without the parse, which for a deep
+    unclosed body (``{"a":{"a":...``) would build every level before failing."""
+    if piece.rstrip(_WS)[-1:] != b"}":
+        return False
     try:
         return isinstance(_ANY_DECODER.decode(piece), dict)
     except _DECODE_ERRORS:

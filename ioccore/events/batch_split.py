@@ -51,12 +51,13 @@ SCAN_BELOW: Final = 8_192
 :mod:`ioccore.events.batch_scan` (the index's fixed cost dominates them; from 16 KiB
 on, the index is as fast as the scanner on every shape of benchmarks/bench_hostile)."""
 
-SCAN_STEPS: Final = (12, 32)
-"""The scanner's step budget: 12 steps plus one per 32 bytes it has reached (a step is
-one structural token or one whole object, 0.3-0.6 us; the index costs about 0.1 ms +
-15 ns a byte). A body denser in tokens is handed to the index after a few dozen steps
-(10-20 us wasted); a batch of whole events takes two steps per event (about 250 bytes),
-a malformed element and the event after it about five."""
+SCAN_STEPS: Final = (6, 32)
+"""The scanner's step budget: 6 steps plus one per 32 bytes it has reached (a step is
+one structural token or one whole object, 0.3-0.6 us; the index costs about 50 us +
+15 ns a byte). A body denser in tokens is handed to the index after a few steps (a
+token-dense body gives up within its first 30 bytes: 5-8 us wasted; with 12 it was
+15-20 us); a batch of whole events takes two steps per event (about 250 bytes), a
+malformed element and the event after it about five."""
 
 MIN_RESTART: Final = 64
 """Bytes a restart object must span: a shorter object cannot be an event (the smallest
@@ -64,18 +65,25 @@ valid one is about 190 bytes), so cutting it out of a malformed run would save n
 valid; the bound also caps restarts at one per 64 bytes (each costs a few Python steps)."""
 
 
-def string_mask(b: np.ndarray) -> np.ndarray:
-    """Per byte of a JSON text, whether an odd number of real quotes precede it or it is
-    one (for a byte that is no quote: inside a string), in vectorised passes: a quote
-    after an odd run of backslashes is escaped (simdjson's rule; a backslash outside a
-    string is not JSON anyway)."""
-    quote = b == 0x22
+def real_quotes(b: np.ndarray) -> np.ndarray:
+    """Per byte of a JSON text, whether it is a quote that is not escaped: a quote after
+    an odd run of backslashes is escaped (simdjson's rule; a backslash outside a string
+    is not JSON anyway)."""
+    quote: np.ndarray = b == 0x22
     backslash = b == 0x5C
     if backslash.any():
         pos = np.arange(len(b), dtype=np.int32)
         run = pos - np.maximum.accumulate(np.where(backslash, np.int32(-1), pos))
         quote[1:] &= (run[:-1] & 1) == 0  # a quote after an odd backslash run is escaped
-    mask: np.ndarray = (np.cumsum(quote, dtype=np.int32) & 1).astype(bool)
+    return quote
+
+
+def string_mask(b: np.ndarray) -> np.ndarray:
+    """Per byte of a JSON text, whether an odd number of real quotes precede it or it is
+    one (for a byte that is no quote: inside a string), in vectorised passes: a quote
+    after an odd run of backslashes is escaped (simdjson's rule; a backslash outside a
+    string is not JSON anyway)."""
+    mask: np.ndarray = (np.cumsum(real_quotes(b), dtype=np.int32) & 1).astype(bool)
     return mask
 
 
@@ -144,8 +152,8 @@ class _Split:
     ``phase_p`` per phase (0: the body starts outside a string, 1: inside) the running
     sum of the brackets outside strings up to each of them."""
 
-    __slots__ = ("at", "b", "deadline", "inside", "kind", "lo", "n", "par", "phase_p",
-                 "value")
+    __slots__ = ("_p1", "at", "b", "deadline", "inside", "kind", "lo", "n", "p0", "quotes",
+                 "step", "value")
 
     def __init__(self, value: bytes, lo: int, hi: int, deadline: Deadline | None) -> None:
         self.value = value
@@ -153,20 +161,32 @@ class _Split:
         self.n = n = hi - lo
         self.deadline = deadline
         b = self.b = np.frombuffer(value, dtype=np.uint8, count=n, offset=lo)
-        self.par = string_mask(b)  # phase 0's strings
+        # the real quotes' positions: whether a byte is in a string (phase 0) is the
+        # parity of the quotes up to it, looked up where needed (structural bytes,
+        # restart points), never a running sum over every byte
+        self.quotes = real_quotes(b).nonzero()[0]
         check(deadline)
-        at = self.at = np.flatnonzero(_STRUCTURAL[b])
-        kind = self.kind = b[at]
-        inside = self.inside = self.par[at]
-        step = BRACKET_STEP[kind]
-        zero = np.zeros((), dtype=np.int8)
-        self.phase_p = (np.cumsum(np.where(inside, zero, step), dtype=np.int32),
-                        np.cumsum(np.where(inside, step, zero), dtype=np.int32))
+        at = self.at = np.take(_STRUCTURAL, b).nonzero()[0]
+        kind = self.kind = np.take(b, at)
+        inside = self.inside = self.par(at)
+        step = self.step = np.take(BRACKET_STEP, kind)
+        self.p0 = np.where(inside, np.int8(0), step).cumsum(dtype=np.int32)
+        self._p1: np.ndarray | None = None  # phase 1: only when a restart needs it
         check(deadline)
 
-    def _phase(self, p: int) -> int:
-        """The phase of a fresh start at ``p`` (outside a string there)."""
-        return int(self.par[p - 1]) if 0 < p <= self.n else 0
+    def par(self, pos: np.ndarray) -> np.ndarray:
+        """Per position, whether it is inside a string or an opening quote in phase 0
+        (an odd number of real quotes up to it, itself included)."""
+        odd: np.ndarray = (self.quotes.searchsorted(pos, side="right") & 1).astype(bool)
+        return odd
+
+    @property
+    def phase_p(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per phase, the running sum of the brackets outside strings (phase 1's: built
+        on first use; most bodies are cut in phase 0 alone)."""
+        if self._p1 is None:
+            self._p1 = self.step.cumsum(dtype=np.int32) - self.p0
+        return self.p0, self._p1
 
     def _next_solid(self, pos: np.ndarray) -> np.ndarray:
         """The first byte at or after each position that is not whitespace (``n``:
@@ -175,11 +195,11 @@ class _Split:
         pos = pos.copy()
         for _ in range(4):
             more = pos < n
-            more[more] = _ANY_WS[b[pos[more]]]
+            more[more] = np.take(_ANY_WS, b[pos[more]])
             if not more.any():
                 return pos
             pos[more] += 1
-        blank = np.append(_ANY_WS[b], False)
+        blank = np.append(np.take(_ANY_WS, b), False)
         every = np.arange(n + 1, dtype=np.int64)
         solid: np.ndarray = np.minimum.accumulate(np.where(blank, n, every)[::-1])[::-1]
         found: np.ndarray = solid[pos]
@@ -188,33 +208,27 @@ class _Split:
     def pieces(self, limit: int | None, min_restart: int) -> list[bytes]:
         restarts = self._restarts(min_restart)
         check(self.deadline)
-        # segments: (start, end); after a restart at (c, o, close, after) the segment
-        # ends at c, the object is a piece, and a fresh one starts after ``after``
-        starts = [0] + [r[3] + 1 for r in restarts]
-        segs = [(s, r[0]) for s, r in zip(starts, restarts, strict=False)]
-        if not restarts or restarts[-1][3] < self.n:
-            segs.append((starts[-1], self.n))
-        cuts = self._separators(segs)
+        # segments: [start, end); after a restart (c, o, close, after) the segment ends
+        # at c, the object is a piece, and a fresh one starts after ``after``
+        table = np.array(restarts, dtype=np.int64).reshape(-1, 4)
+        cs, os, closes, afters = table[:, 0], table[:, 1], table[:, 2], table[:, 3]
+        seg_start = np.concatenate(([0], afters + 1))
+        seg_end = np.concatenate((cs, [self.n]))
+        if restarts and restarts[-1][3] >= self.n:  # the last restart ends the body
+            seg_start, seg_end = seg_start[:-1], seg_end[:-1]
+        cuts = self._separators(seg_start, seg_end)
+        # the pieces are disjoint and in order, so their starts and ends, each sorted,
+        # pair up: a segment's pieces run from its start or a cut + 1 to a cut or its
+        # end, and each restart object lies between its segment and the next
+        starts = np.sort(np.concatenate((seg_start, cuts + 1, os)))
+        ends = np.sort(np.concatenate((seg_end, cuts, closes + 1)))
+        if limit is not None:
+            starts, ends = starts[:limit], ends[:limit]
         value, lo = self.value, self.lo
-        out: list[bytes] = []
-        at = 0
-        for k, (s, e) in enumerate(segs):
-            j = at
-            while j < len(cuts) and cuts[j] < e:
-                j += 1
-            for cut in cuts[at:j]:
-                out.append(value[lo + s:lo + cut].strip(_WS))
-                s = cut + 1
-            at = j
-            out.append(value[lo + s:lo + e].strip(_WS))
-            if k < len(restarts):
-                _, o, close, _ = restarts[k]
-                out.append(value[lo + o:lo + close + 1].strip(_WS))
-            if limit is not None and len(out) >= limit:
-                return out[:limit]
-        return out
+        return [value[a:b].strip(_WS)
+                for a, b in zip((starts + lo).tolist(), (ends + lo).tolist(), strict=True)]
 
-    def _separators(self, segs: list[tuple[int, int]]) -> list[int]:
+    def _separators(self, seg_start: np.ndarray, seg_end: np.ndarray) -> np.ndarray:
         """The commas at depth 0 outside strings of each segment (fresh start: depth 0,
         outside a string, a closer at depth 0 stays at 0), in one vectorised pass over
         the structural bytes: the segments' sums are shifted apart so that one running
@@ -222,27 +236,37 @@ class _Split:
         at = self.at
         m = len(at)
         if not m:
-            return []
-        firsts = np.searchsorted(at, np.array([s for s, _ in segs], dtype=np.int64))
-        tiles = np.diff(np.append(firsts, m))
-        phases = np.array([self._phase(s) for s, _ in segs], dtype=bool)
+            return np.zeros(0, dtype=np.int64)
+        if len(seg_start) == 1 and seg_start[0] == 0:  # no restart: phase 0 throughout
+            p0 = self.p0
+            low = np.minimum.accumulate(p0)
+            np.minimum(low, 0, out=low)
+            one = (self.kind == 0x2C) & ~self.inside & (p0 <= low) & (at < seg_end[0])
+            cut: np.ndarray = at[one]
+            return cut
+        firsts = at.searchsorted(seg_start)
+        tiles = np.concatenate((firsts[1:], [m])) - firsts
+        # the phase of a fresh start at s (outside a string there)
+        phases = np.zeros(len(seg_start), dtype=bool)
+        inner = (seg_start > 0) & (seg_start <= self.n)
+        phases[inner] = self.par(seg_start[inner] - 1)
         p0, p1 = self.phase_p
         before = np.maximum(firsts - 1, 0)
         base = np.where(firsts > 0, np.where(phases, p1[before], p0[before]), 0)
-        shift = np.arange(len(segs), dtype=np.int64) * (4 * self.n + 8)
-        f_at = np.repeat(phases, tiles)
-        q = np.where(f_at, p1, p0) - np.repeat(base + shift, tiles)
-        floor = np.minimum(np.minimum.accumulate(q), -np.repeat(shift, tiles))
-        ends = np.repeat(np.array([e for _, e in segs], dtype=np.int64), tiles)
+        shift = np.arange(len(seg_start), dtype=np.int64) * (4 * self.n + 8)
+        f_at = phases.repeat(tiles)
+        q = np.where(f_at, p1, p0) - (base + shift).repeat(tiles)
+        floor = np.minimum(np.minimum.accumulate(q), -shift.repeat(tiles))
+        ends = seg_end.repeat(tiles)
         sep = (self.kind == 0x2C) & (self.inside == f_at) & (q <= floor) & (at < ends)
-        cuts: list[int] = at[sep].tolist()
-        return cuts
+        found: np.ndarray = at[sep]
+        return found
 
     def _restarts(self, min_restart: int) -> list[tuple[int, int, int, int]]:
         """(comma, object start, object end, following comma or ``n``) of each restart
         the cut takes, in order."""
         b, n, at = self.b, self.n, self.at
-        ci = np.flatnonzero(self.kind == 0x2C)  # indexes into ``at``
+        ci = (self.kind == 0x2C).nonzero()[0]  # indexes into ``at``
         if not len(ci):
             return []
         o = self._next_solid(at[ci] + 1)
@@ -251,7 +275,7 @@ class _Split:
         ci, o = ci[keep], o[keep]
         if not len(ci):
             return []
-        until = np.append(at[ci[1:]], n)  # each window ends at the next restart point
+        until = np.concatenate((at[ci[1:]], [n]))  # each window ends at the next restart point
         wide = until - o >= max(min_restart, 2)
         ci, o, until = ci[wide], o[wide], until[wide]
         if not len(ci):
@@ -272,17 +296,16 @@ class _Split:
         afresh from ``o`` (the first bracket where the depth is back to 0), or -1. The
         windows are disjoint: one pass over their structural bytes."""
         at = self.at
-        first = np.searchsorted(at, o)  # o is a '{': its own index
-        lengths = np.searchsorted(at, until) - first
-        win = np.repeat(np.arange(len(o)), lengths)
-        offsets = np.cumsum(lengths) - lengths
-        idx = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(offsets - first,
-                                                                        lengths)
-        g = self.par[o]  # the phase of a fresh start at o ('{' is no quote)
+        first = at.searchsorted(o)  # o is a '{': its own index
+        lengths = at.searchsorted(until) - first
+        win = np.arange(len(o)).repeat(lengths)
+        offsets = lengths.cumsum() - lengths
+        idx = np.arange(int(lengths.sum()), dtype=np.int64) - (offsets - first).repeat(lengths)
+        g = self.par(o)  # the phase of a fresh start at o ('{' is no quote)
         p0, p1 = self.phase_p
         thr = np.where(g, p1[first], p0[first]) - 1
-        vals = np.where(np.repeat(g, lengths), p1[idx], p0[idx])
-        hits = np.flatnonzero(vals <= np.repeat(thr, lengths))
+        vals = np.where(g.repeat(lengths), p1[idx], p0[idx])
+        hits = (vals <= thr.repeat(lengths)).nonzero()[0]
         close = np.full(len(o), -1, dtype=np.int64)
         if len(hits):
             ids = win[hits]  # non-decreasing: the first hit of each window
@@ -302,7 +325,7 @@ class _Split:
         at, n, m = self.at, self.n, len(self.at)
         p0, p1 = self.phase_p
         ci_arr = np.array(cis, dtype=np.int64)
-        heads_arr = np.searchsorted(at, np.array(afters, dtype=np.int64) + 1)
+        heads_arr = at.searchsorted(np.array(afters, dtype=np.int64) + 1)
         marks = np.concatenate([[0], ci_arr, heads_arr[heads_arr < m]])
         marks.sort()
         keep = np.empty(len(marks), dtype=bool)
@@ -312,7 +335,7 @@ class _Split:
         lows = (np.minimum.reduceat(p0, marks).tolist(),
                 np.minimum.reduceat(p1, marks).tolist())
         mark_list: list[int] = marks.tolist()
-        head_mark: list[int] = np.searchsorted(marks, heads_arr).tolist()
+        head_mark: list[int] = marks.searchsorted(heads_arr).tolist()
         commas: list[int] = at[ci_arr].tolist()
         comma_in: list[bool] = self.inside[ci_arr].tolist()
         comma_sum = (p0[ci_arr].tolist(), p1[ci_arr].tolist())
@@ -320,8 +343,8 @@ class _Split:
         safe = np.maximum(heads_arr - 1, 0)
         head_sum = (np.where(heads_arr > 0, p0[safe], 0).tolist(),
                     np.where(heads_arr > 0, p1[safe], 0).tolist())
-        head_phase: list[bool] = self.par[np.minimum(np.array(afters, dtype=np.int64),
-                                                     n - 1)].tolist()
+        head_phase: list[bool] = self.par(np.minimum(np.array(afters, dtype=np.int64),
+                                                     n - 1)).tolist()
         value, lo = self.value, self.lo
         taken: list[tuple[int, int, int, int]] = []
         start, f = 0, 0

@@ -117,16 +117,31 @@ def diagnose(raw: bytes, expected_feed: str | None = None, *, fallback: str = ""
     last) and reports the first failing field. ``fallback`` is the typed decoder's
     message, used when no finer reason is found.
     """
+    return diagnose_read(raw, expected_feed, fallback=fallback)[0]
+
+
+NOT_READ: Final = object()
+"""What :func:`diagnose_read` gives for a value it did not parse (too deep, not JSON)."""
+
+
+def diagnose_read(raw: bytes, expected_feed: str | None = None, *, fallback: str = ""
+                  ) -> tuple[Problem, Any]:
+    """:func:`diagnose`, and the generic value it parsed (:data:`NOT_READ` when it did
+    not parse it), so the caller reads the ids from it instead of parsing again."""
     if _deeper_than_allowed(raw):
-        return _too_deep()
+        return _too_deep(), NOT_READ
     try:
         obj = _ANY_DECODER.decode(raw)
     except RecursionError:
-        return _too_deep()
+        return _too_deep(), NOT_READ
     except DECODE_ERRORS as exc:
         if not _maybe_non_finite(raw):  # the common junk: no second parse
-            return Reason.NOT_JSON, f"not valid JSON: {str(exc)[:200]}"
-        return unparseable(raw)
+            return (Reason.NOT_JSON, f"not valid JSON: {str(exc)[:200]}"), NOT_READ
+        return unparseable(raw), NOT_READ
+    return _problem(obj, expected_feed, fallback), obj
+
+
+def _problem(obj: Any, expected_feed: str | None, fallback: str) -> Problem:
     if not isinstance(obj, dict):
         return Reason.NOT_AN_OBJECT, f"an event must be a JSON object, got {_jtype(obj)}"
     version = obj.get("schema_version")

@@ -44,7 +44,7 @@ import numpy as np
 from ioccore.events import units
 from ioccore.events.batch_split import DECODE_ERRORS, split_array
 from ioccore.events.budget import Deadline, OverBudgetError, check
-from ioccore.events.diagnose import Problem, diagnose, unparseable
+from ioccore.events.diagnose import NOT_READ, Problem, diagnose, diagnose_read, unparseable
 from ioccore.events.models import (
     EVENT_TIME_MIN,
     FEED_OF,
@@ -57,6 +57,8 @@ from ioccore.events.models import (
 )
 from ioccore.events.reasons import Reason
 from ioccore.events.record import UNASSIGNED, Record
+
+_WS: Final = b" \t\r\n"
 
 RAW_KEEP_OVERSIZE: Final = 65_536
 """Bytes of an oversize message kept in its rejection (the rest would not fit a topic)."""
@@ -400,7 +402,7 @@ class Validator:
         else:
             if len(raws) > self.max_events:  # before copying 300k elements' bytes
                 return records, [self._too_many(value, len(raws))]
-            items = list(map(bytes, raws))
+            items = _items(value, raws)
         if items is None:
             reason, message = unparseable(value)
             rejections.append(Rejection(reason, message, value, None))
@@ -413,29 +415,24 @@ class Validator:
             rejections.append(self._too_many(value, len(items) if exact else None))
             return records, rejections
         seen: dict[bytes, Rejection] = {}  # tiny elements: one diagnosis per spelling
-        tiny = np.fromiter(map(len, items), dtype=np.int64, count=len(items)) < TINY
+        big, bounds, is_tiny = _by_size(items)
         # elements that could be events: one typed decode for all of them (verdicts do
         # not depend on neighbours), each on its own only when one does not decode
-        big: list[int] = np.flatnonzero(~tiny).tolist()
         if len(big) < 2 or not self._together(items, big, now, expected_feed, records,
                                               rejections):
             for k, i in enumerate(big):
                 if not k % 64:
                     check(deadline)
                 self._one(items[i], i, now, expected_feed, records, rejections)
-        bounds = [0, *(np.flatnonzero(tiny[1:] != tiny[:-1]) + 1).tolist(), len(items)]
-        parsed: list[object] | None = None
-        is_tiny: list[bool] = tiny.tolist()  # a list: numpy's scalar reads cost 0.1 us
+        values = _Values(value if exact else None)
         for k, (a, b) in enumerate(itertools.pairwise(bounds)):
             if not is_tiny[a]:
                 continue
             if not k % 64:
                 check(deadline)
             if b - a > RUN_COLLAPSE:
-                if exact and parsed is None:  # the elements' values, aligned, in one C call
-                    parsed = _values(value)
                 rejections.append(self._tiny_run(items, a, b, now, expected_feed, seen,
-                                                 parsed))
+                                                 values))
             else:
                 for i in range(a, b):
                     rejections.append(self._tiny(items[i], i, now, expected_feed, seen))
@@ -490,7 +487,7 @@ class Validator:
 
     def _tiny_run(self, items: list[bytes], a: int, b: int, now: float,
                   expected_feed: str | None, seen: dict[bytes, Rejection],
-                  parsed: list[object] | None = None) -> Rejection:
+                  values: _Values | None = None) -> Rejection:
         """One rejection for a run of more than :data:`RUN_COLLAPSE` tiny elements
         (``items[a:b]``), in bulk: the spellings are counted in C and each distinct one
         is diagnosed once, so 5,000 one-byte elements cost a few dictionary operations,
@@ -498,11 +495,19 @@ class Validator:
         Only the reason is needed here: a spelling that parses as a non-object or as an
         object without ``schema_version`` gets the reason the diagnosis would give after
         one C parse (:func:`_tiny_reason`), so distinct spellings cost little too;
-        ``parsed``: the batch's values when it parsed whole (then that is a type check
-        per element and only the other spellings are counted)."""
+        ``values``: the batch's values when it parsed whole (then, for many spellings,
+        that is a type check per element and only the other spellings are counted). A
+        run of one spelling repeated (the usual flood, ``[1,1,...]``) is recognised by
+        one comparison per element in C, without hashing."""
         tally: dict[str, int] = {}
-        counted = Counter(items[a:b])
-        if parsed and len(counted) > 64:  # many spellings: read the values
+        run = items[a:b]
+        joined = b",".join(run)
+        if run.count(run[0]) == len(run):  # one spelling repeated: compared in C
+            counted: Counter[bytes] | dict[bytes, int] = {run[0]: len(run)}
+        else:
+            counted = Counter(run)
+        parsed = values.get() if values is not None and len(counted) > 64 else None
+        if parsed:  # many spellings: read the values
             others: list[bytes] = []
             scalars = missing = 0
             for i in range(a, b):
@@ -523,7 +528,7 @@ class Validator:
             if reason is None:
                 reason = str(self._tiny(raw, a, now, expected_feed, seen).reason)
             tally[reason] = tally.get(reason, 0) + k
-        return _run_rejection(tally, b",".join(items[a:b]), a, b - a)
+        return _run_rejection(tally, joined, a, b - a)
 
     def _one(self, raw: bytes, index: int | None, now: float, expected_feed: str | None,
              records: list[Record], rejections: list[Rejection]) -> None:
@@ -543,8 +548,14 @@ class Validator:
         try:
             env = _ONE_DECODER.decode(raw)
         except DECODE_ERRORS as exc:
-            reason, message = diagnose(raw, expected_feed, fallback=str(exc)[:200])
-            sid, eid, dep = _ids(raw)
+            (reason, message), obj = diagnose_read(raw, expected_feed,
+                                                   fallback=str(exc)[:200])
+            if obj is not NOT_READ:  # the diagnosis parsed it: no second parse
+                sid, eid, dep = _ids_of(obj)
+            elif reason == Reason.TOO_DEEPLY_NESTED:
+                sid, eid, dep = _deep_ids(raw)
+            else:  # not JSON: the ids cannot be read either
+                sid = eid = dep = None
             rejections.append(Rejection(reason, message, raw, index, sid, eid,
                                         department=dep))
             return
@@ -555,6 +566,59 @@ class Validator:
             reason, message = out  # type: ignore[misc]
             rejections.append(Rejection(reason, message, raw, index, env.source_id,
                                         env.event_id, department=env.department))
+
+
+_BLANKS: Final = (b" ", b"\t", b"\r", b"\n")
+
+
+def _items(value: bytes, raws: list[msgspec.Raw]) -> list[bytes]:
+    """The elements' bytes of a batch that parsed whole. When its text holds as many
+    commas as separators (its elements hold none: scalars, ``{}``, one-field objects),
+    one split in C cuts it (a copy of each element through the buffer protocol cost
+    0.1 us, more than the rest of a run of tiny elements); else each element is copied."""
+    lo = len(value) - len(value.lstrip(_WS)) + 1  # after the '['
+    hi = len(value.rstrip(_WS)) - 1  # the ']'
+    if value.count(b",", lo, hi) != len(raws) - 1:
+        return list(map(bytes, raws))
+    inner = value[lo:hi]
+    parts = inner.split(b",")
+    if any(blank in inner for blank in _BLANKS):
+        return [part.strip(_WS) for part in parts]
+    return parts
+
+
+def _by_size(items: list[bytes]) -> tuple[list[int], list[int], list[bool]]:
+    """(indexes of the elements that could be events, bounds of the runs of alike size
+    class, per element whether it is tiny): in Python for a few elements (numpy's fixed
+    cost dominates them), in numpy for many."""
+    n = len(items)
+    if n <= 64:
+        is_tiny = [len(raw) < TINY for raw in items]
+        big = [i for i, t in enumerate(is_tiny) if not t]
+        bounds = [0, *(i for i in range(1, n) if is_tiny[i] != is_tiny[i - 1]), n]
+        return big, bounds, is_tiny
+    tiny = np.fromiter(map(len, items), dtype=np.int64, count=n) < TINY
+    many: list[int] = (~tiny).nonzero()[0].tolist()
+    edges: list[int] = ((tiny[1:] != tiny[:-1]).nonzero()[0] + 1).tolist()
+    return many, [0, *edges, n], tiny.tolist()  # a list: numpy's scalar reads cost 0.1 us
+
+
+class _Values:
+    """A batch's values, parsed generically once and only when first asked for."""
+
+    __slots__ = ("_parsed", "_value")
+
+    def __init__(self, value: bytes | None) -> None:
+        """``value``: the batch when it parsed whole, else None (no values)."""
+        self._value = value
+        self._parsed: list[object] | None = None
+
+    def get(self) -> list[object] | None:
+        if self._value is None:
+            return None
+        if self._parsed is None:
+            self._parsed = _values(self._value)
+        return self._parsed
 
 
 def _values(value: bytes) -> list[object]:
@@ -622,7 +686,10 @@ def collapse_runs(rejections: list[Rejection], limit: int = RUN_COLLAPSE) -> lis
     for k, rej in enumerate(rejections):
         index = rej.index
         if index is None or index != follows:
-            _flush(rejections, first, k, count, limit, out)
+            if k - first == 1 and count <= limit:  # a lone rejection (junk between events)
+                out.append(rejections[first])
+            else:
+                _flush(rejections, first, k, count, limit, out)
             first, count = k, 0
             if index is None:
                 out.append(rej)
@@ -666,12 +733,34 @@ def _run_rejection(tally: dict[str, int], raw: bytes, first: int, count: int) ->
 
 
 
-def _ids(raw: bytes) -> tuple[str | None, str | None, str | None]:
-    """source_id, event_id and department of a rejected element when they can be read."""
+class _Ids(msgspec.Struct):
+    """The three ids of an element, every other field skipped unbuilt."""
+
+    source_id: object = None
+    event_id: object = None
+    department: object = None
+
+
+_DEEP_IDS_DECODER = msgspec.json.Decoder(_Ids)
+
+
+def _deep_ids(raw: bytes) -> tuple[str | None, str | None, str | None]:
+    """The ids of an element too deep to be an event, without building its levels
+    (a generic parse of 1 MiB of ``{"a":`` built every one before the ids were read).
+    The skipped values are checked less strictly than a full parse (invalid UTF-8,
+    ``1e999``), so ids may be read where a full parse would refuse: they are a claim
+    either way, never a proof."""
     try:
-        obj = _IDS_DECODER.decode(raw)
+        ids = _DEEP_IDS_DECODER.decode(raw)
     except DECODE_ERRORS:
         return None, None, None
+    return _ids_of({"source_id": ids.source_id, "event_id": ids.event_id,
+                    "department": ids.department})
+
+
+def _ids_of(obj: object) -> tuple[str | None, str | None, str | None]:
+    """source_id, event_id and department of a rejected element's generic value (None
+    each: not there, or not a string)."""
     if not isinstance(obj, dict):
         return None, None, None
     sid, eid, dep = obj.get("source_id"), obj.get("event_id"), obj.get("department")

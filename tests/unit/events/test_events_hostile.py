@@ -327,3 +327,99 @@ def test_a_tiny_run_s_tally_is_each_element_s_own_reason(spellings: list[bytes],
     (run,) = rejections
     assert run.count == len(spellings) + (0 if whole else 1)
     assert (run.tally or {str(run.reason): run.count}) == want, value
+
+
+JSON_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(",[]{}\" \\ab", max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text("a,", max_size=2),
+                                                               inner, max_size=3),
+    max_leaves=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(JSON_VALUE, min_size=1, max_size=12), st.sampled_from(["", " ", "\n ", "\t"]))
+def test_a_parsed_batch_s_elements_are_its_raw_values(values: list[Any], blank: str) -> None:
+    """The one-split cut of a batch whose commas all separate gives each element's bytes
+    exactly as the C decoder's raw values do; a batch with a comma inside an element
+    is copied per element (the same bytes)."""
+    import msgspec
+
+    sep = f"{blank},{blank}".encode()
+    value = (blank.encode() + b"[" + blank.encode()
+             + sep.join(json.dumps(v).encode() for v in values) + blank.encode() + b"]")
+    raws = msgspec.json.Decoder(list[msgspec.Raw]).decode(value)
+    assert validate_mod._items(value, raws) == [bytes(r) for r in raws], value
+
+
+@settings(max_examples=100, deadline=None)
+@given(TINY_SPELLING, st.integers(RUN_COLLAPSE + 1, 300), st.booleans())
+def test_a_run_of_one_spelling_is_tallied_as_each_element_alone(spelling: bytes, n: int,
+                                                                whole: bool) -> None:
+    """A run of one spelling repeated (recognised without hashing) has the tally that
+    diagnosing its elements one by one gives, whether the batch parses whole or not."""
+    v = make()
+    tail = b"" if whole else b",1 2"
+    _, rejections = v.validate(b"[" + b",".join([spelling] * n) + tail + b"]", now=NOW)
+    _, (alone,) = v.validate(b"[" + spelling + b"]", now=NOW)
+    want = {str(alone.reason): n}
+    if not whole:
+        last = str(v.validate(b"[1 2]", now=NOW)[1][0].reason)
+        want[last] = want.get(last, 0) + 1
+    (run,) = rejections
+    assert (run.tally or {str(run.reason): run.count}) == want, spelling
+    assert run.raw == b",".join([spelling] * n + ([b"1 2"] if not whole else []))
+
+
+def test_a_too_deep_element_keeps_the_ids_it_names() -> None:
+    """An element nested deeper than any event is refused as too deep; its ids are read
+    without building its levels (a skipping decode), as a full parse read them."""
+    deep = b'{"a":' * 700 + b"1" + b"}" * 700
+    element = (b'{"source_id":"aq-9","event_id":"e-9","department":"env","x":' + deep
+               + b"}")
+    for value in (element, b"[" + element + b"," + event(0) + b"]"):
+        _, rejections = make().validate(value, now=NOW)
+        (too_deep,) = [r for r in rejections if r.reason == Reason.TOO_DEEPLY_NESTED]
+        assert (too_deep.source_id, too_deep.event_id, too_deep.department) == (
+            "aq-9", "e-9", "env")
+        assert too_deep.raw == element
+
+
+def test_a_window_that_cannot_be_an_object_is_not_parsed() -> None:
+    """The scanner refuses a window that does not end in ``}`` without parsing it (a deep
+    unclosed body built every level before failing): same cut, same verdict."""
+    from ioccore.events import batch_scan
+
+    assert not batch_scan._parses_as_object(b'{"a":{"a":{"a":')
+    assert batch_scan._parses_as_object(b'{"a":1} \n')
+    assert not batch_scan._parses_as_object(b"[1] ")
+    value = b"[" + b'{"a":' * 300 + b"]"
+    assert split_array(value) == split_array(value, scan_below=0) == [value[1:-1]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.lists(JUNK, min_size=1, max_size=3), st.integers(0, 5),
+                          st.sampled_from([b",", b", ", b" ,\n"])), min_size=2, max_size=10),
+       st.booleans())
+def test_junk_between_events_cuts_alike_on_every_path(pairs: list[tuple[list[bytes], int,
+                                                                          bytes]],
+                                                      closed: bool) -> None:
+    """Malformed elements between valid events (restart after restart): the index
+    gives the same pieces as the small-body scanner (production ``min_restart``) and as
+    the former scanner (``min_restart=0``), and every whole event is found again or
+    dead-lettered once."""
+    from tests.support.scanner_oracle import reference_split
+
+    body = b"".join(b"".join(junk) + sep + (event(k) if i else event(k)[:-1]) + sep
+                    for k, (junk, i, sep) in enumerate(pairs))
+    value = b"[" + body.rstrip(b" ,\n") + (b"]" if closed else b"")
+    if b"\\" in value:
+        value = value.replace(b"\\", b"")
+    index = split_array(value, scan_below=0)
+    assert index == split_array(value, scan_below=1 << 30), value
+    assert split_array(value, min_restart=0, scan_below=0) == reference_split(value), value
+    records, rejections = make().validate(value, now=NOW)
+    got = [r.event_id for r in records]
+    for k, (_, i, _) in enumerate(pairs):
+        if i:  # a whole event: accepted, or its bytes in exactly one rejection
+            held = sum(event(k) in r.raw for r in rejections)
+            assert got.count(f"ok-{k}") + held == 1, (k, value)
