@@ -7,12 +7,15 @@ sink SQL use this figure.
 
     python -c "from benchmarks.bench_sink_cpu import run; print(run())"
     python -c "from benchmarks.bench_sink_cpu import split; print(split())"
+    python -c "from benchmarks.bench_sink_cpu import parts; print(parts())"
 
 ``run`` writes sensor rows only (the historical figure); ``split`` writes the drain
 benchmark's mix (70 % sensor, 20 % traffic, 10 % service, 100-event envelopes per source,
 occurred_at spread over four minutes) and reports backend CPU per row for each statement
 of a batch, then the plan nodes of one more batch's insert-and-roll-up statements
-(``EXPLAIN (ANALYZE, BUFFERS)``, rolled back).
+(``EXPLAIN (ANALYZE, BUFFERS)``, rolled back). ``parts`` splits the sensor statement by
+subtraction (the statement cut after the anti-join, the key insert, the raw insert; each
+cut in a fresh database), which per-node EXPLAIN timings overstate for per-row nodes.
 """
 
 from __future__ import annotations
@@ -191,6 +194,52 @@ def split(n: int = 110_000, batch: int = 10_000, queue_dossiers: bool = True
     return {"rows": rows, "batch": batch,
             "backend_cpu_us_per_row_all": round(sum(cpu.values()) / total * 1e6, 2),
             "us_per_row_of_feed": per_row, "plans": "\n\n".join(plans)}
+
+
+def _cuts() -> dict[str, str]:
+    """The sensor statement cut after each of its parts (the last is the whole)."""
+    full = statements.insert_and_roll_up("sensor")
+    head = full[:full.index("), points AS (")]
+    return {"anti-join": head[:head.index("), claimed AS (")] + ") SELECT count(*) FROM fresh",
+            "+ key insert": head[:head.index("), new AS (")] + ") SELECT count(*) FROM fresh",
+            "+ raw insert": head + ") SELECT count(*) FROM new",
+            "+ rollup (the whole statement)": full}
+
+
+async def _cut(conninfo: str, records: Sequence[Record], batch: int, sql: str) -> float:
+    conn = await psycopg.AsyncConnection.connect(conninfo)
+    try:
+        await TimescaleSink.prepare(conn)
+        pid = conn.info.backend_pid  # no query: each batch's transaction must commit
+        cpu, rows = 0.0, 0
+        for n, i in enumerate(range(0, len(records), batch)):
+            chunk = records[i:i + batch]
+            async with conn.transaction():
+                async with conn.cursor() as cur, cur.copy(
+                        statements.copy_into_staging("sensor").encode()) as copy:
+                    copy.set_types(list(statements.TYPES["sensor"]))
+                    for row in rows_of("sensor", chunk, [False] * len(chunk)):
+                        await copy.write_row(row)
+                before = _cpu_s(pid)
+                await conn.execute(sql.encode())
+                if n:  # the first batch warms the caches
+                    cpu += _cpu_s(pid) - before
+                    rows += len(chunk)
+        return cpu / max(1, rows)
+    finally:
+        await conn.close()
+
+
+def parts(n: int = 110_000, batch: int = 7_000) -> dict[str, float]:
+    """Backend CPU per sensor row (µs) of the sensor statement cut after each part."""
+    from iocdev.sandbox import fresh_database
+
+    records = [r for r in mixed_records(n) if r.feed == "sensor"]
+    out: dict[str, float] = {}
+    for name, sql in _cuts().items():
+        with fresh_database(get_settings(), "ioc_sinkparts") as (_, conninfo):
+            out[name] = round(asyncio.run(_cut(conninfo, records, batch, sql)) * 1e6, 2)
+    return out
 
 
 if __name__ == "__main__":

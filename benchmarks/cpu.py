@@ -87,6 +87,20 @@ def postgres_pids() -> set[int]:
     return {pid for pid, name, _ in _all() if name == "postgres"}
 
 
+def postgres_backends(dbname: str) -> set[int]:
+    """The PostgreSQL backends connected to database ``dbname`` (their process title
+    names it): a benchmark's own share of a server that other engineers' tests use too."""
+    found = set()
+    for pid in postgres_pids():
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").split()
+        except OSError:
+            continue
+        if len(title) > 2 and title[2].decode(errors="replace") == dbname:
+            found.add(pid)
+    return found
+
+
 def kafka_pids(settings: Settings) -> set[int]:
     """The local stack's Kafka broker (its pid file)."""
     path = settings.stack.root / "run" / "kafka.pid"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import urllib.request
 import uuid
@@ -34,7 +35,14 @@ import orjson
 import psycopg
 from iocdev.sandbox import Pipeline, pipeline
 
-from benchmarks.cpu import CpuMeter, descendants, kafka_pids, peak_rss_mb, postgres_pids
+from benchmarks.cpu import (
+    CpuMeter,
+    descendants,
+    kafka_pids,
+    peak_rss_mb,
+    postgres_backends,
+    postgres_pids,
+)
 from benchmarks.preload import preload
 from benchmarks.preload import producer as producer_for
 from benchmarks.workload import Expected, Workload, stamp
@@ -62,6 +70,47 @@ SELECT (SELECT coalesce(sum(hypertable_size(h)), 0) FROM unnest(ARRAY[
 """
 WAL_SQL = "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"
 """WAL position (cluster-wide: other databases' writes count too)."""
+
+
+def scrape_phases(port: int) -> dict[str, list[float]]:
+    """The worker's ``ioc_stream_phase_seconds`` and ``ioc_stream_batch_messages`` as
+    ``{"stage/phase": [sum, count]}`` (``"stage/messages"`` for batch sizes)."""
+    out: dict[str, list[float]] = {}
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        for prefix, fixed in (("ioc_stream_phase_seconds_", None),
+                              ("ioc_stream_batch_messages_", "messages")):
+            if not line.startswith(prefix):
+                continue
+            kind = line[len(prefix):].split("{", 1)[0]
+            if kind not in ("sum", "count"):
+                continue
+            labels = dict(part.split("=", 1) for part in
+                          line.split("{", 1)[1].split("}", 1)[0].split(","))
+            key = f"{labels['stage'].strip(chr(34))}/" + (
+                fixed or labels.get("phase", "").strip(chr(34)))
+            slot = out.setdefault(key, [0.0, 0.0])
+            slot[0 if kind == "sum" else 1] += float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def phase_shares(before: dict[str, list[float]], after: dict[str, list[float]]
+                 ) -> dict[str, dict[str, float]]:
+    """Per phase over an interval: batches, mean ms a batch (mean messages for sizes)."""
+    out: dict[str, dict[str, float]] = {}
+    for key, (total, count) in after.items():
+        b_total, b_count = before.get(key, [0.0, 0.0])
+        n = count - b_count
+        if n <= 0:
+            continue
+        mean = (total - b_total) / n
+        out[key] = {"batches": n, ("mean" if key.endswith("/messages") else "mean_ms"):
+                    round(mean if key.endswith("/messages") else mean * 1000, 2)}
+    return out
 
 
 def basis(pipe: Pipeline) -> tuple[datetime, datetime]:
@@ -158,7 +207,9 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
             for pid in pids:
                 on_worker(pid)
         meters = {"worker": CpuMeter(lambda: descendants(pids)), "postgres":
-                  CpuMeter(postgres_pids), "kafka": CpuMeter(lambda: kafka_pids(settings))}
+                  CpuMeter(postgres_pids), "kafka": CpuMeter(lambda: kafka_pids(settings)),
+                  # the drain database's backends only: the server is shared
+                  "postgres_backends": CpuMeter(lambda: postgres_backends(pipe.dbname))}
         first_read = None
         stored = flush_s = flushes = 0.0
         peak = 0.0
@@ -310,6 +361,15 @@ class _FiringWatch:
         self._thread.join(5)
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far (/proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _probe_communes() -> list[str]:
     """Communes outside the workload's (Hanoi), so a probe scope's only source is its
     probe: its clock is the probe's own progress, nobody else's."""
@@ -330,7 +390,8 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 30.0,
-          worker_env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+          worker_env: dict[str, str] | None = None, *, every_step: bool = False
+          ) -> list[dict[str, Any]]:
     """Rising fixed rates; per step p50/p99 occurred_at->stored, and two alert latencies.
 
     Alerts follow closed minutes of event time (docs/architecture.md, "Time model"): a
@@ -346,7 +407,10 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 30.0
     with occurred_at >= B + out_of_orderness, B the boundary of the transition) -> the
     transition visible in the database (firing and resolved; the pipeline's own latency,
     which the issue's targets apply to); ``*_alert_from_breach_s``: the breaching
-    reading -> its firing visible (rest of the minute + out_of_orderness + pipeline)."""
+    reading -> its firing visible (rest of the minute + out_of_orderness + pipeline).
+    ``every_step``: run and report every step even after one fell behind (a short
+    comparison on a loaded machine); per step also the worker's cores (/proc), the load
+    average and where its batches' time went (``ioc_stream_phase_seconds``)."""
     import random
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -428,14 +492,20 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 30.0
         send_for(0, time.perf_counter(), time.perf_counter() + 8.0)  # worker start-up
         done: list[tuple[int, datetime, datetime, int]] = []
         rss: dict[int, int] = {}
+        phases: dict[int, dict[str, dict[str, float]]] = {}
+        cpu: dict[int, float] = {}
+        port = pipe.web_ports[-1]
         checks: list[Future[bool]] = []
         with ThreadPoolExecutor(1) as ex:
             for rate in steps:
-                if len(checks) >= 2 and not checks[-2].result():
+                if len(checks) >= 2 and not checks[-2].result() and not every_step:
                     break  # the step before the last fell behind: no higher rate
                 step_start, t0 = datetime.now(UTC), time.perf_counter()
+                before, cpu0 = scrape_phases(port), _cpu_s(worker.pid)
                 sent = send_for(rate, t0, t0 + seconds)
                 done.append((rate, step_start, datetime.now(UTC), sent))
+                phases[rate] = phase_shares(before, scrape_phases(port))
+                cpu[rate] = round((_cpu_s(worker.pid) - cpu0) / seconds, 2)
                 rss[rate] = round(peak_rss_mb(worker.pid))
                 checks.append(ex.submit(kept_up_later, done[-1]))
             send_for(0, time.perf_counter(), time.perf_counter() + 4.0)  # the tail, probes on
@@ -446,6 +516,9 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 30.0
         print(f"  rates: load done at {time.monotonic() - began:.0f} s", flush=True)
         for step in done:
             row = _step_row(pipe, watch, step, ooo, offsets, rss[step[0]])
+            row["worker_cores"] = cpu[step[0]]
+            row["load_average"] = list(os.getloadavg())
+            row["phases"] = phases[step[0]]
             out.append(row)
             print(f"  rate {row['target_rate']:>6}/s: sent {row['sent']}, stored "
                   f"{row['stored_within_3s_grace']} within 3 s, stored p50/p99 "
@@ -454,7 +527,7 @@ def rates(settings: Settings, tmp: Path, steps: list[int], seconds: float = 30.0
                   f"{row['p50_alert_from_breach_s']}/{row['p99_alert_from_breach_s']} s "
                   f"after the breach ({row['alerts']} alerts); "
                   f"{'kept up' if row['kept_up'] else 'FELL BEHIND'}", flush=True)
-            if not row["kept_up"]:
+            if not row["kept_up"] and not every_step:
                 break
     return out
 

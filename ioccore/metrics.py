@@ -32,6 +32,11 @@ SINK_ROWS_INSERTED = Counter(
 SINK_ROWS_DUPLICATE = Counter(
     "ioc_sink_rows_duplicate_total", "Rows skipped because the event was already stored.",
     ["feed"])
+SINK_CLAIM_RETRIES = Counter(
+    "ioc_sink_claim_retries_total",
+    "Sink writes run again because another writer claimed some of their event identities"
+    " first (two workers or a replay on the same events; the rerun counts them as"
+    " duplicates).")
 EVENTS_LATE = Counter(
     "ioc_stream_events_late_total",
     "Events that arrived more than the allowed lateness behind their source's progress"
@@ -88,6 +93,23 @@ EVALUATION_SECONDS = Histogram(
 EVALUATION_MINUTES = Counter(
     "ioc_alert_evaluated_minutes_total",
     "Minute boundaries evaluated (rule x scope): event-time evaluation work done.")
+
+STAGE_PHASE_SECONDS = Histogram(
+    "ioc_stream_phase_seconds",
+    "Where a batch's latency goes, per stage and phase (one observation per batch): "
+    "stage1 read_lag (oldest message's producer timestamp -> its batch closed), wait "
+    "(getmany waiting for a first record), fill (first record -> batch closed), validate, "
+    "send (enriched + dead letters delivered); stage2 fetch_lag (oldest enriched "
+    "message's timestamp -> its batch closed), fill, decode, write, plan, commit, publish.",
+    ["stage", "phase"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+STAGE_BATCH_MESSAGES = Histogram(
+    "ioc_stream_batch_messages", "Messages per batch a stage takes.", ["stage"],
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000))
+STAGE2_INFLIGHT_BYTES = Gauge(
+    "ioc_stream_stage2_inflight_bytes",
+    "Bytes of enriched messages stage 2 holds, taken from Kafka and not yet committed "
+    "(stage 1 stops reading above stream.stage2_inflight_max_bytes).")
 
 # Alerts
 ALERT_TRANSITIONS = Counter(

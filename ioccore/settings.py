@@ -330,6 +330,13 @@ class StreamSettings(_Section):
     loaded machine (BENCHMARKS.md, "Hostile input")."""
     stage1_dedupe_capacity: int = 1_000_000
     """(source_id, event_id) pairs stage 1 remembers to name re-sent events duplicates."""
+    batch_adaptive: bool = True
+    """Both stages close a batch as soon as nothing more is buffered (a light input is
+    taken as it comes; a backed-up one still fills batches); False: they wait up to
+    ``batch_within_s`` to fill (BENCHMARKS.md, "Session 6, latency and memory")."""
+    stage2_inflight_max_bytes: int = 16 * 1024 * 1024
+    """Bytes of enriched messages stage 2 may hold (faust's buffer and its batch, not yet
+    committed) before stage 1 pauses its reading (streams/inflight.py); 0: no bound."""
 
 
 def stage1_group(app_id: str) -> str:

@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Set
+import time
+from collections.abc import Awaitable, Callable, Mapping, Set
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec
 
 import faust
 
@@ -28,16 +29,19 @@ from alerts.incidents.runner import IncidentRunner
 from alerts.model import CommuneInfo
 from alerts.outbox import OutboxDelivery
 from alerts.rules import RuleSet
+from ioccore import metrics
 from ioccore.events.record import Feed
 from ioccore.settings import Settings, stage1_group
 from streams.alerting import PartitionAlerts
 from streams.area_scope import AreaScope
 from streams.batching import BoundedStream
 from streams.deadletters import named_department
+from streams.enriched_partitions import EnrichedPartitions, Partitioner
 from streams.faust_options import faust_options
 from streams.feedback_surges import FeedbackSurges
 from streams.global_rules import GlobalRules
 from streams.health import Health
+from streams.inflight import InFlight
 from streams.kpi_target_rules import KpiTargetRules
 from streams.originals import Originals
 from streams.outputs import KafkaOutputs
@@ -52,6 +56,7 @@ from streams.stage2 import Enriched, Stage2, make_pool
 from streams.timers import register_timers
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 STREAM_BUFFER_MESSAGES = 256
 """faust's per-stream buffer, in messages: with 100-event envelopes about 9 MB (the
@@ -82,6 +87,21 @@ class WorkerResources:
     """Further stage-1 checks, run in order after ownership (streams/stage1.py)."""
     incidents: IncidentRunner | None = None
     """Incident intake and escalation timers (alerts/incidents/runner.py)."""
+
+
+def timed_phase(send: Callable[P, Awaitable[None]], stage: str, phase: str
+                ) -> Callable[P, Awaitable[None]]:
+    """``send`` observed as ``ioc_stream_phase_seconds{stage, phase}`` (one call a batch)."""
+    observe = metrics.STAGE_PHASE_SECONDS.labels(stage, phase).observe
+
+    async def timed(*args: P.args, **kwargs: P.kwargs) -> None:
+        began = time.perf_counter()
+        try:
+            await send(*args, **kwargs)
+        finally:
+            observe(time.perf_counter() - began)
+
+    return timed
 
 
 def _names(settings: Settings, overrides: dict[str, str] | None) -> dict[str, str]:
@@ -135,7 +155,16 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
                           max_fetch_bytes=max(4 * 1024 * 1024, settings.kafka.max_message_bytes))
     own = parts.ownership
     publisher = own.topics.publisher if own is not None else named_department
+
+    async def enriched_partitions() -> tuple[Partitioner, Set[int]]:
+        """The producer's partitioner and its metadata's partitions of the enriched
+        topic (aiokafka's ``partitions_for`` waits for the metadata once)."""
+        producer: Any = await app.maybe_start_producer()
+        known: Set[int] = await producer._ensure_producer().partitions_for(names["enriched"])
+        return producer.partitioner, known
+
     outputs = KafkaOutputs(enriched=enriched, deadletter=deadletter, alerts=alerts,
+                           partitions=EnrichedPartitions(enriched_partitions),
                            originals=originals, publisher=publisher)
     feeds: dict[str, Feed] = {names["sensor"]: "sensor", names["traffic"]: "traffic",
                               names["service"]: "service"}
@@ -150,7 +179,8 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
     checks: tuple[Check, ...] = (
         *(() if own is None else (own, AreaScope(own.conninfo))), *parts.checks)
     stage1 = Stage1(parts.validator, parts.index,
-                    feeds if own is None else own.feeds(feeds), outputs.enriched_and_dead,
+                    feeds if own is None else own.feeds(feeds),
+                    timed_phase(outputs.enriched_and_dead, "stage1", "send"),
                     checks=checks, publisher=publisher,
                     dedupe_capacity=stream.stage1_dedupe_capacity,
                     message_budget_s=stream.stage1_message_budget_s)
@@ -166,10 +196,12 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
     stop = asyncio.Event()
 
     group = stage1_group(app_id or stream.app_id)
+    inflight = InFlight(stream.stage2_inflight_max_bytes)
     reader = RawReader(
         stage1, raw_topics, health=health, retry_max_s=stream.retry_max_s,
-        commit_interval_s=stream.commit_interval_s,
-        bounds=Bounds(stream.batch_max, stream.stage1_batch_bytes, stream.batch_within_s),
+        commit_interval_s=stream.commit_interval_s, gate=inflight,
+        bounds=Bounds(stream.batch_max, stream.stage1_batch_bytes, stream.batch_within_s,
+                      adaptive=stream.batch_adaptive),
         make_consumer=lambda: raw_consumer(
             settings, group, instance_id,
             fetch_max_bytes=stream.stage1_fetch_max_bytes,
@@ -182,7 +214,9 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
     @app.agent(enriched, name="stage2-aggregate-evaluate")
     async def aggregate(events: Any) -> None:
         async for batch in events.take_bounded(stream.batch_max, stream.stage2_batch_bytes,
-                                               stream.batch_within_s):
+                                               stream.batch_within_s,
+                                               adaptive=stream.batch_adaptive,
+                                               inflight=inflight):
             messages = [Enriched(e.message.topic, e.message.partition, e.message.offset,
                                  e.message.value) for e in batch]
             await run_batch(stage2, messages, messages=len(messages), health=health,

@@ -18,20 +18,25 @@ from ioccore.events.reasons import Reason
 from ioccore.events.record import Origin, Record, encode_records
 from streams import deadletters
 from streams.deadletters import DeadLetter, Elements, Publisher
+from streams.enriched_partitions import EnrichedPartitions, by_partition
 from streams.originals import Originals
 from streams.stage2 import Refused
 
 ENRICHED_CHUNK = 1000
-"""Records per enriched message at most (keeps messages far below max.message.bytes)."""
+"""Records per enriched message at most (keeps messages far below max.message.bytes: the
+bound a per-commune message had, now per partition)."""
 
 
 class KafkaOutputs:
     """Enriched records, dead letters and alert transitions, delivered."""
 
     def __init__(self, *, enriched: Any, deadletter: Any, alerts: Any,
-                 originals: Originals | None = None,
+                 partitions: EnrichedPartitions, originals: Originals | None = None,
                  publisher: Publisher = deadletters.named_department) -> None:
+        """``partitions``: where each commune's records go (one message per partition
+        of ``ioc.enriched.v1``, ``streams.enriched_partitions``)."""
         self._enriched = enriched
+        self._partitions = partitions
         self._deadletter = deadletter
         self._alerts = alerts
         self._originals = originals
@@ -39,11 +44,15 @@ class KafkaOutputs:
 
     async def enriched_and_dead(self, enriched: dict[str, list[Record]],
                                 deadletters: list[DeadLetter]) -> None:
+        """Both, awaiting every acknowledgement (stage 1's raw offsets commit only after
+        this returns). Enriched records go one message per enriched partition (no key:
+        stage 2 reads only the value), each commune on the partition its key hashes to."""
         pending: list[Any] = []
-        for code, records in enriched.items():
-            for i in range(0, len(records), ENRICHED_CHUNK):
+        if enriched:
+            partition_of = await self._partitions.mapper()
+            for partition, records in by_partition(enriched, partition_of, ENRICHED_CHUNK):
                 pending.append(await self._enriched.send(
-                    key=code.encode(), value=encode_records(records[i:i + ENRICHED_CHUNK])))
+                    key=None, value=encode_records(records), partition=partition))
         for dead in deadletters:
             pending.append(await self._deadletter.send(
                 key=dead.key, value=dead.value, headers=dead.headers()))

@@ -12,7 +12,10 @@ and timers.
 The rules it keeps (docs/architecture.md, "Stage 1 reader"):
 
 - A batch closes at ``max_messages`` messages, ``max_bytes`` of values (one message can
-  hold 1,000 events) or ``within_s`` seconds. It goes through
+  hold 1,000 events) or ``within_s`` seconds, and, when ``adaptive`` (the default), as
+  soon as the fetcher has nothing more buffered: a light input is taken as it comes
+  (no reading waits ``within_s`` for company), a backed-up one fills the batch, since
+  the fetcher buffers the next responses while a batch is processed. It goes through
   :func:`streams.retry.run_batch`, which returns only once its enriched and dead-letter
   messages are delivered (``acks=all``); only then are its offsets (last + 1 per
   partition) *eligible* for a commit, which happens at most every
@@ -29,7 +32,9 @@ The rules it keeps (docs/architecture.md, "Stage 1 reader"):
 - The rebalance listener only records partitions and calls the stage's
   ``on_assign``/``on_revoke`` (no I/O: the Stage contract).
 - Memory: the fetcher buffers at most about ``fetch_max_bytes`` (per-partition requests
-  of ``max_partition_fetch_bytes``), plus the batch in hand.
+  of ``max_partition_fetch_bytes``), plus the batch in hand. With a ``gate``
+  (:class:`streams.inflight.InFlight`), the reader pauses its partitions before a batch
+  while stage 2 holds more than its in-flight bound, and resumes once it committed.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from aiokafka.structs import TopicPartition as KafkaPartition
 from ioccore import metrics
 from ioccore.settings import Settings
 from streams.health import Health
+from streams.inflight import InFlight
 from streams.retry import backoff_s, classify, run_batch
 from streams.stage import Stage, TopicPartition
 from streams.stage1 import InMessage
@@ -78,6 +84,8 @@ class Bounds:
     max_messages: int
     max_bytes: int
     within_s: float
+    adaptive: bool = True
+    """Close as soon as nothing more is buffered (after the first record)."""
 
 
 def next_offsets(messages: Sequence[InMessage]) -> dict[TopicPartition, int]:
@@ -143,7 +151,7 @@ class RawReader:
     def __init__(self, stage: Stage[Sequence[InMessage]], topics: Sequence[str] | str, *,
                  make_consumer: Callable[[], AIOKafkaConsumer], bounds: Bounds,
                  health: Health, retry_max_s: float = 2.0,
-                 commit_interval_s: float = 1.0) -> None:
+                 commit_interval_s: float = 1.0, gate: InFlight | None = None) -> None:
         self._stage = stage
         self._topics = topics
         """Names, or one pattern (:func:`topics_pattern`)."""
@@ -162,6 +170,15 @@ class RawReader:
         self._logged_at = 0.0
         self._kafka_down = False
         self._stopped = asyncio.Event()
+        self._gate = gate
+        self.gated = 0
+        """Times the reader waited for stage 2 to commit (for tests and logs)."""
+        phase = metrics.STAGE_PHASE_SECONDS
+        self._observe_read_lag = phase.labels(stage.name, "read_lag").observe
+        self._observe_wait = phase.labels(stage.name, "wait").observe
+        self._observe_fill = phase.labels(stage.name, "fill").observe
+        self._observe_process = phase.labels(stage.name, "process").observe
+        self._observe_messages = metrics.STAGE_BATCH_MESSAGES.labels(stage.name).observe
         self.batches = 0
         """Batches delivered (for tests and logs)."""
         metrics.PARTITIONS_ASSIGNED.labels(stage.name).set(0)
@@ -169,6 +186,9 @@ class RawReader:
     # ------------------------------------------------------------ rebalance (no I/O)
     def assigned(self, partitions: Set[TopicPartition]) -> None:
         self._assigned |= partitions
+        if self._consumer is not None and self._gate is not None and self._gate.over():
+            # stage 2 is full: not even a first batch from these (pause is local state)
+            self._consumer.pause(*(KafkaPartition(*tp) for tp in partitions))
         metrics.PARTITIONS_ASSIGNED.labels(self._stage.name).set(len(self._assigned))
         self._stage.on_assign(partitions)
 
@@ -190,10 +210,14 @@ class RawReader:
             while not stop.is_set():
                 try:
                     consumer = await self._started()
+                    await self._gate_partitions(consumer)
                     batch, offsets = await self._take(consumer, stop)
                     if batch:
+                        began = time.perf_counter()
                         await run_batch(self._stage, batch, messages=len(batch),
                                         health=self._health, retry_max_s=self._retry_max_s)
+                        self._observe_process(time.perf_counter() - began)
+                        self._observe_messages(len(batch))
                         self._hold(offsets)
                         self.batches += 1
                     await self._commit(consumer)
@@ -233,6 +257,25 @@ class RawReader:
             await consumer.start()
         return self._consumer
 
+    async def _gate_partitions(self, consumer: AIOKafkaConsumer) -> None:
+        """While stage 2 holds more than its in-flight bound, pause the assigned
+        partitions (the fetcher stops reading ahead) and wait up to ``within_s`` for it to
+        commit; resume them once it holds less. Reads nothing itself: :meth:`_take` still
+        runs, so the poll stays alive, nothing comes from a paused partition, and a
+        partition assigned meanwhile is read and delivered, never dropped."""
+        gate = self._gate
+        if gate is None:
+            return
+        if gate.over():
+            consumer.pause(*(KafkaPartition(*tp) for tp in self._assigned))  # idempotent
+            self.gated += 1
+            await gate.wait_room(self._bounds.within_s)
+            if gate.over():
+                return
+        paused = consumer.paused()
+        if paused:
+            consumer.resume(*paused)
+
     async def _take(self, consumer: AIOKafkaConsumer, stop: asyncio.Event
                     ) -> tuple[list[InMessage], dict[TopicPartition, int]]:
         """One batch (possibly empty after ``within_s``; see :class:`Bounds`) and, per
@@ -240,13 +283,16 @@ class RawReader:
         taken from ``getmany``'s per-partition lists instead of a second pass)."""
         b = self._bounds
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + b.within_s
+        started = loop.time()
+        deadline = started + b.within_s
+        first_at = 0.0
+        oldest_ms = 0  # the earliest producer timestamp in the batch
         batch: list[InMessage] = []
         offsets: dict[TopicPartition, int] = {}
         size = 0
         append = batch.append
         while not stop.is_set():
-            remaining = deadline - loop.time()
+            remaining = 0.0 if batch and b.adaptive else deadline - loop.time()
             try:
                 got = await consumer.getmany(timeout_ms=max(0, int(remaining * 1000)),
                                              max_records=b.max_messages - len(batch))
@@ -254,10 +300,15 @@ class RawReader:
                 if batch:  # what was fetched is processed; the error comes back next time
                     return batch, offsets
                 raise
+            if got and not batch:
+                first_at = loop.time()
             for tp, records in got.items():
                 if not records:
                     continue
                 topic, partition = tp.topic, tp.partition
+                ts = records[0].timestamp
+                if ts is not None and ts > 0 and (not oldest_ms or ts < oldest_ms):
+                    oldest_ms = ts
                 for r in records:
                     value = r.value
                     append(InMessage(topic, partition, r.offset, r.key, value))
@@ -267,8 +318,14 @@ class RawReader:
                 if last > offsets.get((topic, partition), -1):
                     offsets[(topic, partition)] = last
             if (len(batch) >= b.max_messages or size >= b.max_bytes
-                    or loop.time() >= deadline):
+                    or loop.time() >= deadline or (b.adaptive and batch and not got)):
                 break
+        if batch:
+            closed = loop.time()
+            self._observe_wait(first_at - started)
+            self._observe_fill(closed - first_at)
+            if oldest_ms:
+                self._observe_read_lag(max(0.0, time.time() - oldest_ms / 1000))
         return batch, offsets
 
     def _hold(self, offsets: Mapping[TopicPartition, int]) -> None:

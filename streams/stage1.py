@@ -3,7 +3,8 @@
     raw batch ─► Prepare (validate + geo, in a worker thread, a time budget per message)
               ─► checks, in order (ownership, geographic scope, ...: passed in)
               ─► duplicate memory (only events every check passed)
-              ─► send enriched records by commune and dead letters, await delivery
+              ─► send enriched records (one message per enriched partition, each
+                 commune on its own partition) and dead letters, await delivery
 
 Contract: ``process(batch)`` never raises for bad input. Every event of every message
 ends up either in ``enriched`` or in ``deadletters`` (its original bytes, a reason, where

@@ -1,12 +1,14 @@
 """Stage 2: make enriched events durable, fold them into windows, evaluate alert rules.
 
-Runs on ``ioc.enriched.v1``, keyed and so partitioned by commune: one commune's windows
-and alerts live in exactly one worker at a time. ``process`` (the :class:`~streams.stage.Stage`
-contract) treats a batch as one unit: raw rows, rollups, source sightings, alert
-transitions, alert rows and outbox rows commit in ONE transaction, or none do and the
-runner retries the batch. Only after the commit does anything in memory move (the
-watermark; the evaluator is rebuilt from the database if the transaction failed), and
-only then are refused rows dead-lettered, metrics counted and transitions published.
+Runs on ``ioc.enriched.v1``, partitioned by commune (stage 1 puts each commune on the
+partition its code hashes to, ``streams.enriched_partitions``): one commune's windows and
+alerts live in exactly one worker at a time. The message key is not read. ``process``
+(the :class:`~streams.stage.Stage` contract) treats a batch as one unit: raw rows,
+rollups, source sightings, alert transitions, alert rows and outbox rows commit in ONE
+transaction, or none do and the runner retries the batch. Only after the commit does
+anything in memory move (the watermark; the evaluator is rebuilt from the database if
+the transaction failed), and only then are refused rows dead-lettered, metrics counted
+and transitions published.
 
 - An undecodable message is logged and skipped (stage 1 wrote it, so this is a bug, and
   a bug must not stall the partition).
@@ -98,7 +100,10 @@ class Stage2:
         """Largest occurred_at committed (epoch seconds): event time, never wall time."""
 
     async def process(self, batch: Sequence[Enriched]) -> Stage2Result:
+        began = time.perf_counter()
         records, origins = self._decode(batch)
+        phases = _Phases(began)
+        phases.mark("decode")
         if not records:
             return Stage2Result(0, WriteResult(), self.watermark)
         sources = [r.source_id for r in records]
@@ -114,13 +119,17 @@ class Stage2:
         async with self._alerts_lock:
             try:
                 async with self._pool.connection() as conn, conn.transaction():
+                    phases.mark("connect")
                     result = await self._sink.write(conn, records, late,
                                                     max_rows=self._max_rows)
+                    phases.mark("write")
                     refused = {i for i, _ in result.rejected}
                     if self._alerts is not None:
                         stored = [r for i, r in enumerate(records) if i not in refused]
                         evaluated = await self._alerts.plan(conn, result.windows, stored,
                                                             watermark)
+                    phases.mark("plan")
+                phases.mark("commit")
             except BaseException:
                 if self._alerts is not None:
                     self._alerts.discard()  # it advanced inside the failed transaction
@@ -140,6 +149,8 @@ class Stage2:
         self._observe(records, result, time.time())
         if self._alerts is not None and evaluated is not None:
             await self._alerts.publish(evaluated)
+        phases.mark("publish")
+        phases.observe(len(records))
         return Stage2Result(len(records), result, self.watermark)
 
     async def tick(self, wall_now: datetime | None = None) -> int:
@@ -210,6 +221,33 @@ class Stage2:
                 seen[rec.feed] = n + 1
                 metrics.LATENCY_STORED.labels(rec.feed).observe(
                     max(0.0, committed - rec.occurred_at.timestamp()))
+
+
+class _Phases:
+    """Where one batch's time went (``ioc_stream_phase_seconds{stage="stage2"}``): each
+    :meth:`mark` closes the phase named, from the previous mark."""
+
+    __slots__ = ("_last", "_spans")
+
+    def __init__(self, began: float) -> None:
+        self._last = began
+        self._spans: list[tuple[str, float]] = []
+
+    def mark(self, phase: str) -> None:
+        now = time.perf_counter()
+        self._spans.append((phase, now - self._last))
+        self._last = now
+
+    def observe(self, records: int) -> None:
+        for phase, seconds in self._spans:
+            _PHASE[phase](seconds)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("stage 2 batch: %d records, %s", records,
+                      ", ".join(f"{p} {s * 1000:.1f} ms" for p, s in self._spans))
+
+
+_PHASE = {phase: metrics.STAGE_PHASE_SECONDS.labels("stage2", phase).observe
+          for phase in ("decode", "connect", "write", "plan", "commit", "publish")}
 
 
 def make_pool(conninfo: str, *, min_size: int = 1, max_size: int = 2, timeout_s: float = 5.0,

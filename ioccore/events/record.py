@@ -2,8 +2,14 @@
 
 Stage 1 turns an incoming envelope into a :class:`Record` (flat: envelope fields plus
 the feed body, in canonical units), fills ``commune_code``/``province_code`` from the
-geo join, and publishes records grouped by commune to ``ioc.enriched.v1``. Stage 2
-and the sinks read only this shape. Fields that do not apply to a feed stay ``None``.
+geo join, and publishes records to ``ioc.enriched.v1``, one message per partition, each
+commune on the partition its code hashes to. Stage 2 and the sinks read only this shape.
+Fields that do not apply to a feed stay ``None``.
+
+``Record`` and ``Origin`` are not tracked by the cyclic garbage collector (``gc=False``):
+they hold only strings, numbers, datetimes and an ``Origin``, so they can form no cycle,
+and a one-event drain makes one of each per message (tracked, they were most of what
+made the collector run).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ UNASSIGNED = "unassigned"
 GeoOutcome = Literal["code", "legacy_code", "cache", "contains", "nearest", "unassigned"]
 
 
-class Origin(msgspec.Struct, array_like=True, frozen=True):
+class Origin(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """Where stage 1 read an event: the raw message and the event's position in its
     batch (``[topic, partition, offset, index]`` on the wire, index ``null`` for a
     single-event message; a three-element origin written before the index existed still
@@ -41,7 +47,7 @@ class Origin(msgspec.Struct, array_like=True, frozen=True):
         return self if self.index is None else Origin(self.topic, self.partition, self.offset)
 
 
-class Record(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Record(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """One valid, enriched event. Times are timezone-aware UTC."""
 
     event_id: str

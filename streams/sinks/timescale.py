@@ -7,6 +7,9 @@ Contract:
   and the caller retries the whole batch.
 - It is idempotent: writing the same records twice inserts nothing the second time and
   leaves every rollup unchanged.
+- Two writers claiming the same identity at once (see ``statements``) both succeed: the
+  loser's write is run again under its savepoint and counts the winner's rows as
+  duplicates.
 - Rows the database refuses (``DataError``, ``IntegrityError``: a NUL in a text, an
   out-of-range value) are isolated by halving under savepoints and returned in
   ``WriteResult.rejected``; the rest of the batch is written. One bad row costs about
@@ -30,6 +33,15 @@ from ioccore.events.record import FEEDS, Feed, Record
 from streams.sinks import statements
 
 log = logging.getLogger(__name__)
+
+CLAIM_RETRIES = 5
+"""Savepoint retries of one write after losing identity races (each waits for the
+winner's commit, so a second loss needs yet another writer on the same keys)."""
+
+
+class ClaimRaceLost(psycopg.OperationalError):
+    """Still losing identity races after ``CLAIM_RETRIES``: a database condition like a
+    deadlock (``streams.retry`` retries the whole batch), never a refused row."""
 
 
 @dataclass(slots=True)
@@ -115,18 +127,42 @@ class TimescaleSink:
     async def _isolate(self, conn: psycopg.AsyncConnection[Any], records: Sequence[Record],
                        late: Sequence[bool], lo: int, hi: int, staged: set[Feed]
                        ) -> WriteResult:
-        """Write records[lo:hi] under a savepoint; halve around rows the database refuses."""
-        try:
-            async with conn.transaction():
-                result = await self._write_once(conn, records[lo:hi], late[lo:hi], staged)
-            staged.update(f for f in FEEDS if f in result.inserted)  # emptied at commit
-            return result
-        except (psycopg.DataError, psycopg.IntegrityError) as exc:
-            if hi - lo == 1:
-                return WriteResult(rejected=[(lo, str(exc).splitlines()[0])])
-            mid = (lo + hi) // 2
-            first = await self._isolate(conn, records, late, lo, mid, staged)
-            return first.merge(await self._isolate(conn, records, late, mid, hi, staged))
+        """Write records[lo:hi] under a savepoint; halve around rows the database refuses.
+
+        A unique violation on a key table is another writer's claim of the same identity
+        (``statements.lost_claim_race``): the savepoint is rolled back and the write run
+        again, and its fresh snapshot counts those events as duplicates. Each race waits
+        for the other transaction to commit, so a retry finds its keys; after
+        ``CLAIM_RETRIES`` the error goes to the caller, which retries the whole batch.
+        """
+        for attempt in range(CLAIM_RETRIES + 1):
+            try:
+                async with conn.transaction():
+                    result = await self._write_once(conn, records[lo:hi], late[lo:hi],
+                                                    staged)
+                staged.update(f for f in FEEDS if f in result.inserted)  # emptied at commit
+                return result
+            except psycopg.errors.UniqueViolation as exc:
+                if not any(statements.lost_claim_race(f, exc) for f in FEEDS):
+                    return await self._halve(conn, records, late, lo, hi, staged, exc)
+                if attempt == CLAIM_RETRIES:
+                    raise ClaimRaceLost(str(exc).splitlines()[0]) from exc
+                metrics.SINK_CLAIM_RETRIES.inc()
+                log.info("sink: another writer claimed some of %d identities first; "
+                         "writing them again", hi - lo)
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                return await self._halve(conn, records, late, lo, hi, staged, exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _halve(self, conn: psycopg.AsyncConnection[Any], records: Sequence[Record],
+                     late: Sequence[bool], lo: int, hi: int, staged: set[Feed],
+                     exc: psycopg.Error) -> WriteResult:
+        """records[lo:hi] held a row the database refused: write each half on its own."""
+        if hi - lo == 1:
+            return WriteResult(rejected=[(lo, str(exc).splitlines()[0])])
+        mid = (lo + hi) // 2
+        first = await self._isolate(conn, records, late, lo, mid, staged)
+        return first.merge(await self._isolate(conn, records, late, mid, hi, staged))
 
     async def _write_once(self, conn: psycopg.AsyncConnection[Any],
                           records: Sequence[Record], late: Sequence[bool],

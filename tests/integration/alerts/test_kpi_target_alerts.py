@@ -5,6 +5,7 @@ more online dossiers clear it; only the advisory-lock holder evaluates."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -20,6 +21,7 @@ from alerts.model import CommuneInfo
 from alerts.ruleload import load_rules
 from ioccore.agencies import parse_registry, write_registry
 from ioccore.settings import Settings
+from streams.evaluation import update_active_gauge
 from streams.kpi_target_rules import KpiTargetRules
 from streams.singleton_rules import SingletonRules
 
@@ -104,6 +106,10 @@ def test_province_tier_below_target_for_the_month_fires_and_clears(
 
     async def run() -> tuple[int, int, int]:
         holder, other = runner(), runner()
+        # the gauge counts every live evaluation step (a WeakSet): earlier tests' steps
+        # go first, or a collection in the middle of this test moves the baseline
+        gc.collect()
+        update_active_gauge()
         before = active("firing")
         fired = await holder.tick(now)
         assert active("firing") == before + 1  # the one evaluation step sets the gauge

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence, Set
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from kafka.structs import TopicPartition
 from ioccore.settings import stage1_group
 from ioccore.topics import admin_client
 from streams.health import Health
+from streams.inflight import InFlight
 from streams.raw_reader import Bounds, RawReader, raw_consumer
 from streams.stage import TopicPartition as StagePartition
 from streams.stage1 import InMessage
@@ -93,8 +95,15 @@ def test_worker_killed_mid_stream_of_one_event_messages_stores_each_once(
     events = readings(30000, "k")
     worker = pipe.start_worker()
     time.sleep(4)
-    pipe.produce("sensor", one_per_message(events))
-    kill_mid_stream(pipe, worker, after_rows=3000, total=len(events))
+    # produced while the kill waits for its rows: a worker that takes batches as they
+    # come stores as fast as a synchronous produce sends, and could finish before it
+    producing = threading.Thread(target=pipe.produce,
+                                 args=("sensor", one_per_message(events)))
+    producing.start()
+    try:
+        kill_mid_stream(pipe, worker, after_rows=3000, total=len(events))
+    finally:
+        producing.join()
     pipe.start_worker()
     pipe.wait_for("SELECT count(*) FROM sensor_readings", len(events), timeout=180)
     pipe.wait_for("SELECT sum(count) FROM rollup_1m", len(events), timeout=60)
@@ -206,12 +215,15 @@ class Recording:
         pass
 
 
-def reader_for(pipe: Pipeline, stage: Recording, *, commit_interval_s: float = 0.0
-               ) -> RawReader:
+BOUNDS = Bounds(500, 1 << 20, 0.2)
+
+
+def reader_for(pipe: Pipeline, stage: Recording, *, commit_interval_s: float = 0.0,
+               bounds: Bounds = BOUNDS, gate: InFlight | None = None) -> RawReader:
     group = stage1_group(pipe.app_id)
     return RawReader(
         stage, [pipe.topics["sensor"]], health=Health(), retry_max_s=0.2,
-        commit_interval_s=commit_interval_s, bounds=Bounds(500, 1 << 20, 0.2),
+        commit_interval_s=commit_interval_s, bounds=bounds, gate=gate,
         make_consumer=lambda: raw_consumer(pipe.settings, group, None,
                                            fetch_max_bytes=1 << 20,
                                            partition_fetch_bytes=256 << 10))
@@ -299,3 +311,59 @@ async def test_a_commit_refused_after_a_rebalance_is_dropped_and_the_owner_rerea
         stop.set()
         for t in tasks:
             await asyncio.wait_for(t, 30)
+
+
+async def test_stage1_reads_nothing_while_stage2_holds_too_many_bytes(pipe: Pipeline) -> None:
+    """Over stage 2's in-flight bound the reader pauses (nothing is read or delivered,
+    nothing committed, the loop stays alive); once stage 2 releases, every message is
+    delivered once and committed."""
+    pipe.produce("sensor", one_per_message(readings(600, "h")))
+    ends = end_offsets(pipe, pipe.topics["sensor"])
+    group = stage1_group(pipe.app_id)
+    gate = InFlight(1000)
+    gate.take(5000)  # stage 2 holds five times its bound
+    stage = Recording()
+    stop = asyncio.Event()
+    reader = reader_for(pipe, stage, gate=gate)
+    task = asyncio.create_task(reader.run(stop))
+    try:
+        await wait_until(lambda: bool(stage.assignments))
+        gated = reader.gated
+        await wait_until(lambda: reader.gated >= gated + 10)  # assigned, and waiting
+        assert stage.delivered == [] and not task.done()
+        assert await asyncio.to_thread(committed, pipe, group) == {}
+        gate.release(5000)
+        await wait_until(lambda: len(stage.delivered) >= 600)
+        await wait_committed(pipe, group, ends)
+        assert len({(m.partition, m.offset) for m in stage.delivered}) == 600
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+async def test_a_lone_message_is_taken_at_once_when_adaptive(pipe: Pipeline,
+                                                             adaptive: bool) -> None:
+    """Adaptive batches close when the fetcher has nothing more: a message arriving
+    alone is delivered well before ``within_s`` (5 s here); otherwise its batch closes only
+    when the window ends."""
+    stage = Recording()
+    stop = asyncio.Event()
+    reader = reader_for(pipe, stage, bounds=Bounds(500, 1 << 20, 5.0, adaptive=adaptive))
+    task = asyncio.create_task(reader.run(stop))
+    try:
+        pipe.produce("sensor", one_per_message(readings(1, "warm")))
+        await wait_until(lambda: len(stage.delivered) == 1)  # assigned and reading
+        delays = []
+        for i in range(3):
+            sent = time.monotonic()
+            pipe.produce("sensor", one_per_message(readings(1, f"lone{i}")))
+            await wait_until(lambda n=2 + i: len(stage.delivered) == n)
+            delays.append(time.monotonic() - sent)
+        if adaptive:
+            assert max(delays) < 2.5, delays
+        else:
+            assert max(delays) > 2.5, delays
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
