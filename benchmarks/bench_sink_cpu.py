@@ -65,7 +65,8 @@ async def _write(conninfo: str, n: int, batch: int) -> tuple[float, float]:
     try:
         await TimescaleSink.prepare(conn)
         pid = await _backend(conn)
-        sink = TimescaleSink()
+        await conn.commit()  # else each batch's transaction() is a savepoint of one
+        sink = TimescaleSink()  # transaction that never ends, and staging keeps growing
         cpu0, wall0 = _cpu_s(pid), time.perf_counter()
         for i in range(0, n, batch):
             chunk = records[i:i + batch]
