@@ -17,10 +17,14 @@ def simulate_reports(
         help="A rain episode as hours ago START:END, e.g. 30:26 (flooding reports surge).")
                     ] = "30:26",
     late_share: Annotated[float, typer.Option(help="Share resolved after their SLA.")] = 0.2,
+    until: Annotated[str | None, typer.Option(
+        help="End of the span, ISO 8601 (default: now, to the minute).")] = None,
 ) -> None:
     """Store a realistic flow of citizen reports (diurnal rhythm, rain-driven flooding,
     a share resolved late) for the last HOURS; re-running with the same options adds
-    nothing (docs/feedback.md)."""
+    nothing (docs/feedback.md). Without ``--until`` the span ends now, so a re-run in a
+    later minute stores what happened in between (statuses come due); pass ``--until``
+    for a span that does not move."""
     from psycopg import AsyncConnection
 
     from ioccore.feedback import catalogue
@@ -29,7 +33,8 @@ def simulate_reports(
     from iocdev.simulate.reports import Rain, backfill, report_flow
 
     settings = get_settings()
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    now = (datetime.fromisoformat(until).astimezone(UTC) if until
+           else datetime.now(UTC)).replace(second=0, microsecond=0)
     start = now - timedelta(hours=hours)
     episode = None
     if rain:
@@ -42,7 +47,7 @@ def simulate_reports(
     async def run() -> dict[str, int]:
         async with await AsyncConnection.connect(settings.database.conninfo(),
                                                  autocommit=True) as conn:
-            return await backfill(conn, flow, cat, now=datetime.now(UTC),
+            return await backfill(conn, flow, cat, now=now if until else datetime.now(UTC),
                                   nearest_max_m=settings.geo.nearest_max_m)
 
     counts = asyncio.run(run())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -17,11 +18,14 @@ IOC = str(Path(sys.executable).with_name("ioc"))
 
 def test_simulated_reports_are_stored_once(feedback_db: FeedbackDb) -> None:
     env = dict(os.environ, IOC__DATABASE__DBNAME=feedback_db.name)
-    argv = [IOC, "simulate-reports", "--province", "01", "--hours", "36", "--rain", "8:6"]
+    until = datetime.now(UTC).replace(second=0, microsecond=0).isoformat()
+    argv = [IOC, "simulate-reports", "--province", "01", "--hours", "36", "--rain", "8:6",
+            "--until", until]  # a fixed end: a re-run in a later minute stores nothing
     # 36 hours hold a whole Vietnamese working day whatever the hour the test runs at:
     # 12 hours of night alone can end with no report resolved yet
-    first = subprocess.run(argv, env=env, check=True, capture_output=True, text=True,
-                           timeout=300).stdout
+    run = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    first = run.stdout
     assert " reports" in first and not first.startswith("0 reports")
     again = subprocess.run(argv, env=env, check=True, capture_output=True, text=True,
                            timeout=300).stdout

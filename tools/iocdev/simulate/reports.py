@@ -103,6 +103,9 @@ def _one(rng: random.Random, communes: list[Commune], code: str, department: str
         return SimReport(report, department, tuple(statuses), None)
     late = rng.random() < late_share
     done = t + sla * (rng.uniform(1.1, 2.5) if late else rng.uniform(0.2, 0.95))
+    # resolved after it was assigned, however short the SLA: the store keeps the latest
+    # status, and a rating is refused unless that is "resolved"
+    done = max(done, assigned + timedelta(minutes=10))
     statuses.append((assigned + (done - assigned) / 3, "in_progress", None))
     statuses.append((done, "resolved", None))
     rating = None
