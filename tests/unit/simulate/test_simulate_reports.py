@@ -38,3 +38,16 @@ def test_rhythm_rain_and_timeliness() -> None:
     assert 0.1 < len(late) / len(resolved) < 0.3
     assert all(a[0] <= b[0] for r in dry for a, b in zip(r.statuses, r.statuses[1:],
                                                             strict=False))
+
+
+def test_every_flow_is_causal_whatever_the_seed() -> None:
+    """Statuses in time order and a rating only after "resolved", for every seed: a
+    4-hour SLA once resolved a report before it was assigned, which left it "assigned"
+    in the store and its rating refused."""
+    cat = catalogue.default()
+    for seed in range(40):
+        for r in report_flow(COMMUNES, cat, start=START, hours=12, seed=seed):
+            times = [at for at, _, _ in r.statuses]
+            assert times == sorted(times), (seed, r.report.event_id)
+            if r.rating is not None:
+                assert r.statuses[-1][1] == "resolved" and r.rating[0] > times[-1]
