@@ -72,14 +72,21 @@ WAL_SQL = "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"
 """WAL position (cluster-wide: other databases' writes count too)."""
 
 
+def _metrics_text(port: int) -> str | None:
+    """A worker's ``/metrics`` page, or None when it does not answer (yet, or any more)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            return str(r.read().decode())
+    except OSError:
+        return None
+
+
 def scrape_phases(port: int) -> dict[str, list[float]]:
     """The worker's ``ioc_stream_phase_seconds`` and ``ioc_stream_batch_messages`` as
     ``{"stage/phase": [sum, count]}`` (``"stage/messages"`` for batch sizes)."""
     out: dict[str, list[float]] = {}
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            text = r.read().decode()
-    except OSError:
+    text = _metrics_text(port)
+    if text is None:
         return out
     for line in text.splitlines():
         for prefix, fixed in (("ioc_stream_phase_seconds_", None),
@@ -177,10 +184,8 @@ def _scrape(port: int) -> dict[str, float]:
               "ioc_sink_rows_duplicate_total", "ioc_sink_flush_seconds_sum",
               "ioc_sink_flush_seconds_count")
     out = dict.fromkeys(wanted, 0.0)
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            text = r.read().decode()
-    except OSError:
+    text = _metrics_text(port)
+    if text is None:
         return out
     for line in text.splitlines():
         name = line.split("{", 1)[0].split(" ", 1)[0]
