@@ -27,6 +27,7 @@ from psycopg import sql
 from ioccore.settings import Settings, TopicSettings
 from ioccore.topics import delete_topics, ensure_topics
 from iocdev import supervise
+from iocdev.stack.postgres import drop_database
 from iocdev.supervise import Process, free_port, log_tail
 
 FEED_KEYS = ("sensor", "traffic", "service", "enriched", "deadletter", "alerts")
@@ -178,25 +179,7 @@ def fresh_database(settings: Settings, prefix: str = "ioc_test") -> Iterator[tup
         apply_migrations(settings.database.owner_conninfo(dbname=name))
         yield name, conninfo
     finally:
-        _drop_database(settings, admin, name)
-
-
-def _drop_database(settings: Settings, admin: str, name: str) -> None:
-    """Drop as the owner; when other roles' sessions are still connected (a worker as the
-    application role), only a superuser may force them off: the local stack's bootstrap
-    superuser (trust on loopback, development only) does it then."""
-    from iocdev.stack.postgres import BOOTSTRAP_USER
-
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    try:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(drop)
-    except psycopg.errors.InsufficientPrivilege:
-        superuser = settings.database.model_copy(
-            update={"owner_user": BOOTSTRAP_USER, "owner_password": None}
-        ).owner_conninfo(dbname="postgres")
-        with psycopg.connect(superuser, autocommit=True) as conn:
-            conn.execute(drop)
+        drop_database(settings.database, name)
 
 
 @contextlib.contextmanager

@@ -44,6 +44,7 @@ from iocdev.demo.live import FEEDS, Snapshot, View, scrape
 from iocdev.demo.orchestrate import Children, Exited, log_tail
 from iocdev.demo.report import ReportFiles, build_report, collect
 from iocdev.settings import DevSettings
+from iocdev.stack.postgres import drop_database
 
 Echo = Callable[[str], None]
 RATE_WINDOW_S = 5.0
@@ -196,9 +197,8 @@ class Demo:
                     (f"{self.base_db}_demo_%",))]
                 earlier = sorted(n for n in names
                                  if is_run_database(self.base_db, n) and n != self.run_db)
-                for name in earlier:
-                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(name)))
+            for name in earlier:  # an earlier run's backends may still be closing
+                drop_database(db, name)
         except psycopg.Error as exc:
             raise DemoError("earlier runs", str(exc)) from exc
         if earlier:

@@ -28,6 +28,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+from ioccore.settings import DatabaseSettings
 from iocdev.errors import StackError
 from iocdev.stack import timescale
 from iocdev.stack.ready import port_open, wait_until
@@ -207,3 +208,23 @@ class Postgres(Service):
                              str(self.log)) from exc
         return waited + wait_until(self.name, self.probe, log=self.log, timeout=30, pid=pid,
                                    what="SQL query or SHOW timescaledb.license failed")
+
+
+def drop_database(database: DatabaseSettings, name: str) -> None:
+    """Drop ``name`` as the owner; when other roles' sessions are still connected (a
+    worker as the application role, or a stopped one's backend still closing), only a
+    superuser may force them off, and the local stack's bootstrap superuser (trust on
+    loopback, development only) does it then."""
+    import psycopg
+    from psycopg import sql
+
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    try:
+        with psycopg.connect(database.owner_conninfo(dbname="postgres"), autocommit=True) as conn:
+            conn.execute(drop)
+    except psycopg.errors.InsufficientPrivilege:
+        superuser = database.model_copy(update={"owner_user": BOOTSTRAP_USER,
+                                                "owner_password": None})
+        with psycopg.connect(superuser.owner_conninfo(dbname="postgres"),
+                             autocommit=True) as conn:
+            conn.execute(drop)
