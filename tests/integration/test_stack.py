@@ -237,3 +237,25 @@ def test_second_up_reuses_running_services(stack: DevSettings) -> None:
     assert all(pid is not None for pid in before.values()), before
     assert after == {name: (pid, True) for name, pid in before.items()}
     assert elapsed < 30
+
+
+def test_drop_database_forces_off_another_roles_session(stack: DevSettings) -> None:
+    """The owner may not terminate the application role's backends (least privilege);
+    ``drop_database`` still drops a database such a session holds, as a demo run must
+    when the previous run's worker has just stopped."""
+    from iocdev.sandbox import fresh_database
+    from iocdev.stack.postgres import drop_database
+
+    with fresh_database(stack, prefix="ioc_droptest") as (name, conninfo):
+        held = psycopg.connect(conninfo, autocommit=True)  # the application role
+        try:
+            held.execute("SELECT 1")
+            drop_database(stack.database, name)
+            with psycopg.connect(stack.database.owner_conninfo(dbname="postgres")) as conn:
+                left = conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s",
+                                    (name,)).fetchone()
+            assert left == (0,)
+            with pytest.raises(psycopg.OperationalError):
+                held.execute("SELECT 1")
+        finally:
+            held.close()
