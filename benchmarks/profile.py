@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ioccore.settings import ROOT, get_settings
+from ioccore.settings import ROOT, Settings, get_settings
 
 AREAS = (  # first match wins, on the frame's file path or function
     ("waiting (event loop idle: select/epoll)", ("select (selectors.py", "_run_once (asyncio",
@@ -132,6 +132,39 @@ def summarise(collapsed: Path, top: int = 25) -> dict[str, Any]:
             for kind, c in sorted(per.items())}
 
 
+def profiled_drain(settings: Settings, out: Path, n_events: int, *, one_event: bool,
+                   workers: int = 1) -> dict[str, Any]:
+    """``benchmarks.pipeline.drain`` with py-spy sampling each worker (100 Hz, idle
+    included, collapsed stacks in ``out``); the result gains the worker's CPU split by
+    component (``components_ms_per_1000``, of the first worker) and ``profiles``."""
+    from benchmarks import pipeline as p
+
+    spy_bin = Path(sys.executable).with_name("py-spy")
+    if not spy_bin.exists():
+        raise RuntimeError(f"{spy_bin} is missing: `make setup` installs py-spy")
+    out.mkdir(parents=True, exist_ok=True)
+    kind = "one-event" if one_event else "envelopes"
+    spies: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def attach(pid: int) -> None:
+        path = out / f"{kind}-{pid}.txt"
+        spies.append((subprocess.Popen(
+            [str(spy_bin), "record", "--pid", str(pid), "--rate", "100", "--idle",
+             "--format", "raw", "--output", str(path), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), path))
+
+    result = p.drain(settings, out / "tmp", n_events, workers=workers,
+                     one_event=one_event, on_worker=attach)
+    for spy, _ in spies:
+        spy.wait(timeout=60)
+    found = [path for _, path in spies if path.exists()]
+    result["profiles"] = [str(path) for path in found]
+    if found:
+        result["components_ms_per_1000"] = components(
+            found[0], result["cpu_s"]["worker"] / len(spies), n_events // len(spies))
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=300_000)
@@ -139,42 +172,35 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "profile")
     args = parser.parse_args()
-    from benchmarks import pipeline as p
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    kind = "one-event" if args.one_event else "envelopes"
-    spies: list[tuple[subprocess.Popen[bytes], Path]] = []
-
-    def attach(pid: int) -> None:
-        out = args.out / f"{kind}-{pid}.txt"
-        spies.append((subprocess.Popen(
-            [str(Path(sys.executable).with_name("py-spy")), "record",
-             "--pid", str(pid), "--rate", "100", "--idle", "--format", "raw",
-             "--output", str(out), "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out))
-
-    result = p.drain(get_settings(), args.out / "tmp", args.events, workers=args.workers,
-                     one_event=args.one_event, on_worker=attach)
-    for spy, _ in spies:
-        spy.wait(timeout=60)
+    settings = get_settings()
+    result = profiled_drain(settings, args.out, args.events, one_event=args.one_event,
+                            workers=args.workers)
     print(json.dumps(result))
-    for _, out in spies:
-        if out.exists():
-            split = components(out, result["cpu_s"]["worker"] / max(1, len(spies)),
-                               result["events"] // max(1, len(spies)))
-            print(f"== {out.name}: worker CPU, ms per 1,000 events, by component")
-            for name, ms in split.items():
-                print(f"   {ms:7.2f}  {name}")
-            summary = summarise(out)
-            (out.with_suffix(".json")).write_text(json.dumps(
-                {**summary, "components_ms_per_1000": split}, indent=1))
-            for kind, part in summary.items():
-                print(f"== {out.name}, {kind} thread(s): {part['samples']} samples")
-                for name, share in part["areas"]:
-                    print(f"   {share:6.1%}  {name}")
-                print("   -- exclusive")
-                for name, share in part["exclusive"][:15]:
-                    print(f"   {share:6.1%}  {name}")
+    for profile in result["profiles"]:
+        out = Path(profile)
+        split = components(out, result["cpu_s"]["worker"] / max(1, args.workers),
+                           result["events"] // max(1, args.workers))
+        print(f"== {out.name}: worker CPU, ms per 1,000 events, by component")
+        for name, ms in split.items():
+            print(f"   {ms:7.2f}  {name}")
+        summary = summarise(out)
+        (out.with_suffix(".json")).write_text(json.dumps(
+            {**summary, "components_ms_per_1000": split}, indent=1))
+        for kind, part in summary.items():
+            print(f"== {out.name}, {kind} thread(s): {part['samples']} samples")
+            for name, share in part["areas"]:
+                print(f"   {share:6.1%}  {name}")
+            print("   -- exclusive")
+            for name, share in part["exclusive"][:15]:
+                print(f"   {share:6.1%}  {name}")
+    if (budget_split := result.get("components_ms_per_1000")) is not None:
+        from benchmarks.budget import ioc_split, totals
+
+        split_all = ioc_split(result)
+        print("== CPU-s per 1,000 events by component (worker, PostgreSQL, Kafka)")
+        for name, value in split_all.items():
+            print(f"   {value:8.4f}  {name}")
+        print(f"   totals {totals(split_all)}; worker components {len(budget_split)}")
     return 0
 
 
