@@ -98,7 +98,9 @@ def budget(results: dict[str, Any], *, cores: int,
     ioc = ioc_split(drain)
     out: dict[str, Any] = {
         "machine_cores": cores, "events": drain["events"],
-        "drain_events_per_s": drain["events_per_s"], "ioc": ioc, "ioc_total": totals(ioc),
+        "drain_events_per_s": drain["events_per_s"],
+        "stage2_transactions": drain.get("sink_transactions"),
+        "ioc": ioc, "ioc_total": totals(ioc),
     }
     if flink:
         f = flink_split(flink)
@@ -116,10 +118,11 @@ def render(b: dict[str, Any] | None) -> list[str]:
     if not b:
         return ["", "CPU budget by component: not run (step `cpu_budget_one_event`)."]
     ioc, flink = b["ioc"], b.get("flink_p2", {})
+    peer = "Flink p=2 from its run above" if flink else "no Flink run"
     lines = ["", f"CPU budget, one event per message (issue 28): CPU-s per 1,000 events by "
              f"component, ioc from a py-spy-profiled drain of {b['events']:,} events "
-             f"(1 worker, {b['drain_events_per_s']:,} events/s with the profiler "
-             f"attached), Flink p=2 from its run above:", "",
+             f"(1 worker, {b['drain_events_per_s']:,} events/s with the profiler attached, "
+             f"{b.get('stage2_transactions')} stage-2 transactions), {peer}:", "",
              "| component | ioc, 1 worker | Flink p=2 |", "|---|---|---|"]
     for name, value in ioc.items():
         lines.append(f"| {name} | {value} | {flink.get(name, '')} |")
@@ -128,9 +131,9 @@ def render(b: dict[str, Any] | None) -> list[str]:
             lines.append(f"| {name} | | {value} |")
     it, ft = b["ioc_total"], b.get("flink_p2_total", {})
     lines += [f"| **total: worker/Flink + own backends + broker** | **{it['own']}** | "
-              f"**{ft.get('own', '')}** |",
+              f"{'**' + str(ft['own']) + '**' if ft else '—'} |",
               f"| total with the rest of the PostgreSQL server | {it['all']} | "
-              f"{ft.get('all', '')} |", "",
+              f"{ft.get('all', '—')} |", "",
               f"Cores that total needs (the machine has {b['machine_cores']}):", "",
               "| rate | ioc, own processes | ioc, with the whole server |", "|---|---|---|"]
     for label, need in b["cores_needed"].items():
