@@ -100,6 +100,9 @@ def budget(results: dict[str, Any], *, cores: int,
         "machine_cores": cores, "events": drain["events"],
         "drain_events_per_s": drain["events_per_s"],
         "stage2_transactions": drain.get("sink_transactions"),
+        # what bounds the rate when the cores are not full: stage 2's serial transaction
+        "sink_busy_share": drain.get("sink_busy_share"),
+        "cores_busy": drain.get("cpu_share"),
         "ioc": ioc, "ioc_total": totals(ioc),
     }
     if flink:
@@ -113,6 +116,12 @@ def budget(results: dict[str, Any], *, cores: int,
     return out
 
 
+def _cores(share: dict[str, float | None]) -> str:
+    names = {"worker": "worker", "postgres_backends": "its PostgreSQL backends",
+             "postgres": "the whole PostgreSQL server", "kafka": "Kafka"}
+    return ", ".join(f"{label} {share[key]}" for key, label in names.items() if key in share)
+
+
 def render(b: dict[str, Any] | None) -> list[str]:
     """BENCHMARKS.md lines: the split side by side and the cores table."""
     if not b:
@@ -122,7 +131,9 @@ def render(b: dict[str, Any] | None) -> list[str]:
     lines = ["", f"CPU budget, one event per message (issue 28): CPU-s per 1,000 events by "
              f"component, ioc from a py-spy-profiled drain of {b['events']:,} events "
              f"(1 worker, {b['drain_events_per_s']:,} events/s with the profiler attached, "
-             f"{b.get('stage2_transactions')} stage-2 transactions), {peer}:", "",
+             f"{b.get('stage2_transactions')} stage-2 transactions, the sink busy "
+             f"{b.get('sink_busy_share')} of the drain; cores busy: "
+             f"{_cores(b.get('cores_busy') or {})}), {peer}:", "",
              "| component | ioc, 1 worker | Flink p=2 |", "|---|---|---|"]
     for name, value in ioc.items():
         lines.append(f"| {name} | {value} | {flink.get(name, '')} |")
