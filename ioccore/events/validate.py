@@ -89,8 +89,9 @@ characters: refused in identifiers (they reach databases, labels and terminals).
 
 def has_forbidden(text: str) -> bool:
     """Whether ``text`` holds a :data:`FORBIDDEN_CHARS` character. Printable ASCII (the
-    usual identifier) holds none and is answered by two C string checks, about a third
-    of the regex search: the search was two of a one-event message's 5 µs in stage 1."""
+    usual identifier) holds none and is answered by two C string checks: 0.28 µs
+    against the regex search's 0.77 for a sensor event's joined identifiers, which,
+    with the unit's, was about 1 µs of stage 1's 5 per one-event message."""
     return not (text.isascii() and text.isprintable()) and \
         FORBIDDEN_CHARS.search(text) is not None
 
@@ -210,7 +211,8 @@ class Validator:
         :meth:`validate`, which names the problem (the key, tombstone and time-budget
         checks are the caller's: stage 1 asks only for keyed values). One typed decode
         and the checks, without validate's per-message wrapping (lists, run collapsing,
-        a deadline), which was a third of stage 1's cost for such a message."""
+        a deadline). A value it declines is decoded twice, bounded by
+        :data:`ONE_EVENT_FAST_MAX`: a few µs more for a small invalid message."""
         if not value or value[0] != _OPEN_OBJECT or len(value) > ONE_EVENT_FAST_MAX or \
                 len(value) > self.max_message_bytes:
             return None
