@@ -196,9 +196,12 @@ def _scrape(port: int) -> dict[str, float]:
 
 def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
           one_event: bool = False, timeout_s: float = 900.0,
-          on_worker: Callable[[int], None] | None = None) -> dict[str, Any]:
+          on_worker: Callable[[int], None] | None = None,
+          on_first_read: Callable[[list[int]], None] | None = None) -> dict[str, Any]:
     """A preloaded backlog through ``workers`` real worker processes started together
-    (``on_worker`` is given each one's pid, e.g. to attach a profiler)."""
+    (``on_worker`` is given each one's pid as it starts, ``on_first_read`` all of them
+    when the measured interval begins: e.g. to attach a profiler with or without the
+    start-up)."""
     expected = Expected()
     with pipeline(settings, tmp, partitions=6) as pipe:
         workload = Workload(seed=6, tag="d", one_event=one_event, expected=expected)
@@ -227,6 +230,8 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
                     first_read = now
                     for meter in meters.values():
                         meter.start()
+                    if on_first_read is not None:
+                        on_first_read(pids)
                 else:
                     if all(p.poll() is not None for p in procs):
                         break

@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ioccore.settings import ROOT, get_settings
+from ioccore.settings import ROOT, Settings, get_settings
 
 AREAS = (  # first match wins, on the frame's file path or function
     ("waiting (event loop idle: select/epoll)", ("select (selectors.py", "_run_once (asyncio",
@@ -43,6 +43,7 @@ COMPONENTS = (  # issue 28's split; innermost frame that names one wins, all thr
     ("idle", ("select (selectors.py", "_worker (concurrent/futures/thread.py")),
     ("stage-1 reader: fetch + unpack", ("streams/raw_reader.py", "aiokafka/consumer/",
                                         "aiokafka/record/", "kafka/record/")),
+    ("Kafka sockets: reads and writes of both stages' connections", ("aiokafka/conn.py",)),
     ("validation", ("ioccore/events/validate.py", "ioccore/events/budget",
                     "Prepare._message", "Prepare.run")),
     ("geo join", ("Prepare._enrich", "geo/")),
@@ -54,10 +55,19 @@ COMPONENTS = (  # issue 28's split; innermost frame that names one wins, all thr
     ("alerts", ("alerts/", "streams/alerting.py", "streams/global_rules.py",
                 "streams/singleton_rules.py", "streams/kpi_target_rules.py")),
     ("stage 2 transaction, commit waits", ("streams/stage2.py", "streams/retry.py")),
-    ("faust/mode (stage-2 consumer, start-up)", ("faust/", "mode/")),
+    ("web pages (/metrics, scraped every 0.5 s by the drain)", ("aiohttp/",
+                                                                 "prometheus_client/")),
+    ("imports (lazy, or start-up)", ("<frozen importlib",)),
+    # not mode/worker.py: it is the outermost frame of the main thread, and the event
+    # loop's own work under it is the next row's
+    ("faust/mode (stage-2 consumer, agents, timers)",
+     ("faust/", "mode/services", "mode/threads", "mode/utils", "mode/timers")),
 )
 """Where worker CPU goes, by pipeline component (``components``); the psycopg and
-aiokafka frames inside count for the component that called them."""
+aiokafka frames inside count for the component that called them, except the Kafka
+connections' socket reads and writes (one row for both stages)."""
+
+OTHER = "event loop and other (asyncio scheduling, callbacks)"
 
 
 FETCH_THREAD = "consumer thread (faust's fetcher for stage 2)"
@@ -72,7 +82,7 @@ def component(stack: list[str]) -> str:
         for name, needles in COMPONENTS:
             if any(n in frame for n in needles):
                 return name
-    return "other (imports, asyncio, metrics page)"
+    return OTHER
 
 
 def components(collapsed: Path, cpu_s: float, events: int) -> dict[str, float]:
@@ -132,49 +142,90 @@ def summarise(collapsed: Path, top: int = 25) -> dict[str, Any]:
             for kind, c in sorted(per.items())}
 
 
+def profiled_drain(settings: Settings, out: Path, n_events: int, *, one_event: bool,
+                   workers: int = 1, idle: bool = False) -> dict[str, Any]:
+    """``benchmarks.pipeline.drain`` with py-spy sampling each worker (100 Hz, collapsed
+    stacks in ``out``); the result gains the worker's CPU split by component
+    (``components_ms_per_1000``, of the first worker) and ``profiles``.
+
+    ``idle``: sample waiting threads too, from the worker's start (py-spy ``--idle``:
+    shows where the event loop waits and what start-up costs). Off for the CPU split:
+    sampling starts with the measured interval (the first message read), and only
+    running threads count; with ``--idle`` a thread blocked on the GIL after a socket
+    call (faust's consumer thread while the main thread works) counted as busy."""
+    from benchmarks import pipeline as p
+
+    spy_bin = Path(sys.executable).with_name("py-spy")
+    if not spy_bin.exists():
+        raise RuntimeError(f"{spy_bin} is missing: `make setup` installs py-spy")
+    out.mkdir(parents=True, exist_ok=True)
+    kind = "one-event" if one_event else "envelopes"
+    spies: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def attach(pid: int) -> None:
+        path = out / f"{kind}-{pid}.txt"
+        spies.append((subprocess.Popen(
+            [str(spy_bin), "record", "--pid", str(pid), "--rate", "100",
+             *(["--idle"] if idle else []), "--format", "raw", "--output", str(path),
+             "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), path))
+
+    def attach_all(pids: list[int]) -> None:
+        for pid in pids:
+            attach(pid)
+
+    # the CPU split covers what the CPU figure covers: from the first message read on
+    result = p.drain(settings, out / "tmp", n_events, workers=workers,
+                     one_event=one_event, on_worker=attach if idle else None,
+                     on_first_read=None if idle else attach_all)
+    for spy, _ in spies:
+        spy.wait(timeout=60)
+    found = [path for _, path in spies if path.exists()]
+    result["profiles"] = [str(path) for path in found]
+    if found:
+        result["components_ms_per_1000"] = components(
+            found[0], result["cpu_s"]["worker"] / len(spies), n_events // len(spies))
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--one-event", action="store_true")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "profile")
+    parser.add_argument("--cpu-only", action="store_true",
+                        help="sample running threads only (the CPU split; no waiting)")
     args = parser.parse_args()
-    from benchmarks import pipeline as p
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    kind = "one-event" if args.one_event else "envelopes"
-    spies: list[tuple[subprocess.Popen[bytes], Path]] = []
-
-    def attach(pid: int) -> None:
-        out = args.out / f"{kind}-{pid}.txt"
-        spies.append((subprocess.Popen(
-            [str(Path(sys.executable).with_name("py-spy")), "record",
-             "--pid", str(pid), "--rate", "100", "--idle", "--format", "raw",
-             "--output", str(out), "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out))
-
-    result = p.drain(get_settings(), args.out / "tmp", args.events, workers=args.workers,
-                     one_event=args.one_event, on_worker=attach)
-    for spy, _ in spies:
-        spy.wait(timeout=60)
+    settings = get_settings()
+    result = profiled_drain(settings, args.out, args.events, one_event=args.one_event,
+                            workers=args.workers, idle=not args.cpu_only)
     print(json.dumps(result))
-    for _, out in spies:
-        if out.exists():
-            split = components(out, result["cpu_s"]["worker"] / max(1, len(spies)),
-                               result["events"] // max(1, len(spies)))
-            print(f"== {out.name}: worker CPU, ms per 1,000 events, by component")
-            for name, ms in split.items():
-                print(f"   {ms:7.2f}  {name}")
-            summary = summarise(out)
-            (out.with_suffix(".json")).write_text(json.dumps(
-                {**summary, "components_ms_per_1000": split}, indent=1))
-            for kind, part in summary.items():
-                print(f"== {out.name}, {kind} thread(s): {part['samples']} samples")
-                for name, share in part["areas"]:
-                    print(f"   {share:6.1%}  {name}")
-                print("   -- exclusive")
-                for name, share in part["exclusive"][:15]:
-                    print(f"   {share:6.1%}  {name}")
+    for profile in result["profiles"]:
+        out = Path(profile)
+        split = components(out, result["cpu_s"]["worker"] / max(1, args.workers),
+                           result["events"] // max(1, args.workers))
+        print(f"== {out.name}: worker CPU, ms per 1,000 events, by component")
+        for name, ms in split.items():
+            print(f"   {ms:7.2f}  {name}")
+        summary = summarise(out)
+        (out.with_suffix(".json")).write_text(json.dumps(
+            {**summary, "components_ms_per_1000": split}, indent=1))
+        for kind, part in summary.items():
+            print(f"== {out.name}, {kind} thread(s): {part['samples']} samples")
+            for name, share in part["areas"]:
+                print(f"   {share:6.1%}  {name}")
+            print("   -- exclusive")
+            for name, share in part["exclusive"][:15]:
+                print(f"   {share:6.1%}  {name}")
+    if (budget_split := result.get("components_ms_per_1000")) is not None:
+        from benchmarks.budget import ioc_split, totals
+
+        split_all = ioc_split(result)
+        print("== CPU-s per 1,000 events by component (worker, PostgreSQL, Kafka)")
+        for name, value in split_all.items():
+            print(f"   {value:8.4f}  {name}")
+        print(f"   totals {totals(split_all)}; worker components {len(budget_split)}")
     return 0
 
 

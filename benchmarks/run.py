@@ -100,6 +100,12 @@ def main() -> int:
                                                one_event=True))
     step("one_event_2_workers", lambda: p.drain(settings, tmp / "one2", n_one, workers=2,
                                                 one_event=True))
+    # the same drain with py-spy on the worker: its CPU by component (issue 28's budget);
+    # a step of its own so the profiler's cost stays out of the rates above
+    from benchmarks.profile import profiled_drain
+
+    step("cpu_budget_one_event", lambda: profiled_drain(
+        settings, tmp / "budget", n_one, one_event=True))
     step("rates", lambda: p.rates(settings, tmp / "rates", steps,
                                   seconds=30.0 if args.quick else 60.0))
     from benchmarks.bench_api import gateway
@@ -117,6 +123,12 @@ def main() -> int:
     if not only:
         results["duration_s"] = round(time.monotonic() - started)
     results["ratios"] = ratios(results)
+    from benchmarks.budget import budget
+    from benchmarks.budget import render as budget_lines
+
+    results["cpu_budget"] = budget(results, cores=results["machine"]["cores"])
+    for line in budget_lines(results["cpu_budget"]):
+        print(f"   {line}", flush=True)
     from benchmarks.scaleout import model
 
     results["scale_out"] = model(results)
@@ -315,6 +327,9 @@ def render(r: dict[str, Any], path: Path) -> None:
     from benchmarks.scaleout import render as scale_out
 
     lines += scale_out(r)
+    from benchmarks.budget import render as budget_lines
+
+    lines += budget_lines(r.get("cpu_budget"))
     lines += [
         "",
         "Rising rates (one worker, 100-event envelopes):",

@@ -57,6 +57,9 @@ class ValidatorLike(Protocol):
                  check_key: bool = False, deadline: Deadline | None = None
                  ) -> tuple[list[Record], Sequence[RejectionLike]]: ...
 
+    def accept_one(self, value: bytes, now: float, expected_feed: str | None
+                   ) -> Record | None: ...
+
 
 class CommuneIndexLike(Protocol):
     def lookup(self, lat: np.ndarray, lon: np.ndarray, source_ids: list[str] | None
@@ -103,23 +106,45 @@ class Prepare:
     def run(self, messages: Sequence[InMessage], now: float | None = None) -> Prepared:
         now = time.time() if now is None else now
         out = Prepared()
+        # per batch, not per message: the topic's feed (department topics are parsed)
+        # and one deadline restarted for each message that needs the full validation
+        feeds: dict[str, tuple[str, str | None]] = {}
+        deadline = (None if self._budget_s is None else
+                    Deadline.after(self._budget_s, self._clock))
+        accept_one = self._validator.accept_one
+        next_offset = self._next_offset
+        records, received = out.records, out.received
         for msg in messages:
-            self._message(msg, now, out)
+            topic, partition, offset, key, value = msg
+            known = feeds.get(topic)
+            if known is None:
+                feed = self._feed_of_topic.get(topic, "unknown")
+                known = feeds[topic] = (feed, feed if feed != "unknown" else None)
+            tp = (topic, partition)
+            if offset < next_offset.get(tp, -1):
+                out.redelivered.add(Origin(topic, partition, offset))
+            else:
+                next_offset[tp] = offset + 1
+            if key and value:  # the one-event message (most producers), when valid
+                rec = accept_one(value, now, known[1])
+                if rec is not None:
+                    received[known[0]] += 1
+                    rec.origin = Origin(topic, partition, offset, None)
+                    records.append(rec)
+                    continue
+            if deadline is not None:
+                deadline.restart()
+            self._message(msg, known, now, out, deadline)
         out.records = self._enrich(out.records, out, messages)
         return out
 
-    def _message(self, msg: InMessage, now: float, out: Prepared) -> None:
-        feed = self._feed_of_topic.get(msg.topic, "unknown")
-        tp = (msg.topic, msg.partition)
-        if msg.offset < self._next_offset.get(tp, -1):
-            out.redelivered.add(Origin(msg.topic, msg.partition, msg.offset))
-        self._next_offset[tp] = max(msg.offset + 1, self._next_offset.get(tp, -1))
-        deadline = (None if self._budget_s is None else
-                    Deadline(self._clock() + self._budget_s, self._clock))
+    def _message(self, msg: InMessage, known: tuple[str, str | None], now: float,
+                 out: Prepared, deadline: Deadline | None) -> None:
+        feed = known[0]
         try:
             valid, rejections = self._validator.validate(
-                msg.value, now=now, expected_feed=feed if feed != "unknown" else None,
-                key=msg.key, check_key=True, deadline=deadline)
+                msg.value, now=now, expected_feed=known[1], key=msg.key, check_key=True,
+                deadline=deadline)
         except OverBudgetError as exc:
             self._whole(msg, feed, Reason.OVER_BUDGET, exc.message,
                         self._publisher(msg.topic, None), out)

@@ -24,7 +24,14 @@ from typing import Any
 
 from iocdev.sandbox import pipeline
 
-from benchmarks.cpu import CpuMeter, descendants, kafka_pids, peak_rss_mb, postgres_pids
+from benchmarks.cpu import (
+    CpuMeter,
+    descendants,
+    kafka_pids,
+    peak_rss_mb,
+    postgres_backends,
+    postgres_pids,
+)
 from benchmarks.flink.install import ensure_runtime, kafka_properties
 from benchmarks.pipeline import basis
 from benchmarks.preload import preload
@@ -74,17 +81,20 @@ def run(settings: Settings, tmp: Path, n_events: int, *, parallelism: int,
         job = CpuMeter(lambda: descendants([proc.pid]))
         pg = CpuMeter(postgres_pids)
         kafka = CpuMeter(lambda: kafka_pids(settings))
+        # the job's own backends (its JDBC sinks): the server is shared
+        own_pg = CpuMeter(lambda: postgres_backends(pipe.dbname))
+        meters = (job, pg, kafka, own_pg)
         peak_rss = 0.0
         deadline = time.monotonic() + timeout_s
         measuring = False
         try:
             while proc.poll() is None and time.monotonic() < deadline:
                 if "running" in phases and not measuring:
-                    for meter in (job, pg, kafka):
+                    for meter in meters:
                         meter.start()
                     measuring = True
                 if measuring:
-                    for meter in (job, pg, kafka):
+                    for meter in meters:
                         meter.sample()
                     peak_rss = max([peak_rss] + [peak_rss_mb(p)
                                                  for p in descendants([proc.pid])])
@@ -116,7 +126,7 @@ def run(settings: Settings, tmp: Path, n_events: int, *, parallelism: int,
         "exact": not problems, "problems": problems[:5],
         "windows": len(expected.windows),
         "cpu_s": {"flink": round(job.used, 1), "postgres": round(pg.used, 1),
-                  "kafka": round(kafka.used, 1)},
+                  "kafka": round(kafka.used, 1), "postgres_backends": round(own_pg.used, 1)},
         "peak_rss_mb": round(peak_rss),
     }
 

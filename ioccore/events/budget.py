@@ -44,6 +44,11 @@ class Deadline:
     def after(cls, budget_s: float, clock: Callable[[], float] = time.monotonic) -> Deadline:
         return cls(clock() + budget_s, clock)
 
+    def restart(self) -> None:
+        """The same budget again, from now: one deadline serves a batch's messages in
+        turn (stage 1 made one per message, about 0.5 µs each)."""
+        self._at = self._clock() + self._budget_s
+
     def check(self) -> None:
         if self._clock() > self._at:
             raise OverBudgetError(self._budget_s)
