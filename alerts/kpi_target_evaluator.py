@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 
 from alerts.annotations import number, province_names, render_all
 from alerts.lifecycle import Timing, step
-from alerts.model import AlertState, CommuneInfo, Transition, fingerprint
+from alerts.model import AlertState, CommuneInfo, Severity, Transition, fingerprint
 from alerts.rules import KpiTargetRule
 from alerts.undo import AlertBook, Plan
 
@@ -81,12 +81,12 @@ class KpiTargetEvaluator(AlertBook):
                     a = self._log.touch(self.alerts, fp)
                 a.last_value = reading.value
                 a.annotations = self._annotations(rule, reading)
-                out.extend(step(a, cond, now, timing, rule.severity))
+                out.extend(_step(plan, a, cond, now, timing, rule.severity))
             for fp, a in list(self.alerts.items()):
                 if a.rule_id == rule.id and fp not in seen and a.active:
                     a = self._log.touch(self.alerts, fp)
                     a.last_value = None
-                    out.extend(step(a, False, now, timing, a.severity))
+                    out.extend(_step(plan, a, False, now, timing, a.severity))
         plan.transitions = out
         return plan
 
@@ -129,6 +129,18 @@ class KpiTargetEvaluator(AlertBook):
             "window": rule.period,
         }
         return render_all(rule, values)
+
+
+def _step(plan: Plan, a: AlertState, cond: bool, now: datetime, timing: Timing,
+          severity: Severity) -> list[Transition]:
+    """:func:`alerts.lifecycle.step`, noting in the plan a ``clear_since`` that moved
+    without a transition: readings are not replayed after a restart, so the stored row
+    must hold it for ``keep_firing_for`` to end when it would have without one."""
+    before = a.clear_since
+    out = step(a, cond, now, timing, severity)
+    if not out and a.active and a.clear_since != before:
+        plan.marks[a.fingerprint] = (a.seq, a.clear_since)
+    return out
 
 
 def _number(value: float) -> float | int:

@@ -187,6 +187,15 @@ async def _upsert_alert(conn: Conn, a: AlertState) -> None:
          a.acknowledged_at, a.resolved_at, a.last_value, a.updated_at or utcnow()))
 
 
+async def save_marks(conn: Conn, marks: Mapping[str, tuple[int, datetime | None]]) -> None:
+    """Store ``clear_since`` of alerts that moved it without a transition; a row whose seq
+    moved on since (an operator's resolve) is left as it is."""
+    for fp in sorted(marks):
+        seq, clear_since = marks[fp]
+        await conn.execute("UPDATE alerts SET clear_since = %s WHERE fingerprint = %s"
+                           " AND seq = %s", (clear_since, fp, seq))
+
+
 def _state(row: Mapping[str, Any]) -> AlertState:
     return AlertState(
         fingerprint=row["fingerprint"], rule_id=row["rule_id"],

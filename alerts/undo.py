@@ -35,6 +35,10 @@ class Plan:
     undo: list[tuple[Any, Any, Any]] = field(default_factory=list)
     idle_taken: list[tuple[datetime, str]] = field(default_factory=list)
     restored: set[str] = field(default_factory=set)
+    marks: dict[str, tuple[int, datetime | None]] = field(default_factory=dict)
+    """Per active alert whose ``clear_since`` moved without a transition: (its seq, the
+    new value). Stored with the transitions, since a kind that does not replay its
+    input after a restart (KPI targets) would otherwise restart ``keep_firing_for``."""
     open: bool = True
 
 

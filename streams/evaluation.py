@@ -28,7 +28,7 @@ from psycopg import AsyncConnection
 
 from alerts.model import AlertState, Transition
 from alerts.notify import Receiver
-from alerts.store import load_states, persist
+from alerts.store import load_states, persist, save_marks
 from alerts.undo import Plan
 from ioccore import metrics
 
@@ -81,6 +81,8 @@ class EvaluationStep(Generic[E]):
         metrics.EVALUATION_SECONDS.observe(time.perf_counter() - started)
         metrics.EVALUATION_MINUTES.inc(plan.evaluated_minutes)
         planned = Planned(plan, newest_event=newest_event)
+        if plan.marks:
+            await save_marks(conn, plan.marks)
         if not plan.transitions:
             return planned
         result = await persist(conn, plan.transitions, receivers=self._receivers,

@@ -138,3 +138,40 @@ def test_province_tier_below_target_for_the_month_fires_and_clears(
             "SELECT annotations FROM alert_transitions WHERE to_state = 'firing'").fetchone()
     assert fired_with[0]["summary_vi"] == \
         "Thành phố Hà Nội: nộp trực tuyến cấp tỉnh 33.3% (mục tiêu 60%)"
+
+
+KEEP_FIRING = RULES.replace("        hysteresis: 1\n",
+                            "        hysteresis: 1\n        keep_firing_for: 5m\n", 1)
+
+
+def test_a_new_lock_holder_resolves_when_keep_firing_for_ends(
+        db: str, stack: Settings, tmp_path: Path) -> None:
+    """The share recovers under one holder (``keep_firing_for`` starts, no transition);
+    that holder goes, the next one resolves when the 5 minutes end, not 5 minutes after
+    it took over: ``clear_since`` is stored with the tick."""
+    path = tmp_path / "kpi.yaml"
+    path.write_text(KEEP_FIRING, encoding="utf-8")
+    rules = load_rules([path])
+    now = datetime.now(UTC).replace(microsecond=0)
+    _received(db, "stp-01", ["online", "offline", "offline"], now - timedelta(seconds=2))
+
+    async def run() -> tuple[int, int, int, Any]:
+        first = SingletonRules(db, [KpiTargetRules(stack, rules, NAMES)])
+        fired = await first.tick(now)
+        _received(db, "stp-01", ["online"] * 3, now - timedelta(seconds=1))  # 66.7 %
+        clearing = await first.tick(now + timedelta(minutes=1), force=True)
+        await first.close()
+        with psycopg.connect(db) as conn:
+            stored = conn.execute("SELECT clear_since FROM alerts").fetchone()
+        second = SingletonRules(db, [KpiTargetRules(stack, rules, NAMES)])
+        resolved = await second.tick(now + timedelta(minutes=6), force=True)
+        await second.close()
+        return fired, clearing, resolved, stored
+
+    fired, clearing, resolved, stored = asyncio.run(run())
+    assert (fired, clearing, resolved) == (1, 0, 1)
+    assert stored == (now + timedelta(minutes=1),)
+    with psycopg.connect(db) as conn:
+        rows = conn.execute("SELECT to_state, at FROM alert_transitions"
+                            " ORDER BY seq").fetchall()
+    assert rows == [("firing", now), ("resolved", now + timedelta(minutes=6))]

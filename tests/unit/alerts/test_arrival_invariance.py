@@ -523,6 +523,9 @@ class KpiWorker:
         for t in plan.transitions:
             a = self.ev.alerts[t.fingerprint]
             self.persisted[t.fingerprint] = replace(a, labels=dict(a.labels))
+        for fp, (seq, clear_since) in plan.marks.items():  # alerts.store.save_marks
+            if self.persisted[fp].seq == seq:
+                self.persisted[fp].clear_since = clear_since
         self.ev.commit(plan)
 
     def restart(self) -> None:
@@ -570,3 +573,26 @@ def test_kpi_target_alerts_depend_only_on_what_is_stored_at_each_tick(
     assert run(lambda b: [rng.sample(b, len(b))]) == expected
     assert run(lambda b: [b, b[: len(b) // 2], b]) == expected
     assert run(lambda b: [[d] for d in b], restart_at=cut) == expected
+
+
+def test_kpi_target_alert_resolves_on_time_across_a_restart_while_clearing(
+        tmp_path: Path) -> None:
+    """Found by the property above: the share recovers (keep_firing_for starts), the
+    holder changes before it ends. The new holder resolves at the same tick, because
+    ``clear_since`` was stored without a transition (it used to start again)."""
+    offline = [Dossier(f"d{i}", "01", False) for i in range(4)]
+    online = [Dossier(f"d{i}", "01", True) for i in range(4, 10)]
+    ticks: list[list[Dossier]] = [[], [], [], [], offline, [], [], [], online, []]
+
+    def run(restart_at: int | None) -> list[tuple[Any, ...]]:
+        w = KpiWorker(tmp_path)
+        for i, batch in enumerate(ticks):
+            w.deliver(batch)
+            if i == restart_at:
+                w.restart()
+            w.tick(T0 + timedelta(minutes=5 * (i + 1)))
+        return sorted(key(t) for t in w.transitions)
+
+    expected = run(None)
+    assert [t[3] for t in expected] == ["pending", "firing", "resolved"]
+    assert run(9) == expected
