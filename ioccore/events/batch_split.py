@@ -15,6 +15,7 @@ import numpy as np
 
 from ioccore.events.batch_scan import OverBudget, scan_split
 from ioccore.events.budget import Deadline, check
+from ioccore.events.models import EnvelopeV1
 
 DECODE_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError,
                         RecursionError, OverflowError, ValueError)
@@ -23,6 +24,7 @@ DECODE_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDec
 _ANY_DECODER = msgspec.json.Decoder()
 _RAW_LIST_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
 _OBJECTS_DECODER = msgspec.json.Decoder(list[dict[str, object]])
+_EVENTS_DECODER = msgspec.json.Decoder(list[EnvelopeV1])
 
 
 def elements(value: bytes, max_items: int | None = None) -> list[bytes] | None:
@@ -92,8 +94,8 @@ def string_mask(b: np.ndarray) -> np.ndarray:
 
 def split_array(value: bytes, max_items: int | None = None,
                 deadline: Deadline | None = None, *,
-                min_restart: int = MIN_RESTART, scan_below: int = SCAN_BELOW
-                ) -> list[bytes] | None:
+                min_restart: int = MIN_RESTART, scan_below: int = SCAN_BELOW,
+                events: dict[int, EnvelopeV1] | None = None) -> list[bytes] | None:
     """Split a JSON array that does not parse as a whole into its elements' bytes.
 
     Returns ``None`` if ``value`` is not an array at all. The pieces (stripped of
@@ -129,6 +131,14 @@ def split_array(value: bytes, max_items: int | None = None,
     **Small bodies** (under ``scan_below`` bytes) are first cut by a scanner with a step
     budget (:mod:`ioccore.events.batch_scan`), the same cut in one C regex step per
     structural token; past its budget the index is built instead.
+
+    ``events``: when given, filled with ``{piece index: envelope}`` for the restart
+    objects (and, below ``scan_below``, the whole objects) whose parse here was a typed
+    v1 envelope decode, so the validator need not decode them again (the events found
+    again after malformed elements). A text that decodes as a v1 envelope also parses
+    generically (every v1 struct forbids unknown fields, so every value was read), so
+    the cut does not depend on it; an object that does not decode so is parsed
+    generically as before.
     """
     lo = len(value) - len(value.lstrip(_WS))
     if lo >= len(value) or value[lo] != 0x5B:  # '['
@@ -142,10 +152,10 @@ def split_array(value: bytes, max_items: int | None = None,
     limit = None if max_items is None else max_items + 1
     if hi - lo < scan_below:
         try:
-            return scan_split(value, lo, hi, limit, SCAN_STEPS, min_restart)
+            return scan_split(value, lo, hi, limit, SCAN_STEPS, min_restart, events)
         except OverBudget:
             check(deadline)
-    return _Split(value, lo, hi, deadline).pieces(limit, min_restart)
+    return _Split(value, lo, hi, deadline).pieces(limit, min_restart, events)
 
 
 class _Split:
@@ -157,7 +167,7 @@ class _Split:
     sum of the brackets outside strings up to each of them."""
 
     __slots__ = ("_p1", "at", "b", "deadline", "inside", "kind", "lo", "n", "p0", "quotes",
-                 "step", "value")
+                 "restart_events", "step", "typed", "value")
 
     def __init__(self, value: bytes, lo: int, hi: int, deadline: Deadline | None) -> None:
         self.value = value
@@ -176,6 +186,8 @@ class _Split:
         step = self.step = np.take(BRACKET_STEP, kind)
         self.p0 = np.where(inside, np.int8(0), step).cumsum(dtype=np.int32)
         self._p1: np.ndarray | None = None  # phase 1: only when a restart needs it
+        self.typed = False  # whether to try a typed decode of the restart objects
+        self.restart_events: list[EnvelopeV1] | None = None  # one per restart, if typed
         check(deadline)
 
     def par(self, pos: np.ndarray) -> np.ndarray:
@@ -209,7 +221,9 @@ class _Split:
         found: np.ndarray = solid[pos]
         return found
 
-    def pieces(self, limit: int | None, min_restart: int) -> list[bytes]:
+    def pieces(self, limit: int | None, min_restart: int,
+               events: dict[int, EnvelopeV1] | None = None) -> list[bytes]:
+        self.typed = events is not None
         table, cuts = self._restarts(min_restart)
         check(self.deadline)
         # segments: [start, end); after a restart (c, o, close, after) the segment ends
@@ -228,6 +242,10 @@ class _Split:
         ends = np.sort(np.concatenate((seg_end, cuts, closes + 1)))
         if limit is not None:
             starts, ends = starts[:limit], ends[:limit]
+        if events is not None and self.restart_events is not None:
+            at: list[int] = starts.searchsorted(os).tolist()  # each restart's piece
+            events.update((i, e) for i, e in zip(at, self.restart_events, strict=True)
+                          if i < len(starts))
         value, lo = self.value, self.lo
         return [value[a:b].strip(_WS)
                 for a, b in zip((starts + lo).tolist(), (ends + lo).tolist(), strict=True)]
@@ -360,8 +378,18 @@ class _Split:
         value, lo = self.value, self.lo
         objects = [value[a:b] for a, b in zip((o + lo).tolist(), (close + lo + 1).tolist(),
                                               strict=True)]
+        joined = b"[" + b",".join(objects) + b"]"
+        if self.typed:  # v1 events (the usual restart): one typed decode, kept
+            try:
+                typed = _EVENTS_DECODER.decode(joined)
+            except DECODE_ERRORS:
+                pass
+            else:
+                if len(typed) == len(objects):
+                    self.restart_events = typed
+                    return np.stack((c, o, close, after), axis=1), cuts
         try:  # each one an object, checked in C
-            parsed = _OBJECTS_DECODER.decode(b"[" + b",".join(objects) + b"]")
+            parsed = _OBJECTS_DECODER.decode(joined)
         except DECODE_ERRORS:
             return None
         if len(parsed) != len(objects):

@@ -394,10 +394,12 @@ class Validator:
             return records, rejections
         items: list[bytes] | None
         exact = True
+        known: dict[int, EnvelopeV1] = {}  # elements the split decoded already
         try:
             raws = _RAW_LIST_DECODER.decode(value)
         except DECODE_ERRORS:
-            items = split_array(value, max_items=self.max_events, deadline=deadline)
+            items = split_array(value, max_items=self.max_events, deadline=deadline,
+                                events=known)
             exact = False
         else:
             if len(raws) > self.max_events:  # before copying 300k elements' bytes
@@ -418,8 +420,8 @@ class Validator:
         big, bounds, is_tiny = _by_size(items)
         # elements that could be events: one typed decode for all of them (verdicts do
         # not depend on neighbours), each on its own only when one does not decode
-        if len(big) < 2 or not self._together(items, big, now, expected_feed, records,
-                                              rejections):
+        if (len(big) < 2 and not known) or not self._together(
+                items, big, now, expected_feed, records, rejections, known):
             for k, i in enumerate(big):
                 if not k % 64:
                     check(deadline)
@@ -442,15 +444,26 @@ class Validator:
 
     def _together(self, items: list[bytes], idx: list[int], now: float,
                   expected_feed: str | None, records: list[Record],
-                  rejections: list[Rejection]) -> bool:
+                  rejections: list[Rejection],
+                  known: dict[int, EnvelopeV1] | None = None) -> bool:
         """Validate ``items[i] for i in idx`` (e.g. the valid events the splitter found
         again between malformed elements) with one typed decode in C, as a batch that
         parses is; False (nothing added) when one of them does not decode: then each is
-        taken on its own. Same verdicts as :meth:`_one` per element."""
-        try:
-            decoded = _LIST_DECODER.decode(b"[" + b",".join([items[i] for i in idx]) + b"]")
-        except DECODE_ERRORS:
-            return False
+        taken on its own. Same verdicts as :meth:`_one` per element. ``known``: the
+        envelopes of elements the splitter decoded already (the same typed decode of the
+        same bytes), by index; only the others are decoded here."""
+        missing = [i for i in idx if i not in known] if known else idx
+        decoded: list[EnvelopeV1] = []
+        if missing:
+            try:
+                decoded = _LIST_DECODER.decode(
+                    b"[" + b",".join([items[i] for i in missing]) + b"]")
+            except DECODE_ERRORS:
+                return False
+        if known:
+            if missing:
+                known = {**known, **dict(zip(missing, decoded, strict=True))}
+            decoded = [known[i] for i in idx]
         limits = self._limits(now)
         for i, env in zip(idx, decoded, strict=True):
             try:

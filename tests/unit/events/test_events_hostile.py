@@ -7,12 +7,14 @@ import contextlib
 import json
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ioccore.events import validate as validate_mod
 from ioccore.events.batch_split import split_array
+from ioccore.events.models import EnvelopeV1, SensorEnvelopeV1
 from ioccore.events.reasons import Reason
 from ioccore.events.validate import (
     FORBIDDEN_CHARS,
@@ -423,3 +425,56 @@ def test_junk_between_events_cuts_alike_on_every_path(pairs: list[tuple[list[byt
         if i:  # a whole event: accepted, or its bytes in exactly one rejection
             held = sum(event(k) in r.raw for r in rejections)
             assert got.count(f"ok-{k}") + held == 1, (k, value)
+
+
+_TYPED = msgspec.json.Decoder(EnvelopeV1)
+_GENERIC = msgspec.json.Decoder()
+NOT_AN_ENVELOPE = event(0).replace(b'"sensor"', b'"other"')
+"""An object the splitter may restart at (it parses) that is no v1 envelope."""
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.lists(JUNK, min_size=1, max_size=3), st.integers(0, 6),
+                          st.sampled_from([b",", b", ", b" ,\n"])), min_size=2, max_size=10),
+       st.booleans())
+def test_the_split_hands_over_the_events_it_decoded(pairs: list[tuple[list[bytes], int,
+                                                                       bytes]],
+                                                    closed: bool) -> None:
+    """``split_array(events=...)`` (the validator's call) cuts as without it on both
+    paths, and each envelope it hands over is its piece decoded on its own; the
+    validator's verdicts are each element's own."""
+    kinds = {0: lambda k: event(k)[:-1], 6: lambda k: NOT_AN_ENVELOPE}
+    body = b"".join(b"".join(junk) + sep + kinds.get(i, event)(k) + sep
+                    for k, (junk, i, sep) in enumerate(pairs))
+    value = b"[" + body.rstrip(b" ,\n") + (b"]" if closed else b"")
+    for below in (0, 1 << 30):
+        events: dict[int, Any] = {}
+        pieces = split_array(value, scan_below=below, events=events)
+        assert pieces == split_array(value, scan_below=below), value
+        assert pieces is not None
+        for i, env in events.items():
+            assert _TYPED.decode(pieces[i]) == env, (value, i)
+    records, rejections = make().validate(value, now=NOW)
+    pieces = split_array(value)
+    assert pieces is not None
+    one_by_one = make().validate_items(pieces, now=NOW)
+    assert [r.event_id for r in records] == [r.event_id for r in one_by_one[0]]
+    assert [(r.index, r.reason, r.count) for r in rejections] == [
+        (r.index, r.reason, r.count) for r in one_by_one[1]]
+
+
+@pytest.mark.parametrize("value, unit", [
+    (b"1e400", b"u"), (b"-1e400", b"u"), (b"1" + b"0" * 400, b"u"), (b"42", b"\xff\xfe"),
+    (b"42", b"\xed\xa0\x80"), (b"42", b"\\ud800"), (b"42", b"\\udc00x"), (b"NaN", b"u"),
+    (b"42", b"\x00"), (b"4.2e-400", b"u"), (b"42", b"\\u0000")])
+def test_what_decodes_as_an_envelope_parses_generically(value: bytes, unit: bytes) -> None:
+    """The splitter's typed parse of a restart object stands for its generic parse
+    (the cut must not change): every v1 struct forbids unknown fields, so nothing is
+    skipped unread, and a text the typed decoder accepts the generic one accepts."""
+    text = event(0).replace(b"80.5", value).replace(b'"ug/m3"', b'"' + unit + b'"')
+    with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+        _TYPED.decode(text)
+        assert isinstance(_GENERIC.decode(text), dict)
+    doubled = event(0).replace(b'"department"', b'"department": "x", "department"')
+    assert isinstance(_TYPED.decode(doubled), SensorEnvelopeV1)
+    assert isinstance(_GENERIC.decode(doubled), dict)
