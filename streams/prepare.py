@@ -144,10 +144,15 @@ class Prepare:
         out.records.extend(valid)
         logged = log.isEnabledFor(logging.INFO)  # one check, not a dict per element
         letters, rejected, publisher = out.deadletters, out.rejected, self._publisher
+        key, topic, partition, offset = msg.key, msg.topic, msg.partition, msg.offset
+        by_claim: dict[str | None, str] = {}  # the publisher is a function of the claim
         for rej in rejections:
-            letters.append(DeadLetter(
-                msg.key, rej.raw, rej.reason, rej.message, feed, msg.topic, msg.partition,
-                msg.offset, rej.index, "original", publisher(msg.topic, _claimed(rej))))
+            claimed = _claimed(rej)
+            who = by_claim.get(claimed)
+            if who is None:
+                who = by_claim[claimed] = publisher(topic, claimed)
+            letters.append(DeadLetter(key, rej.raw, rej.reason, rej.message, feed, topic,
+                                      partition, offset, rej.index, "original", who))
             rejected[(feed, rej.reason)] += rej.count
             if logged:
                 log.info("rejected: %s", rej.message, extra={

@@ -30,7 +30,6 @@ Contract of :meth:`Validator.validate`:
 from __future__ import annotations
 
 import base64
-import itertools
 import re
 import time
 from collections import Counter
@@ -427,18 +426,25 @@ class Validator:
                     check(deadline)
                 self._one(items[i], i, now, expected_feed, records, rejections)
         values = _Values(value if exact else None)
-        for k, (a, b) in enumerate(itertools.pairwise(bounds)):
-            if not is_tiny[a]:
-                continue
-            if not k % 64:
+        of_big = len(rejections)
+        # the runs alternate between the size classes: the tiny ones are every other
+        for k in range(0 if is_tiny[0] else 1, len(bounds) - 1, 2):
+            a, b = bounds[k], bounds[k + 1]
+            if not k % 128:
                 check(deadline)
             if b - a > RUN_COLLAPSE:
                 rejections.append(self._tiny_run(items, a, b, now, expected_feed, seen,
                                                  values))
+            elif b - a == 1 and items[a] in seen:  # e.g. the same junk between events
+                raw = items[a]
+                known = seen[raw]
+                rejections.append(Rejection(known.reason, known.message, raw, a,
+                                            known.source_id, known.event_id, 1,
+                                            known.department))
             else:
                 for i in range(a, b):
                     rejections.append(self._tiny(items[i], i, now, expected_feed, seen))
-        if big and len(big) < len(items):
+        if of_big and len(rejections) > of_big:  # each part is in order already
             rejections.sort(key=_position)
         return records, rejections
 
