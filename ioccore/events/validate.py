@@ -437,10 +437,10 @@ class Validator:
                                                  values))
             elif b - a == 1 and items[a] in seen:  # e.g. the same junk between events
                 raw = items[a]
-                known = seen[raw]
-                rejections.append(Rejection(known.reason, known.message, raw, a,
-                                            known.source_id, known.event_id, 1,
-                                            known.department))
+                same = seen[raw]
+                rejections.append(Rejection(same.reason, same.message, raw, a,
+                                            same.source_id, same.event_id, 1,
+                                            same.department))
             else:
                 for i in range(a, b):
                     rejections.append(self._tiny(items[i], i, now, expected_feed, seen))
