@@ -107,6 +107,7 @@ class _Scan:
 
     def run(self, lo: int) -> list[bytes]:
         value, hi = self.value, self.hi
+        base, per, first = self.base, self.per, self.lo  # :meth:`_step`, inlined below
         self.cands = _PLAUSIBLE.finditer(value, lo, hi)
         self.next_c = self._candidate()
         start = pos = lo  # the current piece's first byte
@@ -123,7 +124,9 @@ class _Scan:
             separated = False
             for m in _STEP.finditer(value, pos, hi):
                 e = m.end()
-                self._step(e)
+                self.steps += 1
+                if self.steps > base + (e - first) // per:
+                    raise OverBudget
                 s = m.start(1)
                 if s < 0:  # the end of the range (restart points in its last strings)
                     if self.next_c < e:

@@ -244,8 +244,9 @@ class _Split:
             starts, ends = starts[:limit], ends[:limit]
         if events is not None and self.restart_events is not None:
             at: list[int] = starts.searchsorted(os).tolist()  # each restart's piece
-            events.update((i, e) for i, e in zip(at, self.restart_events, strict=True)
-                          if i < len(starts))
+            if at and at[-1] >= len(starts):  # past the item limit
+                at = [i for i in at if i < len(starts)]
+            events.update(zip(at, self.restart_events, strict=False))
         value, lo = self.value, self.lo
         return [value[a:b].strip(_WS)
                 for a, b in zip((starts + lo).tolist(), (ends + lo).tolist(), strict=True)]
