@@ -8,7 +8,7 @@ the batch position the validator reported).
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, cast
 
 import msgspec
 import numpy as np
@@ -25,6 +25,7 @@ _ANY_DECODER = msgspec.json.Decoder()
 _RAW_LIST_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
 _OBJECTS_DECODER = msgspec.json.Decoder(list[dict[str, object]])
 _EVENTS_DECODER = msgspec.json.Decoder(list[EnvelopeV1])
+_EVENT_DECODER = msgspec.json.Decoder(EnvelopeV1)
 
 
 def elements(value: bytes, max_items: int | None = None) -> list[bytes] | None:
@@ -187,7 +188,7 @@ class _Split:
         self.p0 = np.where(inside, np.int8(0), step).cumsum(dtype=np.int32)
         self._p1: np.ndarray | None = None  # phase 1: only when a restart needs it
         self.typed = False  # whether to try a typed decode of the restart objects
-        self.restart_events: list[EnvelopeV1] | None = None  # one per restart, if typed
+        self.restart_events: list[EnvelopeV1 | None] | None = None  # per restart taken
         check(deadline)
 
     def par(self, pos: np.ndarray) -> np.ndarray:
@@ -246,7 +247,11 @@ class _Split:
             at: list[int] = starts.searchsorted(os).tolist()  # each restart's piece
             if at and at[-1] >= len(starts):  # past the item limit
                 at = [i for i in at if i < len(starts)]
-            events.update(zip(at, self.restart_events, strict=False))
+            found = self.restart_events
+            if None in found:  # the walk's restarts that are no v1 envelope
+                events.update((i, e) for i, e in zip(at, found, strict=False) if e is not None)
+            else:
+                events.update(zip(at, found, strict=False))  # type: ignore[arg-type]
         value, lo = self.value, self.lo
         return [value[a:b].strip(_WS)
                 for a, b in zip((starts + lo).tolist(), (ends + lo).tolist(), strict=True)]
@@ -309,8 +314,15 @@ class _Split:
             every = self._every_taken(ci, o, whole, until)
             if every is not None:
                 return every
-            # an object closed before its window's last brace, or one did not parse:
-            # read the windows (one more parse of each object at most)
+            # the walk, with each window's last brace as its object's close: right for
+            # every object that parses (its brackets balance there first); when one
+            # the walk reads does not parse, its object may close earlier: the windows
+            # are read then (a malformed element, then a batch whole again: no reading)
+            walked = self._take(ci.tolist(), o.tolist(), whole.tolist(), until.tolist(),
+                                exact=False)
+            if walked is not None:
+                return np.array(walked, dtype=np.int64).reshape(-1, 4), None
+            self.restart_events = None
         close = self._closes(o, until)
         found = close >= 0
         ci, o, close = ci[found], o[found], close[found]
@@ -382,7 +394,7 @@ class _Split:
         joined = b"[" + b",".join(objects) + b"]"
         if self.typed:  # v1 events (the usual restart): one typed decode, kept
             try:
-                typed = _EVENTS_DECODER.decode(joined)
+                typed = cast("list[EnvelopeV1 | None]", _EVENTS_DECODER.decode(joined))
             except DECODE_ERRORS:
                 pass
             else:
@@ -421,13 +433,15 @@ class _Split:
             close[ids[first]] = at[idx[hits[first]]]
         return close
 
-    def _take(self, cis: list[int], os: list[int], closes: list[int], afters: list[int]
-              ) -> list[tuple[int, int, int, int]]:
+    def _take(self, cis: list[int], os: list[int], closes: list[int], afters: list[int],
+              exact: bool = True) -> list[tuple[int, int, int, int]] | None:
         """Walk the candidate restarts in order: one is taken unless its comma separates
         anyway (outside strings at depth 0 in the current segment) or its object does
         not parse; a taken one starts a fresh segment after its following comma. One
         Python step per candidate (each spans at least ``min_restart`` bytes): what it
-        reads was gathered into lists by vectorised passes first."""
+        reads was gathered into lists by vectorised passes first. ``exact=False``:
+        ``closes`` are only right for objects that parse; None when one does not.
+        The taken objects decoded as v1 envelopes are kept in ``restart_events``."""
         at, n, m = self.at, self.n, len(self.at)
         p0, p1 = self.phase_p
         ci_arr = np.array(cis, dtype=np.int64)
@@ -453,6 +467,8 @@ class _Split:
                                                      n - 1)).tolist()
         value, lo = self.value, self.lo
         taken: list[tuple[int, int, int, int]] = []
+        events: list[EnvelopeV1 | None] = []
+        self.restart_events = events
         start, f = 0, 0
         low = 0  # the lowest running sum since the segment's start (its base included)
         j = 0
@@ -468,9 +484,14 @@ class _Split:
             if comma_in[k] == bool(f) and comma_sum[f][k] <= low:
                 continue  # a separator at depth 0: the element after it starts afresh
             o, close, after = os[k], closes[k], afters[k]
-            if not _parses_as_object(value[lo + o:lo + close + 1]):
+            piece = value[lo + o:lo + close + 1]
+            event = _event_of(piece) if self.typed else None
+            if event is None and not _parses_as_object(piece):
+                if not exact:
+                    return None
                 continue
             taken.append((c, o, close, after))
+            events.append(event)
             if after >= n - 1 or heads[k] >= m:
                 break
             start = after + 1
@@ -478,6 +499,15 @@ class _Split:
             low = head_sum[f][k]
             j = head_mark[k]
         return taken
+
+
+def _event_of(piece: bytes) -> EnvelopeV1 | None:
+    """``piece`` decoded as a v1 envelope, or None."""
+    try:
+        event: EnvelopeV1 = _EVENT_DECODER.decode(piece)
+    except DECODE_ERRORS:
+        return None
+    return event
 
 
 def _parses_as_object(piece: bytes) -> bool:

@@ -388,7 +388,7 @@ class Validator:
               deadline: Deadline | None) -> tuple[list[Record], list[Rejection]]:
         records: list[Record] = []
         rejections: list[Rejection] = []
-        if value.lstrip()[:1] != b"[":
+        if value[:1] != b"[" and value.lstrip()[:1] != b"[":  # (lstrip copies the value)
             self._one(value, None, now, expected_feed, records, rejections)
             return records, rejections
         items: list[bytes] | None

@@ -478,3 +478,19 @@ def test_what_decodes_as_an_envelope_parses_generically(value: bytes, unit: byte
     doubled = event(0).replace(b'"department"', b'"department": "x", "department"')
     assert isinstance(_TYPED.decode(doubled), SensorEnvelopeV1)
     assert isinstance(_GENERIC.decode(doubled), dict)
+
+
+def test_a_window_whose_object_closes_early_is_read_exactly() -> None:
+    """The walk first takes each window's last brace as its object's close; a window
+    ``EVENT,2}`` does not parse so, and the exact reading finds the event (closed
+    before the ``,2}``) as the scanner does. A malformed element and then a batch whole
+    again (every window one event) is cut by the first walk alone."""
+    early = b'[{"a": [1,' + event(0) + b",2}," + event(1) + b"," + event(2) + b"]"
+    unclosed = b'[{"a": "x, ' + b",".join(event(i) for i in range(4)) + b"]"
+    for value, found in ((early, 3), (unclosed, 4)):
+        pieces = split_array(value, scan_below=0)
+        assert pieces == split_array(value, scan_below=1 << 30), value
+        assert pieces is not None
+        records, _ = make().validate(value, now=NOW)
+        assert len(records) == found, (value, pieces)
+        assert {r.event_id for r in records} <= {f"ok-{i}" for i in range(4)}
