@@ -30,12 +30,14 @@ Contract of :meth:`Validator.validate`:
 from __future__ import annotations
 
 import base64
+import itertools
+import operator
 import re
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, cast
 
 import msgspec
 import numpy as np
@@ -521,22 +523,21 @@ class Validator:
         tally: dict[str, int] = {}
         run = items[a:b]
         joined = b",".join(run)
-        if run.count(run[0]) == len(run):  # one spelling repeated: compared in C
-            counted: Counter[bytes] | dict[bytes, int] = {run[0]: len(run)}
-        else:
-            counted = Counter(run)
-        parsed = values.get() if values is not None and len(counted) > 64 else None
-        if parsed:  # many spellings: read the values
-            others: list[bytes] = []
-            scalars = missing = 0
-            for i in range(a, b):
-                obj = parsed[i]
-                if type(obj) is not dict:
-                    scalars += 1
-                elif obj.get("schema_version") is None:
-                    missing += 1
-                else:
-                    others.append(items[i])
+        counted: Counter[bytes] | dict[bytes, int] = {}
+        parsed = None
+        if values is not None and len(set(run[:128])) > 64:  # many spellings, likely
+            parsed = values.get()
+        if not parsed:
+            # one spelling repeated (the usual flood) is recognised by comparisons in C
+            counted = {run[0]: len(run)} if run.count(run[0]) == len(run) else Counter(run)
+            if values is not None and len(counted) > 64:
+                parsed = values.get()
+        if parsed:  # many spellings: read the values (their types sorted out in C)
+            dicts = list(itertools.compress(range(a, b), map(
+                operator.is_, map(type, parsed[a:b]), itertools.repeat(dict))))
+            others = [items[i] for i in dicts
+                      if cast("dict[str, object]", parsed[i]).get("schema_version") is not None]
+            scalars, missing = b - a - len(dicts), len(dicts) - len(others)
             for bulk, k in ((Reason.NOT_AN_OBJECT, scalars), (Reason.MISSING_FIELD, missing)):
                 if k:
                     tally[str(bulk)] = k

@@ -494,3 +494,21 @@ def test_a_window_whose_object_closes_early_is_read_exactly() -> None:
         records, _ = make().validate(value, now=NOW)
         assert len(records) == found, (value, pieces)
         assert {r.event_id for r in records} <= {f"ok-{i}" for i in range(4)}
+
+
+@pytest.mark.parametrize("first_alike", [0, 100, 400])
+def test_many_tiny_spellings_are_tallied_from_the_values(first_alike: int) -> None:
+    """Hundreds of distinct spellings (some objects with a ``schema_version``, which
+    are diagnosed one by one), after ``first_alike`` copies of one spelling (the run
+    looks uniform at first): the same tally as each element alone."""
+    kinds = (lambda i: b"%d" % i, lambda i: b'"s%d"' % i, lambda i: b'{"k%d":1}' % i,
+             lambda i: b'{"schema_version":%d}' % (i % 4), lambda i: b"[%d]" % i)
+    spellings = [b"7"] * first_alike + [kinds[i % 5](i) for i in range(600)]
+    v = make()
+    (run,) = v.validate(b"[" + b",".join(spellings) + b"]", now=NOW)[1]
+    want: dict[str, int] = {}
+    for raw in spellings:
+        _, (alone,) = v.validate(b"[" + raw + b"]", now=NOW)
+        want[str(alone.reason)] = want.get(str(alone.reason), 0) + 1
+    assert run.count == len(spellings)
+    assert run.tally == want
