@@ -97,8 +97,11 @@ class _Scan:
         m = next(self.cands, None)
         if m is None:
             return self.hi
-        self._step(m.start())
-        return m.start()
+        at: int = m.start()
+        self.steps += 1  # :meth:`_step`, inlined
+        if self.steps > self.base + (at - self.lo) // self.per:
+            raise OverBudget
+        return at
 
     def _emit(self, start: int, end: int) -> bool:
         """Add a piece; True when the item limit is reached."""
@@ -209,12 +212,14 @@ class _Scan:
             if hit is None:
                 continue
             close, after = hit
-            event = self.event
-            if self._emit(start, c):
+            pieces, limit = self.pieces, self.limit  # :meth:`_emit` twice, inlined
+            pieces.append(value[start:c].strip(_WS))
+            if limit is not None and len(pieces) >= limit:
                 return -1
-            if event is not None:
-                self.events[len(self.pieces)] = event
-            if self._emit(o, close + 1):
+            if self.event is not None:
+                self.events[len(pieces)] = self.event
+            pieces.append(value[o:close + 1])  # from a brace to its brace: no blanks
+            if limit is not None and len(pieces) >= limit:
                 return -1
             while self.next_c <= after and self.next_c < hi:
                 self.next_c = self._candidate()
