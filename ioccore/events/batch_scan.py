@@ -183,6 +183,11 @@ class _Scan:
             return None
         window = _CANDIDATE.search(value, p, hi)
         until = hi if window is None else window.start()
+        last = until - 1
+        while last > p and value[last] in _WS:
+            last -= 1
+        if value[last] != 0x7D:  # '}': no object (junk between events), nothing to parse
+            return None
         self._step(until)
         if not self._parses(value[p:until]):
             return None
