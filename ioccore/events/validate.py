@@ -432,7 +432,7 @@ class Validator:
         # the runs alternate between the size classes: the tiny ones are every other
         for k in range(0 if is_tiny[0] else 1, len(bounds) - 1, 2):
             a, b = bounds[k], bounds[k + 1]
-            if not k % 128:
+            if k % 128 < 2:  # every 64 runs (k steps by 2, from 0 or 1)
                 check(deadline)
             if b - a > RUN_COLLAPSE:
                 rejections.append(self._tiny_run(items, a, b, now, expected_feed, seen,

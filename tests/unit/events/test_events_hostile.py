@@ -512,3 +512,25 @@ def test_many_tiny_spellings_are_tallied_from_the_values(first_alike: int) -> No
         want[str(alone.reason)] = want.get(str(alone.reason), 0) + 1
     assert run.count == len(spellings)
     assert run.tally == want
+
+
+@pytest.mark.parametrize("first_big", [False, True])
+def test_the_tiny_runs_look_at_the_deadline(first_big: bool) -> None:
+    """The loop over the tiny runs (junk between events) reads the clock every 64 runs,
+    whether the batch starts with a tiny element or an event: 300 more runs, at least
+    4 more reads (the split's reads do not grow with the elements)."""
+    from ioccore.events.budget import Deadline
+
+    def reads(pairs: int) -> int:
+        body = [b'{"a": [1', event(0)] * pairs
+        value = b"[" + b",".join(body[1:] if first_big else body) + b"]"
+        count = [0]
+
+        def clock() -> float:
+            count[0] += 1
+            return 0.0
+
+        make().validate(value, now=NOW, deadline=Deadline(1.0, clock))
+        return count[0]
+
+    assert reads(600) - reads(300) >= 4
