@@ -169,10 +169,16 @@ class Prepare:
         out.records.extend(valid)
         logged = log.isEnabledFor(logging.INFO)  # one check, not a dict per element
         letters, rejected, publisher = out.deadletters, out.rejected, self._publisher
+        key, topic, partition, offset = msg.key, msg.topic, msg.partition, msg.offset
+        by_claim: dict[str | None, str] = {}  # the publisher is a function of the claim
         for rej in rejections:
-            letters.append(DeadLetter(
-                msg.key, rej.raw, rej.reason, rej.message, feed, msg.topic, msg.partition,
-                msg.offset, rej.index, "original", publisher(msg.topic, _claimed(rej))))
+            claimed = _claimed(rej)
+            who = by_claim.get(claimed)
+            if who is None:
+                who = by_claim[claimed] = publisher(topic, claimed)
+            letters.append(_new_tuple(DeadLetter, (  # every field, in order
+                key, rej.raw, rej.reason, rej.message, feed, topic, partition, offset,
+                rej.index, "original", who)))
             rejected[(feed, rej.reason)] += rej.count
             if logged:
                 log.info("rejected: %s", rej.message, extra={
@@ -258,6 +264,10 @@ def _one_object(value: bytes | None) -> bool:
         return first != _OPEN_ARRAY
     return value.lstrip()[:1] != b"["
 
+
+_new_tuple = tuple.__new__
+"""A named tuple from all its fields without the generated ``__new__``'s Python frame
+(0.25 against 0.9 us: stage 1 builds one dead letter per malformed element)."""
 
 _JSON_SPACE = frozenset(b" \t\r\n")
 _OPEN_ARRAY = ord("[")

@@ -21,7 +21,10 @@ from typing import Final
 
 import msgspec
 
+from ioccore.events.models import EnvelopeV1
+
 _ANY_DECODER = msgspec.json.Decoder()
+_EVENT_DECODER = msgspec.json.Decoder(EnvelopeV1)
 _DECODE_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError,
                          RecursionError, OverflowError, ValueError)
 
@@ -45,23 +48,34 @@ class OverBudget(Exception):  # noqa: N818 - a signal to the caller, not an erro
 
 
 def scan_split(value: bytes, lo: int, hi: int, limit: int | None,
-               budget: tuple[int, int], min_restart: int) -> list[bytes]:
+               budget: tuple[int, int], min_restart: int,
+               events: dict[int, EnvelopeV1] | None = None) -> list[bytes]:
     """The pieces of ``value[lo:hi]`` (the array's inside), as
     :func:`~ioccore.events.batch_split.split_array` cuts them; at most ``limit`` of them.
 
     ``budget`` = (``base``, ``per``): raises :class:`OverBudget` as soon as it has taken
     more than ``base`` steps plus one per ``per`` bytes it has reached, so a body dense
-    in tokens is given up after about ``base`` steps, wherever they are."""
-    return _Scan(value, lo, hi, limit, budget, min_restart).run(lo)
+    in tokens is given up after about ``base`` steps, wherever they are.
+
+    ``events``: filled (only when the cut completes) with the pieces, by index, whose
+    parse here was a typed v1 envelope decode (see :func:`_Scan._parses`)."""
+    scan = _Scan(value, lo, hi, limit, budget, min_restart, events is not None)
+    pieces = scan.run(lo)
+    if events is not None:
+        events.update(scan.events)
+    return pieces
 
 
 class _Scan:
-    __slots__ = ("base", "cands", "hi", "limit", "lo", "min_restart", "next_c", "per",
-                 "pieces", "steps", "value")
+    __slots__ = ("base", "cands", "event", "events", "hi", "limit", "lo", "min_restart",
+                 "next_c", "per", "pieces", "steps", "typed", "value")
 
     def __init__(self, value: bytes, lo: int, hi: int, limit: int | None,
-                 budget: tuple[int, int], min_restart: int) -> None:
+                 budget: tuple[int, int], min_restart: int, typed: bool = False) -> None:
         self.value = value
+        self.typed = typed
+        self.event: EnvelopeV1 | None = None  # the last object :meth:`_parses` typed
+        self.events: dict[int, EnvelopeV1] = {}
         self.lo = lo
         self.hi = hi
         self.limit = limit
@@ -83,8 +97,11 @@ class _Scan:
         m = next(self.cands, None)
         if m is None:
             return self.hi
-        self._step(m.start())
-        return m.start()
+        at: int = m.start()
+        self.steps += 1  # :meth:`_step`, inlined
+        if self.steps > self.base + (at - self.lo) // self.per:
+            raise OverBudget
+        return at
 
     def _emit(self, start: int, end: int) -> bool:
         """Add a piece; True when the item limit is reached."""
@@ -93,6 +110,7 @@ class _Scan:
 
     def run(self, lo: int) -> list[bytes]:
         value, hi = self.value, self.hi
+        base, per, first = self.base, self.per, self.lo  # :meth:`_step`, inlined below
         self.cands = _PLAUSIBLE.finditer(value, lo, hi)
         self.next_c = self._candidate()
         start = pos = lo  # the current piece's first byte
@@ -109,7 +127,9 @@ class _Scan:
             separated = False
             for m in _STEP.finditer(value, pos, hi):
                 e = m.end()
-                self._step(e)
+                self.steps += 1
+                if self.steps > base + (e - first) // per:
+                    raise OverBudget
                 s = m.start(1)
                 if s < 0:  # the end of the range (restart points in its last strings)
                     if self.next_c < e:
@@ -163,9 +183,16 @@ class _Scan:
             return None
         window = _CANDIDATE.search(value, p, hi)
         until = hi if window is None else window.start()
-        self._step(until)
-        if not _parses_as_object(value[p:until]):
+        last = until - 1
+        while last > p and value[last] in _WS:
+            last -= 1
+        if value[last] != 0x7D:  # '}': no object (junk between events), nothing to parse
             return None
+        self._step(until)
+        if not self._parses(value[p:until]):
+            return None
+        if self.event is not None:
+            self.events[len(self.pieces)] = self.event  # the piece emitted next
         while self.next_c <= until and self.next_c < hi:  # the comma separates anyway
             self.next_c = self._candidate()
         return until
@@ -190,7 +217,14 @@ class _Scan:
             if hit is None:
                 continue
             close, after = hit
-            if self._emit(start, c) or self._emit(o, close + 1):
+            pieces, limit = self.pieces, self.limit  # :meth:`_emit` twice, inlined
+            pieces.append(value[start:c].strip(_WS))
+            if limit is not None and len(pieces) >= limit:
+                return -1
+            if self.event is not None:
+                self.events[len(pieces)] = self.event
+            pieces.append(value[o:close + 1])  # from a brace to its brace: no blanks
+            if limit is not None and len(pieces) >= limit:
                 return -1
             while self.next_c <= after and self.next_c < hi:
                 self.next_c = self._candidate()
@@ -203,7 +237,7 @@ class _Scan:
         the end and parses; else None. Reads only ``value[o:until]``."""
         value, hi = self.value, self.hi
         window = value[o:until]
-        if len(window) >= self.min_restart and _parses_as_object(window):
+        if len(window) >= self.min_restart and self._parses(window):
             # the window is the object and blanks: its last brace closes it, as the
             # steps below would find (a JSON text's brackets and strings balance), and
             # ``until`` is a comma or ``hi``. One C parse, the one a restart needs anyway
@@ -232,8 +266,24 @@ class _Scan:
                 nxt = space.end() if space is not None else close + 1
                 if nxt < hi and value[nxt] != _COMMA:
                     return None
-                return (close, nxt) if _parses_as_object(value[o:close + 1]) else None
+                return (close, nxt) if self._parses(value[o:close + 1]) else None
         return None
+
+    def _parses(self, piece: bytes) -> bool:
+        """:func:`_parses_as_object`, trying first (when the caller wants the events)
+        a typed v1 envelope decode, kept in ``event`` for the validator: a batch's
+        events found again after a malformed element are parsed once, not here and
+        there. Every v1 struct forbids unknown fields, so a text that decodes typed
+        has had every value read and parses generically too: the cut is the same."""
+        self.event = None
+        if self.typed and len(piece) >= self.min_restart:
+            try:
+                self.event = _EVENT_DECODER.decode(piece)
+            except _DECODE_ERRORS:
+                pass
+            else:
+                return True
+        return _parses_as_object(piece)
 
 
 def _parses_as_object(piece: bytes) -> bool:

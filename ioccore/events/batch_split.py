@@ -8,13 +8,14 @@ the batch position the validator reported).
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, cast
 
 import msgspec
 import numpy as np
 
 from ioccore.events.batch_scan import OverBudget, scan_split
 from ioccore.events.budget import Deadline, check
+from ioccore.events.models import EnvelopeV1
 
 DECODE_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError,
                         RecursionError, OverflowError, ValueError)
@@ -23,6 +24,8 @@ DECODE_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDec
 _ANY_DECODER = msgspec.json.Decoder()
 _RAW_LIST_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
 _OBJECTS_DECODER = msgspec.json.Decoder(list[dict[str, object]])
+_EVENTS_DECODER = msgspec.json.Decoder(list[EnvelopeV1])
+_EVENT_DECODER = msgspec.json.Decoder(EnvelopeV1)
 
 
 def elements(value: bytes, max_items: int | None = None) -> list[bytes] | None:
@@ -62,6 +65,13 @@ token-dense body gives up within its first 30 bytes: 5-8 us wasted; with 12 it w
 15-20 us); a batch of whole events takes two steps per event (about 250 bytes), a
 malformed element and the event after it about five."""
 
+DENSE: Final = (256, 40)
+"""A body with more than 40 commas and colons in its first 256 bytes goes to the index
+at once: the scanner, whose budget is 14 steps there, would give up after a few steps
+anyway (the issue's payload, ``}]{[,``, ``{"a":{"a":...``: 10-15 us wasted at 1 KiB). A
+batch of events holds about 25 in 256 bytes. Two counts in C whatever the body, and
+only a cost: both paths cut alike."""
+
 MIN_RESTART: Final = 64
 """Bytes a restart object must span: a shorter object cannot be an event (the smallest
 valid one is about 190 bytes), so cutting it out of a malformed run would save nothing
@@ -92,8 +102,8 @@ def string_mask(b: np.ndarray) -> np.ndarray:
 
 def split_array(value: bytes, max_items: int | None = None,
                 deadline: Deadline | None = None, *,
-                min_restart: int = MIN_RESTART, scan_below: int = SCAN_BELOW
-                ) -> list[bytes] | None:
+                min_restart: int = MIN_RESTART, scan_below: int = SCAN_BELOW,
+                events: dict[int, EnvelopeV1] | None = None) -> list[bytes] | None:
     """Split a JSON array that does not parse as a whole into its elements' bytes.
 
     Returns ``None`` if ``value`` is not an array at all. The pieces (stripped of
@@ -129,6 +139,14 @@ def split_array(value: bytes, max_items: int | None = None,
     **Small bodies** (under ``scan_below`` bytes) are first cut by a scanner with a step
     budget (:mod:`ioccore.events.batch_scan`), the same cut in one C regex step per
     structural token; past its budget the index is built instead.
+
+    ``events``: when given, filled with ``{piece index: envelope}`` for the restart
+    objects (and, below ``scan_below``, the whole objects) whose parse here was a typed
+    v1 envelope decode, so the validator need not decode them again (the events found
+    again after malformed elements). A text that decodes as a v1 envelope also parses
+    generically (every v1 struct forbids unknown fields, so every value was read), so
+    the cut does not depend on it; an object that does not decode so is parsed
+    generically as before.
     """
     lo = len(value) - len(value.lstrip(_WS))
     if lo >= len(value) or value[lo] != 0x5B:  # '['
@@ -140,12 +158,13 @@ def split_array(value: bytes, max_items: int | None = None,
     if not value[lo:hi].strip(_WS):
         return []
     limit = None if max_items is None else max_items + 1
-    if hi - lo < scan_below:
+    if hi - lo < scan_below and (value.count(b",", lo, lo + DENSE[0])
+                                 + value.count(b":", lo, lo + DENSE[0])) <= DENSE[1]:
         try:
-            return scan_split(value, lo, hi, limit, SCAN_STEPS, min_restart)
+            return scan_split(value, lo, hi, limit, SCAN_STEPS, min_restart, events)
         except OverBudget:
             check(deadline)
-    return _Split(value, lo, hi, deadline).pieces(limit, min_restart)
+    return _Split(value, lo, hi, deadline).pieces(limit, min_restart, events)
 
 
 class _Split:
@@ -157,7 +176,7 @@ class _Split:
     sum of the brackets outside strings up to each of them."""
 
     __slots__ = ("_p1", "at", "b", "deadline", "inside", "kind", "lo", "n", "p0", "quotes",
-                 "step", "value")
+                 "restart_events", "step", "typed", "value")
 
     def __init__(self, value: bytes, lo: int, hi: int, deadline: Deadline | None) -> None:
         self.value = value
@@ -176,6 +195,8 @@ class _Split:
         step = self.step = np.take(BRACKET_STEP, kind)
         self.p0 = np.where(inside, np.int8(0), step).cumsum(dtype=np.int32)
         self._p1: np.ndarray | None = None  # phase 1: only when a restart needs it
+        self.typed = False  # whether to try a typed decode of the restart objects
+        self.restart_events: list[EnvelopeV1 | None] | None = None  # per restart taken
         check(deadline)
 
     def par(self, pos: np.ndarray) -> np.ndarray:
@@ -209,7 +230,9 @@ class _Split:
         found: np.ndarray = solid[pos]
         return found
 
-    def pieces(self, limit: int | None, min_restart: int) -> list[bytes]:
+    def pieces(self, limit: int | None, min_restart: int,
+               events: dict[int, EnvelopeV1] | None = None) -> list[bytes]:
+        self.typed = events is not None
         table, cuts = self._restarts(min_restart)
         check(self.deadline)
         # segments: [start, end); after a restart (c, o, close, after) the segment ends
@@ -228,6 +251,15 @@ class _Split:
         ends = np.sort(np.concatenate((seg_end, cuts, closes + 1)))
         if limit is not None:
             starts, ends = starts[:limit], ends[:limit]
+        if events is not None and self.restart_events is not None:
+            at: list[int] = starts.searchsorted(os).tolist()  # each restart's piece
+            if at and at[-1] >= len(starts):  # past the item limit
+                at = [i for i in at if i < len(starts)]
+            found = self.restart_events
+            if None in found:  # the walk's restarts that are no v1 envelope
+                events.update((i, e) for i, e in zip(at, found, strict=False) if e is not None)
+            else:
+                events.update(zip(at, found, strict=False))  # type: ignore[arg-type]
         value, lo = self.value, self.lo
         return [value[a:b].strip(_WS)
                 for a, b in zip((starts + lo).tolist(), (ends + lo).tolist(), strict=True)]
@@ -290,8 +322,15 @@ class _Split:
             every = self._every_taken(ci, o, whole, until)
             if every is not None:
                 return every
-            # an object closed before its window's last brace, or one did not parse:
-            # read the windows (one more parse of each object at most)
+            # the walk, with each window's last brace as its object's close: right for
+            # every object that parses (its brackets balance there first); when one
+            # the walk reads does not parse, its object may close earlier: the windows
+            # are read then (a malformed element, then a batch whole again: no reading)
+            walked = self._take(ci.tolist(), o.tolist(), whole.tolist(), until.tolist(),
+                                exact=False)
+            if walked is not None:
+                return np.array(walked, dtype=np.int64).reshape(-1, 4), None
+            self.restart_events = None
         close = self._closes(o, until)
         found = close >= 0
         ci, o, close = ci[found], o[found], close[found]
@@ -360,8 +399,18 @@ class _Split:
         value, lo = self.value, self.lo
         objects = [value[a:b] for a, b in zip((o + lo).tolist(), (close + lo + 1).tolist(),
                                               strict=True)]
+        joined = b"[" + b",".join(objects) + b"]"
+        if self.typed:  # v1 events (the usual restart): one typed decode, kept
+            try:
+                typed = cast("list[EnvelopeV1 | None]", _EVENTS_DECODER.decode(joined))
+            except DECODE_ERRORS:
+                pass
+            else:
+                if len(typed) == len(objects):
+                    self.restart_events = typed
+                    return np.stack((c, o, close, after), axis=1), cuts
         try:  # each one an object, checked in C
-            parsed = _OBJECTS_DECODER.decode(b"[" + b",".join(objects) + b"]")
+            parsed = _OBJECTS_DECODER.decode(joined)
         except DECODE_ERRORS:
             return None
         if len(parsed) != len(objects):
@@ -392,13 +441,15 @@ class _Split:
             close[ids[first]] = at[idx[hits[first]]]
         return close
 
-    def _take(self, cis: list[int], os: list[int], closes: list[int], afters: list[int]
-              ) -> list[tuple[int, int, int, int]]:
+    def _take(self, cis: list[int], os: list[int], closes: list[int], afters: list[int],
+              exact: bool = True) -> list[tuple[int, int, int, int]] | None:
         """Walk the candidate restarts in order: one is taken unless its comma separates
         anyway (outside strings at depth 0 in the current segment) or its object does
         not parse; a taken one starts a fresh segment after its following comma. One
         Python step per candidate (each spans at least ``min_restart`` bytes): what it
-        reads was gathered into lists by vectorised passes first."""
+        reads was gathered into lists by vectorised passes first. ``exact=False``:
+        ``closes`` are only right for objects that parse; None when one does not.
+        The taken objects decoded as v1 envelopes are kept in ``restart_events``."""
         at, n, m = self.at, self.n, len(self.at)
         p0, p1 = self.phase_p
         ci_arr = np.array(cis, dtype=np.int64)
@@ -424,6 +475,8 @@ class _Split:
                                                      n - 1)).tolist()
         value, lo = self.value, self.lo
         taken: list[tuple[int, int, int, int]] = []
+        events: list[EnvelopeV1 | None] = []
+        self.restart_events = events
         start, f = 0, 0
         low = 0  # the lowest running sum since the segment's start (its base included)
         j = 0
@@ -439,9 +492,14 @@ class _Split:
             if comma_in[k] == bool(f) and comma_sum[f][k] <= low:
                 continue  # a separator at depth 0: the element after it starts afresh
             o, close, after = os[k], closes[k], afters[k]
-            if not _parses_as_object(value[lo + o:lo + close + 1]):
+            piece = value[lo + o:lo + close + 1]
+            event = _event_of(piece) if self.typed else None
+            if event is None and not _parses_as_object(piece):
+                if not exact:
+                    return None
                 continue
             taken.append((c, o, close, after))
+            events.append(event)
             if after >= n - 1 or heads[k] >= m:
                 break
             start = after + 1
@@ -449,6 +507,15 @@ class _Split:
             low = head_sum[f][k]
             j = head_mark[k]
         return taken
+
+
+def _event_of(piece: bytes) -> EnvelopeV1 | None:
+    """``piece`` decoded as a v1 envelope, or None."""
+    try:
+        event: EnvelopeV1 = _EVENT_DECODER.decode(piece)
+    except DECODE_ERRORS:
+        return None
+    return event
 
 
 def _parses_as_object(piece: bytes) -> bool:

@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import base64
 import itertools
+import operator
 import re
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, cast
 
 import msgspec
 import numpy as np
@@ -424,15 +425,17 @@ class Validator:
               deadline: Deadline | None) -> tuple[list[Record], list[Rejection]]:
         records: list[Record] = []
         rejections: list[Rejection] = []
-        if value.lstrip()[:1] != b"[":
+        if value[:1] != b"[" and value.lstrip()[:1] != b"[":  # (lstrip copies the value)
             self._one(value, None, now, expected_feed, records, rejections)
             return records, rejections
         items: list[bytes] | None
         exact = True
+        known: dict[int, EnvelopeV1] = {}  # elements the split decoded already
         try:
             raws = _RAW_LIST_DECODER.decode(value)
         except DECODE_ERRORS:
-            items = split_array(value, max_items=self.max_events, deadline=deadline)
+            items = split_array(value, max_items=self.max_events, deadline=deadline,
+                                events=known)
             exact = False
         else:
             if len(raws) > self.max_events:  # before copying 300k elements' bytes
@@ -453,39 +456,57 @@ class Validator:
         big, bounds, is_tiny = _by_size(items)
         # elements that could be events: one typed decode for all of them (verdicts do
         # not depend on neighbours), each on its own only when one does not decode
-        if len(big) < 2 or not self._together(items, big, now, expected_feed, records,
-                                              rejections):
+        if (len(big) < 2 and not known) or not self._together(
+                items, big, now, expected_feed, records, rejections, known):
             for k, i in enumerate(big):
                 if not k % 64:
                     check(deadline)
                 self._one(items[i], i, now, expected_feed, records, rejections)
         values = _Values(value if exact else None)
-        for k, (a, b) in enumerate(itertools.pairwise(bounds)):
-            if not is_tiny[a]:
-                continue
-            if not k % 64:
+        of_big = len(rejections)
+        # the runs alternate between the size classes: the tiny ones are every other
+        for k in range(0 if is_tiny[0] else 1, len(bounds) - 1, 2):
+            a, b = bounds[k], bounds[k + 1]
+            if k % 128 < 2:  # every 64 runs (k steps by 2, from 0 or 1)
                 check(deadline)
             if b - a > RUN_COLLAPSE:
                 rejections.append(self._tiny_run(items, a, b, now, expected_feed, seen,
                                                  values))
+            elif b - a == 1 and items[a] in seen:  # e.g. the same junk between events
+                raw = items[a]
+                same = seen[raw]
+                rejections.append(Rejection(same.reason, same.message, raw, a,
+                                            same.source_id, same.event_id, 1,
+                                            same.department))
             else:
                 for i in range(a, b):
                     rejections.append(self._tiny(items[i], i, now, expected_feed, seen))
-        if big and len(big) < len(items):
+        if of_big and len(rejections) > of_big:  # each part is in order already
             rejections.sort(key=_position)
         return records, rejections
 
     def _together(self, items: list[bytes], idx: list[int], now: float,
                   expected_feed: str | None, records: list[Record],
-                  rejections: list[Rejection]) -> bool:
+                  rejections: list[Rejection],
+                  known: dict[int, EnvelopeV1] | None = None) -> bool:
         """Validate ``items[i] for i in idx`` (e.g. the valid events the splitter found
         again between malformed elements) with one typed decode in C, as a batch that
         parses is; False (nothing added) when one of them does not decode: then each is
-        taken on its own. Same verdicts as :meth:`_one` per element."""
-        try:
-            decoded = _LIST_DECODER.decode(b"[" + b",".join([items[i] for i in idx]) + b"]")
-        except DECODE_ERRORS:
-            return False
+        taken on its own. Same verdicts as :meth:`_one` per element. ``known``: the
+        envelopes of elements the splitter decoded already (the same typed decode of the
+        same bytes), by index; only the others are decoded here."""
+        missing = [i for i in idx if i not in known] if known else idx
+        decoded: list[EnvelopeV1] = []
+        if missing:
+            try:
+                decoded = _LIST_DECODER.decode(
+                    b"[" + b",".join([items[i] for i in missing]) + b"]")
+            except DECODE_ERRORS:
+                return False
+        if known:
+            if missing:
+                known = {**known, **dict(zip(missing, decoded, strict=True))}
+            decoded = [known[i] for i in idx]
         limits = self._limits(now)
         for i, env in zip(idx, decoded, strict=True):
             try:
@@ -537,22 +558,21 @@ class Validator:
         tally: dict[str, int] = {}
         run = items[a:b]
         joined = b",".join(run)
-        if run.count(run[0]) == len(run):  # one spelling repeated: compared in C
-            counted: Counter[bytes] | dict[bytes, int] = {run[0]: len(run)}
-        else:
-            counted = Counter(run)
-        parsed = values.get() if values is not None and len(counted) > 64 else None
-        if parsed:  # many spellings: read the values
-            others: list[bytes] = []
-            scalars = missing = 0
-            for i in range(a, b):
-                obj = parsed[i]
-                if type(obj) is not dict:
-                    scalars += 1
-                elif obj.get("schema_version") is None:
-                    missing += 1
-                else:
-                    others.append(items[i])
+        counted: Counter[bytes] | dict[bytes, int] = {}
+        parsed = None
+        if values is not None and len(set(run[:128])) > 64:  # many spellings, likely
+            parsed = values.get()
+        if not parsed:
+            # one spelling repeated (the usual flood) is recognised by comparisons in C
+            counted = {run[0]: len(run)} if run.count(run[0]) == len(run) else Counter(run)
+            if values is not None and len(counted) > 64:
+                parsed = values.get()
+        if parsed:  # many spellings: read the values (their types sorted out in C)
+            dicts = list(itertools.compress(range(a, b), map(
+                operator.is_, map(type, parsed[a:b]), itertools.repeat(dict))))
+            others = [items[i] for i in dicts
+                      if cast("dict[str, object]", parsed[i]).get("schema_version") is not None]
+            scalars, missing = b - a - len(dicts), len(dicts) - len(others)
             for bulk, k in ((Reason.NOT_AN_OBJECT, scalars), (Reason.MISSING_FIELD, missing)):
                 if k:
                     tally[str(bulk)] = k

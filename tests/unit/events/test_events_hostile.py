@@ -7,12 +7,14 @@ import contextlib
 import json
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ioccore.events import validate as validate_mod
 from ioccore.events.batch_split import split_array
+from ioccore.events.models import EnvelopeV1, SensorEnvelopeV1
 from ioccore.events.reasons import Reason
 from ioccore.events.validate import (
     FORBIDDEN_CHARS,
@@ -423,3 +425,112 @@ def test_junk_between_events_cuts_alike_on_every_path(pairs: list[tuple[list[byt
         if i:  # a whole event: accepted, or its bytes in exactly one rejection
             held = sum(event(k) in r.raw for r in rejections)
             assert got.count(f"ok-{k}") + held == 1, (k, value)
+
+
+_TYPED = msgspec.json.Decoder(EnvelopeV1)
+_GENERIC = msgspec.json.Decoder()
+NOT_AN_ENVELOPE = event(0).replace(b'"sensor"', b'"other"')
+"""An object the splitter may restart at (it parses) that is no v1 envelope."""
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.lists(JUNK, min_size=1, max_size=3), st.integers(0, 6),
+                          st.sampled_from([b",", b", ", b" ,\n"])), min_size=2, max_size=10),
+       st.booleans())
+def test_the_split_hands_over_the_events_it_decoded(pairs: list[tuple[list[bytes], int,
+                                                                       bytes]],
+                                                    closed: bool) -> None:
+    """``split_array(events=...)`` (the validator's call) cuts as without it on both
+    paths, and each envelope it hands over is its piece decoded on its own; the
+    validator's verdicts are each element's own."""
+    kinds = {0: lambda k: event(k)[:-1], 6: lambda k: NOT_AN_ENVELOPE}
+    body = b"".join(b"".join(junk) + sep + kinds.get(i, event)(k) + sep
+                    for k, (junk, i, sep) in enumerate(pairs))
+    value = b"[" + body.rstrip(b" ,\n") + (b"]" if closed else b"")
+    for below in (0, 1 << 30):
+        events: dict[int, Any] = {}
+        pieces = split_array(value, scan_below=below, events=events)
+        assert pieces == split_array(value, scan_below=below), value
+        assert pieces is not None
+        for i, env in events.items():
+            assert _TYPED.decode(pieces[i]) == env, (value, i)
+    records, rejections = make().validate(value, now=NOW)
+    pieces = split_array(value)
+    assert pieces is not None
+    one_by_one = make().validate_items(pieces, now=NOW)
+    assert [r.event_id for r in records] == [r.event_id for r in one_by_one[0]]
+    assert [(r.index, r.reason, r.count) for r in rejections] == [
+        (r.index, r.reason, r.count) for r in one_by_one[1]]
+
+
+@pytest.mark.parametrize("value, unit", [
+    (b"1e400", b"u"), (b"-1e400", b"u"), (b"1" + b"0" * 400, b"u"), (b"42", b"\xff\xfe"),
+    (b"42", b"\xed\xa0\x80"), (b"42", b"\\ud800"), (b"42", b"\\udc00x"), (b"NaN", b"u"),
+    (b"42", b"\x00"), (b"4.2e-400", b"u"), (b"42", b"\\u0000")])
+def test_what_decodes_as_an_envelope_parses_generically(value: bytes, unit: bytes) -> None:
+    """The splitter's typed parse of a restart object stands for its generic parse
+    (the cut must not change): every v1 struct forbids unknown fields, so nothing is
+    skipped unread, and a text the typed decoder accepts the generic one accepts."""
+    text = event(0).replace(b"80.5", value).replace(b'"ug/m3"', b'"' + unit + b'"')
+    with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+        _TYPED.decode(text)
+        assert isinstance(_GENERIC.decode(text), dict)
+    doubled = event(0).replace(b'"department"', b'"department": "x", "department"')
+    assert isinstance(_TYPED.decode(doubled), SensorEnvelopeV1)
+    assert isinstance(_GENERIC.decode(doubled), dict)
+
+
+def test_a_window_whose_object_closes_early_is_read_exactly() -> None:
+    """The walk first takes each window's last brace as its object's close; a window
+    ``EVENT,2}`` does not parse so, and the exact reading finds the event (closed
+    before the ``,2}``) as the scanner does. A malformed element and then a batch whole
+    again (every window one event) is cut by the first walk alone."""
+    early = b'[{"a": [1,' + event(0) + b",2}," + event(1) + b"," + event(2) + b"]"
+    unclosed = b'[{"a": "x, ' + b",".join(event(i) for i in range(4)) + b"]"
+    for value, found in ((early, 3), (unclosed, 4)):
+        pieces = split_array(value, scan_below=0)
+        assert pieces == split_array(value, scan_below=1 << 30), value
+        assert pieces is not None
+        records, _ = make().validate(value, now=NOW)
+        assert len(records) == found, (value, pieces)
+        assert {r.event_id for r in records} <= {f"ok-{i}" for i in range(4)}
+
+
+@pytest.mark.parametrize("first_alike", [0, 100, 400])
+def test_many_tiny_spellings_are_tallied_from_the_values(first_alike: int) -> None:
+    """Hundreds of distinct spellings (some objects with a ``schema_version``, which
+    are diagnosed one by one), after ``first_alike`` copies of one spelling (the run
+    looks uniform at first): the same tally as each element alone."""
+    kinds = (lambda i: b"%d" % i, lambda i: b'"s%d"' % i, lambda i: b'{"k%d":1}' % i,
+             lambda i: b'{"schema_version":%d}' % (i % 4), lambda i: b"[%d]" % i)
+    spellings = [b"7"] * first_alike + [kinds[i % 5](i) for i in range(600)]
+    v = make()
+    (run,) = v.validate(b"[" + b",".join(spellings) + b"]", now=NOW)[1]
+    want: dict[str, int] = {}
+    for raw in spellings:
+        _, (alone,) = v.validate(b"[" + raw + b"]", now=NOW)
+        want[str(alone.reason)] = want.get(str(alone.reason), 0) + 1
+    assert run.count == len(spellings)
+    assert run.tally == want
+
+
+@pytest.mark.parametrize("first_big", [False, True])
+def test_the_tiny_runs_look_at_the_deadline(first_big: bool) -> None:
+    """The loop over the tiny runs (junk between events) reads the clock every 64 runs,
+    whether the batch starts with a tiny element or an event: 300 more runs, at least
+    4 more reads (the split's reads do not grow with the elements)."""
+    from ioccore.events.budget import Deadline
+
+    def reads(pairs: int) -> int:
+        body = [b'{"a": [1', event(0)] * pairs
+        value = b"[" + b",".join(body[1:] if first_big else body) + b"]"
+        count = [0]
+
+        def clock() -> float:
+            count[0] += 1
+            return 0.0
+
+        make().validate(value, now=NOW, deadline=Deadline(1.0, clock))
+        return count[0]
+
+    assert reads(600) - reads(300) >= 4
