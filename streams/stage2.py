@@ -251,12 +251,16 @@ _PHASE = {phase: metrics.STAGE_PHASE_SECONDS.labels("stage2", phase).observe
 
 
 def make_pool(conninfo: str, *, min_size: int = 1, max_size: int = 2, timeout_s: float = 5.0,
-              reconnect_timeout_s: float = 4.0) -> AsyncConnectionPool:
-    """Stage 2's connections (sizes from ``database.pool_min/max``): checked before every
-    batch, so a connection a PostgreSQL restart killed is replaced instead of failing the
-    batch; a failed reconnect cycle gives up after ``reconnect_timeout_s`` and the next
-    batch starts a new one, which caps the wait after PostgreSQL returns (psycopg_pool's
-    own back-off is uncapped)."""
+              reconnect_timeout_s: float = 4.0, check_idle_s: float = 0.0
+              ) -> AsyncConnectionPool:
+    """Stage 2's connections (sizes from ``database.pool_min/max``): checked before a
+    batch when idle ``check_idle_s`` or longer (``database.check_idle_s``; 0: before
+    every batch), so a connection a PostgreSQL restart killed is replaced instead of
+    failing the batch (within ``check_idle_s`` of the last batch the batch fails once
+    and is retried on a new connection); a failed reconnect cycle gives up after
+    ``reconnect_timeout_s`` and the next batch starts a new one, which caps the wait
+    after PostgreSQL returns (psycopg_pool's own back-off is uncapped)."""
     return connections.pool(conninfo, purpose="stage2", min_size=min_size, max_size=max_size,
                             timeout_s=timeout_s, reconnect_timeout_s=reconnect_timeout_s,
-                            check=True, configure=TimescaleSink.prepare)
+                            check=True, check_idle_s=check_idle_s,
+                            configure=TimescaleSink.prepare)
