@@ -33,7 +33,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ioccore import metrics
 from ioccore.db import connections
-from ioccore.events.record import Record, decode_records
+from ioccore.events.record import FEEDS, Record, decode_records
 from ioccore.events.source_progress import SourceProgress
 from streams.alerting import PartitionAlerts
 from streams.evaluation import Planned
@@ -65,7 +65,9 @@ class Refused:
 RejectHook = Callable[[list[Refused]], Awaitable[None]]
 """Sends refused records to the dead-letter topic (awaits the delivery)."""
 
-_SAMPLE = 500  # latency observations per feed per batch: enough for the histogram
+_SAMPLE = 64
+"""Latency observations per feed per batch: enough for the histogram at tens of batches a
+second (500 cost about 4 µs each, 1-3 ms of the event loop a batch, in the alert path)."""
 
 
 @dataclass(slots=True)
@@ -215,12 +217,16 @@ class Stage2:
                 metrics.EVENTS_LATE.labels(feed).inc(n)
         metrics.ROLLUP_UPSERTS.inc(len(result.windows))
         seen: dict[str, int] = {}
+        observe: dict[str, Callable[[float], None]] = {}
         for rec in records:
             n = seen.get(rec.feed, 0)
             if n < _SAMPLE:
                 seen[rec.feed] = n + 1
-                metrics.LATENCY_STORED.labels(rec.feed).observe(
-                    max(0.0, committed - rec.occurred_at.timestamp()))
+                if n == 0:
+                    observe[rec.feed] = metrics.LATENCY_STORED.labels(rec.feed).observe
+                observe[rec.feed](max(0.0, committed - rec.occurred_at.timestamp()))
+            elif len(seen) == len(FEEDS) and all(v >= _SAMPLE for v in seen.values()):
+                break
 
 
 class _Phases:
