@@ -333,10 +333,14 @@ PROBE_TIMES_SQL = """
 SELECT (SELECT max(time) FROM sensor_readings WHERE commune_code = %(c)s
           AND metric = 'pm10' AND value > 900 AND time >= %(at)s - interval '1 minute'
           AND time < %(at)s),
-       (SELECT min(time) FROM sensor_readings WHERE commune_code = %(c)s
-          AND metric = 'pm10' AND time >= %(at)s + make_interval(secs => %(ooo)s)
-          AND time < %(at)s + make_interval(secs => %(ooo)s + 30))
+       d.time, d.received_at, d.stored_at
+FROM (SELECT 1) one LEFT JOIN LATERAL (
+    SELECT time, received_at, stored_at FROM sensor_readings WHERE commune_code = %(c)s
+      AND metric = 'pm10' AND time >= %(at)s + make_interval(secs => %(ooo)s)
+      AND time < %(at)s + make_interval(secs => %(ooo)s + 30)
+    ORDER BY time LIMIT 1) d ON true
 """
+"""The breaching reading, and the deciding one's time, stage-1 read and row insert."""
 
 PROBES = 32
 """Probe communes, one source each; each breaches in every other minute (so it fires and
@@ -549,17 +553,23 @@ def _step_row(pipe: Pipeline, watch: _FiringWatch, prev: tuple[int, datetime, da
     stored, in_grace, p50, p99 = pipe.query(LATENCY_SQL, window)[0]
     decided: list[float] = []
     breach: list[float] = []
+    parts: list[tuple[float, float, float, float]] = []
+    """Per decision: total, sent -> read by stage 1, read -> its row inserted by stage 2,
+    inserted -> the transition visible (the rest of the write, evaluation, commit, poll)."""
     for (_, at), (commune, state, seen) in list(watch.seen.items()):
         if not a.timestamp() <= seen < b.timestamp() + 4.0:
             continue
-        breached, deciding = pipe.query(PROBE_TIMES_SQL, {"c": commune, "at": at,
-                                                          "ooo": ooo})[0]
+        breached, deciding, read_at, stored_at = pipe.query(
+            PROBE_TIMES_SQL, {"c": commune, "at": at, "ooo": ooo})[0]
         if deciding is None:
             continue
         sent_at = deciding.timestamp() + offsets[commune]
         if not a.timestamp() + 5.0 <= sent_at < b.timestamp():
             continue
         decided.append(seen - sent_at)
+        parts.append((seen - sent_at, read_at.timestamp() - sent_at,
+                      stored_at.timestamp() - read_at.timestamp(),
+                      seen - stored_at.timestamp()))
         if breached is not None and state == "firing":
             breach.append(seen - breached.timestamp() - offsets[commune])
     seconds = (b - a).total_seconds()
@@ -573,7 +583,19 @@ def _step_row(pipe: Pipeline, watch: _FiringWatch, prev: tuple[int, datetime, da
             "p50_alert_from_breach_s": _pct(breach, 0.5),
             "p99_alert_from_breach_s": _pct(breach, 0.99),
             "alert_latency": "deciding reading's occurred_at -> firing visible",
+            "alert_path": _path(parts),
             "kept_up": kept_up, "worker_peak_rss_mb": peak_rss}
+
+
+def _path(parts: list[tuple[float, float, float, float]]) -> dict[str, Any]:
+    """Where the deciding readings' time went: p50 and p99 of each part, and the three
+    slowest decisions part by part (what the tail is made of)."""
+    names = ("sent_to_read_s", "read_to_inserted_s", "inserted_to_visible_s")
+    out: dict[str, Any] = {
+        name: [_pct([p[i + 1] for p in parts], 0.5), _pct([p[i + 1] for p in parts], 0.99)]
+        for i, name in enumerate(names)}
+    out["slowest"] = [[round(x, 3) for x in p] for p in sorted(parts, reverse=True)[:3]]
+    return out
 
 
 def sink_rate(settings: Settings, tmp: Path, n_events: int = 100_000) -> dict[str, Any]:

@@ -203,6 +203,9 @@ class DatabaseSettings(_Section):
     pool_min: int = 1
     pool_max: int = 8
     """Sizes of each process's pool (the API's, stage 2's): ioccore/db/connect.py."""
+    check_idle_s: float = 1.0
+    """Stage 2 checks a pooled connection (a round trip) only when it sat idle this long
+    (0: before every batch): ioccore/db/connections.py, ``CheckWhenIdle``."""
     connect_timeout_s: int = 5
     """A connection attempt gives up after this long (libpq ``connect_timeout``)."""
     statement_timeout_s: float = 60.0

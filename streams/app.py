@@ -185,7 +185,8 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
                     dedupe_capacity=stream.stage1_dedupe_capacity,
                     message_budget_s=stream.stage1_message_budget_s)
     stage2 = Stage2(make_pool(parts.conninfo, min_size=settings.database.pool_min,
-                              max_size=settings.database.pool_max),
+                              max_size=settings.database.pool_max,
+                              check_idle_s=settings.database.check_idle_s),
                     allowed_lateness_s=stream.allowed_lateness_s,
                     alerts=partition_alerts, on_rejected=outputs.storage_refused,
                     max_rows=stream.sink_buffer_max_rows)

@@ -20,6 +20,8 @@ gets the defaults below. Pools take their sizes from the caller, which reads
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -65,15 +67,41 @@ async def aconnect(conninfo: str, *, purpose: str, autocommit: bool = False
                                                  autocommit=autocommit)
 
 
+class CheckWhenIdle:
+    """A pool's ``check``: a round trip (psycopg_pool's ``check_connection``) for a
+    connection taken more than ``idle_s`` after it was last taken; none within it.
+
+    A connection back in the pool was healthy when returned (the pool closes one it
+    finds broken), so the check guards against what happened while it sat idle: a
+    PostgreSQL restart. Stage 2 takes its connection for every batch (tens a second
+    under load), and one round trip each was a tenth of a small batch's time. Within
+    ``idle_s`` of the last use a restart is found by the batch's first statement
+    instead: the batch fails, the pool drops the connection and the batch is retried
+    on a new one. ``idle_s`` 0: always checked."""
+
+    def __init__(self, idle_s: float) -> None:
+        self._idle_s = idle_s
+        self._taken: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = \
+            weakref.WeakKeyDictionary()
+
+    async def __call__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        now = time.monotonic()
+        last = self._taken.get(conn)
+        if last is None or now - last >= self._idle_s:
+            await AsyncConnectionPool.check_connection(conn)
+        self._taken[conn] = now
+
+
 def pool(conninfo: str, *, purpose: str, min_size: int, max_size: int,
          timeout_s: float = 30.0, reconnect_timeout_s: float = 300.0,
-         check: bool = False, autocommit: bool = False,
+         check: bool = False, check_idle_s: float = 0.0, autocommit: bool = False,
          configure: Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]] | None = None,
          ) -> AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]]:
-    """An asyncio pool, not yet open (``await pool.open()``). ``check``: every connection
-    is checked when taken, so one a PostgreSQL restart killed is replaced, not used."""
+    """An asyncio pool, not yet open (``await pool.open()``). ``check``: a connection is
+    checked when taken, so one a PostgreSQL restart killed is replaced, not used; with
+    ``check_idle_s`` only when it was idle that long (:class:`CheckWhenIdle`)."""
     return AsyncConnectionPool(
         with_policy(conninfo, purpose), min_size=min_size, max_size=max_size, open=False,
         timeout=timeout_s, reconnect_timeout=reconnect_timeout_s, name=f"ioc-{purpose}",
-        configure=configure, check=AsyncConnectionPool.check_connection if check else None,
+        configure=configure, check=CheckWhenIdle(check_idle_s) if check else None,
         kwargs={"autocommit": True} if autocommit else None)

@@ -4,11 +4,16 @@ carries, whoever built it."""
 from __future__ import annotations
 
 import ast
+import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
 from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool
 
-from ioccore.db.connections import CONNECT_TIMEOUT_S, pool, with_policy
+from ioccore.db import connections
+from ioccore.db.connections import CONNECT_TIMEOUT_S, CheckWhenIdle, pool, with_policy
 from ioccore.settings import DatabaseSettings
 
 
@@ -84,3 +89,42 @@ def test_deployed_code_connects_only_through_the_policy() -> None:
     bypass = [b for p in files if p != POLICY for b in _bypasses(p)]
     assert bypass == []
     assert _bypasses(POLICY)  # the scan does see a connect where there is one
+
+
+def test_a_pooled_connection_is_checked_only_after_it_sat_idle(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stage 2 takes its connection for every batch: a round trip each was a tenth of a
+    small batch; a connection taken again within ``idle_s`` is not checked, one idle
+    longer is, and ``idle_s`` 0 checks every time (the former behaviour)."""
+    checked: list[object] = []
+
+    async def check_connection(conn: object) -> None:
+        checked.append(conn)
+
+    monkeypatch.setattr(AsyncConnectionPool, "check_connection", check_connection)
+    clock = [100.0]
+    monkeypatch.setattr(connections, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    conn, other = _Conn(), _Conn()
+    check = CheckWhenIdle(1.0)
+
+    async def take(c: object, at: float) -> None:
+        clock[0] = at
+        await check(c)  # type: ignore[arg-type]
+
+    asyncio.run(take(conn, 100.0))  # never seen: checked
+    asyncio.run(take(conn, 100.5))  # taken again within a second: not checked
+    asyncio.run(take(other, 100.6))  # another connection: its own clock
+    asyncio.run(take(conn, 101.4))  # 0.9 s after its last use: still not checked
+    asyncio.run(take(conn, 102.5))  # idle 1.1 s: checked
+    assert checked == [conn, other, conn]
+
+    checked.clear()
+    always = CheckWhenIdle(0.0)
+    for at in (200.0, 200.0, 200.1):
+        clock[0] = at
+        asyncio.run(always(conn))  # type: ignore[arg-type]
+    assert checked == [conn, conn, conn]
+
+
+class _Conn:
+    """Stands for a pooled connection (only its identity matters to the check)."""

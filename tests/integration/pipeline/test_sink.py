@@ -100,3 +100,39 @@ def test_stage2_replaces_connections_a_restart_killed(db: str) -> None:
 
     assert asyncio.run(run()) == 0
     assert query(db, "SELECT count(*) FROM service_events")[0][0] == 20
+
+
+def test_stage2_checks_a_connection_only_after_it_sat_idle(db: str) -> None:
+    """``database.check_idle_s``: a connection taken again within it is not checked (a
+    round trip a batch), so connections killed right after a batch fail the next batch
+    once, and it is stored on its retry (nothing lost, no duplicate); killed while the
+    connection sat idle longer, they are replaced before the batch as before."""
+    batches = [[service(i) for i in range(k * 10, k * 10 + 10)] for k in range(3)]
+
+    def kill() -> None:
+        with psycopg.connect(db, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND usename = current_user").fetchone()
+            assert killed and killed[0] >= 1
+
+    async def run() -> list[int]:
+        stage2 = Stage2(make_pool(db, check_idle_s=0.5), allowed_lateness_s=300)
+        health = Health()
+        failures = []
+        for k, records in enumerate(batches):
+            if k == 1:
+                kill()  # right after batch 0: inside the window, not checked
+            if k == 2:
+                await asyncio.sleep(0.7)  # idle past the window: checked
+                kill()
+            failures.append(await run_batch(
+                stage2, [Enriched("e", 0, k, encode_records(records))], messages=1,
+                health=health, retry_max_s=0.2))
+        await stage2.close()
+        return failures
+
+    assert asyncio.run(run()) == [0, 1, 0]
+    assert query(db, "SELECT count(*), count(DISTINCT event_id) FROM service_events")[0] == \
+        (30, 30)
