@@ -1,7 +1,11 @@
 """Same-session A/B of the one-event drain: another tree's code against this tree's.
 
     python -m benchmarks.ab_drain --old /path/to/old/tree [--pairs 3] [--events 300000]
-                                  [--profile] [--out reports/ab_drain.json]
+                                  [--profile] [--envelopes] [--out reports/ab_drain.json]
+    python -m benchmarks.ab_drain --show reports/ab_drain.json   # its table again
+
+``--profile``: one py-spy profiled drain per side (``benchmarks.profile``), the worker's
+CPU split by component and the event-loop thread's areas in the report.
 
 The host's speed varies from day to day by up to 1.7x, so a figure taken on another day
 cannot show a CPU saving; only runs of both codes in one session, alternating (old, new,
@@ -34,8 +38,10 @@ FIGURES = ("events_per_s", "worker", "postgres_backends", "postgres", "kafka")
 backends, every PostgreSQL process (shared with others' tests) and the Kafka broker."""
 
 
-def run_one(events: int, tmp: Path, profile: bool) -> dict[str, Any]:
-    """One drain of ``events`` one-event messages through one worker (in the child)."""
+def run_one(events: int, tmp: Path, profile: bool, one_event: bool = True
+            ) -> dict[str, Any]:
+    """One drain of ``events`` one-event messages (or 100-event envelopes) through one
+    worker (in the child)."""
     import ioccore
     from ioccore.settings import get_settings
 
@@ -44,7 +50,7 @@ def run_one(events: int, tmp: Path, profile: bool) -> dict[str, Any]:
     if profile:
         from benchmarks.profile import profiled_drain, summarise
 
-        result = profiled_drain(settings, tmp / "profile", events, one_event=True)
+        result = profiled_drain(settings, tmp / "profile", events, one_event=one_event)
         if result["profiles"]:  # where the event-loop thread's samples went, by area
             main_thread = summarise(Path(result["profiles"][0]), top=15).get("main", {})
             result["areas_main_thread"] = main_thread.get("areas", [])
@@ -52,18 +58,20 @@ def run_one(events: int, tmp: Path, profile: bool) -> dict[str, Any]:
     else:
         from benchmarks.pipeline import drain
 
-        result = drain(settings, tmp, events, workers=1, one_event=True)
+        result = drain(settings, tmp, events, workers=1, one_event=one_event)
     result["load_average"] = [round(x, 2) for x in (*load_before, *os.getloadavg())]
     result["ioccore"] = str(Path(ioccore.__file__).parent)
     return result
 
 
-def spawn(tree: Path, shim: Path, events: int, profile: bool) -> dict[str, Any]:
+def spawn(tree: Path, shim: Path, events: int, profile: bool, one_event: bool
+          ) -> dict[str, Any]:
     """A child of ``tree``'s virtualenv running :func:`run_one`; its JSON result."""
     tmp = Path(tempfile.mkdtemp(prefix="ioc-ab-"))
     env = {**os.environ, "PYTHONPATH": str(shim)}
     argv = [str(tree / ".venv" / "bin" / "python"), "-m", "benchmarks.ab_drain", "--child",
-            "--events", str(events), "--tmp", str(tmp), *(["--profile"] if profile else [])]
+            "--events", str(events), "--tmp", str(tmp), *(["--profile"] if profile else []),
+            *([] if one_event else ["--envelopes"])]
     done = subprocess.run(argv, cwd=shim, env=env, capture_output=True, text=True,
                           check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -114,13 +122,16 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true",
                         help="one py-spy profiled drain per side instead of the pairs")
     parser.add_argument("--out", type=Path, default=HERE.parent / "reports" / "ab_drain.json")
+    parser.add_argument("--envelopes", action="store_true",
+                        help="100-event envelopes instead of one event per message")
     parser.add_argument("--show", type=Path, help="print the table and summary of an "
                         "earlier report instead of running")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tmp", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_one(args.events, args.tmp, args.profile), default=str))
+        print(json.dumps(run_one(args.events, args.tmp, args.profile,
+                                 one_event=not args.envelopes), default=str))
         return 0
     if args.show is not None:
         done = json.loads(args.show.read_text())
@@ -136,10 +147,12 @@ def main() -> int:
     runs: list[dict[str, Any]] = []
     report: dict[str, Any] = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
                               "trees": {k: str(v) for k, v in trees.items()},
-                              "events": args.events, "profile": args.profile, "runs": runs}
+                              "events": args.events, "profile": args.profile,
+                              "one_event": not args.envelopes, "runs": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for side in order:
-        result = spawn(trees[side], shim, args.events, args.profile) | {"side": side}
+        result = spawn(trees[side], shim, args.events, args.profile,
+                       one_event=not args.envelopes) | {"side": side}
         runs.append(result)
         print(f"{side}: {json.dumps(figures(result))} load {result['load_average']} "
               f"exact {result['exact']}", flush=True)
