@@ -130,10 +130,12 @@ demo: stack-up
 
 # Hostile input (issue 24): each adversarial shape at 1, 4, 16, 64 KiB and 1 MiB against
 # a valid message of the same size, as cost per byte; exit 1 when a ratio reaches 3.
-# No services needed (a few minutes; BENCH_HOSTILE_ARGS="--validator" for the validator
-# alone, "--sizes 1024 65536" for fewer sizes).
+# The valid baseline is timed again beside each cell (--paired), so a drift of the host's
+# speed during the run does not read as a cost. No services needed (a few minutes;
+# BENCH_HOSTILE_ARGS="--cpu" for CPU time, "--validator" for the validator alone,
+# "--sizes 1024 65536" for fewer sizes).
 bench-hostile: setup
-	$(BIN)/python -m benchmarks.bench_hostile $(BENCH_HOSTILE_ARGS)
+	$(BIN)/python -m benchmarks.bench_hostile --paired $(BENCH_HOSTILE_ARGS)
 
 # Fuzz the validator and the batch splitter (hypothesis) for FUZZ_SECONDS (not in CI):
 # every element accepted or dead-lettered exactly once, nothing raises, and each

@@ -23,12 +23,15 @@ from typing import Any
 from ioccore.settings import ROOT, get_settings
 
 TARGETS = {
-    "envelope_drain_vs_ceiling": 0.6, "one_event_vs_ceiling": 0.35,
-    "peak_rss_mb_1m_backlog": 300, "p99_alert_s_at_5000": 0.5, "p99_alert_s_at_10000": 1.0,
-    "two_workers_vs_one": 1.0, "one_event_vs_flink_p2": 1.0, "envelopes_vs_flink_p2": 2.0,
+    "peak_rss_mb_1m_backlog": 300, "p99_alert_s_at_5000": 0.5, "p99_alert_s_at_10000": 0.3,
+    "two_workers_vs_one": 1.0, "two_workers_vs_one_one_event": 1.3,
+    "one_event_vs_flink_p2": 1.5, "envelopes_vs_flink_p2": 2.0,
     "gateway_stored_vs_accepted": 1.0, "gateway_p99_s": 1.0,
 }
-"""Issue 18's targets, each a ratio (or a bound) that `make bench` prints."""
+"""The targets `make bench` prints beside its ratios: issue 28's (one-event 1.5x and
+envelopes 2x Flink p=2, two workers 1.3x one on one-event messages, alert p99 0.3 s at
+10,000 events/s, RSS 300 MB), and issue 18's that still stand. The ceiling ratios are
+printed as figures: issue 28 retired their targets."""
 
 
 def machine() -> dict[str, Any]:
@@ -243,13 +246,13 @@ def render(r: dict[str, Any], path: Path) -> None:
         f"{ceiling:,} events/s | 1.00 | — |",
         _ceiling_one_event_row(r.get("raw_ceiling_one_event"), ceiling),
         _drain_row("ioc, 1 worker, 100-event envelopes", r.get("envelopes_1_worker"),
-                   ceiling, "≥ 0.6 of ceiling; RSS ≤ 300 MB"),
+                   ceiling, "≥ 2× Flink p=2; RSS ≤ 300 MB"),
         _drain_row("ioc, 2 workers, 100-event envelopes", r.get("envelopes_2_workers"),
                    ceiling, "≥ 1 worker"),
         _drain_row("ioc, 1 worker, one event per message", r.get("one_event_1_worker"),
-                   ceiling, "≥ 0.35 of ceiling"),
+                   ceiling, "≥ 1.5× Flink p=2"),
         _drain_row("ioc, 2 workers, one event per message", r.get("one_event_2_workers"),
-                   ceiling, "≥ 1 worker"),
+                   ceiling, "≥ 1.3× 1 worker"),
         _flink_row("Flink SQL p=1, raw + rollups, one event per message", r.get("flink_p1"),
                    ceiling),
         _flink_row("Flink SQL p=2, raw + rollups, one event per message", r.get("flink_p2"),
@@ -259,7 +262,7 @@ def render(r: dict[str, Any], path: Path) -> None:
         "",
         "| ratio | measured | target |",
         "|---|---|---|",
-        f"| ioc one-event / Flink p=2 raw + rollups | {q.get('one_event_vs_flink_p2')} | ≥ 1 |",
+        f"| ioc one-event / Flink p=2 raw + rollups | {q.get('one_event_vs_flink_p2')} | ≥ 1.5 |",
         f"| ioc one-event, 2 workers / Flink p=2 (the same parallelism) | "
         f"{q.get('one_event_2_workers_vs_flink_p2')} | — |",
         f"| ioc envelopes / Flink p=2 raw + rollups | {q.get('envelopes_vs_flink_p2')} | ≥ 2 |",
@@ -268,14 +271,14 @@ def render(r: dict[str, Any], path: Path) -> None:
         f"| bare client on one-event messages / raw ceiling | "
         f"{q.get('one_event_ceiling_vs_ceiling')} | (0.35 would be the one-event target) |",
         f"| ioc 2 workers / 1 worker (envelopes; one-event) | {q.get('two_workers_vs_one')}; "
-        f"{q.get('two_workers_vs_one_one_event')} | ≥ 1 |",
+        f"{q.get('two_workers_vs_one_one_event')} | ≥ 1; ≥ 1.3 |",
         "",
         "| measure | figure | target |",
         "|---|---|---|",
         f"| highest fixed rate kept up (rising steps, 1 worker) | "
         f"{max((s['target_rate'] for s in kept), default=0):,} events/s | — |",
     ]
-    for label, st, target in (("5,000", at5k, "≤ 0.5 s"), ("10,000", at10k, "≤ 1 s")):
+    for label, st, target in (("5,000", at5k, "≤ 0.5 s"), ("10,000", at10k, "≤ 0.3 s")):
         if st:
             lines.append(f"| at {label} events/s: occurred_at → stored p50 / p99; deciding "
                          f"reading → alert p50 / p99 (breach → alert p50 / p99) | "
