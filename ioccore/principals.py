@@ -37,7 +37,6 @@ from kafka.admin import (
     ResourcePattern,
     ResourcePatternFilter,
     ResourceType,
-    UserScramCredentialDeletion,
     UserScramCredentialUpsertion,
 )
 from kafka.errors import TopicAlreadyExistsError
@@ -158,10 +157,22 @@ def set_password(admin: KafkaAdminClient, user: str, password: str) -> None:
         raise ConfigError(f"setting the SCRAM credential of {user} failed: {result[user]}")
 
 
-def delete_user(admin: KafkaAdminClient, user: str) -> bool:
-    """Remove the user's SCRAM credential; False when it had none."""
-    result = admin.alter_user_scram_credentials([UserScramCredentialDeletion(user, MECHANISM)])
-    return not result.get(user)
+def lock_out(admin: KafkaAdminClient, user: str) -> bool:
+    """Replace the user's SCRAM credential with a random secret that is never kept or
+    shown, so nobody can log in as it; False when it had none.
+
+    Not a deletion: Kafka 3.9.1's broker rebuilds its SCRAM credentials on restart by
+    replaying the metadata log as one delta, and ``ScramDelta.apply`` drops the whole
+    mechanism's map when a removal empties it part-way (a removal replayed first, in
+    hash order, against the empty start-up image), losing every user after it: one
+    deleted credential could lock every principal, the admin included, out of the
+    restarted broker (docs/security.md). An overwrite writes no removal record.
+    """
+    found = admin.describe_user_scram_credentials([user]).get(user)
+    if not found or found["error"] or not found["credential_infos"]:
+        return False
+    set_password(admin, user, new_secret())
+    return True
 
 
 def grant(admin: KafkaAdminClient, principal: str, grants: Sequence[Grant]) -> None:
@@ -280,10 +291,10 @@ def rotate(kafka: KafkaSettings, principal: str) -> str:
 
 
 def revoke(kafka: KafkaSettings, principal: str) -> tuple[bool, int]:
-    """Delete the principal's credential and every ACL naming it."""
+    """Lock the principal out (:func:`lock_out`) and delete every ACL naming it."""
     admin = admin_client(kafka)
     try:
-        had = delete_user(admin, principal)
+        had = lock_out(admin, principal)
         return had, revoke_acls(admin, principal)
     finally:
         admin.close()
