@@ -398,10 +398,23 @@ def test_a_window_that_cannot_be_an_object_is_not_parsed() -> None:
     assert split_array(value) == split_array(value, scan_below=0) == [value[1:-1]]
 
 
+def junk_pairs(kinds: int) -> st.SearchStrategy[list[tuple[list[bytes], int, bytes]]]:
+    """Malformed elements, then an element of kind 0..``kinds``, then a separator."""
+    return st.lists(st.tuples(st.lists(JUNK, min_size=1, max_size=3), st.integers(0, kinds),
+                              st.sampled_from([b",", b", ", b" ,\n"])),
+                    min_size=2, max_size=10)
+
+
+def junk_array(pairs: list[tuple[list[bytes], int, bytes]], closed: bool,
+               element: Any) -> bytes:
+    """The array of ``pairs``: each element is ``element(kind, k)``."""
+    body = b"".join(b"".join(junk) + sep + element(i, k) + sep
+                    for k, (junk, i, sep) in enumerate(pairs))
+    return b"[" + body.rstrip(b" ,\n") + (b"]" if closed else b"")
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.lists(JUNK, min_size=1, max_size=3), st.integers(0, 5),
-                          st.sampled_from([b",", b", ", b" ,\n"])), min_size=2, max_size=10),
-       st.booleans())
+@given(junk_pairs(5), st.booleans())
 def test_junk_between_events_cuts_alike_on_every_path(pairs: list[tuple[list[bytes], int,
                                                                           bytes]],
                                                       closed: bool) -> None:
@@ -411,9 +424,7 @@ def test_junk_between_events_cuts_alike_on_every_path(pairs: list[tuple[list[byt
     dead-lettered once."""
     from tests.support.scanner_oracle import reference_split
 
-    body = b"".join(b"".join(junk) + sep + (event(k) if i else event(k)[:-1]) + sep
-                    for k, (junk, i, sep) in enumerate(pairs))
-    value = b"[" + body.rstrip(b" ,\n") + (b"]" if closed else b"")
+    value = junk_array(pairs, closed, lambda i, k: event(k) if i else event(k)[:-1])
     if b"\\" in value:
         value = value.replace(b"\\", b"")
     index = split_array(value, scan_below=0)
@@ -434,9 +445,7 @@ NOT_AN_ENVELOPE = event(0).replace(b'"sensor"', b'"other"')
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.lists(JUNK, min_size=1, max_size=3), st.integers(0, 6),
-                          st.sampled_from([b",", b", ", b" ,\n"])), min_size=2, max_size=10),
-       st.booleans())
+@given(junk_pairs(6), st.booleans())
 def test_the_split_hands_over_the_events_it_decoded(pairs: list[tuple[list[bytes], int,
                                                                        bytes]],
                                                     closed: bool) -> None:
@@ -444,9 +453,7 @@ def test_the_split_hands_over_the_events_it_decoded(pairs: list[tuple[list[bytes
     paths, and each envelope it hands over is its piece decoded on its own; the
     validator's verdicts are each element's own."""
     kinds = {0: lambda k: event(k)[:-1], 6: lambda k: NOT_AN_ENVELOPE}
-    body = b"".join(b"".join(junk) + sep + kinds.get(i, event)(k) + sep
-                    for k, (junk, i, sep) in enumerate(pairs))
-    value = b"[" + body.rstrip(b" ,\n") + (b"]" if closed else b"")
+    value = junk_array(pairs, closed, lambda i, k: kinds.get(i, event)(k))
     for below in (0, 1 << 30):
         events: dict[int, Any] = {}
         pieces = split_array(value, scan_below=below, events=events)
