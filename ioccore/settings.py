@@ -337,9 +337,17 @@ class StreamSettings(_Section):
     """Both stages close a batch as soon as nothing more is buffered (a light input is
     taken as it comes; a backed-up one still fills batches); False: they wait up to
     ``batch_within_s`` to fill (BENCHMARKS.md, "Session 6, latency and memory")."""
-    stage2_inflight_max_bytes: int = 16 * 1024 * 1024
+    stage2_inflight_max_bytes: int = 12 * 1024 * 1024
     """Bytes of enriched messages stage 2 may hold (faust's buffer and its batch, not yet
-    committed) before stage 1 pauses its reading (streams/inflight.py); 0: no bound."""
+    committed) before stage 1 pauses its reading (streams/inflight.py); 0: no bound. 12 MB
+    keeps a 1M-event drain with two lanes and send ahead near 280 MB (BENCHMARKS.md)."""
+    stage1_send_ahead: bool = True
+    """Stage 1 takes and processes its next batch while the broker acknowledges the
+    last one's messages (their offsets commit only after; streams/raw_reader.py)."""
+    stage2_lanes: int = 2
+    """Transactions one stage-2 batch is written in at once, one per group of enriched
+    partitions (``partition % lanes``): one lane's rows are encoded and sent while the
+    other's statements run (streams/stage2.py); 1: one transaction a batch."""
 
 
 def stage1_group(app_id: str) -> str:

@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Set
 from dataclasses import dataclass
-from typing import Any, ParamSpec
+from typing import Any, ParamSpec, TypeVar
 
 import faust
 
@@ -57,6 +57,7 @@ from streams.timers import register_timers
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
+R = TypeVar("R")
 
 STREAM_BUFFER_MESSAGES = 256
 """faust's per-stream buffer, in messages: with 100-event envelopes about 9 MB (the
@@ -89,15 +90,15 @@ class WorkerResources:
     """Incident intake and escalation timers (alerts/incidents/runner.py)."""
 
 
-def timed_phase(send: Callable[P, Awaitable[None]], stage: str, phase: str
-                ) -> Callable[P, Awaitable[None]]:
+def timed_phase(send: Callable[P, Awaitable[R]], stage: str, phase: str
+                ) -> Callable[P, Awaitable[R]]:
     """``send`` observed as ``ioc_stream_phase_seconds{stage, phase}`` (one call a batch)."""
     observe = metrics.STAGE_PHASE_SECONDS.labels(stage, phase).observe
 
-    async def timed(*args: P.args, **kwargs: P.kwargs) -> None:
+    async def timed(*args: P.args, **kwargs: P.kwargs) -> R:
         began = time.perf_counter()
         try:
-            await send(*args, **kwargs)
+            return await send(*args, **kwargs)
         finally:
             observe(time.perf_counter() - began)
 
@@ -189,7 +190,7 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
                               check_idle_s=settings.database.check_idle_s),
                     allowed_lateness_s=stream.allowed_lateness_s,
                     alerts=partition_alerts, on_rejected=outputs.storage_refused,
-                    max_rows=stream.sink_buffer_max_rows)
+                    max_rows=stream.sink_buffer_max_rows, lanes=stream.stage2_lanes)
     stages: tuple[Stage[Any], ...] = (stage1, stage2)
     faust_stages: tuple[Stage[Any], ...] = (stage2,)
     """Partitions faust assigns (``ioc.enriched.v1``); stage 1's come from its reader."""
@@ -201,6 +202,7 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
     reader = RawReader(
         stage1, raw_topics, health=health, retry_max_s=stream.retry_max_s,
         commit_interval_s=stream.commit_interval_s, gate=inflight,
+        send_ahead=stream.stage1_send_ahead,
         bounds=Bounds(stream.batch_max, stream.stage1_batch_bytes, stream.batch_within_s,
                       adaptive=stream.batch_adaptive),
         make_consumer=lambda: raw_consumer(

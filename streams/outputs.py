@@ -1,8 +1,10 @@
-"""What the stages send to Kafka, each call returning once the broker has the messages.
+"""What the stages send to Kafka.
 
 Built by the app from its faust topics and handed to the stages' constructors, so a stage
-never sees faust. Every send awaits its delivery: a stage's ``process`` returns only when
-its messages are durable in Kafka (``acks=all``).
+never sees faust. Every delivery is awaited before the input that caused it is
+acknowledged: stage 2's and the alerts' sends return once the broker has the messages
+(``acks=all``); stage 1's returns once they are queued, with the future of their delivery,
+which its reader awaits before it commits the raw offsets (``streams.raw_reader``).
 """
 
 from __future__ import annotations
@@ -43,10 +45,11 @@ class KafkaOutputs:
         self._publisher = publisher
 
     async def enriched_and_dead(self, enriched: dict[str, list[Record]],
-                                deadletters: list[DeadLetter]) -> None:
-        """Both, awaiting every acknowledgement (stage 1's raw offsets commit only after
-        this returns). Enriched records go one message per enriched partition (no key:
-        stage 2 reads only the value), each commune on the partition its key hashes to."""
+                                deadletters: list[DeadLetter]) -> asyncio.Future[list[Any]]:
+        """Both, queued in the producer; the future returned completes once the broker
+        acknowledged every message (stage 1's raw offsets commit only after it does).
+        Enriched records go one message per enriched partition (no key: stage 2 reads only
+        the value), each commune on the partition its key hashes to."""
         pending: list[Any] = []
         if enriched:
             partition_of = await self._partitions.mapper()
@@ -56,8 +59,7 @@ class KafkaOutputs:
         for dead in deadletters:
             pending.append(await self._deadletter.send(
                 key=dead.key, value=dead.value, headers=dead.headers()))
-        if pending:
-            await asyncio.gather(*pending)
+        return asyncio.gather(*pending)
 
     async def storage_refused(self, refused: list[Refused]) -> None:
         """Records the database refused, dead-lettered with their original bytes and raw

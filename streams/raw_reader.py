@@ -35,6 +35,15 @@ The rules it keeps (docs/architecture.md, "Stage 1 reader"):
   of ``max_partition_fetch_bytes``), plus the batch in hand. With a ``gate``
   (:class:`streams.inflight.InFlight`), the reader pauses its partitions before a batch
   while stage 2 holds more than its in-flight bound, and resumes once it committed.
+- Send ahead (``send_ahead``, a stage with ``process_ahead``: stage 1): the batch's
+  messages are queued in the producer and the next batch is taken and processed while
+  the broker acknowledges them; before that next batch is settled, this one's delivery is
+  awaited, and only then are its offsets eligible for a commit. At most one batch waits
+  for its acknowledgements. A failed delivery processes that batch again (its offsets
+  are below the per-partition mark, so it is not its own duplicate) until it is
+  delivered; the batch after it may then reach Kafka first, which stage 2's any-order
+  exactness absorbs. On a stop the waiting batch is settled before the final commit, or
+  left to the next owner.
 """
 
 from __future__ import annotations
@@ -44,9 +53,9 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence, Set
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.errors import (
@@ -75,6 +84,61 @@ LAG_EVERY_S = 5.0
 TOPICS_REFRESH_S = 30.0
 """How often the consumer refreshes metadata: a new department topic is read within it."""
 _LOG_EVERY_S = 30.0
+
+
+class Queued(Protocol):
+    """What ``process_ahead`` returns: its ``delivered`` completes once Kafka has it all."""
+
+    @property
+    def delivered(self) -> Awaitable[None] | None: ...
+
+
+@runtime_checkable
+class SendsAhead(Protocol):
+    """A stage that can return once its messages are queued (``streams.stage1``)."""
+
+    name: str
+
+    async def process_ahead(self, batch: Sequence[InMessage]) -> Queued: ...
+
+
+class _Ahead:
+    """A stage seen through ``process_ahead``, so :func:`run_batch` retries the queueing
+    as it retries processing; :attr:`delivered` is the last call's delivery."""
+
+    def __init__(self, stage: SendsAhead) -> None:
+        self.name = stage.name
+        self._stage = stage
+        self.delivered: Awaitable[None] | None = None
+
+    async def process(self, batch: Sequence[InMessage]) -> Queued:
+        out = await self._stage.process_ahead(batch)
+        self.delivered = out.delivered
+        return out
+
+    def on_assign(self, partitions: Set[TopicPartition]) -> None:
+        """The reader tells the stage itself."""
+
+    def on_revoke(self, partitions: Set[TopicPartition]) -> None:
+        """The reader tells the stage itself."""
+
+    async def close(self) -> None:
+        """The app closes the stage itself."""
+
+
+@dataclass(slots=True)
+class _Sent:
+    """A batch whose messages are queued, awaiting the broker's acknowledgements."""
+
+    batch: list[InMessage]
+    offsets: dict[TopicPartition, int]
+    delivered: Awaitable[None]
+
+
+def _retrieved(future: Any) -> None:
+    """A dropped delivery's outcome, read so asyncio does not log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +215,14 @@ class RawReader:
     def __init__(self, stage: Stage[Sequence[InMessage]], topics: Sequence[str] | str, *,
                  make_consumer: Callable[[], AIOKafkaConsumer], bounds: Bounds,
                  health: Health, retry_max_s: float = 2.0,
-                 commit_interval_s: float = 1.0, gate: InFlight | None = None) -> None:
+                 commit_interval_s: float = 1.0, gate: InFlight | None = None,
+                 send_ahead: bool = False) -> None:
+        """``send_ahead``: take the next batch while this one's deliveries are
+        acknowledged (the module docstring; the stage must have ``process_ahead``)."""
         self._stage = stage
+        self._ahead = _Ahead(stage) if send_ahead and isinstance(stage, SendsAhead) else None
+        self._sent: _Sent | None = None
+        """The batch awaiting its acknowledgements (send ahead)."""
         self._topics = topics
         """Names, or one pattern (:func:`topics_pattern`)."""
         self._make_consumer = make_consumer
@@ -178,6 +248,7 @@ class RawReader:
         self._observe_wait = phase.labels(stage.name, "wait").observe
         self._observe_fill = phase.labels(stage.name, "fill").observe
         self._observe_process = phase.labels(stage.name, "process").observe
+        self._observe_deliver = phase.labels(stage.name, "deliver").observe
         self._observe_messages = metrics.STAGE_BATCH_MESSAGES.labels(stage.name).observe
         self.batches = 0
         """Batches delivered (for tests and logs)."""
@@ -214,12 +285,22 @@ class RawReader:
                     batch, offsets = await self._take(consumer, stop)
                     if batch:
                         began = time.perf_counter()
-                        await run_batch(self._stage, batch, messages=len(batch),
-                                        health=self._health, retry_max_s=self._retry_max_s)
+                        await run_batch(self._ahead or self._stage, batch,
+                                        messages=len(batch), health=self._health,
+                                        retry_max_s=self._retry_max_s)
                         self._observe_process(time.perf_counter() - began)
                         self._observe_messages(len(batch))
-                        self._hold(offsets)
-                        self.batches += 1
+                        queued = self._ahead.delivered if self._ahead is not None else None
+                        sent = self._sent
+                        self._sent = None if queued is None else _Sent(batch, offsets, queued)
+                        if sent is not None:  # the batch before: acknowledged meanwhile?
+                            await self._settle(sent)
+                        if queued is None:
+                            self._hold(offsets)
+                            self.batches += 1
+                    elif self._sent is not None:  # nothing new: settle it now
+                        sent, self._sent = self._sent, None
+                        await self._settle(sent)
                     await self._commit(consumer)
                     self._report_lag(consumer)
                     failures = 0
@@ -231,14 +312,20 @@ class RawReader:
                 except Exception as exc:
                     failures += 1
                     self._failed(exc, failures)
+                    self._drop_sent()
                     await self._close()
                     await asyncio.sleep(backoff_s(failures - 1, self._retry_max_s))
             if self._consumer is not None:
                 try:
+                    if self._sent is not None:
+                        with contextlib.suppress(Exception):  # left to the next owner
+                            await asyncio.wait_for(self._settle(self._sent, retry=False),
+                                                   10.0)
                     await self._commit(self._consumer, force=True)
                 except Exception as exc:  # the new owner re-reads: at-least-once
                     log.info("stage 1: final commit failed (%s)", type(exc).__name__)
         finally:
+            self._drop_sent()
             await self._close()
             self._stopped.set()
 
@@ -327,6 +414,48 @@ class RawReader:
             if oldest_ms:
                 self._observe_read_lag(max(0.0, time.time() - oldest_ms / 1000))
         return batch, offsets
+
+    async def _settle(self, sent: _Sent, *, retry: bool = True) -> None:
+        """Await ``sent``'s acknowledgements, then hold its offsets for a commit; a failed
+        delivery processes the batch again (``retry``) until it is delivered."""
+        began = time.perf_counter()
+        delivered = sent.delivered
+        failures = 0
+        while True:
+            try:  # shielded: a stop or a cancel must not cancel the producer's futures
+                await asyncio.shield(delivered)
+                break
+            except asyncio.CancelledError:
+                if isinstance(delivered, asyncio.Future):
+                    delivered.add_done_callback(_retrieved)
+                raise
+            except Exception as exc:
+                if not retry or self._ahead is None:
+                    raise
+                failures += 1
+                cause = classify(exc)
+                metrics.BATCH_RETRIES.labels(self._stage.name, cause).inc()
+                if cause == "kafka":
+                    self._health.failed("kafka", exc)
+                log.warning("stage 1: delivery of a batch of %d messages failed (%s, attempt "
+                            "%d); processing it again", len(sent.batch),
+                            type(exc).__name__, failures)
+                await asyncio.sleep(backoff_s(failures - 1, self._retry_max_s))
+                await run_batch(self._ahead, sent.batch, messages=len(sent.batch),
+                                health=self._health, retry_max_s=self._retry_max_s)
+                if self._ahead.delivered is None:
+                    break
+                delivered = self._ahead.delivered
+        self._observe_deliver(time.perf_counter() - began)
+        self._hold(sent.offsets)
+        self.batches += 1
+
+    def _drop_sent(self) -> None:
+        """Forget the batch awaiting acknowledgements: its offsets are never committed
+        here, so the next consumer (or owner) reads it again."""
+        sent, self._sent = self._sent, None
+        if sent is not None and isinstance(sent.delivered, asyncio.Future):
+            sent.delivered.add_done_callback(_retrieved)
 
     def _hold(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Offsets delivered and still assigned become (or stay) due for a commit."""

@@ -11,7 +11,10 @@ ends up either in ``enriched`` or in ``deadletters`` (its original bytes, a reas
 it came from, the publishing department). It returns once Kafka has every message, so the
 raw batch is acknowledged only then; a retried batch sends again (at-least-once: its
 messages' offsets are below the per-partition mark, so stage 1 does not call its own
-re-delivery a duplicate, and stage 2 stores each event once).
+re-delivery a duplicate, and stage 2 stores each event once). ``process_ahead(batch)``
+returns once the messages are queued, with the delivery in ``Stage1Output.delivered``:
+the reader processes the next batch while the broker acknowledges this one, and commits
+this one's offsets only after it did (``streams.raw_reader``, "send ahead").
 
 **Ownership before memory.** The duplicate memory comes last: an event a check refused
 (another department's source, an unregistered one, one outside its area) is not
@@ -51,8 +54,10 @@ __all__ = ["Check", "CommuneIndexLike", "DeadLetter", "InMessage", "SendEnriched
 
 log = logging.getLogger(__name__)
 
-SendEnriched = Callable[[dict[str, list[Record]], list[DeadLetter]], Awaitable[None]]
-"""Sends enriched records (by commune) and dead letters; returns once Kafka has them."""
+SendEnriched = Callable[[dict[str, list[Record]], list[DeadLetter]],
+                        Awaitable[Awaitable[Any] | None]]
+"""Sends enriched records (by commune) and dead letters; returns once they are queued,
+with an awaitable that completes when Kafka has them all (None: it has them already)."""
 
 
 class Check(Protocol):
@@ -81,6 +86,9 @@ class Stage1Output:
     enriched: dict[str, list[Record]] = field(default_factory=dict)
     deadletters: list[DeadLetter] = field(default_factory=list)
     valid: int = 0
+    delivered: Awaitable[None] | None = None
+    """From :meth:`Stage1.process_ahead`: completes once Kafka has every message (and
+    the batch's metrics are counted); raises if a delivery failed."""
 
 
 class Stage1:
@@ -108,6 +116,14 @@ class Stage1:
         self._in_thread = in_thread
 
     async def process(self, batch: Sequence[InMessage]) -> Stage1Output:
+        out = await self.process_ahead(batch)
+        if out.delivered is not None:
+            await out.delivered
+        return out
+
+    async def process_ahead(self, batch: Sequence[InMessage]) -> Stage1Output:
+        """:meth:`process` up to the queued sends; await ``delivered`` before the batch
+        is acknowledged (a failed delivery means processing the batch again)."""
         now = time.time()
         if self._in_thread:
             prepared = await asyncio.to_thread(self._prepare.run, batch, now)
@@ -136,9 +152,8 @@ class Stage1:
         for rec in kept:
             out.enriched.setdefault(rec.commune_code, []).append(rec)
         out.valid = len(kept)
-        await self._send(out.enriched, out.deadletters)
-        _count(prepared, kept)
-        observe_latency(out)
+        queued = await self._send(out.enriched, out.deadletters)
+        out.delivered = asyncio.ensure_future(_settle(queued, prepared, kept, out))
         return out
 
     def _remember(self, records: list[Record], prepared: Prepared, out: Stage1Output,
@@ -192,6 +207,16 @@ class Stage1:
                 await check.close()
             except Exception as exc:  # closing must not raise (Stage contract)
                 log.warning("closing check %s failed: %s", check.name, type(exc).__name__)
+
+
+async def _settle(queued: Awaitable[Any] | None, prepared: Prepared, kept: list[Record],
+                  out: Stage1Output) -> None:
+    """Await the batch's deliveries, then count it (a batch processed again after a
+    failed delivery is counted once, by the attempt that was delivered)."""
+    if queued is not None:
+        await queued
+    _count(prepared, kept)
+    observe_latency(out)
 
 
 def _count(prepared: Prepared, kept: list[Record]) -> None:

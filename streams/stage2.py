@@ -85,8 +85,9 @@ class Stage2:
     def __init__(self, pool: AsyncConnectionPool, *, allowed_lateness_s: float,
                  alerts: PartitionAlerts | None = None,
                  on_rejected: RejectHook | None = None,
-                 max_rows: int = 200_000) -> None:
+                 max_rows: int = 200_000, lanes: int = 1) -> None:
         self._pool = pool
+        self._lanes = max(1, lanes)
         self._sink = TimescaleSink()
         self._max_rows = max_rows
         self._on_rejected = on_rejected
@@ -95,13 +96,52 @@ class Stage2:
         self._opened = False
         self._closing = False
         self._alerts_lock = asyncio.Lock()
-        """One evaluation at a time: a batch's or the idle tick's."""
+        """One evaluation at a time: a lane's or the idle tick's (held from plan to the
+        evaluator's commit, so evaluations follow the order of their commits)."""
+        self._writing = 0
+        self._quiet = asyncio.Event()
+        """Set while no lane or tick holds a transaction (``close`` waits for it)."""
+        self._quiet.set()
         self.progress = SourceProgress(allowed_lateness_s)
         """Per-source event-time progress: the ``late`` marker (ioccore.events.source_progress)."""
         self.watermark = 0.0
         """Largest occurred_at committed (epoch seconds): event time, never wall time."""
 
     async def process(self, batch: Sequence[Enriched]) -> Stage2Result:
+        """Write ``batch`` durably: one transaction per lane it spans, run together.
+
+        A lane is the partitions ``p % lanes`` (``stream.stage2_lanes``). Partitions hold
+        whole communes, so the lanes' transactions touch disjoint windows, sources and
+        alert state: while one lane's statements run in PostgreSQL the other's rows are
+        encoded and sent, and a lane evaluates and commits under the alert lock, one at
+        a time. Every message is written whole by one transaction. The batch returns (and
+        is acknowledged) only when every lane committed; if one failed, the error goes to
+        the caller after the others finished, and the retried batch finds the committed
+        lane's events again as duplicates, adding nothing (the sink is idempotent).
+        """
+        if self._closing:  # the worker stops: wait to be cancelled, unacknowledged (raising
+            await asyncio.Future()  # here would make faust restart the agent mid-shutdown)
+        if not self._opened:
+            await self._pool.open()
+            self._opened = True
+        lanes: dict[int, list[Enriched]] = {}
+        for msg in batch:
+            lanes.setdefault(msg.partition % self._lanes, []).append(msg)
+        if len(lanes) <= 1:
+            return await self._process_lane(batch)
+        outcomes = await asyncio.gather(*(self._process_lane(part) for part in lanes.values()),
+                                        return_exceptions=True)
+        done: list[Stage2Result] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            done.append(outcome)
+        write = WriteResult()
+        for one in done:
+            write.merge(one.write)
+        return Stage2Result(sum(one.records for one in done), write, self.watermark)
+
+    async def _process_lane(self, batch: Sequence[Enriched]) -> Stage2Result:
         began = time.perf_counter()
         records, origins = self._decode(batch)
         phases = _Phases(began)
@@ -113,31 +153,34 @@ class Stage2:
         late = self.progress.mark(sources, times)  # pure: a retry marks the same records
         watermark = max(self.watermark, max(times))
         evaluated: Planned | None = None
-        if self._closing:  # the worker stops: wait to be cancelled, unacknowledged (raising
-            await asyncio.Future()  # here would make faust restart the agent mid-shutdown)
-        if not self._opened:
-            await self._pool.open()
-            self._opened = True
-        async with self._alerts_lock:
-            try:
-                async with self._pool.connection() as conn, conn.transaction():
-                    phases.mark("connect")
-                    result = await self._sink.write(conn, records, late,
-                                                    max_rows=self._max_rows)
-                    phases.mark("write")
-                    refused = {i for i, _ in result.rejected}
-                    if self._alerts is not None:
-                        stored = [r for i, r in enumerate(records) if i not in refused]
-                        evaluated = await self._alerts.plan(conn, result.windows, stored,
-                                                            watermark)
-                    phases.mark("plan")
-                phases.mark("commit")
-            except BaseException:
+        locked = False
+        self._writing += 1
+        self._quiet.clear()
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                phases.mark("connect")
+                result = await self._sink.write(conn, records, late,
+                                                max_rows=self._max_rows)
+                phases.mark("write")
                 if self._alerts is not None:
-                    self._alerts.discard()  # it advanced inside the failed transaction
-                raise
+                    await self._alerts_lock.acquire()  # held until the evaluator commits
+                    locked = True
+                    refused = {i for i, _ in result.rejected}
+                    stored = [r for i, r in enumerate(records) if i not in refused]
+                    evaluated = await self._alerts.plan(conn, result.windows, stored,
+                                                        watermark)
+                phases.mark("plan")
+            phases.mark("commit")
             if self._alerts is not None and evaluated is not None:
                 self._alerts.commit(evaluated)  # committed: the evaluator's plan is final
+        except BaseException:
+            if locked and self._alerts is not None:
+                self._alerts.discard()  # it advanced inside the failed transaction
+            raise
+        finally:
+            if locked:
+                self._alerts_lock.release()
+            self._done_writing()
         # committed: only now does anything in memory move
         self.progress.advance(sources, times)
         self.watermark = max(self.watermark, watermark)
@@ -161,17 +204,29 @@ class Stage2:
         tick commits nothing, discards the evaluator, and the next tick tries again."""
         if self._alerts is None or not self._opened or self._closing:
             return 0
-        async with self._alerts_lock:
-            try:
-                async with self._pool.connection() as conn, conn.transaction():
-                    evaluated = await self._alerts.plan(conn, [], [], self.watermark,
-                                                        wall_now)
-            except Exception as exc:
-                self._alerts.discard()
-                log.warning("stage 2: idle evaluation failed (%s); next tick retries",
-                            type(exc).__name__)
-                return 0
-            self._alerts.commit(evaluated)
+        alerts = self._alerts
+        locked = False  # the connection first, then the lock: the lanes' order
+        self._writing += 1
+        self._quiet.clear()
+        try:
+            async with self._pool.connection() as conn:
+                async with conn.transaction():
+                    await self._alerts_lock.acquire()
+                    locked = True
+                    evaluated = await alerts.plan(conn, [], [], self.watermark, wall_now)
+                alerts.commit(evaluated)
+        except BaseException as exc:
+            if locked:
+                alerts.discard()
+            if not isinstance(exc, Exception):
+                raise
+            log.warning("stage 2: idle evaluation failed (%s); next tick retries",
+                        type(exc).__name__)
+            return 0
+        finally:
+            if locked:
+                self._alerts_lock.release()
+            self._done_writing()
         try:
             await self._alerts.publish(evaluated)
         except Exception as exc:
@@ -186,11 +241,16 @@ class Stage2:
             self._alerts.forget()  # reload state from the database when communes return
 
     async def close(self) -> None:
-        """Let the transaction in flight finish, then close the pool; a batch after this
+        """Let the transactions in flight finish, then close the pool; a batch after this
         waits for the worker to cancel it (it is never acknowledged)."""
         self._closing = True
-        async with self._alerts_lock:
-            await self._pool.close()
+        await self._quiet.wait()
+        await self._pool.close()
+
+    def _done_writing(self) -> None:
+        self._writing -= 1
+        if not self._writing:
+            self._quiet.set()
 
     @staticmethod
     def _decode(batch: Sequence[Enriched]) -> tuple[list[Record], list[int]]:

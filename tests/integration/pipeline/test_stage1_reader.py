@@ -14,21 +14,24 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Callable, Iterable, Sequence, Set
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from iocdev.sandbox import Pipeline, batches, envelope
 from kafka import KafkaProducer
 from kafka.structs import TopicPartition
+from prometheus_client import REGISTRY
 
 from ioccore.settings import stage1_group
 from ioccore.topics import admin_client
 from streams.health import Health
 from streams.inflight import InFlight
-from streams.raw_reader import Bounds, RawReader, raw_consumer
+from streams.raw_reader import Bounds, RawReader, next_offsets, raw_consumer
 from streams.stage import TopicPartition as StagePartition
 from streams.stage1 import InMessage
 from tests.support.kills import kill_mid_stream
@@ -219,11 +222,13 @@ BOUNDS = Bounds(500, 1 << 20, 0.2)
 
 
 def reader_for(pipe: Pipeline, stage: Recording, *, commit_interval_s: float = 0.0,
-               bounds: Bounds = BOUNDS, gate: InFlight | None = None) -> RawReader:
+               bounds: Bounds = BOUNDS, gate: InFlight | None = None,
+               send_ahead: bool = False) -> RawReader:
     group = stage1_group(pipe.app_id)
     return RawReader(
         stage, [pipe.topics["sensor"]], health=Health(), retry_max_s=0.2,
         commit_interval_s=commit_interval_s, bounds=bounds, gate=gate,
+        send_ahead=send_ahead,
         make_consumer=lambda: raw_consumer(pipe.settings, group, None,
                                            fetch_max_bytes=1 << 20,
                                            partition_fetch_bytes=256 << 10))
@@ -367,3 +372,215 @@ async def test_a_lone_message_is_taken_at_once_when_adaptive(pipe: Pipeline,
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+# ------------------------------------------------------------------ send ahead
+@dataclass
+class QueuedBatch:
+    """What ``process_ahead`` returns: ``delivered`` is the test's future."""
+
+    delivered: asyncio.Future[None]
+
+
+class SendingAhead(Recording):
+    """A recording stage with ``process_ahead``: each call's delivery is a future the
+    test resolves (``deliver_all``: every pending one, and later ones at once);
+    ``delivered`` gets a batch's messages only once its delivery succeeded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued: list[tuple[list[InMessage], asyncio.Future[None]]] = []
+        self.auto = False
+
+    async def process_ahead(self, batch: Sequence[InMessage]) -> QueuedBatch:
+        self.holding.set()
+        await self.gate.wait()
+        messages = list(batch)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda f: self._done(f, messages))
+        self.queued.append((messages, future))
+        if self.auto:
+            future.set_result(None)
+        return QueuedBatch(future)
+
+    def _done(self, future: asyncio.Future[None], messages: list[InMessage]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self.delivered.extend(messages)
+
+    def deliver_all(self) -> None:
+        self.auto = True
+        for _, future in self.queued:
+            if not future.done():
+                future.set_result(None)
+
+
+def keys(messages: Iterable[InMessage]) -> set[tuple[int, int]]:
+    return {(m.partition, m.offset) for m in messages}
+
+
+def retries(cause: str) -> float:
+    return REGISTRY.get_sample_value("ioc_stream_batch_retries_total",
+                                     {"stage": "stage1", "cause": cause}) or 0.0
+
+
+async def stopped(task: asyncio.Task[None], stop: asyncio.Event, *stages: SendingAhead
+                  ) -> None:
+    stop.set()
+    for stage in stages:
+        stage.deliver_all()
+    if not task.done():
+        await asyncio.wait_for(task, 30)
+
+
+async def test_send_ahead_processes_the_next_batch_while_one_is_acknowledged(
+        pipe: Pipeline) -> None:
+    """Batch 2 is processed while batch 1's delivery is pending, no third batch is taken
+    meanwhile (one batch waits at most), nothing is committed before batch 1 is
+    delivered, then exactly batch 1's offsets; every end offset once all is delivered."""
+    pipe.produce("sensor", one_per_message(readings(2000, "a")))
+    ends = end_offsets(pipe, pipe.topics["sensor"])
+    group = stage1_group(pipe.app_id)
+    stage = SendingAhead()
+    stop = asyncio.Event()
+    task = asyncio.create_task(reader_for(pipe, stage, send_ahead=True).run(stop))
+    try:
+        await wait_until(lambda: len(stage.queued) >= 2)
+        await asyncio.sleep(2)  # the reader waits for batch 1's acknowledgements
+        assert len(stage.queued) == 2
+        (first, f1), (second, f2) = stage.queued
+        assert not f1.done() and not f2.done() and not task.done()
+        assert keys(first).isdisjoint(keys(second))
+        assert await asyncio.to_thread(committed, pipe, group) == {}
+        f1.set_result(None)
+        await wait_until(lambda: len(stage.queued) >= 3)
+        await wait_committed(pipe, group, next_offsets(first))
+        await asyncio.sleep(1)  # batch 2 still pending: nothing of it committed
+        assert len(stage.queued) == 3 and not f2.done()
+        assert await asyncio.to_thread(committed, pipe, group) == next_offsets(first)
+        stage.deliver_all()
+        await wait_committed(pipe, group, ends)
+        assert len(stage.delivered) == 2000 and len(keys(stage.delivered)) == 2000
+        assert sum(len(b) for b, _ in stage.queued) == 2000  # each batch processed once
+    finally:
+        await stopped(task, stop, stage)
+
+
+async def test_a_failed_delivery_processes_the_batch_again_and_commits_after_it(
+        pipe: Pipeline) -> None:
+    """Batch 1's delivery fails: the reader processes batch 1 again through
+    ``process_ahead`` (counted as a kafka retry), commits nothing until that second
+    delivery succeeded, then batch 1's offsets; every message is delivered."""
+    pipe.produce("sensor", one_per_message(readings(2000, "f")))
+    ends = end_offsets(pipe, pipe.topics["sensor"])
+    group = stage1_group(pipe.app_id)
+    before = retries("kafka")
+    stage = SendingAhead()
+    stop = asyncio.Event()
+    task = asyncio.create_task(reader_for(pipe, stage, send_ahead=True).run(stop))
+    try:
+        await wait_until(lambda: len(stage.queued) >= 2)
+        (first, f1), (second, _) = stage.queued[:2]
+        f1.set_exception(KafkaTimeoutError())
+        await wait_until(lambda: len(stage.queued) >= 3)
+        again, f3 = stage.queued[2]
+        assert [(m.partition, m.offset) for m in again] == \
+            [(m.partition, m.offset) for m in first]
+        await asyncio.sleep(1.5)  # the retry's delivery is pending: still nothing
+        assert len(stage.queued) == 3 and not task.done()
+        assert await asyncio.to_thread(committed, pipe, group) == {}
+        assert retries("kafka") - before == 1
+        f3.set_result(None)
+        await wait_committed(pipe, group, next_offsets(first))
+        assert keys(first) <= keys(stage.delivered)
+        assert keys(second).isdisjoint(keys(stage.delivered))  # still pending
+        stage.deliver_all()
+        await wait_committed(pipe, group, ends)
+        assert len(keys(stage.delivered)) == 2000
+        assert [keys(b) for b, _ in stage.queued].count(keys(first)) == 2
+    finally:
+        await stopped(task, stop, stage)
+
+
+async def test_a_batch_awaiting_delivery_when_the_worker_is_killed_is_never_committed(
+        pipe: Pipeline) -> None:
+    """Cancelled while batch 2's delivery is pending (batch 1 delivered and committed):
+    batch 2 is not committed, even once its delivery completes afterwards; the next
+    reader re-reads from batch 2 on and commits every end offset."""
+    pipe.produce("sensor", one_per_message(readings(2000, "c")))
+    ends = end_offsets(pipe, pipe.topics["sensor"])
+    group = stage1_group(pipe.app_id)
+    stage = SendingAhead()
+    stop = asyncio.Event()
+    task = asyncio.create_task(reader_for(pipe, stage, send_ahead=True).run(stop))
+    try:
+        await wait_until(lambda: len(stage.queued) >= 2)
+        stage.queued[0][1].set_result(None)
+        await wait_until(lambda: len(stage.queued) >= 3)
+        await wait_committed(pipe, group, next_offsets(stage.queued[0][0]))
+        first, second, third = (b for b, _ in stage.queued[:3])
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        stage.deliver_all()  # acknowledged after the worker is gone
+        await asyncio.sleep(1)
+        assert await asyncio.to_thread(committed, pipe, group) == next_offsets(first)
+        again = SendingAhead()
+        again.auto = True
+        task = asyncio.create_task(reader_for(pipe, again, send_ahead=True).run(stop))
+        await wait_committed(pipe, group, ends)
+        got = keys(again.delivered)
+        assert keys(second) | keys(third) <= got and got.isdisjoint(keys(first))
+        assert len(got | keys(first)) == 2000
+    finally:
+        await stopped(task, stop, stage)
+
+
+async def test_a_clean_stop_settles_the_waiting_batch_before_the_final_commit(
+        pipe: Pipeline) -> None:
+    """Stopped while batch 1's delivery is pending and batch 2 queued: once both are
+    delivered, the reader commits both before it returns, and takes nothing more."""
+    pipe.produce("sensor", one_per_message(readings(2000, "s")))
+    group = stage1_group(pipe.app_id)
+    stage = SendingAhead()
+    stop = asyncio.Event()
+    task = asyncio.create_task(reader_for(pipe, stage, send_ahead=True).run(stop))
+    try:
+        await wait_until(lambda: len(stage.queued) >= 2)
+        stop.set()
+        await asyncio.sleep(0.5)
+        assert not task.done()  # still waiting for the acknowledgements
+        (first, f1), (second, f2) = stage.queued
+        f1.set_result(None)
+        f2.set_result(None)
+        await asyncio.wait_for(task, 30)
+        assert len(stage.queued) == 2
+        assert await asyncio.to_thread(committed, pipe, group) == \
+            next_offsets(first + second)
+    finally:
+        await stopped(task, stop, stage)
+
+
+async def test_a_failed_delivery_at_a_clean_stop_still_commits_what_was_delivered(
+        pipe: Pipeline) -> None:
+    """Batches 1-3 delivered (2 and 3 held back by the commit interval), batch 4's
+    delivery fails after the stop: the final commit still names batches 1-3, and only
+    batch 4 is left for the next owner."""
+    pipe.produce("sensor", one_per_message(readings(2000, "f")))
+    group = stage1_group(pipe.app_id)
+    stage = SendingAhead()
+    stop = asyncio.Event()
+    task = asyncio.create_task(reader_for(pipe, stage, send_ahead=True,
+                                          commit_interval_s=60).run(stop))
+    try:
+        for n in range(3):
+            await wait_until(lambda n=n: len(stage.queued) >= n + 2)
+            if n == 2:
+                stop.set()  # the reader settles batch 3 and leaves its loop
+            stage.queued[n][1].set_result(None)
+        stage.queued[3][1].set_exception(KafkaTimeoutError())
+        await asyncio.wait_for(task, 30)
+        assert len(stage.queued) == 4
+        delivered = [m for batch, _ in stage.queued[:3] for m in batch]
+        assert await asyncio.to_thread(committed, pipe, group) == next_offsets(delivered)
+    finally:
+        await stopped(task, stop, stage)

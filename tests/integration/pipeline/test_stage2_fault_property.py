@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from iocdev.sandbox import fresh_database
 from psycopg.conninfo import make_conninfo
 
+from alerts.model import CommuneInfo
 from alerts.ruleload import load_rules
 from alerts.rules import RuleSet
 from ioccore.events.record import Record, encode_records
@@ -138,3 +139,75 @@ def test_faults_never_change_the_ledger(db: tuple[str, str, RuleSet], settings: 
     rollups = clean["rollups"]
     assert isinstance(rollups, list)
     assert [tuple(r) for r in rollups] == expected_rollups()
+
+
+# ---------------------------------------------------------------- lanes
+# Two communes, each on its own enriched partition (as stage 1 sends them), so each batch
+# spans both of stage 2's lanes: two transactions at once, committing in either order.
+LANE_COMMUNES = {**COMMUNES, "00070": CommuneInfo("Hoàn Kiếm", "01", "Hà Nội")}
+TWO_COMMUNES = [
+    Record(event_id=f"{code}-{m}-{i}", source_id=f"aq-{code}-{i % 2}", department="stnmt",
+           feed="sensor", occurred_at=T0 + timedelta(minutes=m, seconds=10 * i),
+           received_at=T0.timestamp(), commune_code=code, province_code="01", geo="code",
+           metric="pm25", value=v, unit="ug/m3")
+    for m, v in enumerate(VALUES) for i in range(6) for code in ("00004", "00070")]
+
+
+def run_lanes(db: tuple[str, str, RuleSet], settings_: Settings, cuts: list[int],
+              faults: set[int], lanes: int) -> dict[str, object]:
+    """The two-commune events in batches cut at ``cuts`` (each batch one message per
+    commune: 00004 on partition 0, 00070 on partition 1), through ``lanes`` lanes."""
+    conninfo, admin, rules = db
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {TABLES}, fault_plan")
+        conn.execute("ALTER SEQUENCE fault_attempts RESTART")
+        for n in faults:
+            conn.execute("INSERT INTO fault_plan VALUES (%s)", (n,))
+    bounds = [0, *sorted(set(cuts)), len(TWO_COMMUNES)]
+    batches = [TWO_COMMUNES[a:b] for a, b in pairwise(bounds) if b > a]
+
+    async def go() -> int:
+        stage2 = Stage2(make_pool(conninfo, max_size=3), allowed_lateness_s=7200,
+                        alerts=PartitionAlerts(settings_, rules, LANE_COMMUNES), lanes=lanes)
+        failures = 0
+        for n, batch in enumerate(batches):
+            messages = [Enriched("e", p, n, encode_records(part))
+                        for p, code in enumerate(("00004", "00070"))
+                        if (part := [r for r in batch if r.commune_code == code])]
+            failures += await run_batch(stage2, messages, messages=len(messages),
+                                        health=Health(), retry_max_s=0.01)
+        await stage2.close()
+        return failures
+
+    failures = asyncio.run(go())
+    with psycopg.connect(conninfo) as conn:
+        return {
+            "failures": failures,
+            "rows": conn.execute("SELECT count(*) FROM sensor_readings").fetchone(),
+            "rollups": conn.execute("SELECT commune_code, bucket, count, sum FROM rollup_1m"
+                                    " ORDER BY 1, 2").fetchall(),
+            "transitions": conn.execute(
+                "SELECT fingerprint, seq, from_state, to_state, at FROM alert_transitions"
+                " ORDER BY 1, 2").fetchall(),
+            "outbox": conn.execute("SELECT count(*) FROM alert_outbox").fetchone(),
+        }
+
+
+@hsettings(max_examples=10, deadline=None, suppress_health_check=[
+    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(cuts=st.lists(st.integers(1, len(TWO_COMMUNES) - 1), max_size=5),
+       faults=st.sets(st.integers(1, 30), max_size=6))
+def test_two_lanes_under_faults_give_the_one_lane_ledger(
+        db: tuple[str, str, RuleSet], settings: Settings, cuts: list[int],
+        faults: set[int]) -> None:
+    """A batch written as two concurrent transactions (one per lane), whichever of them
+    fails and however often, leaves the ledger one serial transaction per batch leaves."""
+    serial = run_lanes(db, settings, cuts, set(), lanes=1)
+    laned = run_lanes(db, settings, cuts, faults, lanes=2)
+    assert serial["failures"] == 0
+    assert {k: v for k, v in laned.items() if k != "failures"} == \
+        {k: v for k, v in serial.items() if k != "failures"}
+    assert serial["rows"] == (len(TWO_COMMUNES),)
+    transitions = serial["transitions"]
+    assert isinstance(transitions, list)
+    assert {t[0] for t in transitions} and len({t[0] for t in transitions}) == 2  # both fire

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
+from prometheus_client import REGISTRY
 
 from geo.index import CommuneIndex, index_from_reference
 from ioccore.events.reasons import Reason
@@ -188,3 +190,90 @@ def test_the_event_loop_goes_on_while_a_hostile_message_is_validated(
     assert out.valid == 1  # the next message of the partition goes on
     assert worst_gap < 0.25, worst_gap
     assert took < 0.002 + 1.5, took
+
+
+# ------------------------------------------------------------------ send ahead
+class Deferred:
+    """A send that queues: returns at once with a future the test resolves (delivery)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[Record], list[DeadLetter]]] = []
+        self.futures: list[asyncio.Future[None]] = []
+        self.queued = asyncio.Event()
+
+    async def __call__(self, enriched: dict[str, list[Record]],
+                       dead: list[DeadLetter]) -> asyncio.Future[None]:
+        self.calls.append(([r for recs in enriched.values() for r in recs], list(dead)))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.futures.append(future)
+        self.queued.set()
+        return future
+
+
+def deferred(index: CommuneIndex) -> tuple[Stage1, Deferred]:
+    send = Deferred()
+    validator = Validator(max_message_bytes=1_048_576, max_future_skew_s=300)
+    return Stage1(validator, index, {"sensor-topic": "sensor"}, send), send
+
+
+def counted() -> tuple[float, float, float]:
+    """ioc_ingest_events_{received,valid,rejected{not_json}}_total for the sensor feed."""
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"feed": "sensor", **labels}) or 0.0
+
+    return (value("ioc_ingest_events_received_total"),
+            value("ioc_ingest_events_valid_total"),
+            value("ioc_ingest_events_rejected_total", reason="not_json"))
+
+
+async def test_process_ahead_returns_once_queued_and_counts_only_once_delivered(
+        index: CommuneIndex) -> None:
+    stage1, send = deferred(index)
+    before = counted()
+    out = await asyncio.wait_for(stage1.process_ahead(
+        [message(1, ["q1", "q2"]), InMessage("sensor-topic", 0, 2, b"aq-1", b"nope")]), 5)
+    # queued: the send was called with every record and dead letter, not yet delivered
+    assert [[r.event_id for r in recs] for recs, _ in send.calls] == [["q1", "q2"]]
+    assert [d.reason for d in send.calls[0][1]] == ["not_json"]
+    assert out.valid == 2 and out.delivered is not None
+    delivered = out.delivered
+    await asyncio.sleep(0.05)
+    assert not send.futures[0].done()
+    assert isinstance(delivered, asyncio.Future) and not delivered.done()
+    assert counted() == before  # nothing counted before Kafka has it
+    send.futures[0].set_result(None)
+    await asyncio.wait_for(delivered, 5)
+    received, valid, rejected = counted()
+    assert (received - before[0], valid - before[1], rejected - before[2]) == (3, 2, 1)
+
+
+async def test_a_failed_delivery_raises_from_delivered_and_counts_nothing(
+        index: CommuneIndex) -> None:
+    stage1, send = deferred(index)
+    before = counted()
+    out = await asyncio.wait_for(stage1.process_ahead([message(5, ["f1", "f2", "f3"])]), 5)
+    assert out.delivered is not None
+    send.futures[0].set_exception(KafkaTimeoutError())
+    with pytest.raises(KafkaTimeoutError):
+        await asyncio.wait_for(out.delivered, 5)
+    assert counted() == before
+    # processed again (the reader's retry): a re-delivery, not duplicates; counted once
+    again = await asyncio.wait_for(stage1.process_ahead([message(5, ["f1", "f2", "f3"])]),
+                                   5)
+    assert again.valid == 3 and not again.deadletters and again.delivered is not None
+    send.futures[1].set_result(None)
+    await asyncio.wait_for(again.delivered, 5)
+    received, valid, _ = counted()
+    assert (received - before[0], valid - before[1]) == (3, 3)
+
+
+async def test_process_returns_only_once_the_delivery_completed(index: CommuneIndex) -> None:
+    stage1, send = deferred(index)
+    before = counted()
+    task = asyncio.create_task(stage1.process([message(7, ["p1"])]))
+    await asyncio.wait_for(send.queued.wait(), 5)
+    await asyncio.sleep(0.05)
+    assert not task.done() and counted() == before
+    send.futures[0].set_result(None)
+    out = await asyncio.wait_for(task, 5)
+    assert out.valid == 1 and counted()[0] - before[0] == 1
