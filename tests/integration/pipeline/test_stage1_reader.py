@@ -432,17 +432,24 @@ async def stopped(task: asyncio.Task[None], stop: asyncio.Event, *stages: Sendin
         await asyncio.wait_for(task, 30)
 
 
+def start_ahead(pipe: Pipeline, prefix: str, *, commit_interval_s: float = 0.0
+                ) -> tuple[str, SendingAhead, asyncio.Event, asyncio.Task[None]]:
+    """2,000 one-event messages, and a send-ahead reader on them: (its group, its stage,
+    the stop event, the running task)."""
+    pipe.produce("sensor", one_per_message(readings(2000, prefix)))
+    stage = SendingAhead()
+    stop = asyncio.Event()
+    reader = reader_for(pipe, stage, send_ahead=True, commit_interval_s=commit_interval_s)
+    return stage1_group(pipe.app_id), stage, stop, asyncio.create_task(reader.run(stop))
+
+
 async def test_send_ahead_processes_the_next_batch_while_one_is_acknowledged(
         pipe: Pipeline) -> None:
     """Batch 2 is processed while batch 1's delivery is pending, no third batch is taken
     meanwhile (one batch waits at most), nothing is committed before batch 1 is
     delivered, then exactly batch 1's offsets; every end offset once all is delivered."""
-    pipe.produce("sensor", one_per_message(readings(2000, "a")))
+    group, stage, stop, task = start_ahead(pipe, "a")
     ends = end_offsets(pipe, pipe.topics["sensor"])
-    group = stage1_group(pipe.app_id)
-    stage = SendingAhead()
-    stop = asyncio.Event()
-    task = asyncio.create_task(reader_for(pipe, stage, send_ahead=True).run(stop))
     try:
         await wait_until(lambda: len(stage.queued) >= 2)
         await asyncio.sleep(2)  # the reader waits for batch 1's acknowledgements
@@ -470,13 +477,9 @@ async def test_a_failed_delivery_processes_the_batch_again_and_commits_after_it(
     """Batch 1's delivery fails: the reader processes batch 1 again through
     ``process_ahead`` (counted as a kafka retry), commits nothing until that second
     delivery succeeded, then batch 1's offsets; every message is delivered."""
-    pipe.produce("sensor", one_per_message(readings(2000, "f")))
-    ends = end_offsets(pipe, pipe.topics["sensor"])
-    group = stage1_group(pipe.app_id)
     before = retries("kafka")
-    stage = SendingAhead()
-    stop = asyncio.Event()
-    task = asyncio.create_task(reader_for(pipe, stage, send_ahead=True).run(stop))
+    group, stage, stop, task = start_ahead(pipe, "f")
+    ends = end_offsets(pipe, pipe.topics["sensor"])
     try:
         await wait_until(lambda: len(stage.queued) >= 2)
         (first, f1), (second, _) = stage.queued[:2]
@@ -506,12 +509,8 @@ async def test_a_batch_awaiting_delivery_when_the_worker_is_killed_is_never_comm
     """Cancelled while batch 2's delivery is pending (batch 1 delivered and committed):
     batch 2 is not committed, even once its delivery completes afterwards; the next
     reader re-reads from batch 2 on and commits every end offset."""
-    pipe.produce("sensor", one_per_message(readings(2000, "c")))
+    group, stage, stop, task = start_ahead(pipe, "c")
     ends = end_offsets(pipe, pipe.topics["sensor"])
-    group = stage1_group(pipe.app_id)
-    stage = SendingAhead()
-    stop = asyncio.Event()
-    task = asyncio.create_task(reader_for(pipe, stage, send_ahead=True).run(stop))
     try:
         await wait_until(lambda: len(stage.queued) >= 2)
         stage.queued[0][1].set_result(None)
@@ -539,11 +538,7 @@ async def test_a_clean_stop_settles_the_waiting_batch_before_the_final_commit(
         pipe: Pipeline) -> None:
     """Stopped while batch 1's delivery is pending and batch 2 queued: once both are
     delivered, the reader commits both before it returns, and takes nothing more."""
-    pipe.produce("sensor", one_per_message(readings(2000, "s")))
-    group = stage1_group(pipe.app_id)
-    stage = SendingAhead()
-    stop = asyncio.Event()
-    task = asyncio.create_task(reader_for(pipe, stage, send_ahead=True).run(stop))
+    group, stage, stop, task = start_ahead(pipe, "s")
     try:
         await wait_until(lambda: len(stage.queued) >= 2)
         stop.set()
@@ -565,12 +560,7 @@ async def test_a_failed_delivery_at_a_clean_stop_still_commits_what_was_delivere
     """Batches 1-3 delivered (2 and 3 held back by the commit interval), batch 4's
     delivery fails after the stop: the final commit still names batches 1-3, and only
     batch 4 is left for the next owner."""
-    pipe.produce("sensor", one_per_message(readings(2000, "f")))
-    group = stage1_group(pipe.app_id)
-    stage = SendingAhead()
-    stop = asyncio.Event()
-    task = asyncio.create_task(reader_for(pipe, stage, send_ahead=True,
-                                          commit_interval_s=60).run(stop))
+    group, stage, stop, task = start_ahead(pipe, "f", commit_interval_s=60)
     try:
         for n in range(3):
             await wait_until(lambda n=n: len(stage.queued) >= n + 2)

@@ -49,6 +49,16 @@ EVENTS = [Record(event_id=f"p{m}-{i}", source_id=f"aq-{i % 2}", department="stnm
 TABLES = ("sensor_readings, sensor_readings_keys, rollup_1m, rollup_1h_pending, sources, alerts,"
           " alert_transitions, alert_outbox")
 
+# Two communes, each on its own enriched partition (as stage 1 sends them), so each batch
+# spans both of stage 2's lanes: two transactions at once, committing in either order.
+LANE_COMMUNES = {**COMMUNES, "00070": CommuneInfo("Hoàn Kiếm", "01", "Hà Nội")}
+TWO_COMMUNES = [
+    Record(event_id=f"{code}-{m}-{i}", source_id=f"aq-{code}-{i % 2}", department="stnmt",
+           feed="sensor", occurred_at=T0 + timedelta(minutes=m, seconds=10 * i),
+           received_at=T0.timestamp(), commune_code=code, province_code="01", geo="code",
+           metric="pm25", value=v, unit="ug/m3")
+    for m, v in enumerate(VALUES) for i in range(6) for code in ("00004", "00070")]
+
 
 @pytest.fixture(scope="module")
 def db(stack: Settings, pg_conninfo: str, tmp_path_factory: pytest.TempPathFactory
@@ -78,24 +88,39 @@ def db(stack: Settings, pg_conninfo: str, tmp_path_factory: pytest.TempPathFacto
         yield conninfo, admin, load_rules([path])
 
 
-def run(db: tuple[str, str, RuleSet], settings_: Settings, cuts: list[int],
-        faults: set[int]) -> dict[str, object]:
-    conninfo, admin, rules = db
+def reset(admin: str, faults: set[int], events: list[Record], cuts: list[int]
+          ) -> list[list[Record]]:
+    """Empty the tables, plan the faults; ``events`` cut into batches at ``cuts``."""
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {TABLES}, fault_plan")
         conn.execute("ALTER SEQUENCE fault_attempts RESTART")
         for n in faults:
             conn.execute("INSERT INTO fault_plan VALUES (%s)", (n,))
-    bounds = [0, *sorted(set(cuts)), len(EVENTS)]
-    batches = [EVENTS[a:b] for a, b in pairwise(bounds) if b > a]
+    bounds = [0, *sorted(set(cuts)), len(events)]
+    return [events[a:b] for a, b in pairwise(bounds) if b > a]
+
+
+def run(db: tuple[str, str, RuleSet], settings_: Settings, cuts: list[int],
+        faults: set[int], *, events: list[Record] = EVENTS, lanes: int = 1
+        ) -> dict[str, object]:
+    """``events`` in batches cut at ``cuts``, each batch one message per commune on its
+    own partition (the first commune seen on 0, the next on 1: as stage 1 sends them),
+    through a stage 2 of ``lanes`` lanes; the ledger it leaves."""
+    conninfo, admin, rules = db
+    batches = reset(admin, faults, events, cuts)
+    partition = {c: n for n, c in enumerate(dict.fromkeys(r.commune_code for r in events))}
 
     async def go() -> int:
-        stage2 = Stage2(make_pool(conninfo), allowed_lateness_s=7200,
-                        alerts=PartitionAlerts(settings_, rules, COMMUNES))
+        stage2 = Stage2(make_pool(conninfo, max_size=3), allowed_lateness_s=7200,
+                        alerts=PartitionAlerts(settings_, rules, LANE_COMMUNES), lanes=lanes)
         failures = 0
         for n, batch in enumerate(batches):
-            failures += await run_batch(stage2, [Enriched("e", 0, n, encode_records(batch))],
-                                        messages=1, health=Health(), retry_max_s=0.01)
+            parts: dict[int, list[Record]] = {}
+            for r in batch:
+                parts.setdefault(partition[r.commune_code], []).append(r)
+            messages = [Enriched("e", p, n, encode_records(part)) for p, part in parts.items()]
+            failures += await run_batch(stage2, messages, messages=len(messages),
+                                        health=Health(), retry_max_s=0.01)
         await stage2.close()
         return failures
 
@@ -104,22 +129,23 @@ def run(db: tuple[str, str, RuleSet], settings_: Settings, cuts: list[int],
         return {
             "failures": failures,
             "rows": conn.execute("SELECT count(*) FROM sensor_readings").fetchone(),
-            "rollups": conn.execute("SELECT bucket, count, sum FROM rollup_1m"
-                                    " ORDER BY bucket").fetchall(),
-            "transitions": conn.execute("SELECT seq, from_state, to_state, at"
-                                        " FROM alert_transitions ORDER BY seq").fetchall(),
+            "rollups": conn.execute("SELECT commune_code, bucket, count, sum FROM rollup_1m"
+                                    " ORDER BY 1, 2").fetchall(),
+            "transitions": conn.execute(
+                "SELECT fingerprint, seq, from_state, to_state, at FROM alert_transitions"
+                " ORDER BY 1, 2").fetchall(),
             "outbox": conn.execute("SELECT count(*) FROM alert_outbox").fetchone(),
         }
 
 
-def expected_rollups() -> list[tuple[datetime, int, float]]:
+def expected_rollups() -> list[tuple[str, datetime, int, float]]:
     count: Counter[datetime] = Counter()
     total: dict[datetime, float] = {}
     for r in EVENTS:
         minute = r.occurred_at.replace(second=0)
         count[minute] += 1
         total[minute] = total.get(minute, 0.0) + (r.value or 0.0)
-    return [(m, count[m], total[m]) for m in sorted(count)]
+    return [("00004", m, count[m], total[m]) for m in sorted(count)]
 
 
 @hsettings(max_examples=12, deadline=None, suppress_health_check=[
@@ -141,58 +167,6 @@ def test_faults_never_change_the_ledger(db: tuple[str, str, RuleSet], settings: 
     assert [tuple(r) for r in rollups] == expected_rollups()
 
 
-# ---------------------------------------------------------------- lanes
-# Two communes, each on its own enriched partition (as stage 1 sends them), so each batch
-# spans both of stage 2's lanes: two transactions at once, committing in either order.
-LANE_COMMUNES = {**COMMUNES, "00070": CommuneInfo("Hoàn Kiếm", "01", "Hà Nội")}
-TWO_COMMUNES = [
-    Record(event_id=f"{code}-{m}-{i}", source_id=f"aq-{code}-{i % 2}", department="stnmt",
-           feed="sensor", occurred_at=T0 + timedelta(minutes=m, seconds=10 * i),
-           received_at=T0.timestamp(), commune_code=code, province_code="01", geo="code",
-           metric="pm25", value=v, unit="ug/m3")
-    for m, v in enumerate(VALUES) for i in range(6) for code in ("00004", "00070")]
-
-
-def run_lanes(db: tuple[str, str, RuleSet], settings_: Settings, cuts: list[int],
-              faults: set[int], lanes: int) -> dict[str, object]:
-    """The two-commune events in batches cut at ``cuts`` (each batch one message per
-    commune: 00004 on partition 0, 00070 on partition 1), through ``lanes`` lanes."""
-    conninfo, admin, rules = db
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {TABLES}, fault_plan")
-        conn.execute("ALTER SEQUENCE fault_attempts RESTART")
-        for n in faults:
-            conn.execute("INSERT INTO fault_plan VALUES (%s)", (n,))
-    bounds = [0, *sorted(set(cuts)), len(TWO_COMMUNES)]
-    batches = [TWO_COMMUNES[a:b] for a, b in pairwise(bounds) if b > a]
-
-    async def go() -> int:
-        stage2 = Stage2(make_pool(conninfo, max_size=3), allowed_lateness_s=7200,
-                        alerts=PartitionAlerts(settings_, rules, LANE_COMMUNES), lanes=lanes)
-        failures = 0
-        for n, batch in enumerate(batches):
-            messages = [Enriched("e", p, n, encode_records(part))
-                        for p, code in enumerate(("00004", "00070"))
-                        if (part := [r for r in batch if r.commune_code == code])]
-            failures += await run_batch(stage2, messages, messages=len(messages),
-                                        health=Health(), retry_max_s=0.01)
-        await stage2.close()
-        return failures
-
-    failures = asyncio.run(go())
-    with psycopg.connect(conninfo) as conn:
-        return {
-            "failures": failures,
-            "rows": conn.execute("SELECT count(*) FROM sensor_readings").fetchone(),
-            "rollups": conn.execute("SELECT commune_code, bucket, count, sum FROM rollup_1m"
-                                    " ORDER BY 1, 2").fetchall(),
-            "transitions": conn.execute(
-                "SELECT fingerprint, seq, from_state, to_state, at FROM alert_transitions"
-                " ORDER BY 1, 2").fetchall(),
-            "outbox": conn.execute("SELECT count(*) FROM alert_outbox").fetchone(),
-        }
-
-
 @hsettings(max_examples=10, deadline=None, suppress_health_check=[
     HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(cuts=st.lists(st.integers(1, len(TWO_COMMUNES) - 1), max_size=5),
@@ -202,8 +176,8 @@ def test_two_lanes_under_faults_give_the_one_lane_ledger(
         faults: set[int]) -> None:
     """A batch written as two concurrent transactions (one per lane), whichever of them
     fails and however often, leaves the ledger one serial transaction per batch leaves."""
-    serial = run_lanes(db, settings, cuts, set(), lanes=1)
-    laned = run_lanes(db, settings, cuts, faults, lanes=2)
+    serial = run(db, settings, cuts, set(), events=TWO_COMMUNES, lanes=1)
+    laned = run(db, settings, cuts, faults, events=TWO_COMMUNES, lanes=2)
     assert serial["failures"] == 0
     assert {k: v for k, v in laned.items() if k != "failures"} == \
         {k: v for k, v in serial.items() if k != "failures"}
