@@ -337,17 +337,19 @@ class StreamSettings(_Section):
     """Both stages close a batch as soon as nothing more is buffered (a light input is
     taken as it comes; a backed-up one still fills batches); False: they wait up to
     ``batch_within_s`` to fill (BENCHMARKS.md, "Session 6, latency and memory")."""
-    stage2_inflight_max_bytes: int = 12 * 1024 * 1024
+    stage2_inflight_max_bytes: int = 16 * 1024 * 1024
     """Bytes of enriched messages stage 2 may hold (faust's buffer and its batch, not yet
-    committed) before stage 1 pauses its reading (streams/inflight.py); 0: no bound. 12 MB
-    keeps a 1M-event drain with two lanes and send ahead near 280 MB (BENCHMARKS.md)."""
-    stage1_send_ahead: bool = True
+    committed) before stage 1 pauses its reading (streams/inflight.py); 0: no bound."""
+    stage1_send_ahead: bool = False
     """Stage 1 takes and processes its next batch while the broker acknowledges the
-    last one's messages (their offsets commit only after; streams/raw_reader.py)."""
-    stage2_lanes: int = 2
+    last one's messages (their offsets commit only after; streams/raw_reader.py). Off:
+    no gain measured here (BENCHMARKS.md, session 8)."""
+    stage2_lanes: int = 1
     """Transactions one stage-2 batch is written in at once, one per group of enriched
     partitions (``partition % lanes``): one lane's rows are encoded and sent while the
-    other's statements run (streams/stage2.py); 1: one transaction a batch."""
+    other's statements run (streams/stage2.py). 1: one transaction a batch; 2 gave
+    envelopes +4 % and 25-40 MB more peak memory on this 2-core machine, where
+    PostgreSQL shares the cores (BENCHMARKS.md, session 8)."""
 
 
 def stage1_group(app_id: str) -> str:
