@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import signal
+import threading
 import time
+from collections.abc import Sequence
 
 from iocdev.sandbox import Pipeline
 from iocdev.supervise import Process
+
+
+def trickle(pipe: Pipeline, feed: str, messages: Sequence[tuple[bytes | None, bytes]],
+            *, parts: int = 20, gap_s: float = 0.05) -> threading.Thread:
+    """Produce ``messages`` in ``parts`` sends from a started thread, so the stream is still
+    arriving when the kill lands (produced at once, a worker once stored all 20,000 events
+    between two polls of the count on a loaded CI machine). Join it after."""
+    size = max(1, -(-len(messages) // parts))
+
+    def run() -> None:
+        for start in range(0, len(messages), size):
+            pipe.produce(feed, messages[start:start + size])
+            time.sleep(gap_s)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
 
 
 def kill_mid_stream(pipe: Pipeline, worker: Process, *, after_rows: int,
@@ -23,5 +42,5 @@ def kill_mid_stream(pipe: Pipeline, worker: Process, *, after_rows: int,
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     stored: int = pipe.query(count)[0][0]
-    assert 0 < stored < total, "kill must land mid-stream"
+    assert 0 < stored < total, f"kill must land mid-stream: {stored} of {total} stored"
     return stored

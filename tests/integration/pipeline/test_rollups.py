@@ -16,7 +16,7 @@ import pytest
 from iocdev.sandbox import Pipeline, batches, envelope
 
 from tests.support.clock import T0
-from tests.support.kills import kill_mid_stream
+from tests.support.kills import kill_mid_stream, trickle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.partitions(3)]
 
@@ -148,8 +148,11 @@ def test_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice(
     events = sensor_events(20000, seed=3)
     worker = pipe.start_worker()
     time.sleep(5)
-    pipe.produce("sensor", batches(events, 20))
-    kill_mid_stream(pipe, worker, after_rows=2000, total=len(events))
+    producing = trickle(pipe, "sensor", list(batches(events, 20)))
+    try:
+        kill_mid_stream(pipe, worker, after_rows=2000, total=len(events))
+    finally:
+        producing.join()
     pipe.start_worker()
     pipe.wait_for("SELECT count(*) FROM sensor_readings", len(events), timeout=180)
     pipe.wait_for("SELECT sum(count) FROM rollup_1m", len(events), timeout=60)
