@@ -184,7 +184,8 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
                     timed_phase(outputs.enriched_and_dead, "stage1", "send"),
                     checks=checks, publisher=publisher,
                     dedupe_capacity=stream.stage1_dedupe_capacity,
-                    message_budget_s=stream.stage1_message_budget_s)
+                    message_budget_s=stream.stage1_message_budget_s,
+                    inline_slice_bytes=stream.stage1_inline_slice_bytes)
     stage2 = Stage2(make_pool(parts.conninfo, min_size=settings.database.pool_min,
                               max_size=settings.database.pool_max,
                               check_idle_s=settings.database.check_idle_s),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -82,6 +82,15 @@ class Prepared:
     received: Counter[str] = field(default_factory=Counter)
     rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(feed, reason) -> events; metrics are counted once the batch is settled."""
+
+    def merge(self, later: Prepared) -> Prepared:
+        """This and ``later`` (the next slice of the same batch) as one."""
+        self.records.extend(later.records)
+        self.deadletters.extend(later.deadletters)
+        self.redelivered |= later.redelivered
+        self.received.update(later.received)
+        self.rejected.update(later.rejected)
+        return self
 
 
 class Prepare:
@@ -201,7 +210,12 @@ class Prepare:
 
     def _enrich(self, records: list[Record], out: Prepared,
                 messages: Sequence[InMessage]) -> list[Record]:
-        """Fill commune/province codes; events with a bad commune code are dead-lettered."""
+        """Fill commune/province codes; events with a bad commune code are dead-lettered.
+
+        The records kept stay in arrival order, located or not: of two copies of one
+        identity the first to arrive is the one stored, whatever the batches were (they
+        were once coded first, so a later coded copy beat an earlier located one when
+        both fell in one batch)."""
         found: Elements | None = None  # built when first needed
         outcomes: Counter[str] = Counter()
         kept: list[Record] = []
@@ -223,7 +237,8 @@ class Prepare:
                 outcomes[outcome] += 1
                 kept.append(rec)
             elif rec.lat is not None and rec.lon is not None:
-                located.append(rec)
+                located.append(rec)  # its codes are filled in below, in place
+                kept.append(rec)
             else:  # the validator guarantees a location or a code; keep, never drop
                 rec.geo = "unassigned"
                 outcomes["unassigned"] += 1
@@ -236,7 +251,6 @@ class Prepare:
                 rec.commune_code = str(code) if code is not None else UNASSIGNED
                 rec.geo = outcome
                 outcomes[str(outcome)] += 1
-            kept.extend(located)
         if kept:
             commune_codes = np.array([r.commune_code for r in kept], dtype=object)
             provinces = self._index.province_of(commune_codes)
@@ -245,6 +259,29 @@ class Prepare:
         for outcome, n in outcomes.items():
             metrics.GEO_LOOKUPS.labels(outcome).inc(n)
         return kept
+
+
+def slices(messages: Sequence[InMessage], limit: int
+           ) -> Iterator[tuple[Sequence[InMessage], bool]]:
+    """``messages`` cut, in order, into runs of at most ``limit`` bytes of values, each
+    paired with False (validate on the event loop), and every message over ``limit``
+    alone, paired with True (validate in a worker thread). Validation is linear in the
+    bytes, so a run blocks the loop for a bounded time whatever it holds."""
+    start, size = 0, 0
+    for i, msg in enumerate(messages):
+        n = len(msg.value) if msg.value is not None else 0
+        if n > limit:
+            if start < i:
+                yield messages[start:i], False
+            yield messages[i:i + 1], True
+            start, size = i + 1, 0
+            continue
+        if size + n > limit and start < i:
+            yield messages[start:i], False
+            start, size = i, 0
+        size += n
+    if start < len(messages):
+        yield messages[start:], False
 
 
 def elements_of(messages: Sequence[InMessage]) -> Elements:

@@ -1,6 +1,7 @@
 """Stage 1 under the :class:`~streams.stage.Stage` contract: a chain of small steps.
 
-    raw batch ─► Prepare (validate + geo, in a worker thread, a time budget per message)
+    raw batch ─► Prepare (validate + geo, a time budget per message: on the event loop
+                 in slices of bounded bytes, a message larger than a slice in a thread)
               ─► checks, in order (ownership, geographic scope, ...: passed in)
               ─► duplicate memory (only events every check passed)
               ─► send enriched records (one message per enriched partition, each
@@ -46,6 +47,7 @@ from streams.prepare import (
     Prepared,
     ValidatorLike,
     elements_of,
+    slices,
 )
 from streams.stage import TopicPartition
 
@@ -100,13 +102,19 @@ class Stage1:
                  feed_of_topic: dict[str, Feed], send: SendEnriched, *,
                  checks: Sequence[Check] = (), dedupe_capacity: int = 1_000_000,
                  publisher: Publisher = deadletters.named_department,
-                 message_budget_s: float | None = None, in_thread: bool = True) -> None:
+                 message_budget_s: float | None = None, in_thread: bool = True,
+                 inline_slice_bytes: int = 0) -> None:
         """``checks`` run in order on the records the previous ones passed.
         ``dedupe_capacity``: (source_id, event_id) pairs remembered (0: none).
         ``publisher``: the department a dead letter belongs to, from its topic.
         ``message_budget_s``: the time one message may take to validate (``over_budget``
         beyond). ``in_thread``: validate in a worker thread, so the event loop (Kafka
-        heartbeats, the other stages) goes on meanwhile; False runs it inline."""
+        heartbeats, the other stages) goes on meanwhile; False runs it inline.
+        ``inline_slice_bytes`` (with ``in_thread``; 0: off): validate on the event loop
+        in slices of at most this many bytes of values, yielding between them, and only a
+        message larger than a slice in the thread. The thread costs a one-event drain
+        about a fifth of its rate on two cores: its GIL hand-offs with the loop and
+        faust's consumer thread (BENCHMARKS.md, "Session 9")."""
         self._prepare = Prepare(validator, index, feed_of_topic,
                                 publisher=publisher, message_budget_s=message_budget_s)
         self._send = send
@@ -114,6 +122,7 @@ class Stage1:
         self._seen = SeenKeys(dedupe_capacity) if dedupe_capacity > 0 else None
         self._publisher = publisher
         self._in_thread = in_thread
+        self._slice_bytes = inline_slice_bytes
 
     async def process(self, batch: Sequence[InMessage]) -> Stage1Output:
         out = await self.process_ahead(batch)
@@ -125,7 +134,9 @@ class Stage1:
         """:meth:`process` up to the queued sends; await ``delivered`` before the batch
         is acknowledged (a failed delivery means processing the batch again)."""
         now = time.time()
-        if self._in_thread:
+        if self._in_thread and self._slice_bytes > 0:
+            prepared = await self._prepare_in_slices(batch, now)
+        elif self._in_thread:
             prepared = await asyncio.to_thread(self._prepare.run, batch, now)
         else:
             prepared = self._prepare.run(batch, now)
@@ -155,6 +166,17 @@ class Stage1:
         queued = await self._send(out.enriched, out.deadletters)
         out.delivered = asyncio.ensure_future(_settle(queued, prepared, kept, out))
         return out
+
+    async def _prepare_in_slices(self, batch: Sequence[InMessage], now: float) -> Prepared:
+        """:meth:`Prepare.run` over the batch's slices, in order, as one result."""
+        prepared: Prepared | None = None
+        for part, large in slices(batch, self._slice_bytes):
+            if prepared is not None:
+                await asyncio.sleep(0)  # the loop's other work between two slices
+            got = (await asyncio.to_thread(self._prepare.run, part, now) if large
+                   else self._prepare.run(part, now))
+            prepared = got if prepared is None else prepared.merge(got)
+        return prepared if prepared is not None else Prepared()
 
     def _remember(self, records: list[Record], prepared: Prepared, out: Stage1Output,
                   batch: Sequence[InMessage]) -> list[Record]:
