@@ -8,6 +8,7 @@ sink SQL use this figure.
     python -c "from benchmarks.bench_sink_cpu import run; print(run())"
     python -c "from benchmarks.bench_sink_cpu import split; print(split())"
     python -c "from benchmarks.bench_sink_cpu import parts; print(parts())"
+    python -c "from benchmarks.bench_sink_cpu import service_parts; print(service_parts())"
 
 ``run`` writes sensor rows only (the historical figure); ``split`` writes the drain
 benchmark's mix (70 % sensor, 20 % traffic, 10 % service, 100-event envelopes per source,
@@ -16,6 +17,8 @@ of a batch, then the plan nodes of one more batch's insert-and-roll-up statement
 (``EXPLAIN (ANALYZE, BUFFERS)``, rolled back). ``parts`` splits the sensor statement by
 subtraction (the statement cut after the anti-join, the key insert, the raw insert; each
 cut in a fresh database), which per-node EXPLAIN timings overstate for per-row nodes.
+``service_parts`` does the same for the service statement, the dossier fold (the statement
+trigger, which ``split`` counts in the statement) cut after each of its steps too.
 """
 
 from __future__ import annotations
@@ -240,6 +243,88 @@ def parts(n: int = 110_000, batch: int = 7_000) -> dict[str, float]:
     for name, sql in _cuts().items():
         with fresh_database(get_settings(), "ioc_sinkparts") as (_, conninfo):
             out[name] = round(asyncio.run(_cut(conninfo, records, batch, sql)) * 1e6, 2)
+    return out
+
+
+_FOLD_STOP = "    DELETE FROM dossier_events_pending WHERE txid = tx;\n    RETURN;\n"
+
+
+def _service_cuts() -> dict[str, tuple[str, str | None]]:
+    """The service statement cut after each part: (SQL, where the fold returns early)."""
+    full = statements.insert_and_roll_up("service")
+    head = full[:full.index(" points AS (")].rstrip().rstrip(",")  # ends with queued
+    plain = statements.insert_and_roll_up("service", queue_dossiers=False)
+    bare = plain[:plain.index("), points AS (")]
+    queued = head + " SELECT count(*) FROM new"
+    return {
+        "anti-join": (bare[:bare.index("), claimed AS (")] + ") SELECT count(*) FROM fresh",
+                      None),
+        "+ key insert": (bare[:bare.index("), new AS (")] + ") SELECT count(*) FROM fresh", None),
+        "+ raw insert": (bare + ") SELECT count(*) FROM new", None),
+        "+ queue insert (fold returns at once)": (queued, "    IF NOT EXISTS"),
+        "+ fold 1 (the batch folded)": (queued, "    -- 2. Dossiers new"),
+        "+ fold 2-3 (dossiers written)": (queued, "    -- 4. The counts"),
+        "+ fold 4 (KPI counts: the whole fold)": (queued, None),
+        "+ rollup (the whole statement)": (full, None),
+    }
+
+
+def _stop_fold(owner_conninfo: str, before: str) -> None:
+    """Make the fold return (its queue emptied) before the line starting ``before``."""
+    with psycopg.connect(owner_conninfo, autocommit=True) as conn:
+        row = conn.execute("SELECT prosrc FROM pg_proc WHERE proname = 'dossiers_fold_pending'"
+                           ).fetchone()
+        assert row is not None
+        src = str(row[0])
+        at = src.index(before)
+        stop = "    RETURN;\n" if before == "    IF NOT EXISTS" else _FOLD_STOP
+        conn.execute(("CREATE OR REPLACE FUNCTION dossiers_fold_pending() RETURNS void"
+                      " LANGUAGE plpgsql AS $fn$" + src[:at] + stop + src[at:] + "$fn$"
+                      ).encode())
+
+
+async def _service_cut(conninfo: str, records: Sequence[Record], batch: int, sql: str
+                       ) -> float:
+    conn = await psycopg.AsyncConnection.connect(conninfo)
+    try:
+        await TimescaleSink.prepare(conn)
+        pid = conn.info.backend_pid
+        cpu, rows = 0.0, 0
+        for n, i in enumerate(range(0, len(records), batch)):
+            chunk = records[i:i + batch]
+            async with conn.transaction():
+                async with conn.cursor() as cur, cur.copy(
+                        statements.copy_into_staging("service").encode()) as copy:
+                    copy.set_types(list(statements.TYPES["service"]))
+                    for row in rows_of("service", chunk, [False] * len(chunk)):
+                        await copy.write_row(row)
+                await conn.execute(statements.DOSSIER_QUEUE_BY_STATEMENT.encode())
+                before = _cpu_s(pid)
+                await conn.execute(sql.encode())
+                after = _cpu_s(pid)
+                await conn.execute(b"DELETE FROM dossier_events_pending")  # cuts' leftovers
+                if n:  # the first batch warms the caches
+                    cpu += after - before
+                    rows += len(chunk)
+        return cpu / max(1, rows)
+    finally:
+        await conn.close()
+
+
+def service_parts(n: int = 220_000, batch: int = 1_000) -> dict[str, float]:
+    """Backend CPU per service row (µs) of the service statement cut after each part
+    (1,000-row batches: the service share of split's 10,000), each cut in a fresh database.
+    The cuts before the rollup return ``count(*)``; fold cuts replace the fold function."""
+    from iocdev.sandbox import fresh_database
+
+    settings = get_settings()
+    records = [r for r in mixed_records(n) if r.feed == "service"]
+    out: dict[str, float] = {}
+    for name, (sql, stop) in _service_cuts().items():
+        with fresh_database(settings, "ioc_sinkparts") as (db, conninfo):
+            if stop is not None:
+                _stop_fold(settings.database.owner_conninfo(dbname=db), stop)
+            out[name] = round(asyncio.run(_service_cut(conninfo, records, batch, sql)) * 1e6, 2)
     return out
 
 
