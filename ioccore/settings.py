@@ -332,9 +332,10 @@ class StreamSettings(_Section):
     valid 1 MiB message takes 0.1-0.3 s here, 5,000 invalid events up to about 2 s on a
     loaded machine (BENCHMARKS.md, "Hostile input")."""
     stage1_inline_slice_bytes: int = 256 * 1024
-    """Stage 1 validates on the event loop in slices of at most this many bytes (about
-    5-20 ms each here), yielding between them; a larger message goes to a worker thread.
-    0: every batch in the thread, as before (docs/architecture.md, "Stage contract")."""
+    """Stage 1 validates on the event loop in slices of at most this many bytes, yielding
+    between them (256 KiB: 3 ms of CPU valid, 7 ms for the costliest hostile shape,
+    ``bench_hostile --cpu``); a larger message goes to a worker thread. 0: every batch in
+    the thread, as before (docs/architecture.md, "Stage 1: a chain of steps")."""
     stage1_dedupe_capacity: int = 1_000_000
     """(source_id, event_id) pairs stage 1 remembers to name re-sent events duplicates."""
     batch_adaptive: bool = True
