@@ -19,23 +19,12 @@ from ioccore.events.validate import Validator
 from ioccore.source_registry import Refusal
 from streams.deadletters import DeadLetter
 from streams.stage1 import InMessage, Stage1, Stage1Output
+from tests.support.stage1_sends import Sent
 
 
 @pytest.fixture(scope="module")
 def index() -> CommuneIndex:
     return index_from_reference()
-
-
-class Sent:
-    def __init__(self) -> None:
-        self.enriched: list[Record] = []
-        self.dead: list[DeadLetter] = []
-
-    async def __call__(self, enriched: dict[str, list[Record]],
-                       dead: list[DeadLetter]) -> None:
-        for recs in enriched.values():
-            self.enriched.extend(recs)
-        self.dead.extend(dead)
 
 
 class RefuseSource:

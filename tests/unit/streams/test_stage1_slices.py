@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from geo.index import CommuneIndex, index_from_reference
 from ioccore.events.record import Record
 from ioccore.events.validate import Validator
-from streams.deadletters import DeadLetter
 from streams.prepare import InMessage, slices
 from streams.stage1 import Stage1, Stage1Output
+from tests.support.stage1_sends import Sent
 
 TOPIC = "sensor-topic"
 AT = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
@@ -32,18 +32,6 @@ AT = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
 @pytest.fixture(scope="module")
 def index() -> CommuneIndex:
     return index_from_reference()
-
-
-class Sent:
-    def __init__(self) -> None:
-        self.enriched: list[Record] = []
-        self.dead: list[DeadLetter] = []
-
-    async def __call__(self, enriched: dict[str, list[Record]],
-                       dead: list[DeadLetter]) -> None:
-        for recs in enriched.values():
-            self.enriched.extend(recs)
-        self.dead.extend(dead)
 
 
 def stage(index: CommuneIndex, slice_bytes: int) -> tuple[Stage1, Sent]:
