@@ -210,7 +210,12 @@ def _cuts() -> dict[str, str]:
             "+ rollup (the whole statement)": full}
 
 
-async def _cut(conninfo: str, records: Sequence[Record], batch: int, sql: str) -> float:
+async def _cut(conninfo: str, records: Sequence[Record], batch: int, sql: str,
+               feed: Feed = "sensor", *, first: str | None = None,
+               after: str | None = None) -> float:
+    """Backend CPU per row of ``sql`` over ``records`` (all of ``feed``) staged in
+    ``batch``-row transactions; ``first`` runs before it in each transaction and
+    ``after`` after it, both unmetered."""
     conn = await psycopg.AsyncConnection.connect(conninfo)
     try:
         await TimescaleSink.prepare(conn)
@@ -220,14 +225,19 @@ async def _cut(conninfo: str, records: Sequence[Record], batch: int, sql: str) -
             chunk = records[i:i + batch]
             async with conn.transaction():
                 async with conn.cursor() as cur, cur.copy(
-                        statements.copy_into_staging("sensor").encode()) as copy:
-                    copy.set_types(list(statements.TYPES["sensor"]))
-                    for row in rows_of("sensor", chunk, [False] * len(chunk)):
+                        statements.copy_into_staging(feed).encode()) as copy:
+                    copy.set_types(list(statements.TYPES[feed]))
+                    for row in rows_of(feed, chunk, [False] * len(chunk)):
                         await copy.write_row(row)
+                if first is not None:
+                    await conn.execute(first.encode())
                 before = _cpu_s(pid)
                 await conn.execute(sql.encode())
+                spent = _cpu_s(pid) - before
+                if after is not None:
+                    await conn.execute(after.encode())
                 if n:  # the first batch warms the caches
-                    cpu += _cpu_s(pid) - before
+                    cpu += spent
                     rows += len(chunk)
         return cpu / max(1, rows)
     finally:
@@ -283,34 +293,6 @@ def _stop_fold(owner_conninfo: str, before: str) -> None:
                       ).encode())
 
 
-async def _service_cut(conninfo: str, records: Sequence[Record], batch: int, sql: str
-                       ) -> float:
-    conn = await psycopg.AsyncConnection.connect(conninfo)
-    try:
-        await TimescaleSink.prepare(conn)
-        pid = conn.info.backend_pid
-        cpu, rows = 0.0, 0
-        for n, i in enumerate(range(0, len(records), batch)):
-            chunk = records[i:i + batch]
-            async with conn.transaction():
-                async with conn.cursor() as cur, cur.copy(
-                        statements.copy_into_staging("service").encode()) as copy:
-                    copy.set_types(list(statements.TYPES["service"]))
-                    for row in rows_of("service", chunk, [False] * len(chunk)):
-                        await copy.write_row(row)
-                await conn.execute(statements.DOSSIER_QUEUE_BY_STATEMENT.encode())
-                before = _cpu_s(pid)
-                await conn.execute(sql.encode())
-                after = _cpu_s(pid)
-                await conn.execute(b"DELETE FROM dossier_events_pending")  # cuts' leftovers
-                if n:  # the first batch warms the caches
-                    cpu += after - before
-                    rows += len(chunk)
-        return cpu / max(1, rows)
-    finally:
-        await conn.close()
-
-
 def service_parts(n: int = 220_000, batch: int = 1_000) -> dict[str, float]:
     """Backend CPU per service row (µs) of the service statement cut after each part
     (1,000-row batches: the service share of split's 10,000), each cut in a fresh database.
@@ -324,7 +306,10 @@ def service_parts(n: int = 220_000, batch: int = 1_000) -> dict[str, float]:
         with fresh_database(settings, "ioc_sinkparts") as (db, conninfo):
             if stop is not None:
                 _stop_fold(settings.database.owner_conninfo(dbname=db), stop)
-            out[name] = round(asyncio.run(_service_cut(conninfo, records, batch, sql)) * 1e6, 2)
+            out[name] = round(asyncio.run(_cut(
+                conninfo, records, batch, sql, "service",
+                first=statements.DOSSIER_QUEUE_BY_STATEMENT,
+                after="DELETE FROM dossier_events_pending")) * 1e6, 2)  # cuts' leftovers
     return out
 
 

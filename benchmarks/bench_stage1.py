@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from collections.abc import Callable, Set
 from functools import partial
@@ -90,7 +91,8 @@ def _once(parts: Any, messages: list[InMessage], batch: int) -> tuple[dict[str, 
         cpu["validation + geo join (Prepare.run)"] = \
             cpu.get("validation + geo join (Prepare.run)", 0.0) + dt
     send = _Encoding(get_settings().kafka.topics.enriched.partitions)
-    stage = Stage1(parts.validator, parts.index, feeds, send, in_thread=False)
+    stage = Stage1(parts.validator, parts.index, feeds, send,
+                   inline_slice_bytes=sys.maxsize)  # the whole batch inline
 
     async def all_batches() -> int:
         valid = 0

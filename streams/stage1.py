@@ -102,26 +102,23 @@ class Stage1:
                  feed_of_topic: dict[str, Feed], send: SendEnriched, *,
                  checks: Sequence[Check] = (), dedupe_capacity: int = 1_000_000,
                  publisher: Publisher = deadletters.named_department,
-                 message_budget_s: float | None = None, in_thread: bool = True,
-                 inline_slice_bytes: int = 0) -> None:
+                 message_budget_s: float | None = None, inline_slice_bytes: int = 0) -> None:
         """``checks`` run in order on the records the previous ones passed.
         ``dedupe_capacity``: (source_id, event_id) pairs remembered (0: none).
         ``publisher``: the department a dead letter belongs to, from its topic.
         ``message_budget_s``: the time one message may take to validate (``over_budget``
-        beyond). ``in_thread``: validate in a worker thread, so the event loop (Kafka
-        heartbeats, the other stages) goes on meanwhile; False runs it inline.
-        ``inline_slice_bytes`` (with ``in_thread``; 0: off): validate on the event loop
-        in slices of at most this many bytes of values, yielding between them, and only a
-        message larger than a slice in the thread. The thread costs a one-event drain
-        about a fifth of its rate on two cores: its GIL hand-offs with the loop and
-        faust's consumer thread (BENCHMARKS.md, "Session 9")."""
+        beyond). ``inline_slice_bytes``: validate on the event loop in slices of at most
+        this many bytes of values, yielding between them (Kafka heartbeats, the other
+        stages), and only a message larger than a slice in a worker thread; 0: every
+        batch in the thread. The thread cost one-event drains 7-15 % of their rate on two
+        cores: its GIL hand-offs with the loop and faust's consumer thread (BENCHMARKS.md,
+        "Session 9")."""
         self._prepare = Prepare(validator, index, feed_of_topic,
                                 publisher=publisher, message_budget_s=message_budget_s)
         self._send = send
         self._checks = tuple(checks)
         self._seen = SeenKeys(dedupe_capacity) if dedupe_capacity > 0 else None
         self._publisher = publisher
-        self._in_thread = in_thread
         self._slice_bytes = inline_slice_bytes
 
     async def process(self, batch: Sequence[InMessage]) -> Stage1Output:
@@ -134,12 +131,10 @@ class Stage1:
         """:meth:`process` up to the queued sends; await ``delivered`` before the batch
         is acknowledged (a failed delivery means processing the batch again)."""
         now = time.time()
-        if self._in_thread and self._slice_bytes > 0:
+        if self._slice_bytes > 0:
             prepared = await self._prepare_in_slices(batch, now)
-        elif self._in_thread:
-            prepared = await asyncio.to_thread(self._prepare.run, batch, now)
         else:
-            prepared = self._prepare.run(batch, now)
+            prepared = await asyncio.to_thread(self._prepare.run, batch, now)
         out = Stage1Output(deadletters=prepared.deadletters)
         found: Elements | None = None
         kept = prepared.records
