@@ -4,6 +4,9 @@
                                   [--profile] [--envelopes] [--out reports/ab_drain.json]
     python -m benchmarks.ab_drain --show reports/ab_drain.json   # its table again
 
+``--new-stages``: the new side's worker as a process per stage (``ioc worker --stages``;
+its CPU is both processes').
+
 ``--profile``: one py-spy profiled drain per side (``benchmarks.profile``), the worker's
 CPU split by component and the event-loop thread's areas in the report.
 
@@ -38,10 +41,10 @@ FIGURES = ("events_per_s", "worker", "postgres_backends", "postgres", "kafka")
 backends, every PostgreSQL process (shared with others' tests) and the Kafka broker."""
 
 
-def run_one(events: int, tmp: Path, profile: bool, one_event: bool = True
-            ) -> dict[str, Any]:
+def run_one(events: int, tmp: Path, profile: bool, one_event: bool = True,
+            stages: tuple[str, ...] = ()) -> dict[str, Any]:
     """One drain of ``events`` one-event messages (or 100-event envelopes) through one
-    worker (in the child)."""
+    worker (in the child); ``stages``: a process per entry (``pipeline.drain``)."""
     import ioccore
     from ioccore.settings import get_settings
 
@@ -58,20 +61,21 @@ def run_one(events: int, tmp: Path, profile: bool, one_event: bool = True
     else:
         from benchmarks.pipeline import drain
 
-        result = drain(settings, tmp, events, workers=1, one_event=one_event)
+        result = drain(settings, tmp, events, workers=1, one_event=one_event, stages=stages)
     result["load_average"] = [round(x, 2) for x in (*load_before, *os.getloadavg())]
     result["ioccore"] = str(Path(ioccore.__file__).parent)
     return result
 
 
-def spawn(tree: Path, shim: Path, events: int, profile: bool, one_event: bool
-          ) -> dict[str, Any]:
+def spawn(tree: Path, shim: Path, events: int, profile: bool, one_event: bool,
+          stages: tuple[str, ...] = ()) -> dict[str, Any]:
     """A child of ``tree``'s virtualenv running :func:`run_one`; its JSON result."""
     tmp = Path(tempfile.mkdtemp(prefix="ioc-ab-"))
     env = {**os.environ, "PYTHONPATH": str(shim)}
     argv = [str(tree / ".venv" / "bin" / "python"), "-m", "benchmarks.ab_drain", "--child",
             "--events", str(events), "--tmp", str(tmp), *(["--profile"] if profile else []),
-            *([] if one_event else ["--envelopes"])]
+            *([] if one_event else ["--envelopes"]),
+            *(["--stages", ",".join(stages)] if stages else [])]
     done = subprocess.run(argv, cwd=shim, env=env, capture_output=True, text=True,
                           check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -126,12 +130,17 @@ def main() -> int:
                         help="100-event envelopes instead of one event per message")
     parser.add_argument("--show", type=Path, help="print the table and summary of an "
                         "earlier report instead of running")
+    parser.add_argument("--new-stages", action="store_true",
+                        help="the new side's worker as a process per stage")
+    parser.add_argument("--stages", default="", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tmp", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_one(args.events, args.tmp, args.profile,
-                                 one_event=not args.envelopes), default=str))
+                                 one_event=not args.envelopes,
+                                 stages=tuple(x for x in args.stages.split(",") if x)),
+                         default=str))
         return 0
     if args.show is not None:
         done = json.loads(args.show.read_text())
@@ -148,11 +157,13 @@ def main() -> int:
     report: dict[str, Any] = {"when": datetime.now(UTC).isoformat(timespec="seconds"),
                               "trees": {k: str(v) for k, v in trees.items()},
                               "events": args.events, "profile": args.profile,
-                              "one_event": not args.envelopes, "runs": runs}
+                              "one_event": not args.envelopes,
+                              "new_stages": args.new_stages, "runs": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for side in order:
+        stages = ("stage1", "stage2") if side == "new" and args.new_stages else ()
         result = spawn(trees[side], shim, args.events, args.profile,
-                       one_event=not args.envelopes) | {"side": side}
+                       one_event=not args.envelopes, stages=stages) | {"side": side}
         runs.append(result)
         print(f"{side}: {json.dumps(figures(result))} load {result['load_average']} "
               f"exact {result['exact']}", flush=True)

@@ -26,8 +26,9 @@ import os
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -197,11 +198,14 @@ def _scrape(port: int) -> dict[str, float]:
 def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
           one_event: bool = False, timeout_s: float = 900.0,
           on_worker: Callable[[int], None] | None = None,
-          on_first_read: Callable[[list[int]], None] | None = None) -> dict[str, Any]:
+          on_first_read: Callable[[list[int]], None] | None = None,
+          stages: Sequence[str] = ()) -> dict[str, Any]:
     """A preloaded backlog through ``workers`` real worker processes started together
     (``on_worker`` is given each one's pid as it starts, ``on_first_read`` all of them
     when the measured interval begins: e.g. to attach a profiler with or without the
-    start-up)."""
+    start-up). ``stages``: one process per entry instead, each running that
+    ``stream.stages`` (``("stage1", "stage2")``: one worker, a process per stage), with
+    each process's CPU beside the sum."""
     expected = Expected()
     with pipeline(settings, tmp, partitions=6) as pipe:
         workload = Workload(seed=6, tag="d", one_event=one_event, expected=expected)
@@ -209,18 +213,22 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
                 span_s=SPAN_S)
         wal_before = float(pipe.query(WAL_SQL)[0][0])
         spawned = time.monotonic()
-        procs = [pipe.start_worker() for _ in range(workers)]
+        procs = ([pipe.start_worker(extra_env={"IOC__STREAM__STAGES": s}) for s in stages]
+                 or [pipe.start_worker() for _ in range(workers)])
         pids = [p.pid for p in procs]
         if on_worker is not None:
             for pid in pids:
                 on_worker(pid)
-        meters = {"worker": CpuMeter(lambda: descendants(pids)), "postgres":
+        by_stage = {f"worker_{s}": CpuMeter(partial(descendants, [pid]))
+                    for s, pid in zip(stages, pids, strict=False)}
+        meters = {**by_stage, "worker": CpuMeter(lambda: descendants(pids)), "postgres":
                   CpuMeter(postgres_pids), "kafka": CpuMeter(lambda: kafka_pids(settings)),
                   # the drain database's backends only: the server is shared
                   "postgres_backends": CpuMeter(lambda: postgres_backends(pipe.dbname))}
         first_read = None
         stored = flush_s = flushes = 0.0
         peak = 0.0
+        peaks = [0.0 for _ in pids]
         deadline = spawned + timeout_s
         while time.monotonic() < deadline:
             counts = [_scrape(port) for port in pipe.web_ports]
@@ -239,7 +247,8 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
                     continue
             for meter in meters.values():
                 meter.sample()
-            peak = max([peak] + [peak_rss_mb(pid) for pid in pids])
+            peaks = [max(a, peak_rss_mb(pid)) for a, pid in zip(peaks, pids, strict=True)]
+            peak = max(peaks)
             # inserted rows only: a re-delivery after a rebalance counts as a duplicate
             stored = sum(c["ioc_sink_rows_inserted_total"] for c in counts)
             flush_s = sum(c["ioc_sink_flush_seconds_sum"] for c in counts)
@@ -263,6 +272,7 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
     elapsed = (last - first).total_seconds() if first and last else 0.0
     cpu = {k: round(m.used, 1) for k, m in meters.items()}
     return {"events": n_events, "stored": rows, "workers": workers, "one_event": one_event,
+            "stages": list(stages),
             "events_per_s": round(n_events / elapsed) if elapsed else 0,
             "seconds": round(elapsed, 2),
             "startup_s": round(first_read - spawned, 2) if first_read else None,
@@ -272,6 +282,7 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
             "cpu_s_per_1000_events": {k: round(1000 * v / n_events, 3)
                                       for k, v in cpu.items()},
             "worker_peak_rss_mb": round(peak), "rollup_windows": len(expected.windows),
+            "peak_rss_mb_by_process": [round(x) for x in peaks],
             "sink_transactions": int(flushes),
             "storage_bytes_per_event": {"raw": round(int(raw_bytes) / max(1, rows)),
                                         "rollup_1m": round(int(rollup_bytes) / max(1, rows)),

@@ -103,6 +103,13 @@ def main() -> int:
                                                one_event=True))
     step("one_event_2_workers", lambda: p.drain(settings, tmp / "one2", n_one, workers=2,
                                                 one_event=True))
+    # one worker as a process per stage (``ioc worker --stages``): each stage its own
+    # interpreter, beside the one-process worker above
+    per_stage = ("stage1", "stage2")
+    step("envelopes_stage_processes", lambda: p.drain(settings, tmp / "envs", n_env,
+                                                      stages=per_stage))
+    step("one_event_stage_processes", lambda: p.drain(settings, tmp / "ones", n_one,
+                                                      one_event=True, stages=per_stage))
     # the same drain with py-spy on the worker: its CPU by component (issue 28's budget);
     # a step of its own so the profiler's cost stays out of the rates above
     from benchmarks.profile import profiled_drain
@@ -167,6 +174,10 @@ def ratios(r: dict[str, Any]) -> dict[str, float | None]:
         "one_event_vs_flink_p1": ratio(rate("one_event_1_worker"), rate("flink_p1")),
         "one_event_2_workers_vs_flink_p2": ratio(rate("one_event_2_workers"), flink),
         "envelopes_vs_flink_p2": ratio(rate("envelopes_1_worker"), flink),
+        "one_event_stage_processes_vs_flink_p2": ratio(rate("one_event_stage_processes"),
+                                                       flink),
+        "envelopes_stage_processes_vs_flink_p2": ratio(rate("envelopes_stage_processes"),
+                                                       flink),
         "flink_p2_vs_ceiling": ratio(flink, ceiling),
         "one_event_ceiling_vs_ceiling": ratio(rate("raw_ceiling_one_event"), ceiling),
         "one_event_vs_one_event_ceiling": ratio(rate("one_event_1_worker"),
@@ -191,10 +202,15 @@ def _drain_row(label: str, d: dict[str, Any] | None, ceiling: float | None,
         return f"| {label} | not run | | {target} |"
     share = d.get("cpu_share") or {}
     vs = f"{d['events_per_s'] / ceiling:.2f}" if ceiling else "-"
+    stages = d.get("stages") or []
+    worker = f"{share.get('worker')}" + (" (" + ", ".join(
+        f"{s} {share.get(f'worker_{s}')}" for s in stages) + ")" if stages else "")
+    rss = (" + ".join(str(x) for x in d.get("peak_rss_mb_by_process", []))
+           if stages else str(d["worker_peak_rss_mb"]))
     return (f"| {label} | **{d['events_per_s']:,} events/s** ({d['events']:,} events, "
-            f"{d['seconds']} s; CPU worker {share.get('worker')}, PostgreSQL "
+            f"{d['seconds']} s; CPU worker {worker}, PostgreSQL "
             f"{share.get('postgres')}, Kafka {share.get('kafka')} cores; peak RSS "
-            f"{d['worker_peak_rss_mb']} MB; start-up {d['startup_s']} s; rollups "
+            f"{rss} MB; start-up {d['startup_s']} s; rollups "
             f"{'exact' if d['exact'] else 'NOT EXACT'}) | {vs} | {target} |")
 
 
@@ -253,6 +269,10 @@ def render(r: dict[str, Any], path: Path) -> None:
                    ceiling, "≥ 1.5× Flink p=2"),
         _drain_row("ioc, 2 workers, one event per message", r.get("one_event_2_workers"),
                    ceiling, "≥ 1.3× 1 worker"),
+        _drain_row("ioc, 1 worker as a process per stage (`--stages`), 100-event envelopes",
+                   r.get("envelopes_stage_processes"), ceiling, "—"),
+        _drain_row("ioc, 1 worker as a process per stage (`--stages`), one event per "
+                   "message", r.get("one_event_stage_processes"), ceiling, "—"),
         _flink_row("Flink SQL p=1, raw + rollups, one event per message", r.get("flink_p1"),
                    ceiling),
         _flink_row("Flink SQL p=2, raw + rollups, one event per message", r.get("flink_p2"),
@@ -266,6 +286,9 @@ def render(r: dict[str, Any], path: Path) -> None:
         f"| ioc one-event, 2 workers / Flink p=2 (the same parallelism) | "
         f"{q.get('one_event_2_workers_vs_flink_p2')} | — |",
         f"| ioc envelopes / Flink p=2 raw + rollups | {q.get('envelopes_vs_flink_p2')} | ≥ 2 |",
+        f"| ioc, a process per stage / Flink p=2 (one-event; envelopes) | "
+        f"{q.get('one_event_stage_processes_vs_flink_p2')}; "
+        f"{q.get('envelopes_stage_processes_vs_flink_p2')} | — |",
         f"| ioc one-event / bare client on one-event messages | "
         f"{q.get('one_event_vs_one_event_ceiling')} | — |",
         f"| bare client on one-event messages / raw ceiling | "
@@ -317,7 +340,10 @@ def render(r: dict[str, Any], path: Path) -> None:
     for key, label in (("envelopes_1_worker", "ioc, envelopes, 1 worker"),
                        ("envelopes_2_workers", "ioc, envelopes, 2 workers"),
                        ("one_event_1_worker", "ioc, one event per message, 1 worker"),
-                       ("one_event_2_workers", "ioc, one event per message, 2 workers")):
+                       ("one_event_2_workers", "ioc, one event per message, 2 workers"),
+                       ("envelopes_stage_processes", "ioc, envelopes, a process per stage"),
+                       ("one_event_stage_processes",
+                        "ioc, one event per message, a process per stage")):
         d = r.get(key)
         if d:
             c = d["cpu_s_per_1000_events"]

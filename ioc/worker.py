@@ -169,10 +169,15 @@ def department_topics(settings: Settings, topics: DepartmentTopics) -> tuple[str
     return found
 
 
-def run_worker(*, index: int = 0, geo_source: str = "auto") -> None:
-    """Run one worker process until SIGTERM/SIGINT."""
+def run_worker(*, index: int = 0, geo_source: str = "auto", stages: str | None = None
+               ) -> None:
+    """Run one worker process until SIGTERM/SIGINT; ``stages`` overrides
+    ``stream.stages``."""
     tune_allocator()
     settings = get_settings()
+    if stages is not None:
+        settings = settings.model_copy(update={
+            "stream": settings.stream.model_copy(update={"stages": stages})})
     resources = make_resources(settings, geo_source=geo_source)
     prefix = settings.stream.group_instance_prefix
     app = build_app(settings, resources, web_port=settings.stream.worker_web_port + index,

@@ -355,6 +355,13 @@ class StreamSettings(_Section):
     other's statements run (streams/stage2.py). 1: one transaction a batch; 2 gave
     envelopes +4 % and 25-40 MB more peak memory on this 2-core machine, where
     PostgreSQL shares the cores (BENCHMARKS.md, session 8)."""
+    stages: Literal["all", "stage1", "stage2"] = "all"
+    """What one worker process runs: both stages (the default), or one of them, so that
+    stage 1 and stage 2 run in processes of their own (``ioc worker --stages``): each
+    stage gets an interpreter and a core, a flood of costly input held up in stage 1
+    never delays stage 2's alerts, and each is scaled on its own. Only ``all`` and
+    ``stage2`` run the timers, notifications and incidents (docs/operations.md,
+    "One stage per process")."""
 
 
 def stage1_group(app_id: str) -> str:

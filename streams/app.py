@@ -1,7 +1,9 @@
 """The faust app: composes the stages, their readers, pages and timers. Nothing else.
 
-One worker process runs both stages; run more processes (same app id) to scale: Kafka
-spreads the raw partitions (stage 1) and the commune partitions (stage 2) across them.
+One worker process runs both stages, or one of them (``stream.stages``: a process of
+its own per stage; stage 1 alone starts no faust consumer, and only a process running
+stage 2 runs the timers); run more processes (same app id) to scale: Kafka spreads the
+raw partitions (stage 1) and the commune partitions (stage 2) across them.
 Per-message work in faust is the cost to design around: stage 1 reads the raw topics,
 where one message is often one event, with its own batching consumer
 (``streams/raw_reader.py``, group ``<app_id>-stage1``); stage 2 stays a faust agent on
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import faust
+from faust.app.base import BootStrategy
 
 from alerts.incidents.runner import IncidentRunner
 from alerts.model import CommuneInfo
@@ -145,6 +148,9 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
     names = _names(settings, topic_names)
     app = make_faust_app(settings, app_id or stream.app_id,
                          web_port or stream.worker_web_port, instance_id)
+    run1, run2 = stream.stages in ("all", "stage1"), stream.stages in ("all", "stage2")
+    if not run2:  # stage 1 alone reads with its own consumer: faust's group is stage 2's
+        app.boot_strategy = BootStrategy(app, enable_kafka_consumer=False)
     fixed = (names["sensor"], names["traffic"], names["service"], *parts.department_topics)
     # with ownership checks: every department topic, present or future (one pattern)
     raw_topics: tuple[str, ...] | str = fixed if parts.ownership is None else \
@@ -171,12 +177,13 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
                               names["service"]: "service"}
     rules, communes = parts.rules, parts.communes or {}
     partition_alerts = (PartitionAlerts(settings, rules, communes,
-                                        publish=outputs.transitions) if rules else None)
+                                        publish=outputs.transitions)
+                        if rules and run2 else None)
     singleton = (SingletonRules(parts.conninfo, [
         GlobalRules(settings, rules, communes, publish=outputs.transitions),
         KpiTargetRules(settings, rules, communes, publish=outputs.transitions),
         FeedbackSurges(settings, rules, communes, publish=outputs.transitions)])
-        if rules else None)
+        if rules and run2 else None)
     checks: tuple[Check, ...] = (
         *(() if own is None else (own, AreaScope(own.conninfo))), *parts.checks)
     stage1 = Stage1(parts.validator, parts.index,
@@ -192,8 +199,9 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
                     allowed_lateness_s=stream.allowed_lateness_s,
                     alerts=partition_alerts, on_rejected=outputs.storage_refused,
                     max_rows=stream.sink_buffer_max_rows, lanes=stream.stage2_lanes)
-    stages: tuple[Stage[Any], ...] = (stage1, stage2)
-    faust_stages: tuple[Stage[Any], ...] = (stage2,)
+    stages: tuple[Stage[Any], ...] = (*((stage1,) if run1 else ()),
+                                      *((stage2,) if run2 else ()))
+    faust_stages: tuple[Stage[Any], ...] = (stage2,) if run2 else ()
     """Partitions faust assigns (``ioc.enriched.v1``); stage 1's come from its reader."""
     health = Health(summary_every_s=stream.outage_summary_every_s)
     stop = asyncio.Event()
@@ -202,7 +210,8 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
     inflight = InFlight(stream.stage2_inflight_max_bytes)
     reader = RawReader(
         stage1, raw_topics, health=health, retry_max_s=stream.retry_max_s,
-        commit_interval_s=stream.commit_interval_s, gate=inflight,
+        commit_interval_s=stream.commit_interval_s,
+        gate=inflight if run2 else None,  # stage 2 elsewhere: its bytes are not ours
         send_ahead=stream.stage1_send_ahead,
         bounds=Bounds(stream.batch_max, stream.stage1_batch_bytes, stream.batch_within_s,
                       adaptive=stream.batch_adaptive),
@@ -211,11 +220,9 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
             fetch_max_bytes=stream.stage1_fetch_max_bytes,
             partition_fetch_bytes=stream.stage1_partition_fetch_bytes))
 
-    @app.task  # type: ignore[untyped-decorator]
     async def stage1_validate_enrich() -> None:
         await reader.run(stop)
 
-    @app.agent(enriched, name="stage2-aggregate-evaluate")
     async def aggregate(events: Any) -> None:
         async for batch in events.take_bounded(stream.batch_max, stream.stage2_batch_bytes,
                                                stream.batch_within_s,
@@ -225,6 +232,11 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
                                  e.message.value) for e in batch]
             await run_batch(stage2, messages, messages=len(messages), health=health,
                             retry_max_s=stream.retry_max_s)
+
+    if run1:
+        app.task(stage1_validate_enrich)
+    if run2:
+        app.agent(enriched, name="stage2-aggregate-evaluate")(aggregate)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _assigned(app_: Any, assigned: Set[Any], **_: Any) -> None:
@@ -242,21 +254,23 @@ def build_app(settings: Settings, parts: WorkerResources, *, app_id: str | None 
     async def _close(app_: Any, **_: Any) -> None:
         stop.set()
         try:
-            await asyncio.wait_for(reader.wait_stopped(), READER_STOP_S)
+            if run1:
+                await asyncio.wait_for(reader.wait_stopped(), READER_STOP_S)
         except TimeoutError:
             log.warning("stage 1 reader still busy after %.0f s; its batch is re-read by "
                         "the next owner", READER_STOP_S)
-        for closable in (*stages, singleton, parts.outbox):
+        for closable in (*stages, singleton, parts.outbox if run2 else None):
             if closable is not None:
                 with contextlib.suppress(Exception):
                     await closable.close()
 
     register_pages(app, health=health, conninfo=parts.conninfo,
                    bootstrap=settings.kafka.bootstrap_servers)
-    register_timers(app, conninfo=parts.conninfo, singleton=singleton,
-                    outbox=parts.outbox, stop=stop,
-                    idle_tick=stage2.tick if partition_alerts is not None else None)
-    if parts.incidents is not None:
+    if run2:
+        register_timers(app, conninfo=parts.conninfo, singleton=singleton,
+                        outbox=parts.outbox, stop=stop,
+                        idle_tick=stage2.tick if partition_alerts is not None else None)
+    if parts.incidents is not None and run2:
         incident_loop = parts.incidents
 
         @app.task  # type: ignore[untyped-decorator]

@@ -11,13 +11,19 @@ def worker(
     index: int = typer.Option(0, help="Worker number on this host: web port = base + index."),
     geo_source: str = typer.Option(
         "auto", help="Boundaries: database, reference, or auto (database when loaded)."),
+    stages: str = typer.Option(
+        "", help="all, stage1 or stage2: both stages, or one in a process of its own "
+        "(default: stream.stages, all)."),
 ) -> None:
-    """Run a stream worker (stage 1 and stage 2 agents) until interrupted."""
+    """Run a stream worker (stage 1 and stage 2, or one of them) until interrupted."""
     from ioc.worker import run_worker
     from ioccore.logs import configure_logging
 
+    if stages and stages not in ("all", "stage1", "stage2"):
+        typer.echo(f"error: --stages {stages!r}: all, stage1 or stage2", err=True)
+        raise typer.Exit(2)
     configure_logging()
-    run_worker(index=index, geo_source=geo_source)
+    run_worker(index=index, geo_source=geo_source, stages=stages or None)
 
 
 def api(
