@@ -227,7 +227,6 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
                   "postgres_backends": CpuMeter(lambda: postgres_backends(pipe.dbname))}
         first_read = None
         stored = flush_s = flushes = 0.0
-        peak = 0.0
         peaks = [0.0 for _ in pids]
         deadline = spawned + timeout_s
         while time.monotonic() < deadline:
@@ -248,7 +247,6 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
             for meter in meters.values():
                 meter.sample()
             peaks = [max(a, peak_rss_mb(pid)) for a, pid in zip(peaks, pids, strict=True)]
-            peak = max(peaks)
             # inserted rows only: a re-delivery after a rebalance counts as a duplicate
             stored = sum(c["ioc_sink_rows_inserted_total"] for c in counts)
             flush_s = sum(c["ioc_sink_flush_seconds_sum"] for c in counts)
@@ -281,7 +279,8 @@ def drain(settings: Settings, tmp: Path, n_events: int, workers: int = 1,
                           for k, v in cpu.items()},
             "cpu_s_per_1000_events": {k: round(1000 * v / n_events, 3)
                                       for k, v in cpu.items()},
-            "worker_peak_rss_mb": round(peak), "rollup_windows": len(expected.windows),
+            "worker_peak_rss_mb": round(max(peaks, default=0.0)),
+            "rollup_windows": len(expected.windows),
             "peak_rss_mb_by_process": [round(x) for x in peaks],
             "sink_transactions": int(flushes),
             "storage_bytes_per_event": {"raw": round(int(raw_bytes) / max(1, rows)),

@@ -295,6 +295,10 @@ class ApiSettings(_Section):
     backpressure: BackpressureSettings = BackpressureSettings()
 
 
+WorkerStages = Literal["all", "stage1", "stage2"]
+"""What one worker process runs (``stream.stages``, ``ioc worker --stages``)."""
+
+
 class StreamSettings(_Section):
     app_id: str = "ioc"
     worker_web_host: str = "127.0.0.1"
@@ -355,7 +359,7 @@ class StreamSettings(_Section):
     other's statements run (streams/stage2.py). 1: one transaction a batch; 2 gave
     envelopes +4 % and 25-40 MB more peak memory on this 2-core machine, where
     PostgreSQL shares the cores (BENCHMARKS.md, session 8)."""
-    stages: Literal["all", "stage1", "stage2"] = "all"
+    stages: WorkerStages = "all"
     """What one worker process runs: both stages (the default), or one of them, so that
     stage 1 and stage 2 run in processes of their own (``ioc worker --stages``): each
     stage gets an interpreter and a core, a flood of costly input held up in stage 1

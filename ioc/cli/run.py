@@ -16,11 +16,16 @@ def worker(
         "(default: stream.stages, all)."),
 ) -> None:
     """Run a stream worker (stage 1 and stage 2, or one of them) until interrupted."""
+    from typing import get_args
+
     from ioc.worker import run_worker
     from ioccore.logs import configure_logging
+    from ioccore.settings import WorkerStages
 
-    if stages and stages not in ("all", "stage1", "stage2"):
-        typer.echo(f"error: --stages {stages!r}: all, stage1 or stage2", err=True)
+    known: tuple[str, ...] = get_args(WorkerStages)
+    if stages and stages not in known:
+        typer.echo(f"error: --stages {stages!r}: {', '.join(known[:-1])} or {known[-1]}",
+                   err=True)
         raise typer.Exit(2)
     configure_logging()
     run_worker(index=index, geo_source=geo_source, stages=stages or None)
